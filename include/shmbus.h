@@ -1,0 +1,577 @@
+/*
+ * shmbus.h -- the public API of shmbus, shared-memory channels between
+ * independent processes on Linux.
+ *
+ * A *bus* is one named shared-memory segment: a plain name ("plant") lives
+ * in /dev/shm, a name of the form "file:/path" is a file that persists.
+ * Inside a bus live named, typed *channels*:
+ *
+ *   state   the latest value of a fixed-size typed array; one writer, any
+ *           number of readers; a read is never torn and never blocks the
+ *           writer (multi-buffered seqlock).
+ *   queue   a lossless bounded stream of messages; many producers; consumer
+ *           groups (every group sees every message, the members of a group
+ *           share its messages).
+ *   lock, event, semaphore, turn
+ *           process-shared synchronisation objects that survive the death
+ *           of a holder.
+ *   array, dict, list
+ *           shared containers with atomic element operations.
+ *
+ * Conventions, for every function in this header:
+ *   - The return value is 0 on success or a negative SHMBUS_E* code.
+ *     shmbus_strerror() turns a code into words; shmbus_last_error() gives
+ *     the detail of the last failure in the calling thread (which name,
+ *     which size, which limit). No function prints or aborts.
+ *   - Handles are opaque. Whoever opens a handle closes it; closing NULL is
+ *     a no-op. A handle may be used by one thread at a time unless the
+ *     function says otherwise; distinct handles are independent.
+ *   - Blocking calls take a timeout in nanoseconds: SHMBUS_FOREVER (-1)
+ *     waits without limit, 0 never blocks. They return SHMBUS_ETIMEDOUT
+ *     when the time runs out and SHMBUS_EINTR when a signal handler ran,
+ *     so that a program can notice Ctrl+C.
+ *   - Option structs start with a size field: set it to sizeof(the struct)
+ *     (the *_init() helpers do) so that the struct can grow without
+ *     breaking the ABI. Passing NULL for options means all defaults.
+ *   - Pointers handed out by zero-copy calls are valid until the matching
+ *     commit/release/close call, and not after.
+ */
+#ifndef SHMBUS_H
+#define SHMBUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SHMBUS_VERSION_MAJOR 0
+#define SHMBUS_VERSION_MINOR 1
+#define SHMBUS_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------- */
+/* Errors                                                                 */
+/* ---------------------------------------------------------------------- */
+
+enum {
+	SHMBUS_OK = 0,
+	SHMBUS_EINVAL = -1,     /* an argument is invalid (the message says which) */
+	SHMBUS_ENOENT = -2,     /* no such bus or channel */
+	SHMBUS_EEXIST = -3,     /* a bus or channel of that name exists */
+	SHMBUS_ETYPE = -4,      /* the channel exists with another kind, dtype or shape */
+	SHMBUS_ECORRUPT = -5,   /* shared contents fail validation */
+	SHMBUS_EVERSION = -6,   /* the segment was made by another ABI version */
+	SHMBUS_ENOSPC = -7,     /* out of room: segment heap, directory, peer table, /dev/shm */
+	SHMBUS_ETIMEDOUT = -8,  /* the timeout ran out */
+	SHMBUS_EAGAIN = -9,     /* would block: queue full or empty under a zero timeout */
+	SHMBUS_ECLOSED = -10,   /* end of stream: the queue is closed and drained */
+	SHMBUS_EBUSY = -11,     /* held by another live process (e.g. a state writer) */
+	SHMBUS_EOWNERDEAD = -12,/* lock acquired; its previous owner died holding it */
+	SHMBUS_ESYS = -13,      /* a system call failed (the message has errno's words) */
+	SHMBUS_EPERM = -14,     /* permission or ownership refused */
+	SHMBUS_ETOOBIG = -15,   /* a message or value is larger than the channel allows */
+	SHMBUS_EINTR = -16,     /* a signal interrupted a blocking call */
+	SHMBUS_ENODATA = -17,   /* nothing to read yet (a state never written) */
+	SHMBUS_ENOMEM = -18,    /* the process is out of memory */
+	SHMBUS_ESTATE = -19,    /* call out of order (commit without reserve, ...) */
+	SHMBUS_ENOTRECOVERABLE = -20, /* lock owner died and state was never repaired */
+	SHMBUS_ELAPPED = -21,   /* a detached consumer group was overtaken; messages were skipped */
+};
+
+/* The words for an error code; never NULL; static storage. */
+const char *shmbus_strerror(int code);
+
+/* The detail of the last failure in this thread (e.g. "channel 'y' exists
+ * with dtype float64 shape [1], asked for int32 shape [3]"); "" if none.
+ * Valid until the next shmbus call in this thread. */
+const char *shmbus_last_error(void);
+
+/* The library's version as "MAJOR.MINOR.PATCH". */
+const char *shmbus_version(void);
+
+#define SHMBUS_FOREVER ((int64_t)-1)
+
+/* ---------------------------------------------------------------------- */
+/* Types                                                                  */
+/* ---------------------------------------------------------------------- */
+
+typedef enum shmbus_dtype {
+	SHMBUS_BYTES = 0,       /* raw bytes, element size 1 */
+	SHMBUS_INT8, SHMBUS_UINT8, SHMBUS_INT16, SHMBUS_UINT16,
+	SHMBUS_INT32, SHMBUS_UINT32, SHMBUS_INT64, SHMBUS_UINT64,
+	SHMBUS_FLOAT32, SHMBUS_FLOAT64, SHMBUS_BOOL,
+	SHMBUS_DTYPE_COUNT
+} shmbus_dtype_t;
+
+/* Size in bytes of one element of dtype; 0 for an invalid dtype. */
+size_t shmbus_dtype_size(int dtype);
+/* Name of a dtype ("float64"); NULL for an invalid dtype. */
+const char *shmbus_dtype_name(int dtype);
+/* Parse a dtype name ("float64", "f8", "int32", "bytes", ...); returns the
+ * dtype or SHMBUS_EINVAL. */
+int shmbus_dtype_parse(const char *name);
+
+typedef enum shmbus_kind {
+	SHMBUS_KIND_NONE = 0,
+	SHMBUS_KIND_STATE, SHMBUS_KIND_QUEUE, SHMBUS_KIND_LOCK, SHMBUS_KIND_EVENT,
+	SHMBUS_KIND_SEMAPHORE, SHMBUS_KIND_TURN, SHMBUS_KIND_ARRAY,
+	SHMBUS_KIND_DICT, SHMBUS_KIND_LIST,
+	SHMBUS_KIND_COUNT
+} shmbus_kind_t;
+
+const char *shmbus_kind_name(int kind);
+
+#define SHMBUS_NAME_MAX 63      /* longest bus or channel name, in bytes */
+#define SHMBUS_MAX_DIMS 4
+
+typedef struct shmbus_bus shmbus_bus_t;
+typedef struct shmbus_state shmbus_state_t;
+typedef struct shmbus_queue shmbus_queue_t;
+
+/* ---------------------------------------------------------------------- */
+/* Buses                                                                  */
+/* ---------------------------------------------------------------------- */
+
+typedef struct shmbus_bus_opts {
+	uint32_t size_of;       /* sizeof(shmbus_bus_opts_t) */
+	uint32_t mode;          /* permission bits at creation; 0 means 0600 */
+	uint64_t size;          /* segment size in bytes; 0 means 16 MiB */
+	uint32_t max_channels;  /* directory entries; 0 means 64 */
+	uint32_t max_peers;     /* attached processes at once; 0 means 64 */
+	uint32_t flags;         /* SHMBUS_BUS_* below */
+	uint32_t reserved_;
+} shmbus_bus_opts_t;
+
+/* Accept a segment owned by another user (refused by default). */
+#define SHMBUS_BUS_ALLOW_FOREIGN_OWNER 0x1u
+/* Do not register this process in the peer table (read-only tools). */
+#define SHMBUS_BUS_NO_PEER 0x2u
+
+void shmbus_bus_opts_init(shmbus_bus_opts_t *opts);
+
+/* Create a new bus. Fails with SHMBUS_EEXIST if the name is taken. The
+ * segment's pages are reserved now, so a full /dev/shm or disk fails here
+ * with SHMBUS_ENOSPC rather than later. Other processes never see a
+ * half-initialised segment: it is built under a temporary name and
+ * published with one atomic link. */
+int shmbus_bus_create(const char *name, const shmbus_bus_opts_t *opts,
+                      shmbus_bus_t **out);
+
+/* Open an existing bus. Validates the magic, the ABI version, the size and
+ * every table bound; a segment that fails is refused (SHMBUS_ECORRUPT,
+ * SHMBUS_EVERSION) and left untouched. opts may be NULL; only its flags are
+ * used. */
+int shmbus_bus_open(const char *name, const shmbus_bus_opts_t *opts,
+                    shmbus_bus_t **out);
+
+/* Open the bus, creating it with opts if it does not exist. Safe when
+ * several processes race to create the same name. *created (if not NULL)
+ * tells whether this call created it. */
+int shmbus_bus_open_or_create(const char *name, const shmbus_bus_opts_t *opts,
+                              shmbus_bus_t **out, int *created);
+
+/* Like shmbus_bus_open_or_create, but waits up to timeout_ns for another
+ * process to create it instead of creating it. */
+int shmbus_bus_wait_open(const char *name, const shmbus_bus_opts_t *opts,
+                         int64_t timeout_ns, shmbus_bus_t **out);
+
+/* Detach: leave the peer table, unmap. Channel handles of this bus must be
+ * closed first. */
+int shmbus_bus_close(shmbus_bus_t *bus);
+
+/* Remove the name; processes that have it open keep their mapping. */
+int shmbus_bus_unlink(const char *name);
+
+typedef struct shmbus_bus_info {
+	uint32_t size_of;
+	uint32_t abi_version;
+	uint64_t size;          /* bytes mapped */
+	uint64_t heap_size;     /* bytes for channels */
+	uint64_t heap_used;
+	uint32_t max_channels;
+	uint32_t channels;      /* channels in use */
+	uint32_t max_peers;
+	uint32_t peers;         /* peers registered (live or not yet reaped) */
+	uint32_t live_peers;    /* of those, processes that still exist */
+	uint32_t creator_pid;
+	uint64_t create_time_ns;/* CLOCK_REALTIME at creation */
+	int32_t persistent;     /* 1 for a file: bus */
+	uint32_t reserved_;
+} shmbus_bus_info_t;
+
+int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info);
+
+/* The name the bus was opened with. */
+const char *shmbus_bus_name(shmbus_bus_t *bus);
+
+typedef struct shmbus_peer_info {
+	uint32_t pid;
+	uint32_t alive;         /* 1 if the process still exists */
+	uint64_t start_time;    /* process start time, clock ticks since boot */
+	uint64_t attach_time_ns;/* CLOCK_REALTIME */
+} shmbus_peer_info_t;
+
+/* Fill up to cap entries with the registered peers; *count gets how many
+ * there are. */
+int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
+                     size_t *count);
+
+/* Reap dead peers: free their peer slots, release what they held (writer
+ * roles, group memberships, claimed queue slots, locks). *reaped gets how
+ * many (may be NULL). Any peer may call it; blocked calls do it lazily. */
+int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped);
+
+/* The liveness timeout in ns: how long a blocked call waits before it
+ * checks whether the peer it waits on is dead. Default 200 ms. */
+int shmbus_bus_set_liveness(shmbus_bus_t *bus, int64_t timeout_ns);
+
+/* Enumerate the shmbus segments in /dev/shm. For each, calls fn(name, arg);
+ * a non-zero return stops the walk and is returned. */
+int shmbus_list(int (*fn)(const char *name, void *arg), void *arg);
+
+/* ---------------------------------------------------------------------- */
+/* Channel directory                                                      */
+/* ---------------------------------------------------------------------- */
+
+typedef struct shmbus_channel_info {
+	uint32_t size_of;
+	int32_t kind;           /* shmbus_kind_t */
+	char name[SHMBUS_NAME_MAX + 1];
+	int32_t dtype;          /* shmbus_dtype_t */
+	uint32_t ndim;
+	uint64_t shape[SHMBUS_MAX_DIMS];
+	uint64_t value_size;    /* state: bytes per value; queue: max message */
+	uint64_t capacity;      /* queue: slots; array/list/dict: elements */
+	uint64_t area_size;     /* bytes of heap the channel occupies */
+	uint64_t seq;           /* state: last published seq; queue: next seq */
+	uint32_t flags;
+	uint32_t reserved_;
+} shmbus_channel_info_t;
+
+/* Fill up to cap entries describing the live channels of the bus; *count
+ * gets how many there are. */
+int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos,
+                        size_t cap, size_t *count);
+
+/* Describe one channel by name. */
+int shmbus_channel_info(shmbus_bus_t *bus, const char *name,
+                        shmbus_channel_info_t *info);
+
+/* Delete a channel. Open handles keep working on its memory until closed;
+ * the heap space is freed when the bus is next re-created. */
+int shmbus_channel_delete(shmbus_bus_t *bus, const char *name);
+
+/* Check a name: 1..SHMBUS_NAME_MAX bytes of [A-Za-z0-9_.-], not starting
+ * with '.'. Returns 0 or SHMBUS_EINVAL with the reason. */
+int shmbus_name_check(const char *name);
+
+/* ---------------------------------------------------------------------- */
+/* State channels                                                         */
+/* ---------------------------------------------------------------------- */
+
+typedef enum shmbus_wait_policy {
+	SHMBUS_WAIT_SPIN_PARK = 0, /* default: spin for spin_ns, then sleep on a futex */
+	SHMBUS_WAIT_SPIN = 1,      /* never sleep: burn the CPU, lowest latency */
+	SHMBUS_WAIT_PARK = 2,      /* sleep at once: no CPU while waiting */
+} shmbus_wait_policy_t;
+
+typedef struct shmbus_state_opts {
+	uint32_t size_of;
+	int32_t dtype;           /* shmbus_dtype_t; default SHMBUS_FLOAT64 */
+	uint32_t ndim;           /* 0 means a scalar (shape [1]) */
+	uint32_t nbuf;           /* value buffers, 2..8; 0 means 3 */
+	uint64_t shape[SHMBUS_MAX_DIMS];
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_state_wait */
+	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+} shmbus_state_opts_t;
+
+void shmbus_state_opts_init(shmbus_state_opts_t *opts);
+
+/* Open (and by default create) a state channel. If it exists, its dtype and
+ * shape must match opts (SHMBUS_ETYPE otherwise); with opts->create == 0 and
+ * opts->ndim == 0 any existing type is accepted. */
+int shmbus_state_open(shmbus_bus_t *bus, const char *name,
+                      const shmbus_state_opts_t *opts, shmbus_state_t **out);
+int shmbus_state_close(shmbus_state_t *st);
+
+/* Bytes of one value (dtype size x elements). */
+size_t shmbus_state_size(shmbus_state_t *st);
+int shmbus_state_info(shmbus_state_t *st, shmbus_channel_info_t *info);
+
+/* Publish a new value of exactly shmbus_state_size() bytes. The first write
+ * makes this process the channel's writer; while it lives, writes from
+ * other processes fail with SHMBUS_EBUSY. A writer that dies (even in the
+ * middle of a write) leaves the last complete value readable and the role
+ * free for a new writer. Threads of one process must not write the same
+ * channel at the same time. Never blocks. */
+int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len);
+
+/* Zero-copy write: *ptr gets the buffer the next value goes into; fill it,
+ * then commit. Readers go on reading the previous value meanwhile. */
+int shmbus_state_write_begin(shmbus_state_t *st, void **ptr);
+int shmbus_state_write_commit(shmbus_state_t *st);
+
+/* Give up the writer role (also done by close). */
+int shmbus_state_release_writer(shmbus_state_t *st);
+
+/* Copy the latest complete value into buf (len >= value size); *seq (may be
+ * NULL) gets its sequence number: 1 for the first write, +1 per write, so a
+ * reader knows how many it missed. SHMBUS_ENODATA if never written. Never
+ * blocks the writer; retries internally if the writer laps it. */
+int shmbus_state_read(shmbus_state_t *st, void *buf, size_t len, uint64_t *seq);
+
+/* Zero-copy read: *ptr points at the latest value in shared memory, *seq
+ * its sequence number. Use the bytes, then call read_validate: 0 means they
+ * were a whole value; SHMBUS_EAGAIN means the writer overwrote them meanwhile
+ * and the caller must begin again. */
+int shmbus_state_read_begin(shmbus_state_t *st, const void **ptr, uint64_t *seq);
+int shmbus_state_read_validate(shmbus_state_t *st, uint64_t seq);
+
+/* The sequence number of the latest value (0 if none), without copying. */
+uint64_t shmbus_state_seq(shmbus_state_t *st);
+
+/* Wait until a value newer than newer_than is published; *seq gets it.
+ * Uses the channel handle's wait policy. */
+int shmbus_state_wait(shmbus_state_t *st, uint64_t newer_than,
+                      int64_t timeout_ns, uint64_t *seq);
+
+/* Change the wait policy and spin budget of this handle. */
+int shmbus_state_set_wait(shmbus_state_t *st, int policy, int64_t spin_ns);
+
+/* ---------------------------------------------------------------------- */
+/* Queue channels                                                         */
+/* ---------------------------------------------------------------------- */
+
+typedef struct shmbus_queue_opts {
+	uint32_t size_of;
+	uint32_t slots;          /* ring slots, rounded up to a power of two; 0 means 1024 */
+	uint64_t max_msg;        /* largest message in bytes; 0 means 4096 */
+	uint32_t max_groups;     /* consumer groups; 0 means 16 */
+	uint32_t max_members;    /* members over all groups; 0 means 64 */
+	uint32_t max_producers;  /* producer records; 0 means 64 */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t wait_policy;     /* shmbus_wait_policy_t */
+	int32_t reserved_;
+	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+} shmbus_queue_opts_t;
+
+void shmbus_queue_opts_init(shmbus_queue_opts_t *opts);
+
+int shmbus_queue_open(shmbus_bus_t *bus, const char *name,
+                      const shmbus_queue_opts_t *opts, shmbus_queue_t **out);
+int shmbus_queue_close(shmbus_queue_t *q);
+
+/* Producing. A message is 0..max_msg bytes. put copies it in; reserve hands
+ * out the slot's memory (valid until commit/abort) for the caller to fill.
+ * With timeout 0 a full ring gives SHMBUS_EAGAIN; after close, SHMBUS_ECLOSED.
+ * A message longer than max_msg gives SHMBUS_ETOOBIG. */
+int shmbus_queue_put(shmbus_queue_t *q, const void *msg, size_t len,
+                     int64_t timeout_ns);
+int shmbus_queue_reserve(shmbus_queue_t *q, size_t len, void **ptr,
+                         int64_t timeout_ns);
+/* Publish the reserved message, shortened to len (<= the reserved length). */
+int shmbus_queue_commit(shmbus_queue_t *q, size_t len);
+/* Give up a reservation: consumers skip the slot. */
+int shmbus_queue_abort(shmbus_queue_t *q);
+/* Put n messages; *done gets how many went in (all, unless an error). */
+int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs,
+                          const size_t *lens, size_t n, int64_t timeout_ns,
+                          size_t *done);
+
+/* Mark end of stream. Consumers drain what is committed, then get
+ * SHMBUS_ECLOSED. Later puts fail with SHMBUS_ECLOSED. */
+int shmbus_queue_shut(shmbus_queue_t *q);
+/* 1 if closed (end of stream marked), else 0. */
+int shmbus_queue_is_shut(shmbus_queue_t *q);
+
+/* Consuming. Each consumer handle belongs to one named group; join it
+ * before the first get. Every group sees every message; the members of one
+ * group share its messages. A group created now starts at the newest
+ * message (SHMBUS_GROUP_LATEST, default) or the oldest still in the ring
+ * (SHMBUS_GROUP_EARLIEST). A group persists in the bus: a member that
+ * restarts resumes where the group stood, and a message held by a member
+ * that died is delivered again, flagged SHMBUS_MSG_REDELIVERED. */
+#define SHMBUS_GROUP_LATEST 0x0u
+#define SHMBUS_GROUP_EARLIEST 0x1u
+/* Keep gating producers even when every member is dead (default: a group
+ * with no live member stops gating after the liveness timeout). */
+#define SHMBUS_GROUP_DURABLE 0x2u
+int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags);
+
+#define SHMBUS_MSG_REDELIVERED 0x1u
+
+typedef struct shmbus_msg {
+	const void *data;       /* valid until shmbus_queue_release */
+	size_t len;
+	uint64_t seq;           /* position in the queue */
+	uint32_t flags;         /* SHMBUS_MSG_* */
+	uint32_t reserved_;
+} shmbus_msg_t;
+
+/* Zero-copy: hand out the next message of this member's group; the caller
+ * must release it before the next peek/get. */
+int shmbus_queue_peek(shmbus_queue_t *q, shmbus_msg_t *msg, int64_t timeout_ns);
+int shmbus_queue_release(shmbus_queue_t *q);
+/* Copying: *len gets the length; a message longer than cap gives
+ * SHMBUS_ETOOBIG and stays queued for a larger buffer. flags may be NULL. */
+int shmbus_queue_get(shmbus_queue_t *q, void *buf, size_t cap, size_t *len,
+                     uint32_t *flags, int64_t timeout_ns);
+/* Get up to n messages into bufs[i] (each of caps[i] bytes); *got gets how
+ * many. Blocks only for the first. */
+int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs,
+                          const size_t *caps, size_t *lens, size_t n,
+                          int64_t timeout_ns, size_t *got);
+
+typedef struct shmbus_group_info {
+	char name[SHMBUS_NAME_MAX + 1];
+	uint64_t cursor;        /* next sequence the group hands out */
+	uint64_t lag;           /* committed messages not yet handed out */
+	uint32_t members;       /* registered members */
+	uint32_t live_members;
+	uint32_t flags;
+	uint32_t reserved_;
+} shmbus_group_info_t;
+
+typedef struct shmbus_queue_info {
+	uint32_t size_of;
+	uint32_t slots;
+	uint64_t max_msg;
+	uint64_t head;          /* next sequence a producer claims */
+	uint64_t depth;         /* claimed messages not yet released by the slowest group */
+	uint32_t groups;
+	uint32_t producers;
+	int32_t shut;
+	uint32_t reserved_;
+} shmbus_queue_info_t;
+
+int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *info,
+                      shmbus_group_info_t *groups, size_t cap);
+
+int shmbus_queue_set_wait(shmbus_queue_t *q, int policy, int64_t spin_ns);
+
+/* ---------------------------------------------------------------------- */
+/* Synchronisation objects                                                */
+/* ---------------------------------------------------------------------- */
+
+typedef struct shmbus_lock shmbus_lock_t;
+typedef struct shmbus_event shmbus_event_t;
+typedef struct shmbus_sem shmbus_sem_t;
+typedef struct shmbus_turn shmbus_turn_t;
+
+/* A robust process-shared mutex. lock returns 0, or SHMBUS_EOWNERDEAD when
+ * the previous owner died holding it: the caller owns it now, repairs what
+ * it protects and calls shmbus_lock_consistent() before unlock (otherwise
+ * the lock becomes SHMBUS_ENOTRECOVERABLE). */
+int shmbus_lock_open(shmbus_bus_t *bus, const char *name, int create,
+                     shmbus_lock_t **out);
+int shmbus_lock_close(shmbus_lock_t *l);
+int shmbus_lock_lock(shmbus_lock_t *l, int64_t timeout_ns);
+int shmbus_lock_consistent(shmbus_lock_t *l);
+int shmbus_lock_unlock(shmbus_lock_t *l);
+
+/* A manual-reset event: set wakes every waiter and stays set until clear. */
+int shmbus_event_open(shmbus_bus_t *bus, const char *name, int create,
+                      shmbus_event_t **out);
+int shmbus_event_close(shmbus_event_t *e);
+int shmbus_event_set(shmbus_event_t *e);
+int shmbus_event_clear(shmbus_event_t *e);
+int shmbus_event_is_set(shmbus_event_t *e);
+int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns);
+
+/* A counting semaphore; initial is used only when this call creates it. */
+int shmbus_sem_open(shmbus_bus_t *bus, const char *name, int create,
+                    uint32_t initial, shmbus_sem_t **out);
+int shmbus_sem_close(shmbus_sem_t *s);
+int shmbus_sem_post(shmbus_sem_t *s);
+int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns);
+int shmbus_sem_value(shmbus_sem_t *s, uint32_t *value);
+
+/* Turn-taking among parties that register in order: party k runs after
+ * party k-1, and party 0 after the last. acquire waits for this party's
+ * turn; release hands the turn on to the next live party. */
+int shmbus_turn_open(shmbus_bus_t *bus, const char *name, int create,
+                     uint32_t max_parties, shmbus_turn_t **out);
+int shmbus_turn_close(shmbus_turn_t *t);
+int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party);
+int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns);
+int shmbus_turn_release(shmbus_turn_t *t);
+
+/* ---------------------------------------------------------------------- */
+/* Containers                                                             */
+/* ---------------------------------------------------------------------- */
+
+typedef struct shmbus_array shmbus_array_t;
+typedef struct shmbus_dict shmbus_dict_t;
+typedef struct shmbus_list shmbus_list_t;
+
+/* A fixed-length typed array with atomic element operations (integer
+ * dtypes: add, exchange, compare-and-swap; float dtypes: add). */
+int shmbus_array_open(shmbus_bus_t *bus, const char *name, int dtype,
+                      uint64_t length, int create, shmbus_array_t **out);
+int shmbus_array_close(shmbus_array_t *a);
+uint64_t shmbus_array_length(shmbus_array_t *a);
+int shmbus_array_dtype(shmbus_array_t *a);
+/* The elements in shared memory, for bulk access (valid until close). */
+void *shmbus_array_data(shmbus_array_t *a);
+int shmbus_array_get(shmbus_array_t *a, uint64_t i, void *value);
+int shmbus_array_set(shmbus_array_t *a, uint64_t i, const void *value);
+/* *old (may be NULL) gets the value before the addition. */
+int shmbus_array_add_i64(shmbus_array_t *a, uint64_t i, int64_t delta, int64_t *old);
+int shmbus_array_add_f64(shmbus_array_t *a, uint64_t i, double delta, double *old);
+int shmbus_array_xchg_i64(shmbus_array_t *a, uint64_t i, int64_t value, int64_t *old);
+/* Returns 0 if swapped, SHMBUS_EAGAIN if the element was not *expected (then
+ * *expected gets its value). */
+int shmbus_array_cas_i64(shmbus_array_t *a, uint64_t i, int64_t *expected,
+                         int64_t desired);
+
+/* A bytes-to-bytes map and a list of byte strings living in the bus heap.
+ * Every operation is atomic; a process killed in the middle of one leaves
+ * the container consistent for the next user. */
+int shmbus_dict_open(shmbus_bus_t *bus, const char *name, int create,
+                     uint64_t area_bytes, shmbus_dict_t **out);
+int shmbus_dict_close(shmbus_dict_t *d);
+int shmbus_dict_set(shmbus_dict_t *d, const void *key, size_t klen,
+                    const void *val, size_t vlen);
+/* Copies the value into buf; *vlen gets its length. SHMBUS_ENOENT if absent,
+ * SHMBUS_ETOOBIG (with *vlen set) if cap is too small. */
+int shmbus_dict_get(shmbus_dict_t *d, const void *key, size_t klen,
+                    void *buf, size_t cap, size_t *vlen);
+int shmbus_dict_del(shmbus_dict_t *d, const void *key, size_t klen);
+int shmbus_dict_len(shmbus_dict_t *d, uint64_t *len);
+/* Read-modify-write under the container lock: fn gets the old value (NULL,
+ * 0 if absent) and writes the new one into out (cap bytes), setting *outlen;
+ * fn returns 0 to store, 1 to delete, negative to abort with that code. */
+typedef int (*shmbus_update_fn)(const void *old, size_t oldlen, void *out,
+                                size_t cap, size_t *outlen, void *arg);
+int shmbus_dict_update(shmbus_dict_t *d, const void *key, size_t klen,
+                       shmbus_update_fn fn, void *arg);
+/* Iterate: *cursor starts at 0; each call copies one key (and value) and
+ * advances; SHMBUS_ENOENT at the end. */
+int shmbus_dict_next(shmbus_dict_t *d, uint64_t *cursor, void *kbuf,
+                     size_t kcap, size_t *klen, void *vbuf, size_t vcap,
+                     size_t *vlen);
+
+int shmbus_list_open(shmbus_bus_t *bus, const char *name, int create,
+                     uint64_t area_bytes, shmbus_list_t **out);
+int shmbus_list_close(shmbus_list_t *l);
+int shmbus_list_len(shmbus_list_t *l, uint64_t *len);
+int shmbus_list_append(shmbus_list_t *l, const void *val, size_t len);
+int shmbus_list_insert(shmbus_list_t *l, int64_t index, const void *val, size_t len);
+int shmbus_list_get(shmbus_list_t *l, int64_t index, void *buf, size_t cap,
+                    size_t *len);
+int shmbus_list_set(shmbus_list_t *l, int64_t index, const void *val, size_t len);
+/* Remove and copy out the element at index (negative counts from the end);
+ * buf may be NULL to just delete. */
+int shmbus_list_pop(shmbus_list_t *l, int64_t index, void *buf, size_t cap,
+                    size_t *len);
+int shmbus_list_update(shmbus_list_t *l, int64_t index, shmbus_update_fn fn,
+                       void *arg);
+int shmbus_list_clear(shmbus_list_t *l);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMBUS_H */

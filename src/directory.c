@@ -1,0 +1,404 @@
+/*
+ * directory.c -- the channel directory of a bus: names to typed areas of
+ * the heap.
+ *
+ * The directory is a fixed table of 256-byte entries. Every change happens
+ * under the bus's robust mutex: an entry goes FREE -> CREATING (area
+ * allocated from the heap's bump pointer and initialised by its kind) ->
+ * READY, and back to FREE on delete (the area is never reused). A process that dies while
+ * CREATING leaves an entry that the next locker frees (see
+ * repair_directory in segment.c). Lookups take the mutex too: opening a
+ * channel is not a hot path, and it means an entry is never read half
+ * written.
+ *
+ * Everything read from an entry is validated (kind, dtype, shape, that
+ * shape x dtype gives value_size, that the area lies inside the heap) and
+ * the kind checks its area's immutable fields, before a local handle is
+ * handed out. After that, hot paths use only the handle's copies.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const struct {
+	const char *name;
+	size_t size;
+} dtypes[SHMBUS_DTYPE_COUNT] = {
+	[SHMBUS_BYTES] = {"bytes", 1},   [SHMBUS_INT8] = {"int8", 1},
+	[SHMBUS_UINT8] = {"uint8", 1},   [SHMBUS_INT16] = {"int16", 2},
+	[SHMBUS_UINT16] = {"uint16", 2}, [SHMBUS_INT32] = {"int32", 4},
+	[SHMBUS_UINT32] = {"uint32", 4}, [SHMBUS_INT64] = {"int64", 8},
+	[SHMBUS_UINT64] = {"uint64", 8}, [SHMBUS_FLOAT32] = {"float32", 4},
+	[SHMBUS_FLOAT64] = {"float64", 8}, [SHMBUS_BOOL] = {"bool", 1},
+};
+
+size_t shmbus_dtype_size(int dtype)
+{
+	return dtype >= 0 && dtype < SHMBUS_DTYPE_COUNT ? dtypes[dtype].size : 0;
+}
+
+const char *shmbus_dtype_name(int dtype)
+{
+	return dtype >= 0 && dtype < SHMBUS_DTYPE_COUNT ? dtypes[dtype].name : NULL;
+}
+
+int shmbus_dtype_parse(const char *name)
+{
+	static const struct { const char *alias; int dtype; } aliases[] = {
+		{"u1", SHMBUS_UINT8}, {"i1", SHMBUS_INT8}, {"i2", SHMBUS_INT16},
+		{"u2", SHMBUS_UINT16}, {"i4", SHMBUS_INT32}, {"u4", SHMBUS_UINT32},
+		{"i8", SHMBUS_INT64}, {"u8", SHMBUS_UINT64}, {"f4", SHMBUS_FLOAT32},
+		{"f8", SHMBUS_FLOAT64}, {"float", SHMBUS_FLOAT64},
+		{"double", SHMBUS_FLOAT64}, {"int", SHMBUS_INT64}, {"b1", SHMBUS_BOOL},
+		{"?", SHMBUS_BOOL}, {"raw", SHMBUS_BYTES},
+	};
+	size_t i;
+
+	if (!name)
+		return sb_err(SHMBUS_EINVAL, "dtype name is NULL");
+	for (i = 0; i < SHMBUS_DTYPE_COUNT; i++)
+		if (strcmp(name, dtypes[i].name) == 0)
+			return (int)i;
+	for (i = 0; i < SB_ARRAY_LEN(aliases); i++)
+		if (strcmp(name, aliases[i].alias) == 0)
+			return aliases[i].dtype;
+	return sb_err(SHMBUS_EINVAL,
+	              "unknown dtype '%s' (int8..int64, uint8..uint64, float32, float64, bool, bytes)",
+	              name);
+}
+
+const char *shmbus_kind_name(int kind)
+{
+	static const char *const names[SHMBUS_KIND_COUNT] = {
+		"none", "state", "queue", "lock", "event", "semaphore", "turn",
+		"array", "dict", "list",
+	};
+
+	return kind >= 0 && kind < SHMBUS_KIND_COUNT ? names[kind] : "unknown";
+}
+
+const struct sb_kind_ops *sb_kind_ops(int kind)
+{
+	switch (kind) {
+	case SHMBUS_KIND_STATE: return &sb_state_ops;
+	case SHMBUS_KIND_QUEUE: return &sb_queue_ops;
+	case SHMBUS_KIND_LOCK: return &sb_lock_ops;
+	case SHMBUS_KIND_EVENT: return &sb_event_ops;
+	case SHMBUS_KIND_SEMAPHORE: return &sb_sem_ops;
+	case SHMBUS_KIND_TURN: return &sb_turn_ops;
+	case SHMBUS_KIND_ARRAY: return &sb_array_ops;
+	case SHMBUS_KIND_DICT: return &sb_dict_ops;
+	case SHMBUS_KIND_LIST: return &sb_list_ops;
+	default: return NULL;
+	}
+}
+
+int sb_shape_bytes(int dtype, uint32_t ndim, const uint64_t *shape, uint64_t *bytes)
+{
+	uint64_t n = shmbus_dtype_size(dtype);
+	uint32_t i;
+
+	if (n == 0)
+		return sb_err(SHMBUS_EINVAL, "invalid dtype %d", dtype);
+	if (ndim > SHMBUS_MAX_DIMS)
+		return sb_err(SHMBUS_EINVAL, "%u dimensions; the limit is %d", ndim,
+		              SHMBUS_MAX_DIMS);
+	for (i = 0; i < ndim; i++) {
+		if (shape[i] == 0)
+			return sb_err(SHMBUS_EINVAL, "dimension %u of the shape is 0", i);
+		if (__builtin_mul_overflow(n, shape[i], &n) || n > (1ull << 40))
+			return sb_err(SHMBUS_ETOOBIG, "shape is too large (over 1 TiB)");
+	}
+	*bytes = n;
+	return 0;
+}
+
+static void shape_str(char *buf, size_t cap, uint32_t ndim, const uint64_t *shape)
+{
+	size_t used = 0;
+	uint32_t i;
+
+	used += (size_t)snprintf(buf, cap, "[");
+	for (i = 0; i < ndim && i < SHMBUS_MAX_DIMS && used < cap; i++)
+		used += (size_t)snprintf(buf + used, cap - used, "%s%llu", i ? "," : "",
+		                         (unsigned long long)shape[i]);
+	if (used < cap)
+		snprintf(buf + used, cap - used, "]");
+}
+
+/* Copy and validate an entry into local params. Caller holds the mutex. */
+static int entry_load(shmbus_bus_t *bus, uint32_t idx, struct sb_chan *ch)
+{
+	const struct sb_dirent *e = &bus->dir[idx];
+	const struct sb_kind_ops *ops;
+	uint64_t bytes;
+
+	memset(ch, 0, sizeof(*ch));
+	ch->bus = bus;
+	ch->index = idx;
+	memcpy(ch->name, e->name, sizeof(ch->name));
+	ch->name[SHMBUS_NAME_MAX] = '\0';
+	ch->generation = e->generation;
+	ch->p.kind = (int32_t)e->kind;
+	ch->p.dtype = e->dtype;
+	ch->p.ndim = e->ndim;
+	memcpy(ch->p.shape, e->shape, sizeof(ch->p.shape));
+	ch->p.value_size = e->value_size;
+	memcpy(ch->p.param, e->param, sizeof(ch->p.param));
+	ops = sb_kind_ops(ch->p.kind);
+	if (!ops)
+		return sb_err(SHMBUS_ECORRUPT, "channel '%s' has unknown kind %d", ch->name,
+		              ch->p.kind);
+	if (sb_shape_bytes(ch->p.dtype, ch->p.ndim, ch->p.shape, &bytes) != 0 ||
+	    bytes != ch->p.value_size)
+		return sb_err(SHMBUS_ECORRUPT, "channel '%s': dtype/shape/value size inconsistent",
+		              ch->name);
+	if (e->off % SB_LINE != 0 || !sb_heap_range_ok(bus, e->off, e->size))
+		return sb_err(SHMBUS_ECORRUPT, "channel '%s': area [%llu,+%llu) outside the heap",
+		              ch->name, (unsigned long long)e->off, (unsigned long long)e->size);
+	ch->area = bus->base + e->off;
+	ch->area_size = e->size;
+	if (ops->check && ops->check(ch->area, ch->area_size, &ch->p) != 0)
+		return sb_err(SHMBUS_ECORRUPT, "channel '%s' (%s): %s", ch->name,
+		              shmbus_kind_name(ch->p.kind), shmbus_last_error());
+	return 0;
+}
+
+static int entry_find(shmbus_bus_t *bus, const char *name, uint32_t *idx)
+{
+	uint32_t i;
+
+	for (i = 0; i < bus->max_channels; i++) {
+		const struct sb_dirent *e = &bus->dir[i];
+
+		if (atomic_load_explicit(&e->state, memory_order_relaxed) == SB_DIR_READY &&
+		    strncmp(e->name, name, sizeof(e->name)) == 0) {
+			*idx = i;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int match(const struct sb_chan *ch, const struct sb_params *want)
+{
+	char a[96], b[96];
+	int i;
+
+	if (ch->p.kind != want->kind)
+		return sb_err(SHMBUS_ETYPE, "channel '%s' exists as a %s, not a %s", ch->name,
+		              shmbus_kind_name(ch->p.kind), shmbus_kind_name(want->kind));
+	if (want->ndim != 0 &&
+	    (want->dtype != ch->p.dtype || want->ndim != ch->p.ndim ||
+	     memcmp(want->shape, ch->p.shape, want->ndim * sizeof(uint64_t)) != 0)) {
+		shape_str(a, sizeof(a), ch->p.ndim, ch->p.shape);
+		shape_str(b, sizeof(b), want->ndim, want->shape);
+		return sb_err(SHMBUS_ETYPE,
+		              "channel '%s' exists with dtype %s shape %s, asked for %s shape %s",
+		              ch->name, shmbus_dtype_name(ch->p.dtype), a,
+		              shmbus_dtype_name(want->dtype), b);
+	}
+	for (i = 0; i < SB_PARAMS; i++)
+		if (want->param[i] != 0 && want->param[i] != ch->p.param[i])
+			return sb_err(SHMBUS_ETYPE,
+			              "channel '%s' (%s) exists with parameter %d = %llu, asked for %llu",
+			              ch->name, shmbus_kind_name(ch->p.kind), i,
+			              (unsigned long long)ch->p.param[i],
+			              (unsigned long long)want->param[i]);
+	return 0;
+}
+
+static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *want,
+                        struct sb_chan *ch)
+{
+	const struct sb_kind_ops *ops = sb_kind_ops(want->kind);
+	struct sb_dirent *e = NULL;
+	uint64_t area, off, used;
+	uint32_t i;
+	int r;
+
+	if (!ops)
+		return sb_err(SHMBUS_EINVAL, "channel kind %s is not built into this library",
+		              shmbus_kind_name(want->kind));
+	r = ops->plan(want, &area);
+	if (r)
+		return r;
+	area = SB_ALIGN(area, SB_LINE);
+	for (i = 0; i < bus->max_channels; i++)
+		if (atomic_load_explicit(&bus->dir[i].state, memory_order_relaxed) == SB_DIR_FREE) {
+			e = &bus->dir[i];
+			break;
+		}
+	if (!e)
+		return sb_err(SHMBUS_ENOSPC, "bus '%s': channel directory full (%u channels)",
+		              bus->name, bus->max_channels);
+	used = bus->hdr->heap_used;
+	if (used > bus->heap_size)
+		return sb_err(SHMBUS_ECORRUPT, "bus '%s': heap pointer out of range", bus->name);
+	if (area > bus->heap_size - used)
+		return sb_err(SHMBUS_ENOSPC,
+		              "bus '%s': channel '%s' needs %llu bytes, the heap has %llu of %llu left; create the bus larger",
+		              bus->name, name, (unsigned long long)area,
+		              (unsigned long long)(bus->heap_size - used),
+		              (unsigned long long)bus->heap_size);
+	off = bus->heap_off + used;
+	atomic_store_explicit(&e->state, SB_DIR_CREATING, memory_order_relaxed);
+	memset(e->name, 0, sizeof(e->name));
+	memcpy(e->name, name, strlen(name));
+	e->kind = (uint32_t)want->kind;
+	e->dtype = want->dtype;
+	e->ndim = want->ndim;
+	memcpy(e->shape, want->shape, sizeof(e->shape));
+	e->value_size = want->value_size;
+	e->off = off;
+	e->size = area;
+	memcpy(e->param, want->param, sizeof(e->param));
+	e->generation = atomic_fetch_add_explicit(&bus->hdr->generation, 1,
+	                                          memory_order_relaxed) + 1;
+	bus->hdr->heap_used = used + area;
+	memset(bus->base + off, 0, area);
+	r = ops->init(bus->base + off, area, want);
+	if (r) {
+		bus->hdr->heap_used = used;
+		atomic_store_explicit(&e->state, SB_DIR_FREE, memory_order_relaxed);
+		return r;
+	}
+	/* release: the entry and the initialised area are complete before the
+	 * entry reads READY; pairs with the acquire load in sb_chan_valid and
+	 * shmbus_bus_gc (lookups also hold the mutex). */
+	atomic_store_explicit(&e->state, SB_DIR_READY, memory_order_release);
+	return entry_load(bus, (uint32_t)(e - bus->dir), ch);
+}
+
+int sb_chan_open(shmbus_bus_t *bus, const char *name, struct sb_params *want,
+                 int create, struct sb_chan *ch)
+{
+	uint32_t idx;
+	int r;
+
+	if (!bus || !ch || !want)
+		return sb_err(SHMBUS_EINVAL, "NULL argument");
+	r = shmbus_name_check(name);
+	if (r)
+		return sb_err(r, "channel %s", shmbus_last_error());
+	r = sb_bus_lock(bus);
+	if (r)
+		return r;
+	if (entry_find(bus, name, &idx)) {
+		r = entry_load(bus, idx, ch);
+		if (!r)
+			r = match(ch, want);
+	} else if (create) {
+		r = entry_create(bus, name, want, ch);
+	} else {
+		r = sb_err(SHMBUS_ENOENT, "bus '%s' has no channel '%s'", bus->name, name);
+	}
+	sb_bus_unlock(bus);
+	return r;
+}
+
+int sb_chan_valid(const struct sb_chan *ch)
+{
+	const struct sb_dirent *e = &ch->bus->dir[ch->index];
+
+	/* acquire: pairs with the release store of READY in entry_create. */
+	return atomic_load_explicit(&e->state, memory_order_acquire) == SB_DIR_READY &&
+	       e->generation == ch->generation;
+}
+
+static void fill_info(struct sb_chan *ch, shmbus_channel_info_t *info)
+{
+	const struct sb_kind_ops *ops = sb_kind_ops(ch->p.kind);
+
+	memset(info, 0, sizeof(*info));
+	info->size_of = sizeof(*info);
+	info->kind = ch->p.kind;
+	memcpy(info->name, ch->name, sizeof(info->name));
+	info->dtype = ch->p.dtype;
+	info->ndim = ch->p.ndim;
+	memcpy(info->shape, ch->p.shape, sizeof(info->shape));
+	info->value_size = ch->p.value_size;
+	info->area_size = ch->area_size;
+	if (ops && ops->info)
+		ops->info(ch, info);
+}
+
+int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos, size_t cap,
+                        size_t *count)
+{
+	struct sb_chan ch;
+	size_t n = 0;
+	uint32_t i;
+	int r;
+
+	if (!bus || !count || (!infos && cap))
+		return sb_err(SHMBUS_EINVAL, "shmbus_channel_list: NULL argument");
+	r = sb_bus_lock(bus);
+	if (r)
+		return r;
+	for (i = 0; i < bus->max_channels; i++) {
+		if (atomic_load_explicit(&bus->dir[i].state, memory_order_relaxed) != SB_DIR_READY)
+			continue;
+		if (entry_load(bus, i, &ch) != 0) {
+			r = SHMBUS_ECORRUPT;
+			break;
+		}
+		if (n < cap)
+			fill_info(&ch, &infos[n]);
+		n++;
+	}
+	sb_bus_unlock(bus);
+	*count = n;
+	return r;
+}
+
+int shmbus_channel_info(shmbus_bus_t *bus, const char *name, shmbus_channel_info_t *info)
+{
+	struct sb_chan ch;
+	uint32_t idx;
+	int r;
+
+	if (!bus || !info)
+		return sb_err(SHMBUS_EINVAL, "shmbus_channel_info: NULL argument");
+	r = shmbus_name_check(name);
+	if (r)
+		return sb_err(r, "channel %s", shmbus_last_error());
+	r = sb_bus_lock(bus);
+	if (r)
+		return r;
+	if (!entry_find(bus, name, &idx))
+		r = sb_err(SHMBUS_ENOENT, "bus '%s' has no channel '%s'", bus->name, name);
+	else
+		r = entry_load(bus, idx, &ch);
+	sb_bus_unlock(bus);
+	if (!r)
+		fill_info(&ch, info);
+	return r;
+}
+
+int shmbus_channel_delete(shmbus_bus_t *bus, const char *name)
+{
+	uint32_t idx;
+	int r;
+
+	if (!bus)
+		return sb_err(SHMBUS_EINVAL, "shmbus_channel_delete: bus is NULL");
+	r = shmbus_name_check(name);
+	if (r)
+		return sb_err(r, "channel %s", shmbus_last_error());
+	r = sb_bus_lock(bus);
+	if (r)
+		return r;
+	if (!entry_find(bus, name, &idx)) {
+		r = sb_err(SHMBUS_ENOENT, "bus '%s' has no channel '%s'", bus->name, name);
+	} else {
+		/* The entry is free for reuse at once; its area is not (the heap
+		 * only grows), so handles still open keep valid memory and notice
+		 * the deletion through sb_chan_valid (state or generation). */
+		atomic_store_explicit(&bus->dir[idx].state, SB_DIR_FREE, memory_order_release);
+		atomic_fetch_add_explicit(&bus->hdr->generation, 1, memory_order_relaxed);
+	}
+	sb_bus_unlock(bus);
+	return r;
+}

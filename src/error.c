@@ -1,0 +1,96 @@
+/*
+ * error.c -- error codes to words, and the per-thread detail of the last
+ * failure. Every public call that fails records a sentence here (which
+ * name, which size, which limit) and returns a negative SHMBUS_E* code, so
+ * callers get both a code to branch on and a message to show.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static _Thread_local char last_error[512];
+
+const char *shmbus_strerror(int code)
+{
+	switch (code) {
+	case SHMBUS_OK: return "success";
+	case SHMBUS_EINVAL: return "invalid argument";
+	case SHMBUS_ENOENT: return "no such bus or channel";
+	case SHMBUS_EEXIST: return "already exists";
+	case SHMBUS_ETYPE: return "channel exists with another kind, dtype or shape";
+	case SHMBUS_ECORRUPT: return "shared memory contents are corrupt";
+	case SHMBUS_EVERSION: return "segment made by another shmbus ABI version";
+	case SHMBUS_ENOSPC: return "out of space";
+	case SHMBUS_ETIMEDOUT: return "timed out";
+	case SHMBUS_EAGAIN: return "would block";
+	case SHMBUS_ECLOSED: return "end of stream";
+	case SHMBUS_EBUSY: return "held by another process";
+	case SHMBUS_EOWNERDEAD: return "previous owner died";
+	case SHMBUS_ESYS: return "system call failed";
+	case SHMBUS_EPERM: return "permission denied";
+	case SHMBUS_ETOOBIG: return "too big";
+	case SHMBUS_EINTR: return "interrupted by a signal";
+	case SHMBUS_ENODATA: return "no data yet";
+	case SHMBUS_ENOMEM: return "out of memory";
+	case SHMBUS_ESTATE: return "call out of order";
+	case SHMBUS_ENOTRECOVERABLE: return "state not recoverable";
+	case SHMBUS_ELAPPED: return "consumer group was overtaken; messages skipped";
+	default: return "unknown error";
+	}
+}
+
+const char *shmbus_last_error(void)
+{
+	return last_error;
+}
+
+const char *shmbus_version(void)
+{
+	return "0.1.0";
+}
+
+void sb_err_clear(void)
+{
+	last_error[0] = '\0';
+}
+
+int sb_err(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static int code_of_errno(int e)
+{
+	switch (e) {
+	case ENOSPC: case EDQUOT: case EFBIG: return SHMBUS_ENOSPC;
+	case EEXIST: return SHMBUS_EEXIST;
+	case ENOENT: return SHMBUS_ENOENT;
+	case EACCES: case EPERM: case ELOOP: return SHMBUS_EPERM;
+	case ENOMEM: return SHMBUS_ENOMEM;
+	case EINTR: return SHMBUS_EINTR;
+	case EINVAL: case ENAMETOOLONG: return SHMBUS_EINVAL;
+	default: return SHMBUS_ESYS;
+	}
+}
+
+int sb_err_sys(int errno_value, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(last_error))
+		snprintf(last_error + n, sizeof(last_error) - (size_t)n, ": %s",
+		         strerror(errno_value));
+	return code_of_errno(errno_value);
+}

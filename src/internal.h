@@ -1,0 +1,262 @@
+/*
+ * internal.h -- declarations shared by the files of libshmbus; never
+ * installed. The segment layout lives here: every struct that crosses
+ * processes uses fixed-width types, explicit padding and static asserts, and
+ * refers to other parts of the segment by offset, never by pointer.
+ *
+ * Segment:  [ header 4 KiB | peer table | channel directory | heap ]
+ * Every offset is relative to the start of the mapping. The geometry is
+ * read and validated once at open and kept in the process-local bus handle;
+ * later code uses only the local copy, so a peer that rewrites the header
+ * afterwards cannot steer another process outside the mapping.
+ */
+#ifndef SHMBUS_INTERNAL_H
+#define SHMBUS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shmbus.h"
+
+#define SB_LINE 64
+#define SB_ALIGN(x, a) (((x) + ((a) - 1)) & ~((uint64_t)(a) - 1))
+#define SB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#define SB_MAGIC 0x3130535542534853ull /* "SHSBUS01" little-endian */
+#define SB_ABI 1u
+#define SB_HEADER_SIZE 4096u
+#define SB_SHM_DIR "/dev/shm"
+#define SB_SHM_PREFIX "shmbus-"
+#define SB_FILE_PREFIX "file:"
+
+#define SB_DEFAULT_SIZE (16ull << 20)
+#define SB_DEFAULT_CHANNELS 64u
+#define SB_DEFAULT_PEERS 64u
+#define SB_MAX_TABLE 4096u
+#define SB_MIN_SIZE (64ull << 10)
+#define SB_LOCK_TIMEOUT_NS (2000000000ll) /* directory lock: 2 s */
+#define SB_DEFAULT_LIVENESS_NS (200000000ll)
+#define SB_DEFAULT_SPIN_NS (50000ll)
+
+/* Header state word: written once by the creator before publication. */
+#define SB_HDR_READY 0x52454459u /* "READY" */
+
+/* ---- shared structures ---------------------------------------------- */
+
+struct sb_header {
+	uint64_t magic;
+	uint32_t abi;
+	uint32_t state;            /* SB_HDR_READY once built */
+	uint64_t total_size;
+	uint64_t header_size;
+	uint64_t peers_off;
+	uint32_t max_peers;
+	uint32_t peer_size;
+	uint64_t dir_off;
+	uint32_t max_channels;
+	uint32_t dirent_size;
+	uint64_t heap_off;
+	uint64_t heap_size;
+	uint64_t heap_used;        /* bump allocator; under the mutex */
+	uint64_t create_time_ns;
+	uint32_t creator_pid;
+	uint32_t mode;
+	/* Hash of the boot id the mutex was made under. A file bus opened
+	 * after a reboot gets a fresh mutex (its old owner's robust list died
+	 * with the old kernel). SB_BOOT_RECOVERING while one opener rebuilds. */
+	_Atomic uint64_t boot_hash;
+	_Atomic uint64_t generation; /* bumped on every directory change */
+	uint8_t pad0[256 - 120];
+	union {                    /* robust, process-shared: guards dir + heap */
+		pthread_mutex_t mutex;
+		uint8_t mutex_space[64];
+	};
+	uint8_t pad1[SB_HEADER_SIZE - 256 - 64];
+};
+_Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits its space");
+_Static_assert(sizeof(struct sb_header) == SB_HEADER_SIZE, "header is one page");
+
+#define SB_BOOT_RECOVERING 1ull
+
+struct sb_peer {
+	_Atomic uint64_t token;    /* sb_token of the process; 0 = free slot */
+	uint64_t attach_time_ns;
+	uint8_t pad[48];
+};
+_Static_assert(sizeof(struct sb_peer) == SB_LINE, "peer is one line");
+
+enum { SB_DIR_FREE = 0, SB_DIR_CREATING = 1, SB_DIR_READY = 2, SB_DIR_DELETED = 3 };
+
+#define SB_PARAMS 8
+
+struct sb_dirent {
+	_Atomic uint32_t state;    /* SB_DIR_*; changed under the mutex */
+	uint32_t kind;
+	char name[SHMBUS_NAME_MAX + 1];
+	int32_t dtype;
+	uint32_t ndim;
+	uint64_t shape[SHMBUS_MAX_DIMS];
+	uint64_t value_size;
+	uint64_t off;              /* of the channel's area */
+	uint64_t size;             /* of the channel's area */
+	uint64_t param[SB_PARAMS]; /* kind-specific: slots, max_msg, ... */
+	uint64_t generation;
+	uint8_t pad[256 - 4 - 4 - 64 - 8 - 32 - 8 - 16 - 64 - 8];
+};
+_Static_assert(sizeof(struct sb_dirent) == 256, "dirent is 256 bytes");
+
+/* ---- process-local handles ------------------------------------------ */
+
+struct shmbus_bus {
+	char name[SHMBUS_NAME_MAX + 1 + 4096];
+	int persistent;
+	uint8_t *base;             /* the mapping */
+	uint64_t size;             /* validated copies of the geometry: */
+	uint64_t peers_off, dir_off, heap_off, heap_size;
+	uint32_t max_peers, max_channels;
+	struct sb_header *hdr;
+	struct sb_peer *peers;
+	struct sb_dirent *dir;
+	int32_t peer_slot;         /* -1 when not registered */
+	uint64_t token;
+	int64_t liveness_ns;
+};
+
+/* Validated, process-local view of one channel. */
+struct sb_params {
+	int32_t kind;
+	int32_t dtype;
+	uint32_t ndim;
+	uint32_t pad_;
+	uint64_t shape[SHMBUS_MAX_DIMS];
+	uint64_t value_size;
+	uint64_t param[SB_PARAMS];
+};
+
+struct sb_chan {
+	shmbus_bus_t *bus;
+	uint32_t index;            /* directory slot */
+	uint64_t generation;
+	char name[SHMBUS_NAME_MAX + 1];
+	struct sb_params p;
+	uint8_t *area;             /* bus->base + off, bounds checked */
+	uint64_t area_size;
+};
+
+/* What each channel kind tells the directory. */
+struct sb_kind_ops {
+	/* Check user-facing params, fill defaults, compute the area size. */
+	int (*plan)(struct sb_params *p, uint64_t *area_size);
+	/* Initialise a fresh, zeroed area (called under the bus mutex). */
+	int (*init)(uint8_t *area, uint64_t size, const struct sb_params *p);
+	/* Check an existing area's immutable fields against the directory's
+	 * params (hostile segment defence). */
+	int (*check)(const uint8_t *area, uint64_t size, const struct sb_params *p);
+	/* Reap what dead processes left in this channel; may be NULL. */
+	int (*gc)(struct sb_chan *ch, uint32_t *reaped);
+	/* Fill kind-specific info (seq, capacity); may be NULL. */
+	void (*info)(struct sb_chan *ch, shmbus_channel_info_t *info);
+};
+
+/* Kinds register by defining one of these. A kind whose file is not yet
+ * part of the library is declared weak (NULL until it lands); every landed
+ * kind is a strong reference so a static link always pulls it in. */
+extern const struct sb_kind_ops sb_state_ops;
+extern const struct sb_kind_ops sb_queue_ops __attribute__((weak));
+extern const struct sb_kind_ops sb_lock_ops __attribute__((weak));
+extern const struct sb_kind_ops sb_event_ops __attribute__((weak));
+extern const struct sb_kind_ops sb_sem_ops __attribute__((weak));
+extern const struct sb_kind_ops sb_turn_ops __attribute__((weak));
+extern const struct sb_kind_ops sb_array_ops __attribute__((weak));
+extern const struct sb_kind_ops sb_dict_ops __attribute__((weak));
+extern const struct sb_kind_ops sb_list_ops __attribute__((weak));
+const struct sb_kind_ops *sb_kind_ops(int kind);
+
+/* ---- error.c -------------------------------------------------------- */
+
+/* Record the detail of a failure for shmbus_last_error(); returns code. */
+int sb_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Same, with ": strerror(errno_value)" appended; code SHMBUS_ESYS unless
+ * errno_value maps to a better one (ENOSPC, EEXIST, ENOENT, EACCES...). */
+int sb_err_sys(int errno_value, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_err_clear(void);
+
+/* ---- wait.c --------------------------------------------------------- */
+
+uint64_t sb_now_ns(void);        /* CLOCK_MONOTONIC */
+uint64_t sb_realtime_ns(void);
+
+/* Deadline from a relative timeout (SHMBUS_FOREVER: none). */
+typedef struct { int64_t end; } sb_deadline_t;
+void sb_deadline_init(sb_deadline_t *d, int64_t timeout_ns);
+/* ns left (>= 0), or -1 for no deadline. */
+int64_t sb_deadline_left(const sb_deadline_t *d);
+
+/* Sleep while *addr == expected, at most timeout_ns (-1: no limit).
+ * Returns 0 (woken or value changed), SHMBUS_ETIMEDOUT or SHMBUS_EINTR. */
+int sb_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t timeout_ns);
+void sb_futex_wake(_Atomic uint32_t *addr, int n);
+
+static inline void sb_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+/* The low 32 bits of a 64-bit atomic, as a futex word. */
+static inline _Atomic uint32_t *sb_futex_low(_Atomic uint64_t *w)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (_Atomic uint32_t *)(void *)w;
+#else
+	return (_Atomic uint32_t *)(void *)w + 1;
+#endif
+}
+
+/* ---- peers.c -------------------------------------------------------- */
+
+/* A process identity that survives pid reuse: pid | start_time << 32. */
+uint64_t sb_self_token(void);
+/* 1 if the process named by token exists (same pid, same start time). */
+int sb_token_alive(uint64_t token);
+static inline uint32_t sb_token_pid(uint64_t token) { return (uint32_t)token; }
+int sb_peer_register(shmbus_bus_t *bus);
+void sb_peer_unregister(shmbus_bus_t *bus);
+/* Free the slots of dead peers; returns how many. */
+uint32_t sb_peer_reap(shmbus_bus_t *bus);
+
+/* ---- segment.c ------------------------------------------------------ */
+
+/* Lock the directory mutex (robust; bounded by SB_LOCK_TIMEOUT_NS). On an
+ * owner's death the directory is repaired before this returns 0. */
+int sb_bus_lock(shmbus_bus_t *bus);
+void sb_bus_unlock(shmbus_bus_t *bus);
+/* 1 if [off, off+len) lies inside the heap, overflow-safe. */
+int sb_heap_range_ok(const shmbus_bus_t *bus, uint64_t off, uint64_t len);
+
+/* ---- directory.c ---------------------------------------------------- */
+
+/* Open channel `name` of kind want->kind. If it exists it must match want
+ * (dtype/shape when want->ndim != 0; each param[i] when want->param[i] != 0)
+ * else SHMBUS_ETYPE. If missing: create it when create != 0 (after
+ * ops->plan), else SHMBUS_ENOENT. */
+int sb_chan_open(shmbus_bus_t *bus, const char *name, struct sb_params *want,
+                 int create, struct sb_chan *ch);
+/* 1 if the channel's directory entry still names this channel. */
+int sb_chan_valid(const struct sb_chan *ch);
+/* Compute element count * dtype size into *bytes, overflow-checked. */
+int sb_shape_bytes(int dtype, uint32_t ndim, const uint64_t *shape, uint64_t *bytes);
+
+/* ---- seqlock copy --------------------------------------------------- */
+
+/* Copy that may race with a writer (the seqlock validates afterwards).
+ * Under ThreadSanitizer it copies with relaxed atomics so the race that
+ * the protocol tolerates is not reported. */
+void sb_racy_copy(void *dst, const void *src, size_t n);
+
+#endif /* SHMBUS_INTERNAL_H */

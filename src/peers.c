@@ -1,0 +1,173 @@
+/*
+ * peers.c -- who is attached to a bus, and whether a process still lives.
+ *
+ * A process is named by a 64-bit token: its pid in the low half and the low
+ * 32 bits of its start time (clock ticks since boot, /proc/PID/stat field
+ * 22) in the high half. A pid that was reused by a new process has another
+ * start time, so a stale token is never mistaken for a live one. Tokens are
+ * stored wherever a process owns something in shared memory (the peer
+ * table, a state writer role, queue claims and memberships, locks); any
+ * peer that finds an owner's token dead may take over what it held.
+ *
+ * The peer table is a fixed array of one-line slots; a slot is claimed by
+ * CAS from 0 to the caller's token and freed by storing 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Field 22 of /proc/PID/stat; 0 when it cannot be read. */
+static uint64_t proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd, field;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The command name (field 2) may hold spaces and parentheses; the
+	 * fields after it start after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (field = 2; field < 22 && *p; p++)
+		if (*p == ' ')
+			field++;
+	return strtoull(p, NULL, 10);
+}
+
+static uint64_t make_token(pid_t pid, uint64_t start)
+{
+	return (uint64_t)(uint32_t)pid | ((start & 0xffffffffull) << 32);
+}
+
+uint64_t sb_self_token(void)
+{
+	static _Thread_local pid_t cached_pid;
+	static _Thread_local uint64_t cached;
+	pid_t pid = getpid();
+
+	/* Recomputed after fork: the child is another process. */
+	if (cached_pid != pid) {
+		cached = make_token(pid, proc_start_time(pid));
+		cached_pid = pid;
+	}
+	return cached;
+}
+
+int sb_token_alive(uint64_t token)
+{
+	pid_t pid = (pid_t)sb_token_pid(token);
+	uint64_t start;
+
+	if (pid <= 0)
+		return 0;
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return 0;
+	start = proc_start_time(pid);
+	if (start == 0)         /* exists but unreadable: assume alive */
+		return 1;
+	return make_token(pid, start) == token;
+}
+
+int sb_peer_register(shmbus_bus_t *bus)
+{
+	uint64_t me = sb_self_token();
+	int pass;
+	uint32_t i;
+
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < bus->max_peers; i++) {
+			uint64_t expect = 0;
+
+			/* acq_rel: claims the slot; the release pairs with the
+			 * acquire load in shmbus_bus_peers() that reads
+			 * attach_time_ns after seeing the token. */
+			if (atomic_compare_exchange_strong_explicit(
+				    &bus->peers[i].token, &expect, me,
+				    memory_order_acq_rel, memory_order_relaxed)) {
+				bus->peers[i].attach_time_ns = sb_realtime_ns();
+				bus->peer_slot = (int32_t)i;
+				bus->token = me;
+				return 0;
+			}
+		}
+		if (pass == 0 && sb_peer_reap(bus) == 0)
+			break;
+	}
+	return sb_err(SHMBUS_ENOSPC, "bus '%s': peer table full (%u processes attached)",
+	              bus->name, bus->max_peers);
+}
+
+void sb_peer_unregister(shmbus_bus_t *bus)
+{
+	uint64_t expect = bus->token;
+
+	if (bus->peer_slot < 0)
+		return;
+	/* release: our last writes to the slot happen before it is free. */
+	atomic_compare_exchange_strong_explicit(&bus->peers[bus->peer_slot].token,
+	                                        &expect, 0, memory_order_release,
+	                                        memory_order_relaxed);
+	bus->peer_slot = -1;
+}
+
+uint32_t sb_peer_reap(shmbus_bus_t *bus)
+{
+	uint32_t i, reaped = 0;
+
+	for (i = 0; i < bus->max_peers; i++) {
+		/* relaxed: only the token's value matters; the CAS below
+		 * settles races with a concurrent reaper or re-registration. */
+		uint64_t t = atomic_load_explicit(&bus->peers[i].token,
+		                                  memory_order_relaxed);
+
+		if (t == 0 || sb_token_alive(t))
+			continue;
+		if (atomic_compare_exchange_strong_explicit(
+			    &bus->peers[i].token, &t, 0, memory_order_release,
+			    memory_order_relaxed))
+			reaped++;
+	}
+	return reaped;
+}
+
+int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
+                     size_t *count)
+{
+	size_t n = 0;
+	uint32_t i;
+
+	if (!bus || (!peers && cap) || !count)
+		return sb_err(SHMBUS_EINVAL, "shmbus_bus_peers: NULL argument");
+	for (i = 0; i < bus->max_peers; i++) {
+		/* acquire: pairs with the claiming CAS in sb_peer_register. */
+		uint64_t t = atomic_load_explicit(&bus->peers[i].token,
+		                                  memory_order_acquire);
+
+		if (t == 0)
+			continue;
+		if (n < cap) {
+			peers[n].pid = sb_token_pid(t);
+			peers[n].alive = (uint32_t)sb_token_alive(t);
+			peers[n].start_time = t >> 32;
+			peers[n].attach_time_ns = bus->peers[i].attach_time_ns;
+		}
+		n++;
+	}
+	*count = n;
+	return 0;
+}

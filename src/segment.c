@@ -1,0 +1,701 @@
+/*
+ * segment.c -- creating, opening, validating and closing a bus segment.
+ *
+ * A plain bus name maps to /dev/shm/shmbus-NAME, a "file:/path" name to
+ * that file. Creation builds the whole segment in a temporary file in the
+ * same directory (header, empty tables, robust mutex, pages reserved with
+ * posix_fallocate so a full disk fails now and not with SIGBUS later), and
+ * then publishes it with link(2), which fails if the name exists: a process
+ * opening the name can never see a half-built header, and two creators
+ * racing for one name get exactly one winner.
+ *
+ * Opening trusts nothing: the header is read with pread and checked
+ * (magic, ABI version, size of the object, every table's bounds) before
+ * anything is mapped, and the validated geometry is copied into the local
+ * handle. File buses are opened with O_NOFOLLOW, and a segment owned by
+ * another user is refused unless the caller opts in.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* ---- names ---------------------------------------------------------- */
+
+int shmbus_name_check(const char *name)
+{
+	size_t i, n;
+
+	if (!name)
+		return sb_err(SHMBUS_EINVAL, "name is NULL");
+	n = strlen(name);
+	if (n == 0)
+		return sb_err(SHMBUS_EINVAL, "name is empty");
+	if (n > SHMBUS_NAME_MAX)
+		return sb_err(SHMBUS_EINVAL, "name '%.20s...' is %zu bytes, the limit is %d",
+		              name, n, SHMBUS_NAME_MAX);
+	if (name[0] == '.')
+		return sb_err(SHMBUS_EINVAL, "name '%s' starts with '.'", name);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+			return sb_err(SHMBUS_EINVAL,
+			              "name '%s' has character 0x%02x at %zu; allowed: A-Z a-z 0-9 _ - .",
+			              name, c, i);
+	}
+	return 0;
+}
+
+/* Resolve a bus name to the path of its object. */
+static int bus_path(const char *name, char *path, size_t cap, int *persistent)
+{
+	int r;
+
+	if (!name)
+		return sb_err(SHMBUS_EINVAL, "bus name is NULL");
+	if (strncmp(name, SB_FILE_PREFIX, strlen(SB_FILE_PREFIX)) == 0) {
+		const char *p = name + strlen(SB_FILE_PREFIX);
+
+		if (*p == '\0')
+			return sb_err(SHMBUS_EINVAL, "bus name '%s' has no path after 'file:'", name);
+		if (strlen(p) >= cap)
+			return sb_err(SHMBUS_EINVAL, "bus path is longer than %zu bytes", cap - 1);
+		strcpy(path, p);
+		*persistent = 1;
+		return 0;
+	}
+	r = shmbus_name_check(name);
+	if (r)
+		return sb_err(r, "bus %s", shmbus_last_error());
+	snprintf(path, cap, "%s/%s%s", SB_SHM_DIR, SB_SHM_PREFIX, name);
+	*persistent = 0;
+	return 0;
+}
+
+/* ---- boot identity -------------------------------------------------- */
+
+static uint64_t boot_hash(void)
+{
+	static uint64_t cached;
+	char buf[64] = {0};
+	uint64_t h = 1469598103934665603ull;
+	ssize_t n, i;
+	int fd;
+
+	if (cached)
+		return cached;
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		for (i = 0; i < n; i++)
+			h = (h ^ (unsigned char)buf[i]) * 1099511628211ull;
+	}
+	if (h <= SB_BOOT_RECOVERING)
+		h += 2;
+	cached = h;
+	return h;
+}
+
+static int mutex_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	int r;
+
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	r = pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+	return r ? sb_err_sys(r, "pthread_mutex_init") : 0;
+}
+
+/* A file bus may outlive the kernel that made its mutex: then every peer in
+ * it is dead and the mutex may look held by a thread of the old boot. The
+ * first opener after a reboot rebuilds it; others wait for that. */
+static int boot_recover(shmbus_bus_t *bus)
+{
+	uint64_t mine = boot_hash();
+	sb_deadline_t d;
+	uint64_t seen;
+	uint32_t i;
+
+	sb_deadline_init(&d, SB_LOCK_TIMEOUT_NS);
+	for (;;) {
+		/* acquire: pairs with the release store below, so a waiter
+		 * sees the rebuilt mutex. */
+		seen = atomic_load_explicit(&bus->hdr->boot_hash, memory_order_acquire);
+		if (seen == mine)
+			return 0;
+		if (seen != SB_BOOT_RECOVERING &&
+		    atomic_compare_exchange_strong_explicit(&bus->hdr->boot_hash, &seen,
+		                                            SB_BOOT_RECOVERING,
+		                                            memory_order_acquire,
+		                                            memory_order_relaxed))
+			break;
+		if (sb_deadline_left(&d) == 0)
+			return sb_err(SHMBUS_ETIMEDOUT,
+			              "bus '%s': another process is recovering it after a reboot",
+			              bus->name);
+		usleep(1000);
+	}
+	for (i = 0; i < bus->max_peers; i++)
+		atomic_store_explicit(&bus->peers[i].token, 0, memory_order_relaxed);
+	if (mutex_init(&bus->hdr->mutex)) {
+		atomic_store_explicit(&bus->hdr->boot_hash, seen, memory_order_release);
+		return SHMBUS_ESYS;
+	}
+	/* release: publishes the new mutex; pairs with the acquire above. */
+	atomic_store_explicit(&bus->hdr->boot_hash, mine, memory_order_release);
+	return 0;
+}
+
+/* ---- options -------------------------------------------------------- */
+
+void shmbus_bus_opts_init(shmbus_bus_opts_t *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->size_of = sizeof(*opts);
+}
+
+static int opts_get(const shmbus_bus_opts_t *in, shmbus_bus_opts_t *o)
+{
+	shmbus_bus_opts_init(o);
+	if (in) {
+		if (in->size_of < offsetof(shmbus_bus_opts_t, reserved_) ||
+		    in->size_of > 4096)
+			return sb_err(SHMBUS_EINVAL,
+			              "bus options: size_of is %u; call shmbus_bus_opts_init()",
+			              in->size_of);
+		memcpy(o, in, in->size_of < sizeof(*o) ? in->size_of : sizeof(*o));
+	}
+	if (o->mode == 0)
+		o->mode = 0600;
+	if (o->size == 0)
+		o->size = SB_DEFAULT_SIZE;
+	if (o->max_channels == 0)
+		o->max_channels = SB_DEFAULT_CHANNELS;
+	if (o->max_peers == 0)
+		o->max_peers = SB_DEFAULT_PEERS;
+	if (o->mode & ~07777u)
+		return sb_err(SHMBUS_EINVAL, "bus mode 0%o has bits outside 07777", o->mode);
+	if (o->max_channels > SB_MAX_TABLE || o->max_peers > SB_MAX_TABLE)
+		return sb_err(SHMBUS_EINVAL, "max_channels %u / max_peers %u: limit is %u",
+		              o->max_channels, o->max_peers, SB_MAX_TABLE);
+	return 0;
+}
+
+/* ---- geometry ------------------------------------------------------- */
+
+struct geometry {
+	uint64_t peers_off, dir_off, heap_off, heap_size;
+};
+
+static int plan_geometry(uint64_t size, uint32_t peers, uint32_t chans,
+                         struct geometry *g)
+{
+	g->peers_off = SB_HEADER_SIZE;
+	g->dir_off = SB_ALIGN(g->peers_off + (uint64_t)peers * sizeof(struct sb_peer), SB_LINE);
+	g->heap_off = SB_ALIGN(g->dir_off + (uint64_t)chans * sizeof(struct sb_dirent), 4096);
+	if (size < g->heap_off + 4096)
+		return sb_err(SHMBUS_EINVAL,
+		              "bus size %llu is too small: %u peers and %u channels need %llu bytes before the heap",
+		              (unsigned long long)size, peers, chans,
+		              (unsigned long long)g->heap_off);
+	g->heap_size = size - g->heap_off;
+	return 0;
+}
+
+/* Validate a header read from a segment of st_size bytes; fill bus. */
+static int check_header(shmbus_bus_t *bus, const struct sb_header *h, uint64_t st_size)
+{
+	struct geometry g;
+
+	if (h->magic != SB_MAGIC)
+		return sb_err(SHMBUS_ECORRUPT, "bus '%s' is not a shmbus segment (bad magic)",
+		              bus->name);
+	if (h->abi != SB_ABI)
+		return sb_err(SHMBUS_EVERSION,
+		              "bus '%s' has ABI version %u, this library speaks %u",
+		              bus->name, h->abi, SB_ABI);
+	if (h->state != SB_HDR_READY)
+		return sb_err(SHMBUS_ECORRUPT, "bus '%s' header is not marked ready", bus->name);
+	if (h->total_size != st_size)
+		return sb_err(SHMBUS_ECORRUPT,
+		              "bus '%s': header says %llu bytes but the object has %llu (truncated?)",
+		              bus->name, (unsigned long long)h->total_size,
+		              (unsigned long long)st_size);
+	if (h->header_size != SB_HEADER_SIZE || h->peer_size != sizeof(struct sb_peer) ||
+	    h->dirent_size != sizeof(struct sb_dirent))
+		return sb_err(SHMBUS_ECORRUPT, "bus '%s': table entry sizes do not match", bus->name);
+	if (h->max_peers == 0 || h->max_peers > SB_MAX_TABLE ||
+	    h->max_channels == 0 || h->max_channels > SB_MAX_TABLE)
+		return sb_err(SHMBUS_ECORRUPT, "bus '%s': table sizes out of range (%u peers, %u channels)",
+		              bus->name, h->max_peers, h->max_channels);
+	if (plan_geometry(st_size, h->max_peers, h->max_channels, &g) ||
+	    h->peers_off != g.peers_off || h->dir_off != g.dir_off ||
+	    h->heap_off != g.heap_off || h->heap_size != g.heap_size)
+		return sb_err(SHMBUS_ECORRUPT, "bus '%s': table offsets are inconsistent", bus->name);
+	bus->size = st_size;
+	bus->peers_off = g.peers_off;
+	bus->dir_off = g.dir_off;
+	bus->heap_off = g.heap_off;
+	bus->heap_size = g.heap_size;
+	bus->max_peers = h->max_peers;
+	bus->max_channels = h->max_channels;
+	return 0;
+}
+
+static shmbus_bus_t *bus_alloc(const char *name)
+{
+	shmbus_bus_t *bus = calloc(1, sizeof(*bus));
+
+	if (!bus)
+		return NULL;
+	snprintf(bus->name, sizeof(bus->name), "%s", name);
+	bus->peer_slot = -1;
+	bus->liveness_ns = SB_DEFAULT_LIVENESS_NS;
+	return bus;
+}
+
+static int bus_map(shmbus_bus_t *bus, int fd)
+{
+	void *p = mmap(NULL, bus->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		return sb_err_sys(errno, "bus '%s': mmap of %llu bytes", bus->name,
+		                  (unsigned long long)bus->size);
+	bus->base = p;
+	bus->hdr = p;
+	bus->peers = (struct sb_peer *)(bus->base + bus->peers_off);
+	bus->dir = (struct sb_dirent *)(bus->base + bus->dir_off);
+	return 0;
+}
+
+static void bus_free(shmbus_bus_t *bus)
+{
+	if (!bus)
+		return;
+	if (bus->base)
+		munmap(bus->base, bus->size);
+	free(bus);
+}
+
+/* ---- create --------------------------------------------------------- */
+
+static int build_segment(int fd, const shmbus_bus_opts_t *o, const struct geometry *g)
+{
+	struct sb_header *h;
+	int r;
+
+	r = posix_fallocate(fd, 0, (off_t)o->size);
+	if (r)
+		return sb_err_sys(r, "reserving %llu bytes for the bus",
+		                  (unsigned long long)o->size);
+	h = mmap(NULL, SB_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (h == MAP_FAILED)
+		return sb_err_sys(errno, "mmap of the new bus header");
+	memset(h, 0, SB_HEADER_SIZE);
+	h->magic = SB_MAGIC;
+	h->abi = SB_ABI;
+	h->total_size = o->size;
+	h->header_size = SB_HEADER_SIZE;
+	h->peers_off = g->peers_off;
+	h->max_peers = o->max_peers;
+	h->peer_size = sizeof(struct sb_peer);
+	h->dir_off = g->dir_off;
+	h->max_channels = o->max_channels;
+	h->dirent_size = sizeof(struct sb_dirent);
+	h->heap_off = g->heap_off;
+	h->heap_size = g->heap_size;
+	h->create_time_ns = sb_realtime_ns();
+	h->creator_pid = (uint32_t)getpid();
+	h->mode = o->mode;
+	atomic_store_explicit(&h->boot_hash, boot_hash(), memory_order_relaxed);
+	r = mutex_init(&h->mutex);
+	h->state = SB_HDR_READY;
+	munmap(h, SB_HEADER_SIZE);
+	return r;
+}
+
+static int create_at(const char *name, const char *path, const shmbus_bus_opts_t *o)
+{
+	char tmp[4300];
+	struct geometry g;
+	int fd, r;
+
+	r = plan_geometry(o->size, o->max_peers, o->max_channels, &g);
+	if (r)
+		return r;
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%d-%llx", path, (int)getpid(),
+	         (unsigned long long)sb_now_ns());
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, o->mode);
+	if (fd < 0)
+		return sb_err_sys(errno, "bus '%s': creating %s", name, tmp);
+	if (fchmod(fd, o->mode) != 0) {     /* undo the umask */
+		r = sb_err_sys(errno, "bus '%s': chmod", name);
+		goto out;
+	}
+	r = build_segment(fd, o, &g);
+	if (r)
+		goto out;
+	if (fsync(fd) != 0 && errno != EINVAL) {
+		r = sb_err_sys(errno, "bus '%s': fsync", name);
+		goto out;
+	}
+	/* The atomic publication: the final name appears fully built. */
+	if (link(tmp, path) != 0)
+		r = errno == EEXIST ? sb_err(SHMBUS_EEXIST, "bus '%s' exists", name)
+		                    : sb_err_sys(errno, "bus '%s': publishing %s", name, path);
+out:
+	close(fd);
+	unlink(tmp);
+	return r;
+}
+
+/* ---- open ----------------------------------------------------------- */
+
+static int open_at(const char *name, const char *path, int persistent,
+                   const shmbus_bus_opts_t *o, shmbus_bus_t **out)
+{
+	struct sb_header h;
+	struct stat st;
+	shmbus_bus_t *bus;
+	ssize_t n;
+	int fd, r;
+
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return sb_err(SHMBUS_ENOENT, "bus '%s' does not exist (%s)", name, path);
+		if (errno == ELOOP)
+			return sb_err(SHMBUS_EPERM, "bus '%s': %s is a symbolic link; refused",
+			              name, path);
+		return sb_err_sys(errno, "bus '%s': open %s", name, path);
+	}
+	bus = bus_alloc(name);
+	if (!bus) {
+		close(fd);
+		return sb_err(SHMBUS_ENOMEM, "out of memory");
+	}
+	bus->persistent = persistent;
+	if (fstat(fd, &st) != 0) {
+		r = sb_err_sys(errno, "bus '%s': fstat", name);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = sb_err(SHMBUS_ECORRUPT, "bus '%s': %s is not a regular file", name, path);
+		goto fail;
+	}
+	if (st.st_uid != geteuid() && !(o->flags & SHMBUS_BUS_ALLOW_FOREIGN_OWNER)) {
+		r = sb_err(SHMBUS_EPERM,
+		           "bus '%s' is owned by uid %u, not by this user (%u); refused (SHMBUS_BUS_ALLOW_FOREIGN_OWNER to accept)",
+		           name, (unsigned)st.st_uid, (unsigned)geteuid());
+		goto fail;
+	}
+	if ((uint64_t)st.st_size < SB_HEADER_SIZE) {
+		r = sb_err(SHMBUS_ECORRUPT, "bus '%s' is %lld bytes, smaller than a header (%u)",
+		           name, (long long)st.st_size, SB_HEADER_SIZE);
+		goto fail;
+	}
+	n = pread(fd, &h, sizeof(h), 0);
+	if (n != (ssize_t)sizeof(h)) {
+		r = sb_err_sys(n < 0 ? errno : EIO, "bus '%s': reading the header", name);
+		goto fail;
+	}
+	r = check_header(bus, &h, (uint64_t)st.st_size);
+	if (r)
+		goto fail;
+	r = bus_map(bus, fd);
+	if (r)
+		goto fail;
+	close(fd);
+	fd = -1;
+	r = boot_recover(bus);
+	if (r)
+		goto fail;
+	if (!(o->flags & SHMBUS_BUS_NO_PEER)) {
+		r = sb_peer_register(bus);
+		if (r)
+			goto fail;
+	}
+	*out = bus;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	bus_free(bus);
+	return r;
+}
+
+int shmbus_bus_open(const char *name, const shmbus_bus_opts_t *opts, shmbus_bus_t **out)
+{
+	char path[4200];
+	shmbus_bus_opts_t o;
+	int persistent, r;
+
+	if (!out)
+		return sb_err(SHMBUS_EINVAL, "shmbus_bus_open: out is NULL");
+	*out = NULL;
+	r = opts_get(opts, &o);
+	if (!r)
+		r = bus_path(name, path, sizeof(path), &persistent);
+	if (!r)
+		r = open_at(name, path, persistent, &o, out);
+	return r;
+}
+
+int shmbus_bus_create(const char *name, const shmbus_bus_opts_t *opts, shmbus_bus_t **out)
+{
+	char path[4200];
+	shmbus_bus_opts_t o;
+	int persistent, r;
+
+	if (!out)
+		return sb_err(SHMBUS_EINVAL, "shmbus_bus_create: out is NULL");
+	*out = NULL;
+	r = opts_get(opts, &o);
+	if (!r)
+		r = bus_path(name, path, sizeof(path), &persistent);
+	if (!r)
+		r = create_at(name, path, &o);
+	if (!r)
+		r = open_at(name, path, persistent, &o, out);
+	return r;
+}
+
+int shmbus_bus_open_or_create(const char *name, const shmbus_bus_opts_t *opts,
+                              shmbus_bus_t **out, int *created)
+{
+	int r, attempt;
+
+	if (created)
+		*created = 0;
+	for (attempt = 0; attempt < 8; attempt++) {
+		r = shmbus_bus_open(name, opts, out);
+		if (r != SHMBUS_ENOENT)
+			return r;
+		r = shmbus_bus_create(name, opts, out);
+		if (r == 0 && created)
+			*created = 1;
+		/* Lost a creation race, or the winner unlinked it again. */
+		if (r != SHMBUS_EEXIST)
+			return r;
+	}
+	return r;
+}
+
+int shmbus_bus_wait_open(const char *name, const shmbus_bus_opts_t *opts,
+                         int64_t timeout_ns, shmbus_bus_t **out)
+{
+	sb_deadline_t d;
+	int r;
+
+	sb_deadline_init(&d, timeout_ns);
+	for (;;) {
+		r = shmbus_bus_open(name, opts, out);
+		if (r != SHMBUS_ENOENT)
+			return r;
+		if (sb_deadline_left(&d) == 0)
+			return sb_err(SHMBUS_ETIMEDOUT, "bus '%s' did not appear within %.3f s",
+			              name, (double)timeout_ns / 1e9);
+		if (usleep(10000) != 0 && errno == EINTR)
+			return sb_err(SHMBUS_EINTR, "interrupted while waiting for bus '%s'", name);
+	}
+}
+
+int shmbus_bus_close(shmbus_bus_t *bus)
+{
+	if (!bus)
+		return 0;
+	sb_peer_unregister(bus);
+	bus_free(bus);
+	return 0;
+}
+
+int shmbus_bus_unlink(const char *name)
+{
+	char path[4200];
+	int persistent, r;
+
+	r = bus_path(name, path, sizeof(path), &persistent);
+	if (r)
+		return r;
+	if (unlink(path) != 0) {
+		if (errno == ENOENT)
+			return sb_err(SHMBUS_ENOENT, "bus '%s' does not exist", name);
+		return sb_err_sys(errno, "bus '%s': unlink %s", name, path);
+	}
+	return 0;
+}
+
+const char *shmbus_bus_name(shmbus_bus_t *bus)
+{
+	return bus ? bus->name : "";
+}
+
+int shmbus_bus_set_liveness(shmbus_bus_t *bus, int64_t timeout_ns)
+{
+	if (!bus || timeout_ns <= 0)
+		return sb_err(SHMBUS_EINVAL, "liveness timeout must be > 0 ns");
+	bus->liveness_ns = timeout_ns;
+	return 0;
+}
+
+/* ---- the directory lock --------------------------------------------- */
+
+static void repair_directory(shmbus_bus_t *bus)
+{
+	uint32_t i;
+
+	/* The dead owner may have been half-way through creating a channel:
+	 * such an entry never became READY, so nobody uses it; free it (its
+	 * heap space stays allocated and unused). */
+	for (i = 0; i < bus->max_channels; i++)
+		if (atomic_load_explicit(&bus->dir[i].state, memory_order_relaxed) ==
+		    SB_DIR_CREATING)
+			atomic_store_explicit(&bus->dir[i].state, SB_DIR_FREE,
+			                      memory_order_relaxed);
+	if (bus->hdr->heap_used > bus->heap_size)
+		bus->hdr->heap_used = bus->heap_size;
+}
+
+int sb_bus_lock(shmbus_bus_t *bus)
+{
+	struct timespec ts;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += SB_LOCK_TIMEOUT_NS / 1000000000ll;
+	r = pthread_mutex_clocklock(&bus->hdr->mutex, CLOCK_MONOTONIC, &ts);
+	if (r == 0)
+		return 0;
+	if (r == EOWNERDEAD) {
+		repair_directory(bus);
+		pthread_mutex_consistent(&bus->hdr->mutex);
+		return 0;
+	}
+	if (r == ETIMEDOUT)
+		return sb_err(SHMBUS_ETIMEDOUT,
+		              "bus '%s': directory lock held by another process for over %lld s",
+		              bus->name, SB_LOCK_TIMEOUT_NS / 1000000000ll);
+	return sb_err(SHMBUS_ECORRUPT, "bus '%s': directory lock unusable (%s)", bus->name,
+	              strerror(r));
+}
+
+void sb_bus_unlock(shmbus_bus_t *bus)
+{
+	pthread_mutex_unlock(&bus->hdr->mutex);
+}
+
+int sb_heap_range_ok(const shmbus_bus_t *bus, uint64_t off, uint64_t len)
+{
+	return off >= bus->heap_off && len <= bus->size && off <= bus->size - len;
+}
+
+/* ---- info, list, gc ------------------------------------------------- */
+
+int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info)
+{
+	uint32_t i;
+
+	if (!bus || !info)
+		return sb_err(SHMBUS_EINVAL, "shmbus_bus_info: NULL argument");
+	memset(info, 0, sizeof(*info));
+	info->size_of = sizeof(*info);
+	info->abi_version = SB_ABI;
+	info->size = bus->size;
+	info->heap_size = bus->heap_size;
+	info->heap_used = bus->hdr->heap_used;
+	if (info->heap_used > info->heap_size)
+		info->heap_used = info->heap_size;
+	info->max_channels = bus->max_channels;
+	info->max_peers = bus->max_peers;
+	for (i = 0; i < bus->max_channels; i++)
+		if (atomic_load_explicit(&bus->dir[i].state, memory_order_relaxed) == SB_DIR_READY)
+			info->channels++;
+	for (i = 0; i < bus->max_peers; i++) {
+		uint64_t t = atomic_load_explicit(&bus->peers[i].token, memory_order_relaxed);
+
+		if (t == 0)
+			continue;
+		info->peers++;
+		if (sb_token_alive(t))
+			info->live_peers++;
+	}
+	info->creator_pid = bus->hdr->creator_pid;
+	info->create_time_ns = bus->hdr->create_time_ns;
+	info->persistent = bus->persistent;
+	return 0;
+}
+
+int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped)
+{
+	uint32_t total, i;
+
+	if (!bus)
+		return sb_err(SHMBUS_EINVAL, "shmbus_bus_gc: bus is NULL");
+	total = sb_peer_reap(bus);
+	for (i = 0; i < bus->max_channels; i++) {
+		struct sb_dirent *e = &bus->dir[i];
+		const struct sb_kind_ops *ops;
+		struct sb_params want;
+		struct sb_chan ch;
+		uint32_t n = 0;
+
+		if (atomic_load_explicit(&e->state, memory_order_acquire) != SB_DIR_READY)
+			continue;
+		ops = sb_kind_ops((int)e->kind);
+		if (!ops || !ops->gc)
+			continue;
+		memset(&want, 0, sizeof(want));
+		want.kind = (int32_t)e->kind;
+		{
+			char name[SHMBUS_NAME_MAX + 1];
+
+			memcpy(name, e->name, sizeof(name));
+			name[SHMBUS_NAME_MAX] = '\0';
+			if (sb_chan_open(bus, name, &want, 0, &ch) != 0)
+				continue;
+		}
+		if (ops->gc(&ch, &n) == 0)
+			total += n;
+	}
+	if (reaped)
+		*reaped = total;
+	return 0;
+}
+
+int shmbus_list(int (*fn)(const char *name, void *arg), void *arg)
+{
+	size_t plen = strlen(SB_SHM_PREFIX);
+	struct dirent *de;
+	DIR *dir;
+	int r = 0;
+
+	if (!fn)
+		return sb_err(SHMBUS_EINVAL, "shmbus_list: fn is NULL");
+	dir = opendir(SB_SHM_DIR);
+	if (!dir)
+		return sb_err_sys(errno, "opendir %s", SB_SHM_DIR);
+	while ((de = readdir(dir)) != NULL) {
+		const char *n = de->d_name;
+
+		if (strncmp(n, SB_SHM_PREFIX, plen) != 0 || strstr(n, ".tmp-"))
+			continue;
+		r = fn(n + plen, arg);
+		if (r)
+			break;
+	}
+	closedir(dir);
+	return r;
+}

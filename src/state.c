@@ -1,0 +1,571 @@
+/*
+ * state.c -- state channels: the latest value of a fixed-size typed array,
+ * one writer, any number of readers, never a torn read.
+ *
+ * Protocol (a multi-buffered seqlock). The area holds a control block and
+ * K value buffers (K = nbuf, 2..8), each with its own sequence word:
+ *
+ *   pub_seq     the sequence number s of the latest complete value (0: none).
+ *               Written only by the writer.
+ *   buf[i].seq  2s+1 while value s is being written into buffer i = s % K,
+ *               2s once it is complete.
+ *   writer      token (pid + start time) of the process holding the writer
+ *               role; taken by CAS from 0 or from a dead token.
+ *   waiters     number of readers asleep (or about to sleep) on pub_seq.
+ *
+ * The writer of value s = pub_seq + 1 marks buf[s % K] odd, copies, marks it
+ * even, then publishes pub_seq = s and, only if waiters != 0, wakes the
+ * sleepers. It never touches the buffer of the value readers are most likely
+ * reading (pub_seq % K), so readers retry only when the writer laps them by
+ * K-1 whole values during one copy. A reader loads pub_seq, checks that
+ * buf[s % K].seq == 2s, copies, and re-checks the sequence word; a mismatch
+ * means retry. A writer killed mid-write leaves its buffer odd and pub_seq
+ * naming the previous, complete value; the next writer overwrites the odd
+ * buffer. Readers never block the writer.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define SB_STATE_MAGIC 0x53544154u /* "STAT" */
+#define SB_STATE_CTL 256u
+
+struct sb_state_ctl {
+	_Atomic uint64_t pub_seq;
+	uint8_t pad0[SB_LINE - 8];
+	_Atomic uint64_t writer;
+	uint8_t pad1[SB_LINE - 8];
+	_Atomic uint32_t waiters;
+	uint8_t pad2[SB_LINE - 4];
+	/* immutable after creation */
+	uint32_t magic;
+	uint32_t nbuf;
+	uint64_t value_size;
+	uint64_t stride;
+	uint8_t pad3[SB_LINE - 24];
+};
+_Static_assert(sizeof(struct sb_state_ctl) == SB_STATE_CTL, "state control is 4 lines");
+
+struct sb_state_buf {
+	_Atomic uint64_t seq;
+	uint8_t pad[SB_LINE - 8];
+	/* value_size bytes of data follow, padded to a line */
+};
+
+struct shmbus_state {
+	struct sb_chan ch;
+	struct sb_state_ctl *ctl;
+	uint8_t *bufs;
+	uint64_t size, stride;
+	uint32_t nbuf;
+	int policy;
+	int64_t spin_ns;
+	uint64_t token;
+	int is_writer;
+	uint64_t writing;          /* seq of a write_begin not yet committed */
+};
+
+static uint64_t stride_of(uint64_t value_size)
+{
+	return SB_LINE + SB_ALIGN(value_size, SB_LINE);
+}
+
+/* ---- kind ops ------------------------------------------------------- */
+
+static int state_plan(struct sb_params *p, uint64_t *area)
+{
+	uint64_t bytes, stride;
+
+	if (p->param[0] == 0)
+		p->param[0] = 3;
+	if (p->param[0] < 2 || p->param[0] > 8)
+		return sb_err(SHMBUS_EINVAL, "state nbuf is %llu; allowed 2..8",
+		              (unsigned long long)p->param[0]);
+	if (sb_shape_bytes(p->dtype, p->ndim, p->shape, &bytes) != 0)
+		return SHMBUS_EINVAL;
+	p->value_size = bytes;
+	stride = stride_of(bytes);
+	if (__builtin_mul_overflow(stride, p->param[0], area) ||
+	    __builtin_add_overflow(*area, SB_STATE_CTL, area))
+		return sb_err(SHMBUS_ETOOBIG, "state value too large");
+	return 0;
+}
+
+static int state_init(uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	struct sb_state_ctl *ctl = (struct sb_state_ctl *)area;
+
+	(void)size;
+	ctl->magic = SB_STATE_MAGIC;
+	ctl->nbuf = (uint32_t)p->param[0];
+	ctl->value_size = p->value_size;
+	ctl->stride = stride_of(p->value_size);
+	return 0;
+}
+
+static int state_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	const struct sb_state_ctl *ctl = (const struct sb_state_ctl *)area;
+	uint64_t need;
+
+	if (size < SB_STATE_CTL || p->param[0] < 2 || p->param[0] > 8)
+		return sb_err(SHMBUS_ECORRUPT, "state area too small or bad nbuf");
+	if (ctl->magic != SB_STATE_MAGIC || ctl->nbuf != p->param[0] ||
+	    ctl->value_size != p->value_size || ctl->stride != stride_of(p->value_size))
+		return sb_err(SHMBUS_ECORRUPT, "state control block disagrees with the directory");
+	if (__builtin_mul_overflow(ctl->stride, (uint64_t)ctl->nbuf, &need) ||
+	    need > size - SB_STATE_CTL)
+		return sb_err(SHMBUS_ECORRUPT, "state buffers overrun the area");
+	return 0;
+}
+
+static int state_gc(struct sb_chan *ch, uint32_t *reaped)
+{
+	struct sb_state_ctl *ctl = (struct sb_state_ctl *)ch->area;
+	/* relaxed: a token is self-contained; the CAS settles races. */
+	uint64_t w = atomic_load_explicit(&ctl->writer, memory_order_relaxed);
+
+	*reaped = 0;
+	if (w != 0 && !sb_token_alive(w) &&
+	    atomic_compare_exchange_strong_explicit(&ctl->writer, &w, 0,
+	                                            memory_order_relaxed,
+	                                            memory_order_relaxed))
+		*reaped = 1;
+	return 0;
+}
+
+static void state_info(struct sb_chan *ch, shmbus_channel_info_t *info)
+{
+	struct sb_state_ctl *ctl = (struct sb_state_ctl *)ch->area;
+
+	/* relaxed: a snapshot for display. */
+	info->seq = atomic_load_explicit(&ctl->pub_seq, memory_order_relaxed);
+	info->capacity = ch->p.param[0];
+}
+
+const struct sb_kind_ops sb_state_ops = {
+	.plan = state_plan,
+	.init = state_init,
+	.check = state_check,
+	.gc = state_gc,
+	.info = state_info,
+};
+
+/* ---- open / close --------------------------------------------------- */
+
+void shmbus_state_opts_init(shmbus_state_opts_t *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->size_of = sizeof(*opts);
+	opts->dtype = SHMBUS_FLOAT64;
+	opts->create = 1;
+}
+
+int shmbus_state_open(shmbus_bus_t *bus, const char *name,
+                      const shmbus_state_opts_t *opts, shmbus_state_t **out)
+{
+	shmbus_state_opts_t o;
+	struct sb_params want;
+	shmbus_state_t *st;
+	int r;
+
+	if (!bus || !out)
+		return sb_err(SHMBUS_EINVAL, "shmbus_state_open: NULL argument");
+	*out = NULL;
+	shmbus_state_opts_init(&o);
+	if (opts) {
+		if (opts->size_of < offsetof(shmbus_state_opts_t, spin_ns) || opts->size_of > 4096)
+			return sb_err(SHMBUS_EINVAL, "state options: size_of is %u; call shmbus_state_opts_init()",
+			              opts->size_of);
+		memcpy(&o, opts, opts->size_of < sizeof(o) ? opts->size_of : sizeof(o));
+	}
+	if (o.wait_policy < 0 || o.wait_policy > SHMBUS_WAIT_PARK || o.spin_ns < 0)
+		return sb_err(SHMBUS_EINVAL, "state options: wait policy %d / spin_ns %lld invalid",
+		              o.wait_policy, (long long)o.spin_ns);
+	if (o.ndim > SHMBUS_MAX_DIMS)
+		return sb_err(SHMBUS_EINVAL, "state '%s': %u dimensions, the limit is %d",
+		              name ? name : "", o.ndim, SHMBUS_MAX_DIMS);
+	memset(&want, 0, sizeof(want));
+	want.kind = SHMBUS_KIND_STATE;
+	want.dtype = o.dtype;
+	want.ndim = o.ndim;
+	memcpy(want.shape, o.shape, sizeof(want.shape));
+	if (o.create && o.ndim == 0) {  /* a scalar */
+		want.ndim = 1;
+		want.shape[0] = 1;
+	}
+	if (want.ndim != 0) {
+		uint64_t bytes;
+
+		if (!shmbus_dtype_name(o.dtype))
+			return sb_err(SHMBUS_EINVAL, "state '%s': invalid dtype %d", name ? name : "",
+			              o.dtype);
+		r = sb_shape_bytes(want.dtype, want.ndim, want.shape, &bytes);
+		if (r)
+			return sb_err(r, "state '%s': %s", name ? name : "", shmbus_last_error());
+		want.value_size = bytes;
+	}
+	want.param[0] = o.nbuf;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return sb_err(SHMBUS_ENOMEM, "out of memory");
+	r = sb_chan_open(bus, name, &want, o.create, &st->ch);
+	if (r) {
+		free(st);
+		return r;
+	}
+	st->ctl = (struct sb_state_ctl *)st->ch.area;
+	st->bufs = st->ch.area + SB_STATE_CTL;
+	st->size = st->ch.p.value_size;
+	st->stride = stride_of(st->size);
+	st->nbuf = (uint32_t)st->ch.p.param[0];
+	st->policy = o.wait_policy;
+	st->spin_ns = o.spin_ns ? o.spin_ns : SB_DEFAULT_SPIN_NS;
+	st->token = bus->token ? bus->token : sb_self_token();
+	*out = st;
+	return 0;
+}
+
+int shmbus_state_close(shmbus_state_t *st)
+{
+	if (!st)
+		return 0;
+	shmbus_state_release_writer(st);
+	free(st);
+	return 0;
+}
+
+size_t shmbus_state_size(shmbus_state_t *st)
+{
+	return st ? (size_t)st->size : 0;
+}
+
+int shmbus_state_info(shmbus_state_t *st, shmbus_channel_info_t *info)
+{
+	if (!st || !info)
+		return sb_err(SHMBUS_EINVAL, "shmbus_state_info: NULL argument");
+	return shmbus_channel_info(st->ch.bus, st->ch.name, info);
+}
+
+int shmbus_state_set_wait(shmbus_state_t *st, int policy, int64_t spin_ns)
+{
+	if (!st || policy < 0 || policy > SHMBUS_WAIT_PARK || spin_ns < 0)
+		return sb_err(SHMBUS_EINVAL, "wait policy %d / spin_ns %lld invalid", policy,
+		              (long long)spin_ns);
+	st->policy = policy;
+	st->spin_ns = spin_ns ? spin_ns : SB_DEFAULT_SPIN_NS;
+	return 0;
+}
+
+/* ---- writing -------------------------------------------------------- */
+
+static int claim_writer(shmbus_state_t *st)
+{
+	/* acquire: pairs with the release in shmbus_state_release_writer, so
+	 * a new writer starts after the old one's last publication. */
+	uint64_t cur = atomic_load_explicit(&st->ctl->writer, memory_order_acquire);
+
+	if (cur == st->token) {
+		st->is_writer = 1;
+		return 0;
+	}
+	if (cur != 0 && sb_token_alive(cur))
+		return sb_err(SHMBUS_EBUSY,
+		              "state '%s' is being written by pid %u; one writer at a time",
+		              st->ch.name, sb_token_pid(cur));
+	/* acq_rel: takes the role from nobody or from a dead writer; a racing
+	 * claimant loses the CAS and sees the winner's token. */
+	if (!atomic_compare_exchange_strong_explicit(&st->ctl->writer, &cur, st->token,
+	                                             memory_order_acq_rel,
+	                                             memory_order_acquire))
+		return sb_err(SHMBUS_EBUSY, "state '%s' was just taken by writer pid %u",
+		              st->ch.name, sb_token_pid(cur));
+	st->is_writer = 1;
+	return 0;
+}
+
+int shmbus_state_release_writer(shmbus_state_t *st)
+{
+	uint64_t me;
+
+	if (!st)
+		return sb_err(SHMBUS_EINVAL, "state is NULL");
+	if (!st->is_writer)
+		return 0;
+	me = st->token;
+	/* release: our publications happen before the next writer's claim. */
+	atomic_compare_exchange_strong_explicit(&st->ctl->writer, &me, 0,
+	                                        memory_order_release, memory_order_relaxed);
+	st->is_writer = 0;
+	st->writing = 0;
+	return 0;
+}
+
+static uint8_t *buf_data(shmbus_state_t *st, uint64_t seq)
+{
+	return st->bufs + (seq % st->nbuf) * st->stride + SB_LINE;
+}
+
+static struct sb_state_buf *buf_of(shmbus_state_t *st, uint64_t seq)
+{
+	return (struct sb_state_buf *)(st->bufs + (seq % st->nbuf) * st->stride);
+}
+
+static int begin(shmbus_state_t *st, uint64_t *seq)
+{
+	uint64_t s;
+	int r;
+
+	if (!st->is_writer && (r = claim_writer(st)) != 0)
+		return r;
+	/* relaxed: only the writer stores pub_seq, and claim_writer's acquire
+	 * ordered us after the previous writer. */
+	s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_relaxed) + 1;
+	/* relaxed + release fence: the odd mark is ordered before every data
+	 * store below; a reader whose copy saw any of them sees the mark on
+	 * its re-check (pairs with the acquire fence in read_once). */
+	atomic_store_explicit(&buf_of(st, s)->seq, 2 * s + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	*seq = s;
+	return 0;
+}
+
+static void publish(shmbus_state_t *st, uint64_t s)
+{
+	/* release: the value's bytes are complete before the even mark; pairs
+	 * with the acquire load of buf->seq in read_once. */
+	atomic_store_explicit(&buf_of(st, s)->seq, 2 * s, memory_order_release);
+	/* seq_cst: publishes s (pairs with the acquire load of pub_seq by
+	 * readers) and, with the seq_cst load of waiters below, forms the
+	 * store-load pair that wait_park relies on: either we see its waiter
+	 * count or it sees our new pub_seq before sleeping. */
+	atomic_store_explicit(&st->ctl->pub_seq, s, memory_order_seq_cst);
+	if (atomic_load_explicit(&st->ctl->waiters, memory_order_seq_cst) != 0)
+		sb_futex_wake(sb_futex_low(&st->ctl->pub_seq), INT_MAX);
+}
+
+int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len)
+{
+	uint64_t s;
+	int r;
+
+	if (!st || (!value && len))
+		return sb_err(SHMBUS_EINVAL, "shmbus_state_write: NULL argument");
+	if (len != st->size)
+		return sb_err(SHMBUS_EINVAL, "state '%s' holds %llu-byte values (%s x %llu); got %zu bytes",
+		              st->ch.name, (unsigned long long)st->size,
+		              shmbus_dtype_name(st->ch.p.dtype),
+		              (unsigned long long)(st->size / shmbus_dtype_size(st->ch.p.dtype)),
+		              len);
+	if (st->writing)
+		return sb_err(SHMBUS_ESTATE, "state '%s': write_begin is not committed", st->ch.name);
+	r = begin(st, &s);
+	if (r)
+		return r;
+	sb_racy_copy(buf_data(st, s), value, len);
+	publish(st, s);
+	return 0;
+}
+
+int shmbus_state_write_begin(shmbus_state_t *st, void **ptr)
+{
+	uint64_t s;
+	int r;
+
+	if (!st || !ptr)
+		return sb_err(SHMBUS_EINVAL, "shmbus_state_write_begin: NULL argument");
+	if (st->writing)
+		return sb_err(SHMBUS_ESTATE, "state '%s': write_begin called twice", st->ch.name);
+	r = begin(st, &s);
+	if (r)
+		return r;
+	st->writing = s;
+	*ptr = buf_data(st, s);
+	return 0;
+}
+
+int shmbus_state_write_commit(shmbus_state_t *st)
+{
+	if (!st)
+		return sb_err(SHMBUS_EINVAL, "state is NULL");
+	if (!st->writing)
+		return sb_err(SHMBUS_ESTATE, "state '%s': commit without write_begin", st->ch.name);
+	publish(st, st->writing);
+	st->writing = 0;
+	return 0;
+}
+
+/* ---- reading -------------------------------------------------------- */
+
+uint64_t shmbus_state_seq(shmbus_state_t *st)
+{
+	/* acquire: pairs with publish(); a caller may then read the value. */
+	return st ? atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire) : 0;
+}
+
+/* One attempt: 0 done, 1 raced with the writer, SHMBUS_ENODATA. */
+static int read_once(shmbus_state_t *st, void *buf, uint64_t *seq)
+{
+	/* acquire: pairs with the seq_cst store in publish(). */
+	uint64_t s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
+	struct sb_state_buf *b;
+
+	if (s == 0)
+		return SHMBUS_ENODATA;
+	b = buf_of(st, s);
+	/* acquire: pairs with the release store of the even mark in publish(),
+	 * so the bytes we copy are at least value s. */
+	if (atomic_load_explicit(&b->seq, memory_order_acquire) != 2 * s)
+		return 1;
+	sb_racy_copy(buf, buf_data(st, s), st->size);
+	/* acquire fence: orders the copy before the re-check; pairs with the
+	 * release fence in begin(). */
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&b->seq, memory_order_relaxed) != 2 * s)
+		return 1;
+	*seq = s;
+	return 0;
+}
+
+int shmbus_state_read(shmbus_state_t *st, void *buf, size_t len, uint64_t *seq)
+{
+	uint64_t s = 0, start = 0;
+	unsigned tries;
+	int r;
+
+	if (!st || !buf)
+		return sb_err(SHMBUS_EINVAL, "shmbus_state_read: NULL argument");
+	if (len < st->size)
+		return sb_err(SHMBUS_ETOOBIG, "state '%s' values are %llu bytes; buffer has %zu",
+		              st->ch.name, (unsigned long long)st->size, len);
+	for (tries = 0;; tries++) {
+		r = read_once(st, buf, &s);
+		if (r <= 0)
+			break;
+		/* A writer lapping us on every try is either much faster than
+		 * our copy or a corrupt segment: bound the time, not the tries. */
+		if ((tries & 63) == 63) {
+			if (!start)
+				start = sb_now_ns();
+			else if (sb_now_ns() - start > 1000000000ull)
+				return sb_err(SHMBUS_EAGAIN,
+				              "state '%s': the writer overwrote every value during the copy for 1 s",
+				              st->ch.name);
+		}
+		sb_cpu_relax();
+	}
+	if (r == SHMBUS_ENODATA)
+		return sb_err(r, "state '%s' has not been written yet", st->ch.name);
+	if (seq)
+		*seq = s;
+	return 0;
+}
+
+int shmbus_state_read_begin(shmbus_state_t *st, const void **ptr, uint64_t *seq)
+{
+	uint64_t s;
+	unsigned tries;
+
+	if (!st || !ptr || !seq)
+		return sb_err(SHMBUS_EINVAL, "shmbus_state_read_begin: NULL argument");
+	for (tries = 0; tries < 1000000; tries++) {
+		/* acquire: pairs with the seq_cst store in publish(). */
+		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
+		if (s == 0)
+			return sb_err(SHMBUS_ENODATA, "state '%s' has not been written yet",
+			              st->ch.name);
+		/* acquire: pairs with the even-mark release in publish(). */
+		if (atomic_load_explicit(&buf_of(st, s)->seq, memory_order_acquire) == 2 * s) {
+			*ptr = buf_data(st, s);
+			*seq = s;
+			return 0;
+		}
+		sb_cpu_relax();
+	}
+	return sb_err(SHMBUS_EAGAIN, "state '%s': no stable value found", st->ch.name);
+}
+
+int shmbus_state_read_validate(shmbus_state_t *st, uint64_t seq)
+{
+	if (!st || seq == 0)
+		return sb_err(SHMBUS_EINVAL, "shmbus_state_read_validate: bad argument");
+	/* acquire fence: the caller's reads of the value are ordered before
+	 * the re-check; pairs with the release fence in begin(). */
+	atomic_thread_fence(memory_order_acquire);
+	if (atomic_load_explicit(&buf_of(st, seq)->seq, memory_order_relaxed) != 2 * seq)
+		return SHMBUS_EAGAIN;
+	return 0;
+}
+
+/* ---- waiting -------------------------------------------------------- */
+
+static int wait_park(shmbus_state_t *st, uint64_t newer_than, sb_deadline_t *d,
+                     uint64_t *seq)
+{
+	_Atomic uint32_t *word = sb_futex_low(&st->ctl->pub_seq);
+	uint64_t s;
+	int r = 0;
+
+	for (;;) {
+		int64_t left = sb_deadline_left(d);
+
+		/* seq_cst: announce the sleeper before re-checking pub_seq; pairs
+		 * with the seq_cst store/load pair in publish(). */
+		atomic_fetch_add_explicit(&st->ctl->waiters, 1, memory_order_seq_cst);
+		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_seq_cst);
+		if (s <= newer_than && left != 0)
+			r = sb_futex_wait(word, (uint32_t)s, left);
+		/* relaxed: only the count matters to the writer. */
+		atomic_fetch_sub_explicit(&st->ctl->waiters, 1, memory_order_relaxed);
+		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
+		if (s > newer_than) {
+			*seq = s;
+			return 0;
+		}
+		if (r == SHMBUS_EINTR)
+			return sb_err(r, "interrupted while waiting on state '%s'", st->ch.name);
+		if (r < 0 && r != SHMBUS_ETIMEDOUT)
+			return r;
+		if (sb_deadline_left(d) == 0)
+			return sb_err(SHMBUS_ETIMEDOUT, "no value newer than %llu on state '%s'",
+			              (unsigned long long)newer_than, st->ch.name);
+	}
+}
+
+int shmbus_state_wait(shmbus_state_t *st, uint64_t newer_than, int64_t timeout_ns,
+                      uint64_t *seq)
+{
+	sb_deadline_t d;
+	uint64_t s, spin_end;
+	unsigned i;
+
+	if (!st)
+		return sb_err(SHMBUS_EINVAL, "state is NULL");
+	if (!seq)
+		seq = &s;
+	sb_deadline_init(&d, timeout_ns);
+	if (st->policy != SHMBUS_WAIT_PARK) {
+		spin_end = st->policy == SHMBUS_WAIT_SPIN ? UINT64_MAX : sb_now_ns() + (uint64_t)st->spin_ns;
+		for (i = 0;; i++) {
+			/* acquire: pairs with the store in publish(). */
+			s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
+			if (s > newer_than) {
+				*seq = s;
+				return 0;
+			}
+			if ((i & 63) == 63) {
+				if (sb_deadline_left(&d) == 0)
+					return sb_err(SHMBUS_ETIMEDOUT,
+					              "no value newer than %llu on state '%s'",
+					              (unsigned long long)newer_than, st->ch.name);
+				if (sb_now_ns() >= spin_end)
+					break;
+			}
+			sb_cpu_relax();
+		}
+	}
+	return wait_park(st, newer_than, &d, seq);
+}
