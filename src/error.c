@@ -57,13 +57,17 @@ void sb_err_clear(void)
 	last_error[0] = '\0';
 }
 
+/* Formatting goes through a scratch buffer: callers may pass the previous
+ * message as an argument to wrap it with context. */
 int sb_err(int code, const char *fmt, ...)
 {
+	char tmp[sizeof(last_error)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
+	memcpy(last_error, tmp, sizeof(tmp));
 	return code;
 }
 
@@ -83,14 +87,15 @@ static int code_of_errno(int e)
 
 int sb_err_sys(int errno_value, const char *fmt, ...)
 {
+	char tmp[sizeof(last_error)];
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
-	if (n >= 0 && (size_t)n < sizeof(last_error))
-		snprintf(last_error + n, sizeof(last_error) - (size_t)n, ": %s",
-		         strerror(errno_value));
+	if (n >= 0 && (size_t)n < sizeof(tmp))
+		snprintf(tmp + n, sizeof(tmp) - (size_t)n, ": %s", strerror(errno_value));
+	memcpy(last_error, tmp, sizeof(tmp));
 	return code_of_errno(errno_value);
 }
