@@ -218,6 +218,20 @@ static inline _Atomic uint32_t *sb_futex_low(_Atomic uint64_t *w)
 #endif
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define SB_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SB_TSAN 1
+#endif
+#endif
+
+/* Lock a process-shared mutex for at most timeout_ns (-1: no limit);
+ * returns pthread's code (0, EOWNERDEAD, ETIMEDOUT, ...). Uses
+ * CLOCK_MONOTONIC, except under ThreadSanitizer, which only intercepts
+ * pthread_mutex_timedlock. */
+int sb_mutex_lock(pthread_mutex_t *m, int64_t timeout_ns);
+
 /* ---- peers.c -------------------------------------------------------- */
 
 /* A process identity that survives pid reuse: pid | start_time << 32. */

@@ -571,12 +571,8 @@ static void repair_directory(shmbus_bus_t *bus)
 
 int sb_bus_lock(shmbus_bus_t *bus)
 {
-	struct timespec ts;
-	int r;
+	int r = sb_mutex_lock(&bus->hdr->mutex, SB_LOCK_TIMEOUT_NS);
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += SB_LOCK_TIMEOUT_NS / 1000000000ll;
-	r = pthread_mutex_clocklock(&bus->hdr->mutex, CLOCK_MONOTONIC, &ts);
 	if (r == 0)
 		return 0;
 	if (r == EOWNERDEAD) {

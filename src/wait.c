@@ -82,13 +82,29 @@ void sb_futex_wake(_Atomic uint32_t *addr, int n)
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define SB_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SB_TSAN 1
+int sb_mutex_lock(pthread_mutex_t *m, int64_t timeout_ns)
+{
+	struct timespec ts;
+
+	if (timeout_ns < 0)
+		return pthread_mutex_lock(m);
+#ifdef SB_TSAN
+	clock_gettime(CLOCK_REALTIME, &ts);
+#else
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 #endif
+	ts.tv_sec += timeout_ns / 1000000000ll;
+	ts.tv_nsec += timeout_ns % 1000000000ll;
+	if (ts.tv_nsec >= 1000000000l) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000l;
+	}
+#ifdef SB_TSAN
+	return pthread_mutex_timedlock(m, &ts);
+#else
+	return pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
 #endif
+}
 
 void sb_racy_copy(void *dst, const void *src, size_t n)
 {

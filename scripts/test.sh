@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# test.sh -- the whole test suite (README's second command, and CI's).
+#
+#   1. install what is missing (scripts/deps.sh)
+#   2. build everything warning-free (-Wall -Wextra -Werror)
+#   3. run every C test program, the CLI test, the Python suite, the bridge
+#      tests against a real nats-server, the model checks and a bounded fuzz run
+#   4. rebuild under AddressSanitizer + UBSan and run the C tests again
+#   5. rebuild under ThreadSanitizer and run the concurrency tests
+#
+# Environment: SHMBUS_TEST_SCALE (default 1) scales stress durations;
+# FUZZ_SECONDS (default 60) bounds the fuzz run; SKIP="asan tsan fuzz ..."
+# skips stages. Ends with "N passed, N failed"; exit status 0 only if all passed.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export SHMBUS_TEST_SCALE=${SHMBUS_TEST_SCALE:-1}
+export FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+PY=/usr/bin/python3
+SKIP=${SKIP:-}
+LOG=$(mktemp -d /tmp/shmbus-test.XXXXXX)
+pass=0; fail=0; failed=()
+
+skip() { case " $SKIP " in *" $1 "*) echo "== skipping $1"; return 0;; esac; return 1; }
+
+# run NAME TIMEOUT CMD...: one test case; its output goes to a log shown on failure.
+run() {
+  local name=$1 limit=$2; shift 2
+  local log="$LOG/$(echo "$name" | tr '/ ' '__').log" t0=$(date +%s.%N) rc
+  timeout -k 5 "$limit" "$@" >"$log" 2>&1; rc=$?
+  local dt=$(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)")
+  if [ $rc -eq 0 ]; then
+    pass=$((pass+1)); printf 'PASS  %-44s %6ss\n' "$name" "$dt"
+  else
+    fail=$((fail+1)); failed+=("$name")
+    printf 'FAIL  %-44s %6ss (exit %d)\n' "$name" "$dt" "$rc"
+    tail -25 "$log" | sed 's/^/      | /'
+  fi
+}
+
+c_tests() {  # c_tests BUILD [LIST]
+  local build=$1 list=${2:-} t
+  if [ -n "$list" ]; then
+    while read -r t; do
+      [ -z "$t" ] && continue
+      [ -x "$build/$t" ] && run "${build}:${t#tests/}" 300 "$build/$t"
+    done < "$list"
+  else
+    for t in $(cd "$build" && find tests -type f -perm -u+x | sort); do
+      run "${build}:${t#tests/}" 300 "$build/$t"
+    done
+  fi
+}
+
+echo "== dependencies"
+bash scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null 2>&1 || true; }
+
+echo "== build (warnings are errors)"
+if ! make -j"$(nproc)" all >"$LOG/build.log" 2>&1; then
+  tail -40 "$LOG/build.log"; echo "build failed"; echo "0 passed, 1 failed"; exit 1
+fi
+
+echo "== C tests"
+c_tests build
+for t in tests/test_*.sh; do [ -f "$t" ] && run "$t" 300 env BUILD=build bash "$t"; done
+
+if ! skip python && [ -d python ] && [ -f python/setup.py ]; then
+  echo "== Python"
+  if make python PYTHON=$PY >"$LOG/python-build.log" 2>&1; then
+    run "python/pytest" 600 bash -c "cd python && $PY -m pytest -q -p no:cacheprovider tests; r=\$?; [ \$r -eq 5 ] && r=0; exit \$r"
+  else
+    fail=$((fail+1)); failed+=("python build"); tail -30 "$LOG/python-build.log"
+  fi
+fi
+
+if ! skip bridge && [ -x tests/bridge/run.sh ] || [ -f tests/bridge/run.sh ]; then
+  skip bridge || { echo "== NATS bridge"; run "bridge" 900 bash tests/bridge/run.sh; }
+fi
+if ! skip model && [ -f tests/model/run.sh ]; then
+  echo "== model checking"; run "model" 900 bash tests/model/run.sh
+fi
+if ! skip fuzz && [ -f tests/fuzz/run.sh ]; then
+  echo "== fuzzing (${FUZZ_SECONDS}s)"; run "fuzz" $((FUZZ_SECONDS + 600)) bash tests/fuzz/run.sh
+fi
+
+if ! skip asan; then
+  echo "== AddressSanitizer + UBSan"
+  if make -j"$(nproc)" SAN=asan lib tools tests >"$LOG/asan-build.log" 2>&1; then
+    export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    c_tests build-asan
+    for t in tests/test_*.sh; do [ -f "$t" ] && run "asan:$t" 300 env BUILD=build-asan bash "$t"; done
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+  else
+    fail=$((fail+1)); failed+=("asan build"); tail -30 "$LOG/asan-build.log"
+  fi
+fi
+
+if ! skip tsan; then
+  echo "== ThreadSanitizer (concurrency tests in tests/tsan.list)"
+  if make -j"$(nproc)" SAN=tsan lib tests >"$LOG/tsan-build.log" 2>&1; then
+    export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+    c_tests build-tsan tests/tsan.list
+    unset TSAN_OPTIONS
+  else
+    fail=$((fail+1)); failed+=("tsan build"); tail -30 "$LOG/tsan-build.log"
+  fi
+fi
+
+left=$(ls /dev/shm | grep '^shmbus-t-' || true)
+if [ -n "$left" ]; then
+  echo "FAIL  tests left objects in /dev/shm: $left"; fail=$((fail+1)); failed+=("leftovers")
+  for f in $left; do rm -f "/dev/shm/$f"; done
+fi
+
+echo
+[ $fail -gt 0 ] && printf 'failed: %s\n' "${failed[*]}"
+echo "logs: $LOG"
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
