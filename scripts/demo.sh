@@ -25,8 +25,12 @@ if [ -x $B/producer_consumers/demo ]; then
   $B/producer_consumers/demo; check $? "producer/consumers (C)"
 fi
 
-if [ -x $B/matrix_stream/matrix_writer ] && [ -f examples/python/matrix_reader.py ] && make python >/dev/null 2>&1; then
-  step "3. a 1024x1024 float64 matrix per frame from C to numpy, zero-copy"
+step "3. a 1024x1024 float64 matrix (8 MiB) per frame, written and read in place"
+$B/matrix_stream/matrix_reader demo_matrix & rd=$!
+$B/matrix_stream/matrix_writer --bus demo_matrix --frames 120 --hz 60 --wait-reader 10; w=$?
+wait $rd; check $((w + $?)) "matrix stream C -> C"
+if [ -f examples/python/matrix_reader.py ] && make python >/dev/null 2>&1; then
+  step "3b. the same frames into numpy"
   PYTHONPATH=python $PY examples/python/matrix_reader.py --writer $B/matrix_stream/matrix_writer
   check $? "matrix stream C -> Python"
 fi
