@@ -13,6 +13,9 @@
  *               role; taken by CAS from 0 or from a dead token.
  *   waiters     number of readers asleep (or about to sleep) on pub_seq.
  *
+ * Small values share cache lines with pub_seq or their sequence word (see
+ * layout()), so a new 8-byte value reaches a reader in one line transfer.
+ *
  * The writer of value s = pub_seq + 1 marks buf[s % K] odd, copies, marks it
  * even, then publishes pub_seq = s and, only if waiters != 0, wakes the
  * sleepers. It never touches the buffer of the value readers are most likely
@@ -35,7 +38,8 @@
 
 struct sb_state_ctl {
 	_Atomic uint64_t pub_seq;
-	uint8_t pad0[SB_LINE - 8];
+	/* Small values live here, in pub_seq's own line (see layout()). */
+	uint8_t inline_bufs[SB_LINE - 8];
 	_Atomic uint64_t writer;
 	uint8_t pad1[SB_LINE - 8];
 	_Atomic uint32_t waiters;
@@ -45,21 +49,60 @@ struct sb_state_ctl {
 	uint32_t nbuf;
 	uint64_t value_size;
 	uint64_t stride;
-	uint8_t pad3[SB_LINE - 24];
+	uint64_t buf_base;
+	uint64_t data_off;
+	uint8_t pad3[SB_LINE - 40];
 };
 _Static_assert(sizeof(struct sb_state_ctl) == SB_STATE_CTL, "state control is 4 lines");
 
+/* A buffer starts with its sequence word; its data follows at data_off. */
 struct sb_state_buf {
 	_Atomic uint64_t seq;
-	uint8_t pad[SB_LINE - 8];
-	/* value_size bytes of data follow, padded to a line */
 };
+
+/* Where the K buffers go. Every buffer a reader touches costs a cache-line
+ * transfer when the writer has changed it, so:
+ *  - compact: tiny values (8 + K x (8 + value) <= 64, e.g. 8 bytes with
+ *    K = 3) live inside pub_seq's own line: a new value reaches a reader in
+ *    one line transfer, like a bare shared counter;
+ *  - inline: values up to 56 bytes share their buffer's line with its
+ *    sequence word;
+ *  - otherwise each buffer is a sequence line followed by the data, padded
+ *    to whole lines so buffers never share a line. */
+struct sb_layout {
+	uint64_t buf_base, stride, data_off, area;
+};
+
+static int layout(uint64_t value_size, uint64_t nbuf, struct sb_layout *l)
+{
+	uint64_t v8 = SB_ALIGN(value_size, 8);
+
+	if (value_size <= SB_LINE && 8 + nbuf * (8 + v8) <= SB_LINE) {
+		l->buf_base = 8;
+		l->stride = 8 + v8;
+		l->data_off = 8;
+		l->area = SB_STATE_CTL;
+		return 0;
+	}
+	if (value_size <= SB_LINE - 8) {
+		l->stride = SB_LINE;
+		l->data_off = 8;
+	} else {
+		l->stride = SB_LINE + SB_ALIGN(value_size, SB_LINE);
+		l->data_off = SB_LINE;
+	}
+	l->buf_base = SB_STATE_CTL;
+	if (__builtin_mul_overflow(l->stride, nbuf, &l->area) ||
+	    __builtin_add_overflow(l->area, SB_STATE_CTL, &l->area))
+		return sb_err(SHMBUS_ETOOBIG, "state value too large");
+	return 0;
+}
 
 struct shmbus_state {
 	struct sb_chan ch;
 	struct sb_state_ctl *ctl;
-	uint8_t *bufs;
-	uint64_t size, stride;
+	uint8_t *bufs;             /* area + buf_base */
+	uint64_t size, stride, data_off;
 	uint32_t nbuf;
 	int policy;
 	int64_t spin_ns;
@@ -68,16 +111,11 @@ struct shmbus_state {
 	uint64_t writing;          /* seq of a write_begin not yet committed */
 };
 
-static uint64_t stride_of(uint64_t value_size)
-{
-	return SB_LINE + SB_ALIGN(value_size, SB_LINE);
-}
-
-/* ---- kind ops ------------------------------------------------------- */
-
 static int state_plan(struct sb_params *p, uint64_t *area)
 {
-	uint64_t bytes, stride;
+	struct sb_layout l;
+	uint64_t bytes;
+	int r;
 
 	if (p->param[0] == 0)
 		p->param[0] = 3;
@@ -87,37 +125,42 @@ static int state_plan(struct sb_params *p, uint64_t *area)
 	if (sb_shape_bytes(p->dtype, p->ndim, p->shape, &bytes) != 0)
 		return SHMBUS_EINVAL;
 	p->value_size = bytes;
-	stride = stride_of(bytes);
-	if (__builtin_mul_overflow(stride, p->param[0], area) ||
-	    __builtin_add_overflow(*area, SB_STATE_CTL, area))
-		return sb_err(SHMBUS_ETOOBIG, "state value too large");
+	if ((r = layout(bytes, p->param[0], &l)) != 0)
+		return r;
+	*area = l.area;
 	return 0;
 }
 
 static int state_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 {
 	struct sb_state_ctl *ctl = (struct sb_state_ctl *)area;
+	struct sb_layout l;
 
 	(void)size;
+	if (layout(p->value_size, p->param[0], &l) != 0)
+		return SHMBUS_ETOOBIG;
 	ctl->magic = SB_STATE_MAGIC;
 	ctl->nbuf = (uint32_t)p->param[0];
 	ctl->value_size = p->value_size;
-	ctl->stride = stride_of(p->value_size);
+	ctl->stride = l.stride;
+	ctl->buf_base = l.buf_base;
+	ctl->data_off = l.data_off;
 	return 0;
 }
 
 static int state_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
 {
 	const struct sb_state_ctl *ctl = (const struct sb_state_ctl *)area;
-	uint64_t need;
+	struct sb_layout l;
 
-	if (size < SB_STATE_CTL || p->param[0] < 2 || p->param[0] > 8)
+	if (size < SB_STATE_CTL || p->param[0] < 2 || p->param[0] > 8 ||
+	    layout(p->value_size, p->param[0], &l) != 0)
 		return sb_err(SHMBUS_ECORRUPT, "state area too small or bad nbuf");
 	if (ctl->magic != SB_STATE_MAGIC || ctl->nbuf != p->param[0] ||
-	    ctl->value_size != p->value_size || ctl->stride != stride_of(p->value_size))
+	    ctl->value_size != p->value_size || ctl->stride != l.stride ||
+	    ctl->buf_base != l.buf_base || ctl->data_off != l.data_off)
 		return sb_err(SHMBUS_ECORRUPT, "state control block disagrees with the directory");
-	if (__builtin_mul_overflow(ctl->stride, (uint64_t)ctl->nbuf, &need) ||
-	    need > size - SB_STATE_CTL)
+	if (l.area > size)
 		return sb_err(SHMBUS_ECORRUPT, "state buffers overrun the area");
 	return 0;
 }
@@ -218,9 +261,17 @@ int shmbus_state_open(shmbus_bus_t *bus, const char *name,
 		return r;
 	}
 	st->ctl = (struct sb_state_ctl *)st->ch.area;
-	st->bufs = st->ch.area + SB_STATE_CTL;
+	{
+		struct sb_layout l;
+
+		/* Recomputed locally from validated params (state_check agreed
+		 * with the shared copy), never taken from the segment. */
+		layout(st->ch.p.value_size, st->ch.p.param[0], &l);
+		st->bufs = st->ch.area + l.buf_base;
+		st->stride = l.stride;
+		st->data_off = l.data_off;
+	}
 	st->size = st->ch.p.value_size;
-	st->stride = stride_of(st->size);
 	st->nbuf = (uint32_t)st->ch.p.param[0];
 	st->policy = o.wait_policy;
 	st->spin_ns = o.spin_ns ? o.spin_ns : SB_DEFAULT_SPIN_NS;
@@ -304,18 +355,21 @@ int shmbus_state_release_writer(shmbus_state_t *st)
 	return 0;
 }
 
-static uint8_t *buf_data(shmbus_state_t *st, uint64_t seq)
-{
-	return st->bufs + (seq % st->nbuf) * st->stride + SB_LINE;
-}
-
+/* The buffer of value seq; one division per operation, from local copies
+ * of nbuf and stride, so any seq read from the segment stays in bounds. */
 static struct sb_state_buf *buf_of(shmbus_state_t *st, uint64_t seq)
 {
 	return (struct sb_state_buf *)(st->bufs + (seq % st->nbuf) * st->stride);
 }
 
-static int begin(shmbus_state_t *st, uint64_t *seq)
+static uint8_t *data_of(shmbus_state_t *st, struct sb_state_buf *b)
 {
+	return (uint8_t *)b + st->data_off;
+}
+
+static int begin(shmbus_state_t *st, uint64_t *seq, struct sb_state_buf **bp)
+{
+	struct sb_state_buf *b;
 	uint64_t s;
 	int r;
 
@@ -327,17 +381,19 @@ static int begin(shmbus_state_t *st, uint64_t *seq)
 	/* relaxed + release fence: the odd mark is ordered before every data
 	 * store below; a reader whose copy saw any of them sees the mark on
 	 * its re-check (pairs with the acquire fence in read_once). */
-	atomic_store_explicit(&buf_of(st, s)->seq, 2 * s + 1, memory_order_relaxed);
+	b = buf_of(st, s);
+	atomic_store_explicit(&b->seq, 2 * s + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 	*seq = s;
+	*bp = b;
 	return 0;
 }
 
-static void publish(shmbus_state_t *st, uint64_t s)
+static void publish(shmbus_state_t *st, uint64_t s, struct sb_state_buf *b)
 {
 	/* release: the value's bytes are complete before the even mark; pairs
 	 * with the acquire load of buf->seq in read_once. */
-	atomic_store_explicit(&buf_of(st, s)->seq, 2 * s, memory_order_release);
+	atomic_store_explicit(&b->seq, 2 * s, memory_order_release);
 	/* seq_cst: publishes s (pairs with the acquire load of pub_seq by
 	 * readers) and, with the seq_cst load of waiters below, forms the
 	 * store-load pair that wait_park relies on: either we see its waiter
@@ -349,6 +405,7 @@ static void publish(shmbus_state_t *st, uint64_t s)
 
 int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len)
 {
+	struct sb_state_buf *b;
 	uint64_t s;
 	int r;
 
@@ -362,16 +419,17 @@ int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len)
 		              len);
 	if (st->writing)
 		return sb_err(SHMBUS_ESTATE, "state '%s': write_begin is not committed", st->ch.name);
-	r = begin(st, &s);
+	r = begin(st, &s, &b);
 	if (r)
 		return r;
-	sb_racy_copy(buf_data(st, s), value, len);
-	publish(st, s);
+	sb_racy_copy(data_of(st, b), value, len);
+	publish(st, s, b);
 	return 0;
 }
 
 int shmbus_state_write_begin(shmbus_state_t *st, void **ptr)
 {
+	struct sb_state_buf *b;
 	uint64_t s;
 	int r;
 
@@ -379,11 +437,11 @@ int shmbus_state_write_begin(shmbus_state_t *st, void **ptr)
 		return sb_err(SHMBUS_EINVAL, "shmbus_state_write_begin: NULL argument");
 	if (st->writing)
 		return sb_err(SHMBUS_ESTATE, "state '%s': write_begin called twice", st->ch.name);
-	r = begin(st, &s);
+	r = begin(st, &s, &b);
 	if (r)
 		return r;
 	st->writing = s;
-	*ptr = buf_data(st, s);
+	*ptr = data_of(st, b);
 	return 0;
 }
 
@@ -393,7 +451,7 @@ int shmbus_state_write_commit(shmbus_state_t *st)
 		return sb_err(SHMBUS_EINVAL, "state is NULL");
 	if (!st->writing)
 		return sb_err(SHMBUS_ESTATE, "state '%s': commit without write_begin", st->ch.name);
-	publish(st, st->writing);
+	publish(st, st->writing, buf_of(st, st->writing));
 	st->writing = 0;
 	return 0;
 }
@@ -420,7 +478,7 @@ static int read_once(shmbus_state_t *st, void *buf, uint64_t *seq)
 	 * so the bytes we copy are at least value s. */
 	if (atomic_load_explicit(&b->seq, memory_order_acquire) != 2 * s)
 		return 1;
-	sb_racy_copy(buf, buf_data(st, s), st->size);
+	sb_racy_copy(buf, data_of(st, b), st->size);
 	/* acquire fence: orders the copy before the re-check; pairs with the
 	 * release fence in begin(). */
 	atomic_thread_fence(memory_order_acquire);
@@ -478,8 +536,10 @@ int shmbus_state_read_begin(shmbus_state_t *st, const void **ptr, uint64_t *seq)
 			return sb_err(SHMBUS_ENODATA, "state '%s' has not been written yet",
 			              st->ch.name);
 		/* acquire: pairs with the even-mark release in publish(). */
-		if (atomic_load_explicit(&buf_of(st, s)->seq, memory_order_acquire) == 2 * s) {
-			*ptr = buf_data(st, s);
+		struct sb_state_buf *b = buf_of(st, s);
+
+		if (atomic_load_explicit(&b->seq, memory_order_acquire) == 2 * s) {
+			*ptr = data_of(st, b);
 			*seq = s;
 			return 0;
 		}
