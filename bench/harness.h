@@ -44,6 +44,10 @@ int run_init(uint64_t pp_max);
  * round trips of a ping-pong run. 0 if the run succeeded. */
 int run_once(struct tctx *ctx, const struct run_cfg *cfg, struct run_res *res);
 const uint64_t *run_samples(void);
+/* The round trip of one cache line between the two CPUs, spinning, no
+ * clock reads inside: what the hardware allows right now (ns; -1 on
+ * failure). The VM's vCPU placement changes it several-fold over hours. */
+double run_line_rtt(const int cpu[2]);
 /* Kills the children of the current run, if any (signal-safe). */
 void run_kill_children(void);
 
@@ -83,6 +87,7 @@ struct report {
 	size_t nsizes;
 	int tests[TEST__COUNT];
 	const char *results_dir;
+	double line_rtt[2];     /* run_line_rtt() before and after the run */
 };
 
 void report_note(struct report *rep, const char *fmt, ...)

@@ -401,6 +401,9 @@ int main(int argc, char **argv)
 		.cpu = { rep.cpu[0], rep.cpu[1] },
 		.timeout_s = (unsigned)rep.run_s + 60,
 	};
+	rep.line_rtt[0] = run_line_rtt(rep.cpu);
+	fprintf(stderr, "ipcbench: cache-line round trip CPU %d <-> CPU %d: %.0f ns\n",
+		rep.cpu[0], rep.cpu[1], rep.line_rtt[0]);
 	unsigned serial = 0;
 	for (size_t i = 0; i < nsel && !interrupted; i++) {
 		const struct transport *t = sel[i];
@@ -434,6 +437,13 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < nsel; i++)
 		if (inited[i] == 2)
 			sel[i]->global_fini();
+	rep.line_rtt[1] = interrupted ? -1 : run_line_rtt(rep.cpu);
+	double lo = rep.line_rtt[0] < rep.line_rtt[1] ? rep.line_rtt[0] : rep.line_rtt[1];
+	double hi = rep.line_rtt[0] < rep.line_rtt[1] ? rep.line_rtt[1] : rep.line_rtt[0];
+	if (lo > 0 && hi > 1.5 * lo)
+		report_note(&rep, "the cache-line round trip moved from %.0f to %.0f ns during the run "
+			    "(the VM's CPUs were moved): figures taken early and late do not compare",
+			    rep.line_rtt[0], rep.line_rtt[1]);
 	if (interrupted) {
 		fprintf(stderr, "ipcbench: interrupted\n");
 		return 130;

@@ -18,8 +18,9 @@
  * all ones ends the run.
  *
  * One-way runs are time-boxed: the producer sends for the warm-up plus the
- * run's budget (it reads the clock every ~64 KiB of messages), then sends
- * the end marker. The consumer, reading the clock as often, starts counting
+ * run's budget (it reads the clock about every 50 us, see struct ticker),
+ * then sends the end marker. The consumer, reading the clock as often,
+ * starts counting
  * at the first message after the warm-up (a fifth of the budget: page
  * faults, cold caches and lazy library setup stay out of the figure) and
  * stops at the end marker; messages / elapsed is the rate. Ping-pong runs
@@ -46,6 +47,9 @@ struct ctl {
 	/* Barrier counters: each child adds 1 and waits for 2. */
 	_Alignas(BENCH_CACHELINE) _Atomic uint32_t ready;
 	_Alignas(BENCH_CACHELINE) _Atomic uint32_t done;
+	/* The cache line of run_line_rtt(): odd values go from role 0 to role
+	 * 1, even values back. */
+	_Alignas(BENCH_CACHELINE) _Atomic uint32_t line;
 	/* Set by a child that gave up, so the other stops waiting at a barrier. */
 	_Atomic uint32_t abort;
 	uint64_t count;
@@ -115,6 +119,30 @@ static int barrier(_Atomic uint32_t *cnt)
 	}
 }
 
+/* Decides when a streaming loop reads the clock: about every 50 us,
+ * whatever the message rate, so that the reads cost nothing measurable at
+ * 40 M messages/s and a slow transport still stops on time. The stride
+ * (messages between reads) doubles while reads come faster than that and
+ * halves when they come slower. */
+struct ticker {
+	uint64_t stride, left, last;
+};
+
+static int tick(struct ticker *t, uint64_t *now)
+{
+	if (--t->left)
+		return 0;
+	*now = bench_now_ns();
+	uint64_t gap = *now - t->last;
+	if (gap < 50000 && t->stride < (1u << 20))
+		t->stride *= 2;
+	else if (gap > 200000 && t->stride > 1)
+		t->stride /= 2;
+	t->last = *now;
+	t->left = t->stride;
+	return 1;
+}
+
 static void put_seq(unsigned char *b, size_t n, uint64_t seq)
 {
 	memcpy(b, &seq, 8);
@@ -169,21 +197,19 @@ static int producer(struct tctx *ctx, const struct run_cfg *cfg, int zc)
 		child_err(0, "out of memory");
 		return -1;
 	}
-	uint64_t every = n >= 65536 ? 1 : 65536 / n, left = every, seq = 0;
+	uint64_t seq = 0, now;
 	if (barrier(&ctl->ready))
 		return -1;
-	uint64_t deadline = bench_now_ns() + cfg->budget_ns + cfg->budget_ns / 5;
+	struct ticker tk = { .stride = 1, .left = 1, .last = bench_now_ns() };
+	uint64_t deadline = tk.last + cfg->budget_ns + cfg->budget_ns / 5;
 	for (;; seq++) {
 		put_seq(src, n, seq);
 		if (send_one(ctx, zc, src, n)) {
 			child_err(0, "send #%llu: %s", (unsigned long long)seq, ctx->note);
 			return -1;
 		}
-		if (--left == 0) {
-			left = every;
-			if (bench_now_ns() >= deadline)
-				break;
-		}
+		if (tick(&tk, &now) && now >= deadline)
+			break;
 	}
 	put_seq(src, n, SEQ_END);
 	if (send_one(ctx, zc, src, n)) {
@@ -213,24 +239,20 @@ static int consumer(struct tctx *ctx, const struct run_cfg *cfg, int zc)
 		child_err(1, "out of memory");
 		return -1;
 	}
-	uint64_t every = n >= 65536 ? 1 : 65536 / n, left = 1;
-	uint64_t expect = 0, base = 0, t_first = 0, x = 0, warm_until;
+	uint64_t expect = 0, base = 0, t_first = 0, x = 0, now;
 	if (barrier(&ctl->ready))
 		return -1;
-	warm_until = bench_now_ns() + cfg->budget_ns / 5;
+	struct ticker tk = { .stride = 1, .left = 1, .last = bench_now_ns() };
+	uint64_t warm_until = tk.last + cfg->budget_ns / 5;
 	for (;;) {
 		const unsigned char *m = buf;
 		if (zc ? !(m = ctx->t->recv_peek(ctx, &len)) : ctx->t->recv(ctx, buf, n, &len) != 0) {
 			child_err(1, "recv #%llu: %s", (unsigned long long)expect, ctx->note);
 			return -1;
 		}
-		if (!t_first && --left == 0) {
-			left = every;
-			uint64_t now = bench_now_ns();
-			if (now >= warm_until) {
-				t_first = now;
-				base = expect;
-			}
+		if (!t_first && tick(&tk, &now) && now >= warm_until) {
+			t_first = now;
+			base = expect;
 		}
 		uint64_t head;
 		memcpy(&head, m, 8);
@@ -334,6 +356,8 @@ static int ponger(struct tctx *ctx, const struct run_cfg *cfg)
 	return 0;
 }
 
+static int pin(int role, int cpu);
+
 static void child(int role, struct tctx *ctx, const struct run_cfg *cfg)
 {
 	sigset_t all;
@@ -345,13 +369,8 @@ static void child(int role, struct tctx *ctx, const struct run_cfg *cfg)
 	signal(SIGPIPE, SIG_DFL);
 	kids[0] = kids[1] = 0;
 
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cfg->cpu[role], &set);
-	if (sched_setaffinity(0, sizeof set, &set)) {
-		child_err(role, "cannot pin to CPU %d: %s", cfg->cpu[role], strerror(errno));
+	if (pin(role, cfg->cpu[role]))
 		_exit(1);
-	}
 	ctx->role = role;
 	if (ctx->t->open(ctx)) {
 		child_err(role, "open: %s", ctx->note);
@@ -372,6 +391,59 @@ static void child(int role, struct tctx *ctx, const struct run_cfg *cfg)
 	 * (iceoryx removes its runtime's socket files); stdio was flushed
 	 * before fork() and the parent registers no atexit handlers. */
 	exit(0);
+}
+
+static int pin(int role, int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof set, &set) == 0)
+		return 0;
+	child_err(role, "cannot pin to CPU %d: %s", cpu, strerror(errno));
+	return -1;
+}
+
+double run_line_rtt(const int cpu[2])
+{
+	enum { ROUNDS = 200000 };
+	memset(ctl, 0, sizeof *ctl);
+	fflush(NULL);
+	pid_t pid[2];
+	for (int role = 0; role < 2; role++) {
+		pid[role] = fork();
+		if (pid[role] < 0)
+			return -1;
+		if (pid[role])
+			continue;
+		if (pin(role, cpu[role]) || barrier(&ctl->ready))
+			_exit(1);
+		uint64_t t0 = bench_now_ns();
+		for (uint32_t i = 0; i < ROUNDS; i++) {
+			uint32_t ping = 2 * i + 1, pong = 2 * i + 2;
+			/* release/acquire: a bare hand-off of the line, nothing
+			 * else is published; each store pairs with the other
+			 * side's spinning load. */
+			if (role == 0) {
+				atomic_store_explicit(&ctl->line, ping, memory_order_release);
+				while (atomic_load_explicit(&ctl->line, memory_order_acquire) != pong)
+					bench_relax();
+			} else {
+				while (atomic_load_explicit(&ctl->line, memory_order_acquire) != ping)
+					bench_relax();
+				atomic_store_explicit(&ctl->line, pong, memory_order_release);
+			}
+		}
+		if (role == 0)
+			ctl->t_last = bench_now_ns() - t0;
+		_exit(0);
+	}
+	int ok = 1;
+	for (int role = 0; role < 2; role++) {
+		int st;
+		ok &= waitpid(pid[role], &st, 0) == pid[role] && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	}
+	return ok ? (double)ctl->t_last / ROUNDS : -1;
 }
 
 static void describe(int st, char *buf, size_t cap)
