@@ -2,6 +2,8 @@
 #   make              library (shared + static), CLI, examples, tests
 #   make demo         the use-case demo (README's first command)
 #   make test         the whole suite, plus ASan/UBSan and TSan runs (README's second command)
+#   make bench        benchmarks against peer transports (scripts/bench.sh)
+#   make soak         long mixed-workload run with kills (SOAK_SECONDS, default 1800)
 #   make install PREFIX=/usr/local
 #   make SAN=asan | SAN=tsan   sanitizer builds in build-asan/ and build-tsan/
 
@@ -44,7 +46,7 @@ TEST_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 EX_SRC   = $(wildcard examples/*/*.c)
 EX_BIN   = $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 
-.PHONY: all lib tools tests examples demo test install uninstall clean bench python check-header
+.PHONY: all lib tools tests examples demo test install uninstall clean bench soak python check-header
 
 all: lib tools examples tests check-header
 
@@ -96,6 +98,10 @@ test:
 
 bench:
 	bash scripts/bench.sh
+
+# Release check: the mixed-workload soak with kills, for half an hour.
+soak: all
+	SOAK_SECONDS=$${SOAK_SECONDS:-1800} bash tests/soak/run.sh
 
 python: lib
 	cd python && $(PYTHON) setup.py build_ext --inplace -q
