@@ -61,6 +61,9 @@ struct tctx {
 struct transport {
 	const char *name;   /* short, used by --only and --baseline */
 	const char *what;   /* one line for --list */
+	/* Set for a channel that keeps only the latest value (no lossless
+	 * stream): the harness runs its ping-pong test only. */
+	int pingpong_only;
 
 	/* Optional, once per harness run, before any setup() of this transport
 	 * and after the last teardown(). global_fini() must be safe to call from

@@ -206,7 +206,7 @@ static void measure(struct report *rep, struct result *r, struct tctx *ctx, cons
 static void progress(const struct result *r)
 {
 	char a[32], b[32], c[32];
-	fprintf(stderr, "  %-10s %-9s %8s: ", r->t->name, test_names[r->test], fmt_size(r->size, a, sizeof a));
+	fprintf(stderr, "  %-12s %-9s %8s: ", r->t->name, test_names[r->test], fmt_size(r->size, a, sizeof a));
 	if (r->status == ST_SKIP)
 		fprintf(stderr, "skipped: %s\n", r->note);
 	else if (r->status == ST_FAIL)
@@ -274,7 +274,7 @@ int main(int argc, char **argv)
 		case 'j': json = optarg; break;
 		case 'l':
 			for (size_t i = 0; bench_transports[i]; i++)
-				printf("%-10s %s%s\n", bench_transports[i]->name, bench_transports[i]->what,
+				printf("%-12s %s%s\n", bench_transports[i]->name, bench_transports[i]->what,
 				       bench_transports[i]->send_reserve ? " [zero-copy]" : "");
 			return 0;
 		case 'h': usage(stdout); return 0;
@@ -415,7 +415,8 @@ int main(int argc, char **argv)
 				continue;
 			for (int test = 0; test < TEST__COUNT && !interrupted; test++) {
 				if (!rep.tests[test] || (test == TEST_ZEROCOPY && !t->send_reserve) ||
-				    (test == TEST_PINGPONG && frame))
+				    (test == TEST_PINGPONG && frame) ||
+				    (test != TEST_PINGPONG && t->pingpong_only))
 					continue;
 				struct result *r = add_result(&rep, t, (enum test)test, sizes[s]);
 				struct tctx ctx = { .t = t, .max_msg = sizes[s] };

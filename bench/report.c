@@ -193,10 +193,10 @@ void report_print(const struct report *rep)
 			continue;
 		printf("\n%s\n", title[t]);
 		if (t == TEST_PINGPONG)
-			printf("  %-8s  %-10s  %10s  %10s  %10s  %8s  %10s\n", "size", "transport",
+			printf("  %-8s  %-12s  %10s  %10s  %10s  %8s  %10s\n", "size", "transport",
 			       "p50", "p99", "p99.9", "samples", "p50/base");
 		else
-			printf("  %-8s  %-10s  %10s  %8s  %10s  %6s\n", "size", "transport",
+			printf("  %-8s  %-12s  %10s  %8s  %10s  %6s\n", "size", "transport",
 			       "msgs/s", "GB/s", "rate/base", "spread");
 		for (size_t s = 0; s < rep->nsizes; s++) {
 			int first = 1;
@@ -204,7 +204,7 @@ void report_print(const struct report *rep)
 				const struct result *r = &rep->r[i];
 				if (r->test != (enum test)t || r->size != rep->sizes[s] || r->status != ST_OK)
 					continue;
-				printf("  %-8s  %-10s", first ? fmt_size(r->size, a, sizeof a) : "", r->t->name);
+				printf("  %-8s  %-12s", first ? fmt_size(r->size, a, sizeof a) : "", r->t->name);
 				first = 0;
 				if (t == TEST_PINGPONG) {
 					printf("  %10s  %10s  %10s  %8llu", fmt_ns(r->p50, a, sizeof a),
@@ -232,7 +232,7 @@ void report_print(const struct report *rep)
 			continue;
 		if (!header++)
 			printf("\nNot measured:\n");
-		printf("  %-10s %-9s %-8s %s: %s\n", r->t->name, test_names[r->test],
+		printf("  %-12s %-9s %-8s %s: %s\n", r->t->name, test_names[r->test],
 		       fmt_size(r->size, a, sizeof a), r->status == ST_SKIP ? "skipped" : "FAILED", r->note);
 	}
 	if (rep->nnotes)
