@@ -7,7 +7,10 @@
  * test (up to 8 MiB frames), waits until it says it is ready, and
  * global_fini() stops it by pid. If it cannot start (not installed, or
  * another RouDi already holds the well-known socket), the transport is
- * skipped with a note.
+ * skipped with a note. When IPCBENCH_ROUDI_EXTERNAL=1 is in the
+ * environment, a RouDi started by the caller with bench/roudi.toml (the
+ * same memory configuration as roudi_config below) is used instead:
+ * scripts/bench.sh does that, and stops it by pid afterwards.
  *
  * Each child initialises its own runtime in open() (a runtime does not
  * survive fork()), and makes a publisher for its direction and a
@@ -47,6 +50,7 @@
 #define LARGEST (8u * 1024 * 1024)
 #define SLACK 4096u             /* chunk header + user header + alignment */
 
+/* Keep in step with bench/roudi.toml. */
 static const char roudi_config[] =
 	"[general]\nversion = 1\n\n[[segment]]\n\n"
 	"[[segment.mempool]]\nsize = 256\ncount = 2048\n\n"
@@ -95,6 +99,9 @@ static void ix_global_fini(void)
 
 static int ix_global_init(char *note, size_t cap)
 {
+	const char *ext = getenv("IPCBENCH_ROUDI_EXTERNAL");
+	if (ext && strcmp(ext, "1") == 0)
+		return 0;       /* the caller's RouDi; global_fini() has nothing to stop */
 	snprintf(cfg_path, sizeof cfg_path, "/tmp/ipcbench-%d-roudi.toml", (int)getpid());
 	snprintf(log_path, sizeof log_path, "/tmp/ipcbench-%d-roudi.log", (int)getpid());
 	FILE *f = fopen(cfg_path, "w");
@@ -333,7 +340,7 @@ static void ix_teardown(struct tctx *ctx)
 
 const struct transport t_iceoryx = {
 	.name = "iceoryx",
-	.what = "iceoryx 2.0 C binding publish/subscribe, subscriber busy-polls (own RouDi)",
+	.what = "iceoryx 2.0 C binding publish/subscribe, subscriber busy-polls",
 	.global_init = ix_global_init,
 	.global_fini = ix_global_fini,
 	.setup = ix_setup,
