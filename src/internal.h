@@ -164,7 +164,7 @@ struct sb_kind_ops {
  * part of the library is declared weak (NULL until it lands); every landed
  * kind is a strong reference so a static link always pulls it in. */
 extern const struct sb_kind_ops sb_state_ops;
-extern const struct sb_kind_ops sb_queue_ops __attribute__((weak));
+extern const struct sb_kind_ops sb_queue_ops;
 extern const struct sb_kind_ops sb_lock_ops __attribute__((weak));
 extern const struct sb_kind_ops sb_event_ops __attribute__((weak));
 extern const struct sb_kind_ops sb_sem_ops __attribute__((weak));

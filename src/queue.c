@@ -1,0 +1,932 @@
+/*
+ * queue.c -- queue channels: a lossless, bounded stream of messages from
+ * any number of producers to named consumer groups, in shared memory.
+ *
+ * Protocol (a sequenced ring with gating; full rationale in docs/queue.md).
+ * Every message gets a sequence number s from a 64-bit counter that never
+ * wraps in practice; it lives in slot s & mask of a ring of 2^n slots.
+ *
+ *   head         next seq to claim; bit 63 marks end of stream. Producers
+ *                claim s by CAS s -> s+1; shut sets bit 63 with fetch_or,
+ *                so a claim either happened before the shut (and completes)
+ *                or fails with ECLOSED. The close position is head at shut.
+ *   slot word    published = s+1 once message s is in the slot (release);
+ *                | SKIP when the seq carries no message (aborted, or its
+ *                producer died). Consumers acquire-load it.
+ *   intent       each producer handle owns a record; before claiming s it
+ *                stores intent = s+1 there, so an unpublished claimed seq
+ *                can be traced to its owner. A consumer blocked on seq s
+ *                for the liveness timeout publishes SKIP for s by CAS if
+ *                every record whose intent is s+1 belongs to a dead process.
+ *   group        name, flags, cursor (next seq the group hands out), floor
+ *                (see detaching), orphans (hint: dead members' holds).
+ *   member       group index, owner token, held = s+1 of the message the
+ *                member holds (| TENTATIVE while it is trying to take it).
+ *
+ * Taking (a member of group g): read cursor c; if slot c holds s = c, store
+ * held = c+1|TENTATIVE (seq_cst), re-read the cursor (still c?), confirm
+ * held = c+1, then CAS cursor c -> c+1. Release stores held = 0. A group's
+ * release position is min(cursor, its members' held - 1): everything below
+ * it is consumed by the group. The re-read makes a confirmed hold
+ * protected: any producer that sees the cursor past c also sees the hold.
+ * A member that dies with a confirmed hold has its record turned into an
+ * ORPHAN (by whoever notices); another member adopts the record and gets
+ * the message again, flagged REDELIVERED (at-least-once). A tentative hold
+ * of a dead member is dropped: it never took the message.
+ *
+ * Gating: a producer may write seq s once s - slots < gate, where gate =
+ * min over groups of max(release position, floor). It keeps the gate in its
+ * handle and recomputes it only when the cached value would block. The
+ * gate never decreases for the groups that existed when it was computed;
+ * a new group changes that, so join bumps `epoch` after making the group
+ * visible and reads head afterwards, and a producer re-reads epoch after
+ * each successful claim (seq_cst on both sides): either the creator saw
+ * the claim in head and starts the group after it, or the producer sees the
+ * new epoch and waits for the new group before writing.
+ *
+ * Detaching: a producer blocked for the liveness timeout by a group whose
+ * members are all dead (and that is not DURABLE) sets the group's DETACHED
+ * bit (under the bus mutex, so it cannot race a join). A detached group
+ * keeps its cursor, but blocked producers raise its floor (by CAS, only
+ * while DETACHED) to let themselves pass. A member that rejoins clears the
+ * bit; if the floor passed the cursor, the cursor jumps to the floor and
+ * the member gets SHMBUS_ELAPPED once; otherwise it lost nothing.
+ *
+ * Waiting: spin for spin_ns, then park on a futex word with a waiter count
+ * (cons_event / prod_event); the waking side calls FUTEX_WAKE only when the
+ * count is non-zero, and the store it made visible plus the count load are
+ * seq_cst, as are the sleeper's count increment and re-check. While blocked
+ * longer than the liveness timeout, a peer checks whoever it waits on.
+ *
+ * Nothing read from the segment is trusted: slot indices come from the local
+ * mask, lengths are checked against the local max_msg, record indices
+ * against the local table sizes.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue.h"
+
+/* ---- geometry ------------------------------------------------------- */
+
+static uint64_t round_pow2(uint64_t x)
+{
+	uint64_t p = 1;
+
+	while (p < x)
+		p <<= 1;
+	return p;
+}
+
+int sb_q_geometry(const struct sb_params *p, struct sb_q_geom *g)
+{
+	uint64_t bytes;
+
+	g->slots = p->param[0];
+	g->max_msg = p->param[1];
+	if (g->slots == 0 || g->slots > SB_Q_MAX_SLOTS || (g->slots & (g->slots - 1)) ||
+	    g->max_msg == 0 || g->max_msg > SB_Q_MAX_MSG || p->param[2] == 0 ||
+	    p->param[2] > SB_Q_MAX_GROUPS || p->param[3] == 0 ||
+	    p->param[3] > SB_Q_MAX_MEMBERS || p->param[4] == 0 ||
+	    p->param[4] > SB_Q_MAX_PRODUCERS)
+		return SHMBUS_EINVAL;
+	g->max_groups = (uint32_t)p->param[2];
+	g->max_members = (uint32_t)p->param[3];
+	g->max_producers = (uint32_t)p->param[4];
+	/* Small messages share the slot word's line, so an 8-byte message
+	 * reaches a consumer in one line transfer; large ones start on a line. */
+	g->data_off = g->max_msg <= 1024 ? sizeof(struct sb_q_slot) : SB_LINE;
+	g->stride = SB_ALIGN(g->data_off + g->max_msg, SB_LINE);
+	g->prod_off = sizeof(struct sb_q_ctl);
+	g->group_off = g->prod_off + (uint64_t)g->max_producers * sizeof(struct sb_q_prod);
+	g->member_off = g->group_off + (uint64_t)g->max_groups * sizeof(struct sb_q_group);
+	g->slot_off = g->member_off + (uint64_t)g->max_members * sizeof(struct sb_q_member);
+	if (__builtin_mul_overflow(g->slots, g->stride, &bytes) ||
+	    __builtin_add_overflow(bytes, g->slot_off, &g->area))
+		return SHMBUS_ETOOBIG;
+	return 0;
+}
+
+static int queue_plan(struct sb_params *p, uint64_t *area)
+{
+	struct sb_q_geom g;
+	int r;
+
+	if (p->param[0] == 0)
+		p->param[0] = SB_Q_DEFAULT_SLOTS;
+	if (p->param[0] > SB_Q_MAX_SLOTS)
+		return sb_err(SHMBUS_EINVAL, "queue slots %llu: the limit is %u",
+		              (unsigned long long)p->param[0], SB_Q_MAX_SLOTS);
+	p->param[0] = round_pow2(p->param[0]);
+	if (p->param[1] == 0)
+		p->param[1] = SB_Q_DEFAULT_MSG;
+	if (p->param[1] > SB_Q_MAX_MSG)
+		return sb_err(SHMBUS_EINVAL, "queue max_msg %llu bytes: the limit is %llu (1 GiB)",
+		              (unsigned long long)p->param[1], SB_Q_MAX_MSG);
+	if (p->param[2] == 0)
+		p->param[2] = SB_Q_DEFAULT_GROUPS;
+	if (p->param[3] == 0)
+		p->param[3] = SB_Q_DEFAULT_MEMBERS;
+	if (p->param[4] == 0)
+		p->param[4] = SB_Q_DEFAULT_PRODUCERS;
+	if (p->param[2] > SB_Q_MAX_GROUPS || p->param[3] > SB_Q_MAX_MEMBERS ||
+	    p->param[4] > SB_Q_MAX_PRODUCERS)
+		return sb_err(SHMBUS_EINVAL,
+		              "queue tables: %llu groups / %llu members / %llu producers; limits %u / %u / %u",
+		              (unsigned long long)p->param[2], (unsigned long long)p->param[3],
+		              (unsigned long long)p->param[4], SB_Q_MAX_GROUPS, SB_Q_MAX_MEMBERS,
+		              SB_Q_MAX_PRODUCERS);
+	p->dtype = SHMBUS_BYTES;
+	p->ndim = 1;
+	memset(p->shape, 0, sizeof(p->shape));
+	p->shape[0] = p->param[1];
+	p->value_size = p->param[1];
+	r = sb_q_geometry(p, &g);
+	if (r)
+		return sb_err(r, "queue of %llu slots x %llu bytes does not fit in 64 bits",
+		              (unsigned long long)p->param[0], (unsigned long long)p->param[1]);
+	*area = g.area;
+	return 0;
+}
+
+static int queue_init(uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	struct sb_q_ctl *ctl = (struct sb_q_ctl *)area;
+	struct sb_q_geom g;
+
+	if (sb_q_geometry(p, &g) != 0 || g.area > size)
+		return SHMBUS_EINVAL;
+	ctl->magic = SB_Q_MAGIC;
+	ctl->slots = (uint32_t)g.slots;
+	ctl->max_msg = g.max_msg;
+	ctl->stride = g.stride;
+	ctl->data_off = g.data_off;
+	ctl->max_groups = g.max_groups;
+	ctl->max_members = g.max_members;
+	ctl->max_producers = g.max_producers;
+	ctl->prod_off = g.prod_off;
+	ctl->group_off = g.group_off;
+	ctl->member_off = g.member_off;
+	ctl->slot_off = g.slot_off;
+	return 0;
+}
+
+static int queue_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	const struct sb_q_ctl *ctl = (const struct sb_q_ctl *)area;
+	struct sb_q_geom g;
+
+	if (sb_q_geometry(p, &g) != 0)
+		return sb_err(SHMBUS_ECORRUPT, "queue parameters out of range");
+	if (p->value_size != g.max_msg)
+		return sb_err(SHMBUS_ECORRUPT, "queue value size disagrees with max_msg");
+	if (size < sizeof(*ctl) || g.area > size)
+		return sb_err(SHMBUS_ECORRUPT, "queue area of %llu bytes, needs %llu",
+		              (unsigned long long)size, (unsigned long long)g.area);
+	if (ctl->magic != SB_Q_MAGIC || ctl->slots != g.slots || ctl->max_msg != g.max_msg ||
+	    ctl->stride != g.stride || ctl->data_off != g.data_off ||
+	    ctl->max_groups != g.max_groups || ctl->max_members != g.max_members ||
+	    ctl->max_producers != g.max_producers || ctl->prod_off != g.prod_off ||
+	    ctl->group_off != g.group_off || ctl->member_off != g.member_off ||
+	    ctl->slot_off != g.slot_off)
+		return sb_err(SHMBUS_ECORRUPT, "queue control block disagrees with the directory");
+	return 0;
+}
+
+int sb_q_view_init(struct sb_q_view *v, struct sb_chan *ch)
+{
+	struct sb_q_geom g;
+
+	memset(v, 0, sizeof(*v));
+	/* Recomputed from the validated params (queue_check agreed with the
+	 * shared copy); the segment's own offsets are never used. */
+	if (sb_q_geometry(&ch->p, &g) != 0 || g.area > ch->area_size)
+		return sb_err(SHMBUS_ECORRUPT, "queue '%s': bad geometry", ch->name);
+	v->bus = ch->bus;
+	v->name = ch->name;
+	v->ctl = (struct sb_q_ctl *)ch->area;
+	v->prods = (struct sb_q_prod *)(ch->area + g.prod_off);
+	v->groups = (struct sb_q_group *)(ch->area + g.group_off);
+	v->members = (struct sb_q_member *)(ch->area + g.member_off);
+	v->slots = ch->area + g.slot_off;
+	v->size = g.slots;
+	v->mask = g.slots - 1;
+	v->stride = g.stride;
+	v->data_off = g.data_off;
+	v->max_msg = g.max_msg;
+	v->max_groups = g.max_groups;
+	v->max_members = g.max_members;
+	v->max_producers = g.max_producers;
+	v->pos = calloc(g.max_groups, sizeof(uint64_t));
+	if (!v->pos)
+		return sb_err(SHMBUS_ENOMEM, "out of memory");
+	return 0;
+}
+
+void sb_q_view_free(struct sb_q_view *v)
+{
+	free(v->pos);
+	v->pos = NULL;
+}
+
+/* ---- waking --------------------------------------------------------- */
+
+void sb_q_wake_consumers(struct sb_q_ctl *ctl)
+{
+	/* seq_cst: a sleeper read the event before re-checking its condition;
+	 * changing it makes a FUTEX_WAIT that has not started return at once. */
+	atomic_fetch_add_explicit(&ctl->cons_event, 1, memory_order_seq_cst);
+	sb_futex_wake(&ctl->cons_event, INT_MAX);
+}
+
+void sb_q_wake_producers(struct sb_q_ctl *ctl)
+{
+	/* seq_cst: as in sb_q_wake_consumers, for prod_event. */
+	atomic_fetch_add_explicit(&ctl->prod_event, 1, memory_order_seq_cst);
+	sb_futex_wake(&ctl->prod_event, INT_MAX);
+}
+
+/* ---- the gate ------------------------------------------------------- */
+
+uint64_t sb_q_gate(struct sb_q_view *v, int32_t *blocker, uint64_t *epoch)
+{
+	struct sb_q_ctl *ctl = v->ctl;
+	uint64_t h, gate, *pos = v->pos;
+	uint32_t ng, nm, i;
+
+	/* seq_cst: the epoch is read before the group table, so a group
+	 * created later bumps it past the value we return (pairs with the
+	 * fetch_add in create_group). */
+	*epoch = atomic_load_explicit(&ctl->epoch, memory_order_seq_cst);
+	/* seq_cst: head before the groups: a group we miss was created after
+	 * this load, and starts at or after the head we read. */
+	h = atomic_load_explicit(&ctl->head, memory_order_seq_cst) & SB_Q_SEQ;
+	gate = h;
+	*blocker = -1;
+	ng = sb_q_hi(&ctl->groups_hi, v->max_groups);
+	for (i = 0; i < ng; i++) {
+		struct sb_q_group *g = &v->groups[i];
+
+		pos[i] = UINT64_MAX;
+		/* acquire: pairs with the release store of READY in create_group. */
+		if (atomic_load_explicit(&g->state, memory_order_acquire) != SB_Q_GROUP_READY)
+			continue;
+		/* seq_cst: cursors before holds (see the take protocol): a
+		 * cursor past c means the hold on c, if any, is visible below. */
+		pos[i] = atomic_load_explicit(&g->cursor, memory_order_seq_cst);
+	}
+	/* After the cursors: a member that took anything was counted in the
+	 * mark before it took it. */
+	nm = sb_q_hi(&ctl->members_hi, v->max_members);
+	for (i = 0; i < nm; i++) {
+		struct sb_q_member *m = &v->members[i];
+		uint64_t held, s1;
+		uint32_t gi;
+
+		/* acquire: pairs with the release CAS that set the token after
+		 * group and held were initialised. */
+		if (atomic_load_explicit(&m->token, memory_order_acquire) == 0)
+			continue;
+		gi = atomic_load_explicit(&m->group, memory_order_relaxed);
+		if (gi >= ng || pos[gi] == UINT64_MAX)
+			continue;
+		/* seq_cst: pairs with the exchange of held in take_one. */
+		held = atomic_load_explicit(&m->held, memory_order_seq_cst);
+		s1 = held & SB_Q_SEQ;
+		if (s1 != 0 && s1 - 1 < pos[gi])
+			pos[gi] = s1 - 1;
+	}
+	for (i = 0; i < ng; i++) {
+		uint64_t eff, f;
+
+		if (pos[i] == UINT64_MAX)
+			continue;
+		/* acquire: pairs with the CAS that raised the floor. */
+		f = atomic_load_explicit(&v->groups[i].floor, memory_order_acquire) >> 1;
+		eff = pos[i] > f ? pos[i] : f;
+		if (eff < gate) {
+			gate = eff;
+			*blocker = (int32_t)i;
+		}
+	}
+	return gate;
+}
+
+/* ---- liveness repairs ----------------------------------------------- */
+
+int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
+{
+	struct sb_q_slot *s = sb_q_slot(v, seq);
+	uint64_t h, p;
+	uint32_t n, i;
+
+	/* acquire: pairs with the producers' claiming CAS (a release RMW after
+	 * their intent store): every intent of a claim below h is visible. */
+	h = atomic_load_explicit(&v->ctl->head, memory_order_acquire) & SB_Q_SEQ;
+	if (seq >= h)
+		return 0;
+	/* acquire: the value our CAS below must still find. */
+	p = atomic_load_explicit(&s->published, memory_order_acquire);
+	if ((p & SB_Q_SEQ) >= seq + 1)
+		return 0;
+	n = sb_q_hi(&v->ctl->producers_hi, v->max_producers);
+	for (i = 0; i < n; i++) {
+		/* acquire: pairs with the release store of intent in claim();
+		 * a live owner that moved on published seq first. */
+		uint64_t t = atomic_load_explicit(&v->prods[i].token, memory_order_acquire);
+
+		if (t == 0 || atomic_load_explicit(&v->prods[i].intent, memory_order_acquire) != seq + 1)
+			continue;
+		if (sb_token_alive(t))
+			return 0;
+	}
+	/* The slot may still hold an older message some group needs (the
+	 * owner claimed with a stale gate, then found a new group): a skip
+	 * waits until the slot is free, like a message would. */
+	{
+		int32_t blocker;
+		uint64_t ep;
+
+		if (!sb_q_fits(seq, sb_q_gate(v, &blocker, &ep), v->size))
+			return 0;
+	}
+	/* release: a SKIP carries no data. Fails if the owner published after
+	 * all (it was then alive, and its publication wins). */
+	if (!atomic_compare_exchange_strong_explicit(&s->published, &p,
+	                                             (seq + 1) | SB_Q_SKIP,
+	                                             memory_order_release,
+	                                             memory_order_relaxed))
+		return 0;
+	sb_q_wake_consumers(v->ctl);
+	return 1;
+}
+
+uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphaned)
+{
+	uint32_t n = sb_q_hi(&v->ctl->members_hi, v->max_members), i, reaped = 0, orph = 0;
+
+	for (i = 0; i < n; i++) {
+		struct sb_q_member *m = &v->members[i];
+		/* acquire: pairs with the token's release CAS at join. */
+		uint64_t t = atomic_load_explicit(&m->token, memory_order_acquire), held;
+		uint32_t gi = atomic_load_explicit(&m->group, memory_order_relaxed);
+
+		if (t == 0 || t == SB_Q_ORPHAN || (group >= 0 && gi != (uint32_t)group) ||
+		    gi >= v->max_groups || sb_token_alive(t))
+			continue;
+		/* seq_cst: the hold is final, its owner is dead. */
+		held = atomic_load_explicit(&m->held, memory_order_seq_cst);
+		if (held != 0 && !(held & SB_Q_TENTATIVE)) {
+			/* acq_rel: one reaper turns the record into an orphan; the
+			 * hold stays in place and keeps gating until adopted. */
+			if (atomic_compare_exchange_strong_explicit(&m->token, &t, SB_Q_ORPHAN,
+			                                            memory_order_acq_rel,
+			                                            memory_order_relaxed)) {
+				/* release: a hint counted after the record changed;
+				 * pairs with the acquire load in adopt(). */
+				atomic_fetch_add_explicit(&v->groups[gi].orphans, 1,
+				                          memory_order_release);
+				orph++;
+				reaped++;
+			}
+		} else if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0,
+		                                                   memory_order_release,
+		                                                   memory_order_relaxed)) {
+			/* release: the record is free; a tentative hold is dropped
+			 * (gate scans skip free records, join resets held). */
+			reaped++;
+		}
+	}
+	if (orph)
+		sb_q_wake_consumers(v->ctl);
+	if (reaped)
+		sb_q_wake_producers(v->ctl);
+	if (orphaned)
+		*orphaned = orph;
+	return reaped;
+}
+
+uint32_t sb_q_reap_producers(struct sb_q_view *v)
+{
+	uint32_t n = sb_q_hi(&v->ctl->producers_hi, v->max_producers), i, reaped = 0;
+
+	for (i = 0; i < n; i++) {
+		struct sb_q_prod *pr = &v->prods[i];
+		/* acquire: pairs with the release CAS that claimed the record. */
+		uint64_t t = atomic_load_explicit(&pr->token, memory_order_acquire), in;
+
+		if (t == 0 || sb_token_alive(t))
+			continue;
+		/* acquire: pairs with the release store of intent in claim(). */
+		in = atomic_load_explicit(&pr->intent, memory_order_acquire);
+		if (in != 0)
+			sb_q_skip_abandoned(v, in - 1);
+		/* release: the record is free; its intent is reset by the next
+		 * owner before it takes the record. */
+		if (atomic_compare_exchange_strong_explicit(&pr->token, &t, 0,
+		                                            memory_order_release,
+		                                            memory_order_relaxed))
+			reaped++;
+	}
+	return reaped;
+}
+
+static uint32_t live_members(struct sb_q_view *v, uint32_t group, uint32_t *total)
+{
+	uint32_t n = sb_q_hi(&v->ctl->members_hi, v->max_members), i, live = 0, all = 0;
+
+	for (i = 0; i < n; i++) {
+		struct sb_q_member *m = &v->members[i];
+		/* acquire: pairs with the token's release CAS at join. */
+		uint64_t t = atomic_load_explicit(&m->token, memory_order_acquire);
+
+		if (t == 0 || atomic_load_explicit(&m->group, memory_order_relaxed) != group)
+			continue;
+		all++;
+		if (t != SB_Q_ORPHAN && sb_token_alive(t))
+			live++;
+	}
+	if (total)
+		*total = all;
+	return live;
+}
+
+int sb_q_maybe_detach(struct sb_q_view *v, int32_t group)
+{
+	struct sb_q_group *g;
+	uint64_t fw;
+	int done = 0;
+
+	if (group < 0 || (uint32_t)group >= v->max_groups)
+		return 0;
+	g = &v->groups[group];
+	if (g->flags & SHMBUS_GROUP_DURABLE)
+		return 0;
+	if (sb_bus_lock(v->bus) != 0)
+		return 0;
+	/* Under the mutex: join adds members and clears DETACHED under it too. */
+	if (atomic_load_explicit(&g->state, memory_order_relaxed) == SB_Q_GROUP_READY &&
+	    live_members(v, (uint32_t)group, NULL) == 0) {
+		fw = atomic_load_explicit(&g->floor, memory_order_relaxed);
+		/* release: producers that see DETACHED may raise the floor. */
+		while (!(fw & SB_Q_DETACHED) &&
+		       !atomic_compare_exchange_weak_explicit(&g->floor, &fw, fw | SB_Q_DETACHED,
+		                                              memory_order_release,
+		                                              memory_order_relaxed))
+			;
+		done = 1;
+	}
+	sb_bus_unlock(v->bus);
+	return done;
+}
+
+/* ---- kind ops: gc and info ------------------------------------------ */
+
+static int queue_gc(struct sb_chan *ch, uint32_t *reaped)
+{
+	struct sb_q_view v;
+	int r = sb_q_view_init(&v, ch);
+
+	*reaped = 0;
+	if (r)
+		return r;
+	*reaped = sb_q_reap_producers(&v) + sb_q_reap_members(&v, -1, NULL);
+	sb_q_view_free(&v);
+	return 0;
+}
+
+static void queue_info_op(struct sb_chan *ch, shmbus_channel_info_t *info)
+{
+	const struct sb_q_ctl *ctl = (const struct sb_q_ctl *)ch->area;
+
+	/* relaxed: a snapshot for display. */
+	info->seq = atomic_load_explicit(&ctl->head, memory_order_relaxed) & SB_Q_SEQ;
+	info->capacity = ch->p.param[0];
+}
+
+const struct sb_kind_ops sb_queue_ops = {
+	.plan = queue_plan,
+	.init = queue_init,
+	.check = queue_check,
+	.gc = queue_gc,
+	.info = queue_info_op,
+};
+
+/* ---- open / close --------------------------------------------------- */
+
+void shmbus_queue_opts_init(shmbus_queue_opts_t *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->size_of = sizeof(*opts);
+	opts->create = 1;
+}
+
+/* The existing channel's parameters must match what the caller asked for
+ * (zero means "whatever it has"). */
+static int check_match(shmbus_queue_t *q, const shmbus_queue_opts_t *o)
+{
+	static const char *const what[] = {"slots", "max_msg", "max_groups", "max_members",
+	                                   "max_producers"};
+	uint64_t asked[5] = {o->slots ? round_pow2(o->slots) : 0, o->max_msg, o->max_groups,
+	                     o->max_members, o->max_producers};
+	int i;
+
+	for (i = 0; i < 5; i++)
+		if (asked[i] && asked[i] != q->ch.p.param[i])
+			return sb_err(SHMBUS_ETYPE, "queue '%s' exists with %s %llu, asked for %llu",
+			              q->ch.name, what[i], (unsigned long long)q->ch.p.param[i],
+			              (unsigned long long)asked[i]);
+	return 0;
+}
+
+int shmbus_queue_open(shmbus_bus_t *bus, const char *name, const shmbus_queue_opts_t *opts,
+                      shmbus_queue_t **out)
+{
+	shmbus_queue_opts_t o;
+	struct sb_params want;
+	shmbus_queue_t *q;
+	int r;
+
+	if (!bus || !out)
+		return sb_err(SHMBUS_EINVAL, "shmbus_queue_open: NULL argument");
+	*out = NULL;
+	shmbus_queue_opts_init(&o);
+	if (opts) {
+		if (opts->size_of < offsetof(shmbus_queue_opts_t, spin_ns) || opts->size_of > 4096)
+			return sb_err(SHMBUS_EINVAL, "queue options: size_of is %u; call shmbus_queue_opts_init()",
+			              opts->size_of);
+		memcpy(&o, opts, opts->size_of < sizeof(o) ? opts->size_of : sizeof(o));
+	}
+	if (o.wait_policy < 0 || o.wait_policy > SHMBUS_WAIT_PARK || o.spin_ns < 0)
+		return sb_err(SHMBUS_EINVAL, "queue options: wait policy %d / spin_ns %lld invalid",
+		              o.wait_policy, (long long)o.spin_ns);
+	if (o.slots > SB_Q_MAX_SLOTS)
+		return sb_err(SHMBUS_EINVAL, "queue '%s': %u slots, the limit is %u",
+		              name ? name : "", o.slots, SB_Q_MAX_SLOTS);
+	if (o.max_msg > SB_Q_MAX_MSG)
+		return sb_err(SHMBUS_EINVAL, "queue '%s': max_msg %llu bytes, the limit is %llu (1 GiB)",
+		              name ? name : "", (unsigned long long)o.max_msg, SB_Q_MAX_MSG);
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return sb_err(SHMBUS_ENOMEM, "out of memory");
+	/* Open what exists (any parameters), then compare with a message that
+	 * names the parameter; create only if missing. */
+	memset(&want, 0, sizeof(want));
+	want.kind = SHMBUS_KIND_QUEUE;
+	r = sb_chan_open(bus, name, &want, 0, &q->ch);
+	if (r == SHMBUS_ENOENT && o.create) {
+		want.param[0] = o.slots ? round_pow2(o.slots) : 0;
+		want.param[1] = o.max_msg;
+		want.param[2] = o.max_groups;
+		want.param[3] = o.max_members;
+		want.param[4] = o.max_producers;
+		r = sb_chan_open(bus, name, &want, 1, &q->ch);
+	}
+	if (!r)
+		r = check_match(q, &o);
+	if (!r)
+		r = sb_q_view_init(&q->v, &q->ch);
+	if (r) {
+		sb_q_view_free(&q->v);
+		free(q);
+		return r;
+	}
+	q->v.name = q->ch.name;
+	q->token = bus->token ? bus->token : sb_self_token();
+	q->policy = o.wait_policy;
+	q->spin_ns = o.spin_ns ? o.spin_ns : SB_DEFAULT_SPIN_NS;
+	q->prod = -1;
+	q->group = -1;
+	q->member = -1;
+	*out = q;
+	return 0;
+}
+
+int shmbus_queue_set_wait(shmbus_queue_t *q, int policy, int64_t spin_ns)
+{
+	if (!q || policy < 0 || policy > SHMBUS_WAIT_PARK || spin_ns < 0)
+		return sb_err(SHMBUS_EINVAL, "wait policy %d / spin_ns %lld invalid", policy,
+		              (long long)spin_ns);
+	q->policy = policy;
+	q->spin_ns = spin_ns ? spin_ns : SB_DEFAULT_SPIN_NS;
+	return 0;
+}
+
+static void leave_group(shmbus_queue_t *q)
+{
+	struct sb_q_member *m = &q->v.members[q->member];
+	uint64_t me = q->token;
+
+	if (q->held) {
+		/* A message handed out and not released is delivered again to
+		 * another member (or to this group's next member). acq_rel: the
+		 * record becomes an orphan with its hold in place. */
+		if (atomic_compare_exchange_strong_explicit(&m->token, &me, SB_Q_ORPHAN,
+		                                            memory_order_acq_rel,
+		                                            memory_order_relaxed)) {
+			/* release: a hint, counted after the record changed;
+			 * pairs with the acquire load in adopt(). */
+			atomic_fetch_add_explicit(&q->v.groups[q->group].orphans, 1,
+			                          memory_order_release);
+			sb_q_wake_consumers(q->v.ctl);
+		}
+	} else {
+		/* seq_cst: drop any tentative hold before the record is freed. */
+		atomic_store_explicit(&m->held, 0, memory_order_seq_cst);
+		/* release: our last use of the record happens before it is free. */
+		atomic_compare_exchange_strong_explicit(&m->token, &me, 0, memory_order_release,
+		                                        memory_order_relaxed);
+	}
+	/* seq_cst: store-load pair with a producer that announced itself. */
+	if (atomic_load_explicit(&q->v.ctl->prod_waiters, memory_order_seq_cst))
+		sb_q_wake_producers(q->v.ctl);
+	q->held = 0;
+	q->group = q->member = -1;
+}
+
+int shmbus_queue_close(shmbus_queue_t *q)
+{
+	if (!q)
+		return 0;
+	if (q->claimed)
+		shmbus_queue_abort(q);
+	if (q->owed) {
+		struct sb_q_wait w = {0};
+
+		/* If the slot is not free yet, the record is freed below with the
+		 * skip unpaid: a blocked consumer publishes it (no live record
+		 * names the seq) once the slot is free. */
+		sb_q_pay_owed(q, 0, &w);
+	}
+	if (q->member >= 0)
+		leave_group(q);
+	if (q->prod >= 0) {
+		struct sb_q_prod *pr = &q->v.prods[q->prod];
+		uint64_t me = q->token;
+
+		/* release: the record is free once our publications are done. */
+		atomic_store_explicit(&pr->intent, 0, memory_order_release);
+		atomic_compare_exchange_strong_explicit(&pr->token, &me, 0, memory_order_release,
+		                                        memory_order_relaxed);
+	}
+	sb_q_view_free(&q->v);
+	free(q);
+	return 0;
+}
+
+/* ---- groups --------------------------------------------------------- */
+
+static int find_group(struct sb_q_view *v, const char *name)
+{
+	uint32_t n = sb_q_hi(&v->ctl->groups_hi, v->max_groups), i;
+
+	for (i = 0; i < n; i++)
+		if (atomic_load_explicit(&v->groups[i].state, memory_order_relaxed) == SB_Q_GROUP_READY &&
+		    strncmp(v->groups[i].name, name, SHMBUS_NAME_MAX + 1) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Under the mutex. The new group's start must not precede anything a
+ * producer may overwrite: see the epoch rule at the top of the file. */
+static int create_group(struct sb_q_view *v, const char *name, uint32_t flags)
+{
+	struct sb_q_ctl *ctl = v->ctl;
+	struct sb_q_group *g = NULL;
+	uint64_t h, start;
+	uint32_t i;
+
+	for (i = 0; i < v->max_groups; i++)
+		if (atomic_load_explicit(&v->groups[i].state, memory_order_relaxed) == SB_Q_GROUP_FREE) {
+			g = &v->groups[i];
+			break;
+		}
+	if (!g)
+		return sb_err(SHMBUS_ENOSPC, "queue '%s' has %u groups, its max_groups; cannot add '%s'",
+		              v->name, v->max_groups, name);
+	/* relaxed: the head only bounds the tentative start from below. */
+	h = atomic_load_explicit(&ctl->head, memory_order_relaxed) & SB_Q_SEQ;
+	start = (flags & SHMBUS_GROUP_EARLIEST) ? (h > v->size ? h - v->size : 0) : h;
+	memset(g->name, 0, sizeof(g->name));
+	memcpy(g->name, name, strlen(name));
+	g->flags = flags & SHMBUS_GROUP_DURABLE;
+	atomic_store_explicit(&g->floor, 0, memory_order_relaxed);
+	atomic_store_explicit(&g->orphans, 0, memory_order_relaxed);
+	atomic_store_explicit(&g->cursor, start, memory_order_relaxed);
+	/* release: the record is complete before producers count it; pairs
+	 * with the acquire load of state in sb_q_gate. */
+	atomic_store_explicit(&g->state, SB_Q_GROUP_READY, memory_order_release);
+	sb_q_raise_hi(&ctl->groups_hi, i + 1);
+	/* seq_cst: the new group is visible before the epoch changes, and the
+	 * head is read after it: a producer whose claim we do not see below
+	 * re-reads the epoch after that claim and sees ours. */
+	atomic_fetch_add_explicit(&ctl->epoch, 1, memory_order_seq_cst);
+	h = atomic_load_explicit(&ctl->head, memory_order_seq_cst) & SB_Q_SEQ;
+	if (flags & SHMBUS_GROUP_EARLIEST)
+		h = h > v->size ? h - v->size : 0;
+	if (h > start)
+		/* seq_cst: the start moves forward only (nobody takes yet). */
+		atomic_store_explicit(&g->cursor, h, memory_order_seq_cst);
+	return (int)i;
+}
+
+/* Under the mutex: a member rejoins a group that stopped gating. */
+static uint64_t reactivate(struct sb_q_view *v, uint32_t gi)
+{
+	struct sb_q_group *g = &v->groups[gi];
+	uint64_t fw = atomic_load_explicit(&g->floor, memory_order_acquire), f, c, lost = 0;
+	uint32_t n, i;
+
+	if (!(fw & SB_Q_DETACHED))
+		return 0;
+	/* acq_rel: after this, producers no longer raise the floor (their CAS
+	 * needs DETACHED); the floor we leave bounds every gate they computed. */
+	while (!atomic_compare_exchange_weak_explicit(&g->floor, &fw, fw & ~SB_Q_DETACHED,
+	                                              memory_order_acq_rel, memory_order_acquire))
+		;
+	f = fw >> 1;
+	c = atomic_load_explicit(&g->cursor, memory_order_acquire);
+	if (c < f) {
+		lost = f - c;
+		/* seq_cst: nobody else takes from this group (no live member). */
+		atomic_store_explicit(&g->cursor, f, memory_order_seq_cst);
+	}
+	/* Dead holders' messages below the floor may be overwritten: lost too. */
+	sb_q_reap_members(v, (int32_t)gi, NULL);
+	n = sb_q_hi(&v->ctl->members_hi, v->max_members);
+	for (i = 0; i < n; i++) {
+		struct sb_q_member *m = &v->members[i];
+		uint64_t t = SB_Q_ORPHAN, held;
+
+		if (atomic_load_explicit(&m->token, memory_order_acquire) != SB_Q_ORPHAN ||
+		    atomic_load_explicit(&m->group, memory_order_relaxed) != gi)
+			continue;
+		held = atomic_load_explicit(&m->held, memory_order_acquire) & SB_Q_SEQ;
+		if (held != 0 && held - 1 >= f)
+			continue;
+		/* release: the stale orphan is dropped. */
+		if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0, memory_order_release,
+		                                            memory_order_relaxed)) {
+			atomic_fetch_sub_explicit(&g->orphans, 1, memory_order_relaxed);
+			lost++;
+		}
+	}
+	return lost;
+}
+
+static int add_member(struct sb_q_view *v, uint32_t gi, uint64_t token)
+{
+	int pass;
+	uint32_t i;
+
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < v->max_members; i++) {
+			struct sb_q_member *m = &v->members[i];
+			uint64_t expect = 0;
+
+			if (atomic_load_explicit(&m->token, memory_order_relaxed) != 0)
+				continue;
+			atomic_store_explicit(&m->group, gi, memory_order_relaxed);
+			atomic_store_explicit(&m->held, 0, memory_order_relaxed);
+			/* release: group and held are set before the record is in
+			 * use; pairs with the scanners' acquire loads of token. */
+			if (atomic_compare_exchange_strong_explicit(&m->token, &expect, token,
+			                                            memory_order_release,
+			                                            memory_order_relaxed)) {
+				sb_q_raise_hi(&v->ctl->members_hi, i + 1);
+				return (int)i;
+			}
+		}
+		if (pass == 0 && sb_q_reap_members(v, -1, NULL) == 0)
+			break;
+	}
+	return sb_err(SHMBUS_ENOSPC, "queue '%s' has %u members, its max_members", v->name,
+	              v->max_members);
+}
+
+int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
+{
+	struct sb_q_view *v;
+	int gi, mi, r;
+	uint64_t lost = 0;
+
+	if (!q)
+		return sb_err(SHMBUS_EINVAL, "queue is NULL");
+	v = &q->v;
+	r = shmbus_name_check(group);
+	if (r)
+		return sb_err(r, "group %s", shmbus_last_error());
+	if (flags & ~(SHMBUS_GROUP_EARLIEST | SHMBUS_GROUP_DURABLE))
+		return sb_err(SHMBUS_EINVAL, "group flags 0x%x: unknown bits", flags);
+	if (q->group >= 0) {
+		if (strcmp(q->group_name, group) == 0)
+			return 0;
+		return sb_err(SHMBUS_ESTATE, "queue '%s': this handle is a member of group '%s'; open another handle for '%s'",
+		              v->name, q->group_name, group);
+	}
+	r = sb_bus_lock(v->bus);
+	if (r)
+		return r;
+	gi = find_group(v, group);
+	/* A new group's member record points nowhere until the group exists. */
+	mi = add_member(v, gi >= 0 ? (uint32_t)gi : UINT32_MAX, q->token);
+	if (mi < 0) {
+		sb_bus_unlock(v->bus);
+		return mi;
+	}
+	if (gi < 0) {
+		gi = create_group(v, group, flags);
+		if (gi < 0) {
+			uint64_t me = q->token;
+
+			atomic_compare_exchange_strong_explicit(&v->members[mi].token, &me, 0,
+			                                        memory_order_release,
+			                                        memory_order_relaxed);
+			sb_bus_unlock(v->bus);
+			return gi;
+		}
+		/* relaxed: the record is ours and its group was not yet READY. */
+		atomic_store_explicit(&v->members[mi].group, (uint32_t)gi, memory_order_relaxed);
+	} else {
+		lost = reactivate(v, (uint32_t)gi);
+	}
+	sb_bus_unlock(v->bus);
+	q->group = gi;
+	q->member = mi;
+	q->elapsed = lost;
+	snprintf(q->group_name, sizeof(q->group_name), "%s", group);
+	sb_q_wake_producers(v->ctl);
+	return 0;
+}
+
+/* ---- end of stream, info -------------------------------------------- */
+
+int shmbus_queue_shut(shmbus_queue_t *q)
+{
+	if (!q)
+		return sb_err(SHMBUS_EINVAL, "queue is NULL");
+	/* seq_cst: claims before this RMW complete; later ones see the bit
+	 * (their CAS from a value without it fails). */
+	atomic_fetch_or_explicit(&q->v.ctl->head, SB_Q_CLOSED, memory_order_seq_cst);
+	sb_q_wake_consumers(q->v.ctl);
+	sb_q_wake_producers(q->v.ctl);
+	return 0;
+}
+
+int shmbus_queue_is_shut(shmbus_queue_t *q)
+{
+	/* acquire: pairs with the fetch_or in shmbus_queue_shut. */
+	return q && (atomic_load_explicit(&q->v.ctl->head, memory_order_acquire) & SB_Q_CLOSED) ? 1 : 0;
+}
+
+int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *info,
+                      shmbus_group_info_t *groups, size_t cap)
+{
+	struct sb_q_view *v;
+	uint64_t h, gate, ep;
+	uint32_t ng, np, i, n = 0;
+	int32_t blocker;
+
+	if (!q || !info || (!groups && cap))
+		return sb_err(SHMBUS_EINVAL, "shmbus_queue_info: NULL argument");
+	v = &q->v;
+	memset(info, 0, sizeof(*info));
+	info->size_of = sizeof(*info);
+	info->slots = (uint32_t)v->size;
+	info->max_msg = v->max_msg;
+	gate = sb_q_gate(v, &blocker, &ep);
+	/* acquire: a snapshot, at or after the one the gate used. */
+	h = atomic_load_explicit(&v->ctl->head, memory_order_acquire);
+	info->shut = (h & SB_Q_CLOSED) ? 1 : 0;
+	h &= SB_Q_SEQ;
+	info->head = h;
+	info->depth = h > gate ? h - gate : 0;
+	np = sb_q_hi(&v->ctl->producers_hi, v->max_producers);
+	for (i = 0; i < np; i++)
+		if (atomic_load_explicit(&v->prods[i].token, memory_order_relaxed) != 0)
+			info->producers++;
+	ng = sb_q_hi(&v->ctl->groups_hi, v->max_groups);
+	for (i = 0; i < ng; i++) {
+		struct sb_q_group *g = &v->groups[i];
+
+		if (atomic_load_explicit(&g->state, memory_order_acquire) != SB_Q_GROUP_READY)
+			continue;
+		if (n < cap) {
+			shmbus_group_info_t *gi = &groups[n];
+			uint64_t c = atomic_load_explicit(&g->cursor, memory_order_relaxed);
+
+			memset(gi, 0, sizeof(*gi));
+			memcpy(gi->name, g->name, SHMBUS_NAME_MAX);
+			gi->name[SHMBUS_NAME_MAX] = '\0';
+			gi->cursor = c;
+			gi->lag = h > c ? h - c : 0;
+			gi->live_members = live_members(v, i, &gi->members);
+			gi->flags = g->flags;
+		}
+		n++;
+	}
+	info->groups = n;
+	return 0;
+}

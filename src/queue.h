@@ -1,0 +1,260 @@
+/*
+ * queue.h -- declarations shared by the files of the queue channel
+ * (queue.c: layout, kind ops, open/join/close/info; queue_produce.c;
+ * queue_consume.c). The protocol is described at the top of queue.c.
+ *
+ * Area of a queue channel (all offsets from the area's start, all records
+ * cache-line sized or padded, every field 64-bit unless a futex word):
+ *
+ *   ctl          6 lines: head | epoch + high-water marks | consumer
+ *                waiters + event | producer waiters + event | 2 lines of
+ *                immutable geometry
+ *   producers    max_producers x 1 line  {token, intent}
+ *   groups       max_groups x 3 lines    {name | state, flags, floor |
+ *                                          cursor, orphans}
+ *   members      max_members x 1 line    {token, group, held}
+ *   slots        2^n x stride            {published, len, flags, data...}
+ */
+#ifndef SHMBUS_QUEUE_H
+#define SHMBUS_QUEUE_H
+
+#include "internal.h"
+
+#define SB_Q_MAGIC 0x51554555u             /* "QUEU" */
+#define SB_Q_MAX_SLOTS (1u << 24)
+#define SB_Q_MAX_MSG (1ull << 30)
+#define SB_Q_MAX_GROUPS 1024u
+#define SB_Q_MAX_MEMBERS 4096u
+#define SB_Q_MAX_PRODUCERS 4096u
+#define SB_Q_DEFAULT_SLOTS 1024u
+#define SB_Q_DEFAULT_MSG 4096u
+#define SB_Q_DEFAULT_GROUPS 16u
+#define SB_Q_DEFAULT_MEMBERS 64u
+#define SB_Q_DEFAULT_PRODUCERS 64u
+
+#define SB_Q_CLOSED (1ull << 63)           /* head: end of stream marked */
+#define SB_Q_SKIP (1ull << 63)             /* slot word: no message at this seq */
+#define SB_Q_TENTATIVE (1ull << 63)        /* held: intent, not yet confirmed */
+#define SB_Q_SEQ (~(1ull << 63))           /* the sequence part of those words */
+#define SB_Q_ORPHAN UINT64_MAX             /* member token: holder died */
+#define SB_Q_DETACHED 1ull                 /* floor word: group does not gate */
+
+enum { SB_Q_GROUP_FREE = 0, SB_Q_GROUP_READY = 1 };
+
+struct sb_q_ctl {
+	_Atomic uint64_t head;                 /* next seq to claim | SB_Q_CLOSED */
+	uint8_t pad0[SB_LINE - 8];
+	/* read-mostly */
+	_Atomic uint64_t epoch;                /* bumped when a group is created */
+	_Atomic uint32_t groups_hi;            /* records in use lie below these */
+	_Atomic uint32_t members_hi;
+	_Atomic uint32_t producers_hi;
+	uint8_t pad1[SB_LINE - 20];
+	_Atomic uint32_t cons_waiters;         /* consumers asleep on cons_event */
+	_Atomic uint32_t cons_event;
+	uint8_t pad2[SB_LINE - 8];
+	_Atomic uint32_t prod_waiters;         /* producers asleep on prod_event */
+	_Atomic uint32_t prod_event;
+	uint8_t pad3[SB_LINE - 8];
+	/* immutable after creation */
+	uint32_t magic;
+	uint32_t slots;
+	uint64_t max_msg;
+	uint64_t stride;
+	uint64_t data_off;
+	uint32_t max_groups;
+	uint32_t max_members;
+	uint32_t max_producers;
+	uint32_t pad4_;
+	uint64_t prod_off, group_off, member_off, slot_off;
+	uint8_t pad5[2 * SB_LINE - 80];
+};
+_Static_assert(sizeof(struct sb_q_ctl) == 6 * SB_LINE, "queue control is 6 lines");
+
+struct sb_q_prod {
+	_Atomic uint64_t token;                /* owner; 0 = free */
+	_Atomic uint64_t intent;               /* seq+1 of the last claim attempt */
+	uint8_t pad[SB_LINE - 16];
+};
+_Static_assert(sizeof(struct sb_q_prod) == SB_LINE, "producer record is a line");
+
+struct sb_q_group {
+	char name[SHMBUS_NAME_MAX + 1];
+	_Atomic uint32_t state;                /* SB_Q_GROUP_*; changed under the bus mutex */
+	uint32_t flags;                        /* SHMBUS_GROUP_* at creation */
+	_Atomic uint64_t floor;                /* f << 1 | SB_Q_DETACHED */
+	uint8_t pad1[SB_LINE - 16];
+	_Atomic uint64_t cursor;               /* next seq the group hands out */
+	_Atomic int64_t orphans;               /* hint: held messages of dead members */
+	uint8_t pad2[SB_LINE - 16];
+};
+_Static_assert(sizeof(struct sb_q_group) == 3 * SB_LINE, "group record is 3 lines");
+
+struct sb_q_member {
+	_Atomic uint64_t token;                /* owner; 0 free; SB_Q_ORPHAN */
+	_Atomic uint32_t group;
+	uint32_t pad_;
+	_Atomic uint64_t held;                 /* seq+1 held (| SB_Q_TENTATIVE); 0 none */
+	uint8_t pad[SB_LINE - 24];
+};
+_Static_assert(sizeof(struct sb_q_member) == SB_LINE, "member record is a line");
+
+struct sb_q_slot {
+	_Atomic uint64_t published;            /* seq+1 of the message here (| SB_Q_SKIP) */
+	uint32_t len;
+	uint32_t flags;
+};
+
+/* Where everything lies; computed from validated parameters only. */
+struct sb_q_geom {
+	uint64_t slots, max_msg, stride, data_off;
+	uint32_t max_groups, max_members, max_producers;
+	uint64_t prod_off, group_off, member_off, slot_off, area;
+};
+
+int sb_q_geometry(const struct sb_params *p, struct sb_q_geom *g);
+
+/* Process-local, validated view of one queue area. */
+struct sb_q_view {
+	shmbus_bus_t *bus;
+	const char *name;
+	struct sb_q_ctl *ctl;
+	struct sb_q_prod *prods;
+	struct sb_q_group *groups;
+	struct sb_q_member *members;
+	uint8_t *slots;
+	uint64_t size, mask, stride, data_off, max_msg;
+	uint32_t max_groups, max_members, max_producers;
+	uint64_t *pos;                         /* scratch, max_groups entries */
+};
+
+int sb_q_view_init(struct sb_q_view *v, struct sb_chan *ch);
+void sb_q_view_free(struct sb_q_view *v);
+
+struct shmbus_queue {
+	struct sb_chan ch;
+	struct sb_q_view v;
+	uint64_t token;
+	int policy;
+	int64_t spin_ns;
+	/* producing */
+	int32_t prod;                          /* record index; -1 none yet */
+	uint64_t gate;                         /* cached: lowest seq not released */
+	uint64_t epoch;                        /* ctl->epoch when gate was computed */
+	uint64_t claimed;                      /* seq+1 of the open reservation */
+	size_t claimed_len;
+	uint64_t owed;                         /* seq+1 claimed, skip not yet published */
+	int unsignalled;                       /* published without the waiter check */
+	/* consuming */
+	int32_t group, member;                 /* -1 until joined */
+	char group_name[SHMBUS_NAME_MAX + 1];
+	uint64_t held;                         /* seq+1 of the message taken; 0 none */
+	uint32_t held_flags;
+	int kept;                              /* taken but not handed out (ETOOBIG) */
+	int scan_orphans;                      /* look for orphans even without the hint */
+	uint64_t elapsed;                      /* skipped messages to report once */
+};
+
+static inline struct sb_q_slot *sb_q_slot(const struct sb_q_view *v, uint64_t seq)
+{
+	return (struct sb_q_slot *)(v->slots + (seq & v->mask) * v->stride);
+}
+
+static inline uint8_t *sb_q_data(const struct sb_q_view *v, struct sb_q_slot *s)
+{
+	return (uint8_t *)s + v->data_off;
+}
+
+static inline uint32_t sb_q_hi(_Atomic uint32_t *w, uint32_t max)
+{
+	/* acquire: records below the mark were set up before it was raised. */
+	uint32_t n = atomic_load_explicit(w, memory_order_acquire);
+
+	return n < max ? n : max;
+}
+
+/* Raise a high-water mark (under the bus mutex) before the new record is
+ * used. seq_cst: scanners load it after the words that depend on it. */
+static inline void sb_q_raise_hi(_Atomic uint32_t *hi, uint32_t n)
+{
+	if (atomic_load_explicit(hi, memory_order_relaxed) < n)
+		atomic_store_explicit(hi, n, memory_order_seq_cst);
+}
+
+/* One blocking call's timing, started lazily: nothing reads the clock
+ * until the call actually has to wait. */
+struct sb_q_wait {
+	int started;
+	sb_deadline_t d;
+	uint64_t spin_end;
+	uint64_t next_live;          /* when to check the liveness of others */
+};
+
+static inline void sb_q_wait_start(struct sb_q_wait *w, const shmbus_queue_t *q,
+                                   int64_t timeout_ns)
+{
+	uint64_t now = sb_now_ns();
+
+	w->started = 1;
+	sb_deadline_init(&w->d, timeout_ns);
+	w->spin_end = q->policy == SHMBUS_WAIT_SPIN_PARK ? now + (uint64_t)q->spin_ns : now;
+	w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
+}
+
+/* 1 while the call may still spin (else it parks). */
+static inline int sb_q_spinning(const struct sb_q_wait *w, const shmbus_queue_t *q,
+                                uint64_t now)
+{
+	return q->policy == SHMBUS_WAIT_SPIN || now < w->spin_end;
+}
+
+/* How long a park may sleep: until the deadline or the next liveness
+ * check, whichever comes first; -1 for no limit. */
+static inline int64_t sb_q_sleep_ns(const struct sb_q_wait *w, uint64_t now, int64_t left)
+{
+	int64_t live = w->next_live > now ? (int64_t)(w->next_live - now) : 1;
+
+	return left < 0 || live < left ? live : left;
+}
+
+/* 1 if seq h may be written under gate: h - slots < gate. Written without
+ * the subtraction that would wrap when the gate has passed h (another
+ * producer's claims were consumed since h was read). */
+static inline int sb_q_fits(uint64_t h, uint64_t gate, uint64_t slots)
+{
+	return h < gate || h - gate < slots;
+}
+
+void sb_q_wake_consumers(struct sb_q_ctl *ctl);
+void sb_q_wake_producers(struct sb_q_ctl *ctl);
+
+/* Publish seq (word = seq+1, | SB_Q_SKIP for no message) and wake sleeping
+ * consumers if any. */
+static inline void sb_q_publish(struct sb_q_view *v, struct sb_q_slot *s, uint64_t word)
+{
+	/* seq_cst: publishes the message (pairs with the acquire loads of
+	 * published by consumers) and, with the seq_cst load of cons_waiters,
+	 * forms the store-load pair park_consumer relies on: either we see
+	 * its waiter count or it sees this word before sleeping. */
+	atomic_store_explicit(&s->published, word, memory_order_seq_cst);
+	if (atomic_load_explicit(&v->ctl->cons_waiters, memory_order_seq_cst) != 0)
+		sb_q_wake_consumers(v->ctl);
+}
+
+/* The gate: the lowest sequence some gating group has not released (head if
+ * no group gates). *blocker gets the group that sets it (-1: none), *epoch
+ * the epoch the computation is valid for. */
+uint64_t sb_q_gate(struct sb_q_view *v, int32_t *blocker, uint64_t *epoch);
+
+/* Publish the skip of a claim whose wait failed (queue_produce.c). */
+int sb_q_pay_owed(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w);
+
+/* Liveness repairs, called by blocked peers and gc. */
+int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq);
+uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphaned);
+uint32_t sb_q_reap_producers(struct sb_q_view *v);
+/* Stop a group with no live member (and not DURABLE) from gating. Takes
+ * the bus mutex; 1 if detached. */
+int sb_q_maybe_detach(struct sb_q_view *v, int32_t group);
+
+#endif /* SHMBUS_QUEUE_H */

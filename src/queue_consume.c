@@ -1,0 +1,403 @@
+/*
+ * queue_consume.c -- the consuming side of queue channels (protocol at the
+ * top of queue.c).
+ *
+ * A consumer handle is a member of one group. To take the group's next
+ * message it announces a tentative hold on the cursor's seq, checks that
+ * the cursor did not move, confirms the hold and advances the cursor by
+ * CAS; the slot cannot be reused while the hold stands. Release clears the
+ * hold. Held messages of dead members are adopted by a live member of the
+ * group and delivered again with SHMBUS_MSG_REDELIVERED.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "queue.h"
+
+/* Drop this member's hold (seq_cst store) and wake producers that sleep
+ * waiting for space (seq_cst load: the store-load pair with wait_space). */
+static void drop_hold(shmbus_queue_t *q, struct sb_q_member *m)
+{
+	atomic_store_explicit(&m->held, 0, memory_order_seq_cst);
+	if (atomic_load_explicit(&q->v.ctl->prod_waiters, memory_order_seq_cst) != 0)
+		sb_q_wake_producers(q->v.ctl);
+}
+
+/* Take over an orphaned record of our group (its owner died holding a
+ * message). 0: a message is now held (redelivery); 1: none. */
+static int adopt(shmbus_queue_t *q)
+{
+	struct sb_q_view *v = &q->v;
+	struct sb_q_group *g = &v->groups[q->group];
+	uint32_t n = sb_q_hi(&v->ctl->members_hi, v->max_members), i;
+	/* acquire: pairs with the release increments of the hint, so the
+	 * orphan records it counts are visible to the scan below. */
+	int64_t hint = atomic_load_explicit(&g->orphans, memory_order_acquire);
+	int found = 0;
+
+	q->scan_orphans = 0;
+	for (i = 0; i < n; i++) {
+		struct sb_q_member *mr = &v->members[i], *old;
+		uint64_t t = SB_Q_ORPHAN, held, s, c;
+
+		/* acquire: pairs with the CAS that made the record an orphan. */
+		if (atomic_load_explicit(&mr->token, memory_order_acquire) != SB_Q_ORPHAN ||
+		    atomic_load_explicit(&mr->group, memory_order_relaxed) != (uint32_t)q->group)
+			continue;
+		/* acq_rel: one adopter wins the record with its hold in place, so
+		 * the held seq never stops gating producers. */
+		if (!atomic_compare_exchange_strong_explicit(&mr->token, &t, q->token,
+		                                             memory_order_acq_rel,
+		                                             memory_order_relaxed))
+			continue;
+		found = 1;
+		/* relaxed: the hint counts down after the record changed hands. */
+		atomic_fetch_sub_explicit(&g->orphans, 1, memory_order_relaxed);
+		old = &v->members[q->member];
+		/* seq_cst: a tentative hold of our old record is gone before the
+		 * record is free; release: our last use precedes its reuse. */
+		atomic_store_explicit(&old->held, 0, memory_order_seq_cst);
+		atomic_store_explicit(&old->token, 0, memory_order_release);
+		q->member = (int32_t)i;
+		/* seq_cst: the final value of the dead owner's hold. */
+		held = atomic_load_explicit(&mr->held, memory_order_seq_cst);
+		if (held != 0 && !(held & SB_Q_TENTATIVE)) {
+			s = held - 1;
+			/* acquire: a cursor at or below s means the owner died
+			 * between confirming its hold and the take; the message is
+			 * still the group's next and is handed out normally. */
+			c = atomic_load_explicit(&g->cursor, memory_order_acquire);
+			/* acquire: the message is still in its slot (a confirmed hold
+			 * is protected, unless the group was overtaken). */
+			if (c > s &&
+			    atomic_load_explicit(&sb_q_slot(v, s)->published, memory_order_acquire) == held) {
+				q->held = held;
+				q->held_flags = SHMBUS_MSG_REDELIVERED;
+				return 0;
+			}
+		}
+		/* A tentative hold: the dead member never took the message. */
+		drop_hold(q, mr);
+	}
+	/* The hint said orphans but none was found (a reaper or adopter died
+	 * between its record change and its count): reset it, unless it moved
+	 * meanwhile. relaxed: a hint; the records are the truth. */
+	if (!found && hint != 0)
+		atomic_compare_exchange_strong_explicit(&g->orphans, &hint, 0, memory_order_relaxed,
+		                                        memory_order_relaxed);
+	return 1;
+}
+
+/* The slot for c holds a later sequence while the cursor is still c: the
+ * group was overtaken (its floor passed c), or the segment is corrupt. */
+static int overtaken(shmbus_queue_t *q, uint64_t c, uint64_t p)
+{
+	struct sb_q_group *g = &q->v.groups[q->group];
+	/* acquire: pairs with the floor CAS in raise_floor. */
+	uint64_t f = atomic_load_explicit(&g->floor, memory_order_acquire) >> 1;
+
+	if (c < f) {
+		/* seq_cst: as the cursor CAS in take_one. */
+		if (atomic_compare_exchange_strong_explicit(&g->cursor, &c, f, memory_order_seq_cst,
+		                                            memory_order_relaxed)) {
+			q->elapsed += f - c;
+			return SHMBUS_ELAPPED;
+		}
+		return 0;
+	}
+	return sb_err(SHMBUS_ECORRUPT, "queue '%s': slot of seq %llu holds seq %llu while group '%s' waits for it",
+	              q->ch.name, (unsigned long long)c, (unsigned long long)((p & SB_Q_SEQ) - 1),
+	              q->group_name);
+}
+
+/* One attempt to take the group's next message. 0: taken (q->held set);
+ * 1: nothing ready yet, *wait_c is the seq to wait for; or an error. */
+static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
+{
+	struct sb_q_view *v = &q->v;
+	struct sb_q_group *g = &v->groups[q->group];
+	struct sb_q_member *m;
+	uint64_t c, p, h;
+	int tentative = 0, r;
+
+	for (;;) {
+		/* relaxed: a hint; adoption itself is a CAS. */
+		if ((atomic_load_explicit(&g->orphans, memory_order_relaxed) > 0 || q->scan_orphans) &&
+		    adopt(q) == 0)
+			return 0;
+		m = &v->members[q->member];
+		/* acquire: pairs with the cursor CASes of other members. */
+		c = atomic_load_explicit(&g->cursor, memory_order_acquire);
+		/* acquire: pairs with the publication in sb_q_publish. */
+		p = atomic_load_explicit(&sb_q_slot(v, c)->published, memory_order_acquire);
+		if (p == c + 1) {
+			/* seq_cst: the hold is announced before the cursor is
+			 * re-read; pairs with sb_q_gate reading cursors then holds. */
+			atomic_exchange_explicit(&m->held, (c + 1) | SB_Q_TENTATIVE,
+			                         memory_order_seq_cst);
+			tentative = 1;
+			if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) != c)
+				continue;
+			/* relaxed: confirms a hold that is already protected. */
+			atomic_store_explicit(&m->held, c + 1, memory_order_relaxed);
+			/* acq_rel: the take; release orders the hold before it. */
+			if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
+			                                             memory_order_acq_rel,
+			                                             memory_order_relaxed))
+				continue;
+			q->held = c + 1;
+			q->held_flags = 0;
+			return 0;
+		}
+		if (p == ((c + 1) | SB_Q_SKIP)) {
+			/* seq_cst: passing a skipped seq releases it; the load of
+			 * prod_waiters below completes the store-load pair. */
+			if (atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
+			                                            memory_order_seq_cst,
+			                                            memory_order_relaxed) &&
+			    atomic_load_explicit(&v->ctl->prod_waiters, memory_order_seq_cst) != 0)
+				sb_q_wake_producers(v->ctl);
+			continue;
+		}
+		if (tentative) {
+			drop_hold(q, m);
+			tentative = 0;
+		}
+		if ((p & SB_Q_SEQ) > c + 1) {
+			if (atomic_load_explicit(&g->cursor, memory_order_acquire) != c)
+				continue;
+			r = overtaken(q, c, p);
+			if (r == 0)
+				continue;
+			if (r == SHMBUS_ELAPPED)
+				sb_q_wake_producers(v->ctl);
+			return r;
+		}
+		/* acquire: pairs with the fetch_or in shut. */
+		h = atomic_load_explicit(&v->ctl->head, memory_order_acquire);
+		if ((h & SB_Q_CLOSED) && c >= (h & SB_Q_SEQ))
+			return sb_err(SHMBUS_ECLOSED, "queue '%s' is shut and group '%s' has taken every message",
+			              q->ch.name, q->group_name);
+		if (c > (h & SB_Q_SEQ))
+			return sb_err(SHMBUS_ECORRUPT, "queue '%s': group '%s' cursor %llu is past the head %llu",
+			              q->ch.name, q->group_name, (unsigned long long)c,
+			              (unsigned long long)(h & SB_Q_SEQ));
+		*wait_c = c;
+		return 1;
+	}
+}
+
+/* 1 while nothing a take could use has changed since it saw seq c
+ * missing. seq_cst loads: the re-check half of the store-load pairs. */
+static int still_waiting(shmbus_queue_t *q, uint64_t c)
+{
+	struct sb_q_view *v = &q->v;
+	struct sb_q_group *g = &v->groups[q->group];
+	uint64_t h;
+
+	if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) != c ||
+	    (atomic_load_explicit(&sb_q_slot(v, c)->published, memory_order_seq_cst) & SB_Q_SEQ) >= c + 1 ||
+	    atomic_load_explicit(&g->orphans, memory_order_seq_cst) > 0 || q->scan_orphans)
+		return 0;
+	h = atomic_load_explicit(&v->ctl->head, memory_order_seq_cst);
+	return !((h & SB_Q_CLOSED) && c >= (h & SB_Q_SEQ));
+}
+
+static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct sb_q_wait *w)
+{
+	struct sb_q_ctl *ctl = q->v.ctl;
+	uint64_t now;
+	int64_t left;
+	uint32_t ev;
+	int i, r = 0;
+
+	if (!w->started)
+		sb_q_wait_start(w, q, timeout_ns);
+	now = sb_now_ns();
+	if (now >= w->next_live) {
+		/* Blocked for the liveness timeout: a dead producer may hold
+		 * seq c; dead members of our group may hold messages. */
+		w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
+		sb_q_skip_abandoned(&q->v, c);
+		sb_q_reap_members(&q->v, q->group, NULL);
+		q->scan_orphans = 1;
+		return 0;
+	}
+	left = sb_deadline_left(&w->d);
+	if (left == 0)
+		return sb_err(SHMBUS_ETIMEDOUT, "no message for group '%s' of queue '%s' (waiting for seq %llu)",
+		              q->group_name, q->ch.name, (unsigned long long)c);
+	if (sb_q_spinning(w, q, now)) {
+		for (i = 0; i < 64 && still_waiting(q, c); i++)
+			sb_cpu_relax();
+		return 0;
+	}
+	/* seq_cst: announce the sleeper before re-checking; pairs with the
+	 * store-load pair in sb_q_publish. */
+	atomic_fetch_add_explicit(&ctl->cons_waiters, 1, memory_order_seq_cst);
+	ev = atomic_load_explicit(&ctl->cons_event, memory_order_seq_cst);
+	if (still_waiting(q, c))
+		r = sb_futex_wait(&ctl->cons_event, ev, sb_q_sleep_ns(w, now, left));
+	/* relaxed: only the count matters to the waking side. */
+	atomic_fetch_sub_explicit(&ctl->cons_waiters, 1, memory_order_relaxed);
+	if (r == SHMBUS_EINTR)
+		return sb_err(r, "interrupted while waiting on queue '%s'", q->ch.name);
+	if (r < 0 && r != SHMBUS_ETIMEDOUT)
+		return r;
+	return 0;
+}
+
+static int elapsed_err(shmbus_queue_t *q)
+{
+	uint64_t n = q->elapsed;
+
+	q->elapsed = 0;
+	return sb_err(SHMBUS_ELAPPED,
+	              "group '%s' of queue '%s' was overtaken while it had no live member: %llu messages skipped",
+	              q->group_name, q->ch.name, (unsigned long long)n);
+}
+
+/* Get a message into q->held (waiting up to timeout_ns); *slp its slot,
+ * *len its checked length. With defer_elapsed, a skip found now is left
+ * for the next call to report (EAGAIN now). */
+static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
+                       struct sb_q_slot **slp, size_t *len)
+{
+	struct sb_q_wait w = {0};
+	struct sb_q_slot *sl;
+	uint64_t c = 0;
+	int r;
+
+	if (q->group < 0)
+		return sb_err(SHMBUS_ESTATE, "queue '%s': join a group before consuming", q->ch.name);
+	if (q->held && !q->kept)
+		return sb_err(SHMBUS_ESTATE, "queue '%s': release seq %llu before taking another",
+		              q->ch.name, (unsigned long long)(q->held - 1));
+	if (!q->held) {
+		if (q->elapsed)
+			return elapsed_err(q);
+		for (;;) {
+			r = take_one(q, &c);
+			if (r == 0)
+				break;
+			if (r == SHMBUS_ELAPPED)
+				return defer_elapsed ? SHMBUS_EAGAIN : elapsed_err(q);
+			if (r < 0)
+				return r;
+			if (timeout_ns == 0)
+				return sb_err(SHMBUS_EAGAIN, "no message for group '%s' of queue '%s'",
+				              q->group_name, q->ch.name);
+			r = wait_data(q, c, timeout_ns, &w);
+			if (r)
+				return r;
+		}
+	}
+	q->kept = 0;
+	sl = sb_q_slot(&q->v, q->held - 1);
+	if (sl->len > q->v.max_msg) {
+		uint32_t bad = sl->len;
+		uint64_t seq = q->held - 1;
+
+		shmbus_queue_release(q);
+		return sb_err(SHMBUS_ECORRUPT, "queue '%s': message %llu claims %u bytes, max_msg is %llu",
+		              q->ch.name, (unsigned long long)seq, bad,
+		              (unsigned long long)q->v.max_msg);
+	}
+	*slp = sl;
+	*len = sl->len;
+	return 0;
+}
+
+int shmbus_queue_peek(shmbus_queue_t *q, shmbus_msg_t *msg, int64_t timeout_ns)
+{
+	struct sb_q_slot *sl;
+	size_t len;
+	int r;
+
+	if (!q || !msg)
+		return sb_err(SHMBUS_EINVAL, "shmbus_queue_peek: NULL argument");
+	r = acquire_msg(q, timeout_ns, 0, &sl, &len);
+	if (r)
+		return r;
+	msg->data = sb_q_data(&q->v, sl);
+	msg->len = len;
+	msg->seq = q->held - 1;
+	msg->flags = q->held_flags;
+	msg->reserved_ = 0;
+	return 0;
+}
+
+int shmbus_queue_release(shmbus_queue_t *q)
+{
+	if (!q)
+		return sb_err(SHMBUS_EINVAL, "queue is NULL");
+	if (!q->held)
+		return sb_err(SHMBUS_ESTATE, "queue '%s': release without a message", q->ch.name);
+	/* The seq_cst store of drop_hold also orders our reads of the data
+	 * before the slot can be reused (producers read held seq_cst). */
+	drop_hold(q, &q->v.members[q->member]);
+	q->held = 0;
+	q->kept = 0;
+	return 0;
+}
+
+static int copy_out(shmbus_queue_t *q, struct sb_q_slot *sl, size_t mlen, void *buf, size_t cap,
+                    size_t *len, uint32_t *flags)
+{
+	if (len)
+		*len = mlen;
+	if (mlen > cap) {
+		q->kept = 1;
+		return sb_err(SHMBUS_ETOOBIG,
+		              "queue '%s': message of %zu bytes does not fit the %zu-byte buffer; it stays for the next call",
+		              q->ch.name, mlen, cap);
+	}
+	if (mlen)
+		memcpy(buf, sb_q_data(&q->v, sl), mlen);
+	if (flags)
+		*flags = q->held_flags;
+	return shmbus_queue_release(q);
+}
+
+int shmbus_queue_get(shmbus_queue_t *q, void *buf, size_t cap, size_t *len, uint32_t *flags,
+                     int64_t timeout_ns)
+{
+	struct sb_q_slot *sl;
+	size_t mlen;
+	int r;
+
+	if (!q || (!buf && cap))
+		return sb_err(SHMBUS_EINVAL, "shmbus_queue_get: NULL argument");
+	r = acquire_msg(q, timeout_ns, 0, &sl, &mlen);
+	if (r)
+		return r;
+	return copy_out(q, sl, mlen, buf, cap, len, flags);
+}
+
+int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs, const size_t *caps,
+                          size_t *lens, size_t n, int64_t timeout_ns, size_t *got)
+{
+	struct sb_q_slot *sl;
+	size_t i, mlen;
+	int r = 0;
+
+	if (got)
+		*got = 0;
+	if (!q || !got || (n && (!bufs || !caps || !lens)))
+		return sb_err(SHMBUS_EINVAL, "shmbus_queue_get_many: NULL argument");
+	for (i = 0; i < n; i++) {
+		/* Blocks only for the first; an ELAPPED after the first waits for
+		 * the next call, as does a message too big for its buffer. */
+		if (i > 0 && q->elapsed)
+			break;
+		r = acquire_msg(q, i == 0 ? timeout_ns : 0, i > 0, &sl, &mlen);
+		if (r)
+			break;
+		r = copy_out(q, sl, mlen, bufs[i], caps[i], &lens[i], NULL);
+		if (r)
+			break;
+		*got = i + 1;
+	}
+	return *got > 0 ? 0 : r;
+}
