@@ -1,0 +1,111 @@
+/*
+ * sbpy.h -- what the files of the shmbus CPython extension share: the
+ * object layouts, the exception classes, dtype and timeout conversion, and
+ * the loop that runs a blocking library call with the GIL released.
+ *
+ * Handle objects (State, Queue, sync objects, containers) keep a strong
+ * reference to their Bus and sit on the bus's list of children, so that
+ * Bus.close() can close them first, as the C API requires. A closed handle
+ * has a NULL C pointer; every method checks it and raises ValueError.
+ *
+ * Zero-copy views (state and queue peek) are exported by a small buffer
+ * object that counts itself on the bus; Bus.close() refuses to unmap while
+ * a view is alive (BufferError), as mmap.close() does.
+ */
+#ifndef SBPY_H
+#define SBPY_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#include "shmbus.h"
+
+/* Returned by sbpy_block when a Python exception (KeyboardInterrupt) is set. */
+#define SBPY_PYERR (-1000)
+
+/* How long one GIL-free wait lasts before we look for signals. */
+#define SBPY_SLICE_NS (50 * 1000000ll)
+
+typedef struct sbpy_child sbpy_child;
+typedef struct sbpy_bus sbpy_bus;
+
+/* Each handle type starts with this header. */
+struct sbpy_child {
+	PyObject_HEAD
+	sbpy_bus *bus;                  /* strong reference */
+	sbpy_child *next, *prev;        /* on bus->children */
+	void (*close_fn)(sbpy_child *); /* closes the C handle, sets it NULL */
+	PyObject *weaklist;
+};
+
+struct sbpy_bus {
+	PyObject_HEAD
+	shmbus_bus_t *bus;
+	PyObject *name;
+	int created;
+	int unlink_on_close;
+	Py_ssize_t exports;             /* live zero-copy buffers */
+	shmbus_bus_t *zombie;           /* closed while views lived: unmapped when the last goes */
+	sbpy_child children;            /* list head (only next/prev used) */
+	PyObject *weaklist;
+};
+
+extern PyObject *sbpy_Error, *sbpy_Timeout, *sbpy_Closed, *sbpy_NotFound,
+	*sbpy_Exists, *sbpy_TypeMismatch, *sbpy_Corrupt, *sbpy_Busy,
+	*sbpy_NoSpace, *sbpy_TooBig, *sbpy_NoData, *sbpy_OwnerDead,
+	*sbpy_InvalidArgument;
+
+extern PyTypeObject sbpy_BusType, sbpy_StateType, sbpy_StatePeekType,
+	sbpy_QueueType, sbpy_PeekType, sbpy_ViewType;
+
+/* Raise the exception class for code with the library's message; returns NULL. */
+PyObject *sbpy_raise(int code);
+/* Same, for functions returning int: returns -1. */
+int sbpy_raise_int(int code);
+
+/* Seconds (float/int) or None -> ns; SHMBUS_FOREVER for None. -2 on error. */
+int sbpy_timeout(PyObject *o, int64_t *ns);
+
+/* Run op(ctx, slice) with the GIL released in slices of SBPY_SLICE_NS until
+ * it returns something other than a timeout/EINTR or the total timeout
+ * runs out; between slices, run Python's signal handlers (Ctrl+C raises
+ * KeyboardInterrupt: SBPY_PYERR is returned). A first attempt with a zero
+ * timeout is made with the GIL held when try_first is set. */
+typedef int (*sbpy_op)(void *ctx, int64_t timeout_ns);
+int sbpy_block(sbpy_op op, void *ctx, int64_t timeout_ns, int try_first);
+
+/* dtype from a str / numpy dtype / Python type; -1 with an exception. */
+int sbpy_dtype(PyObject *o);
+/* Check a buffer's format against a dtype: 0 ok, -1 with TypeMismatch. */
+int sbpy_check_format(const Py_buffer *view, int dtype, const char *what);
+/* struct-module format character for a dtype. */
+const char *sbpy_format(int dtype);
+
+/* A Python number -> one element of dtype at out (range-checked); 0 or -1. */
+int sbpy_pack(int dtype, PyObject *o, void *out);
+/* One element of dtype -> a Python int/float/bool. */
+PyObject *sbpy_unpack(int dtype, const void *p);
+/* A channel description as a dict. */
+PyObject *sbpy_channel_info_dict(const shmbus_channel_info_t *c);
+
+/* numpy, if importable (borrowed; NULL without numpy). */
+PyObject *sbpy_numpy(void);
+
+/* Register/unregister a handle on its bus (takes a reference to bus). */
+void sbpy_child_attach(sbpy_child *c, sbpy_bus *bus, void (*close_fn)(sbpy_child *));
+void sbpy_child_detach(sbpy_child *c);
+/* NULL-handle check helper: raises ValueError("... is closed"). */
+int sbpy_closed(const void *handle, const char *what);
+
+/* A buffer exporter over shared memory, counted on the bus. */
+PyObject *sbpy_view_new(sbpy_bus *bus, PyObject *owner, void *ptr, Py_ssize_t len,
+                        int readonly, int dtype, int ndim, const uint64_t *shape);
+void sbpy_view_invalidate(PyObject *view);
+
+int sbpy_state_init_types(PyObject *m);
+int sbpy_queue_init_types(PyObject *m);
+int sbpy_sync_init_types(PyObject *m);
+int sbpy_containers_init_types(PyObject *m);
+
+#endif
