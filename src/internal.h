@@ -165,10 +165,10 @@ struct sb_kind_ops {
  * kind is a strong reference so a static link always pulls it in. */
 extern const struct sb_kind_ops sb_state_ops;
 extern const struct sb_kind_ops sb_queue_ops;
-extern const struct sb_kind_ops sb_lock_ops __attribute__((weak));
-extern const struct sb_kind_ops sb_event_ops __attribute__((weak));
-extern const struct sb_kind_ops sb_sem_ops __attribute__((weak));
-extern const struct sb_kind_ops sb_turn_ops __attribute__((weak));
+extern const struct sb_kind_ops sb_lock_ops;
+extern const struct sb_kind_ops sb_event_ops;
+extern const struct sb_kind_ops sb_sem_ops;
+extern const struct sb_kind_ops sb_turn_ops;
 extern const struct sb_kind_ops sb_array_ops __attribute__((weak));
 extern const struct sb_kind_ops sb_dict_ops __attribute__((weak));
 extern const struct sb_kind_ops sb_list_ops __attribute__((weak));

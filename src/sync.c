@@ -1,0 +1,1008 @@
+/*
+ * sync.c -- process-shared synchronisation objects that survive the death
+ * of a holder: lock, event, semaphore and turn channels, and the robust
+ * lock the containers use.
+ *
+ * Robust lock. One 64-bit word, owner, holds the token (pid + start time)
+ * of the holding process, 0 when free; taking the lock is one CAS from 0 to
+ * the caller's token, so the holder is known at every instant, even to a
+ * process that finds it dead. A locker spins briefly, then counts itself
+ * in waiters and sleeps on the owner word's low half; an unlock stores 0
+ * and wakes one sleeper only when waiters is non-zero (the seq_cst
+ * store/load pairs on both sides make sure either the unlocker sees the
+ * waiter or the waiter sees the free lock). A sleeper wakes at least once
+ * per liveness timeout and checks whether the owner's process still
+ * exists; if not, it takes the lock over by CAS from the dead token and
+ * marks health OWNER_DIED. A locker that finds OWNER_DIED gets
+ * SHMBUS_EOWNERDEAD: it owns the lock and must repair the data and call
+ * consistent; unlocking without doing so makes the lock UNRECOVERABLE for
+ * good (SHMBUS_ENOTRECOVERABLE), and dying without doing so passes
+ * EOWNERDEAD on to the next locker.
+ *
+ * Event (manual reset). One word: bit 0 is the flag, the bits above count
+ * the clear -> set transitions. A waiter sleeps on the word's value; it
+ * returns once the flag is set or the count moved, so a set followed at
+ * once by a clear still releases everyone who was waiting.
+ *
+ * Semaphore. A count taken by CAS while positive; a waiter sleeps while it
+ * reads 0; post adds one and wakes one sleeper if any are counted. A woken
+ * waiter always tries to take a unit before giving up on a timeout or a
+ * signal, so a wake-up is never lost. Units have no owner: a process that
+ * dies between wait and post keeps its unit (as with any semaphore).
+ *
+ * Turn. A table of party slots (token per slot, claimed by CAS) and one
+ * word, turn, naming the party whose turn it is (0 at creation). acquire
+ * waits until turn names the caller; release stores the next registered
+ * slot after the caller (wrapping) and wakes the sleepers. A waiter that
+ * sleeps a whole liveness timeout checks the party whose turn it is: an
+ * empty slot or a dead process is unregistered and skipped by CAS.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sync.h"
+
+#define SB_RLOCK_SPIN 200u
+#define SB_LOCK_MAGIC 0x4b434f4cu  /* "LOCK" */
+#define SB_EVENT_MAGIC 0x544e5645u /* "EVNT" */
+#define SB_SEM_MAGIC 0x4d455353u   /* "SSEM" */
+#define SB_TURN_MAGIC 0x4e525554u  /* "TURN" */
+#define SB_TURN_DEFAULT 16u
+#define SB_TURN_MAX 4096u
+
+/* ---- the robust lock ------------------------------------------------ */
+
+/* After a successful CAS: what the caller gets given the data's health. */
+static int took(struct sb_rlock *l, uint64_t token)
+{
+	/* relaxed: ordered after the acquiring CAS; health changes only
+	 * under the lock. */
+	uint32_t h = atomic_load_explicit(&l->health, memory_order_relaxed);
+
+	if (h == SB_RLOCK_OK)
+		return 0;
+	if (h == SB_RLOCK_OWNER_DIED)
+		return SHMBUS_EOWNERDEAD;
+	/* Anything else (UNRECOVERABLE or garbage): give it back. */
+	atomic_store_explicit(&l->health, SB_RLOCK_UNRECOVERABLE, memory_order_relaxed);
+	sb_rlock_release(l, token);
+	return SHMBUS_ENOTRECOVERABLE;
+}
+
+/* Take the lock over from dead, if that process is gone. 1 if taken. */
+static int steal(struct sb_rlock *l, uint64_t dead, uint64_t token)
+{
+	uint32_t ok = SB_RLOCK_OK;
+
+	if (dead == 0 || dead == token || sb_token_alive(dead))
+		return 0;
+	/* acquire: we hold the lock from here; what the dead owner wrote is
+	 * visible (its stores were complete when it died). Fails if another
+	 * process took it over first. */
+	if (!atomic_compare_exchange_strong_explicit(&l->owner, &dead, token,
+	                                             memory_order_acquire,
+	                                             memory_order_relaxed))
+		return 0;
+	/* relaxed: under the lock; published by the release in unlock. */
+	atomic_compare_exchange_strong_explicit(&l->health, &ok, SB_RLOCK_OWNER_DIED,
+	                                        memory_order_relaxed, memory_order_relaxed);
+	return 1;
+}
+
+static int try_take(struct sb_rlock *l, uint64_t token)
+{
+	uint64_t free_ = 0;
+
+	/* acquire: pairs with the seq_cst (release) store of 0 in
+	 * sb_rlock_release; the previous holder's writes are visible. */
+	return atomic_compare_exchange_strong_explicit(&l->owner, &free_, token,
+	                                               memory_order_acquire,
+	                                               memory_order_relaxed);
+}
+
+int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
+                     int64_t liveness_ns)
+{
+	_Atomic uint32_t *word = sb_futex_low(&l->owner);
+	sb_deadline_t d;
+	uint64_t cur;
+	unsigned i;
+	int r;
+
+	for (i = 0; i < SB_RLOCK_SPIN; i++) {
+		/* relaxed: a hint; the CAS decides. */
+		if (atomic_load_explicit(&l->owner, memory_order_relaxed) == 0 &&
+		    try_take(l, token))
+			return took(l, token);
+		sb_cpu_relax();
+	}
+	if (timeout_ns == 0) {
+		cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
+		if (steal(l, cur, token))
+			return took(l, token);
+		return SHMBUS_ETIMEDOUT;
+	}
+	sb_deadline_init(&d, timeout_ns);
+	for (;;) {
+		int64_t left = sb_deadline_left(&d), slice;
+
+		if (left == 0)
+			return SHMBUS_ETIMEDOUT;
+		slice = left < 0 || left > liveness_ns ? liveness_ns : left;
+		/* seq_cst: announce the sleeper before re-reading owner; pairs
+		 * with the store/load pair in sb_rlock_release. */
+		atomic_fetch_add_explicit(&l->waiters, 1, memory_order_seq_cst);
+		cur = atomic_load_explicit(&l->owner, memory_order_seq_cst);
+		r = cur != 0 ? sb_futex_wait(word, (uint32_t)cur, slice) : 0;
+		/* relaxed: only the count matters to the unlocker. */
+		atomic_fetch_sub_explicit(&l->waiters, 1, memory_order_relaxed);
+		/* A woken waiter always tries before leaving, so the one
+		 * wake-up an unlock sends is never wasted. */
+		if (try_take(l, token))
+			return took(l, token);
+		if (r == SHMBUS_EINTR)
+			return r;
+		if (r == SHMBUS_ETIMEDOUT) {
+			cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
+			if (steal(l, cur, token))
+				return took(l, token);
+		} else if (r < 0) {
+			return r;
+		}
+	}
+}
+
+void sb_rlock_consistent(struct sb_rlock *l)
+{
+	/* relaxed: under the lock; published by the release in unlock. */
+	atomic_store_explicit(&l->health, SB_RLOCK_OK, memory_order_relaxed);
+}
+
+void sb_rlock_release(struct sb_rlock *l, uint64_t token)
+{
+	uint32_t died = SB_RLOCK_OWNER_DIED;
+
+	atomic_compare_exchange_strong_explicit(&l->health, &died, SB_RLOCK_UNRECOVERABLE,
+	                                        memory_order_relaxed, memory_order_relaxed);
+	/* seq_cst: releases the guarded data (pairs with the acquiring CAS in
+	 * try_take) and, with the seq_cst load of waiters, forms the
+	 * store-load pair the sleepers in sb_rlock_acquire rely on. */
+	if (!atomic_compare_exchange_strong_explicit(&l->owner, &token, 0,
+	                                             memory_order_seq_cst,
+	                                             memory_order_relaxed))
+		return;
+	if (atomic_load_explicit(&l->waiters, memory_order_seq_cst) != 0)
+		sb_futex_wake(sb_futex_low(&l->owner), 1);
+}
+
+int sb_rlock_reap(struct sb_rlock *l, uint64_t token)
+{
+	uint64_t cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
+
+	if (!steal(l, cur, token))
+		return 0;
+	/* seq_cst: as in sb_rlock_release, but health stays OWNER_DIED so the
+	 * next locker repairs. */
+	atomic_store_explicit(&l->owner, 0, memory_order_seq_cst);
+	if (atomic_load_explicit(&l->waiters, memory_order_seq_cst) != 0)
+		sb_futex_wake(sb_futex_low(&l->owner), 1);
+	return 1;
+}
+
+/* ---- opening -------------------------------------------------------- */
+
+int sb_chan_open_lenient(shmbus_bus_t *bus, const char *name, struct sb_params *want,
+                         int create, struct sb_chan *ch)
+{
+	struct sb_params any = *want;
+	int r;
+
+	memset(any.param, 0, sizeof(any.param));
+	r = sb_chan_open(bus, name, &any, 0, ch);
+	if (r != SHMBUS_ENOENT || !create)
+		return r;
+	r = sb_chan_open(bus, name, want, 1, ch);
+	if (r == SHMBUS_ETYPE)     /* another process created it meanwhile */
+		r = sb_chan_open(bus, name, &any, 0, ch);
+	return r;
+}
+
+/* The params of a kind with no dtype or shape; param[] as given. */
+static void plain_params(struct sb_params *p, int kind)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+}
+
+static int plain_plan(struct sb_params *p, uint64_t area, uint64_t *out)
+{
+	p->dtype = SHMBUS_BYTES;
+	p->ndim = 0;
+	memset(p->shape, 0, sizeof(p->shape));
+	p->value_size = 1;         /* what sb_shape_bytes gives for ndim 0 */
+	*out = area;
+	return 0;
+}
+
+static int check_magic(const uint8_t *area, uint64_t size, uint64_t need,
+                       uint32_t magic_off, uint32_t magic)
+{
+	uint32_t m;
+
+	if (size < need)
+		return sb_err(SHMBUS_ECORRUPT, "area of %llu bytes, needs %llu",
+		              (unsigned long long)size, (unsigned long long)need);
+	memcpy(&m, area + magic_off, sizeof(m));
+	if (m != magic)
+		return sb_err(SHMBUS_ECORRUPT, "bad magic 0x%08x", m);
+	return 0;
+}
+
+/* ---- lock channels -------------------------------------------------- */
+
+struct sb_lock_area {
+	struct sb_rlock rl;
+	uint32_t magic;
+	uint8_t pad[SB_LINE - 4];
+};
+_Static_assert(sizeof(struct sb_lock_area) == 2 * SB_LINE, "lock area is 2 lines");
+
+struct shmbus_lock {
+	struct sb_chan ch;
+	struct sb_lock_area *a;
+	uint64_t token;
+	int held;                  /* 1 held, 2 held with repair pending */
+};
+
+static int lock_plan(struct sb_params *p, uint64_t *area)
+{
+	return plain_plan(p, sizeof(struct sb_lock_area), area);
+}
+
+static int lock_init(uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	(void)size;
+	(void)p;
+	((struct sb_lock_area *)area)->magic = SB_LOCK_MAGIC;
+	return 0;
+}
+
+static int lock_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	(void)p;
+	return check_magic(area, size, sizeof(struct sb_lock_area),
+	                   offsetof(struct sb_lock_area, magic), SB_LOCK_MAGIC);
+}
+
+static int lock_gc(struct sb_chan *ch, uint32_t *reaped)
+{
+	struct sb_lock_area *a = (struct sb_lock_area *)ch->area;
+
+	*reaped = (uint32_t)sb_rlock_reap(&a->rl, sb_self_token());
+	return 0;
+}
+
+static void lock_info(struct sb_chan *ch, shmbus_channel_info_t *info)
+{
+	struct sb_lock_area *a = (struct sb_lock_area *)ch->area;
+
+	/* relaxed: a snapshot for display; seq is the holder's pid. */
+	info->seq = sb_token_pid(atomic_load_explicit(&a->rl.owner, memory_order_relaxed));
+	info->flags = atomic_load_explicit(&a->rl.health, memory_order_relaxed);
+}
+
+const struct sb_kind_ops sb_lock_ops = {
+	.plan = lock_plan,
+	.init = lock_init,
+	.check = lock_check,
+	.gc = lock_gc,
+	.info = lock_info,
+};
+
+int shmbus_lock_open(shmbus_bus_t *bus, const char *name, int create, shmbus_lock_t **out)
+{
+	struct sb_params want;
+	shmbus_lock_t *l;
+	int r;
+
+	if (!bus || !out)
+		return sb_err(SHMBUS_EINVAL, "shmbus_lock_open: NULL argument");
+	*out = NULL;
+	plain_params(&want, SHMBUS_KIND_LOCK);
+	if (!(l = calloc(1, sizeof(*l))))
+		return sb_err(SHMBUS_ENOMEM, "out of memory");
+	if ((r = sb_chan_open(bus, name, &want, create, &l->ch)) != 0) {
+		free(l);
+		return r;
+	}
+	l->a = (struct sb_lock_area *)l->ch.area;
+	l->token = sb_self_token();
+	*out = l;
+	return 0;
+}
+
+int shmbus_lock_close(shmbus_lock_t *l)
+{
+	if (!l)
+		return 0;
+	if (l->held)
+		sb_rlock_release(&l->a->rl, l->token);
+	free(l);
+	return 0;
+}
+
+int shmbus_lock_lock(shmbus_lock_t *l, int64_t timeout_ns)
+{
+	int r;
+
+	if (!l)
+		return sb_err(SHMBUS_EINVAL, "lock is NULL");
+	if (l->held)
+		return sb_err(SHMBUS_ESTATE, "lock '%s' is already held through this handle",
+		              l->ch.name);
+	r = sb_rlock_acquire(&l->a->rl, l->token, timeout_ns, l->ch.bus->liveness_ns);
+	switch (r) {
+	case 0:
+		l->held = 1;
+		return 0;
+	case SHMBUS_EOWNERDEAD:
+		l->held = 2;
+		return sb_err(r, "lock '%s': its previous owner died holding it; repair, then call shmbus_lock_consistent",
+		              l->ch.name);
+	case SHMBUS_ENOTRECOVERABLE:
+		return sb_err(r, "lock '%s' was released unrepaired after its owner died; delete and re-create it",
+		              l->ch.name);
+	case SHMBUS_ETIMEDOUT:
+		return sb_err(r, "lock '%s' still held by pid %u when the timeout ran out",
+		              l->ch.name,
+		              sb_token_pid(atomic_load_explicit(&l->a->rl.owner,
+		                                                memory_order_relaxed)));
+	case SHMBUS_EINTR:
+		return sb_err(r, "interrupted while waiting for lock '%s'", l->ch.name);
+	default:
+		return r;
+	}
+}
+
+int shmbus_lock_consistent(shmbus_lock_t *l)
+{
+	if (!l)
+		return sb_err(SHMBUS_EINVAL, "lock is NULL");
+	if (l->held != 2)
+		return sb_err(SHMBUS_ESTATE, "lock '%s': consistent is only for a lock taken with SHMBUS_EOWNERDEAD",
+		              l->ch.name);
+	sb_rlock_consistent(&l->a->rl);
+	l->held = 1;
+	return 0;
+}
+
+int shmbus_lock_unlock(shmbus_lock_t *l)
+{
+	if (!l)
+		return sb_err(SHMBUS_EINVAL, "lock is NULL");
+	if (!l->held)
+		return sb_err(SHMBUS_ESTATE, "lock '%s' is not held through this handle", l->ch.name);
+	/* relaxed: our own token; only we can have stored it. */
+	if (atomic_load_explicit(&l->a->rl.owner, memory_order_relaxed) != l->token) {
+		l->held = 0;
+		return sb_err(SHMBUS_EPERM, "lock '%s' was taken from this process (reaped as dead?)",
+		              l->ch.name);
+	}
+	sb_rlock_release(&l->a->rl, l->token);
+	l->held = 0;
+	return 0;
+}
+
+/* ---- event channels ------------------------------------------------- */
+
+struct sb_event_area {
+	_Atomic uint32_t word;     /* bit 0: set; above: count of sets */
+	_Atomic uint32_t waiters;
+	uint32_t magic;
+	uint8_t pad[SB_LINE - 12];
+};
+_Static_assert(sizeof(struct sb_event_area) == SB_LINE, "event area is a line");
+
+struct shmbus_event {
+	struct sb_chan ch;
+	struct sb_event_area *a;
+};
+
+static int event_plan(struct sb_params *p, uint64_t *area)
+{
+	return plain_plan(p, sizeof(struct sb_event_area), area);
+}
+
+static int event_init(uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	(void)size;
+	(void)p;
+	((struct sb_event_area *)area)->magic = SB_EVENT_MAGIC;
+	return 0;
+}
+
+static int event_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	(void)p;
+	return check_magic(area, size, sizeof(struct sb_event_area),
+	                   offsetof(struct sb_event_area, magic), SB_EVENT_MAGIC);
+}
+
+static void event_info(struct sb_chan *ch, shmbus_channel_info_t *info)
+{
+	struct sb_event_area *a = (struct sb_event_area *)ch->area;
+	/* relaxed: a snapshot for display. */
+	uint32_t w = atomic_load_explicit(&a->word, memory_order_relaxed);
+
+	info->flags = w & 1u;
+	info->seq = w >> 1;
+}
+
+const struct sb_kind_ops sb_event_ops = {
+	.plan = event_plan,
+	.init = event_init,
+	.check = event_check,
+	.info = event_info,
+};
+
+int shmbus_event_open(shmbus_bus_t *bus, const char *name, int create,
+                      shmbus_event_t **out)
+{
+	struct sb_params want;
+	shmbus_event_t *e;
+	int r;
+
+	if (!bus || !out)
+		return sb_err(SHMBUS_EINVAL, "shmbus_event_open: NULL argument");
+	*out = NULL;
+	plain_params(&want, SHMBUS_KIND_EVENT);
+	if (!(e = calloc(1, sizeof(*e))))
+		return sb_err(SHMBUS_ENOMEM, "out of memory");
+	if ((r = sb_chan_open(bus, name, &want, create, &e->ch)) != 0) {
+		free(e);
+		return r;
+	}
+	e->a = (struct sb_event_area *)e->ch.area;
+	*out = e;
+	return 0;
+}
+
+int shmbus_event_close(shmbus_event_t *e)
+{
+	free(e);
+	return 0;
+}
+
+int shmbus_event_set(shmbus_event_t *e)
+{
+	uint32_t w;
+
+	if (!e)
+		return sb_err(SHMBUS_EINVAL, "event is NULL");
+	/* relaxed: the CAS below re-reads. */
+	w = atomic_load_explicit(&e->a->word, memory_order_relaxed);
+	do {
+		if (w & 1u)
+			return 0;
+		/* seq_cst: publishes what the setter wrote before (pairs with
+		 * the acquire loads in wait) and forms the store-load pair with
+		 * the waiters load below. */
+	} while (!atomic_compare_exchange_weak_explicit(&e->a->word, &w, (w + 2u) | 1u,
+	                                                memory_order_seq_cst,
+	                                                memory_order_relaxed));
+	if (atomic_load_explicit(&e->a->waiters, memory_order_seq_cst) != 0)
+		sb_futex_wake(&e->a->word, INT_MAX);
+	return 0;
+}
+
+int shmbus_event_clear(shmbus_event_t *e)
+{
+	if (!e)
+		return sb_err(SHMBUS_EINVAL, "event is NULL");
+	/* release: keeps the set count; waiters only look at bit 0 and it. */
+	atomic_fetch_and_explicit(&e->a->word, ~1u, memory_order_release);
+	return 0;
+}
+
+int shmbus_event_is_set(shmbus_event_t *e)
+{
+	if (!e)
+		return sb_err(SHMBUS_EINVAL, "event is NULL");
+	/* acquire: pairs with the CAS in set. */
+	return (int)(atomic_load_explicit(&e->a->word, memory_order_acquire) & 1u);
+}
+
+int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns)
+{
+	sb_deadline_t d;
+	uint32_t w0, w;
+	int r;
+
+	if (!e)
+		return sb_err(SHMBUS_EINVAL, "event is NULL");
+	/* acquire: pairs with the CAS in set. */
+	w0 = atomic_load_explicit(&e->a->word, memory_order_acquire);
+	if (w0 & 1u)
+		return 0;
+	sb_deadline_init(&d, timeout_ns);
+	for (;;) {
+		int64_t left = sb_deadline_left(&d);
+
+		if (left == 0)
+			return sb_err(SHMBUS_ETIMEDOUT, "event '%s' not set within the timeout",
+			              e->ch.name);
+		/* seq_cst: announce, then re-read; pairs with set's CAS and
+		 * its load of waiters. */
+		atomic_fetch_add_explicit(&e->a->waiters, 1, memory_order_seq_cst);
+		w = atomic_load_explicit(&e->a->word, memory_order_seq_cst);
+		r = w == w0 ? sb_futex_wait(&e->a->word, w0, left) : 0;
+		atomic_fetch_sub_explicit(&e->a->waiters, 1, memory_order_relaxed);
+		/* acquire: pairs with the CAS in set. */
+		w = atomic_load_explicit(&e->a->word, memory_order_acquire);
+		if ((w & 1u) || (w >> 1) != (w0 >> 1))
+			return 0;
+		w0 = w;
+		if (r == SHMBUS_EINTR)
+			return sb_err(r, "interrupted while waiting on event '%s'", e->ch.name);
+		if (r < 0 && r != SHMBUS_ETIMEDOUT)
+			return r;
+	}
+}
+
+/* ---- semaphore channels --------------------------------------------- */
+
+struct sb_sem_area {
+	_Atomic uint32_t count;
+	_Atomic uint32_t waiters;
+	uint32_t magic;
+	uint8_t pad[SB_LINE - 12];
+};
+_Static_assert(sizeof(struct sb_sem_area) == SB_LINE, "semaphore area is a line");
+
+struct shmbus_sem {
+	struct sb_chan ch;
+	struct sb_sem_area *a;
+};
+
+static int sem_plan(struct sb_params *p, uint64_t *area)
+{
+	return plain_plan(p, sizeof(struct sb_sem_area), area);
+}
+
+static int sem_init(uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	struct sb_sem_area *a = (struct sb_sem_area *)area;
+
+	(void)size;
+	a->magic = SB_SEM_MAGIC;
+	/* param[1] - 1 is the initial count (0 in the directory means any). */
+	atomic_store_explicit(&a->count, p->param[1] ? (uint32_t)(p->param[1] - 1) : 0,
+	                      memory_order_relaxed);
+	return 0;
+}
+
+static int sem_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	(void)p;
+	return check_magic(area, size, sizeof(struct sb_sem_area),
+	                   offsetof(struct sb_sem_area, magic), SB_SEM_MAGIC);
+}
+
+static void sem_info(struct sb_chan *ch, shmbus_channel_info_t *info)
+{
+	struct sb_sem_area *a = (struct sb_sem_area *)ch->area;
+
+	/* relaxed: a snapshot for display. */
+	info->seq = atomic_load_explicit(&a->count, memory_order_relaxed);
+}
+
+const struct sb_kind_ops sb_sem_ops = {
+	.plan = sem_plan,
+	.init = sem_init,
+	.check = sem_check,
+	.info = sem_info,
+};
+
+int shmbus_sem_open(shmbus_bus_t *bus, const char *name, int create, uint32_t initial,
+                    shmbus_sem_t **out)
+{
+	struct sb_params want;
+	shmbus_sem_t *s;
+	int r;
+
+	if (!bus || !out)
+		return sb_err(SHMBUS_EINVAL, "shmbus_sem_open: NULL argument");
+	*out = NULL;
+	if (initial == UINT32_MAX)
+		return sb_err(SHMBUS_EINVAL, "semaphore initial count %u: the limit is %u",
+		              initial, UINT32_MAX - 1);
+	plain_params(&want, SHMBUS_KIND_SEMAPHORE);
+	want.param[1] = (uint64_t)initial + 1;
+	if (!(s = calloc(1, sizeof(*s))))
+		return sb_err(SHMBUS_ENOMEM, "out of memory");
+	if ((r = sb_chan_open_lenient(bus, name, &want, create, &s->ch)) != 0) {
+		free(s);
+		return r;
+	}
+	s->a = (struct sb_sem_area *)s->ch.area;
+	*out = s;
+	return 0;
+}
+
+int shmbus_sem_close(shmbus_sem_t *s)
+{
+	free(s);
+	return 0;
+}
+
+int shmbus_sem_post(shmbus_sem_t *s)
+{
+	uint32_t c;
+
+	if (!s)
+		return sb_err(SHMBUS_EINVAL, "semaphore is NULL");
+	c = atomic_load_explicit(&s->a->count, memory_order_relaxed);
+	do {
+		if (c >= UINT32_MAX - 1)
+			return sb_err(SHMBUS_ETOOBIG, "semaphore '%s' is at its maximum count",
+			              s->ch.name);
+		/* seq_cst: publishes the poster's writes (pairs with the
+		 * acquiring CAS in take) and pairs with the waiters load. */
+	} while (!atomic_compare_exchange_weak_explicit(&s->a->count, &c, c + 1,
+	                                                memory_order_seq_cst,
+	                                                memory_order_relaxed));
+	if (atomic_load_explicit(&s->a->waiters, memory_order_seq_cst) != 0)
+		sb_futex_wake(&s->a->count, 1);
+	return 0;
+}
+
+static int sem_take(struct sb_sem_area *a)
+{
+	uint32_t c = atomic_load_explicit(&a->count, memory_order_relaxed);
+
+	while (c != 0 && c < UINT32_MAX)
+		/* acquire: pairs with the CAS in post. */
+		if (atomic_compare_exchange_weak_explicit(&a->count, &c, c - 1,
+		                                          memory_order_acquire,
+		                                          memory_order_relaxed))
+			return 1;
+	return 0;
+}
+
+int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
+{
+	sb_deadline_t d;
+	int r;
+
+	if (!s)
+		return sb_err(SHMBUS_EINVAL, "semaphore is NULL");
+	if (sem_take(s->a))
+		return 0;
+	sb_deadline_init(&d, timeout_ns);
+	for (;;) {
+		int64_t left = sb_deadline_left(&d);
+
+		if (left == 0)
+			return sb_err(SHMBUS_ETIMEDOUT, "semaphore '%s' stayed at 0 for the timeout",
+			              s->ch.name);
+		/* seq_cst: announce, then re-read; pairs with post. */
+		atomic_fetch_add_explicit(&s->a->waiters, 1, memory_order_seq_cst);
+		r = atomic_load_explicit(&s->a->count, memory_order_seq_cst) == 0
+		            ? sb_futex_wait(&s->a->count, 0, left) : 0;
+		atomic_fetch_sub_explicit(&s->a->waiters, 1, memory_order_relaxed);
+		if (sem_take(s->a))
+			return 0;
+		if (r == SHMBUS_EINTR)
+			return sb_err(r, "interrupted while waiting on semaphore '%s'", s->ch.name);
+		if (r < 0 && r != SHMBUS_ETIMEDOUT)
+			return r;
+	}
+}
+
+int shmbus_sem_value(shmbus_sem_t *s, uint32_t *value)
+{
+	if (!s || !value)
+		return sb_err(SHMBUS_EINVAL, "shmbus_sem_value: NULL argument");
+	*value = atomic_load_explicit(&s->a->count, memory_order_relaxed);
+	return 0;
+}
+
+/* ---- turn channels -------------------------------------------------- */
+
+struct sb_turn_ctl {
+	_Atomic uint32_t turn;     /* party whose turn it is */
+	_Atomic uint32_t waiters;
+	_Atomic uint32_t nparties; /* slots ever registered: 1 + highest index */
+	uint32_t max;
+	uint32_t magic;
+	uint8_t pad[SB_LINE - 20];
+	/* followed by max party tokens (_Atomic uint64_t) */
+};
+_Static_assert(sizeof(struct sb_turn_ctl) == SB_LINE, "turn control is a line");
+
+struct shmbus_turn {
+	struct sb_chan ch;
+	struct sb_turn_ctl *c;
+	_Atomic uint64_t *slot;
+	uint32_t max;
+	uint32_t party;
+	uint64_t token;
+	int registered, holding;
+};
+
+static int turn_plan(struct sb_params *p, uint64_t *area)
+{
+	if (p->param[0] == 0)
+		p->param[0] = SB_TURN_DEFAULT;
+	if (p->param[0] > SB_TURN_MAX)
+		return sb_err(SHMBUS_EINVAL, "turn with %llu parties: the limit is %u",
+		              (unsigned long long)p->param[0], SB_TURN_MAX);
+	return plain_plan(p, sizeof(struct sb_turn_ctl) + p->param[0] * 8, area);
+}
+
+static int turn_init(uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	struct sb_turn_ctl *c = (struct sb_turn_ctl *)area;
+
+	(void)size;
+	c->max = (uint32_t)p->param[0];
+	c->magic = SB_TURN_MAGIC;
+	return 0;
+}
+
+static int turn_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
+{
+	const struct sb_turn_ctl *c = (const struct sb_turn_ctl *)area;
+
+	if (p->param[0] == 0 || p->param[0] > SB_TURN_MAX)
+		return sb_err(SHMBUS_ECORRUPT, "turn with %llu parties",
+		              (unsigned long long)p->param[0]);
+	if (check_magic(area, size, sizeof(*c) + p->param[0] * 8,
+	                offsetof(struct sb_turn_ctl, magic), SB_TURN_MAGIC))
+		return SHMBUS_ECORRUPT;
+	if (c->max != p->param[0])
+		return sb_err(SHMBUS_ECORRUPT, "turn control says %u parties, the directory %llu",
+		              c->max, (unsigned long long)p->param[0]);
+	return 0;
+}
+
+/* The next registered slot after `from` (wrapping), or from itself. */
+static uint32_t turn_next(_Atomic uint64_t *slot, uint32_t n, uint32_t from)
+{
+	uint32_t k;
+
+	for (k = 1; k <= n; k++) {
+		uint32_t j = (from + k) % n;
+
+		/* relaxed: a registration is a single word. */
+		if (atomic_load_explicit(&slot[j], memory_order_relaxed) != 0)
+			return j;
+	}
+	return from;
+}
+
+static uint32_t turn_count(struct sb_turn_ctl *c, uint32_t max)
+{
+	uint32_t n = atomic_load_explicit(&c->nparties, memory_order_relaxed);
+
+	return n > max ? max : n;
+}
+
+/* Hand the turn from party t to the next one and wake the sleepers. */
+static void turn_pass(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t max,
+                      uint32_t t)
+{
+	uint32_t n = turn_count(c, max);
+	uint32_t next = n ? turn_next(slot, n, t) : t;
+
+	/* seq_cst: releases what party t did in its turn (pairs with the
+	 * acquire load in acquire) and, with the waiters load, forms the
+	 * store-load pair the sleepers rely on. Fails harmlessly if someone
+	 * already moved the turn on. */
+	if (next != t &&
+	    atomic_compare_exchange_strong_explicit(&c->turn, &t, next, memory_order_seq_cst,
+	                                            memory_order_relaxed) &&
+	    atomic_load_explicit(&c->waiters, memory_order_seq_cst) != 0)
+		sb_futex_wake(&c->turn, INT_MAX);
+}
+
+/* Skip party t if its slot is empty or its process is dead. */
+static void turn_skip_dead(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t max,
+                           uint32_t t)
+{
+	uint64_t tok = atomic_load_explicit(&slot[t], memory_order_relaxed);
+
+	if (tok != 0 && sb_token_alive(tok))
+		return;
+	if (tok != 0)    /* relaxed: unregisters the dead; a CAS, so a new party is kept */
+		atomic_compare_exchange_strong_explicit(&slot[t], &tok, 0, memory_order_relaxed,
+		                                        memory_order_relaxed);
+	turn_pass(c, slot, max, t);
+}
+
+static int turn_gc(struct sb_chan *ch, uint32_t *reaped)
+{
+	struct sb_turn_ctl *c = (struct sb_turn_ctl *)ch->area;
+	_Atomic uint64_t *slot = (_Atomic uint64_t *)(ch->area + sizeof(*c));
+	uint32_t max = (uint32_t)ch->p.param[0], i, t;
+
+	*reaped = 0;
+	for (i = 0; i < max; i++) {
+		uint64_t tok = atomic_load_explicit(&slot[i], memory_order_relaxed);
+
+		if (tok != 0 && !sb_token_alive(tok) &&
+		    atomic_compare_exchange_strong_explicit(&slot[i], &tok, 0,
+		                                            memory_order_relaxed,
+		                                            memory_order_relaxed))
+			(*reaped)++;
+	}
+	t = atomic_load_explicit(&c->turn, memory_order_relaxed);
+	if (t < max && atomic_load_explicit(&slot[t], memory_order_relaxed) == 0)
+		turn_pass(c, slot, max, t);
+	return 0;
+}
+
+static void turn_info(struct sb_chan *ch, shmbus_channel_info_t *info)
+{
+	struct sb_turn_ctl *c = (struct sb_turn_ctl *)ch->area;
+
+	/* relaxed: a snapshot for display. */
+	info->seq = atomic_load_explicit(&c->turn, memory_order_relaxed);
+	info->capacity = ch->p.param[0];
+}
+
+const struct sb_kind_ops sb_turn_ops = {
+	.plan = turn_plan,
+	.init = turn_init,
+	.check = turn_check,
+	.gc = turn_gc,
+	.info = turn_info,
+};
+
+int shmbus_turn_open(shmbus_bus_t *bus, const char *name, int create,
+                     uint32_t max_parties, shmbus_turn_t **out)
+{
+	struct sb_params want;
+	shmbus_turn_t *t;
+	int r;
+
+	if (!bus || !out)
+		return sb_err(SHMBUS_EINVAL, "shmbus_turn_open: NULL argument");
+	*out = NULL;
+	plain_params(&want, SHMBUS_KIND_TURN);
+	want.param[0] = max_parties;
+	if (!(t = calloc(1, sizeof(*t))))
+		return sb_err(SHMBUS_ENOMEM, "out of memory");
+	if ((r = sb_chan_open_lenient(bus, name, &want, create, &t->ch)) != 0) {
+		free(t);
+		return r;
+	}
+	t->c = (struct sb_turn_ctl *)t->ch.area;
+	t->slot = (_Atomic uint64_t *)(t->ch.area + sizeof(struct sb_turn_ctl));
+	t->max = (uint32_t)t->ch.p.param[0];
+	t->token = sb_self_token();
+	*out = t;
+	return 0;
+}
+
+int shmbus_turn_close(shmbus_turn_t *t)
+{
+	if (!t)
+		return 0;
+	if (t->registered) {
+		uint64_t tok = t->token;
+
+		/* relaxed: the slot is ours; the pass below publishes. */
+		atomic_compare_exchange_strong_explicit(&t->slot[t->party], &tok, 0,
+		                                        memory_order_relaxed,
+		                                        memory_order_relaxed);
+		turn_pass(t->c, t->slot, t->max, t->party);
+	}
+	free(t);
+	return 0;
+}
+
+int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party)
+{
+	uint32_t i, n;
+
+	if (!t)
+		return sb_err(SHMBUS_EINVAL, "turn is NULL");
+	if (t->registered) {
+		if (party)
+			*party = t->party;
+		return 0;
+	}
+	for (i = 0; i < t->max; i++) {
+		uint64_t tok = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
+
+		if (tok != 0 && sb_token_alive(tok))
+			continue;
+		/* acq_rel: claims the slot; a racing registrant loses the CAS. */
+		if (atomic_compare_exchange_strong_explicit(&t->slot[i], &tok, t->token,
+		                                            memory_order_acq_rel,
+		                                            memory_order_relaxed))
+			break;
+	}
+	if (i == t->max)
+		return sb_err(SHMBUS_ENOSPC, "turn '%s': all %u parties are registered",
+		              t->ch.name, t->max);
+	n = atomic_load_explicit(&t->c->nparties, memory_order_relaxed);
+	/* relaxed: a monotonic maximum; readers clamp it to max. */
+	while (n < i + 1 &&
+	       !atomic_compare_exchange_weak_explicit(&t->c->nparties, &n, i + 1,
+	                                              memory_order_relaxed,
+	                                              memory_order_relaxed))
+		;
+	t->party = i;
+	t->registered = 1;
+	if (party)
+		*party = i;
+	return 0;
+}
+
+int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
+{
+	sb_deadline_t d;
+	uint32_t cur;
+	unsigned i;
+	int r;
+
+	if (!t)
+		return sb_err(SHMBUS_EINVAL, "turn is NULL");
+	if (!t->registered)
+		return sb_err(SHMBUS_ESTATE, "turn '%s': register before acquire", t->ch.name);
+	if (t->holding)
+		return sb_err(SHMBUS_ESTATE, "turn '%s': already acquired", t->ch.name);
+	for (i = 0; i < SB_RLOCK_SPIN; i++) {
+		/* acquire: pairs with the seq_cst CAS in turn_pass. */
+		if (atomic_load_explicit(&t->c->turn, memory_order_acquire) == t->party) {
+			t->holding = 1;
+			return 0;
+		}
+		sb_cpu_relax();
+	}
+	sb_deadline_init(&d, timeout_ns);
+	for (;;) {
+		int64_t left = sb_deadline_left(&d), slice;
+		int64_t live = t->ch.bus->liveness_ns;
+
+		/* seq_cst: announce, then re-read; pairs with turn_pass. */
+		atomic_fetch_add_explicit(&t->c->waiters, 1, memory_order_seq_cst);
+		cur = atomic_load_explicit(&t->c->turn, memory_order_seq_cst);
+		slice = left < 0 || left > live ? live : left;
+		r = cur != t->party ? sb_futex_wait(&t->c->turn, cur, slice) : 0;
+		atomic_fetch_sub_explicit(&t->c->waiters, 1, memory_order_relaxed);
+		/* acquire: pairs with the seq_cst CAS in turn_pass. */
+		cur = atomic_load_explicit(&t->c->turn, memory_order_acquire);
+		if (cur == t->party) {
+			t->holding = 1;
+			return 0;
+		}
+		if (cur >= t->max)
+			return sb_err(SHMBUS_ECORRUPT, "turn '%s' names party %u of %u",
+			              t->ch.name, cur, t->max);
+		if (r == SHMBUS_EINTR)
+			return sb_err(r, "interrupted while waiting for a turn on '%s'",
+			              t->ch.name);
+		if (r == SHMBUS_ETIMEDOUT)
+			turn_skip_dead(t->c, t->slot, t->max, cur);
+		else if (r < 0)
+			return r;
+		if (sb_deadline_left(&d) == 0)
+			return sb_err(SHMBUS_ETIMEDOUT, "turn '%s': party %u still has the turn",
+			              t->ch.name, cur);
+	}
+}
+
+int shmbus_turn_release(shmbus_turn_t *t)
+{
+	if (!t)
+		return sb_err(SHMBUS_EINVAL, "turn is NULL");
+	if (!t->holding)
+		return sb_err(SHMBUS_ESTATE, "turn '%s': release without acquire", t->ch.name);
+	t->holding = 0;
+	turn_pass(t->c, t->slot, t->max, t->party);
+	return 0;
+}

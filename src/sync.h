@@ -1,0 +1,44 @@
+/*
+ * sync.h -- the robust process-shared lock of sync.c, for the other files
+ * of the library that guard shared structures with it (dict, list).
+ */
+#ifndef SHMBUS_SYNC_H
+#define SHMBUS_SYNC_H
+
+#include "internal.h"
+
+/* Health of the data a robust lock guards. */
+enum { SB_RLOCK_OK = 0, SB_RLOCK_OWNER_DIED = 1, SB_RLOCK_UNRECOVERABLE = 2 };
+
+/* One cache line in shared memory; all zero is an unlocked, healthy lock. */
+struct sb_rlock {
+	_Atomic uint64_t owner;    /* token of the holder; 0 when free */
+	_Atomic uint32_t waiters;  /* processes asleep (or about to sleep) on owner */
+	_Atomic uint32_t health;   /* SB_RLOCK_* */
+	uint8_t pad[SB_LINE - 16];
+};
+_Static_assert(sizeof(struct sb_rlock) == SB_LINE, "a robust lock is one line");
+
+/* Take the lock for token within timeout_ns (-1: no limit, 0: try once).
+ * A holder found dead (checked once per liveness_ns of waiting, and at
+ * once when the lock is busy at timeout 0) is replaced. Returns 0,
+ * SHMBUS_EOWNERDEAD (held; repair, then sb_rlock_consistent),
+ * SHMBUS_ENOTRECOVERABLE (not held), SHMBUS_ETIMEDOUT or SHMBUS_EINTR
+ * (not held; the detail is left to the caller). */
+int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
+                     int64_t liveness_ns);
+/* Mark the guarded data repaired after SHMBUS_EOWNERDEAD. */
+void sb_rlock_consistent(struct sb_rlock *l);
+/* Release; a lock released while its data is still marked as left by a
+ * dead owner becomes unrecoverable. */
+void sb_rlock_release(struct sb_rlock *l, uint64_t token);
+/* Free the lock from a dead holder (its data stays marked for repair by
+ * the next locker). Returns 1 if it did. */
+int sb_rlock_reap(struct sb_rlock *l, uint64_t token);
+
+/* sb_chan_open, except that an existing channel is accepted whatever its
+ * param[] (want->param is used only to create it). */
+int sb_chan_open_lenient(shmbus_bus_t *bus, const char *name, struct sb_params *want,
+                         int create, struct sb_chan *ch);
+
+#endif /* SHMBUS_SYNC_H */
