@@ -121,3 +121,28 @@ uninstall:
 
 clean:
 	rm -rf build build-asan build-tsan python/build python/*.so
+
+# --- bridge (owned by bridge engineer) ---
+# shmbus-bridge (bridge/*.c) and its test and benchmark helpers
+# (tests/bridge/*.c, bench/bridge/*.c), built only when libnats is present.
+HAVE_NATS := $(shell pkg-config --exists libnats 2>/dev/null && echo 1 || { test -f /usr/include/nats/nats.h && echo 1; })
+ifeq ($(HAVE_NATS),1)
+NATS_CFLAGS := $(shell pkg-config --cflags libnats 2>/dev/null)
+NATS_LIBS   := $(or $(shell pkg-config --libs libnats 2>/dev/null),-lnats)
+BRIDGE_SRC   = $(wildcard bridge/*.c)
+BRIDGE_AUX   = $(patsubst tests/bridge/%.c,$(BUILD)/bridge/%,$(wildcard tests/bridge/*.c)) \
+               $(patsubst bench/bridge/%.c,$(BUILD)/bridge/%,$(wildcard bench/bridge/*.c))
+.PHONY: bridge-bin
+all: bridge-bin
+bridge-bin: $(BUILD)/bridge/shmbus-bridge $(BRIDGE_AUX)
+$(BUILD)/bridge/shmbus-bridge: $(BRIDGE_SRC) bridge/bridge.h $(STATIC) include/shmbus.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $(NATS_CFLAGS) -o $@ $(BRIDGE_SRC) $(STATIC) $(LDFLAGS) $(NATS_LIBS) $(LDLIBS)
+$(BUILD)/bridge/%: tests/bridge/%.c $(STATIC) include/shmbus.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $(NATS_CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(NATS_LIBS) $(LDLIBS)
+$(BUILD)/bridge/%: bench/bridge/%.c $(STATIC) include/shmbus.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) $(NATS_CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(NATS_LIBS) $(LDLIBS)
+endif
+# --- end bridge ---

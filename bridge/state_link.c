@@ -1,0 +1,511 @@
+/*
+ * state_link.c -- carrying state channels across NATS.
+ *
+ * Export: wait for a new value of the local channel (shmbus_state_wait),
+ * copy it, publish it on PREFIX.state.NAME with its sequence number, dtype,
+ * shape and the bus epoch in headers. Values written faster than the
+ * bridge can publish are coalesced: the reader of a state channel only ever
+ * wants the latest. The latest value is also stored in the key-value bucket
+ * (as the same message, published to the bucket's subject so the headers
+ * are kept), at most every kv_interval; a value that arrives inside the
+ * interval is stored when the interval ends, so the bucket never keeps a
+ * stale value for longer than kv_interval.
+ *
+ * Import: subscribe to the subject first, then fetch the bucket's value
+ * (a late joiner gets the current value at once), then apply live values.
+ * A value is applied only if it is newer than the last one applied:
+ * (epoch, seq) orders them, and a new epoch (the exporting bus was
+ * re-created) always wins. The local channel is created with the remote
+ * dtype and shape; if it exists with another type, the link stops with an
+ * error naming both types. The local sequence numbers are the local
+ * channel's own (one per value applied), not the remote ones.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bridge.h"
+
+struct vtype {
+	int dtype;
+	uint32_t ndim;
+	uint64_t shape[SHMBUS_MAX_DIMS];
+};
+
+static void shape_str(char *buf, size_t cap, const struct vtype *t)
+{
+	size_t n = 0;
+	uint32_t i;
+
+	buf[0] = 0;
+	for (i = 0; i < t->ndim && n < cap; i++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%" PRIu64, i ? "," : "", t->shape[i]);
+}
+
+static void type_str(char *buf, size_t cap, const struct vtype *t)
+{
+	char sh[96];
+	const char *dn = shmbus_dtype_name(t->dtype);
+
+	shape_str(sh, sizeof(sh), t);
+	snprintf(buf, cap, "%s[%s]", dn ? dn : "?", sh);
+}
+
+/* A scalar is shape [1] whether written as ndim 0 or 1. */
+static void type_norm(struct vtype *t)
+{
+	if (t->ndim == 0) {
+		t->ndim = 1;
+		t->shape[0] = 1;
+	}
+}
+
+static int type_eq(const struct vtype *a, const struct vtype *b)
+{
+	uint32_t i;
+
+	if (a->dtype != b->dtype || a->ndim != b->ndim)
+		return 0;
+	for (i = 0; i < a->ndim; i++)
+		if (a->shape[i] != b->shape[i])
+			return 0;
+	return 1;
+}
+
+static natsStatus set_u64(natsMsg *m, const char *key, uint64_t v)
+{
+	char s[24];
+
+	snprintf(s, sizeof(s), "%" PRIu64, v);
+	return natsMsgHeader_Set(m, key, s);
+}
+
+static natsStatus make_value_msg(natsMsg **out, const char *subject, const void *buf,
+                                 size_t len, const struct vtype *t, uint64_t seq,
+                                 uint64_t epoch, const char *origin)
+{
+	char sh[96];
+	natsStatus s;
+
+	shape_str(sh, sizeof(sh), t);
+	s = natsMsg_Create(out, subject, NULL, buf, (int)len);
+	if (s == NATS_OK)
+		s = set_u64(*out, BR_H_SEQ, seq);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*out, BR_H_DTYPE, shmbus_dtype_name(t->dtype));
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*out, BR_H_SHAPE, sh);
+	if (s == NATS_OK)
+		s = set_u64(*out, BR_H_EPOCH, epoch);
+	if (s == NATS_OK)
+		s = natsMsgHeader_Set(*out, BR_H_ORIGIN, origin);
+	if (s != NATS_OK) {
+		natsMsg_Destroy(*out);
+		*out = NULL;
+	}
+	return s;
+}
+
+/* Wait until the local channel exists; returns its kind, or 0 when stopping. */
+static shmbus_state_t *open_existing_state(struct br_link *l, shmbus_bus_t *bus)
+{
+	shmbus_state_opts_t so;
+	shmbus_state_t *st = NULL;
+	int r;
+
+	shmbus_state_opts_init(&so);
+	so.create = 0;
+	so.ndim = 0;
+	r = shmbus_state_open(bus, l->chan, &so, &st);
+	if (r) {
+		br_link_fail(l, "cannot open state channel: %s", shmbus_last_error());
+		return NULL;
+	}
+	return st;
+}
+
+static int kv_publish(struct bridge *br, struct br_link *l, const void *buf, size_t len,
+                      const struct vtype *t, uint64_t seq, uint64_t epoch)
+{
+	char subj[BR_STR + 160];
+	jsPubOptions po;
+	jsPubAck *ack = NULL;
+	jsErrCode je = 0;
+	natsMsg *m = NULL;
+	natsStatus s;
+
+	snprintf(subj, sizeof(subj), "$KV.%s.%s", br->kv_bucket, l->remote);
+	s = make_value_msg(&m, subj, buf, len, t, seq, epoch, br->cfg.name);
+	if (s != NATS_OK)
+		return -1;
+	jsPubOptions_Init(&po);
+	po.MaxWait = 1000;
+	s = js_PublishMsg(&ack, br->js, m, &po, &je);
+	natsMsg_Destroy(m);
+	jsPubAck_Destroy(ack);
+	if (s != NATS_OK) {
+		br_debug("export %s:%s: KV update failed (%s); will retry", l->bus, l->chan,
+		         br_nats_err(s));
+		return -1;
+	}
+	return 0;
+}
+
+void *br_state_export(void *arg)
+{
+	struct br_link *l = arg;
+	struct bridge *br = l->br;
+	shmbus_channel_info_t ci;
+	shmbus_state_t *st = NULL;
+	shmbus_bus_t *bus;
+	struct vtype t;
+	void *buf = NULL;
+	uint64_t last = 0, seq = 0, epoch, last_kv = 0, kv_retry = 0;
+	uint64_t interval = (uint64_t)br->cfg.kv_interval_ms * 1000000ull;
+	int kv_ready = 0, kv_pending = 0, drops = 0;
+	size_t len;
+
+	bus = br_bus_open(l, 0);
+	if (!bus)
+		return NULL;
+	st = open_existing_state(l, bus);
+	if (!st)
+		goto out;
+	memset(&ci, 0, sizeof(ci));
+	ci.size_of = sizeof(ci);
+	shmbus_state_info(st, &ci);
+	t.dtype = ci.dtype;
+	t.ndim = ci.ndim;
+	memcpy(t.shape, ci.shape, sizeof(t.shape));
+	type_norm(&t);
+	len = shmbus_state_size(st);
+	if (br->nc && natsConnection_GetMaxPayload(br->nc) > 0 &&
+	    (int64_t)len + 1024 > natsConnection_GetMaxPayload(br->nc)) {
+		br_link_fail(l, "a value is %zu bytes, more than the server's max payload %" PRId64,
+		             len, natsConnection_GetMaxPayload(br->nc));
+		goto out;
+	}
+	buf = malloc(len ? len : 1);
+	if (!buf) {
+		br_link_fail(l, "out of memory for a %zu-byte value", len);
+		goto out;
+	}
+	epoch = br_bus_epoch(bus);
+	{
+		char ts[128];
+		type_str(ts, sizeof(ts), &t);
+		br_info("export state %s:%s (%s) -> %s", l->bus, l->chan, ts, l->subject);
+	}
+	atomic_store(&l->c.state, BR_LINK_RUNNING);
+	while (!br_stop) {
+		uint64_t now = br_now_ns();
+		int64_t timeout = 200000000;
+		natsMsg *m = NULL;
+		natsStatus s;
+		int r;
+
+		if (!kv_ready && now >= kv_retry) {
+			s = br_ensure_kv(br);
+			kv_ready = s == NATS_OK;
+			if (!kv_ready) {
+				br_debug("KV bucket %s not ready: %s", br->kv_bucket, br_nats_err(s));
+				kv_retry = now + 1000000000ull;
+			}
+		}
+		if (kv_pending && kv_ready) {
+			if (now >= last_kv + interval) {
+				if (kv_publish(br, l, buf, len, &t, seq, epoch) == 0)
+					kv_pending = 0;
+				last_kv = now;
+				now = br_now_ns();
+			}
+			if (kv_pending && last_kv + interval > now &&
+			    (int64_t)(last_kv + interval - now) < timeout)
+				timeout = (int64_t)(last_kv + interval - now);
+		}
+		r = shmbus_state_wait(st, last, timeout, &seq);
+		if (r == SHMBUS_ETIMEDOUT || r == SHMBUS_EINTR)
+			continue;
+		if (r == 0)
+			r = shmbus_state_read(st, buf, len, &seq);
+		if (r) {
+			br_link_fail(l, "reading the local value: %s", shmbus_last_error());
+			break;
+		}
+		last = seq;
+		s = make_value_msg(&m, l->subject, buf, len, &t, seq, epoch, br->cfg.name);
+		if (s == NATS_OK)
+			s = natsConnection_PublishMsg(br->nc, m);
+		natsMsg_Destroy(m);
+		if (s != NATS_OK) {
+			/* disconnected with a full reconnect buffer: the value is
+			 * dropped, a newer one (or the KV) will carry the state */
+			if (!drops++)
+				br_warn("export %s:%s: publish failed (%s); values are dropped until NATS is back",
+				        l->bus, l->chan, br_nats_err(s));
+			atomic_fetch_add(&l->c.errors, 1);
+		} else {
+			drops = 0;
+			atomic_fetch_add(&l->c.msgs, 1);
+			atomic_fetch_add(&l->c.bytes, len);
+		}
+		kv_pending = 1;
+	}
+	if (kv_pending && kv_ready && !br_stop)
+		kv_publish(br, l, buf, len, &t, seq, epoch);
+out:
+	free(buf);
+	shmbus_state_close(st);
+	shmbus_bus_close(bus);
+	return NULL;
+}
+
+/* ---- import ---------------------------------------------------------- */
+
+struct importer {
+	struct br_link *l;
+	shmbus_bus_t *bus;
+	shmbus_state_t *st;
+	struct vtype t;
+	uint64_t last_epoch, last_seq;
+	int have;
+};
+
+static int header_u64(natsMsg *m, const char *key, uint64_t *v)
+{
+	const char *s = NULL;
+	char *end;
+
+	if (natsMsgHeader_Get(m, key, &s) != NATS_OK || !s || !*s)
+		return -1;
+	*v = strtoull(s, &end, 10);
+	return *end ? -1 : 0;
+}
+
+/* Parse and check the headers of a value message. */
+static int value_type(natsMsg *m, struct vtype *t, char *why, size_t cap)
+{
+	const char *ds = NULL, *ss = NULL, *p;
+	size_t esz, n = 1;
+	char *end;
+	int len = natsMsg_GetDataLength(m);
+
+	memset(t, 0, sizeof(*t));
+	if (natsMsgHeader_Get(m, BR_H_DTYPE, &ds) != NATS_OK ||
+	    natsMsgHeader_Get(m, BR_H_SHAPE, &ss) != NATS_OK) {
+		snprintf(why, cap, "no %s/%s headers", BR_H_DTYPE, BR_H_SHAPE);
+		return -1;
+	}
+	t->dtype = shmbus_dtype_parse(ds);
+	if (t->dtype < 0) {
+		snprintf(why, cap, "unknown dtype '%s'", ds);
+		return -1;
+	}
+	for (p = ss; *p; ) {
+		uint64_t d = strtoull(p, &end, 10);
+		if (end == p || d == 0 || d > (1ull << 40) || t->ndim >= SHMBUS_MAX_DIMS) {
+			snprintf(why, cap, "bad shape '%s'", ss);
+			return -1;
+		}
+		t->shape[t->ndim++] = d;
+		n *= d;
+		if (n > (1ull << 40)) {
+			snprintf(why, cap, "bad shape '%s'", ss);
+			return -1;
+		}
+		p = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',') {
+			snprintf(why, cap, "bad shape '%s'", ss);
+			return -1;
+		}
+	}
+	type_norm(t);
+	esz = shmbus_dtype_size(t->dtype);
+	if ((uint64_t)len != n * esz) {
+		snprintf(why, cap, "%d bytes for %s x %zu elements", len, ds, n);
+		return -1;
+	}
+	return 0;
+}
+
+static int open_local(struct importer *im, const struct vtype *t)
+{
+	struct br_link *l = im->l;
+	shmbus_state_opts_t so;
+	char want[128], have[128];
+	int r;
+
+	shmbus_state_opts_init(&so);
+	so.dtype = t->dtype;
+	so.ndim = t->ndim;
+	memcpy(so.shape, t->shape, sizeof(so.shape));
+	so.create = 1;
+	r = shmbus_state_open(im->bus, l->chan, &so, &im->st);
+	if (r == SHMBUS_ETYPE) {
+		shmbus_channel_info_t ci;
+		struct vtype lt;
+
+		memset(&ci, 0, sizeof(ci));
+		ci.size_of = sizeof(ci);
+		type_str(want, sizeof(want), t);
+		if (shmbus_channel_info(im->bus, l->chan, &ci) == 0 && ci.kind == SHMBUS_KIND_STATE) {
+			lt.dtype = ci.dtype;
+			lt.ndim = ci.ndim;
+			memcpy(lt.shape, ci.shape, sizeof(lt.shape));
+			type_norm(&lt);
+			type_str(have, sizeof(have), &lt);
+		} else {
+			snprintf(have, sizeof(have), "a %s channel",
+			         shmbus_kind_name(ci.kind) ? shmbus_kind_name(ci.kind) : "other");
+		}
+		br_link_fail(l, "type mismatch: the remote value '%s' is %s but the local channel is %s",
+		             l->remote, want, have);
+		return -1;
+	}
+	if (r) {
+		br_link_fail(l, "cannot open the local state channel: %s", shmbus_last_error());
+		return -1;
+	}
+	im->t = *t;
+	return 0;
+}
+
+/* Returns 0 (applied or skipped), -1 when the link must stop. */
+static int apply_value(struct importer *im, natsMsg *m, const char *from)
+{
+	struct br_link *l = im->l;
+	struct vtype t;
+	uint64_t seq, epoch;
+	char why[160], a[128], b[128];
+	int r;
+
+	if (header_u64(m, BR_H_SEQ, &seq) || header_u64(m, BR_H_EPOCH, &epoch)) {
+		br_warn("import %s:%s: a message without %s/%s headers on %s; ignored",
+		        l->bus, l->chan, BR_H_SEQ, BR_H_EPOCH, natsMsg_GetSubject(m));
+		atomic_fetch_add(&l->c.errors, 1);
+		return 0;
+	}
+	if (value_type(m, &t, why, sizeof(why))) {
+		br_warn("import %s:%s: bad value message (%s); ignored", l->bus, l->chan, why);
+		atomic_fetch_add(&l->c.errors, 1);
+		return 0;
+	}
+	if (im->have && epoch == im->last_epoch && seq <= im->last_seq)
+		return 0;       /* older than what we applied */
+	if (!im->st) {
+		if (open_local(im, &t))
+			return -1;
+	} else if (!type_eq(&t, &im->t)) {
+		type_str(a, sizeof(a), &t);
+		type_str(b, sizeof(b), &im->t);
+		br_link_fail(l, "type mismatch: the remote value '%s' changed to %s but the local channel is %s",
+		             l->remote, a, b);
+		return -1;
+	}
+	r = shmbus_state_write(im->st, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+	if (r) {
+		br_link_fail(l, "writing the local value: %s", shmbus_last_error());
+		return -1;
+	}
+	if (!im->have)
+		br_info("import %s:%s: first value (remote seq %" PRIu64 ", from %s)",
+		        l->bus, l->chan, seq, from);
+	im->have = 1;
+	im->last_epoch = epoch;
+	im->last_seq = seq;
+	atomic_fetch_add(&l->c.msgs, 1);
+	atomic_fetch_add(&l->c.bytes, (uint64_t)natsMsg_GetDataLength(m));
+	return 0;
+}
+
+/* The bucket's value, if any: 1 done (found or absent), 0 try again. */
+static int fetch_kv(struct importer *im)
+{
+	struct br_link *l = im->l;
+	struct bridge *br = l->br;
+	char subj[BR_STR + 160];
+	jsOptions jo;
+	jsErrCode je = 0;
+	natsMsg *m = NULL;
+	natsStatus s;
+	int r;
+
+	snprintf(subj, sizeof(subj), "$KV.%s.%s", br->kv_bucket, l->remote);
+	jsOptions_Init(&jo);
+	jo.Wait = 1000;
+	s = js_GetLastMsg(&m, br->js, br->kv_stream, subj, &jo, &je);
+	if (s == NATS_OK) {
+		r = apply_value(im, m, "the KV bucket");
+		natsMsg_Destroy(m);
+		return r < 0 ? -1 : 1;
+	}
+	if (s == NATS_NOT_FOUND || je == JSStreamNotFoundErr || je == JSNoMessageFoundErr) {
+		br_debug("import %s:%s: no stored value yet", l->bus, l->chan);
+		return 1;
+	}
+	br_debug("import %s:%s: KV read failed (%s, %d); retrying", l->bus, l->chan,
+	         br_nats_err(s), (int)je);
+	return 0;
+}
+
+void *br_state_import(void *arg)
+{
+	struct br_link *l = arg;
+	struct bridge *br = l->br;
+	struct importer im;
+	natsSubscription *sub = NULL;
+	uint64_t kv_next = 0;
+	int kv_done = 0;
+	natsStatus s;
+
+	memset(&im, 0, sizeof(im));
+	im.l = l;
+	im.bus = br_bus_open(l, 1);
+	if (!im.bus)
+		return NULL;
+	s = natsConnection_SubscribeSync(&sub, br->nc, l->subject);
+	if (s != NATS_OK) {
+		br_link_fail(l, "subscribing to %s: %s", l->subject, br_nats_err(s));
+		goto out;
+	}
+	natsSubscription_SetPendingLimits(sub, 65536, 256 << 20);
+	br_info("import state %s -> %s:%s", l->subject, l->bus, l->chan);
+	atomic_store(&l->c.state, BR_LINK_RUNNING);
+	while (!br_stop && atomic_load(&l->c.state) != BR_LINK_FAILED) {
+		natsMsg *m = NULL;
+
+		if (!kv_done && br_now_ns() >= kv_next) {
+			int r = fetch_kv(&im);
+			if (r < 0)
+				break;
+			kv_done = r;
+			kv_next = br_now_ns() + 500000000ull;
+		}
+		s = natsSubscription_NextMsg(&m, sub, 200);
+		if (s == NATS_TIMEOUT)
+			continue;
+		if (s != NATS_OK) {
+			if (s == NATS_SLOW_CONSUMER) {
+				br_warn("import %s:%s: slow consumer; older values dropped", l->bus, l->chan);
+				continue;
+			}
+			br_debug("import %s:%s: %s", l->bus, l->chan, br_nats_err(s));
+			br_sleep_ms(100);
+			continue;
+		}
+		if (apply_value(&im, m, "live") < 0) {
+			natsMsg_Destroy(m);
+			break;
+		}
+		natsMsg_Destroy(m);
+	}
+out:
+	if (sub) {
+		natsSubscription_Unsubscribe(sub);
+		natsSubscription_Destroy(sub);
+	}
+	shmbus_state_close(im.st);
+	shmbus_bus_close(im.bus);
+	return NULL;
+}
