@@ -58,6 +58,12 @@ struct ctl {
 };
 
 static struct ctl *ctl;
+/* Tuning knobs from the command line (see usage). */
+static int opt_policy = SHMBUS_WAIT_SPIN_PARK, opt_pin = 1;
+static int64_t opt_spin_ns;
+static uint32_t opt_slots;
+static const char *opt_only;
+static int opt_cpus[MAXP + MAXG * MAXM], opt_ncpus;
 
 struct cfg {
 	const char *name;
@@ -76,8 +82,12 @@ static uint64_t now_ns(void)
 
 static void pin(int k)
 {
+	if (!opt_pin)
+		return;
 	cpu_set_t set;
 	CPU_ZERO(&set);
+	if (opt_ncpus)
+		k = opt_cpus[k % opt_ncpus];
 	CPU_SET(k % (int)sysconf(_SC_NPROCESSORS_ONLN), &set);
 	sched_setaffinity(0, sizeof set, &set);
 }
@@ -124,7 +134,9 @@ static shmbus_queue_t *open_queue(const char *bus_name, const struct cfg *c, shm
 	if ((rc = shmbus_bus_open(bus_name, NULL, bus)))
 		sbfail("shmbus_bus_open", rc);
 	shmbus_queue_opts_init(&o);
-	o.slots = c->slots;
+	o.slots = opt_slots ? opt_slots : c->slots;
+	o.wait_policy = opt_policy;
+	o.spin_ns = opt_spin_ns;
 	o.max_msg = c->size;
 	o.max_groups = MAXG;
 	o.max_members = MAXG * MAXM;
@@ -263,7 +275,7 @@ static int mpmc_once(const struct cfg *c, struct mpmc_res *res)
 	snprintf(bus_name, sizeof bus_name, "queuebench-%d", (int)getpid());
 	shmbus_bus_unlink(bus_name);
 	shmbus_bus_opts_init(&bo);
-	bo.size = ((uint64_t)c->slots * (c->size + 128) + (4u << 20) + 0xfffff) & ~0xfffffull;
+	bo.size = ((uint64_t)(opt_slots ? opt_slots : c->slots) * (c->size + 128) + (4u << 20) + 0xfffff) & ~0xfffffull;
 	if ((rc = shmbus_bus_create(bus_name, &bo, &bus))) {
 		snprintf(res->err, sizeof res->err, "create bus: %s (%s)", shmbus_strerror(rc),
 			 shmbus_last_error());
@@ -381,9 +393,29 @@ int main(int argc, char **argv)
 			json = argv[++a];
 		else if (!strcmp(argv[a], "--runs") && a + 1 < argc)
 			runs = atoi(argv[++a]);
+		else if (!strcmp(argv[a], "--policy") && a + 1 < argc)
+			opt_policy = atoi(argv[++a]);
+		else if (!strcmp(argv[a], "--spin-ns") && a + 1 < argc)
+			opt_spin_ns = atoll(argv[++a]);
+		else if (!strcmp(argv[a], "--slots") && a + 1 < argc)
+			opt_slots = (uint32_t)atoi(argv[++a]);
+		else if (!strcmp(argv[a], "--cpus") && a + 1 < argc) {
+			char *tok, *save = NULL;
+			for (tok = strtok_r(argv[++a], ",", &save); tok && opt_ncpus < MAXP + MAXG * MAXM;
+			     tok = strtok_r(NULL, ",", &save))
+				opt_cpus[opt_ncpus++] = atoi(tok);
+		} else if (!strcmp(argv[a], "--no-pin"))
+			opt_pin = 0;
+		else if (!strcmp(argv[a], "--only") && a + 1 < argc)
+			opt_only = argv[++a];
 		else {
-			printf("usage: queuebench [--quick] [--runs R] [--json FILE]\n"
-			       "Many producers and consumer groups on one shmbus queue; frame-writing reference.\n");
+			printf("usage: queuebench [--quick] [--runs R] [--json FILE] [--only SUBSTRING]\n"
+			       "                  [--policy 0|1|2] [--spin-ns NS] [--slots N] [--no-pin]\n"
+			       "                  [--cpus A,B,...]\n"
+			       "Many producers and consumer groups on one shmbus queue; frame-writing reference.\n"
+			       "Policy 0 spin-then-park (default), 1 spin, 2 park; spin-ns 0 = the library default;\n"
+			       "slots 0 = 2048; --no-pin leaves placement to the scheduler; --cpus gives the CPU of\n"
+			       "each process in turn (producers, then members), default round robin.\n");
 			return strcmp(argv[a], "--help") ? 2 : 0;
 		}
 	}
@@ -412,6 +444,10 @@ int main(int argc, char **argv)
 		double r[16], d[16];
 		struct mpmc_res res;
 		ok[i] = 1;
+		if (opt_only && !strstr(cfgs[i].name, opt_only)) {
+			ok[i] = 0;
+			continue;
+		}
 		for (int k = 0; k < runs; k++) {
 			if (mpmc_once(&cfgs[i], &res)) {
 				printf("  %-40s FAILED: %s\n", cfgs[i].name, res.err);

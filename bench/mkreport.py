@@ -1,0 +1,318 @@
+#!/usr/bin/python3
+"""mkreport.py -- the benchmark report from one run of scripts/bench.sh.
+
+Reads ipcbench.json, statebench.json and queuebench.json from the results
+directory, prints the targets (met / not met) and, with --doc, rewrites
+the generated part of docs/benchmarks.md: everything between the lines
+
+    <!-- BEGIN GENERATED (bench/mkreport.py) -->
+    <!-- END GENERATED -->
+
+The hand-written text around them (how to run, method, discussion) stays.
+Every ratio compares figures taken in the same run.
+
+    /usr/bin/python3 bench/mkreport.py [--results DIR] [--doc FILE]
+"""
+import argparse
+import json
+import os
+import sys
+
+BEGIN = "<!-- BEGIN GENERATED (bench/mkreport.py) -->"
+END = "<!-- END GENERATED -->"
+
+ORDER = ["shmbus", "shmbus-spin", "shmbus-state", "rawring", "rawline", "futex",
+         "pipe", "unix", "mq", "zmq", "iceoryx"]
+WHAT = {
+    "shmbus": "shmbus queue, spin-then-park (default)",
+    "shmbus-spin": "shmbus queue, busy-spin policy",
+    "shmbus-state": "shmbus state channels",
+    "rawring": "raw SPSC ring (ceiling)",
+    "rawline": "raw cache line (latency ceiling)",
+    "futex": "futex mailbox, always sleeps",
+    "pipe": "pipe",
+    "unix": "Unix socket",
+    "mq": "POSIX mq",
+    "zmq": "ZeroMQ ipc://",
+    "iceoryx": "iceoryx 2.0, busy-polling subscriber",
+}
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def size_name(n):
+    if n >= 1 << 20 and n % (1 << 20) == 0:
+        return f"{n >> 20} MiB"
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n >> 10} KiB"
+    return f"{n} B"
+
+
+def num(v):
+    """3 significant digits with K/M suffix."""
+    if v is None:
+        return "-"
+    for div, suf in ((1e9, "G"), (1e6, "M"), (1e4, "K")):
+        if v >= div:
+            v /= div
+            return (f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}") + suf
+    return f"{v:.0f}"
+
+
+def ns(v):
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def ratio(x):
+    if x is None:
+        return "-"
+    return f"{x:.0f}×" if x >= 100 else f"{x:.3g}×"
+
+
+class Run:
+    def __init__(self, ipc):
+        self.ipc = ipc
+        self.res = {}
+        for r in ipc["results"] if ipc else []:
+            if r["status"] == "ok":
+                self.res[(r["transport"], r["test"], r["size"])] = r
+
+    def get(self, t, test, size):
+        return self.res.get((t, test, size))
+
+    def rate(self, t, test, size):
+        r = self.get(t, test, size)
+        return r["msgs_per_s"] if r else None
+
+    def p50(self, t, size):
+        r = self.get(t, "pingpong", size)
+        return r["rtt_ns"]["p50"] if r else None
+
+    def transports(self, test, size):
+        names = {k[0] for k in self.res if k[1] == test and k[2] == size}
+        return [t for t in ORDER if t in names] + sorted(names - set(ORDER))
+
+
+def div(a, b):
+    return a / b if a is not None and b else None
+
+
+def throughput_table(run, test, sizes, out):
+    out.append("| size | transport | msgs/s | GB/s | shmbus ÷ this | spread |")
+    out.append("|---|---|---:|---:|---:|---:|")
+    for s in sizes:
+        base = run.rate("shmbus", test, s)
+        first = True
+        for t in run.transports(test, s):
+            r = run.get(t, test, s)
+            spread = (r["msgs_per_s_max"] - r["msgs_per_s_min"]) / r["msgs_per_s"] if r["msgs_per_s"] else 0
+            name = f"**{t}**" if t == "shmbus" else t
+            out.append(f"| {size_name(s) if first else ''} | {name} | {num(r['msgs_per_s'])} | "
+                       f"{r['gb_per_s']:.3g} | {ratio(div(base, r['msgs_per_s']))} | {spread * 100:.0f}% |")
+            first = False
+
+
+def latency_table(run, sizes, out):
+    out.append("| size | transport | p50 | p99 | p99.9 | round trips | this ÷ shmbus (p50) |")
+    out.append("|---|---|---:|---:|---:|---:|---:|")
+    for s in sizes:
+        base = run.p50("shmbus", s)
+        first = True
+        for t in run.transports("pingpong", s):
+            r = run.get(t, "pingpong", s)
+            q = r["rtt_ns"]
+            name = f"**{t}**" if t == "shmbus" else t
+            out.append(f"| {size_name(s) if first else ''} | {name} | {ns(q['p50'])} | {ns(q['p99'])} | "
+                       f"{ns(q['p999'])} | {r['samples']:,} | {ratio(div(q['p50'], base))} |")
+            first = False
+
+
+def targets(run, sb, qb):
+    """(what, target, measured, met) rows; met is True/False/None (not measured)."""
+    rows = []
+
+    def add(what, target, value, fmt, ok):
+        rows.append((what, target, fmt(value) if value is not None else "not measured",
+                     None if value is None else ok(value)))
+
+    x = div(run.rate("shmbus", "oneway", 64), run.rate("rawring", "oneway", 64))
+    add("64 B one-way, shmbus (copying) ÷ raw ring", "≥ 0.40", x, lambda v: f"{v:.2f}", lambda v: v >= 0.40)
+    x = div(run.rate("shmbus", "oneway-zc", 64), run.rate("rawring", "oneway-zc", 64))
+    add("64 B one-way, shmbus zero-copy ÷ raw ring zero-copy", "≥ 0.40", x, lambda v: f"{v:.2f}",
+        lambda v: v >= 0.40)
+    x = div(run.rate("shmbus", "oneway", 64), run.rate("zmq", "oneway", 64))
+    add("64 B one-way, shmbus ÷ ZeroMQ ipc://", "≥ 10×", x, lambda v: f"{v:.1f}×", lambda v: v >= 10)
+    x = div(run.p50("shmbus", 8), run.p50("rawline", 8))
+    add("8 B round trip p50, shmbus (spin-then-park) ÷ raw cache line", "≤ 2×", x, lambda v: f"{v:.2f}×",
+        lambda v: v <= 2)
+    x = div(run.p50("iceoryx", 8), run.p50("shmbus", 8))
+    add("8 B round trip p50, iceoryx (busy-polling) ÷ shmbus", "≥ 10×", x, lambda v: f"{v:.1f}×",
+        lambda v: v >= 10)
+    mp = {m["name"]: m for m in (qb or {}).get("mpmc", []) if m.get("status") == "ok"}
+    for name in ("2 producers, 2 groups", "2 producers, 2 groups, batches of 32"):
+        m = mp.get(name)
+        add(f"MPMC, {name}, 64 B, messages put/s", "≥ 5 M/s", m["put_msgs_per_s"] if m else None,
+            lambda v: f"{v / 1e6:.2f} M/s", lambda v: v >= 5e6)
+    w8 = {w["size"]: w["writes_per_s"] for w in (qb or {}).get("write", [])}.get(8 << 20)
+    x = div(run.rate("shmbus", "oneway-zc", 8 << 20), run.rate("rawring", "oneway-zc", 8 << 20))
+    add("8 MiB frames, shmbus zero-copy ÷ raw ring zero-copy (same writing, no copy)", "≥ 0.90",
+        x, lambda v: f"{v:.2f}", lambda v: v >= 0.90)
+    x = div(run.rate("shmbus", "oneway-zc", 8 << 20), w8)
+    add("8 MiB frames, shmbus zero-copy ÷ producer's own writing (one process, memcpy)", "≥ 0.70", x,
+        lambda v: f"{v:.2f}", lambda v: v >= 0.70)
+    if sb:
+        add("state: spinning reader p50 ÷ raw cache line (statebench)", "≤ 1.5×", sb.get("spin_over_raw_p50"),
+            lambda v: f"{v:.2f}×", lambda v: v <= 1.5)
+        add("state: parked reader p50 ÷ bare futex (statebench)", "≤ 1.1×", sb.get("park_over_futex_p50"),
+            lambda v: f"{v:.2f}×", lambda v: v <= 1.1)
+        w, r = sb.get("write_ops", [None])[0], sb.get("read_ops", [None])[0]
+        add("state: uncontended 8 B writes/s", "≥ 30 M/s", w, lambda v: f"{v / 1e6:.1f} M/s", lambda v: v >= 30e6)
+        add("state: uncontended 8 B reads/s", "≥ 30 M/s", r, lambda v: f"{v / 1e6:.1f} M/s", lambda v: v >= 30e6)
+        add("state: 16 MiB value written ÷ memcpy", "≥ 0.70", sb.get("big_write_over_memcpy"),
+            lambda v: f"{v:.2f}", lambda v: v >= 0.70)
+        add("state: 16 MiB value read ÷ memcpy", "≥ 0.70", sb.get("big_read_over_memcpy"),
+            lambda v: f"{v:.2f}", lambda v: v >= 0.70)
+    return rows
+
+
+def verdict(ok):
+    return "not measured" if ok is None else "**met**" if ok else "**not met**"
+
+
+def generate(resdir):
+    ipc = load(os.path.join(resdir, "ipcbench.json"))
+    sb = load(os.path.join(resdir, "statebench.json"))
+    qb = load(os.path.join(resdir, "queuebench.json"))
+    run = Run(ipc)
+    out = []
+    if ipc:
+        h, c = ipc["host"], ipc["config"]
+        lr = ipc["line_rtt_ns"]
+        out.append(f"Run of {ipc['date']} on {h['cpu']}, {h['online_cpus']} CPUs, Linux {h['kernel']}; "
+                   f"ipcbench: {c['runs']} runs of {c['run_seconds']} s per figure"
+                   f"{' (QUICK: smoke test, not a measurement)' if c['quick'] else ''}, roles pinned to "
+                   f"CPUs {c['cpus'][0]} and {c['cpus'][1]}. Cache-line round trip between the two CPUs "
+                   f"(spinning, no clock reads): {lr['before']:.0f} ns before the run, {lr['after']:.0f} ns after.")
+        out.append("")
+        for n in ipc.get("notes", []):
+            out.append(f"- note: {n}")
+        failed = [r for r in ipc["results"] if r["status"] != "ok"]
+        for r in failed:
+            out.append(f"- {r['transport']} {r['test']} {size_name(r['size'])}: {r['status']}: {r.get('note', '')}")
+        out.append("")
+    rows = targets(run, sb, qb)
+    out.append("### Targets")
+    out.append("")
+    out.append("| target | wanted | measured | |")
+    out.append("|---|---:|---:|---|")
+    for what, want, got, ok in rows:
+        out.append(f"| {what} | {want} | {got} | {verdict(ok)} |")
+    out.append("")
+    if ipc:
+        sizes = ipc["config"]["sizes"]
+        out.append("### One-way throughput, copy in and copy out")
+        out.append("")
+        out.append("Median over runs. *shmbus ÷ this*: how many times more messages per second the "
+                   "shmbus queue (default policy) moved than this transport, in the same run.")
+        out.append("")
+        throughput_table(run, "oneway", sizes, out)
+        out.append("")
+        out.append("### One-way throughput, zero-copy (reserve/commit, peek/release)")
+        out.append("")
+        out.append("The producer writes each message in place, the consumer reads every word of it "
+                   "in place. Sizes over 1 MiB are frames, measured here only.")
+        out.append("")
+        throughput_table(run, "oneway-zc", sizes, out)
+        out.append("")
+        out.append("### Round trip (ping-pong)")
+        out.append("")
+        out.append("Nanoseconds, one clock read on each side of every round trip, all runs pooled. "
+                   "*this ÷ shmbus*: how many times longer this transport's median round trip was.")
+        out.append("")
+        latency_table(run, [s for s in sizes if s <= 1 << 20], out)
+        out.append("")
+        out.append("![round-trip distributions, 8 B](benchmarks-latency.png)")
+        out.append("")
+    if qb:
+        out.append("### Many producers and consumer groups (queuebench)")
+        out.append("")
+        out.append(f"{qb['size']}-byte messages, median of {qb['runs']} runs; *delivered* counts each "
+                   "message once per group.")
+        out.append("")
+        out.append("| configuration | messages put/s | delivered/s | spread |")
+        out.append("|---|---:|---:|---:|")
+        for m in qb["mpmc"]:
+            if m.get("status") == "ok":
+                out.append(f"| {m['name']} | {num(m['put_msgs_per_s'])} | {num(m['delivered_msgs_per_s'])} | "
+                           f"{m['spread'] * 100:.0f}% |")
+            else:
+                out.append(f"| {m['name']} | failed | | |")
+        out.append("")
+        out.append("The producer's own writing, one process (memcpy into 8 rotating buffers), the bound "
+                   "for a zero-copy stream:")
+        out.append("")
+        out.append("| size | writes/s | GB/s |")
+        out.append("|---|---:|---:|")
+        for w in qb["write"]:
+            out.append(f"| {size_name(w['size'])} | {num(w['writes_per_s'])} | "
+                       f"{w['writes_per_s'] * w['size'] / 1e9:.3g} |")
+        out.append("")
+    if sb:
+        out.append("### State channels (statebench)")
+        out.append("")
+        out.append("One way = round trip ÷ 2, nanoseconds.")
+        out.append("")
+        out.append("| | p50 | p99 | p99.9 |")
+        out.append("|---|---:|---:|---:|")
+        for key, what in (("raw_oneway_ns", "raw cache line, spinning"),
+                          ("raw2_oneway_ns", "raw, one line per direction"),
+                          ("state_spin_oneway_ns", "state channel, spinning reader"),
+                          ("futex_oneway_ns", "bare futex, both sleep"),
+                          ("state_park_oneway_ns", "state channel, parked reader")):
+            v = sb.get(key)
+            if v:
+                out.append(f"| {what} | {ns(v[0])} | {ns(v[1])} | {ns(v[2])} |")
+        out.append("")
+        out.append("| value size | writes/s | reads/s |")
+        out.append("|---|---:|---:|")
+        for s, w, r in zip((8, 4096, 1 << 20), sb.get("write_ops", []), sb.get("read_ops", [])):
+            out.append(f"| {size_name(s)} | {num(w)} | {num(r)} |")
+        out.append("")
+        out.append(f"16 MiB value: written at {sb.get('big_write_over_memcpy', 0):.2f}× and read at "
+                   f"{sb.get('big_read_over_memcpy', 0):.2f}× the speed of a memcpy "
+                   f"({sb.get('memcpy_16MiB_GBps', 0):.1f} GB/s).")
+        out.append("")
+    return out, rows
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default=os.path.join(here, "results"))
+    ap.add_argument("--doc", help="markdown file whose generated part to rewrite")
+    args = ap.parse_args()
+    out, rows = generate(args.results)
+    print("Targets (ratios within this run):")
+    for what, want, got, ok in rows:
+        mark = "n/a" if ok is None else "met" if ok else "NOT MET"
+        print(f"  {mark:8s} {what}: {got} (wanted {want})")
+    if args.doc:
+        with open(args.doc) as f:
+            text = f.read()
+        a, b = text.find(BEGIN), text.find(END)
+        if a < 0 or b < a:
+            sys.exit(f"mkreport.py: {args.doc} lacks the {BEGIN} ... {END} lines")
+        text = text[:a + len(BEGIN)] + "\n\n" + "\n".join(out) + "\n" + text[b:]
+        with open(args.doc, "w") as f:
+            f.write(text)
+        print(f"wrote {args.doc}")
+
+
+if __name__ == "__main__":
+    main()

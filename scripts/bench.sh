@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# bench.sh -- build shmbus and its benchmarks, run them all in one go, print
+# the tables and the targets (met / not met).
+#
+#   bash scripts/bench.sh            full run (about 10 minutes): also writes
+#                                    the generated part of docs/benchmarks.md
+#                                    and docs/benchmarks-latency.png
+#   bash scripts/bench.sh --quick    smoke run (well under a minute): every
+#                                    program, every transport, briefly; writes
+#                                    nothing under docs/ (figures meaningless)
+#   bash scripts/bench.sh --no-docs  full run, leave docs/ alone
+#
+# Environment: BENCH_BUILD  the library's build directory (default build)
+#              PYTHON       interpreter with matplotlib (default /usr/bin/python3)
+#
+# What runs (all pinned to CPUs 0 and 1, see docs/benchmarks.md "Method"):
+#   bench/ipcbench    shmbus queues and state channels against a raw ring, a
+#                     cache line, a futex mailbox, pipe, Unix socket, POSIX mq,
+#                     ZeroMQ ipc:// and iceoryx; throughput and round trips
+#   bench/statebench  state channels against the raw cache line and a futex
+#   bench/queuebench  many producers and consumer groups; frame writing
+# iceoryx needs its daemon: this script starts iox-roudi with
+# bench/roudi.toml and stops it by pid at the end (also on Ctrl+C).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+docs=1
+for a in "$@"; do
+  case $a in
+    --quick) quick=1 ;;
+    --no-docs) docs=0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown option '$a' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ $quick -eq 1 ] && docs=0
+
+BUILD=${BENCH_BUILD:-build}
+PY=${PYTHON:-/usr/bin/python3}
+if [ $quick -eq 1 ]; then
+  RES=bench/results-quick
+  IPC_ARGS=(--quick --sizes 8,64,4K,1M,8M)
+  SB_ARGS=(--quick)
+  QB_ARGS=(--quick)
+else
+  RES=bench/results
+  IPC_ARGS=(--runs 5 --time 0.5 --sizes 8,64,4K,1M,8M)
+  SB_ARGS=()
+  QB_ARGS=(--runs 5)
+fi
+
+echo "== build (library in $BUILD/, benches in bench/)"
+make -s BUILD="$BUILD" lib
+make -s -C bench SHMBUS_BUILD="$BUILD" all
+mkdir -p "$RES"
+
+roudi_pid=
+roudi_log=
+cleanup() {
+  if [ -n "$roudi_pid" ]; then
+    kill -TERM "$roudi_pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+      kill -0 "$roudi_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$roudi_pid" 2>/dev/null || true
+    wait "$roudi_pid" 2>/dev/null || true
+    roudi_pid=
+  fi
+  [ -n "$roudi_log" ] && rm -f "$roudi_log"
+  roudi_log=
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+if bench/ipcbench --list | grep -q '^iceoryx ' && command -v iox-roudi >/dev/null; then
+  roudi_log=$(mktemp /tmp/shmbus-bench-roudi.XXXXXX)
+  iox-roudi -c bench/roudi.toml -l warning >"$roudi_log" 2>&1 &
+  roudi_pid=$!
+  for _ in $(seq 100); do
+    grep -q "RouDi is ready for clients" "$roudi_log" && break
+    kill -0 "$roudi_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if grep -q "RouDi is ready for clients" "$roudi_log"; then
+    echo "== iox-roudi started (pid $roudi_pid)"
+    export IPCBENCH_ROUDI_EXTERNAL=1
+  else
+    echo "== iox-roudi did not start (another RouDi running?); log:" >&2
+    sed 's/^/   /' "$roudi_log" >&2
+    kill -KILL "$roudi_pid" 2>/dev/null || true
+    wait "$roudi_pid" 2>/dev/null || true
+    roudi_pid=
+  fi
+fi
+
+status=0
+echo "== ipcbench ${IPC_ARGS[*]}"
+bench/ipcbench "${IPC_ARGS[@]}" --results "$RES" --json "$RES/ipcbench.json" || status=1
+cleanup   # RouDi is only needed by ipcbench
+
+echo
+echo "== statebench ${SB_ARGS[*]}"
+bench/statebench "${SB_ARGS[@]}" --json "$RES/statebench.json" || status=1
+
+echo
+echo "== queuebench ${QB_ARGS[*]}"
+bench/queuebench "${QB_ARGS[@]}" --json "$RES/queuebench.json" || status=1
+
+echo
+report_args=(--results "$RES")
+if [ $docs -eq 1 ]; then
+  report_args+=(--doc docs/benchmarks.md)
+  if "$PY" -c 'import matplotlib' 2>/dev/null; then
+    "$PY" bench/plot.py --json "$RES/ipcbench.json" --size 8 --out docs/benchmarks-latency.png || status=1
+  else
+    echo "bench.sh: $PY has no matplotlib: no latency plot" >&2
+  fi
+fi
+"$PY" bench/mkreport.py "${report_args[@]}" || status=1
+exit $status
