@@ -421,11 +421,12 @@ static PyObject *state_wait(PyObject *self, PyObject *args, PyObject *kw)
 			return NULL;
 	}
 	c.seq = shmbus_state_seq(s->st);
-	if (c.seq > c.newer)
-		return PyLong_FromUnsignedLongLong(c.seq);
-	r = sbpy_block(wait_op, &c, t, 0);
-	if (r)
-		return sbpy_raise(r);
+	if (c.seq <= c.newer) {
+		r = sbpy_block(wait_op, &c, t, 0);
+		if (r)
+			return sbpy_raise(r);
+	}
+	s->last_seq = c.seq;
 	return PyLong_FromUnsignedLongLong(c.seq);
 }
 
