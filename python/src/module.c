@@ -441,8 +441,8 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 	                         "unlink", "wait", NULL};
 	sbpy_bus *b = (sbpy_bus *)self;
 	PyObject *name, *create = Py_False, *wait = Py_None;
-	unsigned long long size = 0;
-	unsigned int mode = 0, maxc = 0, maxp = 0;
+	Py_ssize_t size = 0, maxc = 0, maxp = 0;
+	unsigned int mode = 0;
 	int unlink_on_close = 0, r, created = 0;
 	shmbus_bus_opts_t o;
 	shmbus_bus_t *bus = NULL;
@@ -452,13 +452,20 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "Bus is already open");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OKIIIpO:Bus", kwlist, &name, &create, &size,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OnInnpO:Bus", kwlist, &name, &create, &size,
 	                                 &mode, &maxc, &maxp, &unlink_on_close, &wait))
 		return -1;
 	n = PyUnicode_AsUTF8(name);
 	if (!n)
 		return -1;
-	bus_fill_opts(&o, size, mode, maxc, maxp);
+	if (size < 0 || maxc < 0 || maxc > UINT32_MAX || maxp < 0 || maxp > UINT32_MAX ||
+	    mode > 07777) {
+		PyErr_Format(sbpy_InvalidArgument,
+		             "bus %R: size %zd, mode %o, max_channels %zd, max_peers %zd out of range",
+		             name, size, mode, maxc, maxp);
+		return -1;
+	}
+	bus_fill_opts(&o, (unsigned long long)size, mode, (unsigned int)maxc, (unsigned int)maxp);
 	if (create == Py_None) {
 		r = shmbus_bus_open_or_create(n, &o, &bus, &created);
 	} else if (PyObject_IsTrue(create)) {

@@ -78,31 +78,38 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 	                         "wait_policy", "spin", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
 	PyObject *name, *group = Py_None, *pol = NULL, *spin = NULL;
-	unsigned int slots = 0, mg = 0, mm = 0, mp = 0;
-	unsigned long long max_msg = 0;
+	Py_ssize_t slots = 0, mg = 0, mm = 0, mp = 0, max_msg = 0;
 	int create = 1, earliest = 0, durable = 0, r;
 	shmbus_queue_opts_t o;
 	shmbus_queue_info_t info;
 	shmbus_queue_t *qh;
 	sbpy_queue *q;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|IKpOppIIIOO:queue", kwlist, &name, &slots,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|nnpOppnnnOO:queue", kwlist, &name, &slots,
 	                                 &max_msg, &create, &group, &earliest, &durable, &mg, &mm,
 	                                 &mp, &pol, &spin))
 		return NULL;
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
+	if (slots < 0 || slots > UINT32_MAX || max_msg < 0 || mg < 0 || mg > UINT32_MAX ||
+	    mm < 0 || mm > UINT32_MAX || mp < 0 || mp > UINT32_MAX) {
+		PyErr_Format(sbpy_InvalidArgument,
+		             "queue %R: slots %zd, max_msg %zd, max_groups %zd, max_members %zd, "
+		             "max_producers %zd: each must be 0..4294967295", name, slots, max_msg, mg,
+		             mm, mp);
+		return NULL;
+	}
 	if (group != Py_None && !PyUnicode_Check(group)) {
 		PyErr_SetString(sbpy_InvalidArgument, "group must be a str or None");
 		return NULL;
 	}
 	shmbus_queue_opts_init(&o);
-	o.slots = slots;
-	o.max_msg = max_msg;
+	o.slots = (uint32_t)slots;
+	o.max_msg = (uint64_t)max_msg;
 	o.create = create;
-	o.max_groups = mg;
-	o.max_members = mm;
-	o.max_producers = mp;
+	o.max_groups = (uint32_t)mg;
+	o.max_members = (uint32_t)mm;
+	o.max_producers = (uint32_t)mp;
 	if (sbpy_parse_wait(pol, spin, &o.wait_policy, &o.spin_ns) < 0)
 		return NULL;
 	if ((r = shmbus_queue_open(bus->bus, PyUnicode_AsUTF8(name), &o, &qh)))

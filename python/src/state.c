@@ -138,21 +138,26 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 	sbpy_bus *bus = (sbpy_bus *)self;
 	PyObject *name, *dtype_o = NULL, *shape_o = NULL, *pol = NULL, *spin = NULL;
 	int create = 1, r, scalar;
-	unsigned int nbuf = 0;
+	Py_ssize_t nbuf = 0;
 	shmbus_state_opts_t o;
 	shmbus_channel_info_t info;
 	shmbus_state_t *st;
 	sbpy_state *s;
 	uint32_t k;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OOpIOO:state", kwlist, &name, &dtype_o,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OOpnOO:state", kwlist, &name, &dtype_o,
 	                                 &shape_o, &create, &nbuf, &pol, &spin))
 		return NULL;
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
+	if (nbuf < 0 || nbuf > 64) {
+		PyErr_Format(sbpy_InvalidArgument, "state %R: nbuf %zd; allowed 2..8 (0: default)",
+		             name, nbuf);
+		return NULL;
+	}
 	shmbus_state_opts_init(&o);
 	o.create = create;
-	o.nbuf = nbuf;
+	o.nbuf = (uint32_t)nbuf;
 	if (sbpy_parse_wait(pol, spin, &o.wait_policy, &o.spin_ns) < 0)
 		return NULL;
 	if (!create && (dtype_o == NULL || dtype_o == Py_None) && shape_o == NULL) {

@@ -37,7 +37,7 @@ def busname():
 
 @pytest.fixture
 def bus(busname):
-    b = shmbus.Bus(busname, create=True, size=4 << 20, unlink=True)
+    b = shmbus.Bus(busname, create=True, size=16 << 20, unlink=True)
     yield b
     b.close()
 

@@ -82,6 +82,8 @@ def test_bad_names_and_sizes(busname):
         shmbus.Bus(busname, create=True, size=100)  # too small for the tables
     with pytest.raises(TypeError):
         shmbus.Bus(123)
+    with pytest.raises(shmbus.InvalidArgument):
+        shmbus.Bus(busname, create=True, size=-5)
     with shmbus.Bus(busname, create=True, size=1 << 20, unlink=True) as b:
         with pytest.raises(shmbus.InvalidArgument):
             b.state("bad name!")

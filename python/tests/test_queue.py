@@ -1,0 +1,228 @@
+"""Queue channels from Python: every call, bad arguments, multi-process."""
+import multiprocessing as mp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import helpers
+import shmbus
+from conftest import scale
+
+
+def test_put_get_in_order(bus):
+    q = bus.queue("q", slots=8, max_msg=64, group="g")
+    for i in range(5):
+        q.put(b"m%d" % i)
+    assert [q.get(timeout=1) for _ in range(5)] == [b"m%d" % i for i in range(5)]
+    assert q.group == "g" and q.slots == 8 and q.max_msg == 64
+
+
+def test_put_accepts_buffers(bus):
+    q = bus.queue("q", group="g")
+    q.put(bytearray(b"ab"))
+    q.put(memoryview(b"cd"))
+    q.put(np.arange(3, dtype=np.uint8))
+    q.put(b"")
+    assert [q.get(), q.get(), q.get(), q.get()] == [b"ab", b"cd", b"\x00\x01\x02", b""]
+    with pytest.raises(TypeError):
+        q.put("text")
+    with pytest.raises(TypeError):
+        q.put(12)
+
+
+def test_get_timeout_and_nonblocking(bus):
+    q = bus.queue("q", group="g")
+    with pytest.raises(shmbus.Timeout):
+        q.get(timeout=0)
+    with pytest.raises(shmbus.Timeout) as e:
+        q.get(timeout=0.05)
+    assert "q" in str(e.value)
+
+
+def test_full_ring_put_times_out(bus):
+    q = bus.queue("q", slots=4, max_msg=16, group="g")
+    for i in range(4):
+        q.put(b"x", timeout=0)
+    with pytest.raises(shmbus.Timeout):
+        q.put(b"x", timeout=0)
+    with pytest.raises(shmbus.Timeout):
+        q.put(b"x", timeout=0.05)
+    q.get()
+    q.put(b"y", timeout=0)
+
+
+def test_too_big(bus):
+    q = bus.queue("q", max_msg=16, group="g")
+    with pytest.raises(shmbus.TooBig):
+        q.put(b"x" * 17)
+    q.put(b"y" * 16)
+    small = bytearray(4)
+    with pytest.raises(shmbus.TooBig):
+        q.get_into(small)
+    big = bytearray(32)
+    assert q.get_into(big) == 16 and bytes(big[:16]) == b"y" * 16
+
+
+def test_close_ends_iteration_and_refuses_puts(bus):
+    q = bus.queue("q", group="g")
+    for i in range(3):
+        q.put(b"%d" % i)
+    assert not q.closed
+    q.close()
+    assert q.closed
+    with pytest.raises(shmbus.Closed):
+        q.put(b"late")
+    assert list(q) == [b"0", b"1", b"2"]
+    with pytest.raises(shmbus.Closed):
+        q.get(timeout=1)
+
+
+def test_groups_broadcast_and_share(bus):
+    prod = bus.queue("q", slots=64)
+    a = bus.queue("q", group="A")
+    b1 = bus.queue("q").join("B")
+    b2 = bus.queue("q").join("B")
+    for i in range(10):
+        prod.put(b"%d" % i)
+    assert [a.get() for _ in range(10)] == [b"%d" % i for i in range(10)]
+    got = []
+    for _ in range(5):
+        got.append(b1.get(timeout=1))
+        got.append(b2.get(timeout=1))
+    assert sorted(got, key=int) == [b"%d" % i for i in range(10)]
+    info = prod.info()
+    assert {g["name"] for g in info["groups"]} == {"A", "B"}
+    assert info["head"] == 10
+
+
+def test_group_earliest_and_latest(bus):
+    prod = bus.queue("q", slots=16)
+    prod.put(b"old")
+    late = bus.queue("q", group="late")
+    early = bus.queue("q", group="early", earliest=True)
+    prod.put(b"new")
+    assert late.get(timeout=1) == b"new"
+    assert early.get(timeout=1) == b"old"
+
+
+def test_get_with_info(bus):
+    q = bus.queue("q", group="g")
+    q.put(b"a")
+    q.put(b"b")
+    assert q.get_with_info() == (b"a", 0, False)
+    data, seq, redelivered = q.get_with_info()
+    assert (data, seq, redelivered) == (b"b", 1, False)
+
+
+def test_peek_zero_copy_memoryview(bus):
+    q = bus.queue("q", group="g")
+    q.put(b"hello world")
+    q.put(b"second")
+    p = q.peek(timeout=1)
+    with p as mv:
+        assert isinstance(mv, memoryview) and mv.readonly
+        assert bytes(mv) == b"hello world" and p.len == 11 and p.seq == 0
+        with pytest.raises(RuntimeError):
+            q.get()  # the peeked message is still held
+        arr = np.frombuffer(mv, dtype=np.uint8)
+        assert arr[0] == ord("h")
+        del arr
+    with pytest.raises(ValueError):
+        bytes(mv)  # released at the end of the block
+    assert q.get() == b"second"
+    with pytest.raises(shmbus.Timeout):
+        with q.peek(timeout=0.01):
+            pass
+
+
+def test_peek_released_on_exception(bus):
+    q = bus.queue("q", group="g")
+    q.put(b"one")
+    q.put(b"two")
+    with pytest.raises(KeyError):
+        with q.peek() as mv:
+            raise KeyError(bytes(mv))
+    assert q.get() == b"two"
+
+
+def test_bad_queue_arguments(bus):
+    with pytest.raises((shmbus.InvalidArgument, shmbus.NoSpace)):
+        bus.queue("q", slots=1 << 31)
+    with pytest.raises(shmbus.InvalidArgument):
+        bus.queue("q", slots=1 << 40)
+    with pytest.raises(shmbus.InvalidArgument):
+        bus.queue("q", max_msg=-1)
+    with pytest.raises(shmbus.NotFound):
+        bus.queue("nope", create=False)
+    bus.state("st")
+    with pytest.raises(shmbus.TypeMismatch):
+        bus.queue("st")
+    q = bus.queue("q2")
+    with pytest.raises(shmbus.InvalidArgument):
+        q.join("bad group name!")
+    with pytest.raises(shmbus.Error):
+        q.get(timeout=0)  # not joined
+    with pytest.raises(ValueError):
+        q.put(b"x", timeout=-2)
+    with pytest.raises(TypeError):
+        q.put()
+
+
+def test_detach_and_context(bus):
+    with bus.queue("q", group="g") as q:
+        q.put(b"x")
+    assert q.detached
+    with pytest.raises(ValueError):
+        q.get()
+    q2 = bus.queue("q", group="g")
+    assert q2.get(timeout=1) == b"x"  # the group's position survived the handle
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_multiprocess_exact_delivery(busname, method):
+    ctx = mp.get_context(method)
+    out = ctx.Queue()
+    n = int(3000 * scale())
+    with shmbus.Bus(busname, create=True, size=8 << 20, unlink=True) as bus:
+        q = bus.queue("q", slots=64, max_msg=64)
+        procs = [ctx.Process(target=helpers.consumer, args=(busname, g, out))
+                 for g in ("all", "work", "work")]
+        for p in procs:
+            p.start()
+        while True:  # wait for the consumers to join
+            members = {g["name"]: g["live_members"] for g in q.info()["groups"]}
+            if members.get("all") == 1 and members.get("work") == 2:
+                break
+        prods = [ctx.Process(target=helpers.producer, args=(busname, t, n)) for t in (1, 2)]
+        for p in prods:
+            p.start()
+        for p in prods:
+            p.join(60)
+        q.close()
+        res = [out.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(10)
+    assert all(p.exitcode == 0 for p in procs + prods)
+    everything = sorted((t, i) for t in (1, 2) for i in range(n))
+    full = [r[1] for r in res if r[0] == "all"][0]
+    assert sorted(full) == everything
+    for t in (1, 2):  # per-producer order is kept
+        mine = [i for (tt, i) in full if tt == t]
+        assert mine == list(range(n))
+    work = sorted(x for r in res if r[0] == "work" for x in r[1])
+    assert work == everything  # nothing lost, nothing duplicated
+
+
+def test_subprocess_consumer(bus, busname, child_env):
+    q = bus.queue("q", slots=32, max_msg=64)
+    child = subprocess.Popen([sys.executable, helpers.__file__, "consume", busname, "sub"],
+                             env=child_env, stdout=subprocess.PIPE)
+    while {g["name"] for g in q.info()["groups"]} != {"sub"}:
+        assert child.poll() is None
+    for i in range(500):
+        q.put(helpers.msg(9, i), timeout=10)
+    q.close()
+    out, _ = child.communicate(timeout=30)
+    assert child.returncode == 0 and out.strip() == b"500"
