@@ -40,7 +40,7 @@ BUILD=${BENCH_BUILD:-build}
 PY=${PYTHON:-/usr/bin/python3}
 if [ $quick -eq 1 ]; then
   RES=bench/results-quick
-  IPC_ARGS=(--quick --sizes 8,64,4K,1M,8M)
+  IPC_ARGS=(--quick --runs 1 --sizes 8,64,4K,1M,8M)
   SB_ARGS=(--quick)
   QB_ARGS=(--quick)
 else
