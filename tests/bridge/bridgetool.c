@@ -8,6 +8,7 @@
  *                                        wait until the channel holds exactly
  *                                        this type and value
  *   count BUS CHAN                       print the channel's sequence number
+ *   get BUS CHAN                         print "seq v0 v1 ..." (values as numbers)
  *   produce BUS QUEUE N ID [shut]        N messages of producer ID, then
  *                                        optionally end of stream
  *   consume BUS QUEUE GROUP N TIMEOUT_S [eos]
@@ -222,6 +223,61 @@ static int cmd_count(int argc, char **argv)
 	return 0;
 }
 
+static double from_dtype(int dtype, const unsigned char *p)
+{
+	switch (dtype) {
+	case SHMBUS_INT8: return *(const int8_t *)p;
+	case SHMBUS_BYTES: case SHMBUS_UINT8: case SHMBUS_BOOL: return *p;
+	case SHMBUS_INT16: return *(const int16_t *)p;
+	case SHMBUS_UINT16: return *(const uint16_t *)p;
+	case SHMBUS_INT32: return *(const int32_t *)p;
+	case SHMBUS_UINT32: return *(const uint32_t *)p;
+	case SHMBUS_INT64: return (double)*(const int64_t *)p;
+	case SHMBUS_UINT64: return (double)*(const uint64_t *)p;
+	case SHMBUS_FLOAT32: return *(const float *)p;
+	default: return *(const double *)p;
+	}
+}
+
+static int cmd_get(int argc, char **argv)
+{
+	shmbus_state_opts_t so;
+	shmbus_channel_info_t ci;
+	shmbus_state_t *st;
+	shmbus_bus_t *bus;
+	unsigned char *buf;
+	uint64_t seq = 0;
+	size_t len, esz, i;
+	int r;
+
+	if (argc < 4)
+		return 2;
+	bus = open_bus(argv[2], 0);
+	shmbus_state_opts_init(&so);
+	so.create = 0;
+	so.ndim = 0;
+	r = shmbus_state_open(bus, argv[3], &so, &st);
+	if (r)
+		return die("state open", r);
+	memset(&ci, 0, sizeof(ci));
+	ci.size_of = sizeof(ci);
+	shmbus_state_info(st, &ci);
+	len = shmbus_state_size(st);
+	esz = shmbus_dtype_size(ci.dtype);
+	buf = calloc(1, len + 1);
+	r = shmbus_state_read(st, buf, len, &seq);
+	if (r)
+		return die("state read", r);
+	printf("%" PRIu64, seq);
+	for (i = 0; esz && i < len / esz; i++)
+		printf(" %.17g", from_dtype(ci.dtype, buf + i * esz));
+	printf("\n");
+	free(buf);
+	shmbus_state_close(st);
+	shmbus_bus_close(bus);
+	return 0;
+}
+
 static size_t make_msg(unsigned char *m, uint64_t id, uint64_t idx)
 {
 	size_t fill = (size_t)((idx * 2654435761u + id) % 201), i;
@@ -361,6 +417,8 @@ int main(int argc, char **argv)
 		return cmd_expect(argc, argv);
 	if (!strcmp(argv[1], "count"))
 		return cmd_count(argc, argv);
+	if (!strcmp(argv[1], "get"))
+		return cmd_get(argc, argv);
 	if (!strcmp(argv[1], "produce"))
 		return cmd_produce(argc, argv);
 	if (!strcmp(argv[1], "consume"))
@@ -371,6 +429,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 usage:
-	fprintf(stderr, "usage: bridgetool put|expect|count|produce|consume|rm ... (see the source)\n");
+	fprintf(stderr, "usage: bridgetool put|expect|count|get|produce|consume|rm ... (see the source)\n");
 	return 2;
 }

@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# run.sh -- tests of shmbus-bridge against real nats-server processes on
+# loopback (high ports, a store directory under a temp dir; every server and
+# bridge is stopped by its pid, every bus removed at the end).
+#
+# Each check is named for what it proves and can fail:
+#   state_round_trip_types     values of several dtypes/shapes cross intact;
+#                              a type mismatch stops the import with an error
+#                              naming both types; the status channel counts
+#   late_joiner_gets_value     an importer started after the exporter stopped
+#                              gets the current value from the KV bucket
+#   queue_exact_N              N messages (checksums, order, nothing missing or
+#                              duplicated, end of stream) cross the bridge
+#   queue_nats_server_killed   the server is SIGKILLed mid-stream and restarted
+#   queue_bridges_killed       each bridge is SIGKILLed mid-stream and restarted
+#   queue_cluster_node_killed  a 3-node JetStream cluster (3 replicas) loses
+#                              the node the bridges use, mid-stream
+#
+# Environment: BUILD (default build), SHMBUS_TEST_SCALE (default 1; scales the
+# message counts), ONLY="name ..." runs only those checks.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+BR=$BUILD/bridge/shmbus-bridge
+TOOL=$BUILD/bridge/bridgetool
+SCALE=${SHMBUS_TEST_SCALE:-1}
+ONLY=${ONLY:-}
+
+if [ ! -x "$BR" ] || [ ! -x "$TOOL" ]; then
+  echo "bridge tests: $BR not built (libnats missing?): skipped"; exit 0
+fi
+NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
+[ -x "$NATS" ] || { echo "bridge tests: nats-server not installed"; exit 1; }
+
+TMP=$(mktemp -d /tmp/shmbus-bridge-test.XXXXXX)
+PIDS=()
+TAG=$$
+BASE=$((20000 + (TAG % 400) * 100))   # 100 ports of our own
+pass=0; fail=0; failed=()
+
+remove_buses() {
+  local f
+  for f in /dev/shm/shmbus-t-br$TAG-*; do
+    [ -e "$f" ] && "$TOOL" rm "${f#/dev/shm/shmbus-}"
+  done
+}
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+  remove_buses
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+bus() { echo "t-br$TAG-$1"; }
+
+# start_nats NAME PORT [args...]: a JetStream server with its own store
+start_nats() {
+  local name=$1 port=$2; shift 2
+  set -- "$(grep -c 'Server is ready' "$TMP/$name.log" 2>/dev/null || echo 0)" "$@"
+  "$NATS" -js -a 127.0.0.1 -p "$port" -sd "$TMP/$name.store" "${@:2}" >>"$TMP/$name.log" 2>&1 &
+  local pid=$! before=$1
+  PIDS+=("$pid"); echo "$pid" >"$TMP/$name.pid"
+  for _ in $(seq 1 100); do
+    [ "$(grep -c 'Server is ready' "$TMP/$name.log" 2>/dev/null)" -gt "$before" ] && return 0
+    sleep 0.1
+  done
+  echo "nats-server $name on port $port not ready after 10 s"
+}
+kill_pid() { local p; p=$(cat "$TMP/$1.pid"); kill -"$2" "$p" 2>/dev/null; wait "$p" 2>/dev/null; return 0; }
+
+# start_bridge NAME args...: a bridge in the background, log in $TMP/NAME.log
+start_bridge() {
+  local name=$1; shift
+  "$BR" --name "$name" --status-ms 200 "$@" >>"$TMP/$name.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid"); echo "$pid" >"$TMP/$name.pid"
+}
+# stop_bridge NAME: SIGTERM, and the bridge must exit 0 within 10 s
+stop_bridge() {
+  local p rc; p=$(cat "$TMP/$1.pid")
+  kill -TERM "$p" 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$p" 2>/dev/null; then echo "bridge $1 did not stop on SIGTERM"; kill -KILL "$p"; wait "$p"; return 1; fi
+  wait "$p"; rc=$?
+  [ $rc -eq 0 ] || echo "bridge $1 exited $rc after SIGTERM"
+  return $rc
+}
+
+# wait_for SECONDS CMD...: poll until CMD succeeds
+wait_for() {
+  local limit=$1; shift
+  local end=$(( $(date +%s) + limit ))
+  while [ "$(date +%s)" -lt "$end" ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+
+# status field BUS BRIDGE INDEX
+status_field() {
+  "$TOOL" get "$1" "_bridge.$2" 2>/dev/null | awk -v i="$3" '{ printf "%d\n", $(i + 2) }'
+}
+
+check() {  # check NAME FUNCTION
+  local name=$1 fn=$2 t0 rc
+  if [ -n "$ONLY" ] && [[ " $ONLY " != *" $fn "* ]]; then return; fi
+  local npids=${#PIDS[@]} i
+  t0=$(date +%s)
+  { $fn; } >"$TMP/check-$fn.out" 2>&1; rc=$?
+  # whatever this check left running is stopped now
+  for ((i = npids; i < ${#PIDS[@]}; i++)); do kill -KILL "${PIDS[$i]}" 2>/dev/null; wait "${PIDS[$i]}" 2>/dev/null; done
+  if [ $rc -eq 0 ]; then
+    pass=$((pass+1)); printf 'PASS  %-40s %4ss\n' "$name" $(( $(date +%s) - t0 ))
+  else
+    fail=$((fail+1)); failed+=("$name")
+    printf 'FAIL  %-40s %4ss\n' "$name" $(( $(date +%s) - t0 ))
+    sed 's/^/    | /' "$TMP/check-$fn.out" | tail -40
+    for f in "$TMP"/*.log; do echo "    == $(basename "$f")"; grep -v ' debug: ' "$f" | tail -12 | sed 's/^/    | /'; done
+  fi
+}
+
+# --------------------------------------------------------------------------
+
+t_state() {
+  local A B C url P=$((BASE + 1)) pre="t$TAG.st"
+  A=$(bus stA); B=$(bus stB); C=$(bus stC)
+  url=nats://127.0.0.1:$P
+  start_nats st $P
+  # values written before the bridges start (they travel through the KV bucket)
+  "$TOOL" put "$A" f64 float64 3 1.5 -2.25 3e300 || return 1
+  "$TOOL" put "$A" i32 int32 2,3 1 -2 3 -4 5 -2147483648 || return 1
+  start_bridge st-a --nats $url --prefix $pre --export "$A:f64" --export "$A:i32" \
+    --export "$A:u8" --export "$A:flag" --export "$A:big=renamed"
+  "$TOOL" put "$A" u8 uint8 5 0 1 127 128 255 || return 1
+  "$TOOL" put "$A" flag bool 1 1 || return 1
+  "$TOOL" put "$A" big float32 64,16 $(seq 1 1024) >/dev/null || return 1
+  start_bridge st-b --nats $url --prefix $pre --import "$B:f64" --import "$B:i32" \
+    --import-state "$B:u8" --import-state "$B:flag" --import-state "$B:big2=renamed"
+  "$TOOL" expect "$B" f64 10000 float64 3 1.5 -2.25 3e300 || return 1
+  "$TOOL" expect "$B" i32 10000 int32 2,3 1 -2 3 -4 5 -2147483648 || return 1
+  "$TOOL" expect "$B" u8 10000 uint8 5 0 1 127 128 255 || return 1
+  "$TOOL" expect "$B" flag 10000 bool 1 1 || return 1
+  "$TOOL" expect "$B" big2 10000 float32 64,16 $(seq 1 1024) || return 1
+  # live updates after both are running
+  for v in 1 2 3 4 5; do "$TOOL" put "$A" f64 float64 3 $v $v $v >/dev/null || return 1; done
+  "$TOOL" expect "$B" f64 5000 float64 3 5 5 5 || return 1
+  # the status channel: running, connected, values in counted
+  wait_for 5 test "$(status_field "$B" st-b 9)" -ge 6 || { echo "status of st-b: $("$TOOL" get "$B" _bridge.st-b)"; return 1; }
+  [ "$(status_field "$B" st-b 2)" = 1 ] && [ "$(status_field "$B" st-b 3)" = 1 ] || {
+    echo "status of st-b not running+connected: $("$TOOL" get "$B" _bridge.st-b)"; return 1; }
+  # a local channel of another type: the import stops with a clear error
+  "$TOOL" put "$C" f64 int32 2 7 8 >/dev/null || return 1
+  "$BR" --name st-c --nats $url --prefix $pre --import-state "$C:f64" >"$TMP/st-c.log" 2>&1 &
+  local cp=$!; PIDS+=("$cp")
+  for _ in $(seq 1 100); do kill -0 $cp 2>/dev/null || break; sleep 0.1; done
+  if kill -0 $cp 2>/dev/null; then echo "the mismatched import did not stop"; return 1; fi
+  wait $cp; local rc=$?
+  [ $rc -ne 0 ] || { echo "mismatched import exited 0"; return 1; }
+  grep -q "type mismatch.*float64\[3\].*int32\[2\]" "$TMP/st-c.log" || {
+    echo "no clear mismatch message:"; cat "$TMP/st-c.log"; return 1; }
+  "$TOOL" expect "$C" f64 100 int32 2 7 8 || { echo "mismatched local channel was touched"; return 1; }
+  stop_bridge st-a && stop_bridge st-b || return 1
+  [ "$(status_field "$B" st-b 2)" = 0 ] || { echo "status still says running after stop"; return 1; }
+  kill_pid st TERM
+  echo "state round trip ok; mismatch message: $(grep -o 'type mismatch.*' "$TMP/st-c.log" | head -1)"
+}
+
+t_late() {
+  local A B url P=$((BASE + 2)) pre="t$TAG.late"
+  A=$(bus laA); B=$(bus laB)
+  url=nats://127.0.0.1:$P
+  start_nats late $P
+  "$TOOL" put "$A" pos float64 2 1 1 >/dev/null || return 1
+  start_bridge late-a --nats $url --prefix $pre --export "$A:pos" --kv-interval 50
+  sleep 0.5
+  "$TOOL" put "$A" pos float64 2 2 2 >/dev/null || return 1
+  "$TOOL" put "$A" pos float64 2 42 -42 >/dev/null || return 1
+  sleep 0.5
+  stop_bridge late-a || return 1
+  # the exporter is gone; a bridge that starts now still gets the latest value
+  local t0; t0=$(date +%s%N)
+  start_bridge late-b --nats $url --prefix $pre --import "$B:pos"
+  "$TOOL" expect "$B" pos 5000 float64 2 42 -42 || return 1
+  echo "late joiner had the current value $(( ($(date +%s%N) - t0) / 1000000 )) ms after it started"
+  stop_bridge late-b || return 1
+  kill_pid late TERM
+}
+
+# queue_pipeline PREFIX URL A B N: bridges + consumer + producer; leaves
+# pids in $TMP/q-*.pid; the caller waits for the consumer.
+queue_start() {
+  local pre=$1 url=$2 A=$3 B=$4 n=$5; shift 5
+  "$TOOL" produce "$A" q 0 0 >/dev/null || return 1     # create the queue
+  start_bridge q-a --nats "$url" --prefix "$pre" --export "$A:q" "$@"
+  start_bridge q-b --nats "$url" --prefix "$pre" --import-queue "$B:q" --max-msg 256 --ack-wait 2000 "$@"
+  "$TOOL" consume "$B" q c "$n" 240 eos >"$TMP/consumer.out" 2>&1 &
+  echo $! >"$TMP/consumer.pid"; PIDS+=("$(cat "$TMP/consumer.pid")")
+  "$TOOL" produce "$A" q "$n" 1 shut >"$TMP/producer.out" 2>&1 &
+  echo $! >"$TMP/producer.pid"; PIDS+=("$(cat "$TMP/producer.pid")")
+}
+queue_finish() {
+  local rc
+  wait "$(cat "$TMP/consumer.pid")"; rc=$?
+  cat "$TMP/consumer.out"
+  wait "$(cat "$TMP/producer.pid")" || { echo "producer failed: $(cat "$TMP/producer.out")"; rc=1; }
+  stop_bridge q-a || rc=1
+  stop_bridge q-b || rc=1
+  return $rc
+}
+# wait until the importing bridge has carried at least N messages
+wait_carried() { wait_for 120 test "$(status_field "$1" q-b 9)" -ge "$2"; }
+
+t_exact() {
+  local A B P=$((BASE + 3)) n=$((100000 * SCALE)) t0 rc
+  A=$(bus exA); B=$(bus exB)
+  start_nats ex $P
+  t0=$(date +%s%N)
+  queue_start "t$TAG.ex" nats://127.0.0.1:$P "$A" "$B" $n || return 1
+  queue_finish; rc=$?
+  echo "$n messages across the bridge in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+  kill_pid ex TERM
+  return $rc
+}
+
+t_server_kill() {
+  local A B P=$((BASE + 4)) n=$((30000 * SCALE)) rc
+  A=$(bus skA); B=$(bus skB)
+  start_nats sk $P
+  queue_start "t$TAG.sk" nats://127.0.0.1:$P "$A" "$B" $n || return 1
+  wait_carried "$B" $((n / 4)) || { echo "nothing carried before the kill"; return 1; }
+  kill_pid sk KILL
+  echo "server SIGKILLed with $(status_field "$B" q-b 9) messages carried"
+  sleep 1
+  start_nats sk $P
+  wait_carried "$B" $((n / 2)) || { echo "stalled after the restart"; }
+  kill_pid sk KILL
+  echo "server SIGKILLed again with $(status_field "$B" q-b 9) messages carried"
+  sleep 0.5
+  start_nats sk $P
+  queue_finish; rc=$?
+  grep -h "stored after\|reconnected\|redelivered" "$TMP"/q-*.log | head -5
+  kill_pid sk TERM
+  return $rc
+}
+
+t_bridge_kill() {
+  local A B P=$((BASE + 5)) n=$((30000 * SCALE)) rc url
+  A=$(bus bkA); B=$(bus bkB); url=nats://127.0.0.1:$P
+  start_nats bk $P
+  queue_start "t$TAG.bk" $url "$A" "$B" $n || return 1
+  wait_carried "$B" $((n / 5)) || { echo "nothing carried before the kill"; return 1; }
+  kill_pid q-a KILL
+  echo "exporting bridge SIGKILLed with $(status_field "$B" q-b 9) carried"
+  sleep 0.3
+  start_bridge q-a --nats $url --prefix "t$TAG.bk" --export "$A:q"
+  wait_carried "$B" $((2 * n / 5)) || { echo "stalled after the exporter restart"; return 1; }
+  kill_pid q-b KILL
+  echo "importing bridge SIGKILLed with $(status_field "$B" q-b 9) carried"
+  sleep 0.3
+  start_bridge q-b --nats $url --prefix "t$TAG.bk" --import-queue "$B:q" --max-msg 256 --ack-wait 2000
+  wait_carried "$B" 1 || true
+  kill_pid q-a KILL; kill_pid q-b KILL
+  echo "both bridges SIGKILLed at once"
+  sleep 0.3
+  start_bridge q-a --nats $url --prefix "t$TAG.bk" --export "$A:q"
+  start_bridge q-b --nats $url --prefix "t$TAG.bk" --import-queue "$B:q" --max-msg 256 --ack-wait 2000
+  queue_finish; rc=$?
+  kill_pid bk TERM
+  return $rc
+}
+
+t_cluster() {
+  local A B n=$((20000 * SCALE)) rc i urls="" routes=""
+  A=$(bus clA); B=$(bus clB)
+  for i in 1 2 3; do routes="$routes${routes:+,}nats://127.0.0.1:$((BASE + 20 + i))"; done
+  for i in 1 2 3; do
+    start_nats n$i $((BASE + 10 + i)) -n n$i --cluster_name tc$TAG \
+      --cluster nats://127.0.0.1:$((BASE + 20 + i)) --routes "$routes"
+    urls="$urls${urls:+,}nats://127.0.0.1:$((BASE + 10 + i))"
+  done
+  queue_start "t$TAG.cl" "$urls" "$A" "$B" $n --replicas 3 || return 1
+  wait_carried "$B" $((n / 4)) || { echo "nothing carried (cluster not formed?)"; return 1; }
+  kill_pid n1 KILL
+  echo "node n1 SIGKILLed with $(status_field "$B" q-b 9) carried"
+  queue_finish; rc=$?
+  kill_pid n2 TERM; kill_pid n3 TERM
+  return $rc
+}
+
+echo "bridge tests: $BR, nats-server $("$NATS" --version 2>&1 | head -1), ports $BASE.., scale $SCALE"
+check state_round_trip_types t_state
+check late_joiner_gets_value t_late
+check "queue_exact_$((100000 * SCALE))" t_exact
+check queue_nats_server_killed t_server_kill
+check queue_bridges_killed t_bridge_kill
+check queue_cluster_node_killed t_cluster
+echo "bridge: $pass passed, $fail failed${failed[*]:+ (${failed[*]})}"
+[ $fail -eq 0 ]
