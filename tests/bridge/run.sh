@@ -112,6 +112,7 @@ check() {  # check NAME FUNCTION
   for ((i = npids; i < ${#PIDS[@]}; i++)); do kill -KILL "${PIDS[$i]}" 2>/dev/null; wait "${PIDS[$i]}" 2>/dev/null; done
   if [ $rc -eq 0 ]; then
     pass=$((pass+1)); printf 'PASS  %-40s %4ss\n' "$name" $(( $(date +%s) - t0 ))
+    sed 's/^/      /' "$TMP/check-$fn.out" | tail -8
   else
     fail=$((fail+1)); failed+=("$name")
     printf 'FAIL  %-40s %4ss\n' "$name" $(( $(date +%s) - t0 ))
@@ -146,7 +147,8 @@ t_state() {
   for v in 1 2 3 4 5; do "$TOOL" put "$A" f64 float64 3 $v $v $v >/dev/null || return 1; done
   "$TOOL" expect "$B" f64 5000 float64 3 5 5 5 || return 1
   # the status channel: running, connected, values in counted
-  wait_for 5 test "$(status_field "$B" st-b 9)" -ge 6 || { echo "status of st-b: $("$TOOL" get "$B" _bridge.st-b)"; return 1; }
+  in_ge() { local v; v=$(status_field "$B" st-b 9); [ -n "$v" ] && [ "$v" -ge 6 ]; }
+  wait_for 5 in_ge || { echo "status of st-b: $("$TOOL" get "$B" _bridge.st-b)"; return 1; }
   [ "$(status_field "$B" st-b 2)" = 1 ] && [ "$(status_field "$B" st-b 3)" = 1 ] || {
     echo "status of st-b not running+connected: $("$TOOL" get "$B" _bridge.st-b)"; return 1; }
   # a local channel of another type: the import stops with a clear error
@@ -209,7 +211,8 @@ queue_finish() {
   return $rc
 }
 # wait until the importing bridge has carried at least N messages
-wait_carried() { wait_for 120 test "$(status_field "$1" q-b 9)" -ge "$2"; }
+carried_ge() { local v; v=$(status_field "$1" q-b 9); [ -n "$v" ] && [ "$v" -ge "$2" ]; }
+wait_carried() { wait_for 120 carried_ge "$1" "$2"; }
 
 t_exact() {
   local A B P=$((BASE + 3)) n=$((100000 * SCALE)) t0 rc
@@ -281,10 +284,14 @@ t_cluster() {
   done
   queue_start "t$TAG.cl" "$urls" "$A" "$B" $n --replicas 3 || return 1
   wait_carried "$B" $((n / 4)) || { echo "nothing carried (cluster not formed?)"; return 1; }
-  kill_pid n1 KILL
-  echo "node n1 SIGKILLed with $(status_field "$B" q-b 9) carried"
+  # kill the node the exporting bridge talks to
+  local port victim=n1
+  port=$(grep -o 'connected to nats://127.0.0.1:[0-9]*' "$TMP/q-a.log" | tail -1 | sed 's/.*://')
+  for i in 1 2 3; do [ "$port" = $((BASE + 10 + i)) ] && victim=n$i; done
+  kill_pid $victim KILL
+  echo "node $victim (the exporter's server) SIGKILLed with $(status_field "$B" q-b 9) carried"
   queue_finish; rc=$?
-  kill_pid n2 TERM; kill_pid n3 TERM
+  for i in 1 2 3; do kill_pid n$i TERM; done
   return $rc
 }
 
