@@ -1,0 +1,627 @@
+/*
+ * cmd_bus.c -- the subcommands about whole buses: ls, info, create, rm, gc.
+ *
+ * A bus is classified by its peer table, read without attaching
+ * (SHMBUS_BUS_NO_PEER, so looking never changes what is seen):
+ *   live   at least one registered process still exists;
+ *   stale  processes registered, none of them alive: they died (or exited
+ *          without closing) and nobody cleaned up;
+ *   idle   nobody registered: made by `shmbus create`, or every user
+ *          closed it cleanly and left it for the next;
+ *   bad    it cannot be opened (corrupt, other ABI version, not ours).
+ * `gc` removes stale buses (and idle ones with --idle); it never touches a
+ * bad one, which needs a human and `rm --force`.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct bus_state {
+	int rc;                 /* 0, or the open error */
+	char err[512];
+	shmbus_bus_info_t info;
+	const char *status;
+};
+
+static void bus_classify(const char *name, struct bus_state *s)
+{
+	shmbus_bus_opts_t o;
+	shmbus_bus_t *bus;
+
+	memset(s, 0, sizeof(*s));
+	shmbus_bus_opts_init(&o);
+	o.flags = SHMBUS_BUS_NO_PEER;
+	s->rc = shmbus_bus_open(name, &o, &bus);
+	if (s->rc == 0)
+		s->rc = shmbus_bus_info(bus, &s->info);
+	if (s->rc) {
+		const char *e = shmbus_last_error();
+
+		snprintf(s->err, sizeof(s->err), "%s", *e ? e : shmbus_strerror(s->rc));
+		s->status = "bad";
+	} else if (s->info.live_peers > 0) {
+		s->status = "live";
+	} else if (s->info.peers > 0) {
+		s->status = "stale";
+	} else {
+		s->status = "idle";
+	}
+	if (bus)
+		shmbus_bus_close(bus);
+}
+
+/* ---- ls --------------------------------------------------------------- */
+
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int collect(const char *name, void *arg)
+{
+	struct names *ns = arg;
+
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 16;
+		char **v = realloc(ns->v, cap * sizeof(*v));
+
+		if (!v)
+			return SHMBUS_ENOMEM;
+		ns->v = v;
+		ns->cap = cap;
+	}
+	ns->v[ns->n] = strdup(name);
+	if (!ns->v[ns->n])
+		return SHMBUS_ENOMEM;
+	ns->n++;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void names_free(struct names *ns)
+{
+	size_t i;
+
+	for (i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+}
+
+static int list_buses(struct names *ns)
+{
+	int r;
+
+	memset(ns, 0, sizeof(*ns));
+	r = shmbus_list(collect, ns);
+	if (r) {
+		names_free(ns);
+		if (r == SHMBUS_ENOMEM)
+			return cli_msg(EX_ERROR, "out of memory");
+		return cli_fail(r, "cannot list buses");
+	}
+	qsort(ns->v, ns->n, sizeof(*ns->v), cmp_str);
+	return 0;
+}
+
+static const char ls_help[] =
+	"Usage: shmbus ls [--json]\n"
+	"\n"
+	"List the shmbus buses in /dev/shm (file: buses are not listed) with their\n"
+	"size, channels, peers (live/registered) and status:\n"
+	"  live   at least one attached process is alive\n"
+	"  stale  processes attached, none alive (crashed): 'shmbus gc' removes it\n"
+	"  idle   no process attached (created and left for later use)\n"
+	"  bad    cannot be opened (the message says why)\n"
+	"\n"
+	"  --json   one JSON array of objects: name, size, channels, peers,\n"
+	"           live_peers, status, and error for a bad bus\n";
+
+int cmd_ls(int argc, char **argv)
+{
+	static const struct cli_opt opts[] = {{"json", 'j', 0, 'j'}, {0}};
+	struct cli_args a;
+	struct names ns;
+	int json = 0, o, r, w = 4;
+	size_t i;
+
+	cli_args_init(&a, argc, argv);
+	while ((o = cli_next_opt(&a, opts)) > 0) {
+		if (o == CLI_OPT_HELP) {
+			fputs(ls_help, stdout);
+			return EX_OK;
+		}
+		if (o == 'j')
+			json = 1;
+	}
+	if (o < 0)
+		return EX_USAGE;
+	if (a.npos)
+		return cli_usage_error("takes no arguments (got '%s')", a.pos[0]);
+	r = list_buses(&ns);
+	if (r)
+		return r;
+	for (i = 0; i < ns.n; i++)
+		if (strlen(ns.v[i]) > (size_t)w)
+			w = (int)strlen(ns.v[i]);
+	if (json)
+		fputs("[", stdout);
+	else if (ns.n)
+		printf("%-*s %10s %8s %7s  %s\n", w, "NAME", "SIZE", "CHANNELS", "PEERS", "STATUS");
+	for (i = 0; i < ns.n; i++) {
+		struct bus_state s;
+		char size[32];
+
+		bus_classify(ns.v[i], &s);
+		if (json) {
+			printf("%s\n  {\"name\": ", i ? "," : "");
+			json_str(stdout, ns.v[i], strlen(ns.v[i]));
+			if (s.rc == 0)
+				printf(", \"size\": %" PRIu64 ", \"channels\": %u, \"peers\": %u, \"live_peers\": %u",
+				       s.info.size, s.info.channels, s.info.peers, s.info.live_peers);
+			printf(", \"status\": \"%s\"", s.status);
+			if (s.rc) {
+				printf(", \"error\": ");
+				json_str(stdout, s.err, strlen(s.err));
+			}
+			printf("}");
+			continue;
+		}
+		if (s.rc) {
+			printf("%-*s %10s %8s %7s  bad: %s\n", w, ns.v[i], "-", "-", "-", s.err);
+			continue;
+		}
+		human_size(size, sizeof(size), s.info.size);
+		printf("%-*s %10s %8u %3u/%-3u  %s\n", w, ns.v[i], size, s.info.channels,
+		       s.info.live_peers, s.info.peers, s.status);
+	}
+	if (json)
+		printf("%s]\n", ns.n ? "\n" : "");
+	names_free(&ns);
+	cli_flush();
+	return EX_OK;
+}
+
+/* ---- info ------------------------------------------------------------- */
+
+static const char info_help[] =
+	"Usage: shmbus info [--json] BUS\n"
+	"\n"
+	"Describe a bus: size and heap use, attached peers (pid, alive, attach\n"
+	"time), and every channel with its kind, dtype, shape, value size and\n"
+	"sequence number (state: the last value's; queue: the next message's).\n"
+	"For a queue also: slots, largest message, depth (messages not yet\n"
+	"consumed by the slowest group), producers, whether it is shut, and per\n"
+	"consumer group its cursor, lag and members (live/registered).\n"
+	"\n"
+	"  --json   one JSON object (fields as above)\n";
+
+static void info_text(shmbus_bus_t *bus, const char *name, const shmbus_bus_info_t *bi,
+                      const shmbus_peer_info_t *peers, size_t npeers,
+                      const shmbus_channel_info_t *ch, size_t nch)
+{
+	char b1[32], b2[32], b3[64];
+	size_t i;
+
+	human_size(b1, sizeof(b1), bi->size);
+	printf("bus %s: %s%s, ABI %u\n", name, b1, bi->persistent ? ", file-backed" : "",
+	       bi->abi_version);
+	human_size(b1, sizeof(b1), bi->heap_used);
+	human_size(b2, sizeof(b2), bi->heap_size);
+	time_text(b3, sizeof(b3), bi->create_time_ns);
+	printf("  heap %s of %s used; created %s by pid %u\n", b1, b2, b3, bi->creator_pid);
+	printf("  channels %u of %u; peers %u of %u (%u live)\n", bi->channels,
+	       bi->max_channels, bi->peers, bi->max_peers, bi->live_peers);
+	if (npeers) {
+		printf("\npeers:\n  %-8s %-5s %s\n", "PID", "ALIVE", "ATTACHED");
+		for (i = 0; i < npeers; i++) {
+			time_text(b3, sizeof(b3), peers[i].attach_time_ns);
+			printf("  %-8u %-5s %s\n", peers[i].pid, peers[i].alive ? "yes" : "no", b3);
+		}
+	}
+	if (!nch)
+		return;
+	printf("\nchannels:\n  %-20s %-9s %-8s %-12s %10s %12s\n", "NAME", "KIND", "DTYPE",
+	       "SHAPE", "VALUE", "SEQ");
+	for (i = 0; i < nch; i++) {
+		const char *dt = shmbus_dtype_name(ch[i].dtype);
+		const char *kind = shmbus_kind_name(ch[i].kind);
+		uint32_t nd = ch[i].ndim <= SHMBUS_MAX_DIMS ? ch[i].ndim : SHMBUS_MAX_DIMS;
+
+		shape_text(b3, sizeof(b3), nd, ch[i].shape);
+		human_size(b1, sizeof(b1), ch[i].value_size);
+		if (ch[i].kind == SHMBUS_KIND_QUEUE)
+			snprintf(b3, sizeof(b3), "-");
+		printf("  %-20s %-9s %-8s %-12s %10s %12" PRIu64 "\n", ch[i].name,
+		       kind ? kind : "?", dt ? dt : "?", nd ? b3 : "-", b1, ch[i].seq);
+		if (ch[i].kind == SHMBUS_KIND_QUEUE)
+			queue_info(bus, ch[i].name, 0);
+	}
+}
+
+static void info_json(shmbus_bus_t *bus, const char *name, const shmbus_bus_info_t *bi,
+                      const shmbus_peer_info_t *peers, size_t npeers,
+                      const shmbus_channel_info_t *ch, size_t nch)
+{
+	size_t i;
+
+	printf("{\"name\": ");
+	json_str(stdout, name, strlen(name));
+	printf(", \"status\": \"%s\", \"size\": %" PRIu64 ", \"abi_version\": %u"
+	       ", \"heap_size\": %" PRIu64 ", \"heap_used\": %" PRIu64
+	       ", \"max_channels\": %u, \"max_peers\": %u, \"live_peers\": %u"
+	       ", \"creator_pid\": %u, \"create_time_ns\": %" PRIu64 ", \"persistent\": %s,\n",
+	       bi->live_peers ? "live" : bi->peers ? "stale" : "idle", bi->size,
+	       bi->abi_version, bi->heap_size, bi->heap_used, bi->max_channels,
+	       bi->max_peers, bi->live_peers, bi->creator_pid, bi->create_time_ns,
+	       bi->persistent ? "true" : "false");
+	printf(" \"peers\": [");
+	for (i = 0; i < npeers; i++)
+		printf("%s{\"pid\": %u, \"alive\": %s, \"start_time\": %" PRIu64
+		       ", \"attach_time_ns\": %" PRIu64 "}", i ? ", " : "", peers[i].pid,
+		       peers[i].alive ? "true" : "false", peers[i].start_time,
+		       peers[i].attach_time_ns);
+	printf("],\n \"channels\": [");
+	for (i = 0; i < nch; i++) {
+		const char *dt = shmbus_dtype_name(ch[i].dtype);
+		const char *kind = shmbus_kind_name(ch[i].kind);
+		uint32_t nd = ch[i].ndim <= SHMBUS_MAX_DIMS ? ch[i].ndim : SHMBUS_MAX_DIMS;
+
+		printf("%s\n  {\"name\": ", i ? "," : "");
+		json_str(stdout, ch[i].name, strnlen(ch[i].name, sizeof(ch[i].name)));
+		printf(", \"kind\": ");
+		json_str(stdout, kind ? kind : "?", strlen(kind ? kind : "?"));
+		printf(", \"dtype\": ");
+		json_str(stdout, dt ? dt : "?", strlen(dt ? dt : "?"));
+		printf(", \"shape\": ");
+		json_shape(stdout, nd, ch[i].shape);
+		printf(", \"value_size\": %" PRIu64 ", \"capacity\": %" PRIu64
+		       ", \"area_size\": %" PRIu64 ", \"seq\": %" PRIu64,
+		       ch[i].value_size, ch[i].capacity, ch[i].area_size, ch[i].seq);
+		if (ch[i].kind == SHMBUS_KIND_QUEUE) {
+			printf(", ");
+			queue_info(bus, ch[i].name, 1);
+		}
+		printf("}");
+	}
+	printf("%s]}\n", nch ? "\n " : "");
+}
+
+int cmd_info(int argc, char **argv)
+{
+	static const struct cli_opt opts[] = {{"json", 'j', 0, 'j'}, {0}};
+	shmbus_peer_info_t *peers = NULL;
+	shmbus_channel_info_t *ch = NULL;
+	size_t npeers = 0, nch = 0;
+	shmbus_bus_info_t bi;
+	struct cli_args a;
+	shmbus_bus_t *bus;
+	int json = 0, o, r;
+
+	cli_args_init(&a, argc, argv);
+	while ((o = cli_next_opt(&a, opts)) > 0) {
+		if (o == CLI_OPT_HELP) {
+			fputs(info_help, stdout);
+			return EX_OK;
+		}
+		if (o == 'j')
+			json = 1;
+	}
+	if (o < 0)
+		return EX_USAGE;
+	if (a.npos != 1)
+		return cli_usage_error(a.npos ? "takes one bus name" : "missing the bus name");
+	r = cli_open_bus(a.pos[0], SHMBUS_BUS_NO_PEER, &bus);
+	if (r)
+		return r;
+	r = shmbus_bus_info(bus, &bi);
+	if (!r) {
+		peers = calloc(bi.max_peers ? bi.max_peers : 1, sizeof(*peers));
+		ch = calloc(bi.max_channels ? bi.max_channels : 1, sizeof(*ch));
+		if (!peers || !ch) {
+			r = cli_msg(EX_ERROR, "out of memory");
+			goto out;
+		}
+		r = shmbus_bus_peers(bus, peers, bi.max_peers, &npeers);
+	}
+	if (!r)
+		r = shmbus_channel_list(bus, ch, bi.max_channels, &nch);
+	if (r) {
+		r = cli_fail(r, "bus '%s'", a.pos[0]);
+		goto out;
+	}
+	if (npeers > bi.max_peers)
+		npeers = bi.max_peers;
+	if (nch > bi.max_channels)
+		nch = bi.max_channels;
+	if (json)
+		info_json(bus, a.pos[0], &bi, peers, npeers, ch, nch);
+	else
+		info_text(bus, a.pos[0], &bi, peers, npeers, ch, nch);
+	cli_flush();
+out:
+	free(peers);
+	free(ch);
+	shmbus_bus_close(bus);
+	return r;
+}
+
+/* ---- create ----------------------------------------------------------- */
+
+static const char create_help[] =
+	"Usage: shmbus create [--size SIZE] [--mode MODE] [--max-channels N]\n"
+	"                     [--max-peers N] BUS\n"
+	"\n"
+	"Create an empty bus (fails with exit code 4 if it exists). BUS is a name\n"
+	"(/dev/shm/shmbus-BUS) or file:/path for a bus kept in a file.\n"
+	"\n"
+	"  --size SIZE        segment size, e.g. 64M (default 16M); the pages are\n"
+	"                     reserved now, so a full /dev/shm fails here\n"
+	"  --mode MODE        octal permission bits (default 0600)\n"
+	"  --max-channels N   directory entries (default 64)\n"
+	"  --max-peers N      processes attached at once (default 64)\n";
+
+int cmd_create(int argc, char **argv)
+{
+	static const struct cli_opt opts[] = {
+		{"size", 's', 1, 's'}, {"mode", 'm', 1, 'm'},
+		{"max-channels", 0, 1, 'c'}, {"max-peers", 0, 1, 'p'}, {0}};
+	shmbus_bus_opts_t bo;
+	struct cli_args a;
+	shmbus_bus_t *bus;
+	uint64_t v;
+	int o, r;
+
+	shmbus_bus_opts_init(&bo);
+	bo.flags = SHMBUS_BUS_NO_PEER;
+	cli_args_init(&a, argc, argv);
+	while ((o = cli_next_opt(&a, opts)) > 0) {
+		switch (o) {
+		case CLI_OPT_HELP:
+			fputs(create_help, stdout);
+			return EX_OK;
+		case 's':
+			if (cli_parse_size(a.arg, "size", &bo.size))
+				return EX_USAGE;
+			break;
+		case 'm':
+			if (cli_parse_mode(a.arg, &bo.mode))
+				return EX_USAGE;
+			break;
+		case 'c':
+		case 'p':
+			if (cli_parse_u64(a.arg, o == 'c' ? "max-channels" : "max-peers", &v))
+				return EX_USAGE;
+			if (v == 0 || v > UINT32_MAX)
+				return cli_usage_error("%s must be 1..%u", o == 'c' ? "max-channels" : "max-peers",
+				                       UINT32_MAX);
+			if (o == 'c')
+				bo.max_channels = (uint32_t)v;
+			else
+				bo.max_peers = (uint32_t)v;
+			break;
+		}
+	}
+	if (o < 0)
+		return EX_USAGE;
+	if (a.npos != 1)
+		return cli_usage_error(a.npos ? "takes one bus name" : "missing the bus name");
+	r = shmbus_bus_create(a.pos[0], &bo, &bus);
+	if (r)
+		return cli_fail(r, "cannot create bus '%s'", a.pos[0]);
+	shmbus_bus_close(bus);
+	return EX_OK;
+}
+
+/* ---- rm --------------------------------------------------------------- */
+
+static const char rm_help[] =
+	"Usage: shmbus rm [--force] BUS [CHANNEL]\n"
+	"\n"
+	"Remove a bus, or with CHANNEL one channel of it. Refused (exit code 5)\n"
+	"while processes attached to the bus are alive, and refused for a bus that\n"
+	"cannot be opened (corrupt, another version); --force removes anyway.\n"
+	"Processes that have the bus open keep their mapping until they close it.\n"
+	"\n"
+	"  -f, --force   remove even with live peers or a bus that fails to open\n";
+
+/* The pids of live peers, as text, for the refusal message. */
+static void live_pids(shmbus_bus_t *bus, char *buf, size_t cap)
+{
+	shmbus_peer_info_t p[8];
+	size_t n = 0, i, len = 0;
+
+	buf[0] = '\0';
+	if (shmbus_bus_peers(bus, p, 8, &n) != 0)
+		return;
+	for (i = 0; i < n && i < 8 && len < cap; i++)
+		if (p[i].alive)
+			len += (size_t)snprintf(buf + len, cap - len, "%s%u", len ? ", " : "", p[i].pid);
+	if (n > 8 && len < cap)
+		snprintf(buf + len, cap - len, ", ...");
+}
+
+int cmd_rm(int argc, char **argv)
+{
+	static const struct cli_opt opts[] = {{"force", 'f', 0, 'f'}, {0}};
+	shmbus_bus_opts_t bo;
+	shmbus_bus_info_t bi;
+	struct cli_args a;
+	shmbus_bus_t *bus;
+	int force = 0, o, r;
+	const char *name;
+
+	cli_args_init(&a, argc, argv);
+	while ((o = cli_next_opt(&a, opts)) > 0) {
+		if (o == CLI_OPT_HELP) {
+			fputs(rm_help, stdout);
+			return EX_OK;
+		}
+		if (o == 'f')
+			force = 1;
+	}
+	if (o < 0)
+		return EX_USAGE;
+	if (a.npos < 1 || a.npos > 2)
+		return cli_usage_error(a.npos ? "takes a bus name and at most one channel"
+		                              : "missing the bus name");
+	name = a.pos[0];
+	shmbus_bus_opts_init(&bo);
+	bo.flags = SHMBUS_BUS_NO_PEER;
+	r = shmbus_bus_open(name, &bo, &bus);
+	if (r == SHMBUS_ENOENT || (r && a.npos == 2))
+		return cli_fail(r, "cannot open bus '%s'", name);
+	if (r) {
+		if (!force)
+			return cli_fail(r, "bus '%s' cannot be opened to check for live peers (--force removes it anyway)",
+			                name);
+	} else {
+		r = shmbus_bus_info(bus, &bi);
+		if (r) {
+			shmbus_bus_close(bus);
+			return cli_fail(r, "bus '%s'", name);
+		}
+		if (bi.live_peers && !force) {
+			char pids[128];
+
+			live_pids(bus, pids, sizeof(pids));
+			shmbus_bus_close(bus);
+			return cli_msg(EX_BUSY, "bus '%s' has %u live peer%s (pid %s); --force removes it anyway",
+			               name, bi.live_peers, bi.live_peers == 1 ? "" : "s", pids);
+		}
+		if (a.npos == 2) {
+			r = shmbus_channel_delete(bus, a.pos[1]);
+			shmbus_bus_close(bus);
+			if (r)
+				return cli_fail(r, "cannot remove channel '%s' of bus '%s'", a.pos[1], name);
+			return EX_OK;
+		}
+		shmbus_bus_close(bus);
+	}
+	r = shmbus_bus_unlink(name);
+	if (r)
+		return cli_fail(r, "cannot remove bus '%s'", name);
+	return EX_OK;
+}
+
+/* ---- gc --------------------------------------------------------------- */
+
+static const char gc_help[] =
+	"Usage: shmbus gc [--dry-run] [--idle] [BUS...]\n"
+	"\n"
+	"Clean up after crashed processes, on the named buses or on every bus in\n"
+	"/dev/shm: a stale bus (processes registered, none alive) is removed; on a\n"
+	"live bus the dead peers are reaped and what they held is released\n"
+	"(writer roles, queue claims and group memberships, locks). Buses that\n"
+	"cannot be opened are reported and left alone. Prints one line per bus\n"
+	"it changed and a summary.\n"
+	"\n"
+	"  -n, --dry-run   report what would be done, change nothing\n"
+	"  --idle          also remove idle buses (nobody attached)\n";
+
+int cmd_gc(int argc, char **argv)
+{
+	static const struct cli_opt opts[] = {
+		{"dry-run", 'n', 0, 'n'}, {"idle", 0, 0, 'i'}, {0}};
+	unsigned checked = 0, removed = 0, reaped_total = 0, skipped = 0;
+	int dry = 0, idle = 0, o, rc = EX_OK;
+	struct names ns;
+	struct cli_args a;
+	size_t i;
+
+	cli_args_init(&a, argc, argv);
+	while ((o = cli_next_opt(&a, opts)) > 0) {
+		if (o == CLI_OPT_HELP) {
+			fputs(gc_help, stdout);
+			return EX_OK;
+		}
+		if (o == 'n')
+			dry = 1;
+		if (o == 'i')
+			idle = 1;
+	}
+	if (o < 0)
+		return EX_USAGE;
+	memset(&ns, 0, sizeof(ns));
+	if (a.npos) {
+		for (i = 0; i < (size_t)a.npos; i++)
+			if (collect(a.pos[i], &ns)) {
+				names_free(&ns);
+				return cli_msg(EX_ERROR, "out of memory");
+			}
+	} else {
+		int r = list_buses(&ns);
+
+		if (r)
+			return r;
+	}
+	for (i = 0; i < ns.n; i++) {
+		const char *name = ns.v[i];
+		struct bus_state s;
+
+		checked++;
+		bus_classify(name, &s);
+		if (s.rc) {
+			if (a.npos && s.rc == SHMBUS_ENOENT)
+				rc = cli_msg(EX_NOTFOUND, "no bus '%s'", name);
+			else
+				fprintf(stderr, "shmbus: gc: skipped bus '%s': %s\n", name, s.err);
+			skipped++;
+			continue;
+		}
+		if (!strcmp(s.status, "stale") || (idle && !strcmp(s.status, "idle"))) {
+			int r = dry ? 0 : shmbus_bus_unlink(name);
+
+			if (r) {
+				rc = cli_fail(r, "cannot remove bus '%s'", name);
+				continue;
+			}
+			removed++;
+			if (!strcmp(s.status, "stale"))
+				printf("%s stale bus %s (%u dead peer%s)\n", dry ? "would remove" : "removed",
+				       name, s.info.peers, s.info.peers == 1 ? "" : "s");
+			else
+				printf("%s idle bus %s\n", dry ? "would remove" : "removed", name);
+			continue;
+		}
+		if (s.info.peers > s.info.live_peers || !dry) {
+			shmbus_bus_opts_t bo;
+			shmbus_bus_t *bus;
+			uint32_t n = 0;
+			int r;
+
+			if (dry) {
+				printf("would reap %u dead peer%s on bus %s\n",
+				       s.info.peers - s.info.live_peers,
+				       s.info.peers - s.info.live_peers == 1 ? "" : "s", name);
+				continue;
+			}
+			shmbus_bus_opts_init(&bo);
+			bo.flags = SHMBUS_BUS_NO_PEER;
+			r = shmbus_bus_open(name, &bo, &bus);
+			if (!r) {
+				r = shmbus_bus_gc(bus, &n);
+				shmbus_bus_close(bus);
+			}
+			if (r) {
+				rc = cli_fail(r, "bus '%s'", name);
+				continue;
+			}
+			if (n)
+				printf("reaped %u dead peer%s and claim%s on bus %s\n", n,
+				       n == 1 ? "" : "s", n == 1 ? "" : "s", name);
+			reaped_total += n;
+		}
+	}
+	printf("gc: %u bus%s checked, %u removed, %u reaped, %u skipped%s\n", checked,
+	       checked == 1 ? "" : "es", removed, reaped_total, skipped,
+	       dry ? " (dry run)" : "");
+	names_free(&ns);
+	cli_flush();
+	return rc;
+}
