@@ -552,6 +552,9 @@ int shmbus_dict_update(shmbus_dict_t *d, const void *key, size_t klen,
 int shmbus_dict_next(shmbus_dict_t *d, uint64_t *cursor, void *kbuf,
                      size_t kcap, size_t *klen, void *vbuf, size_t vcap,
                      size_t *vlen);
+/* Walk the whole container under its lock and check every block, count
+ * and link: 0, or SHMBUS_ECORRUPT naming what is wrong. */
+int shmbus_dict_validate(shmbus_dict_t *d);
 
 int shmbus_list_open(shmbus_bus_t *bus, const char *name, int create,
                      uint64_t area_bytes, shmbus_list_t **out);
@@ -569,6 +572,7 @@ int shmbus_list_pop(shmbus_list_t *l, int64_t index, void *buf, size_t cap,
 int shmbus_list_update(shmbus_list_t *l, int64_t index, shmbus_update_fn fn,
                        void *arg);
 int shmbus_list_clear(shmbus_list_t *l);
+int shmbus_list_validate(shmbus_list_t *l);
 
 #ifdef __cplusplus
 }

@@ -170,8 +170,8 @@ extern const struct sb_kind_ops sb_event_ops;
 extern const struct sb_kind_ops sb_sem_ops;
 extern const struct sb_kind_ops sb_turn_ops;
 extern const struct sb_kind_ops sb_array_ops;
-extern const struct sb_kind_ops sb_dict_ops __attribute__((weak));
-extern const struct sb_kind_ops sb_list_ops __attribute__((weak));
+extern const struct sb_kind_ops sb_dict_ops;
+extern const struct sb_kind_ops sb_list_ops;
 const struct sb_kind_ops *sb_kind_ops(int kind);
 
 /* ---- error.c -------------------------------------------------------- */
