@@ -50,6 +50,12 @@ else
   QB_ARGS=(--runs 5)
 fi
 
+read -r load1 _ < /proc/loadavg
+if awk -v l="$load1" 'BEGIN { exit !(l > 1.0) }'; then
+  echo "bench.sh: load average $load1: other work is running; spinning transports and round trips" >&2
+  echo "          will be disturbed (see the cache-line round trip before/after in the report)" >&2
+fi
+
 echo "== build (library in $BUILD/, benches in bench/)"
 make -s BUILD="$BUILD" lib
 make -s -C bench SHMBUS_BUILD="$BUILD" all
