@@ -198,6 +198,10 @@ queue_start() {
   start_bridge q-b --nats "$url" --prefix "$pre" --import-queue "$B:q" --max-msg 256 --ack-wait 2000 "$@"
   "$TOOL" consume "$B" q c "$n" 240 eos >"$TMP/consumer.out" 2>&1 &
   echo $! >"$TMP/consumer.pid"; PIDS+=("$(cat "$TMP/consumer.pid")")
+  # the exporter's group must be joined before the producer starts: a queue
+  # with no group does not hold its producer back
+  exporter_up() { [ "$(status_field "$A" q-a 6)" = 1 ]; }
+  wait_for 30 exporter_up || { echo "exporting bridge not running after 30 s"; return 1; }
   "$TOOL" produce "$A" q "$n" 1 shut >"$TMP/producer.out" 2>&1 &
   echo $! >"$TMP/producer.pid"; PIDS+=("$(cat "$TMP/producer.pid")")
 }
