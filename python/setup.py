@@ -35,7 +35,9 @@ ext = Extension(
     extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-missing-field-initializers",
                         "-Wno-cast-function-type", "-pthread"],
     extra_link_args=extra_link + ["-pthread", "-lrt"],
-    depends=glob.glob(os.path.join(HERE, "src", "*.h")) + [os.path.join(ROOT, "include", "shmbus.h")],
+    # The library too, so that a rebuilt library relinks the extension.
+    depends=glob.glob(os.path.join(HERE, "src", "*.h")) + [os.path.join(ROOT, "include", "shmbus.h")]
+    + ([STATIC] if extra_link else []),
 )
 
 setup(

@@ -7,6 +7,9 @@ A *bus* is one named shared-memory segment ("name" in /dev/shm, or
   array: one writer, any number of readers, never torn (:class:`State`).
 * ``bus.queue(name, slots=..., max_msg=...)`` -- a lossless bounded message
   stream with consumer groups (:class:`Queue`).
+* ``bus.lock/event/semaphore/turn(name)`` -- crash-robust synchronisation.
+* ``bus.array(name, dtype, length)``, ``bus.dict(name)``, ``bus.list(name)``
+  -- shared containers; ``c[k] += v`` is atomic across processes.
 
 Errors are :class:`Error` subclasses carrying the library's message:
 :class:`Timeout`, :class:`Closed`, :class:`NotFound`, :class:`Exists`,
@@ -37,12 +40,51 @@ from ._shmbus import (  # noqa: F401
     list_buses,
     unlink,
 )
+from ._shmbus import Array, Event, Lock, Semaphore, Turn  # noqa: F401
+from ._shmbus import Bus as _CBus
+from ._containers import Dict, List, decode, encode  # noqa: F401
 from ._transport import SharedMemoryTransport  # noqa: F401
+import weakref as _weakref
+
+
+class Bus(_CBus):
+    __doc__ = _CBus.__doc__
+
+    def dict(self, name, create=True, area_bytes=0):
+        """dict(name, create=True, area_bytes=0) -> Dict
+
+        A dict shared between processes, holding None, bool, int, float, str,
+        bytes and nested tuples/lists/dicts. area_bytes reserves its room in
+        the bus heap (0: the library default)."""
+        return Dict(self._raw_dict(name, create, area_bytes), name)
+
+    def list(self, name, create=True, area_bytes=0):
+        """list(name, create=True, area_bytes=0) -> List
+
+        A list shared between processes (values as for Bus.dict)."""
+        return List(self._raw_list(name, create, area_bytes), name)
+
+
+_turns = _weakref.WeakKeyDictionary()
+
+
+def turn(bus, name, max_parties=0):
+    """The Turn `name` of `bus` for this process, registered once.
+
+    ``with shmbus.turn(bus, "t"):`` waits for this process's turn and hands
+    it on at the end of the block; processes take turns in the order they
+    first called turn() for that name."""
+    per_bus = _turns.setdefault(bus, {})
+    t = per_bus.get(name)
+    if t is None or t.closed:
+        t = per_bus[name] = bus.turn(name, max_parties=max_parties)
+    return t
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Bus", "State", "Queue", "SharedMemoryTransport",
+    "Lock", "Event", "Semaphore", "Turn", "turn", "Array", "Dict", "List", "encode", "decode",
     "Error", "Timeout", "Closed", "NotFound", "Exists", "TypeMismatch", "Corrupt",
     "Busy", "NoSpace", "TooBig", "NoData", "OwnerDead", "InvalidArgument",
     "unlink", "list_buses", "library_version", "FOREVER",
