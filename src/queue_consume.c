@@ -176,9 +176,20 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
 		}
 		/* acquire: pairs with the fetch_or in shut. */
 		h = atomic_load_explicit(&v->ctl->head, memory_order_acquire);
-		if ((h & SB_Q_CLOSED) && c >= (h & SB_Q_SEQ))
+		if ((h & SB_Q_CLOSED) && c >= (h & SB_Q_SEQ)) {
+			uint32_t orph = 0;
+
+			/* Before the end: a message held by a dead member of the
+			 * group is delivered again (a member that dies after this
+			 * has its message redelivered on a later call). */
+			sb_q_reap_members(v, q->group, &orph);
+			if (orph) {
+				q->scan_orphans = 1;
+				continue;
+			}
 			return sb_err(SHMBUS_ECLOSED, "queue '%s' is shut and group '%s' has taken every message",
 			              q->ch.name, q->group_name);
+		}
 		if (c > (h & SB_Q_SEQ))
 			return sb_err(SHMBUS_ECORRUPT, "queue '%s': group '%s' cursor %llu is past the head %llu",
 			              q->ch.name, q->group_name, (unsigned long long)c,

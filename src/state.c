@@ -576,6 +576,12 @@ static int wait_park(shmbus_state_t *st, uint64_t newer_than, sb_deadline_t *d,
 		 * with the seq_cst store/load pair in publish(). */
 		atomic_fetch_add_explicit(&st->ctl->waiters, 1, memory_order_seq_cst);
 		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_seq_cst);
+		/* A writer killed between publishing and FUTEX_WAKE leaves us
+		 * asleep on a word that already changed under a value we never
+		 * saw (tests/model/state.pml, `nowake`): sleep at most one
+		 * liveness timeout, then re-check pub_seq. */
+		if (left < 0 || left > st->ch.bus->liveness_ns)
+			left = st->ch.bus->liveness_ns;
 		if (s <= newer_than && left != 0)
 			r = sb_futex_wait(word, (uint32_t)s, left);
 		/* relaxed: only the count matters to the writer. */
