@@ -45,9 +45,11 @@ int run_init(uint64_t pp_max);
 int run_once(struct tctx *ctx, const struct run_cfg *cfg, struct run_res *res);
 const uint64_t *run_samples(void);
 /* The round trip of one cache line between the two CPUs, spinning, no
- * clock reads inside: what the hardware allows right now (ns; -1 on
- * failure). The VM's vCPU placement changes it several-fold over hours. */
-double run_line_rtt(const int cpu[2]);
+ * clock reads inside: what the hardware allows right now, the median over
+ * blocks of 1000 (ns; -1 on failure); *mean (may be NULL) gets the mean,
+ * which preemption inflates. Uses the sample array (run_init() first).
+ * The VM's vCPU placement changes the median several-fold over hours. */
+double run_line_rtt(const int cpu[2], double *mean);
 /* Kills the children of the current run, if any (signal-safe). */
 void run_kill_children(void);
 
@@ -88,6 +90,7 @@ struct report {
 	int tests[TEST__COUNT];
 	const char *results_dir;
 	double line_rtt[2];     /* run_line_rtt() before and after the run */
+	double line_mean[2];    /* its means */
 };
 
 void report_note(struct report *rep, const char *fmt, ...)

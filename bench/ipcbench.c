@@ -401,9 +401,9 @@ int main(int argc, char **argv)
 		.cpu = { rep.cpu[0], rep.cpu[1] },
 		.timeout_s = (unsigned)rep.run_s + 60,
 	};
-	rep.line_rtt[0] = run_line_rtt(rep.cpu);
-	fprintf(stderr, "ipcbench: cache-line round trip CPU %d <-> CPU %d: %.0f ns\n",
-		rep.cpu[0], rep.cpu[1], rep.line_rtt[0]);
+	rep.line_rtt[0] = run_line_rtt(rep.cpu, &rep.line_mean[0]);
+	fprintf(stderr, "ipcbench: cache-line round trip CPU %d <-> CPU %d: %.0f ns (median), %.0f ns (mean)\n",
+		rep.cpu[0], rep.cpu[1], rep.line_rtt[0], rep.line_mean[0]);
 	unsigned serial = 0;
 	for (size_t i = 0; i < nsel && !interrupted; i++) {
 		const struct transport *t = sel[i];
@@ -438,13 +438,18 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < nsel; i++)
 		if (inited[i] == 2)
 			sel[i]->global_fini();
-	rep.line_rtt[1] = interrupted ? -1 : run_line_rtt(rep.cpu);
+	rep.line_rtt[1] = interrupted ? -1 : run_line_rtt(rep.cpu, &rep.line_mean[1]);
 	double lo = rep.line_rtt[0] < rep.line_rtt[1] ? rep.line_rtt[0] : rep.line_rtt[1];
 	double hi = rep.line_rtt[0] < rep.line_rtt[1] ? rep.line_rtt[1] : rep.line_rtt[0];
 	if (lo > 0 && hi > 1.5 * lo)
-		report_note(&rep, "the cache-line round trip moved from %.0f to %.0f ns during the run "
+		report_note(&rep, "DISTURBED: the cache-line round trip moved from %.0f to %.0f ns during the run "
 			    "(the VM's CPUs were moved): figures taken early and late do not compare",
 			    rep.line_rtt[0], rep.line_rtt[1]);
+	for (int k = 0; k < 2; k++)
+		if (rep.line_rtt[k] > 0 && rep.line_mean[k] > 2 * rep.line_rtt[k])
+			report_note(&rep, "DISTURBED: %s the run the cache-line round trip averaged %.0f ns against a "
+				    "median of %.0f ns: something else ran on our CPUs; spinning transports suffer most",
+				    k ? "after" : "before", rep.line_mean[k], rep.line_rtt[k]);
 	if (interrupted) {
 		fprintf(stderr, "ipcbench: interrupted\n");
 		return 130;

@@ -198,7 +198,9 @@ def generate(resdir):
                    f"ipcbench: {c['runs']} runs of {c['run_seconds']} s per figure"
                    f"{' (QUICK: smoke test, not a measurement)' if c['quick'] else ''}, roles pinned to "
                    f"CPUs {c['cpus'][0]} and {c['cpus'][1]}. Cache-line round trip between the two CPUs "
-                   f"(spinning, no clock reads): {lr['before']:.0f} ns before the run, {lr['after']:.0f} ns after.")
+                   f"(spinning, no clock reads; median of blocks, mean in brackets): "
+                   f"{lr['before']:.0f} ({lr.get('before_mean', float('nan')):.0f}) ns before the run, "
+                   f"{lr['after']:.0f} ({lr.get('after_mean', float('nan')):.0f}) ns after.")
         out.append("")
         for n in ipc.get("notes", []):
             out.append(f"- note: {n}")

@@ -181,8 +181,9 @@ void report_print(const struct report *rep)
 	printf("\nipcbench: role 0 on CPU %d, role 1 on CPU %d; %d run%s of %.2f s per figure%s\n",
 	       rep->cpu[0], rep->cpu[1], rep->runs, rep->runs == 1 ? "" : "s", rep->run_s,
 	       rep->quick ? " (--quick: smoke test, not a measurement)" : "");
-	printf("cache-line round trip between the two CPUs (spinning, no clock reads): %.0f ns before, %.0f ns after\n",
-	       rep->line_rtt[0], rep->line_rtt[1]);
+	printf("cache-line round trip between the two CPUs (spinning, no clock reads), median (mean): "
+	       "%.0f (%.0f) ns before, %.0f (%.0f) ns after\n",
+	       rep->line_rtt[0], rep->line_mean[0], rep->line_rtt[1], rep->line_mean[1]);
 	for (int t = 0; t < TEST__COUNT; t++) {
 		if (!rep->tests[t])
 			continue;
@@ -310,6 +311,10 @@ int report_json(const struct report *rep, const char *path)
 	json_num(f, rep->line_rtt[0]);
 	fprintf(f, ", \"after\": ");
 	json_num(f, rep->line_rtt[1]);
+	fprintf(f, ", \"before_mean\": ");
+	json_num(f, rep->line_mean[0]);
+	fprintf(f, ", \"after_mean\": ");
+	json_num(f, rep->line_mean[1]);
 	fprintf(f, "},\n  \"baseline\": ");
 	if (rep->baseline)
 		json_str(f, rep->baseline);

@@ -365,6 +365,12 @@ static int ponger(struct tctx *ctx, const struct run_cfg *cfg)
 
 static int pin(int role, int cpu);
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static void child(int role, struct tctx *ctx, const struct run_cfg *cfg)
 {
 	sigset_t all;
@@ -411,9 +417,13 @@ static int pin(int role, int cpu)
 	return -1;
 }
 
-double run_line_rtt(const int cpu[2])
+double run_line_rtt(const int cpu[2], double *mean)
 {
-	enum { ROUNDS = 200000 };
+	/* BLOCKS blocks of ROUNDS round trips; the pinger times each block.
+	 * The median block is what the hardware allows; the mean also counts
+	 * the blocks in which a process was preempted, so mean >> median says
+	 * something else is running on our CPUs. */
+	enum { BLOCKS = 200, ROUNDS = 1000 };
 	memset(ctl, 0, sizeof *ctl);
 	fflush(NULL);
 	pid_t pid[2];
@@ -425,24 +435,27 @@ double run_line_rtt(const int cpu[2])
 			continue;
 		if (pin(role, cpu[role]) || barrier(&ctl->ready))
 			_exit(1);
-		uint64_t t0 = bench_now_ns();
-		for (uint32_t i = 0; i < ROUNDS; i++) {
-			uint32_t ping = 2 * i + 1, pong = 2 * i + 2;
-			/* release/acquire: a bare hand-off of the line, nothing
-			 * else is published; each store pairs with the other
-			 * side's spinning load. */
-			if (role == 0) {
-				atomic_store_explicit(&ctl->line, ping, memory_order_release);
-				while (atomic_load_explicit(&ctl->line, memory_order_acquire) != pong)
-					bench_relax();
-			} else {
-				while (atomic_load_explicit(&ctl->line, memory_order_acquire) != ping)
-					bench_relax();
-				atomic_store_explicit(&ctl->line, pong, memory_order_release);
+		for (uint32_t b = 0; b < BLOCKS; b++) {
+			uint64_t t0 = bench_now_ns();
+			for (uint32_t k = 0; k < ROUNDS; k++) {
+				uint32_t i = b * ROUNDS + k;
+				uint32_t ping = 2 * i + 1, pong = 2 * i + 2;
+				/* release/acquire: a bare hand-off of the line,
+				 * nothing else is published; each store pairs
+				 * with the other side's spinning load. */
+				if (role == 0) {
+					atomic_store_explicit(&ctl->line, ping, memory_order_release);
+					while (atomic_load_explicit(&ctl->line, memory_order_acquire) != pong)
+						bench_relax();
+				} else {
+					while (atomic_load_explicit(&ctl->line, memory_order_acquire) != ping)
+						bench_relax();
+					atomic_store_explicit(&ctl->line, pong, memory_order_release);
+				}
 			}
+			if (role == 0)
+				samples[b] = bench_now_ns() - t0;
 		}
-		if (role == 0)
-			ctl->t_last = bench_now_ns() - t0;
 		_exit(0);
 	}
 	int ok = 1;
@@ -450,7 +463,15 @@ double run_line_rtt(const int cpu[2])
 		int st;
 		ok &= waitpid(pid[role], &st, 0) == pid[role] && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	}
-	return ok ? (double)ctl->t_last / ROUNDS : -1;
+	if (!ok || samples_cap < BLOCKS)
+		return -1;
+	uint64_t sum = 0, v[BLOCKS];
+	for (int b = 0; b < BLOCKS; b++)
+		sum += v[b] = samples[b];
+	qsort(v, BLOCKS, sizeof *v, cmp_u64);
+	if (mean)
+		*mean = (double)sum / ((double)BLOCKS * ROUNDS);
+	return (double)v[BLOCKS / 2] / ROUNDS;
 }
 
 static void describe(int st, char *buf, size_t cap)
