@@ -311,6 +311,24 @@ static void fragile_round(shmbus_queue_t *q)
 	respawn(slot);
 }
 
+static pid_t parent;
+
+/* A failing check exits: the children and the bus go with it. */
+static void cleanup(void)
+{
+	size_t i;
+
+	if (getpid() != parent)
+		return;
+	for (i = 0; i < sizeof(pids) / sizeof(pids[0]); i++)
+		if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == 0) {
+			kill(pids[i], SIGKILL);
+			waitpid(pids[i], NULL, 0);
+		}
+	if (bus_name)
+		shmbus_bus_unlink(bus_name);
+}
+
 int main(void)
 {
 	int rounds = (int)(300 * test_scale()), i, slot, st, redeliver_kills = 0, prod_kills = 0,
@@ -325,6 +343,8 @@ int main(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	srand((unsigned)getpid());
+	parent = getpid();
+	atexit(cleanup);
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(sh != MAP_FAILED, "mmap");
 	bus_name = test_bus_name("qkill");
