@@ -134,6 +134,7 @@ struct batch {
 	struct held h[BR_WINDOW];
 	struct held *order[BR_WINDOW];
 	int n, answered;
+	uint64_t dups, redelivered;
 	jsCtx *js;
 };
 
@@ -149,6 +150,8 @@ static void on_pub_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, vo
 	for (i = 0; id && i < b->n; i++) {
 		if (b->h[i].result == 0 && !strcmp(b->h[i].id, id)) {
 			b->h[i].result = pa ? 1 : -1;
+			if (pa && pa->Duplicate)
+				b->dups++;
 			if (pae)
 				br_debug("export %s:%s: %s refused: %s (%d)", b->l->bus, b->l->chan, id,
 				         pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err),
@@ -376,6 +379,8 @@ void *br_queue_export(void *arg)
 		for (i = 0; i < nq; i++) {
 			r = shmbus_queue_peek(qs[i], &b->h[b->n].msg, b->n ? 0 : 200000000);
 			if (r == 0) {
+				if (b->h[b->n].msg.flags & SHMBUS_MSG_REDELIVERED)
+					b->redelivered++;
 				b->h[b->n++].q = qs[i];
 				continue;
 			}
@@ -420,6 +425,10 @@ void *br_queue_export(void *arg)
 		}
 	}
 out:
+	if (b->redelivered || b->dups)
+		br_info("export %s:%s: %" PRIu64 " messages handed out again locally, %" PRIu64
+		        " found already stored by JetStream (duplicates dropped)", l->bus, l->chan,
+		        b->redelivered, b->dups);
 	for (i = 0; i < BR_WINDOW; i++)
 		shmbus_queue_close(qs[i]);
 	shmbus_bus_close(bus);
