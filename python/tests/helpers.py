@@ -88,3 +88,62 @@ if __name__ == "__main__":
                 check(m)
                 n += 1
         print(n)
+
+
+def hold_lock_then_die(bus_name, held):
+    """Take the lock and die without releasing it."""
+    import os
+    bus = shmbus.Bus(bus_name)
+    lk = bus.lock("L")
+    lk.acquire()
+    held.set()
+    os._exit(0)
+
+
+def hold_lock(bus_name, held, release):
+    with shmbus.Bus(bus_name) as bus:
+        lk = bus.lock("L")
+        with lk:
+            held.set()
+            release.wait(20)
+
+
+def turn_worker(bus_name, rounds):
+    with shmbus.Bus(bus_name) as bus:
+        t = bus.turn("T")
+        log = bus.array("log", dtype="int64", length=0, create=False)
+        ctl = bus.array("ctl", dtype="int64", length=0, create=False)
+        ctl[0] += 1  # registered
+        go = bus.event("go")
+        assert go.wait(20)
+        for _ in range(rounds):
+            with t:
+                pos = ctl.add(1, 1)
+                log[pos] = t.party
+
+
+def array_adder(bus_name, n):
+    with shmbus.Bus(bus_name) as bus:
+        a = bus.array("A", dtype="int64", length=0, create=False)
+        f = bus.array("F", dtype="float64", length=0, create=False)
+        for i in range(n):
+            a[0] += 1
+            a[1] -= 2
+            a.add(2, 3)
+            f[0] += 0.5
+        lock = bus.lock("L")
+        for i in range(n // 10):
+            with lock:  # a plain read-modify-write made safe by the lock
+                a[3] = int(a[3]) + 1
+
+
+def container_adder(bus_name, n, tag):
+    with shmbus.Bus(bus_name) as bus:
+        d = bus.dict("D")
+        lst = bus.list("Li")
+        for i in range(n):
+            d["count"] += 1
+            d["f"] += 0.5
+            lst[0] += 1
+            lst[1] += 1.5
+        d["proc-%d" % tag] = n

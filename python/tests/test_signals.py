@@ -16,6 +16,9 @@ what = sys.argv[2]
 if what == "queue":
     q = bus.queue("q", group="g")
     call = lambda: q.get()
+elif what == "lock":
+    lk = bus.lock("L")
+    call = lambda: lk.acquire()
 elif what == "put":
     q = bus.queue("q")
     call = lambda: q.put(b"x")
@@ -31,13 +34,15 @@ except KeyboardInterrupt:
 """
 
 
-@pytest.mark.parametrize("what", ["queue", "state", "put"])
+@pytest.mark.parametrize("what", ["queue", "state", "put", "lock"])
 def test_ctrl_c_interrupts_blocking_call(bus, busname, child_env, what):
     q = bus.queue("q", slots=2, group="full")
     if what == "put":
         q.put(b"1")
         q.put(b"2")  # ring full: the child's put blocks
     bus.state("s", dtype="int64")
+    held = bus.lock("L")
+    held.acquire()  # the child's lock acquire blocks
     child = subprocess.Popen([sys.executable, "-c", CHILD, busname, what], env=child_env,
                              stdout=subprocess.PIPE, text=True)
     try:
