@@ -186,6 +186,10 @@ static int cmd_expect(int argc, char **argv)
 				fprintf(stderr, "expect: channel is %s of %zu bytes, wanted %s of %zu\n",
 				        shmbus_dtype_name(ci.dtype), shmbus_state_size(st),
 				        shmbus_dtype_name(so.dtype), len);
+				shmbus_state_close(st);
+				shmbus_bus_close(bus);
+				free(want);
+				free(got);
 				return 1;
 			}
 		}
@@ -194,12 +198,18 @@ static int cmd_expect(int argc, char **argv)
 			printf("expect %s:%s matched at local seq %" PRIu64 "\n", argv[2], argv[3], seq);
 			shmbus_state_close(st);
 			shmbus_bus_close(bus);
+			free(want);
+			free(got);
 			return 0;
 		}
 		shmbus_state_wait(st, seq, 50000000, &seq);
 	}
 	fprintf(stderr, "expect %s:%s: no matching value within %s ms (last read: %s, seq %" PRIu64 ")\n",
 	        argv[2], argv[3], argv[4], st ? shmbus_strerror(r) : "no channel", seq);
+	shmbus_state_close(st);
+	shmbus_bus_close(bus);
+	free(want);
+	free(got);
 	return 1;
 }
 
@@ -220,6 +230,8 @@ static int cmd_count(int argc, char **argv)
 	if (r)
 		return die("state open", r);
 	printf("%" PRIu64 "\n", shmbus_state_seq(st));
+	shmbus_state_close(st);
+	shmbus_bus_close(bus);
 	return 0;
 }
 
