@@ -16,7 +16,7 @@
 /* Exit codes (documented in `shmbus --help` and docs/cli.md). */
 enum {
 	EX_OK = 0,
-	EX_USAGE = 1,     /* bad command line, or values that do not fit the channel */
+	EX_USAGE = 1,     /* bad command line, or values/types that do not fit the channel */
 	EX_NOTFOUND = 2,  /* no such bus or channel */
 	EX_TIMEOUT = 3,   /* nothing to read: timeout ran out, queue empty, no value yet */
 	EX_ERROR = 4,     /* any other failure (corrupt, permission, exists, ...) */

@@ -45,7 +45,8 @@ int cli_exit_code(int code)
 	switch (code) {
 	case SHMBUS_OK: return EX_OK;
 	case SHMBUS_EINVAL: return EX_USAGE;
-	case SHMBUS_ETOOBIG: return EX_USAGE;
+	case SHMBUS_ETOOBIG:
+	case SHMBUS_ETYPE: return EX_USAGE;
 	case SHMBUS_ENOENT: return EX_NOTFOUND;
 	case SHMBUS_ETIMEDOUT:
 	case SHMBUS_EAGAIN:
