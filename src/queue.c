@@ -42,7 +42,11 @@
  * visible and reads head afterwards, and a producer re-reads epoch after
  * each successful claim (seq_cst on both sides): either the creator saw
  * the claim in head and starts the group after it, or the producer sees the
- * new epoch and waits for the new group before writing.
+ * new epoch and waits for the new group before writing. A group gates from
+ * the moment it is visible (CREATING) and members take from it only once
+ * its start is final (READY); a join that finds a CREATING group (its
+ * creator died under the bus mutex) finishes it, since the rule holds at
+ * any later time too.
  *
  * Detaching: a producer blocked for the liveness timeout by a group whose
  * members are all dead (and that is not DURABLE) sets the group's DETACHED
@@ -270,8 +274,9 @@ uint64_t sb_q_gate(struct sb_q_view *v, int32_t *blocker, uint64_t *epoch)
 		struct sb_q_group *g = &v->groups[i];
 
 		pos[i] = UINT64_MAX;
-		/* acquire: pairs with the release store of READY in create_group. */
-		if (atomic_load_explicit(&g->state, memory_order_acquire) != SB_Q_GROUP_READY)
+		/* acquire: pairs with the release store of CREATING in
+		 * create_group (a creating group gates already). */
+		if (atomic_load_explicit(&g->state, memory_order_acquire) == SB_Q_GROUP_FREE)
 			continue;
 		/* seq_cst: cursors before holds (see the take protocol): a
 		 * cursor past c means the hold on c, if any, is visible below. */
@@ -312,174 +317,6 @@ uint64_t sb_q_gate(struct sb_q_view *v, int32_t *blocker, uint64_t *epoch)
 		}
 	}
 	return gate;
-}
-
-/* ---- liveness repairs ----------------------------------------------- */
-
-int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
-{
-	struct sb_q_slot *s = sb_q_slot(v, seq);
-	uint64_t h, p;
-	uint32_t n, i;
-
-	/* acquire: pairs with the producers' claiming CAS (a release RMW after
-	 * their intent store): every intent of a claim below h is visible. */
-	h = atomic_load_explicit(&v->ctl->head, memory_order_acquire) & SB_Q_SEQ;
-	if (seq >= h)
-		return 0;
-	/* acquire: the value our CAS below must still find. */
-	p = atomic_load_explicit(&s->published, memory_order_acquire);
-	if ((p & SB_Q_SEQ) >= seq + 1)
-		return 0;
-	n = sb_q_hi(&v->ctl->producers_hi, v->max_producers);
-	for (i = 0; i < n; i++) {
-		/* acquire: pairs with the release store of intent in claim();
-		 * a live owner that moved on published seq first. */
-		uint64_t t = atomic_load_explicit(&v->prods[i].token, memory_order_acquire);
-
-		if (t == 0 || atomic_load_explicit(&v->prods[i].intent, memory_order_acquire) != seq + 1)
-			continue;
-		if (sb_token_alive(t))
-			return 0;
-	}
-	/* The slot may still hold an older message some group needs (the
-	 * owner claimed with a stale gate, then found a new group): a skip
-	 * waits until the slot is free, like a message would. */
-	{
-		int32_t blocker;
-		uint64_t ep;
-
-		if (!sb_q_fits(seq, sb_q_gate(v, &blocker, &ep), v->size))
-			return 0;
-	}
-	/* release: a SKIP carries no data. Fails if the owner published after
-	 * all (it was then alive, and its publication wins). */
-	if (!atomic_compare_exchange_strong_explicit(&s->published, &p,
-	                                             (seq + 1) | SB_Q_SKIP,
-	                                             memory_order_release,
-	                                             memory_order_relaxed))
-		return 0;
-	sb_q_wake_consumers(v->ctl);
-	return 1;
-}
-
-uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphaned)
-{
-	uint32_t n = sb_q_hi(&v->ctl->members_hi, v->max_members), i, reaped = 0, orph = 0;
-
-	for (i = 0; i < n; i++) {
-		struct sb_q_member *m = &v->members[i];
-		/* acquire: pairs with the token's release CAS at join. */
-		uint64_t t = atomic_load_explicit(&m->token, memory_order_acquire), held;
-		uint32_t gi = atomic_load_explicit(&m->group, memory_order_relaxed);
-
-		if (t == 0 || t == SB_Q_ORPHAN || (group >= 0 && gi != (uint32_t)group) ||
-		    gi >= v->max_groups || sb_token_alive(t))
-			continue;
-		/* seq_cst: the hold is final, its owner is dead. */
-		held = atomic_load_explicit(&m->held, memory_order_seq_cst);
-		if (held != 0 && !(held & SB_Q_TENTATIVE)) {
-			/* acq_rel: one reaper turns the record into an orphan; the
-			 * hold stays in place and keeps gating until adopted. */
-			if (atomic_compare_exchange_strong_explicit(&m->token, &t, SB_Q_ORPHAN,
-			                                            memory_order_acq_rel,
-			                                            memory_order_relaxed)) {
-				/* release: a hint counted after the record changed;
-				 * pairs with the acquire load in adopt(). */
-				atomic_fetch_add_explicit(&v->groups[gi].orphans, 1,
-				                          memory_order_release);
-				orph++;
-				reaped++;
-			}
-		} else if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0,
-		                                                   memory_order_release,
-		                                                   memory_order_relaxed)) {
-			/* release: the record is free; a tentative hold is dropped
-			 * (gate scans skip free records, join resets held). */
-			reaped++;
-		}
-	}
-	if (orph)
-		sb_q_wake_consumers(v->ctl);
-	if (reaped)
-		sb_q_wake_producers(v->ctl);
-	if (orphaned)
-		*orphaned = orph;
-	return reaped;
-}
-
-uint32_t sb_q_reap_producers(struct sb_q_view *v)
-{
-	uint32_t n = sb_q_hi(&v->ctl->producers_hi, v->max_producers), i, reaped = 0;
-
-	for (i = 0; i < n; i++) {
-		struct sb_q_prod *pr = &v->prods[i];
-		/* acquire: pairs with the release CAS that claimed the record. */
-		uint64_t t = atomic_load_explicit(&pr->token, memory_order_acquire), in;
-
-		if (t == 0 || sb_token_alive(t))
-			continue;
-		/* acquire: pairs with the release store of intent in claim(). */
-		in = atomic_load_explicit(&pr->intent, memory_order_acquire);
-		if (in != 0)
-			sb_q_skip_abandoned(v, in - 1);
-		/* release: the record is free; its intent is reset by the next
-		 * owner before it takes the record. */
-		if (atomic_compare_exchange_strong_explicit(&pr->token, &t, 0,
-		                                            memory_order_release,
-		                                            memory_order_relaxed))
-			reaped++;
-	}
-	return reaped;
-}
-
-static uint32_t live_members(struct sb_q_view *v, uint32_t group, uint32_t *total)
-{
-	uint32_t n = sb_q_hi(&v->ctl->members_hi, v->max_members), i, live = 0, all = 0;
-
-	for (i = 0; i < n; i++) {
-		struct sb_q_member *m = &v->members[i];
-		/* acquire: pairs with the token's release CAS at join. */
-		uint64_t t = atomic_load_explicit(&m->token, memory_order_acquire);
-
-		if (t == 0 || atomic_load_explicit(&m->group, memory_order_relaxed) != group)
-			continue;
-		all++;
-		if (t != SB_Q_ORPHAN && sb_token_alive(t))
-			live++;
-	}
-	if (total)
-		*total = all;
-	return live;
-}
-
-int sb_q_maybe_detach(struct sb_q_view *v, int32_t group)
-{
-	struct sb_q_group *g;
-	uint64_t fw;
-	int done = 0;
-
-	if (group < 0 || (uint32_t)group >= v->max_groups)
-		return 0;
-	g = &v->groups[group];
-	if (g->flags & SHMBUS_GROUP_DURABLE)
-		return 0;
-	if (sb_bus_lock(v->bus) != 0)
-		return 0;
-	/* Under the mutex: join adds members and clears DETACHED under it too. */
-	if (atomic_load_explicit(&g->state, memory_order_relaxed) == SB_Q_GROUP_READY &&
-	    live_members(v, (uint32_t)group, NULL) == 0) {
-		fw = atomic_load_explicit(&g->floor, memory_order_relaxed);
-		/* release: producers that see DETACHED may raise the floor. */
-		while (!(fw & SB_Q_DETACHED) &&
-		       !atomic_compare_exchange_weak_explicit(&g->floor, &fw, fw | SB_Q_DETACHED,
-		                                              memory_order_release,
-		                                              memory_order_relaxed))
-			;
-		done = 1;
-	}
-	sb_bus_unlock(v->bus);
-	return done;
 }
 
 /* ---- kind ops: gc and info ------------------------------------------ */
@@ -682,20 +519,47 @@ static int find_group(struct sb_q_view *v, const char *name)
 {
 	uint32_t n = sb_q_hi(&v->ctl->groups_hi, v->max_groups), i;
 
+	/* relaxed: under the bus mutex, like every change of state. */
 	for (i = 0; i < n; i++)
-		if (atomic_load_explicit(&v->groups[i].state, memory_order_relaxed) == SB_Q_GROUP_READY &&
+		if (atomic_load_explicit(&v->groups[i].state, memory_order_relaxed) != SB_Q_GROUP_FREE &&
 		    strncmp(v->groups[i].name, name, SHMBUS_NAME_MAX + 1) == 0)
 			return (int)i;
 	return -1;
+}
+
+/* Under the mutex: make a CREATING group's start final and the group READY.
+ * The group gates producers already; a producer whose claim the head load
+ * below misses re-reads the epoch after that claim and sees ours (see the
+ * epoch rule at the top of the file). Also finishes a group whose creator
+ * died half way: the rule holds at any later time. */
+static void finish_group(struct sb_q_view *v, uint32_t gi)
+{
+	struct sb_q_ctl *ctl = v->ctl;
+	struct sb_q_group *g = &v->groups[gi];
+	uint64_t h, c;
+
+	/* seq_cst: the group is visible (CREATING) before the epoch changes,
+	 * and the head is read after it. */
+	atomic_fetch_add_explicit(&ctl->epoch, 1, memory_order_seq_cst);
+	h = atomic_load_explicit(&ctl->head, memory_order_seq_cst) & SB_Q_SEQ;
+	if (g->flags & SHMBUS_GROUP_EARLIEST)
+		h = h > v->size ? h - v->size : 0;
+	/* relaxed: nobody takes from a group that is not READY. */
+	c = atomic_load_explicit(&g->cursor, memory_order_relaxed);
+	if (h > c)
+		/* seq_cst: the start moves forward only. */
+		atomic_store_explicit(&g->cursor, h, memory_order_seq_cst);
+	/* release: members (who acquire the state at join, under the mutex)
+	 * start from the final cursor. */
+	atomic_store_explicit(&g->state, SB_Q_GROUP_READY, memory_order_release);
 }
 
 /* Under the mutex. The new group's start must not precede anything a
  * producer may overwrite: see the epoch rule at the top of the file. */
 static int create_group(struct sb_q_view *v, const char *name, uint32_t flags)
 {
-	struct sb_q_ctl *ctl = v->ctl;
 	struct sb_q_group *g = NULL;
-	uint64_t h, start;
+	uint64_t h;
 	uint32_t i;
 
 	for (i = 0; i < v->max_groups; i++)
@@ -707,73 +571,21 @@ static int create_group(struct sb_q_view *v, const char *name, uint32_t flags)
 		return sb_err(SHMBUS_ENOSPC, "queue '%s' has %u groups, its max_groups; cannot add '%s'",
 		              v->name, v->max_groups, name);
 	/* relaxed: the head only bounds the tentative start from below. */
-	h = atomic_load_explicit(&ctl->head, memory_order_relaxed) & SB_Q_SEQ;
-	start = (flags & SHMBUS_GROUP_EARLIEST) ? (h > v->size ? h - v->size : 0) : h;
+	h = atomic_load_explicit(&v->ctl->head, memory_order_relaxed) & SB_Q_SEQ;
 	memset(g->name, 0, sizeof(g->name));
 	memcpy(g->name, name, strlen(name));
-	g->flags = flags & SHMBUS_GROUP_DURABLE;
+	g->flags = flags & (SHMBUS_GROUP_EARLIEST | SHMBUS_GROUP_DURABLE);
 	atomic_store_explicit(&g->floor, 0, memory_order_relaxed);
 	atomic_store_explicit(&g->orphans, 0, memory_order_relaxed);
-	atomic_store_explicit(&g->cursor, start, memory_order_relaxed);
+	atomic_store_explicit(&g->cursor,
+	                      (flags & SHMBUS_GROUP_EARLIEST) ? (h > v->size ? h - v->size : 0) : h,
+	                      memory_order_relaxed);
 	/* release: the record is complete before producers count it; pairs
 	 * with the acquire load of state in sb_q_gate. */
-	atomic_store_explicit(&g->state, SB_Q_GROUP_READY, memory_order_release);
-	sb_q_raise_hi(&ctl->groups_hi, i + 1);
-	/* seq_cst: the new group is visible before the epoch changes, and the
-	 * head is read after it: a producer whose claim we do not see below
-	 * re-reads the epoch after that claim and sees ours. */
-	atomic_fetch_add_explicit(&ctl->epoch, 1, memory_order_seq_cst);
-	h = atomic_load_explicit(&ctl->head, memory_order_seq_cst) & SB_Q_SEQ;
-	if (flags & SHMBUS_GROUP_EARLIEST)
-		h = h > v->size ? h - v->size : 0;
-	if (h > start)
-		/* seq_cst: the start moves forward only (nobody takes yet). */
-		atomic_store_explicit(&g->cursor, h, memory_order_seq_cst);
+	atomic_store_explicit(&g->state, SB_Q_GROUP_CREATING, memory_order_release);
+	sb_q_raise_hi(&v->ctl->groups_hi, i + 1);
+	finish_group(v, i);
 	return (int)i;
-}
-
-/* Under the mutex: a member rejoins a group that stopped gating. */
-static uint64_t reactivate(struct sb_q_view *v, uint32_t gi)
-{
-	struct sb_q_group *g = &v->groups[gi];
-	uint64_t fw = atomic_load_explicit(&g->floor, memory_order_acquire), f, c, lost = 0;
-	uint32_t n, i;
-
-	if (!(fw & SB_Q_DETACHED))
-		return 0;
-	/* acq_rel: after this, producers no longer raise the floor (their CAS
-	 * needs DETACHED); the floor we leave bounds every gate they computed. */
-	while (!atomic_compare_exchange_weak_explicit(&g->floor, &fw, fw & ~SB_Q_DETACHED,
-	                                              memory_order_acq_rel, memory_order_acquire))
-		;
-	f = fw >> 1;
-	c = atomic_load_explicit(&g->cursor, memory_order_acquire);
-	if (c < f) {
-		lost = f - c;
-		/* seq_cst: nobody else takes from this group (no live member). */
-		atomic_store_explicit(&g->cursor, f, memory_order_seq_cst);
-	}
-	/* Dead holders' messages below the floor may be overwritten: lost too. */
-	sb_q_reap_members(v, (int32_t)gi, NULL);
-	n = sb_q_hi(&v->ctl->members_hi, v->max_members);
-	for (i = 0; i < n; i++) {
-		struct sb_q_member *m = &v->members[i];
-		uint64_t t = SB_Q_ORPHAN, held;
-
-		if (atomic_load_explicit(&m->token, memory_order_acquire) != SB_Q_ORPHAN ||
-		    atomic_load_explicit(&m->group, memory_order_relaxed) != gi)
-			continue;
-		held = atomic_load_explicit(&m->held, memory_order_acquire) & SB_Q_SEQ;
-		if (held != 0 && held - 1 >= f)
-			continue;
-		/* release: the stale orphan is dropped. */
-		if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0, memory_order_release,
-		                                            memory_order_relaxed)) {
-			atomic_fetch_sub_explicit(&g->orphans, 1, memory_order_relaxed);
-			lost++;
-		}
-	}
-	return lost;
 }
 
 static int add_member(struct sb_q_view *v, uint32_t gi, uint64_t token)
@@ -850,7 +662,11 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 		/* relaxed: the record is ours and its group was not yet READY. */
 		atomic_store_explicit(&v->members[mi].group, (uint32_t)gi, memory_order_relaxed);
 	} else {
-		lost = reactivate(v, (uint32_t)gi);
+		/* relaxed: under the mutex. */
+		if (atomic_load_explicit(&v->groups[gi].state, memory_order_relaxed) ==
+		    SB_Q_GROUP_CREATING)
+			finish_group(v, (uint32_t)gi);
+		lost = sb_q_reactivate(v, (uint32_t)gi);
 	}
 	sb_bus_unlock(v->bus);
 	q->group = gi;
@@ -911,7 +727,7 @@ int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *info,
 	for (i = 0; i < ng; i++) {
 		struct sb_q_group *g = &v->groups[i];
 
-		if (atomic_load_explicit(&g->state, memory_order_acquire) != SB_Q_GROUP_READY)
+		if (atomic_load_explicit(&g->state, memory_order_acquire) == SB_Q_GROUP_FREE)
 			continue;
 		if (n < cap) {
 			shmbus_group_info_t *gi = &groups[n];
@@ -922,7 +738,7 @@ int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *info,
 			gi->name[SHMBUS_NAME_MAX] = '\0';
 			gi->cursor = c;
 			gi->lag = h > c ? h - c : 0;
-			gi->live_members = live_members(v, i, &gi->members);
+			gi->live_members = sb_q_live_members(v, i, &gi->members);
 			gi->flags = g->flags;
 		}
 		n++;

@@ -1,7 +1,8 @@
 /*
  * queue.h -- declarations shared by the files of the queue channel
  * (queue.c: layout, kind ops, open/join/close/info; queue_produce.c;
- * queue_consume.c). The protocol is described at the top of queue.c.
+ * queue_consume.c; queue_live.c: crash recovery). The protocol is
+ * described at the top of queue.c.
  *
  * Area of a queue channel (all offsets from the area's start, all records
  * cache-line sized or padded, every field 64-bit unless a futex word):
@@ -39,7 +40,9 @@
 #define SB_Q_ORPHAN UINT64_MAX             /* member token: holder died */
 #define SB_Q_DETACHED 1ull                 /* floor word: group does not gate */
 
-enum { SB_Q_GROUP_FREE = 0, SB_Q_GROUP_READY = 1 };
+/* A group is CREATING from the moment it gates producers until its start
+ * is final; a join that finds it so (its creator died) finishes it. */
+enum { SB_Q_GROUP_FREE = 0, SB_Q_GROUP_READY = 1, SB_Q_GROUP_CREATING = 2 };
 
 struct sb_q_ctl {
 	_Atomic uint64_t head;                 /* next seq to claim | SB_Q_CLOSED */
@@ -81,7 +84,7 @@ _Static_assert(sizeof(struct sb_q_prod) == SB_LINE, "producer record is a line")
 struct sb_q_group {
 	char name[SHMBUS_NAME_MAX + 1];
 	_Atomic uint32_t state;                /* SB_Q_GROUP_*; changed under the bus mutex */
-	uint32_t flags;                        /* SHMBUS_GROUP_* at creation */
+	uint32_t flags;                        /* SHMBUS_GROUP_* given at creation */
 	_Atomic uint64_t floor;                /* f << 1 | SB_Q_DETACHED */
 	uint8_t pad1[SB_LINE - 16];
 	_Atomic uint64_t cursor;               /* next seq the group hands out */
@@ -256,5 +259,10 @@ uint32_t sb_q_reap_producers(struct sb_q_view *v);
 /* Stop a group with no live member (and not DURABLE) from gating. Takes
  * the bus mutex; 1 if detached. */
 int sb_q_maybe_detach(struct sb_q_view *v, int32_t group);
+/* Members of group (live ones returned, all in *total if not NULL). */
+uint32_t sb_q_live_members(struct sb_q_view *v, uint32_t group, uint32_t *total);
+/* Under the bus mutex, at join: a detached group gates again; returns how
+ * many messages it lost while detached. */
+uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi);
 
 #endif /* SHMBUS_QUEUE_H */

@@ -1,0 +1,238 @@
+/*
+ * queue_live.c -- crash recovery of queue channels (protocol at the top of
+ * queue.c): what a peer does when the process it waits on may be dead.
+ *
+ * Nothing here runs while data flows. A consumer blocked for the liveness
+ * timeout skips the seq it waits on if no live producer record names it
+ * (sb_q_skip_abandoned) and turns the records of its group's dead members
+ * into orphans, whose held message a live member adopts and gets again,
+ * flagged (sb_q_reap_members). A producer blocked for the liveness timeout
+ * does the same for the group that blocks it and, if that group has no
+ * live member left and is not DURABLE, detaches it (sb_q_maybe_detach): the
+ * group keeps its cursor but stops gating. A member that joins a detached
+ * group reattaches it (sb_q_reactivate) and learns how much was lost.
+ * Liveness is a token (pid + process start time, peers.c), so a reused pid
+ * is never taken for the dead owner.
+ */
+#include <string.h>
+
+#include "queue.h"
+
+int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
+{
+	struct sb_q_slot *s = sb_q_slot(v, seq);
+	uint64_t h, p;
+	uint32_t n, i;
+
+	/* acquire: pairs with the producers' claiming CAS (a release RMW after
+	 * their intent store): every intent of a claim below h is visible. */
+	h = atomic_load_explicit(&v->ctl->head, memory_order_acquire) & SB_Q_SEQ;
+	if (seq >= h)
+		return 0;
+	/* acquire: the value our CAS below must still find. */
+	p = atomic_load_explicit(&s->published, memory_order_acquire);
+	if ((p & SB_Q_SEQ) >= seq + 1)
+		return 0;
+	n = sb_q_hi(&v->ctl->producers_hi, v->max_producers);
+	for (i = 0; i < n; i++) {
+		/* acquire: pairs with the release store of intent in claim();
+		 * a live owner that moved on published seq first. */
+		uint64_t t = atomic_load_explicit(&v->prods[i].token, memory_order_acquire);
+
+		if (t == 0 || atomic_load_explicit(&v->prods[i].intent, memory_order_acquire) != seq + 1)
+			continue;
+		if (sb_token_alive(t))
+			return 0;
+	}
+	/* The slot may still hold an older message some group needs (the
+	 * owner claimed with a stale gate, then found a new group): a skip
+	 * waits until the slot is free, like a message would. */
+	{
+		int32_t blocker;
+		uint64_t ep;
+
+		if (!sb_q_fits(seq, sb_q_gate(v, &blocker, &ep), v->size))
+			return 0;
+	}
+	/* release: a SKIP carries no data. Fails if the owner published after
+	 * all (it was then alive, and its publication wins). */
+	if (!atomic_compare_exchange_strong_explicit(&s->published, &p,
+	                                             (seq + 1) | SB_Q_SKIP,
+	                                             memory_order_release,
+	                                             memory_order_relaxed))
+		return 0;
+	sb_q_wake_consumers(v->ctl);
+	return 1;
+}
+
+uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphaned)
+{
+	uint32_t n = sb_q_hi(&v->ctl->members_hi, v->max_members), i, reaped = 0, orph = 0;
+
+	for (i = 0; i < n; i++) {
+		struct sb_q_member *m = &v->members[i];
+		/* acquire: pairs with the token's release CAS at join. */
+		uint64_t t = atomic_load_explicit(&m->token, memory_order_acquire), held;
+		uint32_t gi = atomic_load_explicit(&m->group, memory_order_relaxed);
+
+		if (t == 0 || t == SB_Q_ORPHAN || (group >= 0 && gi != (uint32_t)group) ||
+		    sb_token_alive(t))
+			continue;
+		if (gi >= v->max_groups) {
+			/* A joiner died before its new group existed: nothing held.
+			 * release: the record is free. */
+			if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0,
+			                                            memory_order_release,
+			                                            memory_order_relaxed))
+				reaped++;
+			continue;
+		}
+		/* seq_cst: the hold is final, its owner is dead. */
+		held = atomic_load_explicit(&m->held, memory_order_seq_cst);
+		if (held != 0 && !(held & SB_Q_TENTATIVE)) {
+			/* acq_rel: one reaper turns the record into an orphan; the
+			 * hold stays in place and keeps gating until adopted. */
+			if (atomic_compare_exchange_strong_explicit(&m->token, &t, SB_Q_ORPHAN,
+			                                            memory_order_acq_rel,
+			                                            memory_order_relaxed)) {
+				/* release: a hint counted after the record changed;
+				 * pairs with the acquire load in adopt(). */
+				atomic_fetch_add_explicit(&v->groups[gi].orphans, 1,
+				                          memory_order_release);
+				orph++;
+				reaped++;
+			}
+		} else if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0,
+		                                                   memory_order_release,
+		                                                   memory_order_relaxed)) {
+			/* release: the record is free; a tentative hold is dropped
+			 * (gate scans skip free records, join resets held). */
+			reaped++;
+		}
+	}
+	if (orph)
+		sb_q_wake_consumers(v->ctl);
+	if (reaped)
+		sb_q_wake_producers(v->ctl);
+	if (orphaned)
+		*orphaned = orph;
+	return reaped;
+}
+
+uint32_t sb_q_reap_producers(struct sb_q_view *v)
+{
+	uint32_t n = sb_q_hi(&v->ctl->producers_hi, v->max_producers), i, reaped = 0;
+
+	for (i = 0; i < n; i++) {
+		struct sb_q_prod *pr = &v->prods[i];
+		/* acquire: pairs with the release CAS that claimed the record. */
+		uint64_t t = atomic_load_explicit(&pr->token, memory_order_acquire), in;
+
+		if (t == 0 || sb_token_alive(t))
+			continue;
+		/* acquire: pairs with the release store of intent in claim(). */
+		in = atomic_load_explicit(&pr->intent, memory_order_acquire);
+		if (in != 0)
+			sb_q_skip_abandoned(v, in - 1);
+		/* release: the record is free; its intent is reset by the next
+		 * owner before it takes the record. */
+		if (atomic_compare_exchange_strong_explicit(&pr->token, &t, 0,
+		                                            memory_order_release,
+		                                            memory_order_relaxed))
+			reaped++;
+	}
+	return reaped;
+}
+
+uint32_t sb_q_live_members(struct sb_q_view *v, uint32_t group, uint32_t *total)
+{
+	uint32_t n = sb_q_hi(&v->ctl->members_hi, v->max_members), i, live = 0, all = 0;
+
+	for (i = 0; i < n; i++) {
+		struct sb_q_member *m = &v->members[i];
+		/* acquire: pairs with the token's release CAS at join. */
+		uint64_t t = atomic_load_explicit(&m->token, memory_order_acquire);
+
+		if (t == 0 || atomic_load_explicit(&m->group, memory_order_relaxed) != group)
+			continue;
+		all++;
+		if (t != SB_Q_ORPHAN && sb_token_alive(t))
+			live++;
+	}
+	if (total)
+		*total = all;
+	return live;
+}
+
+int sb_q_maybe_detach(struct sb_q_view *v, int32_t group)
+{
+	struct sb_q_group *g;
+	uint64_t fw;
+	int done = 0;
+
+	if (group < 0 || (uint32_t)group >= v->max_groups)
+		return 0;
+	g = &v->groups[group];
+	if (g->flags & SHMBUS_GROUP_DURABLE)
+		return 0;
+	if (sb_bus_lock(v->bus) != 0)
+		return 0;
+	/* Under the mutex: join adds members and clears DETACHED under it too. */
+	if (atomic_load_explicit(&g->state, memory_order_relaxed) != SB_Q_GROUP_FREE &&
+	    sb_q_live_members(v, (uint32_t)group, NULL) == 0) {
+		fw = atomic_load_explicit(&g->floor, memory_order_relaxed);
+		/* release: producers that see DETACHED may raise the floor. */
+		while (!(fw & SB_Q_DETACHED) &&
+		       !atomic_compare_exchange_weak_explicit(&g->floor, &fw, fw | SB_Q_DETACHED,
+		                                              memory_order_release,
+		                                              memory_order_relaxed))
+			;
+		done = 1;
+	}
+	sb_bus_unlock(v->bus);
+	return done;
+}
+
+/* Under the mutex: a member rejoins a group that stopped gating. */
+uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
+{
+	struct sb_q_group *g = &v->groups[gi];
+	uint64_t fw = atomic_load_explicit(&g->floor, memory_order_acquire), f, c, lost = 0;
+	uint32_t n, i;
+
+	if (!(fw & SB_Q_DETACHED))
+		return 0;
+	/* acq_rel: after this, producers no longer raise the floor (their CAS
+	 * needs DETACHED); the floor we leave bounds every gate they computed. */
+	while (!atomic_compare_exchange_weak_explicit(&g->floor, &fw, fw & ~SB_Q_DETACHED,
+	                                              memory_order_acq_rel, memory_order_acquire))
+		;
+	f = fw >> 1;
+	c = atomic_load_explicit(&g->cursor, memory_order_acquire);
+	if (c < f) {
+		lost = f - c;
+		/* seq_cst: nobody else takes from this group (no live member). */
+		atomic_store_explicit(&g->cursor, f, memory_order_seq_cst);
+	}
+	/* Dead holders' messages below the floor may be overwritten: lost too. */
+	sb_q_reap_members(v, (int32_t)gi, NULL);
+	n = sb_q_hi(&v->ctl->members_hi, v->max_members);
+	for (i = 0; i < n; i++) {
+		struct sb_q_member *m = &v->members[i];
+		uint64_t t = SB_Q_ORPHAN, held;
+
+		if (atomic_load_explicit(&m->token, memory_order_acquire) != SB_Q_ORPHAN ||
+		    atomic_load_explicit(&m->group, memory_order_relaxed) != gi)
+			continue;
+		held = atomic_load_explicit(&m->held, memory_order_acquire) & SB_Q_SEQ;
+		if (held != 0 && held - 1 >= f)
+			continue;
+		/* release: the stale orphan is dropped. */
+		if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0, memory_order_release,
+		                                            memory_order_relaxed)) {
+			atomic_fetch_sub_explicit(&g->orphans, 1, memory_order_relaxed);
+			lost++;
+		}
+	}
+	return lost;
+}
