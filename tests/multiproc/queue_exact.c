@@ -50,6 +50,8 @@ struct scenario {
 static const char *bus_name;
 static struct shared *sh;
 static const struct scenario *sc;
+static pid_t pids[80];
+static int npids;
 
 static void fail_shared(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail_shared(const char *fmt, ...)
@@ -235,7 +237,6 @@ static void run(const struct scenario *s)
 {
 	uint64_t cells = (uint64_t)s->groups * (uint64_t)s->producers * s->per_producer, i;
 	size_t size = sizeof(struct shared) + cells;
-	pid_t pids[80];
 	int n = 0, g, m, p, st, c, bad = 0;
 	shmbus_bus_opts_t bo;
 	shmbus_queue_opts_t qo;
@@ -264,7 +265,7 @@ static void run(const struct scenario *s)
 			CHECK(pids[n] >= 0, "fork");
 			if (pids[n] == 0)
 				consumer(n, g);
-			n++;
+			npids = ++n;
 		}
 	while (atomic_load(&sh->joined) < n && !atomic_load(&sh->failed))
 		usleep(1000);
@@ -275,7 +276,7 @@ static void run(const struct scenario *s)
 		CHECK(pids[n] >= 0, "fork");
 		if (pids[n] == 0)
 			producer((uint32_t)p);
-		n++;
+		npids = ++n;
 	}
 	/* Shut as soon as every producer has put its last message: slow
 	 * consumers are then still a ring behind. */
@@ -326,10 +327,19 @@ static void run(const struct scenario *s)
 
 static pid_t parent;
 
-/* A failing check exits; the bus goes with it. */
+/* A failing check exits: the children and the bus go with it. */
 static void cleanup(void)
 {
-	if (getpid() == parent && bus_name)
+	int i;
+
+	if (getpid() != parent)
+		return;
+	for (i = 0; i < npids; i++)
+		if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == 0) {
+			kill(pids[i], SIGKILL);
+			waitpid(pids[i], NULL, 0);
+		}
+	if (bus_name)
 		shmbus_bus_unlink(bus_name);
 }
 
