@@ -1,0 +1,63 @@
+"""The package: stubs agree with the module, help is useful, pip installs it."""
+import ast
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+import shmbus
+from conftest import PYDIR
+
+
+def test_stubs_match_module():
+    tree = ast.parse(open(os.path.join(PYDIR, "shmbus", "__init__.pyi")).read())
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for name in shmbus.__all__:
+        assert name in classes or name in funcs or name == "FOREVER", name
+    for cname, node in classes.items():
+        obj = getattr(shmbus, cname, None)
+        if obj is None:  # StatePeek, QueuePeek: returned, not exported
+            continue
+        for item in node.body:
+            if isinstance(item, ast.FunctionDef) and not item.name.startswith("_"):
+                assert hasattr(obj, item.name), "%s.%s in the stub only" % (cname, item.name)
+        for attr in dir(obj):
+            if not attr.startswith("_") and cname not in ("Dict", "List") and \
+                    not isinstance(getattr(obj, attr, None), type):
+                stubbed = {getattr(i, "name", None) for i in node.body} | \
+                    {getattr(getattr(i, "target", None), "id", None) for i in node.body}
+                if issubclass(obj, BaseException):
+                    continue
+                assert attr in stubbed, "%s.%s missing from the stub" % (cname, attr)
+
+
+def test_docstrings():
+    for obj in (shmbus.Bus, shmbus.State, shmbus.Queue, shmbus.Lock, shmbus.Array, shmbus.Dict,
+                shmbus.List, shmbus.SharedMemoryTransport, shmbus.Bus.state, shmbus.Bus.queue,
+                shmbus.State.read, shmbus.Queue.get, shmbus.Queue.peek, shmbus.turn):
+        assert obj.__doc__ and len(obj.__doc__) > 20, obj
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
+def test_pip_install_into_venv():
+    with tempfile.TemporaryDirectory() as d:
+        venv = os.path.join(d, "venv")
+        subprocess.check_call(["/usr/bin/python3", "-m", "venv", "--system-site-packages", venv])
+        py = os.path.join(venv, "bin", "python")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-index", PYDIR], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=400)
+        assert r.returncode == 0, r.stdout[-2000:]
+        out = subprocess.check_output(
+            [py, "-c", "import shmbus; print(shmbus.__file__); "
+             "b = shmbus.Bus('t-py-pip-%d', create=True, unlink=True); "
+             "b.state('x').write(2.0); print(b.state('x').read()); b.close()" % os.getpid()],
+            env=env, cwd=d, text=True)
+        assert out.split()[0].startswith(venv) and out.split()[1] == "2.0"
+    for p in (os.path.join(PYDIR, "shmbus.egg-info"),):
+        if os.path.isdir(p):
+            subprocess.call(["rm", "-rf", p])
