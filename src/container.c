@@ -203,8 +203,11 @@ int sb_box_lock(struct sb_boxh *h)
 		return r;
 	/* An uncommitted journal means an operation was cut short: undo it
 	 * (after an owner's death, or after hostile writes). */
-	if (r == SHMBUS_EOWNERDEAD || h->b->jn != 0)
+	if (r == SHMBUS_EOWNERDEAD || h->b->jn != 0) {
+		if (h->b->jn != 0)
+			h->b->repairs++;
 		rr = rollback(h);
+	}
 	if (r == SHMBUS_EOWNERDEAD)
 		sb_rlock_consistent(&h->b->lock);
 	if (!rr)
@@ -251,6 +254,8 @@ int sb_box_gc(struct sb_chan *ch, uint32_t *reaped)
 	if (r != 0 && r != SHMBUS_EOWNERDEAD)
 		return 0;              /* held by a live process, or not ours to fix */
 	if (r == SHMBUS_EOWNERDEAD || h.b->jn != 0) {
+		if (h.b->jn != 0)
+			h.b->repairs++;
 		rollback(&h);
 		*reaped = 1;
 	}

@@ -33,6 +33,7 @@ struct sb_box {
 	uint64_t root[SB_BOX_ROOTS];
 	uint64_t jn;               /* journal entries of the operation under way */
 	struct sb_box_jent j[SB_BOX_JMAX];
+	uint64_t repairs;          /* operations rolled back after a death */
 };
 
 /* Process-local view; used by one thread at a time. */

@@ -56,6 +56,7 @@ static void list_info(struct sb_chan *ch, shmbus_channel_info_t *info)
 	/* A snapshot for display, read without the lock. */
 	info->seq = __atomic_load_n(&b->root[ROOT_LEN], __ATOMIC_RELAXED);
 	info->capacity = __atomic_load_n(&b->root[ROOT_CAP], __ATOMIC_RELAXED);
+	info->flags = (uint32_t)__atomic_load_n(&b->repairs, __ATOMIC_RELAXED);
 }
 
 const struct sb_kind_ops sb_list_ops = {
