@@ -195,6 +195,9 @@ expect "float32 0.1 prints as 0.1" eval 'code 0 && out_is 0.1'
 run put -c -d int32 "$B" neg -5
 run get "$B" neg
 expect "a negative number is a value, not an option" eval 'code 0 && out_is -5'
+run put -c -d uint16 -S 2 "$B" dec 010 0x10
+run get "$B" dec
+expect "integers are decimal unless 0x: 010 is ten" eval "code 0 && out_is '[10, 16]'"
 run put -c -d bool "$B" flag true
 run get --json "$B" flag
 expect "bool round-trips" eval "code 0 && json \"d['value'] is True\""
@@ -232,6 +235,13 @@ interrupt "$p"; cp "$TMP/int.err" "$TMP/err"; : >"$TMP/out"
 last="get -t forever $B empty  (then Ctrl+C)"
 expect "a blocked one-shot get interrupted by Ctrl+C: exit 130" code 130
 
+run rm "$B" dec
+expect "rm BUS CHANNEL with a live peer: exit 5" eval "code 5 && err_has 'live peer'"
+run rm --force "$B" dec
+expect "rm --force BUS CHANNEL removes the channel" eval "code 0 && ! grep -q '\"dec\"' <(\"$S\" info --json \"$B\")"
+run get "$B" dec
+expect "get of the removed channel: exit 2" code 2
+
 echo "== create, rm"
 run create --size 1M --mode 0640 "$C"
 expect "create --size 1M --mode 0640" eval "code 0 && exists $C"
@@ -252,6 +262,26 @@ run rm "$C"
 expect "rm of an idle bus" eval "code 0 && ! exists $C"
 run rm "$C"
 expect "rm of a missing bus: exit 2" code 2
+
+F=$TMP/bus.file
+run create --size 256K "file:$F"
+expect "create a file: bus" eval "code 0 && [ -f '$F' ]"
+run put -c -d float64 -S 2 "file:$F" p 1.5 -2.25
+run get "file:$F" p
+expect "put and get on a file: bus" eval "code 0 && out_is '[1.5, -2.25]'"
+run info --json "file:$F"
+expect "info --json of a file: bus says persistent" json "d['persistent'] is True and d['size']==262144"
+run rm "file:$F"
+expect "rm of a file: bus removes the file" eval "code 0 && [ ! -e '$F' ]"
+run get "file:$TMP/nothing" p
+expect "a missing file: bus: exit 2" code 2
+head -c 8192 /dev/urandom >"$TMP/junk"
+run info "file:$TMP/junk"
+expect "a file that is not a bus: exit 4, the library's reason" eval "code 4 && err_has '^shmbus: info: cannot open bus'"
+run rm "file:$TMP/junk"
+expect "rm refuses a bus it cannot open" eval "code 4 && err_has -- '--force' && [ -e '$TMP/junk' ]"
+run rm --force "file:$TMP/junk"
+expect "rm --force removes it" eval "code 0 && [ ! -e '$TMP/junk' ]"
 
 echo "== a killed writer: stale bus, gc"
 kill -9 "$wpid"; wait "$wpid" 2>/dev/null

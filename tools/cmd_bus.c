@@ -28,7 +28,7 @@ struct bus_state {
 static void bus_classify(const char *name, struct bus_state *s)
 {
 	shmbus_bus_opts_t o;
-	shmbus_bus_t *bus;
+	shmbus_bus_t *bus = NULL;
 
 	memset(s, 0, sizeof(*s));
 	shmbus_bus_opts_init(&o);

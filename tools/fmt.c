@@ -247,6 +247,14 @@ static int is_sep(char c)
 	       c == ']' || c == '(' || c == ')';
 }
 
+/* Base 16 for "0x..", else 10: "010" is ten, as a user means it. */
+static int num_base(const char *tok)
+{
+	if (*tok == '-' || *tok == '+')
+		tok++;
+	return (tok[0] == '0' && (tok[1] == 'x' || tok[1] == 'X')) ? 16 : 10;
+}
+
 static int parse_one(const char *tok, int dtype, unsigned char *out)
 {
 	static const struct { int64_t lo; uint64_t hi; } ranges[] = {
@@ -287,7 +295,7 @@ static int parse_one(const char *tok, int dtype, unsigned char *out)
 			return -1;
 		return 0;
 	case SHMBUS_INT8: case SHMBUS_INT16: case SHMBUS_INT32: case SHMBUS_INT64: {
-		long long v = strtoll(tok, &end, 0);
+		long long v = strtoll(tok, &end, num_base(tok));
 
 		if (end == tok || *end)
 			return -1;
@@ -304,10 +312,10 @@ static int parse_one(const char *tok, int dtype, unsigned char *out)
 		int d = dtype == SHMBUS_BYTES ? SHMBUS_UINT8 : dtype;
 
 		if (tok[0] == '-') {
-			strtoll(tok, &end, 0);
+			strtoll(tok, &end, num_base(tok));
 			return (end != tok && !*end) ? -2 : -1;
 		}
-		v = strtoull(tok, &end, 0);
+		v = strtoull(tok, &end, num_base(tok));
 		if (end == tok || *end)
 			return -1;
 		if (errno == ERANGE || v > ranges[d].hi)
