@@ -19,6 +19,8 @@
 #ifndef SHMBUS_QUEUE_H
 #define SHMBUS_QUEUE_H
 
+#include <sched.h>
+
 #include "internal.h"
 
 #define SB_Q_MAGIC 0x51554555u             /* "QUEU" */
@@ -190,8 +192,15 @@ struct sb_q_wait {
 	int started;
 	sb_deadline_t d;
 	uint64_t spin_end;
+	uint64_t yield_at;           /* spinning past this yields the CPU */
 	uint64_t next_live;          /* when to check the liveness of others */
 };
+
+/* Spin budget before a spinning waiter starts yielding its CPU at each
+ * round: the peer it waits for may be runnable on the same CPU (more
+ * processes than CPUs), and a pure spin would keep it off until the time
+ * slice ends. */
+#define SB_Q_PURE_SPIN_NS 2000u
 
 static inline void sb_q_wait_start(struct sb_q_wait *w, const shmbus_queue_t *q,
                                    int64_t timeout_ns)
@@ -201,6 +210,7 @@ static inline void sb_q_wait_start(struct sb_q_wait *w, const shmbus_queue_t *q,
 	w->started = 1;
 	sb_deadline_init(&w->d, timeout_ns);
 	w->spin_end = q->policy == SHMBUS_WAIT_SPIN_PARK ? now + (uint64_t)q->spin_ns : now;
+	w->yield_at = now + SB_Q_PURE_SPIN_NS;
 	w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
 }
 
@@ -209,6 +219,20 @@ static inline int sb_q_spinning(const struct sb_q_wait *w, const shmbus_queue_t 
                                 uint64_t now)
 {
 	return q->policy == SHMBUS_WAIT_SPIN || now < w->spin_end;
+}
+
+/* One round of spinning: a few pauses, or a yield once spinning has gone
+ * on for SB_Q_PURE_SPIN_NS. */
+static inline void sb_q_spin_round(const struct sb_q_wait *w, uint64_t now)
+{
+	int i;
+
+	if (now >= w->yield_at) {
+		sched_yield();
+		return;
+	}
+	for (i = 0; i < 32; i++)
+		sb_cpu_relax();
 }
 
 /* How long a park may sleep: until the deadline or the next liveness

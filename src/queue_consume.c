@@ -240,6 +240,10 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 		return sb_err(SHMBUS_ETIMEDOUT, "no message for group '%s' of queue '%s' (waiting for seq %llu)",
 		              q->group_name, q->ch.name, (unsigned long long)c);
 	if (sb_q_spinning(w, q, now)) {
+		if (now >= w->yield_at) {
+			sched_yield();
+			return 0;
+		}
 		for (i = 0; i < 64 && still_waiting(q, c); i++)
 			sb_cpu_relax();
 		return 0;

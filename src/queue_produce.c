@@ -118,7 +118,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 	int64_t left;
 	int32_t blocker;
 	uint32_t ev;
-	int i, r = 0;
+	int r = 0;
 
 	for (;;) {
 		gate = sb_q_gate(v, &blocker, &q->epoch);
@@ -157,8 +157,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 		if (left == 0)
 			return full_err(q, SHMBUS_ETIMEDOUT, blocker, gate);
 		if (sb_q_spinning(w, q, now)) {
-			for (i = 0; i < 32; i++)
-				sb_cpu_relax();
+			sb_q_spin_round(w, now);
 			continue;
 		}
 		/* seq_cst: announce ourselves before re-reading the gate; pairs
