@@ -242,7 +242,7 @@ typedef struct shmbus_channel_info {
 	uint32_t ndim;
 	uint64_t shape[SHMBUS_MAX_DIMS];
 	uint64_t value_size;    /* state: bytes per value; queue: max message */
-	uint64_t capacity;      /* queue: slots; array/list/dict: elements */
+	uint64_t capacity;      /* queue: slots; array/list/dict: elements; event: waiters asleep */
 	uint64_t area_size;     /* bytes of heap the channel occupies */
 	uint64_t seq;           /* state: last published seq; queue: next seq */
 	uint32_t flags;

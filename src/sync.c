@@ -437,6 +437,9 @@ static void event_info(struct sb_chan *ch, shmbus_channel_info_t *info)
 
 	info->flags = w & 1u;
 	info->seq = w >> 1;
+	/* relaxed: a snapshot for display (and for tests that must know
+	 * every waiter announced itself before they pulse the event). */
+	info->capacity = atomic_load_explicit(&a->waiters, memory_order_relaxed);
 }
 
 const struct sb_kind_ops sb_event_ops = {

@@ -151,6 +151,21 @@ static void *event_waiter(void *arg)
 	return NULL;
 }
 
+static void wait_event_waiters(unsigned n)
+{
+	shmbus_channel_info_t info;
+	uint64_t t0 = test_now_ns();
+
+	for (;;) {
+		OK(shmbus_channel_info(bus, "E", &info));
+		if (info.capacity >= n)
+			return;
+		CHECK(test_now_ns() - t0 < 30000000000ull, "only %llu of %u waiters announced",
+		      (unsigned long long)info.capacity, n);
+		usleep(1000);
+	}
+}
+
 static void test_event(void)
 {
 	pthread_t th[THREADS];
@@ -172,7 +187,10 @@ static void test_event(void)
 		atomic_store(&event_woken, 0);
 		for (i = 0; i < THREADS; i++)
 			CHECK(pthread_create(&th[i], NULL, event_waiter, NULL) == 0, "create");
-		usleep(20000);
+		/* Pulse only once every waiter is announced (asleep or about
+		 * to be): a thread that only starts after the clear would
+		 * rightly wait for the next set. */
+		wait_event_waiters(THREADS);
 		OK(shmbus_event_set(e));
 		OK(shmbus_event_clear(e));
 		for (i = 0; i < THREADS; i++)
