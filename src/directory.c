@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "sigbus.h"
 
 static const struct {
 	const char *name;
@@ -132,7 +133,7 @@ static int entry_load(shmbus_bus_t *bus, uint32_t idx, struct sb_chan *ch)
 {
 	const struct sb_dirent *e = &bus->dir[idx];
 	const struct sb_kind_ops *ops;
-	uint64_t bytes;
+	uint64_t bytes, off, size;
 
 	memset(ch, 0, sizeof(*ch));
 	ch->bus = bus;
@@ -154,11 +155,17 @@ static int entry_load(shmbus_bus_t *bus, uint32_t idx, struct sb_chan *ch)
 	    bytes != ch->p.value_size)
 		return sb_err(SHMBUS_ECORRUPT, "channel '%s': dtype/shape/value size inconsistent",
 		              ch->name);
-	if (e->off % SB_LINE != 0 || !sb_heap_range_ok(bus, e->off, e->size))
+	/* Fetched once: a hostile peer may rewrite the entry between our check
+	 * and our use (we hold the mutex, it need not). */
+	off = *(const volatile uint64_t *)&e->off;
+	size = *(const volatile uint64_t *)&e->size;
+	if (off % SB_LINE != 0 || !sb_heap_range_ok(bus, off, size))
 		return sb_err(SHMBUS_ECORRUPT, "channel '%s': area [%llu,+%llu) outside the heap",
-		              ch->name, (unsigned long long)e->off, (unsigned long long)e->size);
-	ch->area = bus->base + e->off;
-	ch->area_size = e->size;
+		              ch->name, (unsigned long long)off, (unsigned long long)size);
+	if (sb_map_damaged(bus->base))
+		return sb_err(SHMBUS_ECORRUPT, "bus '%s' was truncated while mapped", bus->name);
+	ch->area = bus->base + off;
+	ch->area_size = size;
 	if (ops->check && ops->check(ch->area, ch->area_size, &ch->p) != 0)
 		return sb_err(SHMBUS_ECORRUPT, "channel '%s' (%s): %s", ch->name,
 		              shmbus_kind_name(ch->p.kind), shmbus_last_error());
@@ -350,6 +357,8 @@ int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos, size_t 
 	}
 	sb_bus_unlock(bus);
 	*count = n;
+	if (!r && sb_map_damaged(bus->base))
+		r = sb_err(SHMBUS_ECORRUPT, "bus '%s' was truncated while mapped", bus->name);
 	return r;
 }
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "sigbus.h"
 
 /* ---- names ---------------------------------------------------------- */
 
@@ -276,6 +277,8 @@ static int bus_map(shmbus_bus_t *bus, int fd)
 		                  (unsigned long long)bus->size);
 	bus->base = p;
 	bus->hdr = p;
+	/* A later truncation of the file must give errors, not SIGBUS. */
+	sb_map_register(p, bus->size);
 	bus->peers = (struct sb_peer *)(bus->base + bus->peers_off);
 	bus->dir = (struct sb_dirent *)(bus->base + bus->dir_off);
 	return 0;
@@ -285,8 +288,10 @@ static void bus_free(shmbus_bus_t *bus)
 {
 	if (!bus)
 		return;
-	if (bus->base)
+	if (bus->base) {
+		sb_map_unregister(bus->base);
 		munmap(bus->base, bus->size);
+	}
 	free(bus);
 }
 
@@ -415,6 +420,14 @@ static int open_at(const char *name, const char *path, int persistent,
 	r = check_header(bus, &h, (uint64_t)st.st_size);
 	if (r)
 		goto fail;
+	/* Someone widened access after creation (chmod): other users may have
+	 * written into it. Refused like a foreign owner, with the same opt-in. */
+	if ((st.st_mode & 07777 & ~h.mode) && !(o->flags & SHMBUS_BUS_ALLOW_FOREIGN_OWNER)) {
+		r = sb_err(SHMBUS_EPERM,
+		           "bus '%s' has mode 0%o, looser than the 0%o it was created with; refused (SHMBUS_BUS_ALLOW_FOREIGN_OWNER to accept)",
+		           name, (unsigned)(st.st_mode & 07777), (unsigned)(h.mode & 07777));
+		goto fail;
+	}
 	r = bus_map(bus, fd);
 	if (r)
 		goto fail;
@@ -631,6 +644,8 @@ int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info)
 	info->creator_pid = bus->hdr->creator_pid;
 	info->create_time_ns = bus->hdr->create_time_ns;
 	info->persistent = bus->persistent;
+	if (sb_map_damaged(bus->base))
+		return sb_err(SHMBUS_ECORRUPT, "bus '%s' was truncated while mapped", bus->name);
 	return 0;
 }
 

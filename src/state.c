@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "sigbus.h"
 
 #define SB_STATE_MAGIC 0x53544154u /* "STAT" */
 #define SB_STATE_CTL 256u
@@ -424,6 +425,9 @@ int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len)
 		return r;
 	sb_racy_copy(data_of(st, b), value, len);
 	publish(st, s, b);
+	if (sb_map_damaged(st->ch.bus->base))
+		return sb_err(SHMBUS_ECORRUPT, "state '%s': bus '%s' was truncated while mapped",
+		              st->ch.name, st->ch.bus->name);
 	return 0;
 }
 
@@ -484,6 +488,10 @@ static int read_once(shmbus_state_t *st, void *buf, uint64_t *seq)
 	atomic_thread_fence(memory_order_acquire);
 	if (atomic_load_explicit(&b->seq, memory_order_relaxed) != 2 * s)
 		return 1;
+	/* After the fence: a copy that read pages lost to a truncation
+	 * (zeros, see sigbus.c) is refused. */
+	if (sb_map_damaged(st->ch.bus->base))
+		return SHMBUS_ECORRUPT;
 	*seq = s;
 	return 0;
 }
@@ -515,6 +523,11 @@ int shmbus_state_read(shmbus_state_t *st, void *buf, size_t len, uint64_t *seq)
 		}
 		sb_cpu_relax();
 	}
+	if (r == SHMBUS_ENODATA && sb_map_damaged(st->ch.bus->base))
+		r = SHMBUS_ECORRUPT;
+	if (r == SHMBUS_ECORRUPT)
+		return sb_err(r, "state '%s': bus '%s' was truncated while mapped", st->ch.name,
+		              st->ch.bus->name);
 	if (r == SHMBUS_ENODATA)
 		return sb_err(r, "state '%s' has not been written yet", st->ch.name);
 	if (seq)
@@ -557,6 +570,9 @@ int shmbus_state_read_validate(shmbus_state_t *st, uint64_t seq)
 	atomic_thread_fence(memory_order_acquire);
 	if (atomic_load_explicit(&buf_of(st, seq)->seq, memory_order_relaxed) != 2 * seq)
 		return SHMBUS_EAGAIN;
+	if (sb_map_damaged(st->ch.bus->base))
+		return sb_err(SHMBUS_ECORRUPT, "state '%s': bus '%s' was truncated while mapped",
+		              st->ch.name, st->ch.bus->name);
 	return 0;
 }
 
