@@ -189,6 +189,8 @@ run put "$B" m 1 2 3 40000
 expect "out of range: exit 1, gives the range" eval "code 1 && err_has 'out of range for int16'"
 run put -d float32 "$B" m 1 2 3 4
 expect "another dtype than the channel's: exit 1" eval "code 1 && err_has 'has dtype int16, not float32'"
+run put -S 4 "$B" m 1 2 3 4
+expect "another shape than the channel's: exit 1" eval "code 1 && err_has 'has shape \[2,2\], not \[4\]'"
 run put -c -d float32 "$B" f 0.1
 run get "$B" f
 expect "float32 0.1 prints as 0.1" eval 'code 0 && out_is 0.1'

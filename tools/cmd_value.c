@@ -367,11 +367,11 @@ static int state_open_for_put(shmbus_bus_t *bus, const char *chan, const struct 
 	so.create = !exists;
 	if (po->dtype >= 0)
 		so.dtype = po->dtype;
-	if (po->ndim) {
+	if (exists) {
+		so.ndim = 0;    /* open as it is; --dtype/--shape are checked below */
+	} else if (po->ndim) {
 		so.ndim = po->ndim;
 		memcpy(so.shape, po->shape, sizeof(so.shape));
-	} else if (exists) {
-		so.ndim = 0;
 	} else {
 		uint64_t n;
 
@@ -406,6 +406,16 @@ static int state_open_for_put(shmbus_bus_t *bus, const char *chan, const struct 
 		               "channel '%s' of bus '%s' has dtype %s, not %s", chan,
 		               shmbus_bus_name(bus), shmbus_dtype_name(ci->dtype),
 		               shmbus_dtype_name(po->dtype));
+	if (exists && po->ndim && (ci->ndim != po->ndim ||
+	                           memcmp(ci->shape, po->shape, po->ndim * sizeof(uint64_t)))) {
+		char have[64], want[64];
+
+		shape_text(have, sizeof(have), ci->ndim <= SHMBUS_MAX_DIMS ? ci->ndim : 0, ci->shape);
+		shape_text(want, sizeof(want), po->ndim, po->shape);
+		return cli_msg(cli_exit_code(SHMBUS_ETYPE),
+		               "channel '%s' of bus '%s' has shape %s, not %s", chan,
+		               shmbus_bus_name(bus), have, want);
+	}
 	return 0;
 }
 
