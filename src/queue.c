@@ -56,10 +56,15 @@
  * bit; if the floor passed the cursor, the cursor jumps to the floor and
  * the member gets SHMBUS_ELAPPED once; otherwise it lost nothing.
  *
- * Waiting: spin for spin_ns, then park on a futex word with a waiter count
- * (cons_event / prod_event); the waking side calls FUTEX_WAKE only when the
- * count is non-zero, and the store it made visible plus the count load are
- * seq_cst, as are the sleeper's count increment and re-check. While blocked
+ * Waiting: spin for spin_ns (yielding the CPU after the first 2 us), then
+ * park on a futex word with a waiter count (cons_event / prod_event); the
+ * waking side calls FUTEX_WAKE only when the count is non-zero, and the
+ * store it made visible plus the count load are seq_cst, as are the
+ * sleeper's count increment and re-check. A producer also records the gate
+ * it needs (prod_need, the lowest request wins); a consumer's release
+ * wakes producers only once its group's cursor has reached that request,
+ * since the release that lets a producer through is made by a group whose
+ * cursor is then at or past it (every cursor change is seq_cst). While blocked
  * longer than the liveness timeout, a peer checks whoever it waits on.
  *
  * Nothing read from the segment is trusted: slot indices come from the local
@@ -174,6 +179,8 @@ static int queue_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 	ctl->group_off = g.group_off;
 	ctl->member_off = g.member_off;
 	ctl->slot_off = g.slot_off;
+	/* relaxed: the area is not published yet. */
+	atomic_store_explicit(&ctl->prod_need, UINT64_MAX, memory_order_relaxed);
 	return 0;
 }
 
@@ -247,6 +254,10 @@ void sb_q_wake_consumers(struct sb_q_ctl *ctl)
 
 void sb_q_wake_producers(struct sb_q_ctl *ctl)
 {
+	/* seq_cst: every sleeper wakes and asks again if it must sleep on;
+	 * the reset comes before the event changes, so a request made after
+	 * it is made by a producer whose futex wait then returns at once. */
+	atomic_store_explicit(&ctl->prod_need, UINT64_MAX, memory_order_seq_cst);
 	/* seq_cst: as in sb_q_wake_consumers, for prod_event. */
 	atomic_fetch_add_explicit(&ctl->prod_event, 1, memory_order_seq_cst);
 	sb_futex_wake(&ctl->prod_event, INT_MAX);

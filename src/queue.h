@@ -60,7 +60,8 @@ struct sb_q_ctl {
 	uint8_t pad2[SB_LINE - 8];
 	_Atomic uint32_t prod_waiters;         /* producers asleep on prod_event */
 	_Atomic uint32_t prod_event;
-	uint8_t pad3[SB_LINE - 8];
+	_Atomic uint64_t prod_need;            /* lowest gate a sleeping producer waits for */
+	uint8_t pad3[SB_LINE - 16];
 	/* immutable after creation */
 	uint32_t magic;
 	uint32_t slots;
@@ -254,6 +255,40 @@ static inline int sb_q_fits(uint64_t h, uint64_t gate, uint64_t slots)
 
 void sb_q_wake_consumers(struct sb_q_ctl *ctl);
 void sb_q_wake_producers(struct sb_q_ctl *ctl);
+
+/* A producer about to sleep asks to be woken once the gate reaches need:
+ * prod_need keeps the lowest request until a wake-up resets it. */
+static inline void sb_q_want(struct sb_q_ctl *ctl, uint64_t need)
+{
+	/* relaxed: the CAS below re-reads it. */
+	uint64_t cur = atomic_load_explicit(&ctl->prod_need, memory_order_relaxed);
+
+	/* seq_cst: the request is made before the producer re-checks the
+	 * gate; with the loads in sb_q_release_wake it forms the store-load
+	 * pair that keeps a wake-up from being lost. */
+	while (need < cur &&
+	       !atomic_compare_exchange_weak_explicit(&ctl->prod_need, &cur, need,
+	                                              memory_order_seq_cst, memory_order_relaxed))
+		;
+}
+
+/* After a seq_cst change that may raise the gate (a hold dropped, a skipped
+ * seq passed), wake sleeping producers if the releasing group's cursor has
+ * reached the lowest request: the release that lets a producer through is
+ * made by a group whose cursor is then at or past the request. */
+static inline void sb_q_release_wake(struct sb_q_ctl *ctl, _Atomic uint64_t *cursor)
+{
+	uint64_t need;
+
+	/* seq_cst: the load half of the store-load pair with wait_space
+	 * (prod_waiters, prod_need, then the gate's cursor and hold loads). */
+	if (atomic_load_explicit(&ctl->prod_waiters, memory_order_seq_cst) == 0)
+		return;
+	/* seq_cst: the request before the cursor (see wait_space). */
+	need = atomic_load_explicit(&ctl->prod_need, memory_order_seq_cst);
+	if (atomic_load_explicit(cursor, memory_order_seq_cst) >= need)
+		sb_q_wake_producers(ctl);
+}
 
 /* Publish seq (word = seq+1, | SB_Q_SKIP for no message) and wake sleeping
  * consumers if any. */

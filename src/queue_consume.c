@@ -15,13 +15,14 @@
 
 #include "queue.h"
 
-/* Drop this member's hold (seq_cst store) and wake producers that sleep
- * waiting for space (seq_cst load: the store-load pair with wait_space). */
+/* Drop this member's hold and wake producers that sleep waiting for the
+ * space it frees. */
 static void drop_hold(shmbus_queue_t *q, struct sb_q_member *m)
 {
+	/* seq_cst: the store half of the store-load pair with wait_space;
+	 * also orders our reads of the message before the slot's reuse. */
 	atomic_store_explicit(&m->held, 0, memory_order_seq_cst);
-	if (atomic_load_explicit(&q->v.ctl->prod_waiters, memory_order_seq_cst) != 0)
-		sb_q_wake_producers(q->v.ctl);
+	sb_q_release_wake(q->v.ctl, &q->v.groups[q->group].cursor);
 }
 
 /* Take over an orphaned record of our group (its owner died holding a
@@ -141,9 +142,11 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
 				continue;
 			/* relaxed: confirms a hold that is already protected. */
 			atomic_store_explicit(&m->held, c + 1, memory_order_relaxed);
-			/* acq_rel: the take; release orders the hold before it. */
+			/* seq_cst: the take; orders the hold before it, and keeps
+			 * every cursor change in the order sb_q_release_wake's
+			 * reasoning uses. */
 			if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
-			                                             memory_order_acq_rel,
+			                                             memory_order_seq_cst,
 			                                             memory_order_relaxed))
 				continue;
 			q->held = c + 1;
@@ -151,13 +154,12 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
 			return 0;
 		}
 		if (p == ((c + 1) | SB_Q_SKIP)) {
-			/* seq_cst: passing a skipped seq releases it; the load of
-			 * prod_waiters below completes the store-load pair. */
+			/* seq_cst: passing a skipped seq releases it (the store
+			 * half of the pair completed by sb_q_release_wake). */
 			if (atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
 			                                            memory_order_seq_cst,
-			                                            memory_order_relaxed) &&
-			    atomic_load_explicit(&v->ctl->prod_waiters, memory_order_seq_cst) != 0)
-				sb_q_wake_producers(v->ctl);
+			                                            memory_order_relaxed))
+				sb_q_release_wake(v->ctl, &g->cursor);
 			continue;
 		}
 		if (tentative) {

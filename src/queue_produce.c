@@ -160,10 +160,13 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 			sb_q_spin_round(w, now);
 			continue;
 		}
-		/* seq_cst: announce ourselves before re-reading the gate; pairs
-		 * with the store-load pair in release (held, then prod_waiters). */
+		/* seq_cst: announce ourselves and what we need (the gate at
+		 * which h fits) before re-reading the gate; pairs with the
+		 * store-load pair of a release (hold dropped, then
+		 * sb_q_release_wake). */
 		atomic_fetch_add_explicit(&ctl->prod_waiters, 1, memory_order_seq_cst);
 		ev = atomic_load_explicit(&ctl->prod_event, memory_order_seq_cst);
+		sb_q_want(ctl, h - v->size + 1);
 		gate = sb_q_gate(v, &blocker, &q->epoch);
 		q->gate = gate;
 		if (!sb_q_fits(h, gate, v->size) &&
