@@ -237,6 +237,11 @@ interrupt "$p"; cp "$TMP/int.err" "$TMP/err"; : >"$TMP/out"
 last="get -t forever $B empty  (then Ctrl+C)"
 expect "a blocked one-shot get interrupted by Ctrl+C: exit 130" code 130
 
+run put -c -d uint64 -S 16 "$B" _bridge.t 1 4242 1 1 2 3 3 0 1000 2000 50 60 7 0 12345 0
+run info "$B"
+expect "info decodes a bridge's status channel" eval "code 0 && out_has '^      bridge t: pid 4242, running, connected to NATS, 2 reconnects; links 3 ' && out_has '^      out 1000 \(50/s\), in 2000 \(60/s\), lag 7, errors 0, up 12.3 s$'"
+run info --json "$B"
+expect "info --json: the bridge's fields" json "[c['bridge'] for c in d['channels'] if c['name']=='_bridge.t'][0]['lag']==7"
 run rm "$B" dec
 expect "rm BUS CHANNEL with a live peer: exit 5" eval "code 5 && err_has 'live peer'"
 run rm --force "$B" dec

@@ -197,9 +197,70 @@ static const char info_help[] =
 	"sequence number (state: the last value's; queue: the next message's).\n"
 	"For a queue also: slots, largest message, depth (messages not yet\n"
 	"consumed by the slowest group), producers, whether it is shut, and per\n"
-	"consumer group its cursor, lag and members (live/registered).\n"
+	"consumer group its cursor, lag and members (live/registered). A NATS\n"
+	"bridge's status channel (_bridge.NAME) is decoded: connection, links,\n"
+	"rates, lag, errors.\n"
 	"\n"
 	"  --json   one JSON object (fields as above)\n";
+
+/* A bridge's status channel (docs/bridge.md): "_bridge.NAME", uint64 [16],
+ * layout version 1. Decoded into words here; any other channel, or a
+ * layout this command does not know, is shown as an ordinary channel. */
+#define BRIDGE_FIELDS 16
+
+static int is_bridge_status(const shmbus_channel_info_t *ci)
+{
+	return strncmp(ci->name, "_bridge.", 8) == 0 && strncmp(ci->name, "_bridge.pos.", 12) != 0 &&
+	       ci->kind == SHMBUS_KIND_STATE && ci->dtype == SHMBUS_UINT64 && ci->ndim == 1 &&
+	       ci->shape[0] == BRIDGE_FIELDS;
+}
+
+static int bridge_read(shmbus_bus_t *bus, const char *chan, uint64_t *f)
+{
+	shmbus_state_opts_t so;
+	shmbus_state_t *st;
+	int r;
+
+	shmbus_state_opts_init(&so);
+	so.create = 0;
+	so.ndim = 0;
+	r = shmbus_state_open(bus, chan, &so, &st);
+	if (r)
+		return r;
+	r = shmbus_state_read(st, f, BRIDGE_FIELDS * sizeof(uint64_t), NULL);
+	shmbus_state_close(st);
+	if (r == 0 && f[0] != 1)
+		r = SHMBUS_EVERSION;
+	return r;
+}
+
+static void bridge_status(shmbus_bus_t *bus, const shmbus_channel_info_t *ci, int json)
+{
+	static const char *names[BRIDGE_FIELDS] = {
+		"layout", "pid", "running", "connected", "reconnects", "links",
+		"links_running", "links_failed", "out_total", "in_total", "out_per_s",
+		"in_per_s", "lag", "errors", "uptime_ms", "links_done"};
+	uint64_t f[BRIDGE_FIELDS];
+	int i;
+
+	if (bridge_read(bus, ci->name, f) != 0)
+		return;
+	if (json) {
+		printf(", \"bridge\": {");
+		for (i = 1; i < BRIDGE_FIELDS; i++)
+			printf("%s\"%s\": %" PRIu64, i > 1 ? ", " : "", names[i], f[i]);
+		printf("}");
+		return;
+	}
+	printf("      bridge %s: pid %" PRIu64 ", %s, %s NATS, %" PRIu64 " reconnect%s; links %" PRIu64
+	       " (%" PRIu64 " running, %" PRIu64 " failed, %" PRIu64 " done)\n",
+	       ci->name + 8, f[1], f[2] ? "running" : "stopped",
+	       f[3] ? "connected to" : "not connected to", f[4], f[4] == 1 ? "" : "s", f[5],
+	       f[6], f[7], f[15]);
+	printf("      out %" PRIu64 " (%" PRIu64 "/s), in %" PRIu64 " (%" PRIu64 "/s), lag %" PRIu64
+	       ", errors %" PRIu64 ", up %.1f s\n", f[8], f[10], f[9], f[11], f[12], f[13],
+	       (double)f[14] / 1e3);
+}
 
 static void info_text(shmbus_bus_t *bus, const char *name, const shmbus_bus_info_t *bi,
                       const shmbus_peer_info_t *peers, size_t npeers,
@@ -241,6 +302,8 @@ static void info_text(shmbus_bus_t *bus, const char *name, const shmbus_bus_info
 		       kind ? kind : "?", dt ? dt : "?", nd ? b3 : "-", b1, ch[i].seq);
 		if (ch[i].kind == SHMBUS_KIND_QUEUE)
 			queue_info(bus, ch[i].name, 0);
+		if (is_bridge_status(&ch[i]))
+			bridge_status(bus, &ch[i], 0);
 	}
 }
 
@@ -287,6 +350,8 @@ static void info_json(shmbus_bus_t *bus, const char *name, const shmbus_bus_info
 			printf(", ");
 			queue_info(bus, ch[i].name, 1);
 		}
+		if (is_bridge_status(&ch[i]))
+			bridge_status(bus, &ch[i], 1);
 		printf("}");
 	}
 	printf("%s]}\n", nch ? "\n " : "");
