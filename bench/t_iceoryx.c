@@ -126,7 +126,9 @@ static int ix_global_init(char *note, size_t cap)
 		const char *bin = getenv("IPCBENCH_ROUDI");
 		if (!bin)
 			bin = "iox-roudi";
-		execlp(bin, bin, "-c", cfg_path, "-l", "warning", (char *)NULL);
+		/* -m off: no keep-alive monitoring, which on a loaded machine
+		 * may declare a slow bench process dead and drop its ports. */
+		execlp(bin, bin, "-c", cfg_path, "-m", "off", "-l", "warning", (char *)NULL);
 		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
 		_exit(127);
 	}

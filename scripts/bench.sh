@@ -9,6 +9,10 @@
 #                                    program, every transport, briefly; writes
 #                                    nothing under docs/ (figures meaningless)
 #   bash scripts/bench.sh --no-docs  full run, leave docs/ alone
+#   bash scripts/bench.sh --nice     run the benches (and iox-roudi) at nice -20, so
+#                                    that other work on the machine disturbs them
+#                                    less (it slows that work down meanwhile)
+#   bash scripts/bench.sh --only shmbus,rawring,...   ipcbench transports to run
 #
 # Environment: BENCH_BUILD  the library's build directory (default build)
 #              PYTHON       interpreter with matplotlib (default /usr/bin/python3)
@@ -26,13 +30,19 @@ cd "$(dirname "$0")/.."
 
 quick=0
 docs=1
-for a in "$@"; do
-  case $a in
+NICE=()
+ONLY=()
+while [ $# -gt 0 ]; do
+  case $1 in
     --quick) quick=1 ;;
     --no-docs) docs=0 ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "bench.sh: unknown option '$a' (see --help)" >&2; exit 2 ;;
+    --nice) NICE=(nice -n -20) ;;
+    --only) [ $# -ge 2 ] || { echo "bench.sh: --only needs a list" >&2; exit 2; }
+            ONLY=(--only "$2"); shift ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
+  shift
 done
 [ $quick -eq 1 ] && docs=0
 
@@ -82,7 +92,7 @@ trap 'cleanup; exit 130' INT TERM
 
 if bench/ipcbench --list | grep -q '^iceoryx ' && command -v iox-roudi >/dev/null; then
   roudi_log=$(mktemp /tmp/shmbus-bench-roudi.XXXXXX)
-  iox-roudi -c bench/roudi.toml -l warning >"$roudi_log" 2>&1 &
+  "${NICE[@]}" iox-roudi -c bench/roudi.toml -m off -l warning >"$roudi_log" 2>&1 &
   roudi_pid=$!
   for _ in $(seq 100); do
     grep -q "RouDi is ready for clients" "$roudi_log" && break
@@ -103,16 +113,16 @@ fi
 
 status=0
 echo "== ipcbench ${IPC_ARGS[*]}"
-bench/ipcbench "${IPC_ARGS[@]}" --results "$RES" --json "$RES/ipcbench.json" || status=1
+"${NICE[@]}" bench/ipcbench "${IPC_ARGS[@]}" "${ONLY[@]}" --results "$RES" --json "$RES/ipcbench.json" || status=1
 cleanup   # RouDi is only needed by ipcbench
 
 echo
 echo "== statebench ${SB_ARGS[*]}"
-bench/statebench "${SB_ARGS[@]}" --json "$RES/statebench.json" || status=1
+"${NICE[@]}" bench/statebench "${SB_ARGS[@]}" --json "$RES/statebench.json" || status=1
 
 echo
 echo "== queuebench ${QB_ARGS[*]}"
-bench/queuebench "${QB_ARGS[@]}" --json "$RES/queuebench.json" || status=1
+"${NICE[@]}" bench/queuebench "${QB_ARGS[@]}" --json "$RES/queuebench.json" || status=1
 
 echo
 report_args=(--results "$RES")
