@@ -101,12 +101,21 @@ static void worker(int survivor, int ready_fd)
 			break;
 		case 3: {
 			/* A big value: a long copy with the operation half done,
-			 * where most kills of a victim land. */
+			 * where most kills of a victim land. Into the dict, or as
+			 * list element 1 (only that one is ever made big). */
 			static char big[200000];
 			size_t bl = 100000 + (size_t)(x >> 20) % 100000;
+			uint64_t len;
 
-			kn = (size_t)snprintf(key, sizeof(key), "b%llu", (unsigned long long)(k % 4));
-			OK(shmbus_dict_set(d, key, kn, big, make_val(big, 1000 + k % 4, bl)));
+			if ((x >> 3) & 1) {
+				kn = (size_t)snprintf(key, sizeof(key), "b%llu",
+				                      (unsigned long long)(k % 4));
+				OK(shmbus_dict_set(d, key, kn, big, make_val(big, 1000 + k % 4, bl)));
+				break;
+			}
+			OK(shmbus_list_len(l, &len));
+			if (len >= 2)
+				OK(shmbus_list_set(l, 1, big, make_val(big, bl, bl)));
 			break;
 		}
 		case 4:
@@ -176,11 +185,13 @@ static void check_all(shmbus_dict_t *d, shmbus_list_t *l, int round)
 	CHECK(r == SHMBUS_ENOENT, "round %d: iteration ended with %d", round, r);
 	OK(shmbus_list_len(l, &len));
 	for (i = 1; i < len; i++) {
+		static char big[200000];
+
 		/* The survivor keeps popping meanwhile: the list may shrink. */
-		if ((r = shmbus_list_get(l, (int64_t)i, vb, sizeof(vb), &vl)) == SHMBUS_ENOENT)
+		if ((r = shmbus_list_get(l, (int64_t)i, big, sizeof(big), &vl)) == SHMBUS_ENOENT)
 			break;
 		OK(r);
-		CHECK(check_val(vb, vl, vl), "round %d: list element %llu (%zu bytes) is damaged",
+		CHECK(check_val(big, vl, vl), "round %d: list element %llu (%zu bytes) is damaged",
 		      round, (unsigned long long)i, vl);
 	}
 }
