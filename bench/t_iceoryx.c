@@ -28,6 +28,7 @@
  * faults.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -334,10 +335,35 @@ static void ix_close(struct tctx *ctx)
 	ctx->local = NULL;
 }
 
+/* A child killed after a failed run leaves its runtime's socket and lock
+ * file in /tmp (/tmp/ipcbench_<pid>, see ix_open); remove those of
+ * processes that no longer exist. */
+static void remove_dead_runtime_files(void)
+{
+	DIR *d = opendir("/tmp");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		if (strncmp(e->d_name, "ipcbench_", 9) != 0)
+			continue;
+		long pid = strtol(e->d_name + 9, &end, 10);
+		if (end == e->d_name + 9 || (*end && strcmp(end, ".lock") != 0) || pid <= 0 ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char path[300];
+		snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+}
+
 static void ix_teardown(struct tctx *ctx)
 {
 	free(ctx->shared);
 	ctx->shared = NULL;
+	remove_dead_runtime_files();
 }
 
 const struct transport t_iceoryx = {

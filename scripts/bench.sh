@@ -9,9 +9,11 @@
 #                                    program, every transport, briefly; writes
 #                                    nothing under docs/ (figures meaningless)
 #   bash scripts/bench.sh --no-docs  full run, leave docs/ alone
-#   bash scripts/bench.sh --nice     run the benches (and iox-roudi) at nice -20, so
-#                                    that other work on the machine disturbs them
-#                                    less (it slows that work down meanwhile)
+#   bash scripts/bench.sh --nice     run the benches (and iox-roudi) in a session of
+#                                    their own at nice -20 (the scheduler shares the
+#                                    CPUs between sessions first): other work on the
+#                                    machine disturbs them far less, and is slowed
+#                                    down meanwhile
 #   bash scripts/bench.sh --only shmbus,rawring,...   ipcbench transports to run
 #
 # Environment: BENCH_BUILD  the library's build directory (default build)
@@ -30,16 +32,16 @@ cd "$(dirname "$0")/.."
 
 quick=0
 docs=1
-NICE=()
+NICE=0
 ONLY=()
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1 ;;
     --no-docs) docs=0 ;;
-    --nice) NICE=(nice -n -20) ;;
+    --nice) NICE=1 ;;
     --only) [ $# -ge 2 ] || { echo "bench.sh: --only needs a list" >&2; exit 2; }
             ONLY=(--only "$2"); shift ;;
-    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -71,9 +73,36 @@ make -s BUILD="$BUILD" lib
 make -s -C bench SHMBUS_BUILD="$BUILD" all
 mkdir -p "$RES"
 
+# spawn CMD...: starts CMD in the background, as $! itself (no shell in
+# between); with --nice in a new session (so a new scheduler autogroup,
+# whose process group id is $!) at nice -20, autogroup and process alike.
+spawn() {
+  if [ "$NICE" = 1 ]; then
+    ( exec setsid bash -c 'echo -20 > /proc/self/autogroup 2>/dev/null || true; exec nice -n -20 "$@"' spawn "$@" ) &
+  else
+    ( exec "$@" ) &
+  fi
+}
+# fg CMD...: spawn CMD and wait for it; Ctrl+C reaches it through cleanup
+# (in another session it does not get the terminal's signal itself).
+child=
+fg() {
+  spawn "$@"
+  child=$!
+  local rc=0
+  wait "$child" || rc=$?
+  child=
+  return $rc
+}
+
 roudi_pid=
 roudi_log=
 cleanup() {
+  if [ -n "$child" ]; then
+    kill -INT -- "-$child" 2>/dev/null || kill -INT "$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+    child=
+  fi
   if [ -n "$roudi_pid" ]; then
     kill -TERM "$roudi_pid" 2>/dev/null || true
     for _ in $(seq 50); do
@@ -84,15 +113,16 @@ cleanup() {
     wait "$roudi_pid" 2>/dev/null || true
     roudi_pid=
   fi
-  [ -n "$roudi_log" ] && rm -f "$roudi_log"
+  if [ -n "$roudi_log" ]; then rm -f "$roudi_log"; fi
   roudi_log=
+  return 0
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 
 if bench/ipcbench --list | grep -q '^iceoryx ' && command -v iox-roudi >/dev/null; then
   roudi_log=$(mktemp /tmp/shmbus-bench-roudi.XXXXXX)
-  "${NICE[@]}" iox-roudi -c bench/roudi.toml -m off -l warning >"$roudi_log" 2>&1 &
+  spawn iox-roudi -c bench/roudi.toml -m off -l warning >"$roudi_log" 2>&1
   roudi_pid=$!
   for _ in $(seq 100); do
     grep -q "RouDi is ready for clients" "$roudi_log" && break
@@ -113,16 +143,16 @@ fi
 
 status=0
 echo "== ipcbench ${IPC_ARGS[*]}"
-"${NICE[@]}" bench/ipcbench "${IPC_ARGS[@]}" "${ONLY[@]}" --results "$RES" --json "$RES/ipcbench.json" || status=1
+fg bench/ipcbench "${IPC_ARGS[@]}" "${ONLY[@]}" --results "$RES" --json "$RES/ipcbench.json" || status=1
 cleanup   # RouDi is only needed by ipcbench
 
 echo
 echo "== statebench ${SB_ARGS[*]}"
-"${NICE[@]}" bench/statebench "${SB_ARGS[@]}" --json "$RES/statebench.json" || status=1
+fg bench/statebench "${SB_ARGS[@]}" --json "$RES/statebench.json" || status=1
 
 echo
 echo "== queuebench ${QB_ARGS[*]}"
-"${NICE[@]}" bench/queuebench "${QB_ARGS[@]}" --json "$RES/queuebench.json" || status=1
+fg bench/queuebench "${QB_ARGS[@]}" --json "$RES/queuebench.json" || status=1
 
 echo
 report_args=(--results "$RES")
