@@ -140,6 +140,13 @@ struct queue_get_opts {
 int queue_get(shmbus_bus_t *bus, const char *chan, const struct queue_get_opts *o);
 int queue_put(shmbus_bus_t *bus, const char *chan, char **vals, int nvals,
               int hex, int from_stdin, int shut, int64_t timeout_ns);
+/* array, list and dict channels (cmd_containers.c). */
+int container_get(shmbus_bus_t *bus, const char *chan, int kind, int json, int hex);
+int container_put(shmbus_bus_t *bus, const char *chan, int kind, char **vals, int nvals,
+                  int hex);
+int container_create(shmbus_bus_t *bus, const char *chan, int kind, int dtype,
+                     uint64_t length);
+
 /* Print the queue part of `info` for one channel (text or JSON fields). */
 int queue_info(shmbus_bus_t *bus, const char *chan, int json);
 

@@ -298,6 +298,9 @@ static void info_text(shmbus_bus_t *bus, const char *name, const shmbus_bus_info
 		human_size(b1, sizeof(b1), ch[i].value_size);
 		if (ch[i].kind == SHMBUS_KIND_QUEUE)
 			snprintf(b3, sizeof(b3), "-");
+		if (ch[i].kind != SHMBUS_KIND_STATE && ch[i].kind != SHMBUS_KIND_QUEUE &&
+		    ch[i].kind != SHMBUS_KIND_ARRAY)
+			snprintf(b1, sizeof(b1), "-");
 		printf("  %-20s %-9s %-8s %-12s %10s %12" PRIu64 "\n", ch[i].name,
 		       kind ? kind : "?", dt ? dt : "?", nd ? b3 : "-", b1, ch[i].seq);
 		if (ch[i].kind == SHMBUS_KIND_QUEUE)

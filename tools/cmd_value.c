@@ -102,6 +102,9 @@ static const char get_help[] =
 	"(one element prints as a bare number, arrays as nested lists, bytes as\n"
 	"escaped text). Exit code 3 if it was never written (see --timeout).\n"
 	"\n"
+	"Array: its elements as a list. List: one element per line. Dict: one\n"
+	"'key: value' per line (elements, keys and values as escaped text).\n"
+	"\n"
 	"Queue channel: take the next message for a consumer group and print it\n"
 	"as escaped text, one line per message. Exit code 3 if none came within\n"
 	"the timeout, 6 if the queue is shut and drained.\n"
@@ -232,10 +235,18 @@ int cmd_get(int argc, char **argv)
 		qo.quiet = !with_seq;
 		qo.timeout_ns = timeout_ns;
 		rc = queue_get(bus, a.pos[1], &qo);
+	} else if (ci.kind == SHMBUS_KIND_ARRAY || ci.kind == SHMBUS_KIND_LIST ||
+	           ci.kind == SHMBUS_KIND_DICT) {
+		if (qo.follow || have_count || qo.latest || strcmp(qo.group, "cli") || with_seq ||
+		    have_timeout)
+			rc = cli_usage_error("'%s' is a %s: only --json and --hex apply", a.pos[1],
+			                     shmbus_kind_name(ci.kind));
+		else
+			rc = container_get(bus, a.pos[1], ci.kind, json, hex);
 	} else {
 		const char *k = shmbus_kind_name(ci.kind);
 
-		rc = cli_msg(EX_USAGE, "channel '%s' is a %s; get reads state and queue channels",
+		rc = cli_msg(EX_USAGE, "channel '%s' is a %s; get reads state, queue, array, list and dict channels",
 		             a.pos[1], k ? k : "channel of unknown kind");
 	}
 	shmbus_bus_close(bus);
@@ -254,13 +265,17 @@ static const char put_help[] =
 	"fails with exit code 5 while another live process is the writer.\n"
 	"\n"
 	"Queue channel: each VALUE is one message (its bytes, as given).\n"
+	"Array: all its elements, as for a state value (each element is set\n"
+	"atomically, the array as a whole is not). List: each VALUE is appended.\n"
+	"Dict: each VALUE is KEY=VALUE.\n"
 	"\n"
 	"  -c, --create        create the channel if it does not exist\n"
 	"  -d, --dtype T       with --create: int8..uint64, float32, float64, bool,\n"
 	"                      bytes (default float64; a queue's messages are bytes)\n"
 	"  -S, --shape S       with --create: e.g. 3 or 2,3 (default: as many\n"
 	"                      elements as VALUES; a bytes value: the string length)\n"
-	"  -k, --kind K        with --create: state (default) or queue\n"
+	"  -k, --kind K        with --create: state (default), queue, array (of\n"
+	"                      --dtype, --shape LENGTH), list or dict\n"
 	"      --slots N       with --create --kind queue: ring slots (default 1024)\n"
 	"      --max-msg SIZE  with --create --kind queue: largest message (4K)\n"
 	"  -x, --hex           VALUES are hex bytes (bytes channels and queues)\n"
@@ -520,8 +535,15 @@ static int parse_put_opt(int o, const char *arg, struct put_opts *po)
 			po->kind = SHMBUS_KIND_STATE;
 		else if (!strcmp(arg, "queue"))
 			po->kind = SHMBUS_KIND_QUEUE;
+		else if (!strcmp(arg, "array"))
+			po->kind = SHMBUS_KIND_ARRAY;
+		else if (!strcmp(arg, "list"))
+			po->kind = SHMBUS_KIND_LIST;
+		else if (!strcmp(arg, "dict"))
+			po->kind = SHMBUS_KIND_DICT;
 		else
-			return cli_usage_error("kind '%s': the CLI creates 'state' or 'queue' channels", arg);
+			return cli_usage_error("kind '%s': the CLI creates state, queue, array, list and dict channels",
+			                       arg);
 		break;
 	case P_SLOTS:
 		if (cli_parse_u64(arg, "slots", &po->slots))
@@ -607,8 +629,27 @@ int cmd_put(int argc, char **argv)
 		else
 			rc = queue_put(bus, chan, a.pos + 2, a.npos - 2, po.hex, po.from_stdin,
 			               po.shut, po.timeout_ns);
+	} else if (kind == SHMBUS_KIND_ARRAY || kind == SHMBUS_KIND_LIST ||
+	           kind == SHMBUS_KIND_DICT) {
+		uint64_t length = po.ndim ? po.shape[0] : count_tokens(a.pos + 2, a.npos - 2);
+
+		if (po.shut || po.slots || po.max_msg || po.from_stdin ||
+		    ((exists || kind != SHMBUS_KIND_ARRAY) && (po.ndim || po.dtype >= 0)))
+			rc = cli_usage_error("'%s' is a %s: only --hex applies%s", chan,
+			                     shmbus_kind_name(kind),
+			                     kind == SHMBUS_KIND_ARRAY ? " (and --dtype, --shape to create it)" : "");
+		else if (po.ndim > 1)
+			rc = cli_usage_error("an array has one dimension; --shape is its length");
+		else if (a.npos == 2)
+			rc = cli_usage_error("missing the VALUES to write");
+		else if (!exists && (rc = container_create(bus, chan, kind,
+		                                           po.dtype >= 0 ? po.dtype : SHMBUS_FLOAT64,
+		                                           length)) != 0)
+			;
+		else
+			rc = container_put(bus, chan, kind, a.pos + 2, a.npos - 2, po.hex);
 	} else {
-		rc = cli_msg(EX_USAGE, "channel '%s' is a %s; put writes state and queue channels",
+		rc = cli_msg(EX_USAGE, "channel '%s' is a %s; put writes state, queue, array, list and dict channels",
 		             chan, shmbus_kind_name(kind) ? shmbus_kind_name(kind) : "channel of unknown kind");
 	}
 out:
