@@ -14,8 +14,8 @@ static const struct {
 } commands[] = {
 	{"ls", cmd_ls, "list the buses on this machine (stale ones marked)"},
 	{"info", cmd_info, "channels, peers, queue depth and group lag of a bus"},
-	{"get", cmd_get, "print a state value, or take messages from a queue"},
-	{"put", cmd_put, "write a state value, or add messages to a queue"},
+	{"get", cmd_get, "print a state value or container, or take messages from a queue"},
+	{"put", cmd_put, "write a state value or container, or add messages to a queue"},
 	{"watch", cmd_watch, "print each new value of a channel until Ctrl+C"},
 	{"create", cmd_create, "create an empty bus"},
 	{"rm", cmd_rm, "remove a bus (or a channel), refusing while peers live"},
