@@ -98,6 +98,10 @@ struct br_link {
 	int started;
 	struct br_counters c;
 	struct bridge *br;
+	/* freed by main after the connection is closed: NATS callbacks may
+	 * still point at it until then */
+	void *late_free;
+	void (*late_free_fn)(void *);
 };
 
 struct bridge {

@@ -160,6 +160,9 @@ int main(int argc, char **argv)
 	}
 	br_status_close(&br);
 	br_disconnect(&br);
+	for (i = 0; i < br.nlinks; i++)
+		if (br.links[i].late_free)
+			br.links[i].late_free_fn(br.links[i].late_free);
 	nats_Close();
 	br_info("stopped%s", failed ? " (with failed links)" : "");
 	return failed ? 1 : 0;

@@ -24,13 +24,16 @@
  * bus, then acknowledge it to JetStream. A message whose stream sequence is
  * not above the recorded one is a redelivery (a lost ack, a restart) and is
  * only acknowledged. A message that skips ahead of the next expected
- * sequence is left unacknowledged so that JetStream redelivers in order.
+ * sequence waits, unacknowledged, in a reorder buffer until the gap fills.
  * The end-of-stream message shuts the local queue.
  *
- * The one window this cannot close: a bridge killed after the local put and
- * before the position store (two consecutive stores to shared memory) will
- * put that one message again when it restarts. Everything else -- server
- * restarts, lost acks, bridge crashes anywhere else -- is exactly once.
+ * The position store and the local put cannot be one atomic step, so the
+ * importer records the pending stream sequence before the put and keeps a
+ * shadow consumer group (_bridge.commit) on the local queue that tells a
+ * restarted bridge whether that put was committed (see drain_shadow). This
+ * requires the bridge to be the only producer of a queue it imports into.
+ * With that, server restarts, lost acks and bridge crashes anywhere give
+ * exactly once.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -135,6 +138,7 @@ struct batch {
 	struct held *order[BR_WINDOW];
 	int n, answered;
 	uint64_t dups, redelivered;
+	int async_used;         /* libnats 3.4.1 crashes in GetPendingList before any async publish */
 	jsCtx *js;
 };
 
@@ -209,8 +213,10 @@ static int publish_batch(struct batch *b, const char *ep, char *last_id, int *st
 			po.ExpectLastMsgId = b->order[i - 1]->id;
 		else if (last_id[0])
 			po.ExpectLastMsgId = last_id;
-		if (s == NATS_OK)
+		if (s == NATS_OK) {
+			b->async_used = 1;
 			s = js_PublishMsgAsync(b->js, &m, &po);
+		}
 		if (s != NATS_OK) {
 			natsMsg_Destroy(m);
 			pthread_mutex_lock(&b->mu);
@@ -280,6 +286,16 @@ static int publish_batch(struct batch *b, const char *ep, char *last_id, int *st
 		snprintf(last_id, 64, "%s", b->order[i]->id);
 	}
 	return 0;
+}
+
+static void batch_free(void *arg)
+{
+	struct batch *b = arg;
+
+	jsCtx_Destroy(b->js);
+	pthread_mutex_destroy(&b->mu);
+	pthread_cond_destroy(&b->cv);
+	free(b);
 }
 
 static int carry_eos(struct br_link *l, jsCtx *js, const char *ep)
@@ -432,24 +448,36 @@ out:
 	for (i = 0; i < BR_WINDOW; i++)
 		shmbus_queue_close(qs[i]);
 	shmbus_bus_close(bus);
-	jsCtx_Destroy(b->js);
-	pthread_mutex_destroy(&b->mu);
-	pthread_cond_destroy(&b->cv);
-	free(b);
+	if (b->js && b->async_used) {
+		jsPubOptions w;
+		natsMsgList pend = { 0 };
+
+		jsPubOptions_Init(&w);
+		w.MaxWait = 500;
+		js_PublishAsyncComplete(b->js, &w);
+		if (js_PublishAsyncGetPendingList(&pend, b->js) == NATS_OK)
+			natsMsgList_Destroy(&pend);
+	}
+	l->late_free = b;
+	l->late_free_fn = batch_free;
 	return NULL;
 }
 
 /* ---- import ---------------------------------------------------------- */
 
-enum { POS_SEQ = 0, POS_STREAM_CREATED, POS_EOS, POS_N };
+enum { POS_SEQ = 0, POS_STREAM_CREATED, POS_EOS, POS_PENDING, POS_N };
 
 struct qimporter {
 	struct br_link *l;
 	shmbus_bus_t *bus;
 	shmbus_queue_t *q;
+	shmbus_queue_t *shadow;         /* group _bridge.commit */
 	shmbus_state_t *pos_st;
 	uint64_t pos[POS_N];
 	uint64_t gap_since, dups;
+	natsMsg **rb;                   /* reorder buffer, rb_cap slots */
+	uint64_t *rb_seq;
+	size_t rb_cap, rb_count;
 };
 
 static int open_pos(struct qimporter *im)
@@ -521,18 +549,223 @@ static int check_stream_epoch(struct qimporter *im)
 	return 0;
 }
 
+/*
+ * The shadow group. The position store and the local put cannot be one
+ * atomic step, so the importer keeps its own consumer group _bridge.commit
+ * on the local queue, which it empties right after each position store: at
+ * any moment it holds at most the message of the put in progress. The
+ * position channel records the pending stream sequence before the put. A
+ * run that finds a pending sequence drains the shadow group (waiting past
+ * the liveness timeout, so that a put killed half-way is skipped by the
+ * queue): a message there means the put was committed, none means it was
+ * not. This needs the bridge to be the only producer of an imported queue.
+ * Returns how many messages it took.
+ */
+static int drain_shadow(struct qimporter *im, int64_t first_timeout_ns)
+{
+	shmbus_msg_t m;
+	int n = 0, r;
+
+	for (;;) {
+		r = shmbus_queue_peek(im->shadow, &m, n ? 0 : first_timeout_ns);
+		if (r == SHMBUS_EINTR)
+			continue;
+		if (r)
+			break;  /* EAGAIN/ETIMEDOUT: empty; ECLOSED: end of stream */
+		shmbus_queue_release(im->shadow);
+		n++;
+	}
+	return n;
+}
+
+static int open_shadow(struct qimporter *im)
+{
+	struct br_link *l = im->l;
+	shmbus_queue_opts_t qo;
+	int r, seen;
+
+	shmbus_queue_opts_init(&qo);
+	qo.create = 0;
+	/* a dead run's shadow member becomes an orphan now, so its held
+	 * message is seen below */
+	shmbus_bus_gc(im->bus, NULL);
+	r = shmbus_queue_open(im->bus, l->chan, &qo, &im->shadow);
+	if (r == 0)
+		r = shmbus_queue_join(im->shadow, "_bridge.commit",
+		                      SHMBUS_GROUP_EARLIEST | SHMBUS_GROUP_DURABLE);
+	if (r) {
+		br_link_fail(l, "joining the shadow group _bridge.commit: %s", shmbus_last_error());
+		return -1;
+	}
+	if (!im->pos[POS_PENDING]) {
+		drain_shadow(im, 0);
+		return 0;
+	}
+	{
+		int64_t wait = (l->br->cfg.liveness_ms ? l->br->cfg.liveness_ms : 200) * 3000000ll +
+		               1000000000ll;
+		seen = drain_shadow(im, wait);
+	}
+	if (seen) {
+		br_info("import %s:%s: stream seq %" PRIu64 " was put before the last run ended; not put again",
+		        l->bus, l->chan, im->pos[POS_PENDING]);
+		im->pos[POS_SEQ] = im->pos[POS_PENDING];
+	} else {
+		br_info("import %s:%s: stream seq %" PRIu64 " was not put by the last run; it comes again",
+		        l->bus, l->chan, im->pos[POS_PENDING]);
+	}
+	im->pos[POS_PENDING] = 0;
+	return save_pos(im);
+}
+
 enum { H_NEXT = 0, H_STOP = 1, H_DONE = 2 };
 
+/* Commit message m (stream seq s, the next one): put it into the local
+ * queue (or shut it, for end of stream), record the position, ack. */
+static int commit(struct qimporter *im, natsMsg *m, uint64_t s)
+{
+	struct br_link *l = im->l;
+	const char *eos = NULL;
+	int r;
+
+	if (natsMsgHeader_Get(m, BR_H_EOS, &eos) == NATS_OK) {
+		shmbus_queue_shut(im->q);
+		im->pos[POS_SEQ] = s;
+		im->pos[POS_EOS] = 1;
+		im->pos[POS_PENDING] = 0;
+		if (save_pos(im))
+			return H_STOP;
+		natsMsg_Ack(m, NULL);
+		br_info("import %s:%s: end of stream; local queue shut", l->bus, l->chan);
+		atomic_store(&l->c.state, BR_LINK_DONE);
+		return H_DONE;
+	}
+	/* intent first: if we die before the position below is stored, the
+	 * next run asks the shadow group whether this put was committed */
+	im->pos[POS_PENDING] = s;
+	if (save_pos(im))
+		return H_STOP;
+	do {
+		r = shmbus_queue_put(im->q, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
+		                     200000000);
+	} while ((r == SHMBUS_ETIMEDOUT || r == SHMBUS_EINTR) && !br_stop);
+	if (r == SHMBUS_ETIMEDOUT || r == SHMBUS_EINTR) {
+		im->pos[POS_PENDING] = 0;
+		save_pos(im);
+		return H_STOP;  /* not committed, not acked: comes again */
+	}
+	if (r) {
+		br_link_fail(l, "putting a message into the local queue: %s", shmbus_last_error());
+		return H_STOP;
+	}
+	im->pos[POS_SEQ] = s;
+	im->pos[POS_PENDING] = 0;
+	if (save_pos(im))
+		return H_STOP;
+	natsMsg_Ack(m, NULL);
+	drain_shadow(im, 0);
+	atomic_fetch_add(&l->c.msgs, 1);
+	atomic_fetch_add(&l->c.bytes, (uint64_t)natsMsg_GetDataLength(m));
+	return H_NEXT;
+}
+
+/*
+ * Messages that arrive ahead of the next expected stream sequence (after a
+ * restart, JetStream delivers new messages while the ones the dead run held
+ * wait for their ack timeout) are kept, unacknowledged, in a small reorder
+ * buffer until the gap is filled, then committed in order. A message too
+ * far ahead is dropped unacknowledged and comes again later.
+ */
+static void rb_put(struct qimporter *im, natsMsg *m, uint64_t s)
+{
+	size_t i = (size_t)(s % im->rb_cap);
+
+	if (im->rb[i]) {
+		if (im->rb_seq[i] == s) {       /* a newer delivery of the same */
+			natsMsg_Destroy(im->rb[i]);
+			im->rb[i] = m;
+		} else {
+			natsMsg_Destroy(m);     /* slot taken by another: comes again */
+		}
+		return;
+	}
+	im->rb[i] = m;
+	im->rb_seq[i] = s;
+	im->rb_count++;
+	if (!im->gap_since)
+		im->gap_since = br_now_ns();
+}
+
+static natsMsg *rb_take(struct qimporter *im, uint64_t s)
+{
+	size_t i = (size_t)(s % im->rb_cap);
+	natsMsg *m = im->rb[i];
+
+	if (!m || im->rb_seq[i] != s)
+		return NULL;
+	im->rb[i] = NULL;
+	im->rb_count--;
+	return m;
+}
+
+static void rb_clear(struct qimporter *im)
+{
+	size_t i;
+
+	for (i = 0; im->rb && i < im->rb_cap; i++) {
+		natsMsg_Destroy(im->rb[i]);
+		im->rb[i] = NULL;
+	}
+	im->rb_count = 0;
+}
+
+/* Commit whatever the buffer holds in order after the position. */
+static int rb_flush(struct qimporter *im)
+{
+	natsMsg *m;
+	int h = H_NEXT;
+
+	while (h == H_NEXT && (m = rb_take(im, im->pos[POS_SEQ] + 1))) {
+		h = commit(im, m, im->pos[POS_SEQ] + 1);
+		natsMsg_Destroy(m);
+	}
+	if (!im->rb_count)
+		im->gap_since = 0;
+	return h;
+}
+
+/* If a gap lasted long past the ack timeout, the missing messages are gone
+ * from the stream (deleted by an operator, or limits): go on after them. */
+static int rb_give_up(struct qimporter *im)
+{
+	struct br_link *l = im->l;
+	uint64_t lo = UINT64_MAX;
+	size_t i;
+
+	if (!im->rb_count || !im->gap_since ||
+	    br_now_ns() - im->gap_since < 3ull * (uint64_t)l->br->cfg.ack_wait_ms * 1000000ull)
+		return H_NEXT;
+	for (i = 0; i < im->rb_cap; i++)
+		if (im->rb[i] && im->rb_seq[i] < lo)
+			lo = im->rb_seq[i];
+	br_warn("import %s:%s: stream messages %" PRIu64 "..%" PRIu64
+	        " never came (deleted from the stream?); going on", l->bus, l->chan,
+	        im->pos[POS_SEQ] + 1, lo - 1);
+	im->pos[POS_SEQ] = lo - 1;
+	return rb_flush(im);
+}
+
+/* One fetched message; takes ownership of m. */
 static int handle(struct qimporter *im, natsMsg *m)
 {
 	struct br_link *l = im->l;
 	jsMsgMetaData *meta = NULL;
-	const char *eos = NULL;
 	uint64_t s;
-	int r;
+	int h;
 
 	if (natsMsg_GetMetaData(&meta, m) != NATS_OK) {
 		br_warn("import %s:%s: a message without JetStream metadata; ignored", l->bus, l->chan);
+		natsMsg_Destroy(m);
 		return H_NEXT;
 	}
 	s = meta->Sequence.Stream;
@@ -544,51 +777,22 @@ static int handle(struct qimporter *im, natsMsg *m)
 		br_debug("import %s:%s: stream seq %" PRIu64 " already committed; ack only",
 		         l->bus, l->chan, s);
 		natsMsg_Ack(m, NULL);
+		natsMsg_Destroy(m);
 		return H_NEXT;
 	}
 	if (im->pos[POS_SEQ] && s != im->pos[POS_SEQ] + 1) {
-		uint64_t now = br_now_ns();
-
-		if (!im->gap_since)
-			im->gap_since = now;
-		if (now - im->gap_since < 3ull * (uint64_t)l->br->cfg.ack_wait_ms * 1000000ull) {
-			br_debug("import %s:%s: stream seq %" PRIu64 " ahead of %" PRIu64
-			         "; waiting for redelivery", l->bus, l->chan, s, im->pos[POS_SEQ] + 1);
-			return H_NEXT;  /* not acked: comes again, in order */
+		if (s - im->pos[POS_SEQ] - 1 < im->rb_cap) {
+			br_debug("import %s:%s: stream seq %" PRIu64 " ahead of %" PRIu64 "; kept until the gap fills",
+			         l->bus, l->chan, s, im->pos[POS_SEQ] + 1);
+			rb_put(im, m, s);
+		} else {
+			natsMsg_Destroy(m);     /* not acked: comes again */
 		}
-		br_warn("import %s:%s: stream messages %" PRIu64 "..%" PRIu64
-		        " never came (deleted from the stream?); going on", l->bus, l->chan,
-		        im->pos[POS_SEQ] + 1, s - 1);
+		return H_NEXT;
 	}
-	im->gap_since = 0;
-	if (natsMsgHeader_Get(m, BR_H_EOS, &eos) == NATS_OK) {
-		shmbus_queue_shut(im->q);
-		im->pos[POS_SEQ] = s;
-		im->pos[POS_EOS] = 1;
-		if (save_pos(im))
-			return H_STOP;
-		natsMsg_Ack(m, NULL);
-		br_info("import %s:%s: end of stream; local queue shut", l->bus, l->chan);
-		atomic_store(&l->c.state, BR_LINK_DONE);
-		return H_DONE;
-	}
-	do {
-		r = shmbus_queue_put(im->q, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m),
-		                     200000000);
-	} while ((r == SHMBUS_ETIMEDOUT || r == SHMBUS_EINTR) && !br_stop);
-	if (r == SHMBUS_ETIMEDOUT || r == SHMBUS_EINTR)
-		return H_STOP;  /* not committed, not acked: comes again */
-	if (r) {
-		br_link_fail(l, "putting a message into the local queue: %s", shmbus_last_error());
-		return H_STOP;
-	}
-	im->pos[POS_SEQ] = s;
-	if (save_pos(im))
-		return H_STOP;
-	natsMsg_Ack(m, NULL);
-	atomic_fetch_add(&l->c.msgs, 1);
-	atomic_fetch_add(&l->c.bytes, (uint64_t)natsMsg_GetDataLength(m));
-	return H_NEXT;
+	h = commit(im, m, s);
+	natsMsg_Destroy(m);
+	return h == H_NEXT ? rb_flush(im) : h;
 }
 
 void *br_queue_import(void *arg)
@@ -604,9 +808,16 @@ void *br_queue_import(void *arg)
 
 	memset(&im, 0, sizeof(im));
 	im.l = l;
+	im.rb_cap = (size_t)br->cfg.fetch_batch * 2;
+	im.rb = calloc(im.rb_cap, sizeof(*im.rb));
+	im.rb_seq = calloc(im.rb_cap, sizeof(*im.rb_seq));
+	if (!im.rb || !im.rb_seq) {
+		br_link_fail(l, "out of memory");
+		goto out;
+	}
 	im.bus = br_bus_open(l, 1);
 	if (!im.bus)
-		return NULL;
+		goto out;
 	shmbus_queue_opts_init(&qo);
 	if (br->cfg.max_msg)
 		qo.max_msg = br->cfg.max_msg;
@@ -624,6 +835,8 @@ void *br_queue_import(void *arg)
 		atomic_store(&l->c.state, BR_LINK_DONE);
 		goto out;
 	}
+	if (open_shadow(&im))
+		goto out;
 	if (wait_stream(l))
 		goto out;
 	while (!br_stop && check_stream_epoch(&im))
@@ -661,16 +874,23 @@ void *br_queue_import(void *arg)
 		natsStatus s = natsSubscription_Fetch(&list, sub, br->cfg.fetch_batch, 500, &je);
 		int i, h = H_NEXT;
 
-		if (s == NATS_TIMEOUT)
+		if (s == NATS_TIMEOUT) {
+			if (rb_give_up(&im) != H_NEXT)
+				break;
 			continue;
+		}
 		if (s != NATS_OK) {
 			br_debug("import %s:%s: fetch: %s (%d)", l->bus, l->chan, br_nats_err(s), (int)je);
 			br_sleep_ms(200);
 			continue;
 		}
-		for (i = 0; i < list.Count && h == H_NEXT; i++)
+		for (i = 0; i < list.Count && h == H_NEXT; i++) {
 			h = handle(&im, list.Msgs[i]);
+			list.Msgs[i] = NULL;    /* handle() owns it now */
+		}
 		natsMsgList_Destroy(&list);
+		if (h == H_NEXT)
+			h = rb_give_up(&im);
 		if (h == H_DONE)
 			done = 1;
 		else if (h == H_STOP)
@@ -682,7 +902,11 @@ void *br_queue_import(void *arg)
 out:
 	if (sub)
 		natsSubscription_Destroy(sub);
+	rb_clear(&im);
+	free(im.rb);
+	free(im.rb_seq);
 	shmbus_state_close(im.pos_st);
+	shmbus_queue_close(im.shadow);
 	shmbus_queue_close(im.q);
 	shmbus_bus_close(im.bus);
 	return NULL;
