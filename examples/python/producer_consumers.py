@@ -10,6 +10,7 @@ workers together got every message exactly once and the auditor got all of
 them in order. Exit 0 only then.
 """
 import argparse
+from array import array
 import hashlib
 import multiprocessing as mp
 import os
@@ -32,7 +33,7 @@ def check(msg):
     return i
 
 
-def consumer(bus_name, group, results):
+def consumer(bus_name, group):
     got, bad = [], 0
     with shmbus.Bus(bus_name, wait=10) as bus:
         q = bus.queue("jobs", create=False, group=group, earliest=True)
@@ -41,7 +42,16 @@ def consumer(bus_name, group, results):
                 got.append(check(msg))
             except AssertionError:
                 bad += 1
-    results.put((group, os.getpid(), got, bad))
+        # Report back on the same bus: group, pid, bad count, then the ids as int64s.
+        bus.queue("results", create=False).put(
+            struct.pack("<8sQQ", group.encode(), os.getpid(), bad) + array("q", got).tobytes())
+
+
+def parse_result(b):
+    group, pid, bad = struct.unpack_from("<8sQQ", b)
+    ids = array("q")
+    ids.frombytes(b[24:])
+    return group.rstrip(b"\0").decode(), pid, ids.tolist(), bad
 
 
 def main():
@@ -53,12 +63,13 @@ def main():
     if not 1 <= a.consumers <= 5:
         ap.error("--consumers must be 1..5")
     ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    with shmbus.Bus(a.bus, create=True, size=8 << 20, unlink=True) as bus:
+    report_max = 8 * a.messages + 64
+    with shmbus.Bus(a.bus, create=True, size=8 * report_max + (8 << 20), unlink=True) as bus:
         q = bus.queue("jobs", slots=256, max_msg=256)
-        procs = [ctx.Process(target=consumer, args=(a.bus, "workers", results))
+        results = bus.queue("results", slots=8, max_msg=report_max, group="parent")
+        procs = [ctx.Process(target=consumer, args=(a.bus, "workers"))
                  for _ in range(a.consumers)]
-        procs.append(ctx.Process(target=consumer, args=(a.bus, "audit", results)))
+        procs.append(ctx.Process(target=consumer, args=(a.bus, "audit")))
         for p in procs:
             p.start()
         # Wait until every consumer has joined, so no group starts late.
@@ -75,7 +86,7 @@ def main():
         for i in range(a.messages):
             q.put(payload(i), timeout=30)
         q.close()  # end of stream
-        outs = [results.get(timeout=60) for _ in procs]
+        outs = [parse_result(results.get(timeout=60)) for _ in procs]
         dt = time.monotonic() - t0
         for p in procs:
             p.join(10)

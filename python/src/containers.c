@@ -296,6 +296,9 @@ static void array_close_fn(sbpy_child *c)
 {
 	sbpy_array *a = (sbpy_array *)c;
 
+	if (sbpy_child_foreign(c))
+		a->a = NULL;  /* forked copy: forget, do not close */
+
 	if (a->a) {
 		shmbus_array_close(a->a);
 		a->a = NULL;
@@ -813,6 +816,9 @@ PyTypeObject sbpy_RawDictType, sbpy_RawListType;
 static void raw_close_fn(sbpy_child *ch)
 {
 	sbpy_raw *r = (sbpy_raw *)ch;
+
+	if (sbpy_child_foreign(ch))
+		r->c = NULL;  /* forked copy: forget, do not close */
 
 	if (r->c) {
 		if (r->is_list)

@@ -485,6 +485,7 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 	if (r)
 		return sbpy_raise_int(r);
 	b->bus = bus;
+	b->pid = getpid();
 	b->created = created;
 	b->unlink_on_close = unlink_on_close;
 	Py_INCREF(name);
@@ -511,6 +512,19 @@ static int bus_do_close(sbpy_bus *b, int unlink)
 
 	if (!b->bus)
 		return 0;
+	if (b->pid != getpid()) {
+		/* Inherited through fork: the parent still uses the segment. */
+		while (b->children.next != &b->children) {
+			sbpy_child *c = b->children.next;
+
+			Py_INCREF(c);
+			c->close_fn(c);
+			sbpy_child_detach(c);
+			Py_DECREF(c);
+		}
+		b->bus = NULL;
+		return 0;
+	}
 	while (b->children.next != &b->children) {
 		sbpy_child *c = b->children.next;
 

@@ -40,6 +40,9 @@ static void queue_close_fn(sbpy_child *c)
 {
 	sbpy_queue *q = (sbpy_queue *)c;
 
+	if (sbpy_child_foreign(c))
+		q->q = NULL;  /* forked copy: forget, do not close */
+
 	if (q->q) {
 		if (q->peeking)
 			shmbus_queue_release(q->q);

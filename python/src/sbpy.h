@@ -18,6 +18,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "shmbus.h"
 
@@ -47,6 +48,7 @@ struct sbpy_bus {
 	int unlink_on_close;
 	Py_ssize_t exports;             /* live zero-copy buffers */
 	shmbus_bus_t *zombie;           /* closed while views lived: unmapped when the last goes */
+	pid_t pid;                      /* the process that opened it */
 	sbpy_child children;            /* list head (only next/prev used) */
 	PyObject *weaklist;
 };
@@ -95,6 +97,14 @@ PyObject *sbpy_numpy(void);
 /* Register/unregister a handle on its bus (takes a reference to bus). */
 void sbpy_child_attach(sbpy_child *c, sbpy_bus *bus, void (*close_fn)(sbpy_child *));
 void sbpy_child_detach(sbpy_child *c);
+/* 1 in a process forked from the one that opened the bus: there, closing
+ * must not touch the library (it would leave the parent's peer slot,
+ * writer roles and group memberships); the handles are just forgotten. */
+static inline int sbpy_child_foreign(const sbpy_child *c)
+{
+	return c->bus && c->bus->pid != getpid();
+}
+
 /* NULL-handle check helper: raises ValueError("... is closed"). */
 int sbpy_closed(const void *handle, const char *what);
 

@@ -35,6 +35,9 @@ static void state_close_fn(sbpy_child *c)
 {
 	sbpy_state *s = (sbpy_state *)c;
 
+	if (sbpy_child_foreign(c))
+		s->st = NULL;  /* forked copy: forget, do not close */
+
 	if (s->st) {
 		shmbus_state_close(s->st);
 		s->st = NULL;

@@ -33,6 +33,9 @@ static void sync_close_fn(sbpy_child *c)
 {
 	sbpy_sync *s = (sbpy_sync *)c;
 
+	if (sbpy_child_foreign(c))
+		s->obj = NULL;  /* forked copy: forget, do not close */
+
 	if (s->obj) {
 		switch (s->kind) {
 		case K_LOCK:

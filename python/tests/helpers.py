@@ -1,4 +1,5 @@
 """Child-process bodies for the multi-process tests (importable by spawn)."""
+import pickle
 import struct
 import sys
 import zlib
@@ -8,7 +9,26 @@ import numpy as np
 import shmbus
 
 
-def torn_reader(bus_name, n_reads, out):
+RESULT_SLOTS, RESULT_MAX = 8, 256 << 10
+
+
+def results_queue(bus):
+    """The parent's end of the results queue (children report through it;
+    no multiprocessing semaphores, which spawn passes by name)."""
+    return bus.queue("results", slots=RESULT_SLOTS, max_msg=RESULT_MAX, group="parent",
+                     earliest=True)
+
+
+def report(bus_name, obj):
+    with shmbus.Bus(bus_name) as bus:
+        bus.queue("results", create=False).put(pickle.dumps(obj), timeout=60)
+
+
+def results(q, n):
+    return [pickle.loads(q.get(timeout=120)) for _ in range(n)]
+
+
+def torn_reader(bus_name, n_reads, out=None):
     """Read a big state until n_reads values were seen; every value must be
     uniform (the writer fills all elements with the same number)."""
     bad = seen = 0
@@ -21,17 +41,17 @@ def torn_reader(bus_name, n_reads, out):
             if buf.min() != buf.max():
                 bad += 1
             seen += 1
-    out.put(("reader", seen, bad))
+    report(bus_name, ("reader", seen, bad))
 
 
-def torn_writer(bus_name, n_writes, out):
+def torn_writer(bus_name, n_writes, out=None):
     with shmbus.Bus(bus_name, wait=10) as bus:
         st = bus.state("big", dtype="int64", shape=(64, 1024))
         buf = np.empty((64, 1024), np.int64)
         for i in range(1, n_writes + 1):
             buf.fill(i)
             st.write(buf)
-    out.put(("writer", n_writes, 0))
+    report(bus_name, ("writer", n_writes, 0))
 
 
 def msg(pid_tag, i):
@@ -55,14 +75,14 @@ def producer(bus_name, tag, n, out=None):
         out.put(("producer", tag, n))
 
 
-def consumer(bus_name, group, out):
+def consumer(bus_name, group, out=None):
     got = []
     with shmbus.Bus(bus_name, wait=10) as bus:
         q = bus.queue("q", create=False)
         q.join(group, earliest=True)
         for m in q:
             got.append(check(m))
-    out.put((group, got))
+    report(bus_name, (group, got))
 
 
 def state_writer_then_exit(bus_name):

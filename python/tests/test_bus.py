@@ -146,3 +146,24 @@ def test_corrupt_file_refused():
     finally:
         os.unlink(p)
         os.rmdir(d)
+
+
+def test_forked_child_closing_inherited_bus_leaves_parent_registered(busname):
+    with shmbus.Bus(busname, create=True, unlink=True) as bus:
+        st = bus.state("s", dtype="int64")
+        st.write(1)
+        q = bus.queue("q", group="g")
+        pid = os.fork()
+        if pid == 0:  # the child closes what it inherited, then exits
+            try:
+                bus.close()
+                os._exit(0 if st.closed and q.detached else 3)
+            except BaseException:
+                os._exit(4)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        assert any(p["pid"] == os.getpid() for p in bus.peers())
+        groups = {g["name"]: g["members"] for g in q.info()["groups"]}
+        assert groups == {"g": 1}
+        st.write(2)
+        assert st.read() == 2

@@ -2,6 +2,7 @@
 import multiprocessing as mp
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -183,25 +184,28 @@ def test_detach_and_context(bus):
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_multiprocess_exact_delivery(busname, method):
     ctx = mp.get_context(method)
-    out = ctx.Queue()
     n = int(3000 * scale())
     with shmbus.Bus(busname, create=True, size=8 << 20, unlink=True) as bus:
+        out = helpers.results_queue(bus)
         q = bus.queue("q", slots=64, max_msg=64)
-        procs = [ctx.Process(target=helpers.consumer, args=(busname, g, out))
+        procs = [ctx.Process(target=helpers.consumer, args=(busname, g))
                  for g in ("all", "work", "work")]
         for p in procs:
             p.start()
+        deadline = time.monotonic() + 60
         while True:  # wait for the consumers to join
             members = {g["name"]: g["live_members"] for g in q.info()["groups"]}
             if members.get("all") == 1 and members.get("work") == 2:
                 break
+            assert time.monotonic() < deadline and all(p.is_alive() for p in procs), members
+            time.sleep(0.001)
         prods = [ctx.Process(target=helpers.producer, args=(busname, t, n)) for t in (1, 2)]
         for p in prods:
             p.start()
         for p in prods:
             p.join(60)
         q.close()
-        res = [out.get(timeout=60) for _ in procs]
+        res = helpers.results(out, len(procs))
         for p in procs:
             p.join(10)
     assert all(p.exitcode == 0 for p in procs + prods)
@@ -219,8 +223,10 @@ def test_subprocess_consumer(bus, busname, child_env):
     q = bus.queue("q", slots=32, max_msg=64)
     child = subprocess.Popen([sys.executable, helpers.__file__, "consume", busname, "sub"],
                              env=child_env, stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 60
     while {g["name"] for g in q.info()["groups"]} != {"sub"}:
-        assert child.poll() is None
+        assert child.poll() is None and time.monotonic() < deadline
+        time.sleep(0.001)
     for i in range(500):
         q.put(helpers.msg(9, i), timeout=10)
     q.close()

@@ -25,8 +25,8 @@ elif what == "put":
 else:
     st = bus.state("s", dtype="int64")
     call = lambda: st.wait(timeout=60)
-print("ready", flush=True)
 try:
+    print("ready", flush=True)
     call()
     print("returned", flush=True)
 except KeyboardInterrupt:

@@ -189,14 +189,14 @@ def test_state_close_and_context(bus):
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_reader_never_sees_torn_value_multiprocess(busname, method):
     ctx = mp.get_context(method)
-    out = ctx.Queue()
     n = int(2000 * scale())
-    with shmbus.Bus(busname, create=True, size=8 << 20, unlink=True):
-        r = ctx.Process(target=helpers.torn_reader, args=(busname, n, out))
-        w = ctx.Process(target=helpers.torn_writer, args=(busname, n, out))
+    with shmbus.Bus(busname, create=True, size=8 << 20, unlink=True) as bus:
+        out = helpers.results_queue(bus)
+        r = ctx.Process(target=helpers.torn_reader, args=(busname, n))
+        w = ctx.Process(target=helpers.torn_writer, args=(busname, n))
         r.start()
         w.start()
-        res = dict((k, (a, b)) for k, a, b in (out.get(timeout=60), out.get(timeout=60)))
+        res = dict((k, (a, b)) for k, a, b in helpers.results(out, 2))
         r.join(10)
         w.join(10)
     assert r.exitcode == 0 and w.exitcode == 0
