@@ -16,6 +16,7 @@
  *                                        (and end of stream seen, with eos):
  *                                        checksums, per-producer order, no
  *                                        duplicate, nothing missing
+ *   qhead BUS QUEUE                      print how many messages the queue got
  *   rm BUS...                            unlink buses
  *
  * A message is: u64 producer id, u64 index, filler of 0..200 bytes that
@@ -417,6 +418,35 @@ static int cmd_consume(int argc, char **argv)
 	return (got == want && !bad && !dups && !gaps && (!eos || saw_eos)) ? 0 : 1;
 }
 
+static int cmd_qhead(int argc, char **argv)
+{
+	shmbus_queue_opts_t qo;
+	shmbus_queue_info_t qi;
+	shmbus_queue_t *q;
+	shmbus_bus_t *bus = NULL;
+	int r;
+
+	if (argc < 4)
+		return 2;
+	r = shmbus_bus_open(argv[2], NULL, &bus);
+	if (r)
+		return die("bus open", r);
+	shmbus_queue_opts_init(&qo);
+	qo.create = 0;
+	r = shmbus_queue_open(bus, argv[3], &qo, &q);
+	if (r)
+		return die("queue open", r);
+	memset(&qi, 0, sizeof(qi));
+	qi.size_of = sizeof(qi);
+	r = shmbus_queue_info(q, &qi, NULL, 0);
+	if (r)
+		return die("queue info", r);
+	printf("%" PRIu64 "\n", qi.head);
+	shmbus_queue_close(q);
+	shmbus_bus_close(bus);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int i;
@@ -431,6 +461,8 @@ int main(int argc, char **argv)
 		return cmd_count(argc, argv);
 	if (!strcmp(argv[1], "get"))
 		return cmd_get(argc, argv);
+	if (!strcmp(argv[1], "qhead"))
+		return cmd_qhead(argc, argv);
 	if (!strcmp(argv[1], "produce"))
 		return cmd_produce(argc, argv);
 	if (!strcmp(argv[1], "consume"))

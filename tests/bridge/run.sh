@@ -215,7 +215,9 @@ queue_finish() {
   return $rc
 }
 # wait until the importing bridge has carried at least N messages
-carried_ge() { local v; v=$(status_field "$1" q-b 9); [ -n "$v" ] && [ "$v" -ge "$2" ]; }
+# messages the importing side has put into its local queue (all runs)
+carried() { "$TOOL" qhead "$1" q 2>/dev/null; }
+carried_ge() { local v; v=$(carried "$1"); [ -n "$v" ] && [ "$v" -ge "$2" ]; }
 wait_carried() { wait_for 120 carried_ge "$1" "$2"; }
 
 t_exact() {
@@ -237,12 +239,12 @@ t_server_kill() {
   queue_start "t$TAG.sk" nats://127.0.0.1:$P "$A" "$B" $n || return 1
   wait_carried "$B" $((n / 4)) || { echo "nothing carried before the kill"; return 1; }
   kill_pid sk KILL
-  echo "server SIGKILLed with $(status_field "$B" q-b 9) messages carried"
+  echo "server SIGKILLed with $(carried "$B") messages carried"
   sleep 1
   start_nats sk $P
   wait_carried "$B" $((n / 2)) || { echo "stalled after the restart"; }
   kill_pid sk KILL
-  echo "server SIGKILLed again with $(status_field "$B" q-b 9) messages carried"
+  echo "server SIGKILLed again with $(carried "$B") messages carried"
   sleep 0.5
   start_nats sk $P
   queue_finish; rc=$?
@@ -258,21 +260,26 @@ t_bridge_kill() {
   queue_start "t$TAG.bk" $url "$A" "$B" $n || return 1
   wait_carried "$B" $((n / 5)) || { echo "nothing carried before the kill"; return 1; }
   kill_pid q-a KILL
-  echo "exporting bridge SIGKILLed with $(status_field "$B" q-b 9) carried"
+  echo "exporting bridge SIGKILLed with $(carried "$B") carried"
   sleep 0.3
   start_bridge q-a --nats $url --prefix "t$TAG.bk" --export "$A:q"
   wait_carried "$B" $((2 * n / 5)) || { echo "stalled after the exporter restart"; return 1; }
-  kill_pid q-b KILL
-  echo "importing bridge SIGKILLed with $(status_field "$B" q-b 9) carried"
-  sleep 0.3
-  start_bridge q-b --nats $url --prefix "t$TAG.bk" --import-queue "$B:q" --max-msg 256 --ack-wait 2000
-  wait_carried "$B" 1 || true
+  local k
+  for k in 1 2 3 4; do
+    kill_pid q-b KILL
+    echo "importing bridge SIGKILLed ($k) with $(carried "$B") carried"
+    sleep 0.2
+    start_bridge q-b --nats $url --prefix "t$TAG.bk" --import-queue "$B:q" --max-msg 256 --ack-wait 2000
+    wait_carried "$B" $(( (2 + k) * n / 8 )) || { echo "stalled after importer restart $k"; return 1; }
+  done
   kill_pid q-a KILL; kill_pid q-b KILL
   echo "both bridges SIGKILLed at once"
   sleep 0.3
   start_bridge q-a --nats $url --prefix "t$TAG.bk" --export "$A:q"
   start_bridge q-b --nats $url --prefix "t$TAG.bk" --import-queue "$B:q" --max-msg 256 --ack-wait 2000
   queue_finish; rc=$?
+  echo "importer restarts that found a put in progress: $(grep -c 'was put before\|was not put by' "$TMP/q-b.log")"
+  grep -h 'was put before\|was not put by\|handed out again' "$TMP"/q-*.log | head -5
   kill_pid bk TERM
   return $rc
 }
@@ -293,7 +300,7 @@ t_cluster() {
   port=$(grep -o 'connected to nats://127.0.0.1:[0-9]*' "$TMP/q-a.log" | tail -1 | sed 's/.*://')
   for i in 1 2 3; do [ "$port" = $((BASE + 10 + i)) ] && victim=n$i; done
   kill_pid $victim KILL
-  echo "node $victim (the exporter's server) SIGKILLed with $(status_field "$B" q-b 9) carried"
+  echo "node $victim (the exporter's server) SIGKILLed with $(carried "$B") carried"
   queue_finish; rc=$?
   for i in 1 2 3; do kill_pid n$i TERM; done
   return $rc
