@@ -150,43 +150,71 @@ static void results_dir_default(char *buf, size_t cap)
 	snprintf(buf, cap, "%s/results", exe);
 }
 
-/* R runs of one test; fills r. */
-static void measure(struct report *rep, struct result *r, struct tctx *ctx, const struct run_cfg *cfg)
+/* One figure being measured: a transport's setup for one test and size,
+ * and the samples of its runs so far. */
+struct fig {
+	size_t r;               /* index of its result in rep->r (which may move) */
+	struct tctx ctx;
+	int set_up;             /* setup() succeeded: teardown() is owed */
+	int live;               /* set up, and no run failed yet */
+	uint64_t *pool;         /* ping-pong samples of all runs */
+	size_t npool;
+};
+
+static int fig_begin(struct report *rep, struct fig *f, enum test test)
 {
-	uint64_t *pool = NULL;
-	size_t npool = 0;
-	if (cfg->test == TEST_PINGPONG) {
-		pool = malloc((size_t)rep->runs * rep->pp_max * sizeof *pool);
-		if (!pool) {
+	struct result *r = &rep->r[f->r];
+	if (test == TEST_PINGPONG) {
+		f->pool = malloc((size_t)rep->runs * rep->pp_max * sizeof *f->pool);
+		if (!f->pool) {
 			r->status = ST_FAIL;
 			snprintf(r->note, sizeof r->note, "out of memory for samples");
-			return;
+			return -1;
 		}
 	}
-	for (int k = 0; k < rep->runs && !interrupted; k++) {
-		struct run_res res;
-		if (run_once(ctx, cfg, &res)) {
-			r->status = ST_FAIL;
-			bench_strf(r->note, sizeof r->note, "run %d: %s", k + 1, res.err);
-			break;
-		}
-		r->rate[k] = res.rate;
-		r->count[k] = res.count;
-		if (pool) {
-			uint64_t *seg = pool + npool;
-			memcpy(seg, run_samples(), res.count * sizeof *seg);
-			qsort(seg, res.count, sizeof *seg, cmp_u64);
-			r->run_p50[k] = (double)seg[(res.count - 1) / 2];
-			npool += res.count;
-		}
-		r->nruns = k + 1;
+	int rc = f->ctx.t->setup(&f->ctx, f->ctx.max_msg);
+	if (rc) {
+		r->status = rc == BENCH_SKIP ? ST_SKIP : ST_FAIL;
+		snprintf(r->note, sizeof r->note, "%s", f->ctx.note);
+		return -1;
 	}
+	f->set_up = f->live = 1;
+	return 0;
+}
+
+/* Run k of a figure. */
+static void fig_run(struct report *rep, struct fig *f, const struct run_cfg *cfg, int k)
+{
+	struct result *r = &rep->r[f->r];
+	struct run_res res;
+	if (run_once(&f->ctx, cfg, &res)) {
+		r->status = ST_FAIL;
+		bench_strf(r->note, sizeof r->note, "run %d: %s", k + 1, res.err);
+		f->live = 0;
+		return;
+	}
+	r->rate[k] = res.rate;
+	r->count[k] = res.count;
+	if (f->pool) {
+		uint64_t *seg = f->pool + f->npool;
+		memcpy(seg, run_samples(), res.count * sizeof *seg);
+		qsort(seg, res.count, sizeof *seg, cmp_u64);
+		r->run_p50[k] = (double)seg[(res.count - 1) / 2];
+		f->npool += res.count;
+	}
+	r->nruns = k + 1;
+}
+
+/* After the last run: the figure's median or percentiles; teardown. */
+static void fig_end(struct report *rep, struct fig *f)
+{
+	struct result *r = &rep->r[f->r];
 	if (r->status == ST_OK && r->nruns < rep->runs) {
 		r->status = ST_FAIL;
 		snprintf(r->note, sizeof r->note, "interrupted");
 	}
-	if (r->status == ST_OK && pool) {
-		report_latency(rep, r, pool, npool);
+	if (r->status == ST_OK && f->pool) {
+		report_latency(rep, r, f->pool, f->npool);
 	} else if (r->status == ST_OK) {
 		double s[MAX_RUNS];
 		uint64_t c[MAX_RUNS];
@@ -200,7 +228,10 @@ static void measure(struct report *rep, struct result *r, struct tctx *ctx, cons
 		r->rate_max = s[m - 1];
 		r->count_med = c[(m - 1) / 2];
 	}
-	free(pool);
+	if (f->set_up)
+		f->ctx.t->teardown(&f->ctx);
+	free(f->pool);
+	f->pool = NULL;
 }
 
 static void progress(const struct result *r)
@@ -404,37 +435,57 @@ int main(int argc, char **argv)
 	rep.line_rtt[0] = run_line_rtt(rep.cpu, &rep.line_mean[0]);
 	fprintf(stderr, "ipcbench: cache-line round trip CPU %d <-> CPU %d: %.0f ns (median), %.0f ns (mean)\n",
 		rep.cpu[0], rep.cpu[1], rep.line_rtt[0], rep.line_mean[0]);
+	/* Interleaved: for each size and test, every transport's run k is
+	 * taken before any transport's run k+1, so the figures a ratio
+	 * compares come from the same minutes (the VM's vCPU placement, and
+	 * with it the cost of a cache-line transfer, changes several-fold
+	 * within a full run). */
 	unsigned serial = 0;
-	for (size_t i = 0; i < nsel && !interrupted; i++) {
-		const struct transport *t = sel[i];
-		if (!inited[i])
-			continue;
-		for (size_t s = 0; s < nsizes && !interrupted; s++) {
-			int frame = sizes[s] >= FRAME_MIN;
-			if (frame && !t->send_reserve)
+	double lmin = rep.line_rtt[0], lmax = rep.line_rtt[0];
+	for (size_t s = 0; s < nsizes && !interrupted; s++) {
+		int frame = sizes[s] >= FRAME_MIN;
+		for (int test = 0; test < TEST__COUNT && !interrupted; test++) {
+			if (!rep.tests[test] || (test == TEST_PINGPONG && frame))
 				continue;
-			for (int test = 0; test < TEST__COUNT && !interrupted; test++) {
-				if (!rep.tests[test] || (test == TEST_ZEROCOPY && !t->send_reserve) ||
-				    (test == TEST_PINGPONG && frame) ||
+			struct fig figs[64];
+			size_t nf = 0;
+			for (size_t i = 0; i < nsel && nf < 64; i++) {
+				const struct transport *t = sel[i];
+				if (!inited[i] || (frame && !t->send_reserve) ||
+				    (test == TEST_ZEROCOPY && !t->send_reserve) ||
 				    (test != TEST_PINGPONG && t->pingpong_only))
 					continue;
-				struct result *r = add_result(&rep, t, (enum test)test, sizes[s]);
-				struct tctx ctx = { .t = t, .max_msg = sizes[s] };
-				snprintf(ctx.tag, sizeof ctx.tag, "ipcbench-%d-%u", (int)getpid(), serial++);
-				int rc = t->setup(&ctx, sizes[s]);
-				if (rc) {
-					r->status = rc == BENCH_SKIP ? ST_SKIP : ST_FAIL;
-					snprintf(r->note, sizeof r->note, "%s", ctx.note);
-				} else {
-					cfg.test = (enum test)test;
-					cfg.size = sizes[s];
-					measure(&rep, r, &ctx, &cfg);
-					t->teardown(&ctx);
-				}
-				progress(r);
+				struct fig *f = &figs[nf++];
+				memset(f, 0, sizeof *f);
+				add_result(&rep, t, (enum test)test, sizes[s]);
+				f->r = rep.n - 1;
+				f->ctx.t = t;
+				f->ctx.max_msg = sizes[s];
+				snprintf(f->ctx.tag, sizeof f->ctx.tag, "ipcbench-%d-%u", (int)getpid(), serial++);
+				fig_begin(&rep, f, (enum test)test);
 			}
+			cfg.test = (enum test)test;
+			cfg.size = sizes[s];
+			for (int k = 0; k < rep.runs && !interrupted; k++)
+				for (size_t j = 0; j < nf && !interrupted; j++)
+					if (figs[j].live)
+						fig_run(&rep, &figs[j], &cfg, k);
+			for (size_t j = 0; j < nf; j++) {
+				fig_end(&rep, &figs[j]);
+				progress(&rep.r[figs[j].r]);
+			}
+			/* Watch the hardware between groups of figures. */
+			double l = interrupted ? -1 : run_line_rtt(rep.cpu, NULL);
+			if (l > 0 && l < lmin)
+				lmin = l;
+			if (l > lmax)
+				lmax = l;
 		}
 	}
+	if (lmin > 0 && lmax > 1.5 * lmin)
+		report_note(&rep, "the cache-line round trip (median) ranged from %.0f to %.0f ns during the run: "
+			    "the VM's CPUs were moved; figures of one size and test were taken interleaved, so "
+			    "their ratios hold, but figures of different sizes do not compare", lmin, lmax);
 	for (size_t i = 0; i < nsel; i++)
 		if (inited[i] == 2)
 			sel[i]->global_fini();
