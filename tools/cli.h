@@ -118,6 +118,26 @@ int parse_values(char **args, int nargs, int dtype, uint64_t count,
 /* Parse hex ("0a1B..", spaces and ':' allowed) into a malloc'd buffer. */
 int parse_hex(const char *s, uint8_t **out, size_t *len);
 
+/* ---- cmd_get.c: shared by get, put and watch ------------------------- */
+
+/* Options get and watch share. */
+enum { O_JSON = 'j', O_HEX = 'x', O_SEQ = 's', O_TIMEOUT = 't', O_GROUP = 'g',
+       O_COUNT = 'n', O_FOLLOW = 'f', O_LATEST = 'L' };
+
+/* Open the bus without joining its peer table and describe the channel;
+ * prints the error and returns the exit code. */
+int cli_open_channel(const char *bus_name, const char *chan, shmbus_bus_t **bus,
+                     shmbus_channel_info_t *ci);
+/* Open an existing state channel as it is (any dtype/shape), park-waiting. */
+int cli_open_state(shmbus_bus_t *bus, const char *chan, shmbus_state_t **st,
+                   shmbus_channel_info_t *ci);
+/* One state value as text ("SEQ: " first if with_seq) or a JSON object. */
+void cli_print_state(const shmbus_channel_info_t *ci, const void *buf, uint64_t seq,
+                     int json, int hex, int with_seq);
+/* Wait for a value newer than `after` until deadline `end` (< 0: none):
+ * 0, SHMBUS_ETIMEDOUT, or SHMBUS_EINTR once Ctrl+C was pressed. */
+int cli_wait_newer(shmbus_state_t *st, uint64_t after, int64_t end);
+
 /* ---- subcommands ---------------------------------------------------- */
 
 int cmd_ls(int argc, char **argv);
