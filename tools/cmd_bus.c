@@ -592,16 +592,86 @@ static const char gc_help[] =
 	"  -n, --dry-run   report what would be done, change nothing\n"
 	"  --idle          also remove idle buses (nobody attached)\n";
 
+struct gc_run {
+	int dry, idle, named, rc;
+	unsigned checked, removed, reaped, skipped;
+};
+
+/* Reap what dead peers of a live (or idle) bus held. */
+static void gc_reap(struct gc_run *g, const char *name, const struct bus_state *s)
+{
+	uint32_t dead = s->info.peers - s->info.live_peers, n = 0;
+	shmbus_bus_opts_t bo;
+	shmbus_bus_t *bus;
+	int r;
+
+	if (g->dry) {
+		if (dead)
+			printf("would reap %u dead peer%s on bus %s\n", dead, dead == 1 ? "" : "s",
+			       name);
+		return;
+	}
+	shmbus_bus_opts_init(&bo);
+	bo.flags = SHMBUS_BUS_NO_PEER;
+	r = shmbus_bus_open(name, &bo, &bus);
+	if (!r) {
+		r = shmbus_bus_gc(bus, &n);
+		shmbus_bus_close(bus);
+	}
+	if (r) {
+		g->rc = cli_fail(r, "bus '%s'", name);
+		return;
+	}
+	if (n)
+		printf("reaped %u dead peer%s and claim%s on bus %s\n", n, n == 1 ? "" : "s",
+		       n == 1 ? "" : "s", name);
+	g->reaped += n;
+}
+
+static void gc_one(struct gc_run *g, const char *name)
+{
+	struct bus_state s;
+	int stale, r;
+
+	g->checked++;
+	bus_classify(name, &s);
+	if (s.rc) {
+		if (g->named && s.rc == SHMBUS_ENOENT)
+			g->rc = cli_msg(EX_NOTFOUND, "no bus '%s'", name);
+		else
+			fprintf(stderr, "shmbus: gc: skipped bus '%s': %s\n", name, s.err);
+		g->skipped++;
+		return;
+	}
+	stale = !strcmp(s.status, "stale");
+	if (!stale && !(g->idle && !strcmp(s.status, "idle"))) {
+		gc_reap(g, name, &s);
+		return;
+	}
+	r = g->dry ? 0 : shmbus_bus_unlink(name);
+	if (r) {
+		g->rc = cli_fail(r, "cannot remove bus '%s'", name);
+		return;
+	}
+	g->removed++;
+	if (stale)
+		printf("%s stale bus %s (%u dead peer%s)\n", g->dry ? "would remove" : "removed",
+		       name, s.info.peers, s.info.peers == 1 ? "" : "s");
+	else
+		printf("%s idle bus %s\n", g->dry ? "would remove" : "removed", name);
+}
+
 int cmd_gc(int argc, char **argv)
 {
 	static const struct cli_opt opts[] = {
 		{"dry-run", 'n', 0, 'n'}, {"idle", 0, 0, 'i'}, {0}};
-	unsigned checked = 0, removed = 0, reaped_total = 0, skipped = 0;
-	int dry = 0, idle = 0, o, rc = EX_OK;
+	struct gc_run g;
 	struct names ns;
 	struct cli_args a;
 	size_t i;
+	int o;
 
+	memset(&g, 0, sizeof(g));
 	cli_args_init(&a, argc, argv);
 	while ((o = cli_next_opt(&a, opts)) > 0) {
 		if (o == CLI_OPT_HELP) {
@@ -609,13 +679,14 @@ int cmd_gc(int argc, char **argv)
 			return EX_OK;
 		}
 		if (o == 'n')
-			dry = 1;
+			g.dry = 1;
 		if (o == 'i')
-			idle = 1;
+			g.idle = 1;
 	}
 	if (o < 0)
 		return EX_USAGE;
 	memset(&ns, 0, sizeof(ns));
+	g.named = a.npos > 0;
 	if (a.npos) {
 		for (i = 0; i < (size_t)a.npos; i++)
 			if (collect(a.pos[i], &ns)) {
@@ -628,68 +699,12 @@ int cmd_gc(int argc, char **argv)
 		if (r)
 			return r;
 	}
-	for (i = 0; i < ns.n; i++) {
-		const char *name = ns.v[i];
-		struct bus_state s;
-
-		checked++;
-		bus_classify(name, &s);
-		if (s.rc) {
-			if (a.npos && s.rc == SHMBUS_ENOENT)
-				rc = cli_msg(EX_NOTFOUND, "no bus '%s'", name);
-			else
-				fprintf(stderr, "shmbus: gc: skipped bus '%s': %s\n", name, s.err);
-			skipped++;
-			continue;
-		}
-		if (!strcmp(s.status, "stale") || (idle && !strcmp(s.status, "idle"))) {
-			int r = dry ? 0 : shmbus_bus_unlink(name);
-
-			if (r) {
-				rc = cli_fail(r, "cannot remove bus '%s'", name);
-				continue;
-			}
-			removed++;
-			if (!strcmp(s.status, "stale"))
-				printf("%s stale bus %s (%u dead peer%s)\n", dry ? "would remove" : "removed",
-				       name, s.info.peers, s.info.peers == 1 ? "" : "s");
-			else
-				printf("%s idle bus %s\n", dry ? "would remove" : "removed", name);
-			continue;
-		}
-		if (s.info.peers > s.info.live_peers || !dry) {
-			shmbus_bus_opts_t bo;
-			shmbus_bus_t *bus;
-			uint32_t n = 0;
-			int r;
-
-			if (dry) {
-				printf("would reap %u dead peer%s on bus %s\n",
-				       s.info.peers - s.info.live_peers,
-				       s.info.peers - s.info.live_peers == 1 ? "" : "s", name);
-				continue;
-			}
-			shmbus_bus_opts_init(&bo);
-			bo.flags = SHMBUS_BUS_NO_PEER;
-			r = shmbus_bus_open(name, &bo, &bus);
-			if (!r) {
-				r = shmbus_bus_gc(bus, &n);
-				shmbus_bus_close(bus);
-			}
-			if (r) {
-				rc = cli_fail(r, "bus '%s'", name);
-				continue;
-			}
-			if (n)
-				printf("reaped %u dead peer%s and claim%s on bus %s\n", n,
-				       n == 1 ? "" : "s", n == 1 ? "" : "s", name);
-			reaped_total += n;
-		}
-	}
-	printf("gc: %u bus%s checked, %u removed, %u reaped, %u skipped%s\n", checked,
-	       checked == 1 ? "" : "es", removed, reaped_total, skipped,
-	       dry ? " (dry run)" : "");
+	for (i = 0; i < ns.n; i++)
+		gc_one(&g, ns.v[i]);
+	printf("gc: %u bus%s checked, %u removed, %u reaped, %u skipped%s\n", g.checked,
+	       g.checked == 1 ? "" : "es", g.removed, g.reaped, g.skipped,
+	       g.dry ? " (dry run)" : "");
 	names_free(&ns);
 	cli_flush();
-	return rc;
+	return g.rc;
 }
