@@ -6,11 +6,15 @@
  * Robust lock. One 64-bit word, owner, holds the token (pid + start time)
  * of the holding process, 0 when free; taking the lock is one CAS from 0 to
  * the caller's token, so the holder is known at every instant, even to a
- * process that finds it dead. A locker spins briefly, then counts itself
- * in waiters and sleeps on the owner word's low half; an unlock stores 0
- * and wakes one sleeper only when waiters is non-zero (the seq_cst
+ * process that finds it dead. A locker spins briefly, then sets contended
+ * and sleeps on the owner word's low half; an unlock stores 0 and, only if
+ * it swaps contended from 1 to 0, wakes one sleeper (the seq_cst
  * store/load pairs on both sides make sure either the unlocker sees the
- * waiter or the waiter sees the free lock). A sleeper wakes at least once
+ * flag or the waiter sees the free lock). A waiter that slept and then
+ * gets the lock sets contended again, since others may still sleep: at
+ * most one needless wake-up ends a contended spell, and a waiter killed
+ * in its sleep leaves nothing behind (a count of sleepers would stay
+ * raised forever and cost every later unlock a system call). A sleeper wakes at least once
  * per liveness timeout and checks whether the owner's process still
  * exists; if not, it takes the lock over by CAS from the dead token and
  * marks health OWNER_DIED. A locker that finds OWNER_DIED gets
@@ -130,26 +134,24 @@ int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
 		if (left == 0)
 			return SHMBUS_ETIMEDOUT;
 		slice = left < 0 || left > liveness_ns ? liveness_ns : left;
-		/* seq_cst: announce the sleeper before re-reading owner; pairs
-		 * with the store/load pair in sb_rlock_release. */
-		atomic_fetch_add_explicit(&l->waiters, 1, memory_order_seq_cst);
+		/* seq_cst: raise the flag before re-reading owner; pairs with
+		 * the store of 0 / exchange of the flag in sb_rlock_release. */
+		atomic_store_explicit(&l->contended, 1, memory_order_seq_cst);
 		cur = atomic_load_explicit(&l->owner, memory_order_seq_cst);
 		r = cur != 0 ? sb_futex_wait(word, (uint32_t)cur, slice) : 0;
-		/* relaxed: only the count matters to the unlocker. */
-		atomic_fetch_sub_explicit(&l->waiters, 1, memory_order_relaxed);
 		/* A woken waiter always tries before leaving, so the one
 		 * wake-up an unlock sends is never wasted. */
-		if (try_take(l, token))
+		if (try_take(l, token) ||
+		    (r == SHMBUS_ETIMEDOUT &&
+		     steal(l, atomic_load_explicit(&l->owner, memory_order_relaxed), token))) {
+			/* relaxed: read by our own unlock; others may sleep. */
+			atomic_store_explicit(&l->contended, 1, memory_order_relaxed);
 			return took(l, token);
+		}
 		if (r == SHMBUS_EINTR)
 			return r;
-		if (r == SHMBUS_ETIMEDOUT) {
-			cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
-			if (steal(l, cur, token))
-				return took(l, token);
-		} else if (r < 0) {
+		if (r < 0 && r != SHMBUS_ETIMEDOUT)
 			return r;
-		}
 	}
 }
 
@@ -159,6 +161,17 @@ void sb_rlock_consistent(struct sb_rlock *l)
 	atomic_store_explicit(&l->health, SB_RLOCK_OK, memory_order_relaxed);
 }
 
+/* After storing owner = 0: wake one sleeper if any may sleep. */
+static void wake_one(struct sb_rlock *l)
+{
+	/* seq_cst: the load half of the store-load pair with the waiter's
+	 * flag store and owner load; the exchange clears the flag so a
+	 * waiter that died asleep costs at most one wake-up. */
+	if (atomic_load_explicit(&l->contended, memory_order_seq_cst) != 0 &&
+	    atomic_exchange_explicit(&l->contended, 0, memory_order_seq_cst) != 0)
+		sb_futex_wake(sb_futex_low(&l->owner), 1);
+}
+
 void sb_rlock_release(struct sb_rlock *l, uint64_t token)
 {
 	uint32_t died = SB_RLOCK_OWNER_DIED;
@@ -166,14 +179,13 @@ void sb_rlock_release(struct sb_rlock *l, uint64_t token)
 	atomic_compare_exchange_strong_explicit(&l->health, &died, SB_RLOCK_UNRECOVERABLE,
 	                                        memory_order_relaxed, memory_order_relaxed);
 	/* seq_cst: releases the guarded data (pairs with the acquiring CAS in
-	 * try_take) and, with the seq_cst load of waiters, forms the
+	 * try_take) and, with the seq_cst exchange of contended, forms the
 	 * store-load pair the sleepers in sb_rlock_acquire rely on. */
 	if (!atomic_compare_exchange_strong_explicit(&l->owner, &token, 0,
 	                                             memory_order_seq_cst,
 	                                             memory_order_relaxed))
 		return;
-	if (atomic_load_explicit(&l->waiters, memory_order_seq_cst) != 0)
-		sb_futex_wake(sb_futex_low(&l->owner), 1);
+	wake_one(l);
 }
 
 int sb_rlock_reap(struct sb_rlock *l, uint64_t token)
@@ -185,8 +197,7 @@ int sb_rlock_reap(struct sb_rlock *l, uint64_t token)
 	/* seq_cst: as in sb_rlock_release, but health stays OWNER_DIED so the
 	 * next locker repairs. */
 	atomic_store_explicit(&l->owner, 0, memory_order_seq_cst);
-	if (atomic_load_explicit(&l->waiters, memory_order_seq_cst) != 0)
-		sb_futex_wake(sb_futex_low(&l->owner), 1);
+	wake_one(l);
 	return 1;
 }
 

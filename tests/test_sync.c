@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include "testutil.h"
@@ -15,6 +16,17 @@ static const char *bus_name;
 static shmbus_bus_t *bus;
 
 #define THREADS 4
+
+/* The area of channel name in this process's mapping (tests only). */
+static uint8_t *area_of(const char *name)
+{
+	uint32_t i;
+
+	for (i = 0; i < bus->max_channels; i++)
+		if (bus->dir[i].state == SB_DIR_READY && strcmp(bus->dir[i].name, name) == 0)
+			return bus->base + bus->dir[i].off;
+	FAIL("no channel %s", name);
+}
 
 /* ---- lock ----------------------------------------------------------- */
 
@@ -131,6 +143,46 @@ static void test_owner_died(void)
 	shmbus_lock_close(l);
 	OK(shmbus_bus_set_liveness(bus, 200000000));
 	printf("  lock: owner death detected, repair protocol, unrecoverable after no repair\n");
+}
+
+/* A waiter killed in its sleep leaves no trace: after the next unlock no
+ * later unlock has anyone to wake (a stale count of sleepers would make
+ * every unlock a system call for good). */
+static void test_dead_waiter_leaves_nothing(void)
+{
+	shmbus_lock_t *l;
+	_Atomic uint32_t *contended;
+	uint64_t t0;
+	pid_t pid;
+	int status;
+
+	OK(shmbus_lock_open(bus, "W", 1, &l));
+	contended = (_Atomic uint32_t *)(area_of("W") + 8);
+	OK(shmbus_lock_lock(l, 0));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		shmbus_bus_t *b;
+		shmbus_lock_t *c;
+
+		if (shmbus_bus_open(bus_name, NULL, &b) || shmbus_lock_open(b, "W", 0, &c))
+			_exit(2);
+		shmbus_lock_lock(c, 30000000000ll);    /* sleeps until killed */
+		_exit(3);
+	}
+	t0 = test_now_ns();
+	while (atomic_load(contended) == 0)
+		CHECK(test_now_ns() - t0 < 10000000000ull, "the child never went to sleep");
+	usleep(10000);
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status), "child killed (%d)", status);
+	OK(shmbus_lock_unlock(l));
+	CHECK(atomic_load(contended) == 0, "unlock cleared the sleeper flag");
+	OK(shmbus_lock_lock(l, 0));
+	OK(shmbus_lock_unlock(l));
+	CHECK(atomic_load(contended) == 0, "no sleeper recorded after the dead one");
+	shmbus_lock_close(l);
+	printf("  lock: a waiter killed asleep leaves nothing to wake\n");
 }
 
 /* ---- event ---------------------------------------------------------- */
@@ -296,7 +348,7 @@ static void test_turn_order(void)
 	uint32_t p;
 	int i;
 
-	turn_rounds = (int)(3000 * test_scale());
+	turn_rounds = (int)(1000 * test_scale());
 	turn_log = calloc((size_t)turn_rounds * 3, sizeof(int));
 	for (i = 0; i < 3; i++)
 		OK(shmbus_turn_open(bus, "T", 1, 8, &t[i]));
@@ -364,17 +416,6 @@ static void test_turn_skips_dead(void)
 
 /* ---- kinds, names, hostile contents --------------------------------- */
 
-/* The area of channel name in this process's mapping (tests only). */
-static uint8_t *area_of(const char *name)
-{
-	uint32_t i;
-
-	for (i = 0; i < bus->max_channels; i++)
-		if (bus->dir[i].state == SB_DIR_READY && strcmp(bus->dir[i].name, name) == 0)
-			return bus->base + bus->dir[i].off;
-	FAIL("no channel %s", name);
-}
-
 static void test_kinds_and_corruption(void)
 {
 	shmbus_channel_info_t info;
@@ -415,6 +456,7 @@ int main(void)
 	OK(shmbus_bus_create(bus_name, NULL, &bus));
 	test_lock_excludes_threads();
 	test_owner_died();
+	test_dead_waiter_leaves_nothing();
 	test_event();
 	test_sem();
 	test_turn_order();

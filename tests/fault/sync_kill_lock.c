@@ -132,7 +132,7 @@ static void run_kills(void (*fn)(int), int rounds, const char *what)
 
 int main(void)
 {
-	int rounds = (int)(60 * test_scale());
+	int rounds = (int)(40 * test_scale());
 	shmbus_bus_t *b;
 	shmbus_lock_t *l;
 	shmbus_turn_t *t;
