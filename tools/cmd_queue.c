@@ -181,6 +181,8 @@ int queue_put(shmbus_bus_t *bus, const char *chan, char **vals, int nvals, int h
 		else
 			rc = put_one(q, chan, line, (size_t)n, timeout_ns);
 	}
+	if (!rc && cli_stop)
+		rc = cli_msg(EX_INTR, "interrupted");  /* and no end of stream */
 	if (!rc && shut) {
 		r = shmbus_queue_shut(q);
 		if (r)
