@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -686,6 +687,23 @@ int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped)
 	return 0;
 }
 
+/* A creator killed inside shmbus_bus_create leaves its half-built
+ * temporary file ("NAME.tmp-PID-STAMP", see create_at): nobody can ever
+ * publish it, so once PID is gone the listing removes it. A pid reused by
+ * another process keeps the file until that one ends too. */
+static void remove_orphan_tmp(const char *file)
+{
+	const char *t = strstr(file, ".tmp-");
+	char path[512];
+	long pid;
+
+	pid = strtol(t + 5, NULL, 10);
+	if (pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+		return;
+	snprintf(path, sizeof(path), "%s/%s", SB_SHM_DIR, file);
+	unlink(path);
+}
+
 int shmbus_list(int (*fn)(const char *name, void *arg), void *arg)
 {
 	size_t plen = strlen(SB_SHM_PREFIX);
@@ -701,8 +719,12 @@ int shmbus_list(int (*fn)(const char *name, void *arg), void *arg)
 	while ((de = readdir(dir)) != NULL) {
 		const char *n = de->d_name;
 
-		if (strncmp(n, SB_SHM_PREFIX, plen) != 0 || strstr(n, ".tmp-"))
+		if (strncmp(n, SB_SHM_PREFIX, plen) != 0)
 			continue;
+		if (strstr(n, ".tmp-")) {
+			remove_orphan_tmp(n);
+			continue;
+		}
 		r = fn(n + plen, arg);
 		if (r)
 			break;

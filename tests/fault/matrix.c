@@ -1,0 +1,705 @@
+/*
+ * matrix.c -- the fault matrix (promises 1, 2, 3, 6): every role is killed
+ * with SIGKILL at a random point, round after round, and the survivors
+ * check that nothing hangs beyond the liveness timeout, no committed data
+ * is lost, no value is torn, and that gc leaves nothing behind.
+ *
+ * Each round picks a role, forks a victim playing it, lets it run a random
+ * 0-3 ms after it said it was ready, kills it, and checks from this process
+ * (a separate process from the victim, i.e. a survivor):
+ *
+ *   state writer   the value read is whole and its seq did not go back; a
+ *                  waiter blocked in shmbus_state_wait wakes once a new
+ *                  writer (we) takes the role and publishes;
+ *   state reader   killed mid-read (zero-copy or copying): the writer never
+ *                  notices; reads stay whole;
+ *   bus creator    killed inside shmbus_bus_create or right after: the name
+ *                  is absent or a whole bus; a bus left behind is stale (a
+ *                  registered peer, none alive) and gc + unlink remove it;
+ *                  no temporary file survives a listing;
+ *   producer       every message whose put returned is delivered, in order,
+ *                  intact; a claimed-but-unpublished slot does not stall the
+ *                  consumer beyond the liveness timeout;
+ *   group member   killed between peek and release: every message is
+ *                  delivered to the surviving member or was recorded by the
+ *                  victim; a second copy only ever comes flagged;
+ *   lock holder    killed inside its critical section: the next locker gets
+ *                  EOWNERDEAD (or a clean lock) in bounded time and repairs;
+ *   dict mutator   killed mid-set/delete: the dict stays walkable, every
+ *                  value intact, and usable.
+ *
+ * Every blocking call of the survivor is timed against a generous bound
+ * (liveness timeout x 10 + 2 s; the machine may be loaded). At the end the
+ * dead peers are reaped (gc), the bus is removed, and nothing of ours is
+ * left in /dev/shm. FAULT_SECONDS (default 15 x SHMBUS_TEST_SCALE) bounds
+ * the run; rounds stop at 2000.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "testutil.h"
+
+#define LIVENESS_NS 20000000ll          /* 20 ms */
+#define BOUND_NS (LIVENESS_NS * 10 + 2000000000ll)
+#define WORDS 512                       /* state value: 4 KiB */
+#define MEMBER_MSGS 16
+#define MAX_ROUNDS 2000
+
+enum { R_WRITER, R_READER, R_CREATOR, R_PRODUCER, R_MEMBER, R_LOCK, R_DICT, NROLES };
+static const char *const role_name[NROLES] = {
+	"state writer", "state reader", "bus creator", "producer", "group member",
+	"lock holder", "dict mutator",
+};
+
+struct shared {
+	atomic_int ready;
+	atomic_ullong committed;        /* producer: puts that returned */
+	atomic_uchar taken[MEMBER_MSGS];/* member: recorded by the victim */
+	char creator_name[64];
+};
+
+static struct shared *sh;
+static const char *bus_name;
+static int has_queue, has_sync;
+static unsigned rounds_of[NROLES];
+static double secs_of[NROLES];
+static unsigned n_stale, n_absent, n_ownerdead, n_redelivered;
+
+static uint64_t word_of(uint64_t tag, uint64_t i)
+{
+	return tag * 0x9E3779B97F4A7C15ull ^ (i * 0xD6E8FEB86659FD93ull);
+}
+
+/* Time a blocking call of the survivor. */
+#define TIMED(what, call) ({ uint64_t t0_ = test_now_ns(); int tr_ = (call); \
+	uint64_t dt_ = test_now_ns() - t0_; \
+	CHECK(dt_ < (uint64_t)BOUND_NS, "%s blocked %.3f s (bound %.3f s)", what, dt_ / 1e9, \
+	      BOUND_NS / 1e9); tr_; })
+
+static shmbus_bus_t *victim_bus(void)
+{
+	shmbus_bus_t *b;
+
+	int r = shmbus_bus_open(bus_name, NULL, &b);
+
+	if (r != 0) {
+		fprintf(stderr, "pid %d: open: %s\n", (int)getpid(), shmbus_last_error());
+		_exit(20);
+	}
+	shmbus_bus_set_liveness(b, LIVENESS_NS);
+	return b;
+}
+
+static shmbus_state_t *open_state(shmbus_bus_t *b)
+{
+	shmbus_state_opts_t so;
+	shmbus_state_t *st;
+
+	shmbus_state_opts_init(&so);
+	so.dtype = SHMBUS_UINT64;
+	so.ndim = 1;
+	so.shape[0] = WORDS;
+	OK(shmbus_state_open(b, "s", &so, &st));
+	return st;
+}
+
+static shmbus_queue_t *open_queue(shmbus_bus_t *b)
+{
+	shmbus_queue_opts_t qo;
+	shmbus_queue_t *q;
+
+	shmbus_queue_opts_init(&qo);
+	qo.slots = 64;
+	qo.max_msg = 64;
+	OK(shmbus_queue_open(b, "q", &qo, &q));
+	return q;
+}
+
+static void ready(void)
+{
+	atomic_store(&sh->ready, 1);
+}
+
+/* ---- victims ---------------------------------------------------------- */
+
+static void victim_writer(void)
+{
+	shmbus_bus_t *b = victim_bus();
+	shmbus_state_t *st = open_state(b);
+	uint64_t v[WORDS], tag = (uint64_t)getpid() << 20, i;
+	void *p;
+
+	for (;;) {
+		tag++;
+		v[0] = tag;
+		for (i = 1; i < WORDS; i++)
+			v[i] = word_of(tag, i);
+		if (tag & 1) {
+			if (shmbus_state_write(st, v, sizeof(v)) != 0)
+				_exit(21);
+		} else {
+			if (shmbus_state_write_begin(st, &p) != 0)
+				_exit(22);
+			for (i = 0; i < WORDS; i++)     /* slow fill: kills land inside */
+				((volatile uint64_t *)p)[i] = v[i];
+			if (shmbus_state_write_commit(st) != 0)
+				_exit(23);
+		}
+		ready();
+	}
+}
+
+static void check_value(const uint64_t *v, uint64_t seq, int round)
+{
+	uint64_t i;
+
+	for (i = 1; i < WORDS; i++)
+		CHECK(v[i] == word_of(v[0], i), "round %d: value at seq %llu torn at word %llu",
+		      round, (unsigned long long)seq, (unsigned long long)i);
+}
+
+static void victim_reader(void)
+{
+	shmbus_bus_t *b = victim_bus();
+	shmbus_state_t *st = open_state(b);
+	uint64_t v[WORDS], seq, i, x = 0;
+	const void *p;
+
+	for (;;) {
+		if (shmbus_state_read_begin(st, &p, &seq) == 0) {
+			for (i = 0; i < WORDS; i++)
+				x += ((const volatile uint64_t *)p)[i];
+			shmbus_state_read_validate(st, seq);
+		}
+		if (shmbus_state_read(st, v, sizeof(v), &seq) == 0)
+			check_value(v, seq, -1);
+		ready();
+	}
+}
+
+static void victim_creator(void)
+{
+	shmbus_bus_opts_t o;
+	shmbus_bus_t *b;
+	shmbus_state_t *st;
+	uint64_t v[WORDS] = {0};
+
+	shmbus_bus_opts_init(&o);
+	o.size = 8 << 20;
+	ready();
+	if (shmbus_bus_create(sh->creator_name, &o, &b) != 0)
+		_exit(24);
+	st = open_state(b);
+	shmbus_state_write(st, v, sizeof(v));
+	for (;;)
+		pause();
+}
+
+struct qmsg {
+	uint32_t pid;
+	uint32_t i;
+	uint64_t check;
+};
+
+static void victim_producer(void)
+{
+	shmbus_bus_t *b = victim_bus();
+	shmbus_queue_t *q = open_queue(b);
+	struct qmsg m = {(uint32_t)getpid(), 0, 0};
+	void *p;
+
+	for (;; m.i++) {
+		m.check = test_hash(&m, 8);
+		if (m.i & 1) {
+			if (shmbus_queue_put(q, &m, sizeof(m), SHMBUS_FOREVER) != 0)
+				_exit(25);
+		} else {
+			if (shmbus_queue_reserve(q, sizeof(m), &p, SHMBUS_FOREVER) != 0)
+				_exit(26);
+			memcpy(p, &m, sizeof(m));
+			if (shmbus_queue_commit(q, sizeof(m)) != 0)
+				_exit(27);
+		}
+		atomic_store(&sh->committed, (unsigned long long)m.i + 1);
+		ready();
+	}
+}
+
+static void victim_member(void)
+{
+	shmbus_bus_t *b = victim_bus();
+	shmbus_queue_t *q = open_queue(b);
+	shmbus_msg_t m;
+	uint32_t id;
+
+	if (shmbus_queue_join(q, "work", SHMBUS_GROUP_EARLIEST) != 0)
+		_exit(28);
+	ready();
+	for (;;) {
+		if (shmbus_queue_peek(q, &m, SHMBUS_FOREVER) != 0)
+			_exit(29);
+		memcpy(&id, m.data, 4);
+		if (id < MEMBER_MSGS)
+			atomic_store(&sh->taken[id], 1);
+		usleep(100);
+		shmbus_queue_release(q);
+	}
+}
+
+static void victim_lock(void)
+{
+	shmbus_bus_t *b = victim_bus();
+	shmbus_lock_t *l;
+	shmbus_array_t *a;
+	int r;
+
+	OK(shmbus_lock_open(b, "lk", 1, &l));
+	OK(shmbus_array_open(b, "a", SHMBUS_INT64, 2, 1, &a));
+	for (;;) {
+		r = shmbus_lock_lock(l, SHMBUS_FOREVER);
+		if (r == SHMBUS_EOWNERDEAD) {
+			int64_t x;
+
+			shmbus_array_get(a, 0, &x);
+			shmbus_array_set(a, 1, &x);
+			shmbus_lock_consistent(l);
+		} else if (r != 0) {
+			_exit(30);
+		}
+		ready();
+		shmbus_array_add_i64(a, 0, 1, NULL);
+		usleep((useconds_t)(rand() % 300));
+		shmbus_array_add_i64(a, 1, 1, NULL);
+		shmbus_lock_unlock(l);
+	}
+}
+
+struct dval {
+	uint64_t k, check;
+	uint8_t pad[48];
+};
+
+static void victim_dict(void)
+{
+	shmbus_bus_t *b = victim_bus();
+	shmbus_dict_t *d;
+	struct dval v;
+	uint64_t k;
+	char key[16];
+
+	OK(shmbus_dict_open(b, "d", 1, 1 << 20, &d));
+	srand((unsigned)getpid());
+	for (k = 0;; k++) {
+		snprintf(key, sizeof(key), "k%u", (unsigned)(k % 32));
+		memset(&v, (int)k, sizeof(v));
+		v.k = k;
+		v.check = test_hash(v.pad, sizeof(v.pad)) ^ k;
+		if (rand() % 4 == 0)
+			shmbus_dict_del(d, key, strlen(key));
+		else if (shmbus_dict_set(d, key, strlen(key), &v, sizeof(v)) != 0)
+			_exit(31);
+		ready();
+	}
+}
+
+/* ---- survivors' checks ------------------------------------------------ */
+
+static struct {
+	shmbus_bus_t *b;
+	shmbus_state_t *st;
+	shmbus_queue_t *audit, *work, *prod;
+	shmbus_lock_t *lk;
+	shmbus_array_t *a;
+	shmbus_dict_t *d;
+	uint64_t last_seq;
+} S;
+
+static void check_writer(int round, pid_t waiter)
+{
+	uint64_t v[WORDS], seq, i;
+	int status;
+
+	OK(TIMED("state read", shmbus_state_read(S.st, v, sizeof(v), &seq)));
+	check_value(v, seq, round);
+	CHECK(seq >= S.last_seq, "round %d: seq %llu after %llu", round,
+	      (unsigned long long)seq, (unsigned long long)S.last_seq);
+	/* Take over the dead writer's role at once and publish. */
+	v[0] = ((uint64_t)round << 40) | 1;
+	for (i = 1; i < WORDS; i++)
+		v[i] = word_of(v[0], i);
+	OK(shmbus_state_write(S.st, v, sizeof(v)));
+	OK(shmbus_state_release_writer(S.st));
+	S.last_seq = shmbus_state_seq(S.st);
+	/* The waiter, blocked since before the kill, sees a newer value. */
+	CHECK(waitpid(waiter, &status, 0) == waiter && WIFEXITED(status) &&
+	      WEXITSTATUS(status) == 0, "round %d: state waiter failed (status 0x%x)", round,
+	      status);
+}
+
+static pid_t spawn_waiter(int round)
+{
+	uint64_t from = shmbus_state_seq(S.st);
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		shmbus_bus_t *b = victim_bus();
+		shmbus_state_t *st = open_state(b);
+		uint64_t v[WORDS], seq, t0;
+		int r;
+
+		shmbus_state_set_wait(st, SHMBUS_WAIT_PARK, 0);
+		/* Sleep through the victim's values until the survivor's
+		 * (tagged with the round): a victim killed between publishing
+		 * and waking must not leave us asleep past the bound. */
+		for (;;) {
+			t0 = test_now_ns();
+			r = shmbus_state_wait(st, from, BOUND_NS, &seq);
+			if (r != 0 || test_now_ns() - t0 >= (uint64_t)BOUND_NS)
+				_exit(40);
+			if (shmbus_state_read(st, v, sizeof(v), &seq) != 0)
+				_exit(41);
+			if (v[0] == (((uint64_t)round << 40) | 1))
+				_exit(0);
+			from = seq;
+		}
+	}
+	return pid;
+}
+
+static void check_reader(int round)
+{
+	uint64_t v[WORDS], seq, i;
+
+	v[0] = ((uint64_t)round << 40) | 2;
+	for (i = 1; i < WORDS; i++)
+		v[i] = word_of(v[0], i);
+	OK(TIMED("state write after a reader died", shmbus_state_write(S.st, v, sizeof(v))));
+	OK(shmbus_state_release_writer(S.st));
+	OK(shmbus_state_read(S.st, v, sizeof(v), &seq));
+	check_value(v, seq, round);
+	S.last_seq = seq;
+}
+
+static int leftover_tmp(const char *name)
+{
+	char prefix[96];
+	struct dirent *de;
+	DIR *dir = opendir("/dev/shm");
+	int n = 0;
+
+	snprintf(prefix, sizeof(prefix), "shmbus-%s", name);
+	while (dir && (de = readdir(dir)) != NULL)
+		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+			n++;
+	if (dir)
+		closedir(dir);
+	return n;
+}
+
+static int count_cb(const char *name, void *arg)
+{
+	(void)name;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void check_creator(int round)
+{
+	shmbus_bus_opts_t o;
+	shmbus_bus_info_t bi;
+	shmbus_channel_info_t ci[4];
+	shmbus_bus_t *b;
+	size_t n;
+	uint32_t reaped;
+	int r, listed = 0;
+
+	shmbus_bus_opts_init(&o);
+	o.flags = SHMBUS_BUS_NO_PEER;
+	r = shmbus_bus_open(sh->creator_name, &o, &b);
+	CHECK(r == 0 || r == SHMBUS_ENOENT, "round %d: bus left by a killed creator: %d (%s)",
+	      round, r, shmbus_last_error());
+	if (r != 0)
+		n_absent++;
+	if (r == 0) {
+		OK(shmbus_bus_info(b, &bi));
+		n_stale += bi.peers > 0;
+		CHECK(bi.live_peers == 0, "round %d: %u live peers on a dead creator's bus", round,
+		      bi.live_peers);
+		/* Stale when it registered before dying; else idle. */
+		OK(shmbus_channel_list(b, ci, 4, &n));
+		OK(shmbus_bus_gc(b, &reaped));
+		CHECK(reaped >= bi.peers, "round %d: gc reaped %u things, %u dead peers", round, reaped,
+		      bi.peers);
+		OK(shmbus_bus_info(b, &bi));
+		CHECK(bi.peers == 0, "round %d: %u peers after gc", round, bi.peers);
+		OK(shmbus_bus_close(b));
+		OK(shmbus_bus_unlink(sh->creator_name));
+	}
+	/* A listing removes the temporary file of a creator that died. */
+	OK(shmbus_list(count_cb, &listed));
+	CHECK(leftover_tmp(sh->creator_name) == 0, "round %d: files of '%s' left in /dev/shm",
+	      round, sh->creator_name);
+}
+
+static void check_producer(int round, unsigned long long committed)
+{
+	struct qmsg m;
+	uint32_t flags, pid = 0, next = 0;
+	size_t len;
+	int r;
+
+	/* Everything committed comes out in order; then the stream ends
+	 * within the liveness timeout even if a claim was left open. */
+	for (;;) {
+		r = TIMED("queue get after a producer died",
+		          shmbus_queue_get(S.audit, &m, sizeof(m), &len, &flags,
+		                           next < committed ? BOUND_NS : LIVENESS_NS * 5));
+		if (r == SHMBUS_ETIMEDOUT || r == SHMBUS_EAGAIN)
+			break;
+		OK(r);
+		CHECK(len == sizeof(m) && m.check == test_hash(&m, 8),
+		      "round %d: corrupt message (len %zu)", round, len);
+		if (!pid)
+			pid = m.pid;
+		CHECK(m.pid == pid && m.i == next, "round %d: got %u:%u, expected %u:%u", round,
+		      m.pid, m.i, pid, next);
+		next++;
+	}
+	CHECK(next >= committed, "round %d: %llu messages committed, %u delivered", round,
+	      committed, next);
+}
+
+static void check_member(int round, const uint8_t *got)
+{
+	int i;
+
+	for (i = 0; i < MEMBER_MSGS; i++)
+		CHECK(got[i] || atomic_load(&sh->taken[i]),
+		      "round %d: message %d lost (not recorded by the dead member, not redelivered)",
+		      round, i);
+}
+
+static void check_lock(int round)
+{
+	int64_t x, y;
+	int r = TIMED("lock after its holder died", shmbus_lock_lock(S.lk, BOUND_NS));
+
+	CHECK(r == 0 || r == SHMBUS_EOWNERDEAD, "round %d: lock gave %d (%s)", round, r,
+	      shmbus_last_error());
+	OK(shmbus_array_get(S.a, 0, &x));
+	OK(shmbus_array_get(S.a, 1, &y));
+	if (r == SHMBUS_EOWNERDEAD) {
+		n_ownerdead++;
+		CHECK(x == y || x == y + 1, "round %d: counters %lld/%lld", round, (long long)x,
+		      (long long)y);
+		OK(shmbus_array_set(S.a, 1, &x));
+		OK(shmbus_lock_consistent(S.lk));
+	} else {
+		CHECK(x == y, "round %d: lock free but counters differ %lld/%lld", round,
+		      (long long)x, (long long)y);
+	}
+	OK(shmbus_lock_unlock(S.lk));
+}
+
+static void check_dict(int round)
+{
+	uint8_t kb[64];
+	struct dval v;
+	uint64_t cur = 0, len;
+	size_t kl, vl;
+	int r, n = 0;
+
+	while ((r = TIMED("dict walk", shmbus_dict_next(S.d, &cur, kb, sizeof(kb), &kl, &v,
+	                                                  sizeof(v), &vl))) == 0) {
+		CHECK(vl == sizeof(v) && v.check == (test_hash(v.pad, sizeof(v.pad)) ^ v.k),
+		      "round %d: dict value torn (len %zu)", round, vl);
+		n++;
+	}
+	CHECK(r == SHMBUS_ENOENT, "round %d: dict walk ended with %d (%s)", round, r,
+	      shmbus_last_error());
+	OK(shmbus_dict_len(S.d, &len));
+	CHECK(len == (uint64_t)n, "round %d: dict len %llu, walk saw %d", round,
+	      (unsigned long long)len, n);
+	memset(&v, 0, sizeof(v));
+	v.check = test_hash(v.pad, sizeof(v.pad));
+	OK(TIMED("dict set", shmbus_dict_set(S.d, "survivor", 8, &v, sizeof(v))));
+}
+
+/* ---- driver ----------------------------------------------------------- */
+
+static void (*const victims[NROLES])(void) = {
+	victim_writer, victim_reader, victim_creator, victim_producer, victim_member,
+	victim_lock, victim_dict,
+};
+
+static void one_round(int round, int role)
+{
+	uint8_t got[MEMBER_MSGS] = {0};
+	pid_t pid, waiter = -1;
+	uint64_t t0;
+	int status, i;
+
+	atomic_store(&sh->ready, 0);
+	atomic_store(&sh->committed, 0);
+	if (role == R_CREATOR)
+		snprintf(sh->creator_name, sizeof(sh->creator_name), "t-mxc-%d-%d", (int)getpid(),
+		         round);
+	if (role == R_MEMBER) {
+		for (i = 0; i < MEMBER_MSGS; i++) {
+			uint32_t id = (uint32_t)i;
+
+			atomic_store(&sh->taken[i], 0);
+			OK(shmbus_queue_put(S.prod, &id, sizeof(id), BOUND_NS));
+		}
+	}
+	if (role == R_WRITER)
+		waiter = spawn_waiter(round);
+	fflush(stdout);
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		srand((unsigned)getpid());
+		victims[role]();
+		_exit(0);
+	}
+	t0 = test_now_ns();
+	while (!atomic_load(&sh->ready)) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			FAIL("round %d: %s victim exited early (status 0x%x)", round, role_name[role],
+			     status);
+		CHECK(test_now_ns() - t0 < (uint64_t)BOUND_NS, "round %d: %s never got ready",
+		      round, role_name[role]);
+		usleep(50);
+	}
+	usleep((useconds_t)(rand() % 3000));
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
+	      "round %d: %s victim failed before the kill (status 0x%x)", round, role_name[role],
+	      status);
+	switch (role) {
+	case R_WRITER: check_writer(round, waiter); break;
+	case R_READER: check_reader(round); break;
+	case R_CREATOR: check_creator(round); break;
+	case R_PRODUCER: check_producer(round, atomic_load(&sh->committed)); break;
+	case R_MEMBER:
+		for (;;) {
+			uint32_t id, flags;
+			size_t len;
+			int r = TIMED("member get after a member died",
+			              shmbus_queue_get(S.work, &id, sizeof(id), &len, &flags,
+			                               LIVENESS_NS * 5));
+
+			if (r == SHMBUS_ETIMEDOUT || r == SHMBUS_EAGAIN)
+				break;
+			OK(r);
+			CHECK(id < MEMBER_MSGS, "round %d: stray id %u", round, id);
+			CHECK(!got[id] || (flags & SHMBUS_MSG_REDELIVERED),
+			      "round %d: message %u twice without the redelivered flag", round, id);
+			got[id] = 1;
+			n_redelivered += !!(flags & SHMBUS_MSG_REDELIVERED);
+		}
+		check_member(round, got);
+		break;
+	case R_LOCK: check_lock(round); break;
+	case R_DICT: check_dict(round); break;
+	}
+	rounds_of[role]++;
+	secs_of[role] += (test_now_ns() - t0) / 1e9;
+}
+
+int main(void)
+{
+	const char *fs = getenv("FAULT_SECONDS");
+	double secs = fs ? atof(fs) : 15 * test_scale();
+	shmbus_bus_opts_t o;
+	shmbus_bus_info_t bi;
+	uint64_t end;
+	uint32_t reaped;
+	int round, role, total = 0;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	bus_name = test_bus_name("mx");
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(sh != MAP_FAILED, "mmap");
+	shmbus_bus_opts_init(&o);
+	o.size = 32ull << 20;
+	o.max_peers = 32;
+	OK(shmbus_bus_create(bus_name, &o, &S.b));
+	OK(shmbus_bus_set_liveness(S.b, LIVENESS_NS));
+	S.st = open_state(S.b);
+	{
+		uint64_t v[WORDS] = {0};
+		uint64_t i;
+
+		for (i = 1; i < WORDS; i++)
+			v[i] = word_of(0, i);
+		OK(shmbus_state_write(S.st, v, sizeof(v)));
+		OK(shmbus_state_release_writer(S.st));
+	}
+	S.audit = open_queue(S.b);
+	has_queue = shmbus_queue_join(S.audit, "audit", SHMBUS_GROUP_EARLIEST) == 0;
+	if (has_queue) {
+		S.work = open_queue(S.b);
+		S.prod = open_queue(S.b);
+		OK(shmbus_queue_join(S.work, "work", SHMBUS_GROUP_EARLIEST));
+	}
+	has_sync = shmbus_lock_open(S.b, "lk", 1, &S.lk) == 0 &&
+	           shmbus_array_open(S.b, "a", SHMBUS_INT64, 2, 1, &S.a) == 0 &&
+	           shmbus_dict_open(S.b, "d", 1, 1 << 20, &S.d) == 0;
+	srand((unsigned)getpid());
+	end = test_now_ns() + (uint64_t)(secs * 1e9);
+	for (round = 0; round < MAX_ROUNDS && (test_now_ns() < end || round < 2 * NROLES);
+	     round++) {
+		role = round < NROLES ? round : rand() % NROLES;
+		if ((role == R_PRODUCER || role == R_MEMBER) && !has_queue)
+			continue;
+		if ((role == R_LOCK || role == R_DICT) && !has_sync)
+			continue;
+		if (role == R_PRODUCER || role == R_MEMBER) {
+			/* Drain what earlier rounds left in both groups, so
+			 * "audit" sees only this round's messages and "work"
+			 * only this round's ids, and neither gates. */
+			uint8_t buf[64];
+			size_t len;
+
+			while (shmbus_queue_get(S.audit, buf, sizeof(buf), &len, NULL, 0) == 0)
+				;
+			while (shmbus_queue_get(S.work, buf, sizeof(buf), &len, NULL, 0) == 0)
+				;
+		}
+		one_round(round, role);
+		total++;
+	}
+	for (role = 0; role < NROLES; role++)
+		printf("  %-13s killed %4u times (%.1f s)\n", role_name[role], rounds_of[role],
+		       secs_of[role]);
+	/* Nothing left behind: dead peers reaped, bus removed. */
+	OK(shmbus_bus_gc(S.b, &reaped));
+	OK(shmbus_bus_info(S.b, &bi));
+	CHECK(bi.peers == 1 && bi.live_peers == 1, "after gc: %u peers (%u live), want only us",
+	      bi.peers, bi.live_peers);
+	if (S.d)
+		shmbus_dict_close(S.d);
+	if (S.a)
+		shmbus_array_close(S.a);
+	if (S.lk)
+		shmbus_lock_close(S.lk);
+	shmbus_queue_close(S.audit);
+	shmbus_queue_close(S.work);
+	shmbus_queue_close(S.prod);
+	shmbus_state_close(S.st);
+	OK(shmbus_bus_close(S.b));
+	OK(shmbus_bus_unlink(bus_name));
+	CHECK(leftover_tmp(bus_name) == 0, "files of '%s' left in /dev/shm", bus_name);
+	printf("  creator: %u stale buses gc'd, %u names absent; locks: %u EOWNERDEAD repairs; "
+	       "members: %u redeliveries\n", n_stale, n_absent, n_ownerdead, n_redelivered);
+	printf("  %d rounds in %.0f s; gc reaped %u dead peers; nothing left in /dev/shm\n", total,
+	       secs, reaped);
+	printf("matrix: ok\n");
+	return 0;
+}
