@@ -73,20 +73,22 @@ def main():
         for p in procs:
             p.start()
         # Wait until every consumer has joined, so no group starts late.
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             members = {g["name"]: g["live_members"] for g in q.info()["groups"]}
             if members.get("workers", 0) == a.consumers and members.get("audit", 0) == 1:
                 break
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or not all(p.is_alive() for p in procs):
                 print("consumers did not join: %s" % members, file=sys.stderr)
+                for p in procs:
+                    p.terminate()
                 return 1
             time.sleep(0.01)
         t0 = time.monotonic()
         for i in range(a.messages):
             q.put(payload(i), timeout=30)
         q.close()  # end of stream
-        outs = [parse_result(results.get(timeout=60)) for _ in procs]
+        outs = [parse_result(results.get(timeout=120)) for _ in procs]
         dt = time.monotonic() - t0
         for p in procs:
             p.join(10)

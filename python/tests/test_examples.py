@@ -11,7 +11,7 @@ EX = os.path.join(ROOT, "examples", "python")
 WRITER = os.path.join(ROOT, "build", "examples", "matrix_stream", "matrix_writer")
 
 
-def run(child_env, *args, timeout=120):
+def run(child_env, *args, timeout=300):
     p = subprocess.run([sys.executable] + list(args), env=child_env, cwd=ROOT, timeout=timeout,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert p.returncode == 0, p.stdout[-3000:]
