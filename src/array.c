@@ -302,6 +302,7 @@ int shmbus_array_add_f64(shmbus_array_t *a, uint64_t i, double delta, double *ol
 		return wrong_type(a, "add_f64");
 	if (a->dtype == SHMBUS_FLOAT64) {
 		uint64_t *p = EL(a, i, uint64_t);
+		/* relaxed: the CAS below checks the bits. */
 		uint64_t bits = __atomic_load_n(p, __ATOMIC_RELAXED), nbits;
 		double o, n;
 
@@ -317,6 +318,7 @@ int shmbus_array_add_f64(shmbus_array_t *a, uint64_t i, double delta, double *ol
 			*old = o;
 	} else {
 		uint32_t *p = EL(a, i, uint32_t);
+		/* relaxed: the CAS below checks the bits. */
 		uint32_t bits = __atomic_load_n(p, __ATOMIC_RELAXED), nbits;
 		float o, n;
 

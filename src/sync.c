@@ -122,6 +122,7 @@ int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
 		sb_cpu_relax();
 	}
 	if (timeout_ns == 0) {
+		/* relaxed: only the token's value matters; steal's CAS decides. */
 		cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
 		if (steal(l, cur, token))
 			return took(l, token);
@@ -140,7 +141,8 @@ int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
 		cur = atomic_load_explicit(&l->owner, memory_order_seq_cst);
 		r = cur != 0 ? sb_futex_wait(word, (uint32_t)cur, slice) : 0;
 		/* A woken waiter always tries before leaving, so the one
-		 * wake-up an unlock sends is never wasted. */
+		 * wake-up an unlock sends is never wasted. (relaxed owner
+		 * load: steal's CAS decides.) */
 		if (try_take(l, token) ||
 		    (r == SHMBUS_ETIMEDOUT &&
 		     steal(l, atomic_load_explicit(&l->owner, memory_order_relaxed), token))) {
@@ -176,6 +178,7 @@ void sb_rlock_release(struct sb_rlock *l, uint64_t token)
 {
 	uint32_t died = SB_RLOCK_OWNER_DIED;
 
+	/* relaxed: under the lock; published by the release below. */
 	atomic_compare_exchange_strong_explicit(&l->health, &died, SB_RLOCK_UNRECOVERABLE,
 	                                        memory_order_relaxed, memory_order_relaxed);
 	/* seq_cst: releases the guarded data (pairs with the acquiring CAS in
@@ -190,6 +193,7 @@ void sb_rlock_release(struct sb_rlock *l, uint64_t token)
 
 int sb_rlock_reap(struct sb_rlock *l, uint64_t token)
 {
+	/* relaxed: only the token's value matters; steal's CAS decides. */
 	uint64_t cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
 
 	if (!steal(l, cur, token))
@@ -551,6 +555,7 @@ int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns)
 		atomic_fetch_add_explicit(&e->a->waiters, 1, memory_order_seq_cst);
 		w = atomic_load_explicit(&e->a->word, memory_order_seq_cst);
 		r = w == w0 ? sb_futex_wait(&e->a->word, w0, left) : 0;
+		/* relaxed: only the count matters to set. */
 		atomic_fetch_sub_explicit(&e->a->waiters, 1, memory_order_relaxed);
 		/* acquire: pairs with the CAS in set. */
 		w = atomic_load_explicit(&e->a->word, memory_order_acquire);
@@ -656,6 +661,7 @@ int shmbus_sem_post(shmbus_sem_t *s)
 
 	if (!s)
 		return sb_err(SHMBUS_EINVAL, "semaphore is NULL");
+	/* relaxed: the CAS below re-reads. */
 	c = atomic_load_explicit(&s->a->count, memory_order_relaxed);
 	do {
 		if (c >= UINT32_MAX - 1)
@@ -673,6 +679,7 @@ int shmbus_sem_post(shmbus_sem_t *s)
 
 static int sem_take(struct sb_sem_area *a)
 {
+	/* relaxed: the CAS below re-reads. */
 	uint32_t c = atomic_load_explicit(&a->count, memory_order_relaxed);
 
 	while (c != 0 && c < UINT32_MAX)
@@ -704,6 +711,7 @@ int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
 		atomic_fetch_add_explicit(&s->a->waiters, 1, memory_order_seq_cst);
 		r = atomic_load_explicit(&s->a->count, memory_order_seq_cst) == 0
 		            ? sb_futex_wait(&s->a->count, 0, left) : 0;
+		/* relaxed: only the count matters to post. */
 		atomic_fetch_sub_explicit(&s->a->waiters, 1, memory_order_relaxed);
 		if (sem_take(s->a))
 			return 0;
@@ -718,6 +726,7 @@ int shmbus_sem_value(shmbus_sem_t *s, uint32_t *value)
 {
 	if (!s || !value)
 		return sb_err(SHMBUS_EINVAL, "shmbus_sem_value: NULL argument");
+	/* relaxed: a snapshot; it may change at once. */
 	*value = atomic_load_explicit(&s->a->count, memory_order_relaxed);
 	return 0;
 }
@@ -798,6 +807,7 @@ static uint32_t turn_next(_Atomic uint64_t *slot, uint32_t n, uint32_t from)
 
 static uint32_t turn_count(struct sb_turn_ctl *c, uint32_t max)
 {
+	/* relaxed: a monotonic maximum, clamped to the local max. */
 	uint32_t n = atomic_load_explicit(&c->nparties, memory_order_relaxed);
 
 	return n > max ? max : n;
@@ -825,6 +835,7 @@ static void turn_pass(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t ma
 static void turn_skip_dead(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t max,
                            uint32_t t)
 {
+	/* relaxed: a registration is a single word; the CAS decides. */
 	uint64_t tok = atomic_load_explicit(&slot[t], memory_order_relaxed);
 
 	if (tok != 0 && sb_token_alive(tok))
@@ -843,6 +854,7 @@ static int turn_gc(struct sb_chan *ch, uint32_t *reaped)
 
 	*reaped = 0;
 	for (i = 0; i < max; i++) {
+		/* relaxed: a registration is a single word; the CAS decides. */
 		uint64_t tok = atomic_load_explicit(&slot[i], memory_order_relaxed);
 
 		if (tok != 0 && !sb_token_alive(tok) &&
@@ -851,6 +863,7 @@ static int turn_gc(struct sb_chan *ch, uint32_t *reaped)
 		                                            memory_order_relaxed))
 			(*reaped)++;
 	}
+	/* relaxed: turn_pass's CAS decides. */
 	t = atomic_load_explicit(&c->turn, memory_order_relaxed);
 	if (t < max && atomic_load_explicit(&slot[t], memory_order_relaxed) == 0)
 		turn_pass(c, slot, max, t);
@@ -929,6 +942,7 @@ int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party)
 		return 0;
 	}
 	for (i = 0; i < t->max; i++) {
+		/* relaxed: a hint; the claiming CAS decides. */
 		uint64_t tok = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
 
 		if (tok != 0 && sb_token_alive(tok))
@@ -987,6 +1001,7 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 		cur = atomic_load_explicit(&t->c->turn, memory_order_seq_cst);
 		slice = left < 0 || left > live ? live : left;
 		r = cur != t->party ? sb_futex_wait(&t->c->turn, cur, slice) : 0;
+		/* relaxed: only the count matters to turn_pass. */
 		atomic_fetch_sub_explicit(&t->c->waiters, 1, memory_order_relaxed);
 		/* acquire: pairs with the seq_cst CAS in turn_pass. */
 		cur = atomic_load_explicit(&t->c->turn, memory_order_acquire);
