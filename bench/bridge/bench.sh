@@ -18,7 +18,7 @@ LAT_RATE=${LAT_RATE:-1000}
 SIZES=${SIZES:-"64 1024"}
 [ -x "$NB" ] && [ -x "$BR" ] || { echo "build first: make BUILD=$BUILD"; exit 1; }
 TMP=$(mktemp -d /tmp/shmbus-bridge-bench.XXXXXX)
-PORT=$((43000 + $$ % 1000))
+PORT=$((18000 + $$ % 1000))   # below the ephemeral port range
 URL=nats://127.0.0.1:$PORT
 pids=()
 cleanup() {

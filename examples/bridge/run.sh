@@ -21,7 +21,7 @@ for f in "$BR" "$EX/plant" "$EX/controller" "$NATS"; do
 done
 
 TMP=$(mktemp -d /tmp/shmbus-bridge-demo.XXXXXX)
-PORT=$((42000 + $$ % 1000))
+PORT=$((17000 + $$ % 1000))   # below the ephemeral port range
 A=demo_bridge_plant_$$
 B=demo_bridge_ctl_$$
 PRE=demo$$
@@ -56,12 +56,14 @@ rc=$((p + c))
 
 if [ -x "$TOOL" ]; then
   echo
-  echo "a queue across the same bridges: 20000 checked messages from bus A to bus B"
+  echo "a queue across the same bridges: 20000 checked messages from a producer on bus A"
+  echo "to two consumer groups on bus B (each group gets every message, in order)"
   kill -TERM $b1 $b2; wait $b1 $b2
   "$TOOL" produce $A jobs 0 0 >/dev/null
   "$BR" --name plant-side --nats $URL --prefix $PRE --export $A:jobs 2>>"$TMP/plant-side.log" & b1=$!; pids+=($b1)
   "$BR" --name ctl-side --nats $URL --prefix $PRE --import-queue $B:jobs --max-msg 256 2>>"$TMP/ctl-side.log" & b2=$!; pids+=($b2)
   "$TOOL" consume $B jobs workers 20000 60 eos & cons=$!; pids+=($cons)
+  "$TOOL" consume $B jobs audit 20000 60 eos & cons2=$!; pids+=($cons2)
   # the exporting bridge's consumer group must exist before the producer
   # starts, or a producer with no group to gate it may overwrite the ring
   for _ in $(seq 100); do
@@ -69,6 +71,7 @@ if [ -x "$TOOL" ]; then
   done
   "$TOOL" produce $A jobs 20000 1 shut || rc=1
   wait $cons || rc=1
+  wait $cons2 || rc=1
 fi
 
 echo
