@@ -14,11 +14,12 @@
  * Import: subscribe to the subject first, then fetch the bucket's value
  * (a late joiner gets the current value at once), then apply live values.
  * A value is applied only if it is newer than the last one applied:
- * (epoch, seq) orders them, and a new epoch (the exporting bus was
- * re-created) always wins. The local channel is created with the remote
- * dtype and shape; if it exists with another type, the link stops with an
- * error naming both types. The local sequence numbers are the local
- * channel's own (one per value applied), not the remote ones.
+ * (epoch, seq) orders them, the epoch being the exporting bus's creation
+ * time (a re-created bus restarts its sequence numbers). The local channel
+ * is created with the remote dtype and shape; if it exists with another
+ * type, the link stops with an error naming both types. The local sequence
+ * numbers are the local channel's own (one per value applied), not the
+ * remote ones.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -252,7 +253,8 @@ void *br_state_export(void *arg)
 		}
 		kv_pending = 1;
 	}
-	if (kv_pending && kv_ready && !br_stop)
+	/* stopping: the bucket gets the last value seen, for late joiners */
+	if (kv_pending && kv_ready)
 		kv_publish(br, l, buf, len, &t, seq, epoch);
 out:
 	free(buf);
@@ -391,8 +393,10 @@ static int apply_value(struct importer *im, natsMsg *m, const char *from)
 		atomic_fetch_add(&l->c.errors, 1);
 		return 0;
 	}
-	if (im->have && epoch == im->last_epoch && seq <= im->last_seq)
-		return 0;       /* older than what we applied */
+	/* older than what we applied: an earlier epoch (the exporting bus was
+	 * re-created since), or the same epoch and not a newer sequence */
+	if (im->have && (epoch < im->last_epoch || (epoch == im->last_epoch && seq <= im->last_seq)))
+		return 0;
 	if (!im->st) {
 		if (open_local(im, &t))
 			return -1;
