@@ -39,7 +39,7 @@ def test_persistent(child_env):
 @pytest.mark.skipif(not os.access(WRITER, os.X_OK), reason="build/examples not built")
 def test_matrix_reader(child_env):
     out = run(child_env, os.path.join(EX, "matrix_reader.py"), "--writer", WRITER, "--rows", "256",
-              "--cols", "512", "--frames", "60", "--bus", "t-py-matrix-%d" % os.getpid())
+              "--cols", "512", "--frames", "30", "--bus", "t-py-matrix-%d" % os.getpid())
     assert "0 wrong" in out
 
 
@@ -47,5 +47,5 @@ def test_shared_counter(child_env):
     path = os.path.join(EX, "shared_counter.py")
     if not os.path.exists(path):
         pytest.skip("no shared_counter.py")
-    out = run(child_env, path, "--procs", "3", "--rounds", "200")
+    out = run(child_env, path, "--procs", "3", "--rounds", "50")
     assert out.rstrip().endswith("exact")
