@@ -142,6 +142,8 @@ int br_connect(struct bridge *br);
 void br_disconnect(struct bridge *br);
 /* Create the stream of a queue link if missing (idempotent). */
 natsStatus br_ensure_stream(struct bridge *br, struct br_link *l);
+/* br_ensure_stream until it succeeds; -1 when stopping. */
+int br_wait_stream(struct br_link *l);
 /* Create or bind the key-value bucket of state links. */
 natsStatus br_ensure_kv(struct bridge *br);
 const char *br_nats_err(natsStatus s);
@@ -157,7 +159,7 @@ void br_link_fail(struct br_link *l, const char *fmt, ...) __attribute__((format
  * (epoch, seq) names a value or message for good. */
 uint64_t br_bus_epoch(shmbus_bus_t *bus);
 
-/* state_link.c, queue_link.c: thread bodies */
+/* state_link.c, queue_export.c, queue_import.c: thread bodies */
 void *br_state_export(void *arg);
 void *br_state_import(void *arg);
 void *br_queue_export(void *arg);

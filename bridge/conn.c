@@ -205,3 +205,20 @@ natsStatus br_ensure_stream(struct bridge *br, struct br_link *l)
 	}
 	return s;
 }
+
+int br_wait_stream(struct br_link *l)
+{
+	int warned = 0;
+
+	while (!br_stop) {
+		natsStatus s = br_ensure_stream(l->br, l);
+		if (s == NATS_OK)
+			return 0;
+		if (!warned++)
+			br_warn("%s %s:%s: stream %s not available yet (%s); retrying",
+			        l->dir == BR_EXPORT ? "export" : "import", l->bus, l->chan,
+			        l->stream, br_nats_err(s));
+		br_sleep_ms(500);
+	}
+	return -1;
+}

@@ -108,7 +108,7 @@ static natsStatus make_value_msg(natsMsg **out, const char *subject, const void 
 	return s;
 }
 
-/* Wait until the local channel exists; returns its kind, or 0 when stopping. */
+/* Open the local channel the export reads (it exists: main waited for it). */
 static shmbus_state_t *open_existing_state(struct br_link *l, shmbus_bus_t *bus)
 {
 	shmbus_state_opts_t so;
