@@ -12,7 +12,9 @@
  * stale value for longer than kv_interval.
  *
  * Import: subscribe to the subject first, then fetch the bucket's value
- * (a late joiner gets the current value at once), then apply live values.
+ * (a late joiner gets the current value at once), then apply live values;
+ * after a reconnect, fetch the bucket's value again (what was published
+ * while this side was away is not on the subject any more).
  * A value is applied only if it is newer than the last one applied:
  * (epoch, seq) orders them, the epoch being the exporting bus's creation
  * time (a re-created bus restarts its sequence numbers). The local channel
@@ -459,7 +461,7 @@ void *br_state_import(void *arg)
 	struct bridge *br = l->br;
 	struct importer im;
 	natsSubscription *sub = NULL;
-	uint64_t kv_next = 0;
+	uint64_t kv_next = 0, seen_reconnects = atomic_load(&br->reconnects);
 	int kv_done = 0;
 	natsStatus s;
 
@@ -479,6 +481,13 @@ void *br_state_import(void *arg)
 	while (!br_stop && atomic_load(&l->c.state) != BR_LINK_FAILED) {
 		natsMsg *m = NULL;
 
+		/* after a reconnect, values published while this side was away
+		 * are gone from the subject: the bucket has the latest */
+		if (atomic_load(&br->reconnects) != seen_reconnects) {
+			seen_reconnects = atomic_load(&br->reconnects);
+			kv_done = 0;
+			kv_next = br_now_ns() + 300000000ull;
+		}
 		if (!kv_done && br_now_ns() >= kv_next) {
 			int r = fetch_kv(&im);
 			if (r < 0)

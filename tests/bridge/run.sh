@@ -9,6 +9,9 @@
 #                              naming both types; the status channel counts
 #   late_joiner_gets_value     an importer started after the exporter stopped
 #                              gets the current value from the KV bucket
+#   state_survives_server_restart
+#                              the server is SIGKILLed and restarted; both
+#                              bridges reconnect and values cross again
 #   queue_exact_N              N messages (checksums, order, nothing missing or
 #                              duplicated, end of stream) cross the bridge
 #   queue_nats_server_killed   the server is SIGKILLed mid-stream and restarted
@@ -169,6 +172,35 @@ t_state() {
   echo "state round trip ok; mismatch message: $(grep -o 'type mismatch.*' "$TMP/st-c.log" | head -1)"
 }
 
+t_state_restart() {
+  local A B url P=$((BASE + 6)) pre="t$TAG.sr" v
+  A=$(bus srA); B=$(bus srB)
+  url=nats://127.0.0.1:$P
+  start_nats sr $P
+  start_bridge sr-a --nats $url --prefix $pre --export "$A:v" --status-ms 100
+  start_bridge sr-b --nats $url --prefix $pre --import-state "$B:v"
+  "$TOOL" put "$A" v int64 4 1 2 3 4 >/dev/null || return 1
+  "$TOOL" expect "$B" v 10000 int64 4 1 2 3 4 || return 1
+  kill_pid sr KILL
+  echo "server SIGKILLed"
+  sleep 1
+  start_nats sr $P
+  # both bridges reconnect by themselves: a value written at once (maybe
+  # before either is back) arrives, live or from the bucket after the
+  # importer's reconnect; so does a value written later
+  v=5
+  "$TOOL" put "$A" v int64 4 5 5 5 5 >/dev/null || return 1
+  "$TOOL" expect "$B" v 10000 int64 4 5 5 5 5 || return 1
+  v=6
+  "$TOOL" put "$A" v int64 4 6 6 6 6 >/dev/null || return 1
+  "$TOOL" expect "$B" v 10000 int64 4 6 6 6 6 || return 1
+  reconnected() { [ "$(status_field "$A" sr-a 4)" -ge 1 ] 2>/dev/null; }
+  wait_for 5 reconnected || { echo "status does not count the reconnect: $("$TOOL" get "$A" _bridge.sr-a)"; return 1; }
+  echo "value $v crossed after the restart; exporter status: $("$TOOL" get "$A" _bridge.sr-a)"
+  stop_bridge sr-a && stop_bridge sr-b || return 1
+  kill_pid sr TERM
+}
+
 t_late() {
   local A B url P=$((BASE + 2)) pre="t$TAG.late"
   A=$(bus laA); B=$(bus laB)
@@ -198,7 +230,7 @@ queue_start() {
   local pre=$1 url=$2 A=$3 B=$4 n=$5; shift 5
   "$TOOL" produce "$A" q 0 0 >/dev/null || return 1     # create the queue
   start_bridge q-a --nats "$url" --prefix "$pre" --export "$A:q" "$@"
-  start_bridge q-b --nats "$url" --prefix "$pre" --import-queue "$B:q" --max-msg 256 --ack-wait 2000 "$@"
+  start_bridge q-b --nats "$url" --prefix "$pre" ${IMPORT_FLAG:---import-queue} "$B:q" --max-msg 256 --ack-wait 2000 "$@"
   "$TOOL" consume "$B" q c "$n" 240 eos >"$TMP/consumer.out" 2>&1 &
   echo $! >"$TMP/consumer.pid"; PIDS+=("$(cat "$TMP/consumer.pid")")
   # the exporter's group must be joined before the producer starts: a queue
@@ -228,7 +260,8 @@ t_exact() {
   A=$(bus exA); B=$(bus exB)
   start_nats ex $P
   t0=$(date +%s%N)
-  queue_start "t$TAG.ex" nats://127.0.0.1:$P "$A" "$B" $n || return 1
+  # --import (kind found from the local queue) rather than --import-queue
+  IMPORT_FLAG=--import queue_start "t$TAG.ex" nats://127.0.0.1:$P "$A" "$B" $n || return 1
   queue_finish; rc=$?
   echo "$n messages across the bridge in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
   kill_pid ex TERM
@@ -312,6 +345,7 @@ t_cluster() {
 echo "bridge tests: $BR, nats-server $("$NATS" --version 2>&1 | head -1), ports $BASE.., scale $SCALE"
 check state_round_trip_types t_state
 check late_joiner_gets_value t_late
+check state_survives_server_restart t_state_restart
 check "queue_exact_$((100000 * SCALE))" t_exact
 check queue_nats_server_killed t_server_kill
 check queue_bridges_killed t_bridge_kill
