@@ -1090,7 +1090,7 @@ static int upd_finish(struct upd *u, int rc)
 
 /* ---- dict methods ------------------------------------------------------- */
 
-static PyObject *rd_set(PyObject *self, PyObject *const *args, Py_ssize_t n)
+static PyObject *rd_set_impl(PyObject *self, PyObject *const *args, Py_ssize_t n)
 {
 	sbpy_raw *r = (sbpy_raw *)self;
 	Py_buffer k, v;
@@ -1116,7 +1116,7 @@ static PyObject *rd_set(PyObject *self, PyObject *const *args, Py_ssize_t n)
 	Py_RETURN_NONE;
 }
 
-static PyObject *rd_get(PyObject *self, PyObject *key)
+static PyObject *rd_get_impl(PyObject *self, PyObject *key)
 {
 	sbpy_raw *r = (sbpy_raw *)self;
 	Py_buffer k;
@@ -1133,7 +1133,7 @@ static PyObject *rd_get(PyObject *self, PyObject *key)
 	return res;
 }
 
-static PyObject *rd_del(PyObject *self, PyObject *key)
+static PyObject *rd_del_impl(PyObject *self, PyObject *key)
 {
 	sbpy_raw *r = (sbpy_raw *)self;
 	Py_buffer k;
@@ -1154,7 +1154,7 @@ static PyObject *rd_del(PyObject *self, PyObject *key)
 	Py_RETURN_NONE;
 }
 
-static PyObject *rd_len(PyObject *self, PyObject *unused)
+static PyObject *rd_len_impl(PyObject *self, PyObject *unused)
 {
 	sbpy_raw *r = (sbpy_raw *)self;
 	uint64_t n = 0;
@@ -1198,7 +1198,7 @@ static PyObject *rd_update_common(PyObject *self, PyObject *key, PyObject *arg, 
 	return PyBool_FromLong(rc);
 }
 
-static PyObject *rd_update(PyObject *self, PyObject *const *args, Py_ssize_t n)
+static PyObject *rd_update_impl(PyObject *self, PyObject *const *args, Py_ssize_t n)
 {
 	if (n != 2) {
 		PyErr_SetString(PyExc_TypeError, "update(key, fn)");
@@ -1207,7 +1207,7 @@ static PyObject *rd_update(PyObject *self, PyObject *const *args, Py_ssize_t n)
 	return rd_update_common(self, args[0], args[1], 0);
 }
 
-static PyObject *rd_add(PyObject *self, PyObject *const *args, Py_ssize_t n)
+static PyObject *rd_add_impl(PyObject *self, PyObject *const *args, Py_ssize_t n)
 {
 	if (n != 2) {
 		PyErr_SetString(PyExc_TypeError, "add(key, delta)");
@@ -1216,7 +1216,7 @@ static PyObject *rd_add(PyObject *self, PyObject *const *args, Py_ssize_t n)
 	return rd_update_common(self, args[0], args[1], 1);
 }
 
-static PyObject *rd_items(PyObject *self, PyObject *unused)
+static PyObject *rd_items_impl(PyObject *self, PyObject *unused)
 {
 	sbpy_raw *r = (sbpy_raw *)self;
 	PyObject *list = PyList_New(0);
@@ -1306,7 +1306,7 @@ static PyObject *list_index_err(sbpy_raw *r, int64_t i)
 	return NULL;
 }
 
-static PyObject *rl_get(PyObject *self, PyObject *idx)
+static PyObject *rl_get_impl(PyObject *self, PyObject *idx)
 {
 	sbpy_raw *r = (sbpy_raw *)self;
 	PyObject *res;
@@ -1323,7 +1323,7 @@ static PyObject *rl_get(PyObject *self, PyObject *idx)
 	return res;
 }
 
-static PyObject *rl_pop(PyObject *self, PyObject *const *args, Py_ssize_t n)
+static PyObject *rl_pop_impl(PyObject *self, PyObject *const *args, Py_ssize_t n)
 {
 	sbpy_raw *r = (sbpy_raw *)self;
 	PyObject *res;
@@ -1375,17 +1375,17 @@ static PyObject *rl_put(PyObject *self, PyObject *const *args, Py_ssize_t n, int
 	Py_RETURN_NONE;
 }
 
-static PyObject *rl_append(PyObject *self, PyObject *const *a, Py_ssize_t n)
+static PyObject *rl_append_impl(PyObject *self, PyObject *const *a, Py_ssize_t n)
 {
 	return rl_put(self, a, n, 0);
 }
 
-static PyObject *rl_insert(PyObject *self, PyObject *const *a, Py_ssize_t n)
+static PyObject *rl_insert_impl(PyObject *self, PyObject *const *a, Py_ssize_t n)
 {
 	return rl_put(self, a, n, 1);
 }
 
-static PyObject *rl_set(PyObject *self, PyObject *const *a, Py_ssize_t n)
+static PyObject *rl_set_impl(PyObject *self, PyObject *const *a, Py_ssize_t n)
 {
 	return rl_put(self, a, n, 2);
 }
@@ -1412,7 +1412,7 @@ static PyObject *rl_update_common(PyObject *self, PyObject *idx, PyObject *arg, 
 	return PyBool_FromLong(rc);
 }
 
-static PyObject *rl_update(PyObject *self, PyObject *const *args, Py_ssize_t n)
+static PyObject *rl_update_impl(PyObject *self, PyObject *const *args, Py_ssize_t n)
 {
 	if (n != 2) {
 		PyErr_SetString(PyExc_TypeError, "update(index, fn)");
@@ -1421,7 +1421,7 @@ static PyObject *rl_update(PyObject *self, PyObject *const *args, Py_ssize_t n)
 	return rl_update_common(self, args[0], args[1], 0);
 }
 
-static PyObject *rl_add(PyObject *self, PyObject *const *args, Py_ssize_t n)
+static PyObject *rl_add_impl(PyObject *self, PyObject *const *args, Py_ssize_t n)
 {
 	if (n != 2) {
 		PyErr_SetString(PyExc_TypeError, "add(index, delta)");
@@ -1430,7 +1430,7 @@ static PyObject *rl_add(PyObject *self, PyObject *const *args, Py_ssize_t n)
 	return rl_update_common(self, args[0], args[1], 1);
 }
 
-static PyObject *rl_clear(PyObject *self, PyObject *unused)
+static PyObject *rl_clear_impl(PyObject *self, PyObject *unused)
 {
 	sbpy_raw *r = (sbpy_raw *)self;
 	int rc;
@@ -1446,9 +1446,192 @@ static PyObject *rl_clear(PyObject *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+/* Raw container methods claim the handle around their GIL-free calls. */
+static PyObject *rd_get(PyObject *self, PyObject *a)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rd_get_impl(self, a);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rd_del(PyObject *self, PyObject *a)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rd_del_impl(self, a);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rl_get(PyObject *self, PyObject *a)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rl_get_impl(self, a);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rd_set(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rd_set_impl(self, a, n);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rd_update(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rd_update_impl(self, a, n);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rd_add(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rd_add_impl(self, a, n);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rl_pop(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rl_pop_impl(self, a, n);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rl_append(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rl_append_impl(self, a, n);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rl_insert(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rl_insert_impl(self, a, n);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rl_set(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rl_set_impl(self, a, n);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rl_update(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rl_update_impl(self, a, n);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rl_add(PyObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rl_add_impl(self, a, n);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rd_len(PyObject *self, PyObject *u)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rd_len_impl(self, u);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rd_items(PyObject *self, PyObject *u)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rd_items_impl(self, u);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
+static PyObject *rl_clear(PyObject *self, PyObject *u)
+{
+	sbpy_raw *r = (sbpy_raw *)self;
+	PyObject *res;
+
+	if (raw_check(r) < 0 || sbpy_claim(&r->h) < 0)
+		return NULL;
+	res = rl_clear_impl(self, u);
+	sbpy_unclaim(&r->h);
+	return res;
+}
+
 static PyObject *raw_close(PyObject *self, PyObject *unused)
 {
 	(void)unused;
+	if (sbpy_check_idle((sbpy_child *)self) < 0)
+		return NULL;
 	raw_close_fn((sbpy_child *)self);
 	Py_RETURN_NONE;
 }

@@ -389,6 +389,7 @@ void sbpy_child_attach(sbpy_child *c, sbpy_bus *bus, void (*close_fn)(sbpy_child
 {
 	Py_INCREF(bus);
 	c->bus = bus;
+	c->busy = 0;
 	c->close_fn = close_fn;
 	c->next = bus->children.next;
 	c->prev = &bus->children;
@@ -512,6 +513,13 @@ static int bus_do_close(sbpy_bus *b, int unlink)
 
 	if (!b->bus)
 		return 0;
+	{
+		sbpy_child *c;
+
+		for (c = b->children.next; c != &b->children; c = c->next)
+			if (sbpy_check_idle(c) < 0)
+				return -1;
+	}
 	if (b->pid != getpid()) {
 		/* Inherited through fork: the parent still uses the segment. */
 		while (b->children.next != &b->children) {

@@ -192,7 +192,12 @@ static PyObject *queue_put(PyObject *self, PyObject *const *args, Py_ssize_t nar
 	c.q = q->q;
 	c.p = b.buf;
 	c.len = (size_t)b.len;
+	if (sbpy_claim(&q->h) < 0) {
+		PyBuffer_Release(&b);
+		return NULL;
+	}
 	r = sbpy_block(put_op, &c, t, 1);
+	sbpy_unclaim(&q->h);
 	PyBuffer_Release(&b);
 	if (r)
 		return sbpy_raise(r);
@@ -245,7 +250,10 @@ static int peek_blocking(sbpy_queue *q, int64_t t, struct peek_ctx *c)
 
 	c->q = q->q;
 	memset(&c->msg, 0, sizeof(c->msg));
+	if (sbpy_claim(&q->h) < 0)
+		return -1;
 	r = sbpy_block(peek_op, c, t, 1);
+	sbpy_unclaim(&q->h);
 	return r ? sbpy_raise_int(r) : 0;
 }
 
@@ -327,7 +335,12 @@ static PyObject *queue_get_into(PyObject *self, PyObject *args, PyObject *kw)
 	c.buf = b.buf;
 	c.cap = (size_t)b.len;
 	c.len = 0;
+	if (sbpy_claim(&q->h) < 0) {
+		PyBuffer_Release(&b);
+		return NULL;
+	}
 	r = sbpy_block(get_op, &c, t, 1);
+	sbpy_unclaim(&q->h);
 	PyBuffer_Release(&b);
 	if (r)
 		return sbpy_raise(r);
@@ -493,6 +506,8 @@ PyTypeObject sbpy_PeekType = {
 static PyObject *queue_detach(PyObject *self, PyObject *unused)
 {
 	(void)unused;
+	if (sbpy_check_idle((sbpy_child *)self) < 0)
+		return NULL;
 	queue_close_fn((sbpy_child *)self);
 	Py_RETURN_NONE;
 }
@@ -509,6 +524,8 @@ static PyObject *queue_enter(PyObject *self, PyObject *unused)
 static PyObject *queue_exit(PyObject *self, PyObject *args)
 {
 	(void)args;
+	if (sbpy_check_idle((sbpy_child *)self) < 0)
+		return NULL;
 	queue_close_fn((sbpy_child *)self);
 	Py_RETURN_FALSE;
 }

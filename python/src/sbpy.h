@@ -38,6 +38,7 @@ struct sbpy_child {
 	sbpy_child *next, *prev;        /* on bus->children */
 	void (*close_fn)(sbpy_child *); /* closes the C handle, sets it NULL */
 	PyObject *weaklist;
+	int busy;                       /* a GIL-free call on it is running */
 };
 
 struct sbpy_bus {
@@ -103,6 +104,36 @@ void sbpy_child_detach(sbpy_child *c);
 static inline int sbpy_child_foreign(const sbpy_child *c)
 {
 	return c->bus && c->bus->pid != getpid();
+}
+
+/* A handle serves one call at a time (the library's rule): a second
+ * thread calling while the first waits with the GIL released gets
+ * RuntimeError instead of a race (and instead of a deadlock, had it been
+ * made to wait). */
+static inline int sbpy_claim(sbpy_child *c)
+{
+	if (c->busy) {
+		PyErr_SetString(PyExc_RuntimeError,
+		                "this shmbus handle is in use by another thread; open one handle per thread");
+		return -1;
+	}
+	c->busy = 1;
+	return 0;
+}
+
+static inline void sbpy_unclaim(sbpy_child *c)
+{
+	c->busy = 0;
+}
+
+/* For close(): refuse while a call on the handle is running. */
+static inline int sbpy_check_idle(sbpy_child *c)
+{
+	if (!c->busy)
+		return 0;
+	PyErr_SetString(PyExc_RuntimeError,
+	                "cannot close: a call on this shmbus handle is running in another thread");
+	return -1;
 }
 
 /* NULL-handle check helper: raises ValueError("... is closed"). */

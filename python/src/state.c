@@ -234,9 +234,12 @@ static int write_bytes(sbpy_state *s, const void *p, size_t len)
 		return -1;
 	}
 	if (len >= BIG_COPY) {
+		if (sbpy_claim(&s->h) < 0)
+			return -1;
 		Py_BEGIN_ALLOW_THREADS
 		r = shmbus_state_write(s->st, p, len);
 		Py_END_ALLOW_THREADS
+		sbpy_unclaim(&s->h);
 	} else {
 		r = shmbus_state_write(s->st, p, len);
 	}
@@ -298,9 +301,12 @@ static int read_into(sbpy_state *s, void *p, size_t len, uint64_t *seq)
 	int r;
 
 	if (len >= BIG_COPY) {
+		if (sbpy_claim(&s->h) < 0)
+			return -1;
 		Py_BEGIN_ALLOW_THREADS
 		r = shmbus_state_read(s->st, p, len, seq);
 		Py_END_ALLOW_THREADS
+		sbpy_unclaim(&s->h);
 	} else {
 		r = shmbus_state_read(s->st, p, len, seq);
 	}
@@ -430,7 +436,10 @@ static PyObject *state_wait(PyObject *self, PyObject *args, PyObject *kw)
 	}
 	c.seq = shmbus_state_seq(s->st);
 	if (c.seq <= c.newer) {
+		if (sbpy_claim(&s->h) < 0)
+			return NULL;
 		r = sbpy_block(wait_op, &c, t, 0);
+		sbpy_unclaim(&s->h);
 		if (r)
 			return sbpy_raise(r);
 	}
@@ -552,6 +561,8 @@ PyTypeObject sbpy_StatePeekType = {
 static PyObject *state_close(PyObject *self, PyObject *unused)
 {
 	(void)unused;
+	if (sbpy_check_idle((sbpy_child *)self) < 0)
+		return NULL;
 	state_close_fn((sbpy_child *)self);
 	Py_RETURN_NONE;
 }
@@ -568,6 +579,8 @@ static PyObject *state_enter(PyObject *self, PyObject *unused)
 static PyObject *state_exit(PyObject *self, PyObject *args)
 {
 	(void)args;
+	if (sbpy_check_idle((sbpy_child *)self) < 0)
+		return NULL;
 	state_close_fn((sbpy_child *)self);
 	Py_RETURN_FALSE;
 }

@@ -224,7 +224,10 @@ static int sync_wait(sbpy_sync *s, int blocking, PyObject *timeout)
 	} else if (sbpy_timeout(timeout, &t) < 0) {
 		return -1;
 	}
+	if (sbpy_claim(&s->h) < 0)
+		return -1;
 	r = sbpy_block(acquire_op, &c, t, 1);
+	sbpy_unclaim(&s->h);
 	if (r == SHMBUS_ETIMEDOUT || r == SHMBUS_EAGAIN)
 		return 0;
 	if (r == SHMBUS_EOWNERDEAD && s->kind == K_LOCK) {
@@ -313,6 +316,8 @@ static PyObject *sync_exit(PyObject *self, PyObject *args)
 static PyObject *sync_close(PyObject *self, PyObject *unused)
 {
 	(void)unused;
+	if (sbpy_check_idle((sbpy_child *)self) < 0)
+		return NULL;
 	sync_close_fn((sbpy_child *)self);
 	Py_RETURN_NONE;
 }

@@ -232,3 +232,40 @@ def test_subprocess_consumer(bus, busname, child_env):
     q.close()
     out, _ = child.communicate(timeout=30)
     assert child.returncode == 0 and out.strip() == b"500"
+
+
+def test_one_handle_one_thread(bus):
+    import threading
+    q = bus.queue("q", group="g")
+    started = threading.Event()
+    errors = []
+
+    def getter():
+        started.set()
+        try:
+            q.get(timeout=3.0)
+        except shmbus.Timeout:
+            pass
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    th = threading.Thread(target=getter)
+    th.start()
+    started.wait()
+    raised = False
+    buf = bytearray(64)
+    while th.is_alive() and not raised:  # same handle, while the getter waits
+        try:
+            q.get_into(buf, timeout=0)
+        except shmbus.Timeout:
+            time.sleep(0.001)  # the getter has not started waiting yet
+        except RuntimeError:
+            raised = True
+    th.join()
+    assert not errors and raised, "a second thread on a waiting handle must get RuntimeError"
+    # separate handles in separate threads are fine
+    q2 = bus.queue("q")
+    th = threading.Thread(target=lambda: q2.put(b"y"))
+    th.start()
+    th.join()
+    assert q.get(timeout=1) == b"y"
