@@ -63,13 +63,11 @@ static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, 
 	br_warn("NATS: %s", natsStatus_GetText(err));
 }
 
-int br_connect(struct bridge *br)
+static natsStatus make_options(struct bridge *br, natsOptions **out, int retry)
 {
 	struct br_config *cfg = &br->cfg;
 	natsOptions *o = NULL;
-	jsOptions jo;
 	natsStatus s;
-	char url[256] = "", san[128];
 
 	s = natsOptions_Create(&o);
 	if (s == NATS_OK)
@@ -96,7 +94,7 @@ int br_connect(struct bridge *br)
 		s = natsOptions_SetMaxPingsOut(o, 2);
 	if (s == NATS_OK)
 		s = natsOptions_SetTimeout(o, 2000);
-	if (s == NATS_OK)
+	if (s == NATS_OK && retry)
 		s = natsOptions_SetRetryOnFailedConnect(o, true, on_connected, br);
 	if (s == NATS_OK)
 		s = natsOptions_SetDisconnectedCB(o, on_disconnected, br);
@@ -105,21 +103,45 @@ int br_connect(struct bridge *br)
 	if (s == NATS_OK)
 		s = natsOptions_SetErrorHandler(o, on_error, br);
 	if (s != NATS_OK) {
-		br_error("NATS options: %s", br_nats_err(s));
 		natsOptions_Destroy(o);
-		return -1;
+		o = NULL;
 	}
-	s = natsConnection_Connect(&br->nc, o);
-	natsOptions_Destroy(o);
-	if (s == NATS_NOT_YET_CONNECTED) {
+	*out = o;
+	return s;
+}
+
+int br_connect(struct bridge *br)
+{
+	struct br_config *cfg = &br->cfg;
+	natsOptions *o = NULL;
+	jsOptions jo;
+	natsStatus s;
+	char url[256] = "", san[128];
+
+	/* One plain attempt first, so that a refused credential is a clear
+	 * error; a server that is not there yet is retried in the background. */
+	s = make_options(br, &o, 0);
+	if (s == NATS_OK) {
+		s = natsConnection_Connect(&br->nc, o);
+		natsOptions_Destroy(o);
+		o = NULL;
+	}
+	if (s == NATS_NO_SERVER) {
 		br_warn("NATS server %s not reachable yet; retrying in the background", cfg->urls[0]);
-	} else if (s != NATS_OK) {
-		br_error("connecting to %s: %s", cfg->urls[0], br_nats_err(s));
-		return -1;
-	} else {
+		s = make_options(br, &o, 1);
+		if (s == NATS_OK)
+			s = natsConnection_Connect(&br->nc, o);
+		natsOptions_Destroy(o);
+		if (s == NATS_NOT_YET_CONNECTED)
+			s = NATS_OK;
+	} else if (s == NATS_OK) {
 		atomic_store(&br->connected, 1);
 		natsConnection_GetConnectedUrl(br->nc, url, sizeof(url));
 		br_info("connected to %s", url);
+	}
+	if (s != NATS_OK) {
+		br_error("connecting to %s: %s", cfg->urls[0], br_nats_err(s));
+		return -1;
 	}
 	jsOptions_Init(&jo);
 	jo.Wait = 2000;

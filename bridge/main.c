@@ -10,7 +10,8 @@
  * every link finishes the message it is carrying or leaves it unacknowledged
  * for the next run (never half-done), closes its channels, and the process
  * flushes and closes the connection. Exit status: 0 after a clean stop, 1 if
- * a link failed, 2 for a configuration error, 3 if NATS could not be set up.
+ * a link failed, 2 for a configuration error, 3 if NATS refused the
+ * connection (a server not up yet is retried, not an error).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,6 +9,10 @@
 #                              naming both types; the status channel counts
 #   late_joiner_gets_value     an importer started after the exporter stopped
 #                              gets the current value from the KV bucket
+#   token_auth_and_config_file a server with a token: a bridge with a wrong
+#                              one stops with a clear error; one started
+#                              before the server, with the token in a config
+#                              file, connects when it comes up and carries
 #   state_survives_server_restart
 #                              the server is SIGKILLed and restarted; both
 #                              bridges reconnect and values cross again
@@ -201,6 +205,28 @@ t_state_restart() {
   kill_pid sr TERM
 }
 
+t_auth() {
+  local A B P=$((BASE + 7)) pre="t$TAG.au" url rc
+  A=$(bus auA); B=$(bus auB); url=nats://127.0.0.1:$P
+  # the importer starts before its server (it must keep trying) and reads
+  # its settings, token included, from a config file
+  printf 'nats %s\ntoken s3cret-%s\nprefix %s\n' "$url" "$TAG" "$pre" >"$TMP/au.conf"
+  start_bridge au-b --config "$TMP/au.conf" --import-state "$B:v"
+  sleep 1
+  start_nats au $P --auth "s3cret-$TAG"
+  "$TOOL" put "$A" v uint16 2 7 9 >/dev/null || return 1
+  # a wrong token is a clear error, not an endless retry
+  timeout 20 "$BR" --name au-x --nats $url --prefix $pre --token wrong --export "$A:v" >"$TMP/au-x.log" 2>&1; rc=$?
+  [ $rc -eq 3 ] || { echo "bridge with a wrong token exited $rc, expected 3"; return 1; }
+  grep -qi "authorization" "$TMP/au-x.log" || { echo "no clear message:"; cat "$TMP/au-x.log"; return 1; }
+  echo "wrong token: $(grep -o 'connecting to.*' "$TMP/au-x.log")"
+  start_bridge au-a --nats $url --prefix $pre --token "s3cret-$TAG" --export "$A:v"
+  "$TOOL" expect "$B" v 10000 uint16 2 7 9 || return 1
+  grep -h "late start" "$TMP/au-b.log"
+  stop_bridge au-a && stop_bridge au-b || return 1
+  kill_pid au TERM
+}
+
 t_late() {
   local A B url P=$((BASE + 2)) pre="t$TAG.late"
   A=$(bus laA); B=$(bus laB)
@@ -346,6 +372,7 @@ echo "bridge tests: $BR, nats-server $("$NATS" --version 2>&1 | head -1), ports 
 check state_round_trip_types t_state
 check late_joiner_gets_value t_late
 check state_survives_server_restart t_state_restart
+check token_auth_and_config_file t_auth
 check "queue_exact_$((100000 * SCALE))" t_exact
 check queue_nats_server_killed t_server_kill
 check queue_bridges_killed t_bridge_kill
