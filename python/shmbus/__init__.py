@@ -50,6 +50,21 @@ import weakref as _weakref
 class Bus(_CBus):
     __doc__ = _CBus.__doc__
 
+    @classmethod
+    def create(cls, name, **kw):
+        """Bus.create(name, size=0, mode=0o600, ..., unlink=False): a new bus (Exists if taken)."""
+        return cls(name, create=True, **kw)
+
+    @classmethod
+    def open(cls, name, wait=None, **kw):
+        """Bus.open(name, wait=None): an existing bus (NotFound; or wait up to `wait` seconds)."""
+        return cls(name, create=False, wait=wait, **kw)
+
+    @classmethod
+    def open_or_create(cls, name, **kw):
+        """Bus.open_or_create(name, size=0, ...): open it, creating it if missing (race-free)."""
+        return cls(name, create=None, **kw)
+
     def dict(self, name, create=True, area_bytes=0):
         """dict(name, create=True, area_bytes=0) -> Dict
 

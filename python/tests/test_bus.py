@@ -33,6 +33,17 @@ def test_open_missing_raises_notfound_with_name(busname):
     assert busname in str(e.value)
 
 
+def test_classmethods(busname):
+    with shmbus.Bus.create(busname, size=1 << 20, unlink=True) as a:
+        assert a.created and isinstance(a, shmbus.Bus)
+        with shmbus.Bus.open(busname) as b, shmbus.Bus.open_or_create(busname) as c:
+            assert not b.created and not c.created
+    with pytest.raises(shmbus.NotFound):
+        shmbus.Bus.open(busname)
+    with pytest.raises(shmbus.Timeout):
+        shmbus.Bus.open(busname, wait=0.05)
+
+
 def test_open_or_create(busname):
     with shmbus.Bus(busname, create=None, unlink=True) as a:
         assert a.created
