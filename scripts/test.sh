@@ -52,6 +52,8 @@ c_tests() {  # c_tests BUILD [LIST]
   fi
 }
 
+ls /dev/shm | grep '^shmbus-t-' | sort >"$LOG/shm-before" || true
+
 echo "== dependencies"
 bash scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null 2>&1 || true; }
@@ -107,9 +109,11 @@ if ! skip tsan; then
   fi
 fi
 
-left=$(ls /dev/shm | grep '^shmbus-t-' || true)
+# Test objects this run left behind (ones that existed before it started,
+# e.g. from another run on a shared machine, are not counted).
+left=$(ls /dev/shm | grep '^shmbus-t-' | sort | comm -23 - "$LOG/shm-before" || true)
 if [ -n "$left" ]; then
-  echo "FAIL  tests left objects in /dev/shm: $left"; fail=$((fail+1)); failed+=("leftovers")
+  echo "FAIL  tests left objects in /dev/shm:" $left; fail=$((fail+1)); failed+=("leftovers")
   for f in $left; do rm -f "/dev/shm/$f"; done
 fi
 
