@@ -117,8 +117,10 @@ struct bridge {
 	_Atomic uint64_t errors;
 };
 
-/* Set by SIGTERM/SIGINT; every loop checks it at least every 200 ms. */
-extern volatile sig_atomic_t br_stop;
+/* Set by SIGTERM/SIGINT; every loop checks it at least every 200 ms. A
+ * lock-free atomic (not sig_atomic_t): the handler runs in one thread and
+ * the links read it in others. */
+extern _Atomic int br_stop;
 
 /* log.c */
 void br_log_init(int level, const char *name);

@@ -19,12 +19,14 @@
 
 #include "bridge.h"
 
-volatile sig_atomic_t br_stop;
+_Atomic int br_stop;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "br_stop is set from a signal handler");
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	br_stop = 1;
+	/* seq_cst store; the links' loads of br_stop see it within a loop turn */
+	atomic_store(&br_stop, 1);
 }
 
 static void link_names(struct br_link *l)
