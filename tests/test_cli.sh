@@ -26,6 +26,7 @@ B=t-cli-$$            # written by cli_writer, live then stale
 Q=t-cli-$$-q          # queue channels
 C=t-cli-$$-c          # made by `shmbus create`
 K=t-cli-$$-k          # one live and one dead peer, for gc's reaping
+X=t-cli-$$-x          # random bytes, not a bus
 NONE=t-cli-$$-none    # never exists
 TMP=$(mktemp -d /tmp/test_cli.XXXXXX)
 pass=0; fail=0; pids=()
@@ -34,7 +35,7 @@ cleanup() {
 	local p b
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	for b in $B $Q $C $K; do rm -f "/dev/shm/shmbus-$b"; done
+	for b in $B $Q $C $K $X; do rm -f "/dev/shm/shmbus-$b"; done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -290,6 +291,16 @@ expect "rm refuses a bus it cannot open" eval "code 4 && err_has -- '--force' &&
 run rm --force "file:$TMP/junk"
 expect "rm --force removes it" eval "code 0 && [ ! -e '$TMP/junk' ]"
 
+head -c 8192 /dev/urandom >"/dev/shm/shmbus-$X"
+run ls
+expect "ls marks a segment that is not a bus as bad, with the reason" out_has "^$X +- +- +- +bad: ."
+run ls --json
+expect "ls --json: status bad and an error" json "[b for b in d if b['name']=='$X' and b['status']=='bad' and b['error']]"
+run gc "$X"
+expect "gc reports and skips a bad bus" eval "code 0 && err_has \"skipped bus '$X'\" && exists $X"
+run rm --force "$X"
+expect "rm --force removes it" eval "code 0 && ! exists $X"
+
 echo "== a killed writer: stale bus, gc"
 kill -9 "$wpid"; wait "$wpid" 2>/dev/null
 run ls
@@ -381,6 +392,19 @@ expect "watch on a queue: 'SEQ: message'" eval "code 0 && out_is \$'0: x1\n1: x2
 run put --hex "$Q" lines 00ff41
 run get --json "$Q" lines
 expect "binary message: JSON data with \\u escapes" eval "code 0 && json \"d['data']=='\\x00\\xffA' and d['len']==3\""
+run put -c -k queue --slots 2 "$Q" small a
+run get -g g "$Q" small
+expect "a group is made by its first get" out_is a
+run put -t 0 "$Q" small b c
+expect "the ring (2 slots) takes two more" code 0
+run put -t 0 "$Q" small d
+expect "put -t 0 on a full ring: exit 3, says full" eval "code 3 && err_has 'is full'"
+run put -t 20s "$Q" small d
+expect "a group with no live member stops gating after the liveness timeout" code 0
+run get -g g -n 5 -t 0 "$Q" small
+expect "its next get reports the skipped messages (library's words), then the rest" \
+	eval "code 3 && err_has \"group 'g' was overtaken\" && [ \"\$(tail -n 1 '$TMP/out')\" = d ]"
+
 echo "== containers"
 run put -c -k array -d int64 "$Q" arr 1 2 -3
 expect "put --create --kind array" code 0
