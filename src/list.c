@@ -5,10 +5,12 @@
  * Root words: the block of the offset array, its capacity, and the length.
  * Each element is a block of its own. Appending into spare capacity
  * stores the new element's offset in the array, then the length (both
- * journaled). Anything that shifts elements (insert or pop in the middle)
- * or needs more capacity (doubling, at least 8) builds a fresh array and
- * switches the root words to it, so at most a handful of words are
- * journaled whatever the length. Replacing an element writes a new block
+ * journaled). Removing one of the last 56 elements moves the slots after
+ * it down in place, each store journaled. Anything else that shifts
+ * elements (insert, or removal further from the end) or needs more
+ * capacity (doubling, at least 8) builds a fresh array and switches the
+ * root words to it, so at most a handful of words are journaled whatever
+ * the length. Replacing an element writes a new block
  * and switches its slot. Clearing resets the whole heap in one journaled
  * step. A process killed at any point leaves the journal to undo its
  * partial operation; every other process sees the list before or after.
@@ -194,6 +196,19 @@ static int insert_locked(shmbus_list_t *l, struct arr *a, uint64_t at, const voi
 	               elem);
 }
 
+/* Remove slot i by moving the few slots after it down in place, each
+ * store journaled (needs no new block, so it works in a full area). */
+static int shift_down(shmbus_list_t *l, struct arr *a, uint64_t i)
+{
+	uint64_t j;
+	int r;
+
+	for (j = i; j + 1 < a->len; j++)
+		if ((r = sb_box_set(&l->h, &a->slot[j], a->slot[j + 1])) != 0)
+			return r;
+	return sb_box_set(&l->h, &l->h.b->root[ROOT_LEN], a->len - 1);
+}
+
 static int remove_locked(shmbus_list_t *l, struct arr *a, uint64_t i)
 {
 	uint64_t elem = a->slot[i];
@@ -201,6 +216,8 @@ static int remove_locked(shmbus_list_t *l, struct arr *a, uint64_t i)
 
 	if (i == a->len - 1)
 		r = sb_box_set(&l->h, &l->h.b->root[ROOT_LEN], a->len - 1);
+	else if (a->len - 1 - i <= SB_BOX_JMAX - 8)
+		r = shift_down(l, a, i);
 	else
 		r = rebuild(l, a, a->cap, i, 1, 0);
 	return r ? r : sb_box_free(&l->h, elem);

@@ -412,11 +412,21 @@ static void test_list_growth_and_nospace(void)
 	CHECK(len == (uint64_t)i, "the failed append left %llu elements, expected %d",
 	      (unsigned long long)len, i);
 	OK(shmbus_list_validate(l));
-	/* Popping the end needs no room; the freed block takes a new append. */
+	/* Popping near the end needs no room; the freed block takes a new
+	 * append. Popping the front needs room for a new offset array. */
 	OK(shmbus_list_pop(l, -1, NULL, 0, NULL));
+	OK(shmbus_list_pop(l, -40, &v, sizeof(v), &got));
+	CHECK(v == i - 41, "pop(-40) on a full list gave %lld, expected %d", (long long)v,
+	      i - 41);
 	OK(shmbus_list_len(l, &len2));
-	CHECK(len2 == len - 1, "pop(-1) on a full list: %llu", (unsigned long long)len2);
+	CHECK(len2 == len - 2, "two pops on a full list: %llu", (unsigned long long)len2);
+	OK(shmbus_list_get(l, -39, &v, sizeof(v), &got));
+	CHECK(v == i - 40, "element after the popped one moved down: %lld", (long long)v);
+	OK(shmbus_list_validate(l));
 	OK(shmbus_list_append(l, &v, sizeof(v)));
+	EXPECT_CODE(shmbus_list_pop(l, 0, NULL, 0, NULL), SHMBUS_ENOSPC);
+	OK(shmbus_list_len(l, &len2));
+	CHECK(len2 == len - 1, "the failed pop(0) removed nothing: %llu", (unsigned long long)len2);
 	OK(shmbus_list_validate(l));
 	shmbus_list_close(l);
 	printf("  list: %d appends (grown by doubling); ENOSPC after %d in 64 KiB, rolled back\n",
