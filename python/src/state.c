@@ -29,12 +29,35 @@ typedef struct {
 	PyObject *py_shape;      /* tuple */
 	PyObject *np_dtype;      /* numpy dtype, or NULL */
 	uint64_t last_seq;
+	/* The buffers of the last object written from and read into, held
+	 * (so a numpy array cannot be resized under us): asking numpy for its
+	 * buffer costs more than the whole state operation, and a loop passes
+	 * the same array every time. */
+	PyObject *wobj, *robj;
+	Py_buffer wbuf, rbuf;
 } sbpy_state;
+
+/* Only numpy arrays are worth it (and their users rarely resize them; a
+ * held bytearray could not be resized at all). */
+static int cacheable(PyObject *o)
+{
+	return strcmp(Py_TYPE(o)->tp_name, "numpy.ndarray") == 0;
+}
+
+static void drop_cached(PyObject **obj, Py_buffer *b)
+{
+	if (*obj) {
+		PyBuffer_Release(b);
+		*obj = NULL;
+	}
+}
 
 static void state_close_fn(sbpy_child *c)
 {
 	sbpy_state *s = (sbpy_state *)c;
 
+	drop_cached(&s->wobj, &s->wbuf);
+	drop_cached(&s->robj, &s->rbuf);
 	if (sbpy_child_foreign(c))
 		s->st = NULL;  /* forked copy: forget, do not close */
 
@@ -203,6 +226,7 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 	s->size = shmbus_state_size(st);
 	s->last_seq = 0;
 	s->np_dtype = NULL;
+	s->wobj = s->robj = NULL;
 	s->py_shape = PyTuple_New(scalar ? 0 : s->ndim);
 	for (k = 0; s->py_shape && !scalar && k < (uint32_t)s->ndim; k++)
 		PyTuple_SET_ITEM(s->py_shape, k, PyLong_FromUnsignedLongLong(s->shape[k]));
@@ -246,16 +270,24 @@ static int write_bytes(sbpy_state *s, const void *p, size_t len)
 	return r ? sbpy_raise_int(r) : 0;
 }
 
-static int write_buffer(sbpy_state *s, PyObject *v)
+static int write_buffer(sbpy_state *s, PyObject *v, int cache)
 {
 	Py_buffer b;
 	int r;
 
+	if (v == s->wobj)
+		return write_bytes(s, s->wbuf.buf, (size_t)s->wbuf.len);
 	if (PyObject_GetBuffer(v, &b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
 		return -1;
 	r = sbpy_check_format(&b, s->dtype, "this state");
 	if (r == 0)
 		r = write_bytes(s, b.buf, (size_t)b.len);
+	if (r == 0 && cache && s->st) {
+		drop_cached(&s->wobj, &s->wbuf);
+		s->wbuf = b;          /* keeps the export and a reference to v */
+		s->wobj = v;
+		return 0;
+	}
 	PyBuffer_Release(&b);
 	return r;
 }
@@ -269,8 +301,8 @@ static PyObject *state_write(PyObject *self, PyObject *v)
 
 	if (state_check(s) < 0)
 		return NULL;
-	if (PyObject_CheckBuffer(v)) {
-		r = write_buffer(s, v);
+	if (v == s->wobj || PyObject_CheckBuffer(v)) {
+		r = write_buffer(s, v, cacheable(v));
 	} else if (s->size <= sizeof(one) && s->dtype != SHMBUS_BYTES &&
 	           (PyFloat_Check(v) || PyLong_Check(v) || PyBool_Check(v) || PyIndex_Check(v)) &&
 	           shmbus_dtype_size(s->dtype) == s->size) {
@@ -281,7 +313,7 @@ static PyObject *state_write(PyObject *self, PyObject *v)
 		arr = PyObject_CallMethod(sbpy_numpy(), "ascontiguousarray", "OO", v, s->np_dtype);
 		if (!arr)
 			return NULL;
-		r = write_buffer(s, arr);
+		r = write_buffer(s, arr, 0);
 		Py_DECREF(arr);
 	} else {
 		PyErr_Format(sbpy_TypeMismatch,
@@ -321,6 +353,12 @@ static PyObject *read_value(sbpy_state *s, PyObject *out, uint64_t *seq)
 
 	if (state_check(s) < 0)
 		return NULL;
+	if (out && out == s->robj) {
+		if (read_into(s, s->rbuf.buf, s->size, seq) < 0)
+			return NULL;
+		Py_INCREF(out);
+		return out;
+	}
 	if (out && out != Py_None) {
 		if (PyObject_GetBuffer(out, &b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
 			return NULL;
@@ -339,7 +377,13 @@ static PyObject *read_value(sbpy_state *s, PyObject *out, uint64_t *seq)
 			PyBuffer_Release(&b);
 			return NULL;
 		}
-		PyBuffer_Release(&b);
+		if (s->st && cacheable(out)) {
+			drop_cached(&s->robj, &s->rbuf);
+			s->rbuf = b;      /* keeps the export and a reference to out */
+			s->robj = out;
+		} else {
+			PyBuffer_Release(&b);
+		}
 		Py_INCREF(out);
 		return out;
 	}
@@ -354,7 +398,14 @@ static PyObject *read_value(sbpy_state *s, PyObject *out, uint64_t *seq)
 			Py_CLEAR(res);
 		return res;
 	}
-	res = PyObject_CallMethod(sbpy_numpy(), "empty", "OO", s->py_shape, s->np_dtype);
+	{
+		static PyObject *empty;
+		PyObject *a[2] = {s->py_shape, s->np_dtype};
+
+		if (!empty && !(empty = PyObject_GetAttrString(sbpy_numpy(), "empty")))
+			return NULL;
+		res = PyObject_Vectorcall(empty, a, 2, NULL);
+	}
 	if (!res)
 		return NULL;
 	if (PyObject_GetBuffer(res, &b, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
@@ -367,15 +418,22 @@ static PyObject *read_value(sbpy_state *s, PyObject *out, uint64_t *seq)
 	return res;
 }
 
-static PyObject *state_read(PyObject *self, PyObject *args, PyObject *kw)
+/* read(out=None): parsed by hand, it is the hot path of a polling loop. */
+static PyObject *state_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames)
 {
-	static char *kwlist[] = {"out", NULL};
 	sbpy_state *s = (sbpy_state *)self;
 	PyObject *out = NULL, *v;
+	Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
 	uint64_t seq = 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:read", kwlist, &out))
+	if (nargs + nkw > 1 ||
+	    (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "out"))) {
+		PyErr_SetString(PyExc_TypeError, "read(out=None)");
 		return NULL;
+	}
+	if (nargs + nkw == 1)
+		out = args[0];
 	v = read_value(s, out, &seq);
 	if (v)
 		s->last_seq = seq;
@@ -691,7 +749,7 @@ static PyMethodDef state_methods[] = {
 	 "anything numpy converts to the dtype and shape. Never blocks. The first\n"
 	 "write makes this process the writer; while it lives, other processes'\n"
 	 "writes raise Busy."},
-	{"read", (PyCFunction)(void (*)(void))state_read, METH_VARARGS | METH_KEYWORDS,
+	{"read", (PyCFunction)(void (*)(void))state_read, METH_FASTCALL | METH_KEYWORDS,
 	 "read(out=None)\n\nThe latest complete value, never torn: a new numpy array of the\n"
 	 "channel's dtype and shape (bytes without numpy or for dtype bytes; a\n"
 	 "Python number for a scalar). With out=arr, fill that writable buffer in\n"

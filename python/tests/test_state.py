@@ -209,3 +209,18 @@ def test_subprocess_sees_value(bus, busname, child_env):
             "print(b.state('v', dtype='int32', shape=(2,)).read().tolist())" % busname)
     out = subprocess.check_output([sys.executable, "-c", code], env=child_env, timeout=30)
     assert out.strip() == b"[11, 22]"
+
+
+def test_same_array_written_and_read_again(bus):
+    st = bus.state("c", dtype="float64", shape=(3,))
+    src, dst = np.zeros(3), np.zeros(3)
+    for k in range(5):
+        src[:] = k
+        st.write(src)            # the same array each time: its current contents
+        assert st.read(out=dst) is dst and dst.tolist() == [k] * 3
+    other = np.empty(3)
+    st.read(out=other)
+    assert other.tolist() == [4.0] * 3
+    st.close()                   # lets go of the arrays it held
+    dst.resize(4, refcheck=False)
+    src.resize(4, refcheck=False)
