@@ -282,14 +282,18 @@ static PyObject *get_common(sbpy_queue *q, PyObject *timeout, int with_info)
 	return res;
 }
 
-static PyObject *queue_get(PyObject *self, PyObject *args, PyObject *kw)
+/* get(timeout=None), parsed by hand: the hot path of a consumer loop. */
+static PyObject *queue_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                           PyObject *kwnames)
 {
-	static char *kwlist[] = {"timeout", NULL};
-	PyObject *timeout = Py_None;
+	Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:get", kwlist, &timeout))
+	if (nargs + nkw > 1 ||
+	    (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "timeout"))) {
+		PyErr_SetString(PyExc_TypeError, "get(timeout=None)");
 		return NULL;
-	return get_common((sbpy_queue *)self, timeout, 0);
+	}
+	return get_common((sbpy_queue *)self, nargs + nkw ? args[0] : Py_None, 0);
 }
 
 static PyObject *queue_get_info(PyObject *self, PyObject *args, PyObject *kw)
@@ -623,7 +627,7 @@ static PyMethodDef queue_methods[] = {
 	 "put(data, timeout=None)\n\nAppend one message (any bytes-like object of up to max_msg "
 	 "bytes).\nWaits for room while the slowest group is a ring behind; Timeout after\n"
 	 "`timeout` seconds (0: never wait). Closed after close(); TooBig if too long."},
-	{"get", (PyCFunction)(void (*)(void))queue_get, METH_VARARGS | METH_KEYWORDS,
+	{"get", (PyCFunction)(void (*)(void))queue_get, METH_FASTCALL | METH_KEYWORDS,
 	 "get(timeout=None) -> bytes\n\nThe next message of this handle's group (join first). "
 	 "Timeout after\n`timeout` seconds; Closed at end of stream (closed and drained)."},
 	{"get_with_info", (PyCFunction)(void (*)(void))queue_get_info, METH_VARARGS | METH_KEYWORDS,
