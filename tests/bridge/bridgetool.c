@@ -161,7 +161,8 @@ static int cmd_expect(int argc, char **argv)
 	unsigned char *want, *got;
 	uint64_t deadline, seq = 0;
 	size_t len;
-	int r = -1;
+	int r = -1, open_r = 0;
+	char open_err[256] = "";
 
 	if (argc < 7 || build_value(argc, argv, 5, &so, &want, &len))
 		return 2;
@@ -174,7 +175,9 @@ static int cmd_expect(int argc, char **argv)
 			shmbus_state_opts_init(&eo);
 			eo.create = 0;
 			eo.ndim = 0;
-			if (shmbus_state_open(bus, argv[3], &eo, &st)) {
+			open_r = shmbus_state_open(bus, argv[3], &eo, &st);
+			if (open_r) {
+				snprintf(open_err, sizeof(open_err), "%s", shmbus_last_error());
 				st = NULL;
 				struct timespec ts = { 0, 20000000 };
 				nanosleep(&ts, NULL);
@@ -205,8 +208,10 @@ static int cmd_expect(int argc, char **argv)
 		}
 		shmbus_state_wait(st, seq, 50000000, &seq);
 	}
-	fprintf(stderr, "expect %s:%s: no matching value within %s ms (last read: %s, seq %" PRIu64 ")\n",
-	        argv[2], argv[3], argv[4], st ? shmbus_strerror(r) : "no channel", seq);
+	fprintf(stderr, "expect %s:%s: no matching value within %s ms (last read: %s, seq %" PRIu64 ")%s%s\n",
+	        argv[2], argv[3], argv[4], st ? shmbus_strerror(r) : "no channel", seq,
+	        st ? "" : "; open: ", st ? "" : open_err);
+	(void)open_r;
 	shmbus_state_close(st);
 	shmbus_bus_close(bus);
 	free(want);
