@@ -60,7 +60,14 @@
  * park on a futex word with a waiter count (cons_event / prod_event); the
  * waking side calls FUTEX_WAKE only when the count is non-zero, and the
  * store it made visible plus the count load are seq_cst, as are the
- * sleeper's count increment and re-check. A producer also records the gate
+ * sleeper's count increment and re-check. A consumer also records the seq
+ * it waits for, its group's cursor (cons_need, the lowest request wins);
+ * a publication of seq s wakes only if s >= cons_need, since a group's
+ * cursor never moves back and a publication below every sleeper's cursor
+ * helps none of them. A wake-up resets the request to "none" before it
+ * changes the event, so every publication after it is free until a
+ * sleeper asks again (a woken consumer that takes the burst does not cost
+ * each put a FUTEX_WAKE). A producer also records the gate
  * it needs (prod_need, the lowest request wins); a consumer's release
  * wakes producers only once its group's cursor has reached that request,
  * since the release that lets a producer through is made by a group whose
@@ -181,6 +188,8 @@ static int queue_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 	ctl->slot_off = g.slot_off;
 	/* relaxed: the area is not published yet. */
 	atomic_store_explicit(&ctl->prod_need, UINT64_MAX, memory_order_relaxed);
+	/* relaxed: as above. */
+	atomic_store_explicit(&ctl->cons_need, UINT64_MAX, memory_order_relaxed);
 	return 0;
 }
 
@@ -246,6 +255,11 @@ void sb_q_view_free(struct sb_q_view *v)
 
 void sb_q_wake_consumers(struct sb_q_ctl *ctl)
 {
+	/* seq_cst: every sleeper wakes and asks again if it must sleep on;
+	 * the reset comes before the event changes, so a request made after
+	 * it is made by a consumer whose futex wait then returns at once
+	 * (pairs with sb_q_want in wait_data). */
+	atomic_store_explicit(&ctl->cons_need, UINT64_MAX, memory_order_seq_cst);
 	/* seq_cst: a sleeper read the event before re-checking its condition;
 	 * changing it makes a FUTEX_WAIT that has not started return at once. */
 	atomic_fetch_add_explicit(&ctl->cons_event, 1, memory_order_seq_cst);

@@ -8,8 +8,8 @@
  * cache-line sized or padded, every field 64-bit unless a futex word):
  *
  *   ctl          6 lines: head | epoch + high-water marks | consumer
- *                waiters + event | producer waiters + event | 2 lines of
- *                immutable geometry
+ *                waiters + event + need | producer waiters + event + need |
+ *                2 lines of immutable geometry
  *   producers    max_producers x 1 line  {token, intent}
  *   groups       max_groups x 3 lines    {name | state, flags, floor |
  *                                          cursor, orphans}
@@ -57,7 +57,8 @@ struct sb_q_ctl {
 	uint8_t pad1[SB_LINE - 20];
 	_Atomic uint32_t cons_waiters;         /* consumers asleep on cons_event */
 	_Atomic uint32_t cons_event;
-	uint8_t pad2[SB_LINE - 8];
+	_Atomic uint64_t cons_need;            /* lowest seq a sleeping consumer waits for */
+	uint8_t pad2[SB_LINE - 16];
 	_Atomic uint32_t prod_waiters;         /* producers asleep on prod_event */
 	_Atomic uint32_t prod_event;
 	_Atomic uint64_t prod_need;            /* lowest gate a sleeping producer waits for */
@@ -150,7 +151,8 @@ struct shmbus_queue {
 	uint64_t claimed;                      /* seq+1 of the open reservation */
 	size_t claimed_len;
 	uint64_t owed;                         /* seq+1 claimed, skip not yet published */
-	int unsignalled;                       /* published without the waiter check */
+	uint64_t unsignalled;                  /* seq+1 of the last publication made
+	                                          without the waiter check; 0 none */
 	/* consuming */
 	int32_t group, member;                 /* -1 until joined */
 	char group_name[SHMBUS_NAME_MAX + 1];
@@ -256,19 +258,27 @@ static inline int sb_q_fits(uint64_t h, uint64_t gate, uint64_t slots)
 void sb_q_wake_consumers(struct sb_q_ctl *ctl);
 void sb_q_wake_producers(struct sb_q_ctl *ctl);
 
-/* A producer about to sleep asks to be woken once the gate reaches need:
- * prod_need keeps the lowest request until a wake-up resets it. */
-static inline void sb_q_want(struct sb_q_ctl *ctl, uint64_t need)
+/* A waiter about to sleep asks to be woken once its condition may hold:
+ * *w (prod_need: the gate a producer needs; cons_need: the seq a consumer
+ * waits for) keeps the lowest request until a wake-up resets it to
+ * UINT64_MAX. Also used on segments made before cons_need existed, where
+ * it reads 0: every publication then wakes, as it always did. */
+static inline void sb_q_want(_Atomic uint64_t *w, uint64_t need)
 {
-	/* relaxed: the CAS below re-reads it. */
-	uint64_t cur = atomic_load_explicit(&ctl->prod_need, memory_order_relaxed);
+	/* seq_cst: if the value read predates a wake-up's reset, the event
+	 * load the sleeper made before us predates that wake-up's event
+	 * change too (the reset comes first), so its futex wait returns at
+	 * once; otherwise the waker's later seq_cst load sees this value or a
+	 * lower one. */
+	uint64_t cur = atomic_load_explicit(w, memory_order_seq_cst);
 
-	/* seq_cst: the request is made before the producer re-checks the
-	 * gate; with the loads in sb_q_release_wake it forms the store-load
-	 * pair that keeps a wake-up from being lost. */
+	/* seq_cst: the request is made before the sleeper re-checks its
+	 * condition; with the waker's change then its loads of the waiter
+	 * count and the request, it forms the store-load pair that keeps a
+	 * wake-up from being lost. */
 	while (need < cur &&
-	       !atomic_compare_exchange_weak_explicit(&ctl->prod_need, &cur, need,
-	                                              memory_order_seq_cst, memory_order_relaxed))
+	       !atomic_compare_exchange_weak_explicit(w, &cur, need,
+	                                              memory_order_seq_cst, memory_order_seq_cst))
 		;
 }
 
@@ -290,17 +300,31 @@ static inline void sb_q_release_wake(struct sb_q_ctl *ctl, _Atomic uint64_t *cur
 		sb_q_wake_producers(ctl);
 }
 
+/* After seq_cst publications up to seq last (word last+1), wake sleeping
+ * consumers if one may be waiting for one of them: a sleeper waits for
+ * its group's cursor c and asked for c in cons_need; a publication below
+ * the lowest request helps nobody (cursors never move back). */
+static inline void sb_q_signal_consumers(struct sb_q_ctl *ctl, uint64_t last)
+{
+	/* seq_cst: the load half of the store-load pair with wait_data (its
+	 * count increment and request, then its re-check of the slot). */
+	if (atomic_load_explicit(&ctl->cons_waiters, memory_order_seq_cst) == 0)
+		return;
+	/* seq_cst: the request after the count (see sb_q_want). */
+	if (last >= atomic_load_explicit(&ctl->cons_need, memory_order_seq_cst))
+		sb_q_wake_consumers(ctl);
+}
+
 /* Publish seq (word = seq+1, | SB_Q_SKIP for no message) and wake sleeping
- * consumers if any. */
+ * consumers if one waits for it. */
 static inline void sb_q_publish(struct sb_q_view *v, struct sb_q_slot *s, uint64_t word)
 {
 	/* seq_cst: publishes the message (pairs with the acquire loads of
-	 * published by consumers) and, with the seq_cst load of cons_waiters,
-	 * forms the store-load pair park_consumer relies on: either we see
-	 * its waiter count or it sees this word before sleeping. */
+	 * published by consumers) and, with the seq_cst loads of cons_waiters
+	 * and cons_need, forms the store-load pair wait_data relies on: either
+	 * we see its count and request or it sees this word before sleeping. */
 	atomic_store_explicit(&s->published, word, memory_order_seq_cst);
-	if (atomic_load_explicit(&v->ctl->cons_waiters, memory_order_seq_cst) != 0)
-		sb_q_wake_consumers(v->ctl);
+	sb_q_signal_consumers(v->ctl, (word & SB_Q_SEQ) - 1);
 }
 
 /* The gate: the lowest sequence some gating group has not released (head if

@@ -250,10 +250,12 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 			sb_cpu_relax();
 		return 0;
 	}
-	/* seq_cst: announce the sleeper before re-checking; pairs with the
-	 * store-load pair in sb_q_publish. */
+	/* seq_cst: announce the sleeper, read the event, then ask for seq c
+	 * (sb_q_want) before re-checking; pairs with the store-load pair in
+	 * sb_q_publish / sb_q_signal_consumers. */
 	atomic_fetch_add_explicit(&ctl->cons_waiters, 1, memory_order_seq_cst);
 	ev = atomic_load_explicit(&ctl->cons_event, memory_order_seq_cst);
+	sb_q_want(&ctl->cons_need, c);
 	if (still_waiting(q, c))
 		r = sb_futex_wait(&ctl->cons_event, ev, sb_q_sleep_ns(w, now, left));
 	/* relaxed: only the count matters to the waking side. */

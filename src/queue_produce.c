@@ -64,12 +64,15 @@ static int attach_producer(shmbus_queue_t *q)
 /* The consumers-side wake-up that put_many defers to the end of a batch. */
 static void signal_consumers(shmbus_queue_t *q)
 {
+	uint64_t last = q->unsignalled - 1;
+
 	q->unsignalled = 0;
 	/* seq_cst fence: orders the batch's release stores of published before
-	 * the waiter count load (the store-load pair of sb_q_publish). */
+	 * the waiter count and request loads (the store-load pair of
+	 * sb_q_publish). The handle's claims rise, so last is the batch's
+	 * highest seq: a sleeper waiting for any of them asked for at most it. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&q->v.ctl->cons_waiters, memory_order_seq_cst) != 0)
-		sb_q_wake_consumers(q->v.ctl);
+	sb_q_signal_consumers(q->v.ctl, last);
 }
 
 /* A detached group blocks seq h: raise its floor so that h fits, plus a
@@ -166,7 +169,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 		 * sb_q_release_wake). */
 		atomic_fetch_add_explicit(&ctl->prod_waiters, 1, memory_order_seq_cst);
 		ev = atomic_load_explicit(&ctl->prod_event, memory_order_seq_cst);
-		sb_q_want(ctl, h - v->size + 1);
+		sb_q_want(&ctl->prod_need, h - v->size + 1);
 		gate = sb_q_gate(v, &blocker, &q->epoch);
 		q->gate = gate;
 		if (!sb_q_fits(h, gate, v->size) &&
@@ -369,7 +372,7 @@ int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size
 		/* release: publishes the message; the waiter check is done once
 		 * for the batch (signal_consumers), or before any wait. */
 		atomic_store_explicit(&sl->published, s + 1, memory_order_release);
-		q->unsignalled = 1;
+		q->unsignalled = s + 1;
 		if (done)
 			*done = i + 1;
 	}

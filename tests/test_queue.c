@@ -832,6 +832,100 @@ static void test_hostile_words(void)
 	printf("ok hostile_words\n");
 }
 
+/* A publication wakes consumers only if a sleeper may wait for it: the
+ * sleeper's request (cons_need, the seq its group's cursor waits for) is
+ * at or below the seq published; a wake-up resets the request, so the puts
+ * after it make no FUTEX_WAKE until a sleeper asks again. White-box: a
+ * sleeper is simulated by its count and request; then a real parked
+ * consumer is woken by the put it waits for. */
+struct park_arg {
+	shmbus_queue_t *c;
+	uint64_t val;
+	int rc;
+};
+
+static void *park_get(void *a)
+{
+	struct park_arg *pa = a;
+	size_t len = 0;
+
+	pa->rc = shmbus_queue_get(pa->c, &pa->val, sizeof(pa->val), &len, NULL, 10000000000ll);
+	return NULL;
+}
+
+static void test_consumer_wake_need(void)
+{
+	shmbus_queue_t *p = open_q("wn", 64, 64), *c = member("wn", "g", 0);
+	struct sb_q_ctl *ctl = c->v.ctl;
+	const void *msgs[2];
+	size_t lens[2], done, i;
+	uint64_t h, one = 1, t0;
+	uint32_t ev;
+	struct park_arg pa = {c, 0, -1};
+	pthread_t th;
+	int woke;
+
+	CHECK(atomic_load(&ctl->cons_need) == UINT64_MAX, "fresh queue: request %llu",
+	      (unsigned long long)atomic_load(&ctl->cons_need));
+	put_u64(p, 0);
+	CHECK(get_u64(c, 0, NULL) == 0, "first message");
+	h = atomic_load(&ctl->head) & SB_Q_SEQ;
+	/* A simulated sleeper waiting for seq h+2. */
+	atomic_fetch_add(&ctl->cons_waiters, 1);
+	atomic_store(&ctl->cons_need, h + 2);
+	ev = atomic_load(&ctl->cons_event);
+	put_u64(p, 1);
+	put_u64(p, 2);
+	CHECK(atomic_load(&ctl->cons_event) == ev, "puts of seqs %llu, %llu below the request %llu woke (event %u -> %u)",
+	      (unsigned long long)h, (unsigned long long)h + 1, (unsigned long long)h + 2, ev,
+	      atomic_load(&ctl->cons_event));
+	put_u64(p, 3);
+	CHECK(atomic_load(&ctl->cons_event) != ev, "the put of the requested seq %llu did not wake",
+	      (unsigned long long)h + 2);
+	CHECK(atomic_load(&ctl->cons_need) == UINT64_MAX, "request not reset by the wake-up: %llu",
+	      (unsigned long long)atomic_load(&ctl->cons_need));
+	ev = atomic_load(&ctl->cons_event);
+	put_u64(p, 4);
+	CHECK(atomic_load(&ctl->cons_event) == ev, "a put after the wake-up woke again");
+	/* put_many: one check per batch, against its highest seq. */
+	atomic_store(&ctl->cons_need, h + 7);
+	for (i = 0; i < 2; i++) {
+		msgs[i] = &one;
+		lens[i] = sizeof(one);
+	}
+	OK(shmbus_queue_put_many(p, msgs, lens, 2, 0, &done));
+	CHECK(atomic_load(&ctl->cons_event) == ev, "a batch below the request woke");
+	OK(shmbus_queue_put_many(p, msgs, lens, 2, 0, &done));
+	CHECK(atomic_load(&ctl->cons_event) != ev, "a batch reaching the request %llu did not wake",
+	      (unsigned long long)h + 7);
+	atomic_fetch_sub(&ctl->cons_waiters, 1);
+	for (i = 1; i <= 8; i++)
+		(void)get_u64(c, 0, NULL);
+	/* A real sleeper: parks at once, asks for its cursor's seq, and the
+	 * put of that seq wakes it well before its 10 s timeout. */
+	OK(shmbus_queue_set_wait(c, SHMBUS_WAIT_PARK, 0));
+	CHECK(pthread_create(&th, NULL, park_get, &pa) == 0, "thread");
+	t0 = test_now_ns();
+	woke = 0;
+	while (test_now_ns() - t0 < 5000000000ull) {
+		if (atomic_load(&ctl->cons_waiters) > 0 && atomic_load(&ctl->cons_need) != UINT64_MAX) {
+			woke = 1;
+			break;
+		}
+		usleep(1000);
+	}
+	CHECK(woke, "the consumer never parked with a request");
+	CHECK(atomic_load(&ctl->cons_need) == h + 8, "parked consumer asked for %llu, its cursor is %llu",
+	      (unsigned long long)atomic_load(&ctl->cons_need), (unsigned long long)h + 8);
+	put_u64(p, 42);
+	CHECK(pthread_join(th, NULL) == 0, "join");
+	OK(pa.rc);
+	CHECK(pa.val == 42, "parked consumer got %llu", (unsigned long long)pa.val);
+	OK(shmbus_queue_close(c));
+	OK(shmbus_queue_close(p));
+	printf("ok consumer_wake_need\n");
+}
+
 int main(void)
 {
 	shmbus_bus_opts_t bo;
@@ -856,6 +950,7 @@ int main(void)
 	test_dead_producer_skipped();
 	test_threads_mpmc();
 	test_hostile_words();
+	test_consumer_wake_need();
 	OK(shmbus_bus_close(bus));
 	OK(shmbus_bus_unlink(busname));
 	printf("PASS test_queue\n");
