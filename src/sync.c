@@ -28,10 +28,13 @@
  * returns once the flag is set or the count moved, so a set followed at
  * once by a clear still releases everyone who was waiting.
  *
- * Semaphore. A count taken by CAS while positive; a waiter sleeps while it
- * reads 0; post adds one and wakes one sleeper if any are counted. A woken
- * waiter always tries to take a unit before giving up on a timeout or a
- * signal, so a wake-up is never lost. Units have no owner: a process that
+ * Semaphore. A count taken by CAS while positive; a waiter raises a
+ * contended flag and sleeps while it reads 0; post adds one and, if it
+ * clears a raised flag, wakes one sleeper. A waiter that slept and takes a
+ * unit raises the flag again and passes a wake-up on if units are left,
+ * and a woken waiter always tries to take a unit before giving up on a
+ * timeout or a signal, so a wake-up is never lost; a waiter killed asleep
+ * costs at most one wake-up. Units have no owner: a process that
  * dies between wait and post keeps its unit (as with any semaphore).
  *
  * Turn. A table of party slots (token per slot, claimed by CAS) and one
@@ -576,7 +579,7 @@ int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns)
 
 struct sb_sem_area {
 	_Atomic uint32_t count;
-	_Atomic uint32_t waiters;
+	_Atomic uint32_t contended;/* 1: someone may sleep on count */
 	uint32_t magic;
 	uint8_t pad[SB_LINE - 12];
 };
@@ -658,6 +661,17 @@ int shmbus_sem_close(shmbus_sem_t *s)
 	return 0;
 }
 
+/* Wake one sleeper if the flag says one may sleep. seq_cst: the load
+ * half of the store-load pairs with a sleeper's flag store and count
+ * load; the exchange clears the flag, so a waiter killed asleep costs at
+ * most one wake-up. */
+static void sem_wake(struct sb_sem_area *a)
+{
+	if (atomic_load_explicit(&a->contended, memory_order_seq_cst) != 0 &&
+	    atomic_exchange_explicit(&a->contended, 0, memory_order_seq_cst) != 0)
+		sb_futex_wake(&a->count, 1);
+}
+
 int shmbus_sem_post(shmbus_sem_t *s)
 {
 	uint32_t c;
@@ -671,12 +685,12 @@ int shmbus_sem_post(shmbus_sem_t *s)
 			return sb_err(SHMBUS_ETOOBIG, "semaphore '%s' is at its maximum count",
 			              s->ch.name);
 		/* seq_cst: publishes the poster's writes (pairs with the
-		 * acquiring CAS in take) and pairs with the waiters load. */
+		 * acquiring CAS in take) and, with the load of contended in
+		 * sem_wake, forms the store-load pair the sleepers rely on. */
 	} while (!atomic_compare_exchange_weak_explicit(&s->a->count, &c, c + 1,
 	                                                memory_order_seq_cst,
 	                                                memory_order_relaxed));
-	if (atomic_load_explicit(&s->a->waiters, memory_order_seq_cst) != 0)
-		sb_futex_wake(&s->a->count, 1);
+	sem_wake(s->a);
 	return 0;
 }
 
@@ -710,14 +724,19 @@ int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
 		if (left == 0)
 			return sb_err(SHMBUS_ETIMEDOUT, "semaphore '%s' stayed at 0 for the timeout",
 			              s->ch.name);
-		/* seq_cst: announce, then re-read; pairs with post. */
-		atomic_fetch_add_explicit(&s->a->waiters, 1, memory_order_seq_cst);
+		/* seq_cst: raise the flag, then re-read; pairs with post. */
+		atomic_store_explicit(&s->a->contended, 1, memory_order_seq_cst);
 		r = atomic_load_explicit(&s->a->count, memory_order_seq_cst) == 0
 		            ? sb_futex_wait(&s->a->count, 0, left) : 0;
-		/* relaxed: only the count matters to post. */
-		atomic_fetch_sub_explicit(&s->a->waiters, 1, memory_order_relaxed);
-		if (sem_take(s->a))
+		if (sem_take(s->a)) {
+			/* The wake-up that freed us cleared the flag: others
+			 * may still sleep, so raise it again (seq_cst), and if
+			 * units are left, pass one wake-up on. */
+			atomic_store_explicit(&s->a->contended, 1, memory_order_seq_cst);
+			if (atomic_load_explicit(&s->a->count, memory_order_seq_cst) != 0)
+				sem_wake(s->a);
 			return 0;
+		}
 		if (r == SHMBUS_EINTR)
 			return sb_err(r, "interrupted while waiting on semaphore '%s'", s->ch.name);
 		if (r < 0 && r != SHMBUS_ETIMEDOUT)

@@ -320,6 +320,56 @@ static void test_sem(void)
 	       (THREADS / 2) * sem_iters);
 }
 
+/* Many rounds of: several waiters asleep, then as many posts in a burst.
+ * Every waiter must get its unit (a lost wake-up leaves one asleep with a
+ * unit left over, and it times out). */
+static void *sem_once(void *arg)
+{
+	shmbus_sem_t *s;
+	int r;
+
+	OK(shmbus_sem_open(bus, "S2", 0, 0, &s));
+	r = shmbus_sem_wait(s, 10000000000ll);
+	*(int *)arg = r;
+	shmbus_sem_close(s);
+	return NULL;
+}
+
+static void test_sem_burst(void)
+{
+	int rounds = (int)(200 * test_scale()), round, i, res[THREADS];
+	pthread_t th[THREADS];
+	shmbus_sem_t *s;
+	uint32_t v;
+
+	if (rounds < 20)
+		rounds = 20;
+	OK(shmbus_sem_open(bus, "S2", 1, 0, &s));
+	for (round = 0; round < rounds; round++) {
+		uint64_t t0 = test_now_ns();
+
+		for (i = 0; i < THREADS; i++)
+			CHECK(pthread_create(&th[i], NULL, sem_once, &res[i]) == 0, "create");
+		if (round & 1)
+			usleep(2000);   /* let them fall asleep; else race the posts */
+		for (i = 0; i < THREADS; i++)
+			OK(shmbus_sem_post(s));
+		for (i = 0; i < THREADS; i++) {
+			pthread_join(th[i], NULL);
+			CHECK(res[i] == 0, "round %d: waiter %d got %d", round, i, res[i]);
+		}
+		/* A waiter whose wake-up was lost sleeps until its 10 s timeout,
+		 * then still finds its unit: only the time tells. */
+		CHECK(test_now_ns() - t0 < 5000000000ull, "round %d took %.1f s: a lost wake-up",
+		      round, (test_now_ns() - t0) / 1e9);
+	}
+	OK(shmbus_sem_value(s, &v));
+	CHECK(v == 0, "units left over: %u", v);
+	shmbus_sem_close(s);
+	printf("  semaphore: %d bursts of %d posts to %d waiters, every waiter woken\n", rounds,
+	       THREADS, THREADS);
+}
+
 /* ---- turn ----------------------------------------------------------- */
 
 static int turn_rounds;
@@ -459,6 +509,7 @@ int main(void)
 	test_dead_waiter_leaves_nothing();
 	test_event();
 	test_sem();
+	test_sem_burst();
 	test_turn_order();
 	test_turn_skips_dead();
 	test_kinds_and_corruption();
