@@ -123,6 +123,7 @@ expect "ls --json: the bus, live, 1 live peer, 2 channels" \
 	json "[b for b in d if b['name']=='$B' and b['status']=='live' and b['live_peers']==1 and b['channels']==2]"
 
 run info "$B"
+expect "info's first line: name, size, status" out_has "^bus $B: 16 MiB, ABI [0-9]+, live$"
 expect "info shows y as a float64 scalar state" eval "code 0 && out_has '^  y +state +float64 +\[1\] +8 B +[1-9][0-9]*$'"
 expect "info shows vec as int32 [3]" out_has '^  vec +state +int32 +\[3\] +12 B +[1-9]'
 expect "info shows the writer as a live peer" out_has "^  $wpid +yes "
@@ -307,6 +308,8 @@ run ls
 expect "ls marks the bus stale (0/1 peers)" out_has "^$B +.* 0/1 +stale$"
 run ls --json
 expect "ls --json: status stale" json "[b for b in d if b['name']=='$B' and b['status']=='stale' and b['live_peers']==0 and b['peers']==1]"
+run info "$B"
+expect "info says stale too" out_has "^bus $B: .*, stale$"
 run put "$B" y 42
 expect "put takes over the dead writer's role" code 0
 run get "$B" y

@@ -270,8 +270,8 @@ static void info_text(shmbus_bus_t *bus, const char *name, const shmbus_bus_info
 	size_t i;
 
 	human_size(b1, sizeof(b1), bi->size);
-	printf("bus %s: %s%s, ABI %u\n", name, b1, bi->persistent ? ", file-backed" : "",
-	       bi->abi_version);
+	printf("bus %s: %s%s, ABI %u, %s\n", name, b1, bi->persistent ? ", file-backed" : "",
+	       bi->abi_version, bi->live_peers ? "live" : bi->peers ? "stale" : "idle");
 	human_size(b1, sizeof(b1), bi->heap_used);
 	human_size(b2, sizeof(b2), bi->heap_size);
 	time_text(b3, sizeof(b3), bi->create_time_ns);
