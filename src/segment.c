@@ -87,14 +87,17 @@ static int bus_path(const char *name, char *path, size_t cap, int *persistent)
 
 static uint64_t boot_hash(void)
 {
-	static uint64_t cached;
+	/* Computed once per process; every thread computes the same value,
+	 * so relaxed is enough: a racing second computation stores it again. */
+	static _Atomic uint64_t cached;
 	char buf[64] = {0};
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = 1469598103934665603ull, c;
 	ssize_t n, i;
 	int fd;
 
-	if (cached)
-		return cached;
+	c = atomic_load_explicit(&cached, memory_order_relaxed);
+	if (c)
+		return c;
 	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		n = read(fd, buf, sizeof(buf) - 1);
@@ -104,7 +107,7 @@ static uint64_t boot_hash(void)
 	}
 	if (h <= SB_BOOT_RECOVERING)
 		h += 2;
-	cached = h;
+	atomic_store_explicit(&cached, h, memory_order_relaxed);
 	return h;
 }
 
