@@ -1,7 +1,7 @@
 /*
  * sync.c -- process-shared synchronisation objects that survive the death
- * of a holder: lock, event, semaphore and turn channels, and the robust
- * lock the containers use.
+ * of a holder: lock, event and semaphore channels, and the robust lock the
+ * containers use.
  *
  * Robust lock. One 64-bit word, owner, holds the token (pid + start time)
  * of the holding process, 0 when free; taking the lock is one CAS from 0 to
@@ -37,15 +37,7 @@
  * costs at most one wake-up. Units have no owner: a process that
  * dies between wait and post keeps its unit (as with any semaphore).
  *
- * Turn. A table of party slots (token per slot, claimed by CAS) and one
- * word, turn, naming the party whose turn it is (0 at creation). acquire
- * waits until turn names the caller, raising a contended flag before it
- * sleeps; release stores the next registered slot after the caller
- * (wrapping) and, if it clears a raised flag, wakes every sleeper (each
- * raises the flag again if it must sleep on, so a dead sleeper costs at
- * most one wake-up). A waiter that
- * sleeps a whole liveness timeout checks the party whose turn it is: an
- * empty slot or a dead process is unregistered and skipped by CAS.
+ * Turn channels are in turn.c.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -53,13 +45,9 @@
 
 #include "sync.h"
 
-#define SB_RLOCK_SPIN 200u
 #define SB_LOCK_MAGIC 0x4b434f4cu  /* "LOCK" */
 #define SB_EVENT_MAGIC 0x544e5645u /* "EVNT" */
 #define SB_SEM_MAGIC 0x4d455353u   /* "SSEM" */
-#define SB_TURN_MAGIC 0x4e525554u  /* "TURN" */
-#define SB_TURN_DEFAULT 16u
-#define SB_TURN_MAX 4096u
 
 /* ---- the robust lock ------------------------------------------------ */
 
@@ -120,7 +108,7 @@ int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
 	unsigned i;
 	int r;
 
-	for (i = 0; i < SB_RLOCK_SPIN; i++) {
+	for (i = 0; i < SB_SYNC_SPIN; i++) {
 		/* relaxed: a hint; the CAS decides. */
 		if (atomic_load_explicit(&l->owner, memory_order_relaxed) == 0 &&
 		    try_take(l, token))
@@ -229,14 +217,14 @@ int sb_chan_open_lenient(shmbus_bus_t *bus, const char *name, struct sb_params *
 	return r;
 }
 
-/* The params of a kind with no dtype or shape; param[] as given. */
-static void plain_params(struct sb_params *p, int kind)
+/* The params of a kind with no dtype or shape. */
+void sb_plain_params(struct sb_params *p, int kind)
 {
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
 }
 
-static int plain_plan(struct sb_params *p, uint64_t area, uint64_t *out)
+int sb_plain_plan(struct sb_params *p, uint64_t area, uint64_t *out)
 {
 	p->dtype = SHMBUS_BYTES;
 	p->ndim = 0;
@@ -246,7 +234,7 @@ static int plain_plan(struct sb_params *p, uint64_t area, uint64_t *out)
 	return 0;
 }
 
-static int check_magic(const uint8_t *area, uint64_t size, uint64_t need,
+int sb_check_magic(const uint8_t *area, uint64_t size, uint64_t need,
                        uint32_t magic_off, uint32_t magic)
 {
 	uint32_t m;
@@ -278,7 +266,7 @@ struct shmbus_lock {
 
 static int lock_plan(struct sb_params *p, uint64_t *area)
 {
-	return plain_plan(p, sizeof(struct sb_lock_area), area);
+	return sb_plain_plan(p, sizeof(struct sb_lock_area), area);
 }
 
 static int lock_init(uint8_t *area, uint64_t size, const struct sb_params *p)
@@ -292,7 +280,7 @@ static int lock_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 static int lock_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
 {
 	(void)p;
-	return check_magic(area, size, sizeof(struct sb_lock_area),
+	return sb_check_magic(area, size, sizeof(struct sb_lock_area),
 	                   offsetof(struct sb_lock_area, magic), SB_LOCK_MAGIC);
 }
 
@@ -330,7 +318,7 @@ int shmbus_lock_open(shmbus_bus_t *bus, const char *name, int create, shmbus_loc
 	if (!bus || !out)
 		return sb_err(SHMBUS_EINVAL, "shmbus_lock_open: NULL argument");
 	*out = NULL;
-	plain_params(&want, SHMBUS_KIND_LOCK);
+	sb_plain_params(&want, SHMBUS_KIND_LOCK);
 	if (!(l = calloc(1, sizeof(*l))))
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
 	if ((r = sb_chan_open(bus, name, &want, create, &l->ch)) != 0) {
@@ -432,7 +420,7 @@ struct shmbus_event {
 
 static int event_plan(struct sb_params *p, uint64_t *area)
 {
-	return plain_plan(p, sizeof(struct sb_event_area), area);
+	return sb_plain_plan(p, sizeof(struct sb_event_area), area);
 }
 
 static int event_init(uint8_t *area, uint64_t size, const struct sb_params *p)
@@ -446,7 +434,7 @@ static int event_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 static int event_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
 {
 	(void)p;
-	return check_magic(area, size, sizeof(struct sb_event_area),
+	return sb_check_magic(area, size, sizeof(struct sb_event_area),
 	                   offsetof(struct sb_event_area, magic), SB_EVENT_MAGIC);
 }
 
@@ -480,7 +468,7 @@ int shmbus_event_open(shmbus_bus_t *bus, const char *name, int create,
 	if (!bus || !out)
 		return sb_err(SHMBUS_EINVAL, "shmbus_event_open: NULL argument");
 	*out = NULL;
-	plain_params(&want, SHMBUS_KIND_EVENT);
+	sb_plain_params(&want, SHMBUS_KIND_EVENT);
 	if (!(e = calloc(1, sizeof(*e))))
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
 	if ((r = sb_chan_open(bus, name, &want, create, &e->ch)) != 0) {
@@ -592,7 +580,7 @@ struct shmbus_sem {
 
 static int sem_plan(struct sb_params *p, uint64_t *area)
 {
-	return plain_plan(p, sizeof(struct sb_sem_area), area);
+	return sb_plain_plan(p, sizeof(struct sb_sem_area), area);
 }
 
 static int sem_init(uint8_t *area, uint64_t size, const struct sb_params *p)
@@ -610,7 +598,7 @@ static int sem_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 static int sem_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
 {
 	(void)p;
-	return check_magic(area, size, sizeof(struct sb_sem_area),
+	return sb_check_magic(area, size, sizeof(struct sb_sem_area),
 	                   offsetof(struct sb_sem_area, magic), SB_SEM_MAGIC);
 }
 
@@ -642,7 +630,7 @@ int shmbus_sem_open(shmbus_bus_t *bus, const char *name, int create, uint32_t in
 	if (initial == UINT32_MAX)
 		return sb_err(SHMBUS_EINVAL, "semaphore initial count %u: the limit is %u",
 		              initial, UINT32_MAX - 1);
-	plain_params(&want, SHMBUS_KIND_SEMAPHORE);
+	sb_plain_params(&want, SHMBUS_KIND_SEMAPHORE);
 	want.param[1] = (uint64_t)initial + 1;
 	if (!(s = calloc(1, sizeof(*s))))
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
@@ -750,311 +738,5 @@ int shmbus_sem_value(shmbus_sem_t *s, uint32_t *value)
 		return sb_err(SHMBUS_EINVAL, "shmbus_sem_value: NULL argument");
 	/* relaxed: a snapshot; it may change at once. */
 	*value = atomic_load_explicit(&s->a->count, memory_order_relaxed);
-	return 0;
-}
-
-/* ---- turn channels -------------------------------------------------- */
-
-struct sb_turn_ctl {
-	_Atomic uint32_t turn;     /* party whose turn it is */
-	_Atomic uint32_t contended;/* 1: someone may sleep on turn */
-	_Atomic uint32_t nparties; /* slots ever registered: 1 + highest index */
-	uint32_t max;
-	uint32_t magic;
-	uint8_t pad[SB_LINE - 20];
-	/* followed by max party tokens (_Atomic uint64_t) */
-};
-_Static_assert(sizeof(struct sb_turn_ctl) == SB_LINE, "turn control is a line");
-
-struct shmbus_turn {
-	struct sb_chan ch;
-	struct sb_turn_ctl *c;
-	_Atomic uint64_t *slot;
-	uint32_t max;
-	uint32_t party;
-	uint64_t token;
-	int registered, holding;
-};
-
-static int turn_plan(struct sb_params *p, uint64_t *area)
-{
-	if (p->param[0] == 0)
-		p->param[0] = SB_TURN_DEFAULT;
-	if (p->param[0] > SB_TURN_MAX)
-		return sb_err(SHMBUS_EINVAL, "turn with %llu parties: the limit is %u",
-		              (unsigned long long)p->param[0], SB_TURN_MAX);
-	return plain_plan(p, sizeof(struct sb_turn_ctl) + p->param[0] * 8, area);
-}
-
-static int turn_init(uint8_t *area, uint64_t size, const struct sb_params *p)
-{
-	struct sb_turn_ctl *c = (struct sb_turn_ctl *)area;
-
-	(void)size;
-	c->max = (uint32_t)p->param[0];
-	c->magic = SB_TURN_MAGIC;
-	return 0;
-}
-
-static int turn_check(const uint8_t *area, uint64_t size, const struct sb_params *p)
-{
-	const struct sb_turn_ctl *c = (const struct sb_turn_ctl *)area;
-
-	if (p->param[0] == 0 || p->param[0] > SB_TURN_MAX)
-		return sb_err(SHMBUS_ECORRUPT, "turn with %llu parties",
-		              (unsigned long long)p->param[0]);
-	if (check_magic(area, size, sizeof(*c) + p->param[0] * 8,
-	                offsetof(struct sb_turn_ctl, magic), SB_TURN_MAGIC))
-		return SHMBUS_ECORRUPT;
-	if (c->max != p->param[0])
-		return sb_err(SHMBUS_ECORRUPT, "turn control says %u parties, the directory %llu",
-		              c->max, (unsigned long long)p->param[0]);
-	return 0;
-}
-
-/* The next registered slot after `from` (wrapping), or from itself. */
-static uint32_t turn_next(_Atomic uint64_t *slot, uint32_t n, uint32_t from)
-{
-	uint32_t k;
-
-	for (k = 1; k <= n; k++) {
-		uint32_t j = (from + k) % n;
-
-		/* relaxed: a registration is a single word. */
-		if (atomic_load_explicit(&slot[j], memory_order_relaxed) != 0)
-			return j;
-	}
-	return from;
-}
-
-static uint32_t turn_count(struct sb_turn_ctl *c, uint32_t max)
-{
-	/* relaxed: a monotonic maximum, clamped to the local max. */
-	uint32_t n = atomic_load_explicit(&c->nparties, memory_order_relaxed);
-
-	return n > max ? max : n;
-}
-
-/* Hand the turn from party t to the next one and wake the sleepers. */
-static void turn_pass(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t max,
-                      uint32_t t)
-{
-	uint32_t n = turn_count(c, max);
-	uint32_t next = n ? turn_next(slot, n, t) : t;
-
-	/* seq_cst: releases what party t did in its turn (pairs with the
-	 * acquire load in acquire) and, with the load of contended, forms
-	 * the store-load pair the sleepers rely on. Fails harmlessly if
-	 * someone already moved the turn on. Every sleeper is woken and
-	 * raises the flag again if it must sleep on, so a party killed in
-	 * its sleep costs at most one wake-up. */
-	if (next != t &&
-	    atomic_compare_exchange_strong_explicit(&c->turn, &t, next, memory_order_seq_cst,
-	                                            memory_order_relaxed) &&
-	    atomic_load_explicit(&c->contended, memory_order_seq_cst) != 0 &&
-	    atomic_exchange_explicit(&c->contended, 0, memory_order_seq_cst) != 0)
-		sb_futex_wake(&c->turn, INT_MAX);
-}
-
-/* Skip party t if its slot is empty or its process is dead. */
-static void turn_skip_dead(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t max,
-                           uint32_t t)
-{
-	/* relaxed: a registration is a single word; the CAS decides. */
-	uint64_t tok = atomic_load_explicit(&slot[t], memory_order_relaxed);
-
-	if (tok != 0 && sb_token_alive(tok))
-		return;
-	if (tok != 0)    /* relaxed: unregisters the dead; a CAS, so a new party is kept */
-		atomic_compare_exchange_strong_explicit(&slot[t], &tok, 0, memory_order_relaxed,
-		                                        memory_order_relaxed);
-	turn_pass(c, slot, max, t);
-}
-
-static int turn_gc(struct sb_chan *ch, uint32_t *reaped)
-{
-	struct sb_turn_ctl *c = (struct sb_turn_ctl *)ch->area;
-	_Atomic uint64_t *slot = (_Atomic uint64_t *)(ch->area + sizeof(*c));
-	uint32_t max = (uint32_t)ch->p.param[0], i, t;
-
-	*reaped = 0;
-	for (i = 0; i < max; i++) {
-		/* relaxed: a registration is a single word; the CAS decides. */
-		uint64_t tok = atomic_load_explicit(&slot[i], memory_order_relaxed);
-
-		if (tok != 0 && !sb_token_alive(tok) &&
-		    atomic_compare_exchange_strong_explicit(&slot[i], &tok, 0,
-		                                            memory_order_relaxed,
-		                                            memory_order_relaxed))
-			(*reaped)++;
-	}
-	/* relaxed: turn_pass's CAS decides. */
-	t = atomic_load_explicit(&c->turn, memory_order_relaxed);
-	if (t < max && atomic_load_explicit(&slot[t], memory_order_relaxed) == 0)
-		turn_pass(c, slot, max, t);
-	return 0;
-}
-
-static void turn_info(struct sb_chan *ch, shmbus_channel_info_t *info)
-{
-	struct sb_turn_ctl *c = (struct sb_turn_ctl *)ch->area;
-
-	/* relaxed: a snapshot for display. */
-	info->seq = atomic_load_explicit(&c->turn, memory_order_relaxed);
-	info->capacity = ch->p.param[0];
-}
-
-const struct sb_kind_ops sb_turn_ops = {
-	.plan = turn_plan,
-	.init = turn_init,
-	.check = turn_check,
-	.gc = turn_gc,
-	.info = turn_info,
-};
-
-int shmbus_turn_open(shmbus_bus_t *bus, const char *name, int create,
-                     uint32_t max_parties, shmbus_turn_t **out)
-{
-	struct sb_params want;
-	shmbus_turn_t *t;
-	int r;
-
-	if (!bus || !out)
-		return sb_err(SHMBUS_EINVAL, "shmbus_turn_open: NULL argument");
-	*out = NULL;
-	plain_params(&want, SHMBUS_KIND_TURN);
-	want.param[0] = max_parties;
-	if (!(t = calloc(1, sizeof(*t))))
-		return sb_err(SHMBUS_ENOMEM, "out of memory");
-	if ((r = sb_chan_open_lenient(bus, name, &want, create, &t->ch)) != 0) {
-		free(t);
-		return r;
-	}
-	t->c = (struct sb_turn_ctl *)t->ch.area;
-	t->slot = (_Atomic uint64_t *)(t->ch.area + sizeof(struct sb_turn_ctl));
-	t->max = (uint32_t)t->ch.p.param[0];
-	t->token = sb_self_token();
-	*out = t;
-	return 0;
-}
-
-int shmbus_turn_close(shmbus_turn_t *t)
-{
-	if (!t)
-		return 0;
-	if (t->registered) {
-		uint64_t tok = t->token;
-
-		/* relaxed: the slot is ours; the pass below publishes. */
-		atomic_compare_exchange_strong_explicit(&t->slot[t->party], &tok, 0,
-		                                        memory_order_relaxed,
-		                                        memory_order_relaxed);
-		turn_pass(t->c, t->slot, t->max, t->party);
-	}
-	free(t);
-	return 0;
-}
-
-int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party)
-{
-	uint32_t i, n;
-
-	if (!t)
-		return sb_err(SHMBUS_EINVAL, "turn is NULL");
-	if (t->registered) {
-		if (party)
-			*party = t->party;
-		return 0;
-	}
-	for (i = 0; i < t->max; i++) {
-		/* relaxed: a hint; the claiming CAS decides. */
-		uint64_t tok = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
-
-		if (tok != 0 && sb_token_alive(tok))
-			continue;
-		/* acq_rel: claims the slot; a racing registrant loses the CAS. */
-		if (atomic_compare_exchange_strong_explicit(&t->slot[i], &tok, t->token,
-		                                            memory_order_acq_rel,
-		                                            memory_order_relaxed))
-			break;
-	}
-	if (i == t->max)
-		return sb_err(SHMBUS_ENOSPC, "turn '%s': all %u parties are registered",
-		              t->ch.name, t->max);
-	n = atomic_load_explicit(&t->c->nparties, memory_order_relaxed);
-	/* relaxed: a monotonic maximum; readers clamp it to max. */
-	while (n < i + 1 &&
-	       !atomic_compare_exchange_weak_explicit(&t->c->nparties, &n, i + 1,
-	                                              memory_order_relaxed,
-	                                              memory_order_relaxed))
-		;
-	t->party = i;
-	t->registered = 1;
-	if (party)
-		*party = i;
-	return 0;
-}
-
-int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
-{
-	sb_deadline_t d;
-	uint32_t cur;
-	unsigned i;
-	int r;
-
-	if (!t)
-		return sb_err(SHMBUS_EINVAL, "turn is NULL");
-	if (!t->registered)
-		return sb_err(SHMBUS_ESTATE, "turn '%s': register before acquire", t->ch.name);
-	if (t->holding)
-		return sb_err(SHMBUS_ESTATE, "turn '%s': already acquired", t->ch.name);
-	for (i = 0; i < SB_RLOCK_SPIN; i++) {
-		/* acquire: pairs with the seq_cst CAS in turn_pass. */
-		if (atomic_load_explicit(&t->c->turn, memory_order_acquire) == t->party) {
-			t->holding = 1;
-			return 0;
-		}
-		sb_cpu_relax();
-	}
-	sb_deadline_init(&d, timeout_ns);
-	for (;;) {
-		int64_t left = sb_deadline_left(&d), slice;
-		int64_t live = t->ch.bus->liveness_ns;
-
-		/* seq_cst: raise the flag, then re-read; pairs with turn_pass. */
-		atomic_store_explicit(&t->c->contended, 1, memory_order_seq_cst);
-		cur = atomic_load_explicit(&t->c->turn, memory_order_seq_cst);
-		slice = left < 0 || left > live ? live : left;
-		r = cur != t->party ? sb_futex_wait(&t->c->turn, cur, slice) : 0;
-		/* acquire: pairs with the seq_cst CAS in turn_pass. */
-		cur = atomic_load_explicit(&t->c->turn, memory_order_acquire);
-		if (cur == t->party) {
-			t->holding = 1;
-			return 0;
-		}
-		if (cur >= t->max)
-			return sb_err(SHMBUS_ECORRUPT, "turn '%s' names party %u of %u",
-			              t->ch.name, cur, t->max);
-		if (r == SHMBUS_EINTR)
-			return sb_err(r, "interrupted while waiting for a turn on '%s'",
-			              t->ch.name);
-		if (r == SHMBUS_ETIMEDOUT)
-			turn_skip_dead(t->c, t->slot, t->max, cur);
-		else if (r < 0)
-			return r;
-		if (sb_deadline_left(&d) == 0)
-			return sb_err(SHMBUS_ETIMEDOUT, "turn '%s': party %u still has the turn",
-			              t->ch.name, cur);
-	}
-}
-
-int shmbus_turn_release(shmbus_turn_t *t)
-{
-	if (!t)
-		return sb_err(SHMBUS_EINVAL, "turn is NULL");
-	if (!t->holding)
-		return sb_err(SHMBUS_ESTATE, "turn '%s': release without acquire", t->ch.name);
-	t->holding = 0;
-	turn_pass(t->c, t->slot, t->max, t->party);
 	return 0;
 }

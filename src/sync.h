@@ -1,11 +1,15 @@
 /*
  * sync.h -- the robust process-shared lock of sync.c, for the other files
- * of the library that guard shared structures with it (dict, list).
+ * of the library that guard shared structures with it (dict, list), and
+ * the helpers the sync kinds share.
  */
 #ifndef SHMBUS_SYNC_H
 #define SHMBUS_SYNC_H
 
 #include "internal.h"
+
+/* Pause-spins before a sync object's waiter sleeps on a futex. */
+#define SB_SYNC_SPIN 200u
 
 /* Health of the data a robust lock guards. */
 enum { SB_RLOCK_OK = 0, SB_RLOCK_OWNER_DIED = 1, SB_RLOCK_UNRECOVERABLE = 2 };
@@ -40,5 +44,13 @@ int sb_rlock_reap(struct sb_rlock *l, uint64_t token);
  * param[] (want->param is used only to create it). */
 int sb_chan_open_lenient(shmbus_bus_t *bus, const char *name, struct sb_params *want,
                          int create, struct sb_chan *ch);
+
+/* Shared by the kinds without dtype or shape (sync.c, turn.c): zeroed
+ * params of a kind; plan for an area of `area` bytes; check an area's
+ * size and the magic word at magic_off. */
+void sb_plain_params(struct sb_params *p, int kind);
+int sb_plain_plan(struct sb_params *p, uint64_t area, uint64_t *out);
+int sb_check_magic(const uint8_t *area, uint64_t size, uint64_t need, uint32_t magic_off,
+                   uint32_t magic);
 
 #endif /* SHMBUS_SYNC_H */
