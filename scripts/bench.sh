@@ -154,6 +154,23 @@ echo
 echo "== queuebench ${QB_ARGS[*]}"
 fg bench/queuebench "${QB_ARGS[@]}" --json "$RES/queuebench.json" || status=1
 
+# The Python binding against multiprocessing, and a queue across the NATS
+# bridge against NATS used directly: full runs only (they write their own
+# docs/benchmarks-python.md and the table for docs/benchmarks-bridge.md).
+if [ $quick -eq 0 ]; then
+  if make python PYTHON="$PY" >/dev/null 2>&1; then
+    echo
+    echo "== Python (bench/python/bench.py)"
+    py_args=(); [ $docs -eq 1 ] || py_args=(--no-write)
+    PYTHONPATH=python fg "$PY" bench/python/bench.py "${py_args[@]}" || status=1
+  fi
+  if [ -x build/bridge/shmbus-bridge ] && command -v nats-server >/dev/null; then
+    echo
+    echo "== queue across the NATS bridge (bench/bridge/bench.sh)"
+    BUILD=build fg bash bench/bridge/bench.sh || status=1
+  fi
+fi
+
 echo
 report_args=(--results "$RES")
 if [ $docs -eq 1 ]; then
