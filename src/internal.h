@@ -238,6 +238,14 @@ int sb_mutex_lock(pthread_mutex_t *m, int64_t timeout_ns);
 uint64_t sb_self_token(void);
 /* 1 if the process named by token exists (same pid, same start time). */
 int sb_token_alive(uint64_t token);
+/* A handle is inherited when its token is not this process's: a child got
+ * it through fork. Closing it there frees local memory only and leaves the
+ * parent's peer slot, writer role, group membership and producer record
+ * alone. */
+static inline int sb_inherited(uint64_t token)
+{
+	return token != sb_self_token();
+}
 static inline uint32_t sb_token_pid(uint64_t token) { return (uint32_t)token; }
 int sb_peer_register(shmbus_bus_t *bus);
 void sb_peer_unregister(shmbus_bus_t *bus);

@@ -118,6 +118,10 @@ void sb_peer_unregister(shmbus_bus_t *bus)
 
 	if (bus->peer_slot < 0)
 		return;
+	if (sb_inherited(bus->token)) {
+		bus->peer_slot = -1;
+		return;
+	}
 	/* release: our last writes to the slot happen before it is free. */
 	atomic_compare_exchange_strong_explicit(&bus->peers[bus->peer_slot].token,
 	                                        &expect, 0, memory_order_release,

@@ -512,6 +512,12 @@ int shmbus_queue_close(shmbus_queue_t *q)
 {
 	if (!q)
 		return 0;
+	if (sb_inherited(q->token)) {
+		/* Inherited through fork: the records are the parent's. */
+		sb_q_view_free(&q->v);
+		free(q);
+		return 0;
+	}
 	if (q->claimed)
 		shmbus_queue_abort(q);
 	if (q->owed) {

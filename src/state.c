@@ -347,6 +347,11 @@ int shmbus_state_release_writer(shmbus_state_t *st)
 		return sb_err(SHMBUS_EINVAL, "state is NULL");
 	if (!st->is_writer)
 		return 0;
+	if (sb_inherited(st->token)) {
+		st->is_writer = 0;
+		st->writing = 0;
+		return 0;
+	}
 	me = st->token;
 	/* release: our publications happen before the next writer's claim. */
 	atomic_compare_exchange_strong_explicit(&st->ctl->writer, &me, 0,
