@@ -9,13 +9,15 @@
 #   5. rebuild under ThreadSanitizer and run the concurrency tests
 #
 # Environment: SHMBUS_TEST_SCALE (default 1) scales stress durations;
-# FUZZ_SECONDS (default 60) bounds the fuzz run; SKIP="asan tsan fuzz ..."
+# FUZZ_SECONDS (default 60) bounds the fuzz run; SOAK_SECONDS (default 60)
+# the soak; SKIP="asan tsan fuzz ..."
 # skips stages. Ends with "N passed, N failed"; exit status 0 only if all passed.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export SHMBUS_TEST_SCALE=${SHMBUS_TEST_SCALE:-1}
 export FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+export SOAK_SECONDS=${SOAK_SECONDS:-60}
 PY=/usr/bin/python3
 SKIP=${SKIP:-}
 LOG=$(mktemp -d /tmp/shmbus-test.XXXXXX)
@@ -84,6 +86,11 @@ if ! skip model && [ -f tests/model/run.sh ]; then
 fi
 if ! skip fuzz && [ -f tests/fuzz/run.sh ]; then
   echo "== fuzzing (${FUZZ_SECONDS}s)"; run "fuzz" $((FUZZ_SECONDS + 600)) bash tests/fuzz/run.sh
+fi
+
+if ! skip soak && [ -f tests/soak/run.sh ]; then
+  echo "== soak (${SOAK_SECONDS}s of mixed work with kills; make soak runs it for 30 min)"
+  run "soak" $((SOAK_SECONDS + 300)) env BUILD=build bash tests/soak/run.sh
 fi
 
 if ! skip asan; then
