@@ -9,14 +9,14 @@
 #   5. rebuild under ThreadSanitizer and run the concurrency tests
 #
 # Environment: SHMBUS_TEST_SCALE (default 1) scales stress durations;
-# FUZZ_SECONDS (default 60) bounds the fuzz run; SOAK_SECONDS (default 60)
+# FUZZ_SECONDS (default 120) bounds the fuzz run; SOAK_SECONDS (default 60)
 # the soak; SKIP="asan tsan fuzz ..."
 # skips stages. Ends with "N passed, N failed"; exit status 0 only if all passed.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export SHMBUS_TEST_SCALE=${SHMBUS_TEST_SCALE:-1}
-export FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+export FUZZ_SECONDS=${FUZZ_SECONDS:-120}
 export SOAK_SECONDS=${SOAK_SECONDS:-60}
 PY=/usr/bin/python3
 SKIP=${SKIP:-}
