@@ -15,7 +15,9 @@
  *                  notices; reads stay whole;
  *   bus creator    killed inside shmbus_bus_create or right after: the name
  *                  is absent or a whole bus; a bus left behind is stale (a
- *                  registered peer, none alive) and gc + unlink remove it;
+ *                  registered peer, none alive): `shmbus ls` says so and
+ *                  `shmbus gc` removes it (when the CLI is built next to
+ *                  us), else gc + unlink;
  *                  no temporary file survives a listing;
  *   producer       every message whose put returned is delivered, in order,
  *                  intact; a claimed-but-unpublished slot does not stall the
@@ -67,7 +69,7 @@ static const char *bus_name;
 static int has_queue, has_sync;
 static unsigned rounds_of[NROLES];
 static double secs_of[NROLES];
-static unsigned n_stale, n_absent, n_ownerdead, n_redelivered;
+static unsigned n_cli_gc, n_stale, n_absent, n_ownerdead, n_redelivered;
 
 static uint64_t word_of(uint64_t tag, uint64_t i)
 {
@@ -407,6 +409,55 @@ static int count_cb(const char *name, void *arg)
 	return 0;
 }
 
+/* The CLI next to the test binary (build/shmbus for build/tests/fault/). */
+static const char *cli_path(void)
+{
+	static char path[4200];
+	static int done;
+	char exe[4096];
+	ssize_t n;
+
+	if (!done) {
+		done = 1;
+		n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		if (n > 0) {
+			char *slash;
+			int up;
+
+			exe[n] = '\0';
+			for (up = 0; up < 3 && (slash = strrchr(exe, '/')); up++)
+				*slash = '\0';
+			snprintf(path, sizeof(path), "%s/shmbus", exe);
+			if (access(path, X_OK) != 0)
+				path[0] = '\0';
+		}
+	}
+	return path[0] ? path : NULL;
+}
+
+/* `shmbus ls` marks the bus stale and `shmbus gc NAME` removes it. */
+static int cli_sees_stale_and_gcs(const char *name, int round)
+{
+	const char *cli = cli_path();
+	char cmd[4400], line[512];
+	int stale = 0;
+	FILE *f;
+
+	if (!cli)
+		return 0;
+	snprintf(cmd, sizeof(cmd), "%s ls 2>&1", cli);
+	f = popen(cmd, "r");
+	CHECK(f, "popen");
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, name) && strstr(line, "stale"))
+			stale = 1;
+	pclose(f);
+	CHECK(stale, "round %d: 'shmbus ls' does not show bus '%s' as stale", round, name);
+	snprintf(cmd, sizeof(cmd), "%s gc %s >/dev/null 2>&1", cli, name);
+	CHECK(system(cmd) == 0, "round %d: 'shmbus gc %s' failed", round, name);
+	return 1;
+}
+
 static void check_creator(int round)
 {
 	shmbus_bus_opts_t o;
@@ -426,9 +477,19 @@ static void check_creator(int round)
 		n_absent++;
 	if (r == 0) {
 		OK(shmbus_bus_info(b, &bi));
-		n_stale += bi.peers > 0;
 		CHECK(bi.live_peers == 0, "round %d: %u live peers on a dead creator's bus", round,
 		      bi.live_peers);
+		n_stale += bi.peers > 0;
+		if (bi.peers > 0 && cli_sees_stale_and_gcs(sh->creator_name, round)) {
+			OK(shmbus_bus_close(b));
+			CHECK(shmbus_bus_open(sh->creator_name, &o, &b) == SHMBUS_ENOENT,
+			      "round %d: stale bus '%s' still there after 'shmbus gc'", round,
+			      sh->creator_name);
+			n_cli_gc++;
+			r = -1;
+		}
+	}
+	if (r == 0) {
 		/* Stale when it registered before dying; else idle. */
 		OK(shmbus_channel_list(b, ci, 4, &n));
 		OK(shmbus_bus_gc(b, &reaped));
@@ -696,8 +757,8 @@ int main(void)
 	OK(shmbus_bus_close(S.b));
 	OK(shmbus_bus_unlink(bus_name));
 	CHECK(leftover_tmp(bus_name) == 0, "files of '%s' left in /dev/shm", bus_name);
-	printf("  creator: %u stale buses gc'd, %u names absent; locks: %u EOWNERDEAD repairs; "
-	       "members: %u redeliveries\n", n_stale, n_absent, n_ownerdead, n_redelivered);
+	printf("  creator: %u stale buses gc'd (%u by 'shmbus ls'/'gc'), %u names absent; locks: %u EOWNERDEAD repairs; "
+	       "members: %u redeliveries\n", n_stale, n_cli_gc, n_absent, n_ownerdead, n_redelivered);
 	printf("  %d rounds in %.0f s; gc reaped %u dead peers; nothing left in /dev/shm\n", total,
 	       secs, reaped);
 	printf("matrix: ok\n");
