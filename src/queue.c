@@ -32,7 +32,11 @@
  * A member that dies with a confirmed hold has its record turned into an
  * ORPHAN (by whoever notices); another member adopts the record and gets
  * the message again, flagged REDELIVERED (at-least-once). A tentative hold
- * of a dead member is dropped: it never took the message.
+ * of a dead member is dropped: it never took the message. Within a
+ * get_many batch, the hold of a message already copied out is not cleared:
+ * the next take's tentative exchange replaces it (the new seq is higher,
+ * so the gate only rises; the seq_cst exchange is the release), and any
+ * other outcome of that take, or the end of the batch, clears it first.
  *
  * Gating: a producer may write seq s once s - slots < gate, where gate =
  * min over groups of max(release position, floor). It keeps the gate in its

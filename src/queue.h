@@ -159,6 +159,8 @@ struct shmbus_queue {
 	uint64_t held;                         /* seq+1 of the message taken; 0 none */
 	uint32_t held_flags;
 	int kept;                              /* taken but not handed out (ETOOBIG) */
+	int spent;                             /* held, already copied out by get_many:
+	                                          the next take replaces the hold */
 	int scan_orphans;                      /* look for orphans even without the hint */
 	uint64_t elapsed;                      /* skipped messages to report once */
 };

@@ -25,6 +25,17 @@ static void drop_hold(shmbus_queue_t *q, struct sb_q_member *m)
 	sb_q_release_wake(q->v.ctl, &q->v.groups[q->group].cursor);
 }
 
+/* Release a message get_many copied out but whose hold it meant to hand
+ * straight to the next take (see take_one). */
+static void release_spent(shmbus_queue_t *q)
+{
+	if (!q->spent)
+		return;
+	q->spent = 0;
+	q->held = 0;
+	drop_hold(q, &q->v.members[q->member]);
+}
+
 /* Take over an orphaned record of our group (its owner died holding a
  * message). 0: a message is now held (redelivery); 1: none. */
 static int adopt(shmbus_queue_t *q)
@@ -124,9 +135,11 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
 
 	for (;;) {
 		/* relaxed: a hint; adoption itself is a CAS. */
-		if ((atomic_load_explicit(&g->orphans, memory_order_relaxed) > 0 || q->scan_orphans) &&
-		    adopt(q) == 0)
-			return 0;
+		if (atomic_load_explicit(&g->orphans, memory_order_relaxed) > 0 || q->scan_orphans) {
+			release_spent(q);
+			if (adopt(q) == 0)
+				return 0;
+		}
 		m = &v->members[q->member];
 		/* acquire: pairs with the cursor CASes of other members. */
 		c = atomic_load_explicit(&g->cursor, memory_order_acquire);
@@ -138,6 +151,16 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
 			atomic_exchange_explicit(&m->held, (c + 1) | SB_Q_TENTATIVE,
 			                         memory_order_seq_cst);
 			tentative = 1;
+			if (q->spent) {
+				/* Hand-over (get_many): the exchange replaced the hold
+				 * of the message copied out, a lower seq, so the gate
+				 * only rose; being seq_cst it is also the release store
+				 * of drop_hold (our reads of that message come first,
+				 * and it is the store half of sb_q_release_wake's pair). */
+				q->spent = 0;
+				q->held = 0;
+				sb_q_release_wake(v->ctl, &g->cursor);
+			}
 			if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) != c)
 				continue;
 			/* relaxed: confirms a hold that is already protected. */
@@ -166,6 +189,9 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
 			drop_hold(q, m);
 			tentative = 0;
 		}
+		/* Nothing to hand the hold to now: release it before any
+		 * return or wait. */
+		release_spent(q);
 		if ((p & SB_Q_SEQ) > c + 1) {
 			if (atomic_load_explicit(&g->cursor, memory_order_acquire) != c)
 				continue;
@@ -290,12 +316,14 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 
 	if (q->group < 0)
 		return sb_err(SHMBUS_ESTATE, "queue '%s': join a group before consuming", q->ch.name);
-	if (q->held && !q->kept)
+	if (q->held && !q->kept && !q->spent)
 		return sb_err(SHMBUS_ESTATE, "queue '%s': release seq %llu before taking another",
 		              q->ch.name, (unsigned long long)(q->held - 1));
-	if (!q->held) {
-		if (q->elapsed)
+	if (!q->held || q->spent) {
+		if (q->elapsed) {
+			release_spent(q);
 			return elapsed_err(q);
+		}
 		for (;;) {
 			r = take_one(q, &c);
 			if (r == 0)
@@ -361,8 +389,10 @@ int shmbus_queue_release(shmbus_queue_t *q)
 	return 0;
 }
 
+/* Copy the held message out and release it; with spend, keep the hold
+ * for the next take to hand over (get_many, more to come). */
 static int copy_out(shmbus_queue_t *q, struct sb_q_slot *sl, size_t mlen, void *buf, size_t cap,
-                    size_t *len, uint32_t *flags)
+                    size_t *len, uint32_t *flags, int spend)
 {
 	if (len)
 		*len = mlen;
@@ -376,6 +406,10 @@ static int copy_out(shmbus_queue_t *q, struct sb_q_slot *sl, size_t mlen, void *
 		memcpy(buf, sb_q_data(&q->v, sl), mlen);
 	if (flags)
 		*flags = q->held_flags;
+	if (spend) {
+		q->spent = 1;
+		return 0;
+	}
 	return shmbus_queue_release(q);
 }
 
@@ -391,7 +425,7 @@ int shmbus_queue_get(shmbus_queue_t *q, void *buf, size_t cap, size_t *len, uint
 	r = acquire_msg(q, timeout_ns, 0, &sl, &mlen);
 	if (r)
 		return r;
-	return copy_out(q, sl, mlen, buf, cap, len, flags);
+	return copy_out(q, sl, mlen, buf, cap, len, flags, 0);
 }
 
 int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs, const size_t *caps,
@@ -413,10 +447,14 @@ int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs, const size_t *ca
 		r = acquire_msg(q, i == 0 ? timeout_ns : 0, i > 0, &sl, &mlen);
 		if (r)
 			break;
-		r = copy_out(q, sl, mlen, bufs[i], caps[i], &lens[i], NULL);
+		/* Every message but the last keeps its hold, which the next
+		 * take replaces in one exchange instead of a release store and
+		 * an exchange; whatever ends the batch releases it below. */
+		r = copy_out(q, sl, mlen, bufs[i], caps[i], &lens[i], NULL, i + 1 < n);
 		if (r)
 			break;
 		*got = i + 1;
 	}
+	release_spent(q);
 	return *got > 0 ? 0 : r;
 }

@@ -926,6 +926,56 @@ static void test_consumer_wake_need(void)
 	printf("ok consumer_wake_need\n");
 }
 
+/* get_many hands each message's hold straight to the next take (one
+ * exchange): the batch still gets every message once, in order, and
+ * whatever ends it (count reached, nothing more) leaves no hold behind,
+ * so a full ring is free again. */
+static void test_get_many_handover(void)
+{
+	shmbus_queue_t *p = open_q("gh", 4, 64), *c = member("gh", "g", 0);
+	struct sb_q_member *m = &c->v.members[c->member];
+	uint64_t vals[6], i;
+	void *bufs[6];
+	size_t caps[6], lens[6], got;
+
+	for (i = 0; i < 6; i++) {
+		bufs[i] = &vals[i];
+		caps[i] = sizeof(vals[i]);
+	}
+	for (i = 0; i < 4; i++)
+		put_u64(p, 10 + i);
+	EXPECT_CODE(shmbus_queue_put(p, &i, sizeof(i), 0), SHMBUS_EAGAIN);
+	/* Count reached. */
+	OK(shmbus_queue_get_many(c, bufs, caps, lens, 3, 0, &got));
+	CHECK(got == 3 && vals[0] == 10 && vals[1] == 11 && vals[2] == 12,
+	      "got %zu: %llu %llu %llu", got, (unsigned long long)vals[0],
+	      (unsigned long long)vals[1], (unsigned long long)vals[2]);
+	CHECK(atomic_load(&m->held) == 0 && c->held == 0 && !c->spent,
+	      "hold left after a full batch: %llx", (unsigned long long)atomic_load(&m->held));
+	/* Nothing more after the first: the ring's 4 slots are free again. */
+	OK(shmbus_queue_get_many(c, bufs, caps, lens, 6, 0, &got));
+	CHECK(got == 1 && vals[0] == 13, "got %zu: %llu", got, (unsigned long long)vals[0]);
+	CHECK(atomic_load(&m->held) == 0 && c->held == 0 && !c->spent,
+	      "hold left after a short batch: %llx", (unsigned long long)atomic_load(&m->held));
+	for (i = 0; i < 4; i++)
+		put_u64(p, 20 + i);
+	/* A buffer too small for the third: it stays held for the next call. */
+	caps[2] = 4;
+	EXPECT_CODE(shmbus_queue_get_many(c, bufs, caps, lens, 4, 0, &got), 0);
+	CHECK(got == 2 && vals[0] == 20 && vals[1] == 21, "got %zu", got);
+	CHECK(c->held == 7 && !c->spent && atomic_load(&m->held) == 7, /* seq 6 */
+	      "the too-big message (seq 6) is held: %llu / %llx", (unsigned long long)c->held,
+	      (unsigned long long)atomic_load(&m->held));
+	caps[2] = sizeof(vals[2]);
+	OK(shmbus_queue_get_many(c, bufs + 2, caps + 2, lens + 2, 4, 0, &got));
+	CHECK(got == 2 && vals[2] == 22 && vals[3] == 23, "got %zu: %llu %llu", got,
+	      (unsigned long long)vals[2], (unsigned long long)vals[3]);
+	CHECK(atomic_load(&m->held) == 0 && c->held == 0, "hold left");
+	OK(shmbus_queue_close(c));
+	OK(shmbus_queue_close(p));
+	printf("ok get_many_handover\n");
+}
+
 int main(void)
 {
 	shmbus_bus_opts_t bo;
@@ -951,6 +1001,7 @@ int main(void)
 	test_threads_mpmc();
 	test_hostile_words();
 	test_consumer_wake_need();
+	test_get_many_handover();
 	OK(shmbus_bus_close(bus));
 	OK(shmbus_bus_unlink(busname));
 	printf("PASS test_queue\n");
