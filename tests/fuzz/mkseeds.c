@@ -202,7 +202,7 @@ int main(int argc, char **argv)
 		OK(shmbus_queue_put(q, "message", 1 + (size_t)i * 10, 0));
 	shmbus_queue_close(q);
 	shmbus_bus_close(b);
-	save("queue");
+	save("queue-basic");   /* not "queue": afl-fuzz takes IN/queue for a resume dir */
 
 	b = fresh(64 << 10);
 	q = queue(b, "q");

@@ -5,19 +5,19 @@
 #   2. replay of the checked-in corpus (tests/fuzz/corpus) -- must not crash
 #   3. FUZZ_SECONDS (default 60) of fuzzing starting from that corpus
 #   4. the AFL++ build of the same source (if afl-clang-fast is installed),
-#      replaying the corpus; AFL_SECONDS (default 0) of afl-fuzz on top
+#      replaying the corpus; FUZZ_AFL_SECONDS (default 0) of afl-fuzz on top
 # Fails on any crash, sanitizer report, leak or hang (-timeout). New inputs
 # found go to a scratch directory, not into the checked-in corpus; crash
 # inputs are kept in $FUZZ_OUT (default /tmp/shmbus-fuzz-out) to reproduce:
 #   build-fuzz/fuzz_segment CRASH_FILE
-# Environment: FUZZ_SECONDS, AFL_SECONDS, FUZZ_JOBS (parallel workers, 1),
+# Environment: FUZZ_SECONDS, FUZZ_AFL_SECONDS, FUZZ_JOBS (parallel workers, 1),
 # REGEN_SEEDS=1 rewrites the corpus with mkseeds.
 set -u
 cd "$(dirname "$0")"
 HERE=$PWD
 ROOT=$(cd ../.. && pwd)
 SECS=${FUZZ_SECONDS:-60}
-AFL_SECS=${AFL_SECONDS:-0}
+AFL_SECS=${FUZZ_AFL_SECONDS:-0}
 OUT=${FUZZ_OUT:-/tmp/shmbus-fuzz-out}
 B=$ROOT/build-fuzz
 mkdir -p "$B" "$OUT"
@@ -61,9 +61,12 @@ if command -v afl-clang-fast >/dev/null; then
     || { tail -20 "$OUT/afl-build.log"; exit 1; }
   "$B/fuzz_segment_afl" "$HERE"/corpus/* || { echo "AFL++ harness crashed on the corpus"; exit 1; }
   if [ "$AFL_SECS" -gt 0 ]; then
-    AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 \
-      timeout -k 5 "$((AFL_SECS + 30))" afl-fuzz -V "$AFL_SECS" -i "$HERE/corpus" -o "$OUT/afl" \
+    rm -rf "$OUT/afl"
+    env -u ASAN_OPTIONS -u UBSAN_OPTIONS AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 \
+      timeout -k 5 "$((AFL_SECS + 60))" afl-fuzz -V "$AFL_SECS" -i "$HERE/corpus" -o "$OUT/afl" \
       -t 20000 -- "$B/fuzz_segment_afl" @@ >"$OUT/afl.log" 2>&1
+    [ -f "$OUT/afl/default/fuzzer_stats" ] || { echo "afl-fuzz did not run:"; tail -5 "$OUT/afl.log"; exit 1; }
+    grep -E "execs_done|saved_hangs" "$OUT/afl/default/fuzzer_stats" | tr -s ' ' | sed 's/^/   /'
     n=$(ls "$OUT"/afl/default/crashes 2>/dev/null | grep -vc README || true)
     [ "${n:-0}" -eq 0 ] || { echo "afl-fuzz found $n crashes in $OUT/afl/default/crashes"; exit 1; }
     echo "   afl-fuzz ${AFL_SECS}s: no crashes"
