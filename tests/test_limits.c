@@ -347,7 +347,20 @@ static void test_1gib_segment(void)
 	CHECK(v, "malloc");
 	shmbus_bus_opts_init(&o);
 	o.size = 1ull << 30;
-	OK(shmbus_bus_create(name, &o, &b));
+	{
+		int r = shmbus_bus_create(name, &o, &b);
+
+		/* A small /dev/shm (containers often have 64 MiB) cannot hold
+		 * it: then the promise is a clear ENOSPC at create. */
+		if (r == SHMBUS_ENOSPC) {
+			CHECK(strstr(shmbus_last_error(), "reserving"), "ENOSPC says what: %s",
+			      shmbus_last_error());
+			printf("  1 GiB segment: /dev/shm too small here; ENOSPC at create, as promised\n");
+			free(v);
+			return;
+		}
+		OK(r);
+	}
 	OK(shmbus_bus_info(b, &bi));
 	CHECK(bi.size == 1ull << 30, "bus is 1 GiB, got %llu", (unsigned long long)bi.size);
 	shmbus_state_opts_init(&so);
