@@ -51,7 +51,8 @@ static void in_child(const char *what, int seconds, void (*fn)(void *), void *ar
 }
 
 /* A bus with one state channel ("s", 3 x float64), one large state ("big",
- * 64 KiB) and, where the library has them, a queue; all written once. */
+ * 64 KiB) and, where the library has them, a queue, a dict, a list and a
+ * lock; all written once. */
 static void make_bus(const char *name, uint64_t size)
 {
 	shmbus_bus_opts_t bo;
@@ -89,6 +90,22 @@ static void make_bus(const char *name, uint64_t size)
 		OK(shmbus_queue_join(q, "g", SHMBUS_GROUP_EARLIEST));
 		OK(shmbus_queue_put(q, "hello", 5, 0));
 		shmbus_queue_close(q);
+	}
+	{
+		shmbus_dict_t *d;
+		shmbus_list_t *l;
+		shmbus_lock_t *lk;
+
+		if (shmbus_dict_open(b, "d", 1, 8192, &d) == 0) {
+			OK(shmbus_dict_set(d, "k", 1, "v", 1));
+			shmbus_dict_close(d);
+		}
+		if (shmbus_list_open(b, "l", 1, 8192, &l) == 0) {
+			OK(shmbus_list_append(l, "x", 1));
+			shmbus_list_close(l);
+		}
+		if (shmbus_lock_open(b, "lk", 1, &lk) == 0)
+			shmbus_lock_close(lk);
 	}
 	OK(shmbus_bus_close(b));
 }
@@ -148,6 +165,38 @@ static void drive(const char *name)
 			TOLERATE(shmbus_queue_put(q, "x", 1, 1000000));
 		}
 		shmbus_queue_close(q);
+	}
+	{
+		shmbus_dict_t *d;
+		shmbus_list_t *l;
+		shmbus_lock_t *lk;
+		uint64_t cur = 0, cnt;
+		size_t kl, vl;
+		int i;
+
+		if (shmbus_dict_open(b, "d", 0, 0, &d) == 0) {
+			for (i = 0; i < 32; i++)
+				if (shmbus_dict_next(d, &cur, buf, 256, &kl, buf + 256, 256, &vl) != 0)
+					break;
+			TOLERATE(shmbus_dict_get(d, "k", 1, buf, 256, &vl));
+			TOLERATE(shmbus_dict_set(d, "k2", 2, "v", 1));
+			shmbus_dict_close(d);
+		}
+		if (shmbus_list_open(b, "l", 0, 0, &l) == 0) {
+			TOLERATE(shmbus_list_len(l, &cnt));
+			shmbus_list_get(l, 0, buf, 256, &vl);
+			shmbus_list_get(l, -1, buf, 256, &vl);
+			shmbus_list_append(l, "y", 1);
+			shmbus_list_close(l);
+		}
+		if (shmbus_lock_open(b, "lk", 0, &lk) == 0) {
+			r = shmbus_lock_lock(lk, 1000000);
+			if (r == SHMBUS_EOWNERDEAD)
+				shmbus_lock_consistent(lk);
+			if (r == 0 || r == SHMBUS_EOWNERDEAD)
+				shmbus_lock_unlock(lk);
+			shmbus_lock_close(lk);
+		}
 	}
 	TOLERATE(shmbus_bus_gc(b, &reaped));
 	shmbus_bus_close(b);
