@@ -1,8 +1,9 @@
 /*
  * test_limits.c -- resource limits give a clear error or correct behaviour
  * (promise 5): /dev/shm (or a disk) full at create, too many channels,
- * heap full, peer table full, a ring of one slot, messages of exactly the
- * maximum size, 64 consumers sharing one queue group, and a 1 GiB segment.
+ * heap full, peer table full, 300 buses open at once, a ring of one slot,
+ * messages of exactly the maximum size, 64 consumers sharing one queue
+ * group, and a 1 GiB segment.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -387,12 +388,50 @@ static void test_1gib_segment(void)
 	printf("  1 GiB segment: 3 x 64 MiB state buffers, value intact, heap exhaustion reported\n");
 }
 
+/* Many buses open at once in one process (more than the 256 mappings the
+ * truncation guard tracks): all work, all close, nothing left. */
+static void test_many_buses_open(void)
+{
+	enum { NB = 300 };
+	static shmbus_bus_t *bs[NB];
+	shmbus_bus_opts_t o;
+	shmbus_state_opts_t so;
+	shmbus_state_t *st;
+	char name[64];
+	double v, back;
+	uint64_t seq;
+	int i;
+
+	shmbus_bus_opts_init(&o);
+	o.size = 64 << 10;
+	o.max_channels = 2;
+	o.max_peers = 2;
+	shmbus_state_opts_init(&so);
+	for (i = 0; i < NB; i++) {
+		snprintf(name, sizeof(name), "t-lmany-%d-%d", (int)getpid(), i);
+		OK(shmbus_bus_create(name, &o, &bs[i]));
+		OK(shmbus_state_open(bs[i], "x", &so, &st));
+		v = i;
+		OK(shmbus_state_write(st, &v, sizeof(v)));
+		OK(shmbus_state_read(st, &back, sizeof(back), &seq));
+		CHECK(back == v, "bus %d read %g", i, back);
+		shmbus_state_close(st);
+	}
+	for (i = 0; i < NB; i++) {
+		snprintf(name, sizeof(name), "t-lmany-%d-%d", (int)getpid(), i);
+		OK(shmbus_bus_close(bs[i]));
+		OK(shmbus_bus_unlink(name));
+	}
+	printf("  %d buses open at once in one process: all usable, all removed\n", NB);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	test_full_at_create_rlimit();
 	test_full_tmpfs();
 	test_directory_heap_and_peer_tables_full();
+	test_many_buses_open();
 	test_ring_of_one_slot();
 	test_message_exactly_max_size();
 	test_64_consumers_one_group();
