@@ -147,6 +147,11 @@ static void child_hold_lock(void)
 	OK(shmbus_lock_lock(l, 0));
 }
 
+static void cleanup(void)
+{
+	unlink(tmp);
+}
+
 int main(int argc, char **argv)
 {
 	shmbus_bus_t *b;
@@ -162,6 +167,7 @@ int main(int argc, char **argv)
 	mkdir(outdir, 0755);
 	snprintf(tmp, sizeof(tmp), "/dev/shm/shmbus-mkseeds-%d.bus", (int)getpid());
 	snprintf(name, sizeof(name), "file:%s", tmp);
+	atexit(cleanup);        /* a failed step leaves no bus behind */
 
 	b = fresh(64 << 10);
 	shmbus_bus_close(b);
