@@ -623,6 +623,9 @@ static int create_group(struct sb_q_view *v, const char *name, uint32_t flags)
 	return (int)i;
 }
 
+/* Called with the bus mutex held (join is the only caller), so two joiners
+ * never fill the same free record at once; the CAS below only races
+ * reapers and adopters, which never turn a free record into a live one. */
 static int add_member(struct sb_q_view *v, uint32_t gi, uint64_t token)
 {
 	int pass;
