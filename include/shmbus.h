@@ -143,7 +143,8 @@ typedef struct shmbus_bus_opts {
 	uint32_t reserved_;
 } shmbus_bus_opts_t;
 
-/* Accept a segment owned by another user (refused by default). */
+/* Accept a segment owned by another user, or whose permissions were
+ * widened after creation (both refused by default with SHMBUS_EPERM). */
 #define SHMBUS_BUS_ALLOW_FOREIGN_OWNER 0x1u
 /* Do not register this process in the peer table (read-only tools). */
 #define SHMBUS_BUS_NO_PEER 0x2u
