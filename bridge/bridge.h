@@ -115,6 +115,11 @@ struct bridge {
 	_Atomic int connected;
 	_Atomic uint64_t reconnects;
 	_Atomic uint64_t errors;
+	/* reconnects + 1 when $JS.API.INFO last answered on this connection
+	 * (0: not yet): JetStream calls wait for it, see br_js_ready */
+	_Atomic uint64_t js_ready_gen;
+	/* when a bucket without direct gets was first seen (0: not yet) */
+	_Atomic uint64_t kv_seen_ns;
 };
 
 /* Set by SIGTERM/SIGINT; every loop checks it at least every 200 ms. A
@@ -142,10 +147,24 @@ void br_sanitize(char *dst, size_t cap, const char *src);
 /* conn.c */
 int br_connect(struct bridge *br);
 void br_disconnect(struct bridge *br);
+/* NATS_OK when JetStream answers on the current connection: asked once per
+ * (re)connect with $JS.API.INFO, before any stream, bucket or message
+ * request; a server whose JetStream is not ready yet (starting, restoring,
+ * a cluster without a leader) gets no other JetStream request from us. */
+natsStatus br_js_ready(struct bridge *br);
+/* Retry delay after `failures` failed attempts: 250 ms doubling to 5 s. */
+int br_backoff_ms(int failures);
+/* Sleep ms, returning early (within 100 ms) when the bridge is stopping. */
+void br_sleep_unless_stop(int ms);
 /* Create the stream of a queue link if missing (idempotent). */
 natsStatus br_ensure_stream(struct bridge *br, struct br_link *l);
 /* br_ensure_stream until it succeeds; -1 when stopping. */
 int br_wait_stream(struct br_link *l);
+/* The stored value of KV subject subj: NATS_OK and *m, NATS_NOT_FOUND
+ * when there is none (or no bucket yet), another status: ask again later.
+ * Never sends a stream message request to a bucket that may still be
+ * being created (see conn.c). */
+natsStatus br_kv_last(struct bridge *br, const char *subj, natsMsg **m);
 /* Create or bind the key-value bucket of state links. */
 natsStatus br_ensure_kv(struct bridge *br);
 const char *br_nats_err(natsStatus s);

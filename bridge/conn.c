@@ -7,7 +7,29 @@
  * down, core publishes (state values) are buffered by the client up to
  * 8 MiB and JetStream calls fail; the links retry those themselves, so no
  * queue message depends on the connection being up at a given moment.
+ *
+ * JetStream requests (bucket and stream lookups and creation, stored-value
+ * reads) are sent only once $JS.API.INFO has answered on the current
+ * connection (br_js_ready, asked again after every reconnect), and failed
+ * ones are retried with a backoff of 250 ms doubling to 5 s: a server that
+ * has just come up, or a cluster still electing its leader, is not hit by
+ * a burst of create requests from every link at once. The key-value bucket
+ * is created by one link thread at a time.
+ *
+ * Reading a stored value never races the bucket's creation. nats-server
+ * 2.9.10 makes a stream visible to API requests before its store is set
+ * up, and a $JS.API.STREAM.MSG.GET arriving in that window (an importer
+ * reading the bucket while the exporter on another machine creates it)
+ * crashes the server (nil dereference in jsMsgGetRequest). So the value is
+ * read with a direct get ($JS.API.DIRECT.GET.<stream>, the bucket is made
+ * with AllowDirect): that request is answered by the stream itself, whose
+ * subscription exists only once it is fully set up; before that nobody
+ * answers and it is asked again later. Stream info (asked first: is there
+ * a bucket?) is safe in that window. Only a bucket made without direct
+ * gets (by another tool) is read with MSG.GET, and only once it has been
+ * seen to exist for a second.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -169,7 +191,102 @@ void br_disconnect(struct bridge *br)
 	br->nc = NULL;
 }
 
-natsStatus br_ensure_kv(struct bridge *br)
+int br_backoff_ms(int failures)
+{
+	int ms = 250;
+
+	while (failures-- > 0 && ms < 5000)
+		ms *= 2;
+	return ms < 5000 ? ms : 5000;
+}
+
+natsStatus br_js_ready(struct bridge *br)
+{
+	/* relaxed is enough for these counters: they only decide whether to
+	 * ask the server again; nothing else is published through them */
+	uint64_t gen = atomic_load_explicit(&br->reconnects, memory_order_relaxed);
+	jsAccountInfo *ai = NULL;
+	jsErrCode je = 0;
+	jsOptions jo;
+	natsStatus s;
+
+	if (!br->nc || !br->js || !atomic_load_explicit(&br->connected, memory_order_relaxed))
+		return NATS_CONNECTION_DISCONNECTED;
+	if (atomic_load_explicit(&br->js_ready_gen, memory_order_relaxed) == gen + 1)
+		return NATS_OK;
+	jsOptions_Init(&jo);
+	jo.Wait = 1000;
+	s = js_GetAccountInfo(&ai, br->js, &jo, &je);
+	jsAccountInfo_Destroy(ai);
+	if (s != NATS_OK) {
+		br_debug("JetStream not ready: %s (%d)", br_nats_err(s), (int)je);
+		return s;
+	}
+	/* a reconnect since gen was read leaves reconnects + 1 != this value:
+	 * the next call asks again */
+	if (atomic_exchange_explicit(&br->js_ready_gen, gen + 1, memory_order_relaxed) != gen + 1)
+		br_debug("JetStream ready");
+	return NATS_OK;
+}
+
+natsStatus br_kv_last(struct bridge *br, const char *subj, natsMsg **m)
+{
+	jsDirectGetMsgOptions dg;
+	jsStreamInfo *si = NULL;
+	jsErrCode je = 0;
+	jsOptions jo;
+	natsStatus s;
+	uint64_t now, seen;
+	int direct;
+
+	*m = NULL;
+	s = br_js_ready(br);
+	if (s != NATS_OK)
+		return s;
+	jsOptions_Init(&jo);
+	jo.Wait = 1000;
+	/* stream info is safe while the stream is being created, and answers
+	 * at once when there is no bucket (a direct get would time out) */
+	s = js_GetStreamInfo(&si, br->js, br->kv_stream, &jo, &je);
+	if (s == NATS_NOT_FOUND || je == JSStreamNotFoundErr) {
+		atomic_store_explicit(&br->kv_seen_ns, 0, memory_order_relaxed);
+		return NATS_NOT_FOUND;
+	}
+	if (s != NATS_OK)
+		return s;
+	direct = si->Config && si->Config->AllowDirect;
+	jsStreamInfo_Destroy(si);
+	if (direct) {
+		/* no answer (timeout) while the stream is still being set up:
+		 * the caller asks again later */
+		jsDirectGetMsgOptions_Init(&dg);
+		dg.LastBySubject = subj;
+		s = js_DirectGetMsg(m, br->js, br->kv_stream, &jo, &dg);
+		if (s != NATS_OK)
+			*m = NULL;
+		return s;
+	}
+	/* a bucket made without direct gets: MSG.GET, once it has been seen
+	 * for a second (relaxed: a local timestamp only, nothing is published
+	 * through it) */
+	now = br_now_ns();
+	seen = atomic_load_explicit(&br->kv_seen_ns, memory_order_relaxed);
+	if (!seen) {
+		atomic_compare_exchange_strong_explicit(&br->kv_seen_ns, &seen, now,
+		                                        memory_order_relaxed, memory_order_relaxed);
+		return NATS_NO_RESPONDERS;
+	}
+	if (now - seen < 1000000000ull)
+		return NATS_NO_RESPONDERS;
+	s = js_GetLastMsg(m, br->js, br->kv_stream, subj, &jo, &je);
+	if (s != NATS_OK && je == JSNoMessageFoundErr)
+		s = NATS_NOT_FOUND;
+	return s;
+}
+
+static pthread_mutex_t kv_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static natsStatus ensure_kv_locked(struct bridge *br)
 {
 	kvStore *kv = NULL;
 	kvConfig kc;
@@ -196,6 +313,18 @@ natsStatus br_ensure_kv(struct bridge *br)
 	return s;
 }
 
+natsStatus br_ensure_kv(struct bridge *br)
+{
+	natsStatus s = br_js_ready(br);
+
+	if (s != NATS_OK)
+		return s;
+	pthread_mutex_lock(&kv_mu);
+	s = ensure_kv_locked(br);
+	pthread_mutex_unlock(&kv_mu);
+	return s;
+}
+
 natsStatus br_ensure_stream(struct bridge *br, struct br_link *l)
 {
 	jsStreamConfig sc;
@@ -204,6 +333,9 @@ natsStatus br_ensure_stream(struct bridge *br, struct br_link *l)
 	const char *subjects[1] = { l->subject };
 	natsStatus s;
 
+	s = br_js_ready(br);
+	if (s != NATS_OK)
+		return s;
 	s = js_GetStreamInfo(&si, br->js, l->stream, NULL, &je);
 	if (s == NATS_OK) {
 		jsStreamInfo_Destroy(si);
@@ -228,9 +360,18 @@ natsStatus br_ensure_stream(struct bridge *br, struct br_link *l)
 	return s;
 }
 
+/* Sleep ms, in steps short enough to notice a stop request. */
+void br_sleep_unless_stop(int ms)
+{
+	while (ms > 0 && !br_stop) {
+		br_sleep_ms(ms < 100 ? ms : 100);
+		ms -= 100;
+	}
+}
+
 int br_wait_stream(struct br_link *l)
 {
-	int warned = 0;
+	int warned = 0, failures = 0;
 
 	while (!br_stop) {
 		natsStatus s = br_ensure_stream(l->br, l);
@@ -240,7 +381,7 @@ int br_wait_stream(struct br_link *l)
 			br_warn("%s %s:%s: stream %s not available yet (%s); retrying",
 			        l->dir == BR_EXPORT ? "export" : "import", l->bus, l->chan,
 			        l->stream, br_nats_err(s));
-		br_sleep_ms(500);
+		br_sleep_unless_stop(br_backoff_ms(failures++));
 	}
 	return -1;
 }

@@ -66,16 +66,19 @@ static int resolve_kind(struct br_link *l)
 
 			l->kind = SHMBUS_KIND_QUEUE;
 			link_names(l);
-			if (js_GetStreamInfo(&si, br->js, l->stream, NULL, &je) == NATS_OK) {
+			if (br_js_ready(br) != NATS_OK) {
+				/* JetStream not answering yet: ask nothing else */
+			} else if (js_GetStreamInfo(&si, br->js, l->stream, NULL, &je) == NATS_OK) {
 				jsStreamInfo_Destroy(si);
 				ci.kind = SHMBUS_KIND_QUEUE;
 				break;
-			}
-			snprintf(subj, sizeof(subj), "$KV.%s.%s", br->kv_bucket, l->remote);
-			if (js_GetLastMsg(&m, br->js, br->kv_stream, subj, NULL, &je) == NATS_OK) {
-				natsMsg_Destroy(m);
-				ci.kind = SHMBUS_KIND_STATE;
-				break;
+			} else {
+				snprintf(subj, sizeof(subj), "$KV.%s.%s", br->kv_bucket, l->remote);
+				if (br_kv_last(br, subj, &m) == NATS_OK) {
+					natsMsg_Destroy(m);
+					ci.kind = SHMBUS_KIND_STATE;
+					break;
+				}
 			}
 		}
 		if (!said++)

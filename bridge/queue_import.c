@@ -416,15 +416,17 @@ void *br_queue_import(void *arg)
 	so.Config.MaxDeliver = -1;
 	while (!br_stop) {
 		jsErrCode je = 0;
-		natsStatus s = js_PullSubscribe(&sub, br->js, l->subject, durable, NULL, &so, &je);
+		natsStatus s = br_js_ready(br);
 
+		if (s == NATS_OK)
+			s = js_PullSubscribe(&sub, br->js, l->subject, durable, NULL, &so, &je);
 		if (s == NATS_OK)
 			break;
 		sub = NULL;
 		if (!warned++)
 			br_warn("import %s:%s: consumer %s on %s: %s (%d); retrying", l->bus, l->chan,
 			        durable, l->stream, br_nats_err(s), (int)je);
-		br_sleep_ms(500);
+		br_sleep_unless_stop(br_backoff_ms(warned - 1));
 	}
 	if (!sub)
 		goto out;

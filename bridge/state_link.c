@@ -138,6 +138,8 @@ static int kv_publish(struct bridge *br, struct br_link *l, const void *buf, siz
 	natsMsg *m = NULL;
 	natsStatus s;
 
+	if (br_js_ready(br) != NATS_OK)
+		return -1;
 	snprintf(subj, sizeof(subj), "$KV.%s.%s", br->kv_bucket, l->remote);
 	s = make_value_msg(&m, subj, buf, len, t, seq, epoch, br->cfg.name);
 	if (s != NATS_OK)
@@ -166,7 +168,7 @@ void *br_state_export(void *arg)
 	void *buf = NULL;
 	uint64_t last = 0, seq = 0, epoch, last_kv = 0, kv_retry = 0;
 	uint64_t interval = (uint64_t)br->cfg.kv_interval_ms * 1000000ull;
-	int kv_ready = 0, kv_pending = 0, drops = 0;
+	int kv_ready = 0, kv_pending = 0, drops = 0, kv_failures = 0;
 	size_t len;
 
 	bus = br_bus_open(l, 0);
@@ -213,7 +215,7 @@ void *br_state_export(void *arg)
 			kv_ready = s == NATS_OK;
 			if (!kv_ready) {
 				br_debug("KV bucket %s not ready: %s", br->kv_bucket, br_nats_err(s));
-				kv_retry = now + 1000000000ull;
+				kv_retry = now + (uint64_t)br_backoff_ms(kv_failures++) * 1000000ull;
 			}
 		}
 		if (kv_pending && kv_ready) {
@@ -431,27 +433,23 @@ static int fetch_kv(struct importer *im)
 	struct br_link *l = im->l;
 	struct bridge *br = l->br;
 	char subj[BR_STR + 160];
-	jsOptions jo;
-	jsErrCode je = 0;
 	natsMsg *m = NULL;
 	natsStatus s;
 	int r;
 
 	snprintf(subj, sizeof(subj), "$KV.%s.%s", br->kv_bucket, l->remote);
-	jsOptions_Init(&jo);
-	jo.Wait = 1000;
-	s = js_GetLastMsg(&m, br->js, br->kv_stream, subj, &jo, &je);
+	s = br_kv_last(br, subj, &m);
 	if (s == NATS_OK) {
 		r = apply_value(im, m, "the KV bucket");
 		natsMsg_Destroy(m);
 		return r < 0 ? -1 : 1;
 	}
-	if (s == NATS_NOT_FOUND || je == JSStreamNotFoundErr || je == JSNoMessageFoundErr) {
+	if (s == NATS_NOT_FOUND) {
 		br_debug("import %s:%s: no stored value yet", l->bus, l->chan);
 		return 1;
 	}
-	br_debug("import %s:%s: KV read failed (%s, %d); retrying", l->bus, l->chan,
-	         br_nats_err(s), (int)je);
+	br_debug("import %s:%s: KV read not possible yet (%s); retrying", l->bus, l->chan,
+	         br_nats_err(s));
 	return 0;
 }
 
@@ -462,7 +460,7 @@ void *br_state_import(void *arg)
 	struct importer im;
 	natsSubscription *sub = NULL;
 	uint64_t kv_next = 0, seen_reconnects = atomic_load(&br->reconnects);
-	int kv_done = 0;
+	int kv_done = 0, kv_fail = 0;
 	natsStatus s;
 
 	memset(&im, 0, sizeof(im));
@@ -486,6 +484,7 @@ void *br_state_import(void *arg)
 		if (atomic_load(&br->reconnects) != seen_reconnects) {
 			seen_reconnects = atomic_load(&br->reconnects);
 			kv_done = 0;
+			kv_fail = 0;
 			kv_next = br_now_ns() + 300000000ull;
 		}
 		if (!kv_done && br_now_ns() >= kv_next) {
@@ -493,7 +492,8 @@ void *br_state_import(void *arg)
 			if (r < 0)
 				break;
 			kv_done = r;
-			kv_next = br_now_ns() + 500000000ull;
+			kv_fail = r ? 0 : kv_fail + 1;
+			kv_next = br_now_ns() + (uint64_t)br_backoff_ms(kv_fail - 1) * 1000000ull;
 		}
 		s = natsSubscription_NextMsg(&m, sub, 200);
 		if (s == NATS_TIMEOUT)

@@ -81,6 +81,11 @@ kill -TERM $b1 $b2
 wait $b1; s1=$?; wait $b2; s2=$?
 [ $s1 -eq 0 ] && [ $s2 -eq 0 ] || { echo "a bridge did not stop cleanly ($s1, $s2)"; rc=1; }
 kill -TERM $nats; wait $nats 2>/dev/null
+# a server that crashed is a failure, and its panic is shown
+if grep -qE '^(panic: |fatal error: )' "$TMP/nats.log"; then
+  echo "nats-server crashed:"; sed -nE '/^(panic: |fatal error: )/,$p' "$TMP/nats.log" | head -40
+  rc=1
+fi
 if [ $rc -ne 0 ]; then
   echo "--- bridge logs"; tail -n 15 "$TMP/plant-side.log" "$TMP/ctl-side.log"
 fi

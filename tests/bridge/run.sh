@@ -24,7 +24,11 @@
 #                              the node the bridges use, mid-stream
 #
 # Environment: BUILD (default build), SHMBUS_TEST_SCALE (default 1; scales the
-# message counts), ONLY="name ..." runs only those checks.
+# message counts), ONLY="name ..." runs only those checks, KEEP=1 keeps the
+# temp dir, NATS_TRACE=1 runs the servers with -DV, FAILED_LOGS=DIR is where
+# the logs of a failed check are copied (default /tmp/shmbus-bridge-failed.PID).
+# A nats-server that panics fails the check that started it, and its panic
+# is printed.
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -41,6 +45,7 @@ NATS=$(command -v nats-server || echo /usr/sbin/nats-server)
 
 TMP=$(mktemp -d /tmp/shmbus-bridge-test.XXXXXX)
 PIDS=()
+NATS_NAMES=()
 TAG=$$
 # 100 ports of our own, below the ephemeral range (32768..)
 BASE=$((20000 + (TAG % 120) * 100))
@@ -64,20 +69,57 @@ trap 'exit 130' INT TERM
 
 bus() { echo "t-br$TAG-$1"; }
 
-# start_nats NAME PORT [args...]: a JetStream server with its own store
+# start_nats NAME PORT [args...]: a JetStream server with its own store and
+# a monitor port (PORT + 50); ready when it logged "Server is ready" and its
+# /healthz?js-enabled-only=true answers ok (JetStream enabled). Bridges start
+# only after that. NATS_TRACE=1 adds -DV (protocol trace) to every server.
 start_nats() {
   local name=$1 port=$2; shift 2
-  set -- "$(grep -c 'Server is ready' "$TMP/$name.log" 2>/dev/null || echo 0)" "$@"
-  "$NATS" -js -a 127.0.0.1 -p "$port" -sd "$TMP/$name.store" "${@:2}" >>"$TMP/$name.log" 2>&1 &
-  local pid=$! before=$1
+  local mport=$((port + 50)) before pid
+  before=$(grep -c 'Server is ready' "$TMP/$name.log" 2>/dev/null || echo 0)
+  "$NATS" -js -a 127.0.0.1 -p "$port" -m "$mport" -sd "$TMP/$name.store" \
+    ${NATS_TRACE:+-DV} "$@" >>"$TMP/$name.log" 2>&1 &
+  pid=$!
   PIDS+=("$pid"); echo "$pid" >"$TMP/$name.pid"
-  for _ in $(seq 1 100); do
-    [ "$(grep -c 'Server is ready' "$TMP/$name.log" 2>/dev/null)" -gt "$before" ] && return 0
+  NATS_NAMES+=("$name")
+  for _ in $(seq 1 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "nats-server $name on port $port exited while starting"; return 1
+    fi
+    if [ "$(grep -c 'Server is ready' "$TMP/$name.log" 2>/dev/null)" -gt "$before" ] &&
+       healthz "$mport" js-enabled-only=true; then
+      return 0
+    fi
     sleep 0.1
   done
-  echo "nats-server $name on port $port not ready after 10 s"
+  echo "nats-server $name on port $port not ready after 15 s"
+  return 1
 }
-kill_pid() { local p; p=$(cat "$TMP/$1.pid"); kill -"$2" "$p" 2>/dev/null; wait "$p" 2>/dev/null; return 0; }
+# healthz MPORT QUERY: the monitor's /healthz says ok (no curl needed)
+healthz() {
+  local r
+  r=$(exec 3<>"/dev/tcp/127.0.0.1/$1" 2>/dev/null &&
+      printf 'GET /healthz?%s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&3 &&
+      timeout 2 cat <&3) || return 1
+  [[ $r == *'"status":"ok"'* || $r == *'"status": "ok"'* ]]
+}
+# server_deaths: print (and fail on) every Go panic or fatal error in the
+# logs of the servers this check started: a crash is never hidden, even
+# when the check's own assertions happened to pass
+server_deaths() {
+  local n f found=0
+  for n in $(printf '%s\n' "${NATS_NAMES[@]:$1}" | sort -u); do
+    f="$TMP/$n.log"
+    [ -f "$f" ] || continue
+    if grep -qE '^(panic: |fatal error: |SIG[A-Z]+: )' "$f"; then
+      found=1
+      echo "    !! nats-server $n crashed; its log from the panic on (first 60 lines):"
+      sed -nE '/^(panic: |fatal error: |SIG[A-Z]+: )/,$p' "$f" | head -60 | sed 's/^/    ! /'
+    fi
+  done
+  [ $found -eq 0 ]
+}
+kill_pid() { local p; p=$(cat "$TMP/$1.pid"); echo "$p" >>"$TMP/killed"; kill -"$2" "$p" 2>/dev/null; wait "$p" 2>/dev/null; return 0; }
 
 # start_bridge NAME args...: a bridge in the background, log in $TMP/NAME.log
 start_bridge() {
@@ -113,11 +155,21 @@ status_field() {
 check() {  # check NAME FUNCTION
   local name=$1 fn=$2 t0 rc
   if [ -n "$ONLY" ] && [[ " $ONLY " != *" $fn "* ]]; then return; fi
-  local npids=${#PIDS[@]} i
+  local npids=${#PIDS[@]} nnats=${#NATS_NAMES[@]} i deaths
   t0=$(date +%s)
   { $fn; } >"$TMP/check-$fn.out" 2>&1; rc=$?
+  # a server of this check that is gone though the check did not stop it
+  for ((i = nnats; i < ${#NATS_NAMES[@]}; i++)); do
+    local sp; sp=$(cat "$TMP/${NATS_NAMES[$i]}.pid" 2>/dev/null)
+    if [ -n "$sp" ] && ! kill -0 "$sp" 2>/dev/null && ! grep -qx "$sp" "$TMP/killed" 2>/dev/null; then
+      echo "nats-server ${NATS_NAMES[$i]} (pid $sp) died without being stopped" >>"$TMP/check-$fn.out"
+      echo "$sp" >>"$TMP/killed"; rc=1
+    fi
+  done
   # whatever this check left running is stopped now
   for ((i = npids; i < ${#PIDS[@]}; i++)); do kill -KILL "${PIDS[$i]}" 2>/dev/null; wait "${PIDS[$i]}" 2>/dev/null; done
+  # a server that crashed fails the check, whatever the check found
+  deaths=$(server_deaths "$nnats") || rc=1
   if [ $rc -eq 0 ]; then
     pass=$((pass+1)); printf 'PASS  %-40s %4ss\n' "$name" $(( $(date +%s) - t0 ))
     sed 's/^/      /' "$TMP/check-$fn.out" | tail -8
@@ -125,7 +177,24 @@ check() {  # check NAME FUNCTION
     fail=$((fail+1)); failed+=("$name")
     printf 'FAIL  %-40s %4ss\n' "$name" $(( $(date +%s) - t0 ))
     sed 's/^/    | /' "$TMP/check-$fn.out" | tail -40
-    for f in "$TMP"/*.log; do echo "    == $(basename "$f")"; grep -v ' debug: ' "$f" | tail -12 | sed 's/^/    | /'; done
+    [ -n "$deaths" ] && echo "$deaths"
+    # this check's logs: servers in full (without -DV trace lines), bridges'
+    # last lines; all of them are also kept in FAILED_LOGS
+    for ((i = nnats; i < ${#NATS_NAMES[@]}; i++)); do echo "${NATS_NAMES[$i]}"; done | sort -u >"$TMP/check-$fn.servers"
+    for f in "$TMP"/*.log; do
+      local n; n=$(basename "$f" .log)
+      if grep -qx "$n" "$TMP/check-$fn.servers"; then
+        # (a panic's goroutine dump, already shown above, is cut)
+        echo "    == $n.log (nats-server, whole up to any crash)"
+        grep -vE '\[(TRC|DBG)\]' "$f" | sed -E '/^(panic: |fatal error: |SIG[A-Z]+: )/,$d' |
+          tail -200 | sed 's/^/    | /'
+      else
+        echo "    == $n.log"; grep -v ' debug: ' "$f" | tail -12 | sed 's/^/    | /'
+      fi
+    done
+    local keep=${FAILED_LOGS:-/tmp/shmbus-bridge-failed.$TAG}
+    mkdir -p "$keep/$fn" && cp "$TMP"/*.log "$TMP/check-$fn.out" "$keep/$fn/" 2>/dev/null &&
+      echo "    (all logs of this run so far kept in $keep/$fn)"
   fi
 }
 
@@ -135,7 +204,7 @@ t_state() {
   local A B C url P=$((BASE + 1)) pre="t$TAG.st"
   A=$(bus stA); B=$(bus stB); C=$(bus stC)
   url=nats://127.0.0.1:$P
-  start_nats st $P
+  start_nats st $P || return 1
   # values written before the bridges start (they travel through the KV bucket)
   "$TOOL" put "$A" f64 float64 3 1.5 -2.25 3e300 || return 1
   "$TOOL" put "$A" i32 int32 2,3 1 -2 3 -4 5 -2147483648 || return 1
@@ -180,7 +249,7 @@ t_state_restart() {
   local A B url P=$((BASE + 6)) pre="t$TAG.sr" v
   A=$(bus srA); B=$(bus srB)
   url=nats://127.0.0.1:$P
-  start_nats sr $P
+  start_nats sr $P || return 1
   start_bridge sr-a --nats $url --prefix $pre --export "$A:v" --status-ms 100
   start_bridge sr-b --nats $url --prefix $pre --import-state "$B:v"
   "$TOOL" put "$A" v int64 4 1 2 3 4 >/dev/null || return 1
@@ -188,7 +257,7 @@ t_state_restart() {
   kill_pid sr KILL
   echo "server SIGKILLed"
   sleep 1
-  start_nats sr $P
+  start_nats sr $P || return 1
   # both bridges reconnect by themselves: a value written at once (maybe
   # before either is back) arrives, live or from the bucket after the
   # importer's reconnect; so does a value written later
@@ -213,7 +282,7 @@ t_auth() {
   printf 'nats %s\ntoken s3cret-%s\nprefix %s\n' "$url" "$TAG" "$pre" >"$TMP/au.conf"
   start_bridge au-b --config "$TMP/au.conf" --import-state "$B:v"
   sleep 1
-  start_nats au $P --auth "s3cret-$TAG"
+  start_nats au $P --auth "s3cret-$TAG" || return 1
   "$TOOL" put "$A" v uint16 2 7 9 >/dev/null || return 1
   # a wrong token is a clear error, not an endless retry
   timeout 20 "$BR" --name au-x --nats $url --prefix $pre --token wrong --export "$A:v" >"$TMP/au-x.log" 2>&1; rc=$?
@@ -231,7 +300,7 @@ t_late() {
   local A B url P=$((BASE + 2)) pre="t$TAG.late"
   A=$(bus laA); B=$(bus laB)
   url=nats://127.0.0.1:$P
-  start_nats late $P
+  start_nats late $P || return 1
   "$TOOL" put "$A" pos float64 2 1 1 >/dev/null || return 1
   # a long KV interval: the last two values reach the bucket only through
   # the flush the exporter does when it stops
@@ -244,7 +313,7 @@ t_late() {
   # the exporter is gone; a bridge that starts now still gets the latest value
   local t0; t0=$(date +%s%N)
   start_bridge late-b --nats $url --prefix $pre --import "$B:pos"
-  "$TOOL" expect "$B" pos 5000 float64 2 42 -42 || return 1
+  "$TOOL" expect "$B" pos 10000 float64 2 42 -42 || return 1
   echo "late joiner had the current value $(( ($(date +%s%N) - t0) / 1000000 )) ms after it started"
   stop_bridge late-b || return 1
   kill_pid late TERM
@@ -284,7 +353,7 @@ wait_carried() { wait_for 120 carried_ge "$1" "$2"; }
 t_exact() {
   local A B P=$((BASE + 3)) n=$((100000 * SCALE)) t0 rc
   A=$(bus exA); B=$(bus exB)
-  start_nats ex $P
+  start_nats ex $P || return 1
   t0=$(date +%s%N)
   # --import (kind found from the local queue) rather than --import-queue
   IMPORT_FLAG=--import queue_start "t$TAG.ex" nats://127.0.0.1:$P "$A" "$B" $n || return 1
@@ -297,18 +366,18 @@ t_exact() {
 t_server_kill() {
   local A B P=$((BASE + 4)) n=$((30000 * SCALE)) rc
   A=$(bus skA); B=$(bus skB)
-  start_nats sk $P
+  start_nats sk $P || return 1
   queue_start "t$TAG.sk" nats://127.0.0.1:$P "$A" "$B" $n || return 1
   wait_carried "$B" $((n / 4)) || { echo "nothing carried before the kill"; return 1; }
   kill_pid sk KILL
   echo "server SIGKILLed with $(carried "$B") messages carried"
   sleep 1
-  start_nats sk $P
+  start_nats sk $P || return 1
   wait_carried "$B" $((n / 2)) || { echo "stalled after the restart"; }
   kill_pid sk KILL
   echo "server SIGKILLed again with $(carried "$B") messages carried"
   sleep 0.5
-  start_nats sk $P
+  start_nats sk $P || return 1
   queue_finish; rc=$?
   grep -h "stored after\|reconnected\|redelivered" "$TMP"/q-*.log | head -5
   kill_pid sk TERM
@@ -318,7 +387,7 @@ t_server_kill() {
 t_bridge_kill() {
   local A B P=$((BASE + 5)) n=$((30000 * SCALE)) rc url
   A=$(bus bkA); B=$(bus bkB); url=nats://127.0.0.1:$P
-  start_nats bk $P
+  start_nats bk $P || return 1
   queue_start "t$TAG.bk" $url "$A" "$B" $n || return 1
   wait_carried "$B" $((n / 5)) || { echo "nothing carried before the kill"; return 1; }
   kill_pid q-a KILL
@@ -352,7 +421,7 @@ t_cluster() {
   for i in 1 2 3; do routes="$routes${routes:+,}nats://127.0.0.1:$((BASE + 20 + i))"; done
   for i in 1 2 3; do
     start_nats n$i $((BASE + 10 + i)) -n n$i --cluster_name tc$TAG \
-      --cluster nats://127.0.0.1:$((BASE + 20 + i)) --routes "$routes"
+      --cluster nats://127.0.0.1:$((BASE + 20 + i)) --routes "$routes" || return 1
     urls="$urls${urls:+,}nats://127.0.0.1:$((BASE + 10 + i))"
   done
   queue_start "t$TAG.cl" "$urls" "$A" "$B" $n --replicas 3 || return 1
