@@ -4,11 +4,13 @@
  *
  * Protocol. A table of party slots (token per slot, claimed by CAS) and one
  * word, turn, naming the party whose turn it is (0 at creation). acquire
- * waits until turn names the caller, raising a contended flag before it
- * sleeps; release stores the next registered slot after the caller
- * (wrapping) and, if it clears a raised flag, wakes every sleeper (each
- * raises the flag again if it must sleep on, so a dead sleeper costs at
- * most one wake-up). A waiter that sleeps a whole liveness timeout checks
+ * waits until turn names the caller, counting itself in `waiters` while it
+ * may sleep; release stores the next registered slot after the caller
+ * (wrapping) and wakes every sleeper when the count is not zero. (A flag
+ * cleared by the releaser lost wake-ups: a waiter that raised it after the
+ * releaser's CAS had its flag cleared and slept unannounced. A party killed
+ * asleep leaves the count raised: later releases then each cost a
+ * FUTEX_WAKE, never a lost turn.) A waiter that sleeps a whole liveness timeout checks
  * the party whose turn it is: an empty slot or a dead process is
  * unregistered and skipped by CAS.
  */
@@ -24,7 +26,7 @@
 
 struct sb_turn_ctl {
 	_Atomic uint32_t turn;     /* party whose turn it is */
-	_Atomic uint32_t contended;/* 1: someone may sleep on turn */
+	_Atomic uint32_t waiters;  /* parties that may sleep on turn */
 	_Atomic uint32_t nparties; /* slots ever registered: 1 + highest index */
 	uint32_t max;
 	uint32_t magic;
@@ -110,16 +112,13 @@ static void turn_pass(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t ma
 	uint32_t next = n ? turn_next(slot, n, t) : t;
 
 	/* seq_cst: releases what party t did in its turn (pairs with the
-	 * acquire load in acquire) and, with the load of contended, forms
-	 * the store-load pair the sleepers rely on. Fails harmlessly if
-	 * someone already moved the turn on. Every sleeper is woken and
-	 * raises the flag again if it must sleep on, so a party killed in
-	 * its sleep costs at most one wake-up. */
+	 * acquire load in acquire) and, with the load of waiters, forms the
+	 * store-load pair with a waiter's announce-then-read. Fails
+	 * harmlessly if someone already moved the turn on. */
 	if (next != t &&
 	    atomic_compare_exchange_strong_explicit(&c->turn, &t, next, memory_order_seq_cst,
 	                                            memory_order_relaxed) &&
-	    atomic_load_explicit(&c->contended, memory_order_seq_cst) != 0 &&
-	    atomic_exchange_explicit(&c->contended, 0, memory_order_seq_cst) != 0)
+	    atomic_load_explicit(&c->waiters, memory_order_seq_cst) != 0)
 		sb_futex_wake(&c->turn, INT_MAX);
 }
 
@@ -288,11 +287,14 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 		int64_t left = sb_deadline_left(&d), slice;
 		int64_t live = t->ch.bus->liveness_ns;
 
-		/* seq_cst: raise the flag, then re-read; pairs with turn_pass. */
-		atomic_store_explicit(&t->c->contended, 1, memory_order_seq_cst);
+		/* seq_cst: announce, then re-read; pairs with turn_pass's CAS
+		 * and its load of waiters. */
+		atomic_fetch_add_explicit(&t->c->waiters, 1, memory_order_seq_cst);
 		cur = atomic_load_explicit(&t->c->turn, memory_order_seq_cst);
 		slice = left < 0 || left > live ? live : left;
 		r = cur != t->party ? sb_futex_wait(&t->c->turn, cur, slice) : 0;
+		/* relaxed: only the count matters to the releaser. */
+		atomic_fetch_sub_explicit(&t->c->waiters, 1, memory_order_relaxed);
 		/* acquire: pairs with the seq_cst CAS in turn_pass. */
 		cur = atomic_load_explicit(&t->c->turn, memory_order_acquire);
 		if (cur == t->party) {
