@@ -6,6 +6,8 @@
 #ifndef SHMBUS_TESTUTIL_H
 #define SHMBUS_TESTUTIL_H
 
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +71,41 @@ static inline double test_scale(void)
 	double v = s ? atof(s) : 1.0;
 
 	return v > 0 ? v : 1.0;
+}
+
+/* A failure in one of several forked processes: the first to fail records
+ * its reason in shared memory for the parent to print; each exits 1. */
+static inline void test_fail_shared(atomic_int *failed, char *why, size_t cap,
+                                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static inline void test_fail_shared(atomic_int *failed, char *why, size_t cap,
+                                    const char *fmt, ...)
+{
+	va_list ap;
+	int expect = 0;
+
+	if (atomic_compare_exchange_strong(failed, &expect, 1)) {
+		va_start(ap, fmt);
+		vsnprintf(why, cap, fmt, ap);
+		va_end(ap);
+	}
+	_exit(1);
+}
+
+/* A dict update function: the int64 value (0 when absent) plus one. */
+static inline int test_dict_inc(const void *old, size_t oldlen, void *out, size_t cap,
+                                size_t *outlen, void *arg)
+{
+	int64_t v = 0;
+
+	(void)arg;
+	if (old && oldlen == sizeof(v))
+		memcpy(&v, old, sizeof(v));
+	v++;
+	if (cap < sizeof(v))
+		return SHMBUS_ETOOBIG;
+	memcpy(out, &v, sizeof(v));
+	*outlen = sizeof(v);
+	return 0;
 }
 
 #endif

@@ -64,19 +64,7 @@ struct shared {
 static const char *bus_name;
 static struct shared *sh;
 
-static void fail_shared(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail_shared(const char *fmt, ...)
-{
-	va_list ap;
-	int expect = 0;
-
-	if (atomic_compare_exchange_strong(&sh->failed, &expect, 1)) {
-		va_start(ap, fmt);
-		vsnprintf(sh->why, sizeof(sh->why), fmt, ap);
-		va_end(ap);
-	}
-	_exit(1);
-}
+#define fail_shared(...) test_fail_shared(&sh->failed, sh->why, sizeof(sh->why), __VA_ARGS__)
 
 /* Message: id u32, producer pid u32, len u32, pad u32, sum u64, body. */
 static size_t fill(uint8_t *m, uint32_t id, uint32_t pid)

@@ -28,22 +28,6 @@ struct shared {
 static const char *bus_name;
 static struct shared *sh;
 
-static int inc(const void *old, size_t oldlen, void *out, size_t cap, size_t *outlen,
-               void *arg)
-{
-	int64_t v = 0;
-
-	(void)arg;
-	if (old && oldlen == sizeof(v))
-		memcpy(&v, old, sizeof(v));
-	v++;
-	if (cap < sizeof(v))
-		return SHMBUS_ETOOBIG;
-	memcpy(out, &v, sizeof(v));
-	*outlen = sizeof(v);
-	return 0;
-}
-
 /* A value that names its key and length, so any mix-up shows. */
 static size_t make_val(char *buf, uint64_t tag, size_t len)
 {
@@ -89,11 +73,11 @@ static void worker(int survivor, int ready_fd)
 		vl = (size_t)(x >> 40) % sizeof(val);
 		switch ((x >> 32) % 8) {
 		case 0:
-			OK(shmbus_dict_update(d, "count", 5, inc, NULL));
+			OK(shmbus_dict_update(d, "count", 5, test_dict_inc, NULL));
 			atomic_fetch_add(&sh->dict_done, 1);
 			break;
 		case 1:
-			OK(shmbus_list_update(l, 0, inc, NULL));
+			OK(shmbus_list_update(l, 0, test_dict_inc, NULL));
 			atomic_fetch_add(&sh->list_done, 1);
 			break;
 		case 2:

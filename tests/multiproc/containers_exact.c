@@ -16,22 +16,6 @@
 
 static const char *bus_name;
 
-static int add_i(const void *old, size_t oldlen, void *out, size_t cap, size_t *outlen,
-                 void *arg)
-{
-	int64_t v = 0;
-
-	(void)arg;
-	if (old && oldlen == sizeof(v))
-		memcpy(&v, old, sizeof(v));
-	v++;
-	if (cap < sizeof(v))
-		return SHMBUS_ETOOBIG;
-	memcpy(out, &v, sizeof(v));
-	*outlen = sizeof(v);
-	return 0;
-}
-
 static int add_f(const void *old, size_t oldlen, void *out, size_t cap, size_t *outlen,
                  void *arg)
 {
@@ -68,7 +52,7 @@ static void child(int id, int iters)
 		int kn;
 
 		OK(shmbus_dict_update(d, key, (size_t)snprintf(key, sizeof(key), "c%d", i % 4),
-		                      add_i, NULL));
+		                      test_dict_inc, NULL));
 		OK(shmbus_list_update(l, i % 3, add_f, NULL));
 		OK(shmbus_list_append(l, &item, sizeof(item)));
 		kn = snprintf(key, sizeof(key), "p%d-%d", id, i % 16);

@@ -53,19 +53,7 @@ static const struct scenario *sc;
 static pid_t pids[80];
 static int npids;
 
-static void fail_shared(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail_shared(const char *fmt, ...)
-{
-	va_list ap;
-	int expect = 0;
-
-	if (atomic_compare_exchange_strong(&sh->failed, &expect, 1)) {
-		va_start(ap, fmt);
-		vsnprintf(sh->why, sizeof(sh->why), fmt, ap);
-		va_end(ap);
-	}
-	_exit(1);
-}
+#define fail_shared(...) test_fail_shared(&sh->failed, sh->why, sizeof(sh->why), __VA_ARGS__)
 
 static uint32_t msg_len(uint32_t p, uint64_t s)
 {

@@ -40,19 +40,7 @@ struct shared {
 static const char *bus_name;
 static struct shared *sh;
 
-static void fail_shared(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail_shared(const char *fmt, ...)
-{
-	va_list ap;
-	int expect = 0;
-
-	if (atomic_compare_exchange_strong(&sh->failed, &expect, 1)) {
-		va_start(ap, fmt);
-		vsnprintf(sh->why, sizeof(sh->why), fmt, ap);
-		va_end(ap);
-	}
-	_exit(1);
-}
+#define fail_shared(...) test_fail_shared(&sh->failed, sh->why, sizeof(sh->why), __VA_ARGS__)
 
 static void fill(uint64_t *m, uint64_t p, uint64_t s)
 {
