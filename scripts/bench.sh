@@ -48,6 +48,10 @@ while [ $# -gt 0 ]; do
 done
 [ $quick -eq 1 ] && docs=0
 
+# The peers (ZeroMQ, iceoryx, NATS), matplotlib and the compilers come from
+# Debian, installed by the same script the tests use.
+bash scripts/deps.sh
+
 BUILD=${BENCH_BUILD:-build}
 PY=${PYTHON:-/usr/bin/python3}
 if [ $quick -eq 1 ]; then

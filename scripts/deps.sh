@@ -4,7 +4,7 @@
 set -u
 
 PKGS=(
-  gcc g++ make pkg-config
+  gcc g++ make pkg-config bc
   python3-dev python3-numpy python3-pytest python3-setuptools python3-matplotlib python3-venv
   libnats-dev nats-server
   libzmq3-dev iceoryx libiceoryx-binding-c-dev

@@ -58,7 +58,6 @@ ls /dev/shm | grep '^shmbus-t-' | sort >"$LOG/shm-before" || true
 
 echo "== dependencies"
 bash scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
-command -v bc >/dev/null || { apt-get install -y -qq bc >/dev/null 2>&1 || true; }
 
 echo "== build (warnings are errors)"
 if ! make -j"$(nproc)" all >"$LOG/build.log" 2>&1; then
