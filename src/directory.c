@@ -179,6 +179,8 @@ static int entry_find(shmbus_bus_t *bus, const char *name, uint32_t *idx)
 	for (i = 0; i < bus->max_channels; i++) {
 		const struct sb_dirent *e = &bus->dir[i];
 
+		/* relaxed: we hold the bus mutex, which orders every state
+		 * change made under it. */
 		if (atomic_load_explicit(&e->state, memory_order_relaxed) == SB_DIR_READY &&
 		    strncmp(e->name, name, sizeof(e->name)) == 0) {
 			*idx = i;
@@ -232,6 +234,7 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 	if (r)
 		return r;
 	area = SB_ALIGN(area, SB_LINE);
+	/* relaxed: under the bus mutex, like every change of state. */
 	for (i = 0; i < bus->max_channels; i++)
 		if (atomic_load_explicit(&bus->dir[i].state, memory_order_relaxed) == SB_DIR_FREE) {
 			e = &bus->dir[i];
@@ -250,6 +253,8 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 		              (unsigned long long)(bus->heap_size - used),
 		              (unsigned long long)bus->heap_size);
 	off = bus->heap_off + used;
+	/* relaxed: under the bus mutex; lock-free readers act only on READY,
+	 * published below with release. */
 	atomic_store_explicit(&e->state, SB_DIR_CREATING, memory_order_relaxed);
 	memset(e->name, 0, sizeof(e->name));
 	memcpy(e->name, name, strlen(name));
@@ -261,6 +266,7 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 	e->off = off;
 	e->size = area;
 	memcpy(e->param, want->param, sizeof(e->param));
+	/* relaxed: a unique number per entry; the READY release publishes it. */
 	e->generation = atomic_fetch_add_explicit(&bus->hdr->generation, 1,
 	                                          memory_order_relaxed) + 1;
 	bus->hdr->heap_used = used + area;
@@ -268,6 +274,7 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 	r = ops->init(bus->base + off, area, want);
 	if (r) {
 		bus->hdr->heap_used = used;
+		/* relaxed: never READY, so no lock-free reader used it. */
 		atomic_store_explicit(&e->state, SB_DIR_FREE, memory_order_relaxed);
 		return r;
 	}
@@ -345,6 +352,7 @@ int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos, size_t 
 	if (r)
 		return r;
 	for (i = 0; i < bus->max_channels; i++) {
+		/* relaxed: under the bus mutex. */
 		if (atomic_load_explicit(&bus->dir[i].state, memory_order_relaxed) != SB_DIR_READY)
 			continue;
 		if (entry_load(bus, i, &ch) != 0) {

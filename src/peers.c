@@ -141,6 +141,7 @@ uint32_t sb_peer_reap(shmbus_bus_t *bus)
 
 		if (t == 0 || sb_token_alive(t))
 			continue;
+		/* release: frees the slot for a new registrant's CAS. */
 		if (atomic_compare_exchange_strong_explicit(
 			    &bus->peers[i].token, &t, 0, memory_order_release,
 			    memory_order_relaxed))

@@ -141,6 +141,8 @@ static int boot_recover(shmbus_bus_t *bus)
 		seen = atomic_load_explicit(&bus->hdr->boot_hash, memory_order_acquire);
 		if (seen == mine)
 			return 0;
+		/* acquire: one process wins the right to rebuild; it pairs with
+		 * the release store of the new boot hash below. */
 		if (seen != SB_BOOT_RECOVERING &&
 		    atomic_compare_exchange_strong_explicit(&bus->hdr->boot_hash, &seen,
 		                                            SB_BOOT_RECOVERING,
@@ -153,6 +155,8 @@ static int boot_recover(shmbus_bus_t *bus)
 			              bus->name);
 		usleep(1000);
 	}
+	/* relaxed: tokens of the previous boot mean nothing; the release
+	 * store of the boot hash below publishes the cleared table. */
 	for (i = 0; i < bus->max_peers; i++)
 		atomic_store_explicit(&bus->peers[i].token, 0, memory_order_relaxed);
 	if (mutex_init(&bus->hdr->mutex)) {
@@ -329,6 +333,8 @@ static int build_segment(int fd, const shmbus_bus_opts_t *o, const struct geomet
 	h->create_time_ns = sb_realtime_ns();
 	h->creator_pid = (uint32_t)getpid();
 	h->mode = o->mode;
+	/* relaxed: the segment is still private (temporary name); link()
+	 * publishes the whole header. */
 	atomic_store_explicit(&h->boot_hash, boot_hash(), memory_order_relaxed);
 	r = mutex_init(&h->mutex);
 	h->state = SB_HDR_READY;
@@ -633,10 +639,12 @@ int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info)
 		info->heap_used = info->heap_size;
 	info->max_channels = bus->max_channels;
 	info->max_peers = bus->max_peers;
+	/* relaxed: counts for display, a snapshot. */
 	for (i = 0; i < bus->max_channels; i++)
 		if (atomic_load_explicit(&bus->dir[i].state, memory_order_relaxed) == SB_DIR_READY)
 			info->channels++;
 	for (i = 0; i < bus->max_peers; i++) {
+		/* relaxed: a snapshot for display. */
 		uint64_t t = atomic_load_explicit(&bus->peers[i].token, memory_order_relaxed);
 
 		if (t == 0)
@@ -667,6 +675,8 @@ int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped)
 		struct sb_chan ch;
 		uint32_t n = 0;
 
+		/* acquire: pairs with the release store of READY in
+		 * entry_create, so the entry's fields are complete. */
 		if (atomic_load_explicit(&e->state, memory_order_acquire) != SB_DIR_READY)
 			continue;
 		ops = sb_kind_ops((int)e->kind);

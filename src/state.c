@@ -173,6 +173,8 @@ static int state_gc(struct sb_chan *ch, uint32_t *reaped)
 	uint64_t w = atomic_load_explicit(&ctl->writer, memory_order_relaxed);
 
 	*reaped = 0;
+	/* relaxed: a dead writer published nothing more; a new writer's
+	 * claim CAS orders itself. */
 	if (w != 0 && !sb_token_alive(w) &&
 	    atomic_compare_exchange_strong_explicit(&ctl->writer, &w, 0,
 	                                            memory_order_relaxed,
