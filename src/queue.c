@@ -597,6 +597,7 @@ static int create_group(struct sb_q_view *v, const char *name, uint32_t flags)
 	uint64_t h;
 	uint32_t i;
 
+	/* relaxed: groups are created and freed under the bus mutex we hold. */
 	for (i = 0; i < v->max_groups; i++)
 		if (atomic_load_explicit(&v->groups[i].state, memory_order_relaxed) == SB_Q_GROUP_FREE) {
 			g = &v->groups[i];
@@ -610,6 +611,8 @@ static int create_group(struct sb_q_view *v, const char *name, uint32_t flags)
 	memset(g->name, 0, sizeof(g->name));
 	memcpy(g->name, name, strlen(name));
 	g->flags = flags & (SHMBUS_GROUP_EARLIEST | SHMBUS_GROUP_DURABLE);
+	/* relaxed: the record is not yet visible; the release below
+	 * publishes floor, orphans and cursor together. */
 	atomic_store_explicit(&g->floor, 0, memory_order_relaxed);
 	atomic_store_explicit(&g->orphans, 0, memory_order_relaxed);
 	atomic_store_explicit(&g->cursor,
@@ -691,6 +694,7 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 		if (gi < 0) {
 			uint64_t me = q->token;
 
+			/* release: the record we filled is free again. */
 			atomic_compare_exchange_strong_explicit(&v->members[mi].token, &me, 0,
 			                                        memory_order_release,
 			                                        memory_order_relaxed);
@@ -758,6 +762,7 @@ int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *info,
 	info->head = h;
 	info->depth = h > gate ? h - gate : 0;
 	np = sb_q_hi(&v->ctl->producers_hi, v->max_producers);
+	/* relaxed: counts for display, a snapshot. */
 	for (i = 0; i < np; i++)
 		if (atomic_load_explicit(&v->prods[i].token, memory_order_relaxed) != 0)
 			info->producers++;
@@ -765,10 +770,13 @@ int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *info,
 	for (i = 0; i < ng; i++) {
 		struct sb_q_group *g = &v->groups[i];
 
+		/* acquire: pairs with the release that made the group visible,
+		 * so its name and cursor are complete. */
 		if (atomic_load_explicit(&g->state, memory_order_acquire) == SB_Q_GROUP_FREE)
 			continue;
 		if (n < cap) {
 			shmbus_group_info_t *gi = &groups[n];
+			/* relaxed: a snapshot for display. */
 			uint64_t c = atomic_load_explicit(&g->cursor, memory_order_relaxed);
 
 			memset(gi, 0, sizeof(*gi));

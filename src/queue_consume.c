@@ -161,6 +161,8 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
 				q->held = 0;
 				sb_q_release_wake(v->ctl, &g->cursor);
 			}
+			/* seq_cst: re-check after the tentative hold, the load
+			 * half of the hold/gate pair with sb_q_gate. */
 			if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) != c)
 				continue;
 			/* relaxed: confirms a hold that is already protected. */
@@ -235,6 +237,9 @@ static int still_waiting(shmbus_queue_t *q, uint64_t c)
 	struct sb_q_group *g = &v->groups[q->group];
 	uint64_t h;
 
+	/* seq_cst: the re-check after announcing a sleeper; each load pairs
+	 * with the seq_cst store that would have made it false (a take, a
+	 * publication, an orphan, a shut) before the waker reads the count. */
 	if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) != c ||
 	    (atomic_load_explicit(&sb_q_slot(v, c)->published, memory_order_seq_cst) & SB_Q_SEQ) >= c + 1 ||
 	    atomic_load_explicit(&g->orphans, memory_order_seq_cst) > 0 || q->scan_orphans)

@@ -208,6 +208,7 @@ uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
 	                                              memory_order_acq_rel, memory_order_acquire))
 		;
 	f = fw >> 1;
+	/* acquire: pairs with the cursor CAS of the group's last take. */
 	c = atomic_load_explicit(&g->cursor, memory_order_acquire);
 	if (c < f) {
 		lost = f - c;
@@ -221,6 +222,8 @@ uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
 		struct sb_q_member *m = &v->members[i];
 		uint64_t t = SB_Q_ORPHAN, held;
 
+		/* acquire: pairs with the reaper's acq_rel CAS to ORPHAN, so
+		 * the group and hold we read are the dead member's. */
 		if (atomic_load_explicit(&m->token, memory_order_acquire) != SB_Q_ORPHAN ||
 		    atomic_load_explicit(&m->group, memory_order_relaxed) != gi)
 			continue;

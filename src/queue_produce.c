@@ -36,6 +36,8 @@ static int attach_producer(shmbus_queue_t *q)
 			struct sb_q_prod *pr = &v->prods[i];
 			uint64_t expect = 0;
 
+			/* relaxed: a hint; the claiming CAS below decides, and
+			 * the intent reset is published by its release. */
 			if (atomic_load_explicit(&pr->token, memory_order_relaxed) != 0)
 				continue;
 			atomic_store_explicit(&pr->intent, 0, memory_order_relaxed);
@@ -88,6 +90,8 @@ static void raise_floor(struct sb_q_view *v, int32_t gi, uint64_t h)
 	target = need + step < hd ? need + step : hd;
 	if (target < need)
 		target = need;
+	/* acquire: pairs with the release CAS of a rejoin that cleared
+	 * DETACHED. */
 	fw = atomic_load_explicit(&g->floor, memory_order_acquire);
 	/* release: only while DETACHED (a rejoin clears it, and then the floor
 	 * it read bounds every gate computed from it); pairs with the acquire
@@ -206,6 +210,7 @@ static int claim(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w, uin
 			r = wait_space(q, h, 0, timeout_ns, w);
 			if (r)
 				return r;
+			/* relaxed: a fresh guess for the claim CAS, which decides. */
 			h = atomic_load_explicit(&ctl->head, memory_order_relaxed);
 			continue;
 		}

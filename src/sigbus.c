@@ -115,6 +115,7 @@ int sb_map_register(void *base, uint64_t size)
 		                                             memory_order_acquire,
 		                                             memory_order_relaxed))
 			continue;
+		/* relaxed: published by the release store of base below. */
 		atomic_store_explicit(&maps[i].size, (uintptr_t)size, memory_order_relaxed);
 		atomic_store_explicit(&maps[i].damaged, 0, memory_order_relaxed);
 		/* release: size is set before the handler can match base;
@@ -129,6 +130,8 @@ void sb_map_unregister(void *base)
 {
 	int i;
 
+	/* relaxed: only this process registers its own base, so a match is
+	 * ours; the release store below frees the slot. */
 	for (i = 0; i < SB_MAPS; i++)
 		if (atomic_load_explicit(&maps[i].base, memory_order_relaxed) == (uintptr_t)base) {
 			/* release: the slot is free only after its last use. */
@@ -141,6 +144,8 @@ int sb_map_damaged_slow(const void *base)
 {
 	int i;
 
+	/* acquire: pairs with the release store of base at registration;
+	 * damaged is set by the handler in this same process. */
 	for (i = 0; i < SB_MAPS; i++)
 		if (atomic_load_explicit(&maps[i].base, memory_order_acquire) == (uintptr_t)base)
 			return (int)atomic_load_explicit(&maps[i].damaged, memory_order_relaxed);
