@@ -10,6 +10,13 @@
  *                claim s by CAS s -> s+1; shut sets bit 63 with fetch_or,
  *                so a claim either happened before the shut (and completes)
  *                or fails with ECLOSED. The close position is head at shut.
+ *   closed       head at shut, copied there by shut after the fetch_or, on
+ *                a line producers never write: a consumer that finds no
+ *                message polls it rather than head (which every claim
+ *                writes); a try, or a waiter about to park, reads head.
+ *   slot layout  small slots (max_msg <= 1 KiB) are packed at 16 bytes,
+ *                larger ones take whole lines; segments of earlier versions
+ *                (a line per slot) are accepted by their stride.
  *   slot word    published = s+1 once message s is in the slot (release);
  *                | SKIP when the seq carries no message (aborted, or its
  *                producer died). Consumers acquire-load it.
@@ -91,6 +98,8 @@
 
 /* ---- geometry ------------------------------------------------------- */
 
+int sb_q_make_line_stride;
+
 static uint64_t round_pow2(uint64_t x)
 {
 	uint64_t p = 1;
@@ -100,7 +109,7 @@ static uint64_t round_pow2(uint64_t x)
 	return p;
 }
 
-int sb_q_geometry(const struct sb_params *p, struct sb_q_geom *g)
+int sb_q_geometry(const struct sb_params *p, int line_stride, struct sb_q_geom *g)
 {
 	uint64_t bytes;
 
@@ -116,9 +125,18 @@ int sb_q_geometry(const struct sb_params *p, struct sb_q_geom *g)
 	g->max_members = (uint32_t)p->param[3];
 	g->max_producers = (uint32_t)p->param[4];
 	/* Small messages share the slot word's line, so an 8-byte message
-	 * reaches a consumer in one line transfer; large ones start on a line. */
+	 * reaches a consumer in one line transfer; large ones start on a line.
+	 * Small slots are packed at 16 bytes (the slot word's alignment) rather
+	 * than a line each: a stream moves 1.25 lines per 64-byte message
+	 * instead of 2, two 8-byte messages per line instead of one; packing
+	 * shares lines between neighbouring slots, which costs nothing a
+	 * stream does not already pay (the consumer follows the producer) and
+	 * a single message still sits in one or two lines. line_stride: the
+	 * layout of segments made before packing (a line per slot), which
+	 * queue_check still accepts. */
 	g->data_off = g->max_msg <= 1024 ? sizeof(struct sb_q_slot) : SB_LINE;
-	g->stride = SB_ALIGN(g->data_off + g->max_msg, SB_LINE);
+	g->stride = SB_ALIGN(g->data_off + g->max_msg,
+	                     g->max_msg <= 1024 && !line_stride ? 16 : SB_LINE);
 	g->prod_off = sizeof(struct sb_q_ctl);
 	g->group_off = g->prod_off + (uint64_t)g->max_producers * sizeof(struct sb_q_prod);
 	g->member_off = g->group_off + (uint64_t)g->max_groups * sizeof(struct sb_q_group);
@@ -163,7 +181,7 @@ static int queue_plan(struct sb_params *p, uint64_t *area)
 	memset(p->shape, 0, sizeof(p->shape));
 	p->shape[0] = p->param[1];
 	p->value_size = p->param[1];
-	r = sb_q_geometry(p, &g);
+	r = sb_q_geometry(p, sb_q_make_line_stride, &g);
 	if (r)
 		return sb_err(r, "queue of %llu slots x %llu bytes does not fit in 64 bits",
 		              (unsigned long long)p->param[0], (unsigned long long)p->param[1]);
@@ -176,7 +194,7 @@ static int queue_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 	struct sb_q_ctl *ctl = (struct sb_q_ctl *)area;
 	struct sb_q_geom g;
 
-	if (sb_q_geometry(p, &g) != 0 || g.area > size)
+	if (sb_q_geometry(p, sb_q_make_line_stride, &g) != 0 || g.area > size)
 		return SHMBUS_EINVAL;
 	ctl->magic = SB_Q_MAGIC;
 	ctl->slots = (uint32_t)g.slots;
@@ -202,8 +220,11 @@ static int queue_check(const uint8_t *area, uint64_t size, const struct sb_param
 	const struct sb_q_ctl *ctl = (const struct sb_q_ctl *)area;
 	struct sb_q_geom g;
 
-	if (sb_q_geometry(p, &g) != 0)
+	if (sb_q_geometry(p, 0, &g) != 0)
 		return sb_err(SHMBUS_ECORRUPT, "queue parameters out of range");
+	/* A segment made before small slots were packed: its own layout. */
+	if (ctl->stride != g.stride)
+		sb_q_geometry(p, 1, &g);
 	if (p->value_size != g.max_msg)
 		return sb_err(SHMBUS_ECORRUPT, "queue value size disagrees with max_msg");
 	if (size < sizeof(*ctl) || g.area > size)
@@ -226,7 +247,13 @@ int sb_q_view_init(struct sb_q_view *v, struct sb_chan *ch)
 	memset(v, 0, sizeof(*v));
 	/* Recomputed from the validated params (queue_check agreed with the
 	 * shared copy); the segment's own offsets are never used. */
-	if (sb_q_geometry(&ch->p, &g) != 0 || g.area > ch->area_size)
+	/* One of the two layouts computed from the validated params, chosen
+	 * by the stride queue_check accepted (read once here: a peer that
+	 * rewrites it can only pick the other layout, itself in bounds). */
+	if (sb_q_geometry(&ch->p, 0, &g) != 0 ||
+	    (((const struct sb_q_ctl *)ch->area)->stride != g.stride &&
+	     sb_q_geometry(&ch->p, 1, &g) != 0) ||
+	    g.area > ch->area_size)
 		return sb_err(SHMBUS_ECORRUPT, "queue '%s': bad geometry", ch->name);
 	v->bus = ch->bus;
 	v->name = ch->name;
@@ -723,11 +750,19 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 
 int shmbus_queue_shut(shmbus_queue_t *q)
 {
+	uint64_t h;
+
 	if (!q)
 		return sb_err(SHMBUS_EINVAL, "queue is NULL");
 	/* seq_cst: claims before this RMW complete; later ones see the bit
 	 * (their CAS from a value without it fails). */
-	atomic_fetch_or_explicit(&q->v.ctl->head, SB_Q_CLOSED, memory_order_seq_cst);
+	h = atomic_fetch_or_explicit(&q->v.ctl->head, SB_Q_CLOSED, memory_order_seq_cst);
+	/* seq_cst: the copy spinning consumers poll (take_one); made after
+	 * the mark, so it never names a position head did not end at, and
+	 * before the wake-ups. Head stays the authority: a shutter that dies
+	 * before this store is seen by consumers when they park. */
+	atomic_store_explicit(&q->v.ctl->closed, (h & SB_Q_SEQ) | SB_Q_CLOSED,
+	                      memory_order_seq_cst);
 	sb_q_wake_consumers(q->v.ctl);
 	sb_q_wake_producers(q->v.ctl);
 	return 0;

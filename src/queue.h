@@ -7,7 +7,7 @@
  * Area of a queue channel (all offsets from the area's start, all records
  * cache-line sized or padded, every field 64-bit unless a futex word):
  *
- *   ctl          6 lines: head | epoch + high-water marks | consumer
+ *   ctl          6 lines: head | epoch + high-water marks + closed | consumer
  *                waiters + event + need | producer waiters + event + need |
  *                2 lines of immutable geometry
  *   producers    max_producers x 1 line  {token, intent}
@@ -54,7 +54,13 @@ struct sb_q_ctl {
 	_Atomic uint32_t groups_hi;            /* records in use lie below these */
 	_Atomic uint32_t members_hi;
 	_Atomic uint32_t producers_hi;
-	uint8_t pad1[SB_LINE - 20];
+	uint32_t pad1_;
+	_Atomic uint64_t closed;               /* head at shut | SB_Q_CLOSED; 0 open.
+	                                          A copy of head's end-of-stream mark on
+	                                          a line producers never write, so that
+	                                          waiting consumers poll it instead of
+	                                          head (the line every claim writes) */
+	uint8_t pad1[SB_LINE - 32];
 	_Atomic uint32_t cons_waiters;         /* consumers asleep on cons_event */
 	_Atomic uint32_t cons_event;
 	_Atomic uint64_t cons_need;            /* lowest seq a sleeping consumer waits for */
@@ -119,7 +125,12 @@ struct sb_q_geom {
 	uint64_t prod_off, group_off, member_off, slot_off, area;
 };
 
-int sb_q_geometry(const struct sb_params *p, struct sb_q_geom *g);
+/* line_stride: a line per slot, as segments made before small slots were
+ * packed have it (accepted on open; new queues are packed). */
+int sb_q_geometry(const struct sb_params *p, int line_stride, struct sb_q_geom *g);
+/* Tests only: non-zero makes new queues with the line-per-slot layout, to
+ * check that such segments still open and work. */
+extern int sb_q_make_line_stride;
 
 /* Process-local, validated view of one queue area. */
 struct sb_q_view {
@@ -199,6 +210,8 @@ struct sb_q_wait {
 	uint64_t spin_end;
 	uint64_t yield_at;           /* spinning past this yields the CPU */
 	uint64_t next_live;          /* when to check the liveness of others */
+	int exact;                   /* consumer: has parked or checked liveness,
+	                                wants end of stream from head itself */
 };
 
 /* Spin budget before a spinning waiter starts yielding its CPU at each

@@ -124,8 +124,12 @@ static int overtaken(shmbus_queue_t *q, uint64_t c, uint64_t p)
 }
 
 /* One attempt to take the group's next message. 0: taken (q->held set);
- * 1: nothing ready yet, *wait_c is the seq to wait for; or an error. */
-static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
+ * 1: nothing ready yet, *wait_c is the seq to wait for; or an error.
+ * exact: learn of end of stream from head itself (a try, or a waiter about
+ * to park); otherwise from ctl->closed, the copy on a line producers do
+ * not write, so that a spinning consumer does not take head's line away
+ * from the producer it waits for at every round. */
+static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact)
 {
 	struct sb_q_view *v = &q->v;
 	struct sb_q_group *g = &v->groups[q->group];
@@ -204,8 +208,10 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
 				sb_q_wake_producers(v->ctl);
 			return r;
 		}
-		/* acquire: pairs with the fetch_or in shut. */
-		h = atomic_load_explicit(&v->ctl->head, memory_order_acquire);
+		/* acquire: pairs with the fetch_or in shut (head), or with its
+		 * store of the copy (closed). */
+		h = atomic_load_explicit(exact ? &v->ctl->head : &v->ctl->closed,
+		                         memory_order_acquire);
 		if ((h & SB_Q_CLOSED) && c >= (h & SB_Q_SEQ)) {
 			uint32_t orph = 0;
 
@@ -220,7 +226,7 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
 			return sb_err(SHMBUS_ECLOSED, "queue '%s' is shut and group '%s' has taken every message",
 			              q->ch.name, q->group_name);
 		}
-		if (c > (h & SB_Q_SEQ))
+		if (exact && c > (h & SB_Q_SEQ))
 			return sb_err(SHMBUS_ECORRUPT, "queue '%s': group '%s' cursor %llu is past the head %llu",
 			              q->ch.name, q->group_name, (unsigned long long)c,
 			              (unsigned long long)(h & SB_Q_SEQ));
@@ -230,8 +236,10 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c)
 }
 
 /* 1 while nothing a take could use has changed since it saw seq c
- * missing. seq_cst loads: the re-check half of the store-load pairs. */
-static int still_waiting(shmbus_queue_t *q, uint64_t c)
+ * missing. seq_cst loads: the re-check half of the store-load pairs.
+ * exact: end of stream from head (before parking), else from the copy
+ * (spinning; see take_one). */
+static int still_waiting(shmbus_queue_t *q, uint64_t c, int exact)
 {
 	struct sb_q_view *v = &q->v;
 	struct sb_q_group *g = &v->groups[q->group];
@@ -244,7 +252,7 @@ static int still_waiting(shmbus_queue_t *q, uint64_t c)
 	    (atomic_load_explicit(&sb_q_slot(v, c)->published, memory_order_seq_cst) & SB_Q_SEQ) >= c + 1 ||
 	    atomic_load_explicit(&g->orphans, memory_order_seq_cst) > 0 || q->scan_orphans)
 		return 0;
-	h = atomic_load_explicit(&v->ctl->head, memory_order_seq_cst);
+	h = atomic_load_explicit(exact ? &v->ctl->head : &v->ctl->closed, memory_order_seq_cst);
 	return !((h & SB_Q_CLOSED) && c >= (h & SB_Q_SEQ));
 }
 
@@ -263,6 +271,7 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 		/* Blocked for the liveness timeout: a dead producer may hold
 		 * seq c; dead members of our group may hold messages. */
 		w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
+		w->exact = 1;
 		sb_q_skip_abandoned(&q->v, c);
 		sb_q_reap_members(&q->v, q->group, NULL);
 		q->scan_orphans = 1;
@@ -277,7 +286,7 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 			sched_yield();
 			return 0;
 		}
-		for (i = 0; i < 64 && still_waiting(q, c); i++)
+		for (i = 0; i < 64 && still_waiting(q, c, 0); i++)
 			sb_cpu_relax();
 		return 0;
 	}
@@ -287,7 +296,8 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 	atomic_fetch_add_explicit(&ctl->cons_waiters, 1, memory_order_seq_cst);
 	ev = atomic_load_explicit(&ctl->cons_event, memory_order_seq_cst);
 	sb_q_want(&ctl->cons_need, c);
-	if (still_waiting(q, c))
+	w->exact = 1;
+	if (still_waiting(q, c, 1))
 		r = sb_futex_wait(&ctl->cons_event, ev, sb_q_sleep_ns(w, now, left));
 	/* relaxed: only the count matters to the waking side. */
 	atomic_fetch_sub_explicit(&ctl->cons_waiters, 1, memory_order_relaxed);
@@ -330,7 +340,10 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 			return elapsed_err(q);
 		}
 		for (;;) {
-			r = take_one(q, &c);
+			/* Exact once the wait has parked or checked liveness:
+			 * the mark of a shutter that died before copying it to
+			 * ctl->closed is seen then. */
+			r = take_one(q, &c, timeout_ns == 0 || w.exact);
 			if (r == 0)
 				break;
 			if (r == SHMBUS_ELAPPED)

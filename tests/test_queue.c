@@ -976,6 +976,66 @@ static void test_get_many_handover(void)
 	printf("ok get_many_handover\n");
 }
 
+/* End of stream marked in head alone (a shutter that died before copying
+ * the mark to ctl->closed, or a library that predates the copy): a try
+ * and a blocking get still end the stream, the blocking one once it parks. */
+static void test_closed_mark_in_head_only(void)
+{
+	shmbus_queue_t *p = open_q("headonly", 8, 64), *c = member("headonly", "g", 0);
+	struct sb_q_ctl *ctl = c->v.ctl;
+	uint64_t h;
+
+	put_u64(p, 7);
+	put_u64(p, 8);
+	h = atomic_fetch_or(&ctl->head, SB_Q_CLOSED);
+	CHECK(atomic_load(&ctl->closed) == 0, "closed copy untouched");
+	CHECK(get_u64(c, 0, NULL) == 7 && get_u64(c, SHMBUS_FOREVER, NULL) == 8, "drain");
+	EXPECT_CODE(shmbus_queue_get(c, NULL, 0, NULL, NULL, 0), SHMBUS_ECLOSED);
+	EXPECT_CODE(shmbus_queue_get(c, NULL, 0, NULL, NULL, 2000000000ll), SHMBUS_ECLOSED);
+	/* The API's shut makes the copy, naming where head ended. */
+	atomic_store(&ctl->head, h);
+	OK(shmbus_queue_shut(p));
+	CHECK(atomic_load(&ctl->closed) == (h | SB_Q_CLOSED), "closed copy %llx, head %llx",
+	      (unsigned long long)atomic_load(&ctl->closed), (unsigned long long)h);
+	EXPECT_CODE(shmbus_queue_get(c, NULL, 0, NULL, NULL, SHMBUS_FOREVER), SHMBUS_ECLOSED);
+	OK(shmbus_queue_close(p));
+	OK(shmbus_queue_close(c));
+	printf("ok closed_mark_in_head_only\n");
+}
+
+/* Small slots are packed at 16 bytes; a queue made with a line per slot
+ * (segments of earlier versions) still opens and carries messages. */
+static void test_slot_layouts(void)
+{
+	shmbus_queue_t *p, *c, *n;
+	uint8_t out[64], in[64];
+	size_t len;
+	int i, j;
+
+	sb_q_make_line_stride = 1;
+	p = open_q("lines", 8, 64);
+	sb_q_make_line_stride = 0;
+	n = open_q("packed", 8, 64);
+	CHECK(p->v.ctl->stride == 128 && p->v.stride == 128, "line layout stride %llu",
+	      (unsigned long long)p->v.ctl->stride);
+	CHECK(n->v.ctl->stride == 80 && n->v.stride == 80, "packed stride %llu",
+	      (unsigned long long)n->v.ctl->stride);
+	c = member("lines", "g", 0);
+	CHECK(c->v.stride == 128, "reopened line layout uses stride %llu",
+	      (unsigned long long)c->v.stride);
+	for (i = 0; i < 20; i++) {     /* wraps the 8-slot ring twice */
+		for (j = 0; j < 64; j++)
+			out[j] = (uint8_t)(i * 31 + j);
+		OK(shmbus_queue_put(p, out, (size_t)(1 + i * 3), 0));
+		OK(shmbus_queue_get(c, in, sizeof(in), &len, NULL, 0));
+		CHECK(len == (size_t)(1 + i * 3) && memcmp(in, out, len) == 0, "message %d", i);
+	}
+	OK(shmbus_queue_close(p));
+	OK(shmbus_queue_close(c));
+	OK(shmbus_queue_close(n));
+	printf("ok slot_layouts\n");
+}
+
 int main(void)
 {
 	shmbus_bus_opts_t bo;
@@ -1002,6 +1062,8 @@ int main(void)
 	test_hostile_words();
 	test_consumer_wake_need();
 	test_get_many_handover();
+	test_closed_mark_in_head_only();
+	test_slot_layouts();
 	OK(shmbus_bus_close(bus));
 	OK(shmbus_bus_unlink(busname));
 	printf("PASS test_queue\n");
