@@ -7,22 +7,26 @@
  * transport is measured against it.
  *
  * Protocol. A ring is `cap` bytes (a power of two) after a header holding
- * two positions, each alone on its cache line so that the producer's writes
- * to one never evict the consumer's copy of the other:
- *   head  written only by the producer: bytes published so far;
- *   tail  written only by the consumer: bytes consumed so far.
- * head - tail is the fill level; both only grow (64-bit, never wrap).
- * A record at position p (offset p & (cap - 1)) is an 8-byte length and
- * the payload, padded to 8 bytes. A record never wraps around the end of
- * the buffer: when it would not fit, the producer writes a PAD length at
- * the offset and starts the record at offset 0; the consumer, seeing PAD,
- * skips to the next lap. That keeps every payload contiguous, which the
- * zero-copy calls need (a pointer straight into the ring).
+ * the consumer's position, alone on its cache line:
+ *   tail  written only by the consumer: bytes consumed so far (64-bit,
+ *         never wraps).
+ * A record at position p (offset p & (cap - 1)) is an 8-byte stamp and the
+ * payload, padded to 8 bytes (for rings of messages over 1 KiB the stamp
+ * has the record's first line to itself). The stamp publishes the record: the low 24
+ * bits are the payload length (or PAD), the high 40 bits p's low 40 bits
+ * plus one, so a stamp left from an earlier lap never matches. The
+ * consumer waits on the stamp of the record it wants, in the line it is
+ * about to read anyway, and there is no shared head index: a message
+ * costs the consumer the lines of the record and nothing else. A record
+ * never wraps around the end of the buffer: when it would not fit, the
+ * producer writes a PAD stamp at the offset and starts the record at
+ * offset 0; the consumer, seeing PAD, skips to the next lap. That keeps
+ * every payload contiguous, which the zero-copy calls need (a pointer
+ * straight into the ring).
  *
- * Each side keeps a private copy of the other side's position and rereads
- * the shared one only when its copy says the ring is full (producer) or
- * empty (consumer), so in steady state each message costs one store to a
- * line the other side rarely reads.
+ * The producer keeps a private copy of tail and rereads the shared one only
+ * when its copy says the ring is full, so in steady state each message
+ * costs one store to a line the other side rarely reads.
  *
  * Two rings per setup, one per direction, for ping-pong.
  */
@@ -32,16 +36,20 @@
 
 #include "bench.h"
 
-#define REC_HDR 8u
-#define REC_PAD UINT64_MAX
+#define HDR_SMALL 8u                     /* stamp, then the payload */
+#define HDR_LARGE 64u                    /* stamp alone on the record's first line */
+#define SMALL_MAX 1024u                  /* largest max_msg with the small header */
+#define REC_PAD 0xffffffu                 /* length field of a PAD stamp */
+#define LEN_BITS 24u
 
 struct ring {
-	_Alignas(BENCH_CACHELINE) _Atomic uint64_t head;
+	_Alignas(BENCH_CACHELINE) uint64_t unused;   /* keeps the layout: tail on line 1 */
 	char pad0[BENCH_CACHELINE - sizeof(uint64_t)];
 	_Alignas(BENCH_CACHELINE) _Atomic uint64_t tail;
 	char pad1[BENCH_CACHELINE - sizeof(uint64_t)];
 	_Alignas(BENCH_CACHELINE) uint64_t cap;
-	char pad2[BENCH_CACHELINE - sizeof(uint64_t)];
+	uint64_t hdr;           /* bytes before a payload (HDR_SMALL or HDR_LARGE) */
+	char pad2[BENCH_CACHELINE - 2 * sizeof(uint64_t)];
 	_Alignas(BENCH_CACHELINE) unsigned char data[];
 };
 _Static_assert(offsetof(struct ring, tail) == BENCH_CACHELINE, "tail on its own line");
@@ -52,19 +60,29 @@ struct shared {
 	size_t map_len;
 };
 
-/* This process's view: its private copies of the other side's position. */
+/* This process's view: its private copy of the other side's position. */
 struct local {
 	struct ring *tx, *rx;
-	uint64_t tx_head;       /* our own head (we are its only writer) */
+	uint64_t tx_head;       /* our own position (private: no shared head) */
 	uint64_t tx_tail_seen;  /* consumer's tail, last time we looked */
 	uint64_t rx_tail;       /* our own tail */
-	uint64_t rx_head_seen;  /* producer's head, last time we looked */
+	uint64_t rx_tail_pub;   /* the tail last stored for the producer */
 	uint64_t rx_rec;        /* size of the record recv_peek() handed out */
 };
 
-static size_t rec_size(size_t len)
+static size_t rec_size(uint64_t hdr, size_t len)
 {
-	return REC_HDR + BENCH_ALIGN_UP(len, 8);
+	return hdr + BENCH_ALIGN_UP(len, 8);
+}
+
+static uint64_t stamp(uint64_t pos, uint64_t len)
+{
+	return ((pos + 1) << LEN_BITS) | len;
+}
+
+static _Atomic uint64_t *stamp_at(struct ring *r, uint64_t off)
+{
+	return (_Atomic uint64_t *)(void *)(r->data + off);
 }
 
 static int rr_setup(struct tctx *ctx, size_t max_msg)
@@ -73,7 +91,12 @@ static int rr_setup(struct tctx *ctx, size_t max_msg)
 	 * messages ahead; 256 KiB keeps small messages from bouncing off a full
 	 * ring all the time while staying inside the L2 caches. */
 	size_t cap = 256 * 1024;
-	while (cap < 4 * rec_size(max_msg))
+	/* Small payloads share the stamp's line, so a message is one line
+	 * (or two); a large one starts on the next line, so that the consumer
+	 * waiting on the stamp does not pull the line away from the producer
+	 * while it copies the payload's first bytes. */
+	uint64_t hdr = max_msg <= SMALL_MAX ? HDR_SMALL : HDR_LARGE;
+	while (cap < 4 * rec_size(hdr, max_msg))
 		cap *= 2;
 	size_t one = BENCH_ALIGN_UP(sizeof(struct ring) + cap, 4096);
 	struct shared *sh = calloc(1, sizeof *sh);
@@ -88,6 +111,7 @@ static int rr_setup(struct tctx *ctx, size_t max_msg)
 	for (int d = 0; d < 2; d++) {
 		sh->ring[d] = (struct ring *)(m + d * one);
 		sh->ring[d]->cap = cap;
+		sh->ring[d]->hdr = hdr;
 	}
 	ctx->shared = sh;
 	return 0;
@@ -104,16 +128,16 @@ static int rr_open(struct tctx *ctx)
 	l->rx = sh->ring[!ctx->role];
 	/* A setup is reused across runs: pick up where the last pair of
 	 * children left the positions (both rings are drained by then). */
-	l->tx_head = atomic_load_explicit(&l->tx->head, memory_order_relaxed);
-	l->tx_tail_seen = atomic_load_explicit(&l->tx->tail, memory_order_relaxed);
+	l->tx_head = atomic_load_explicit(&l->tx->tail, memory_order_relaxed);
+	l->tx_tail_seen = l->tx_head;
 	l->rx_tail = atomic_load_explicit(&l->rx->tail, memory_order_relaxed);
-	l->rx_head_seen = atomic_load_explicit(&l->rx->head, memory_order_relaxed);
+	l->rx_tail_pub = l->rx_tail;
 	ctx->local = l;
 	return 0;
 }
 
 /* Waits for room for a contiguous record of `need` bytes and returns the
- * offset of its header; writes a PAD record first if the record would run
+ * offset of its stamp; writes a PAD record first if the record would run
  * past the end. */
 static uint64_t rr_claim(struct local *l, uint64_t need)
 {
@@ -125,10 +149,17 @@ static uint64_t rr_claim(struct local *l, uint64_t need)
 		/* acquire: the consumer has finished reading the bytes it gives
 		 * back; pairs with the release store of tail in rr_consume(). */
 		l->tx_tail_seen = atomic_load_explicit(&r->tail, memory_order_acquire);
-		bench_relax();
+		/* A full ring: rereading tail at every pause would take its line
+		 * from the consumer before each of its stores; a round of pauses
+		 * lets it free a batch first. */
+		if (cap - (l->tx_head - l->tx_tail_seen) < skip + need)
+			for (int i = 0; i < 32; i++)
+				bench_relax();
 	}
 	if (skip) {
-		memcpy(r->data + off, &(uint64_t){REC_PAD}, REC_HDR);
+		/* release: as a record's stamp (rr_publish). */
+		atomic_store_explicit(stamp_at(r, off), stamp(l->tx_head, REC_PAD),
+				      memory_order_release);
 		l->tx_head += skip;
 		off = 0;
 	}
@@ -137,39 +168,49 @@ static uint64_t rr_claim(struct local *l, uint64_t need)
 
 static void rr_publish(struct local *l, uint64_t off, size_t len)
 {
-	struct ring *r = l->tx;
-	uint64_t len64 = len;
-	memcpy(r->data + off, &len64, REC_HDR);
-	l->tx_head += rec_size(len);
-	/* release: publishes the header, the payload and any PAD before it;
-	 * pairs with the acquire load of head in rr_next(). */
-	atomic_store_explicit(&r->head, l->tx_head, memory_order_release);
+	/* release: publishes the payload written before it; pairs with the
+	 * acquire load of the stamp in rr_next(). */
+	atomic_store_explicit(stamp_at(l->tx, off), stamp(l->tx_head, len), memory_order_release);
+	l->tx_head += rec_size(l->tx->hdr, len);
 }
 
 static int rr_send(struct tctx *ctx, const void *buf, size_t len)
 {
 	struct local *l = ctx->local;
-	uint64_t off = rr_claim(l, rec_size(len));
-	memcpy(l->tx->data + off + REC_HDR, buf, len);
+	uint64_t off = rr_claim(l, rec_size(l->tx->hdr, len));
+	memcpy(l->tx->data + off + l->tx->hdr, buf, len);
 	rr_publish(l, off, len);
 	return 0;
 }
 
-/* Waits for a record and returns the offset of its header, skipping PAD. */
+/* Gives the bytes consumed so far back to the producer. The consumer does
+ * so every sixteenth of the ring and before it waits, not after every
+ * record: a full ring's producer polls tail, and a store per record would
+ * fetch the line back from it each time. */
+static void publish_tail(struct local *l)
+{
+	l->rx_tail_pub = l->rx_tail;
+	/* release: we are done reading the records before tail, the producer
+	 * may reuse their bytes; pairs with the acquire load in rr_claim(). */
+	atomic_store_explicit(&l->rx->tail, l->rx_tail, memory_order_release);
+}
+
+/* Waits for a record and returns the offset of its stamp, skipping PAD. */
 static uint64_t rr_next(struct local *l, uint64_t *len)
 {
 	struct ring *r = l->rx;
 	uint64_t cap = r->cap;
 	for (;;) {
-		while (l->rx_head_seen == l->rx_tail) {
-			/* acquire: the records up to head are fully written;
-			 * pairs with the release store in rr_publish(). */
-			l->rx_head_seen = atomic_load_explicit(&r->head, memory_order_acquire);
-			if (l->rx_head_seen == l->rx_tail)
-				bench_relax();
+		uint64_t off = l->rx_tail & (cap - 1), want = stamp(l->rx_tail, 0), st;
+		/* acquire: the payload before the stamp is written; pairs with
+		 * the release store in rr_publish() (or of a PAD in rr_claim()). */
+		while (((st = atomic_load_explicit(stamp_at(r, off), memory_order_acquire)) >>
+			LEN_BITS) != want >> LEN_BITS) {
+			if (l->rx_tail_pub != l->rx_tail)
+				publish_tail(l);
+			bench_relax();
 		}
-		uint64_t off = l->rx_tail & (cap - 1);
-		memcpy(len, r->data + off, REC_HDR);
+		*len = st & REC_PAD;
 		if (*len != REC_PAD)
 			return off;
 		l->rx_tail += cap - off;
@@ -179,11 +220,8 @@ static uint64_t rr_next(struct local *l, uint64_t *len)
 static void rr_consume(struct local *l, uint64_t rec)
 {
 	l->rx_tail += rec;
-	/* release: we are done reading the record, the producer may reuse its
-	 * bytes; pairs with the acquire load of tail in rr_claim(). Publishing
-	 * in batches was tried: no measurable gain here, so the ring stays
-	 * minimal. */
-	atomic_store_explicit(&l->rx->tail, l->rx_tail, memory_order_release);
+	if (l->rx_tail - l->rx_tail_pub >= l->rx->cap / 16)
+		publish_tail(l);
 }
 
 static int rr_recv(struct tctx *ctx, void *buf, size_t cap, size_t *len)
@@ -194,8 +232,8 @@ static int rr_recv(struct tctx *ctx, void *buf, size_t cap, size_t *len)
 	if (n > cap)
 		return bench_fail(ctx, "message of %llu bytes > buffer of %zu",
 				  (unsigned long long)n, cap);
-	memcpy(buf, l->rx->data + off + REC_HDR, n);
-	rr_consume(l, rec_size(n));
+	memcpy(buf, l->rx->data + off + l->rx->hdr, n);
+	rr_consume(l, rec_size(l->rx->hdr, n));
 	*len = n;
 	return 0;
 }
@@ -205,8 +243,8 @@ static void *rr_reserve(struct tctx *ctx, size_t len)
 	struct local *l = ctx->local;
 	/* After rr_claim() the record starts at tx_head's offset (past any PAD
 	 * it wrote), which is what rr_commit() recomputes. */
-	uint64_t off = rr_claim(l, rec_size(len));
-	return l->tx->data + off + REC_HDR;
+	uint64_t off = rr_claim(l, rec_size(l->tx->hdr, len));
+	return l->tx->data + off + l->tx->hdr;
 }
 
 static int rr_commit(struct tctx *ctx, size_t len)
@@ -221,9 +259,9 @@ static const void *rr_peek(struct tctx *ctx, size_t *len)
 	struct local *l = ctx->local;
 	uint64_t n;
 	uint64_t off = rr_next(l, &n);
-	l->rx_rec = rec_size(n);
+	l->rx_rec = rec_size(l->rx->hdr, n);
 	*len = n;
-	return l->rx->data + off + REC_HDR;
+	return l->rx->data + off + l->rx->hdr;
 }
 
 static int rr_release(struct tctx *ctx)
@@ -235,6 +273,11 @@ static int rr_release(struct tctx *ctx)
 
 static void rr_close(struct tctx *ctx)
 {
+	struct local *l = ctx->local;
+
+	/* The next run's pair starts from the tail stored here. */
+	if (l && l->rx_tail_pub != l->rx_tail)
+		publish_tail(l);
 	free(ctx->local);
 	ctx->local = NULL;
 }
