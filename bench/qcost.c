@@ -176,7 +176,7 @@ int main(int argc, char **argv)
 	for (uint64_t i = 0; i < count; i += B) {
 		if ((rc = shmbus_queue_put_many(p, msgs, lens, B, 0, &done)))
 			die("put_many", rc);
-		if ((rc = shmbus_queue_get_many(c, bufs, caps, lens, B, 0, &got)))
+		if ((rc = shmbus_queue_get_many(c, bufs, caps, lens, NULL, B, 0, &got)))
 			die("get_many", rc);
 		sum += got;
 	}

@@ -219,7 +219,7 @@ static void member(const char *bus_name, const struct cfg *c, int g, int total)
 	for (;;) {
 		size_t n = 0;
 		if (c->batch > 1) {
-			rc = shmbus_queue_get_many(q, bufs, caps, lens, (size_t)(c->batch < B ? c->batch : B),
+			rc = shmbus_queue_get_many(q, bufs, caps, lens, NULL, (size_t)(c->batch < B ? c->batch : B),
 						   TIMEOUT_NS, &n);
 		} else {
 			rc = shmbus_queue_get(q, buf, c->size, &lens[0], NULL, TIMEOUT_NS);

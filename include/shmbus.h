@@ -419,11 +419,14 @@ int shmbus_queue_release(shmbus_queue_t *q);
  * SHMBUS_ETOOBIG and stays queued for a larger buffer. flags may be NULL. */
 int shmbus_queue_get(shmbus_queue_t *q, void *buf, size_t cap, size_t *len,
                      uint32_t *flags, int64_t timeout_ns);
-/* Get up to n messages into bufs[i] (each of caps[i] bytes); *got gets how
- * many. Blocks only for the first. */
+/* Get up to n messages into bufs[i] (each of caps[i] bytes), lengths in
+ * lens[i], SHMBUS_MSG_* in flags[i] (flags may be NULL); *got gets how
+ * many. Blocks only for the first. The messages are taken as each is
+ * copied: a process killed inside the call loses those it copied (use
+ * peek/release for messages that must survive the consumer's death). */
 int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs,
-                          const size_t *caps, size_t *lens, size_t n,
-                          int64_t timeout_ns, size_t *got);
+                          const size_t *caps, size_t *lens, uint32_t *flags,
+                          size_t n, int64_t timeout_ns, size_t *got);
 
 typedef struct shmbus_group_info {
 	char name[SHMBUS_NAME_MAX + 1];

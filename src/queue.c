@@ -30,6 +30,14 @@
  *   member       group index, owner token, held = s+1 of the message the
  *                member holds (| TENTATIVE while it is trying to take it).
  *
+ * Copying take (get, get_many): read cursor c; if slot c holds s = c,
+ * copy the message out, then CAS cursor c -> c+1; no hold. While the
+ * cursor is c the gate is at most c, so no producer writes the slot's next
+ * lap: a copy followed by a successful CAS is message c, whole. A failed
+ * CAS (another member took c) drops the copy. The hold protocol below is
+ * still used by peek, and by get when the message does not fit the buffer
+ * (it stays held), is redelivered, or a tentative hold is up.
+ *
  * Taking (a member of group g): read cursor c; if slot c holds s = c, store
  * held = c+1|TENTATIVE (seq_cst), re-read the cursor (still c?), confirm
  * held = c+1, then CAS cursor c -> c+1. Release stores held = 0. A group's

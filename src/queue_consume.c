@@ -6,7 +6,8 @@
  * message it announces a tentative hold on the cursor's seq, checks that
  * the cursor did not move, confirms the hold and advances the cursor by
  * CAS; the slot cannot be reused while the hold stands. Release clears the
- * hold. Held messages of dead members are adopted by a live member of the
+ * hold. Copying calls skip the hold when they can: copy, then advance the
+ * cursor (take_copy). Held messages of dead members are adopted by a live member of the
  * group and delivered again with SHMBUS_MSG_REDELIVERED.
  */
 #include <limits.h>
@@ -123,13 +124,59 @@ static int overtaken(shmbus_queue_t *q, uint64_t c, uint64_t p)
 	              q->group_name);
 }
 
-/* One attempt to take the group's next message. 0: taken (q->held set);
+/* A copying take (get, get_many): where the message may go at once. */
+struct sb_q_copy {
+	void *buf;
+	size_t cap;
+	size_t len;                  /* out: its length, when taken */
+	int taken;                   /* out: 1 if copied and taken, nothing held */
+};
+
+/* Copy message c out of its slot and take it by advancing the cursor, with
+ * no hold: while the cursor is c, no producer may write the slot's next
+ * lap (the gate is at most the cursor), so a copy made before a successful
+ * CAS c -> c+1 is message c, whole. If the CAS fails another member took
+ * it and the copy is dropped. 1: taken; 0: the cursor moved (retry); -1:
+ * not for this path (too big for the buffer or a bad length: the hold
+ * path keeps it or reports it). Saves the hold's exchange and the
+ * releasing store, two locked instructions per message. Not under
+ * ThreadSanitizer: a copy dropped because another member took the message
+ * and a producer reused the slot meanwhile is a race the protocol
+ * tolerates but TSan would report (the hold path is checked there). */
+static int take_copy(shmbus_queue_t *q, struct sb_q_slot *sl, uint64_t c, struct sb_q_copy *cp)
+{
+#ifdef SB_TSAN
+	(void)q; (void)sl; (void)c; (void)cp;
+	return -1;
+#else
+	struct sb_q_group *g = &q->v.groups[q->group];
+	uint32_t n = sl->len;        /* read once, checked before use */
+
+	if (n > q->v.max_msg || n > cp->cap)
+		return -1;
+	if (n)
+		memcpy(cp->buf, sb_q_data(&q->v, sl), n);
+	/* seq_cst: the take; orders our reads of the slot before any
+	 * producer that sees the cursor past c rewrites it (sb_q_gate reads
+	 * cursors), and is the store half of sb_q_release_wake's pair. */
+	if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1, memory_order_seq_cst,
+	                                             memory_order_relaxed))
+		return 0;
+	sb_q_release_wake(q->v.ctl, &g->cursor);
+	cp->len = n;
+	cp->taken = 1;
+	return 1;
+#endif
+}
+
+/* One attempt to take the group's next message. 0: taken (q->held set,
+ * or with cp, copied out and taken with nothing held: cp->taken);
  * 1: nothing ready yet, *wait_c is the seq to wait for; or an error.
  * exact: learn of end of stream from head itself (a try, or a waiter about
  * to park); otherwise from ctl->closed, the copy on a line producers do
  * not write, so that a spinning consumer does not take head's line away
  * from the producer it waits for at every round. */
-static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact)
+static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_copy *cp)
 {
 	struct sb_q_view *v = &q->v;
 	struct sb_q_group *g = &v->groups[q->group];
@@ -149,6 +196,15 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact)
 		c = atomic_load_explicit(&g->cursor, memory_order_acquire);
 		/* acquire: pairs with the publication in sb_q_publish. */
 		p = atomic_load_explicit(&sb_q_slot(v, c)->published, memory_order_acquire);
+		/* Not while a tentative hold of ours is up (a retry after the
+		 * cursor moved): the hold path replaces or drops it. */
+		if (p == c + 1 && cp && !q->spent && !tentative) {
+			r = take_copy(q, sb_q_slot(v, c), c, cp);
+			if (r == 1)
+				return 0;
+			if (r == 0)
+				continue;
+		}
 		if (p == c + 1) {
 			/* seq_cst: the hold is announced before the cursor is
 			 * re-read; pairs with sb_q_gate reading cursors then holds. */
@@ -320,9 +376,11 @@ static int elapsed_err(shmbus_queue_t *q)
 
 /* Get a message into q->held (waiting up to timeout_ns); *slp its slot,
  * *len its checked length. With defer_elapsed, a skip found now is left
- * for the next call to report (EAGAIN now). */
+ * for the next call to report (EAGAIN now). With cp (a copying call), the
+ * message may instead be copied out and taken at once: cp->taken, nothing
+ * held. */
 static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
-                       struct sb_q_slot **slp, size_t *len)
+                       struct sb_q_copy *cp, struct sb_q_slot **slp, size_t *len)
 {
 	struct sb_q_wait w = {0};
 	struct sb_q_slot *sl;
@@ -343,7 +401,9 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 			/* Exact once the wait has parked or checked liveness:
 			 * the mark of a shutter that died before copying it to
 			 * ctl->closed is seen then. */
-			r = take_one(q, &c, timeout_ns == 0 || w.exact);
+			r = take_one(q, &c, timeout_ns == 0 || w.exact, cp);
+			if (r == 0 && cp && cp->taken)
+				return 0;
 			if (r == 0)
 				break;
 			if (r == SHMBUS_ELAPPED)
@@ -382,7 +442,7 @@ int shmbus_queue_peek(shmbus_queue_t *q, shmbus_msg_t *msg, int64_t timeout_ns)
 
 	if (!q || !msg)
 		return sb_err(SHMBUS_EINVAL, "shmbus_queue_peek: NULL argument");
-	r = acquire_msg(q, timeout_ns, 0, &sl, &len);
+	r = acquire_msg(q, timeout_ns, 0, NULL, &sl, &len);
 	if (r)
 		return r;
 	msg->data = sb_q_data(&q->v, sl);
@@ -434,21 +494,34 @@ static int copy_out(shmbus_queue_t *q, struct sb_q_slot *sl, size_t mlen, void *
 int shmbus_queue_get(shmbus_queue_t *q, void *buf, size_t cap, size_t *len, uint32_t *flags,
                      int64_t timeout_ns)
 {
+	struct sb_q_copy cp;
 	struct sb_q_slot *sl;
 	size_t mlen;
 	int r;
 
 	if (!q || (!buf && cap))
 		return sb_err(SHMBUS_EINVAL, "shmbus_queue_get: NULL argument");
-	r = acquire_msg(q, timeout_ns, 0, &sl, &mlen);
+	cp.buf = buf;
+	cp.cap = cap;
+	cp.taken = 0;
+	r = acquire_msg(q, timeout_ns, 0, &cp, &sl, &mlen);
 	if (r)
 		return r;
+	if (cp.taken) {
+		if (len)
+			*len = cp.len;
+		if (flags)
+			*flags = 0;
+		return 0;
+	}
 	return copy_out(q, sl, mlen, buf, cap, len, flags, 0);
 }
 
 int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs, const size_t *caps,
-                          size_t *lens, size_t n, int64_t timeout_ns, size_t *got)
+                          size_t *lens, uint32_t *flags, size_t n, int64_t timeout_ns,
+                          size_t *got)
 {
+	struct sb_q_copy cp;
 	struct sb_q_slot *sl;
 	size_t i, mlen;
 	int r = 0;
@@ -462,13 +535,24 @@ int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs, const size_t *ca
 		 * the next call, as does a message too big for its buffer. */
 		if (i > 0 && q->elapsed)
 			break;
-		r = acquire_msg(q, i == 0 ? timeout_ns : 0, i > 0, &sl, &mlen);
+		cp.buf = bufs[i];
+		cp.cap = caps[i];
+		cp.taken = 0;
+		r = acquire_msg(q, i == 0 ? timeout_ns : 0, i > 0, &cp, &sl, &mlen);
 		if (r)
 			break;
+		if (cp.taken) {
+			lens[i] = cp.len;
+			if (flags)
+				flags[i] = 0;
+			*got = i + 1;
+			continue;
+		}
 		/* Every message but the last keeps its hold, which the next
 		 * take replaces in one exchange instead of a release store and
 		 * an exchange; whatever ends the batch releases it below. */
-		r = copy_out(q, sl, mlen, bufs[i], caps[i], &lens[i], NULL, i + 1 < n);
+		r = copy_out(q, sl, mlen, bufs[i], caps[i], &lens[i], flags ? &flags[i] : NULL,
+		             i + 1 < n);
 		if (r)
 			break;
 		*got = i + 1;

@@ -260,26 +260,26 @@ static void test_batches(void)
 	/* 40 into 16 slots with a zero timeout: 16 go in. */
 	EXPECT_CODE(shmbus_queue_put_many(p, msgs, lens, 40, 0, &done), SHMBUS_EAGAIN);
 	CHECK(done == 16, "put_many into 16 free slots: %zu", done);
-	OK(shmbus_queue_get_many(c, bufs, caps, olens, 10, 0, &got));
+	OK(shmbus_queue_get_many(c, bufs, caps, olens, NULL, 10, 0, &got));
 	CHECK(got == 10, "get_many 10: %zu", got);
 	total = got;
 	OK(shmbus_queue_put_many(p, msgs + 16, lens + 16, 10, 0, &done));
 	CHECK(done == 10, "put_many 10: %zu", done);
-	OK(shmbus_queue_get_many(c, bufs + total, caps, olens, 40, 0, &got));
+	OK(shmbus_queue_get_many(c, bufs + total, caps, olens, NULL, 40, 0, &got));
 	CHECK(got == 16, "get_many drains 16: %zu", got);
 	total += got;
 	for (i = 0; i < (int)total; i++)
 		CHECK(outv[i] == 1000 + (uint64_t)i, "batch order: [%d] = %llu", i,
 		      (unsigned long long)outv[i]);
-	EXPECT_CODE(shmbus_queue_get_many(c, bufs, caps, olens, 4, 0, &got), SHMBUS_EAGAIN);
+	EXPECT_CODE(shmbus_queue_get_many(c, bufs, caps, olens, NULL, 4, 0, &got), SHMBUS_EAGAIN);
 	CHECK(got == 0, "nothing left");
 	/* A batch stops before a message too big for its buffer; the next
 	 * call reports it. */
 	OK(shmbus_queue_put(p, vals, 8, 0));
 	OK(shmbus_queue_put(p, vals, 16, 0));
-	OK(shmbus_queue_get_many(c, bufs, caps, olens, 2, 0, &got));
+	OK(shmbus_queue_get_many(c, bufs, caps, olens, NULL, 2, 0, &got));
 	CHECK(got == 1, "stops before the 16-byte message: %zu", got);
-	EXPECT_CODE(shmbus_queue_get_many(c, bufs, caps, olens, 2, 0, &got), SHMBUS_ETOOBIG);
+	EXPECT_CODE(shmbus_queue_get_many(c, bufs, caps, olens, NULL, 2, 0, &got), SHMBUS_ETOOBIG);
 	CHECK(olens[0] == 16, "its length: %zu", olens[0]);
 	OK(shmbus_queue_release(c));
 	OK(shmbus_queue_close(p));
@@ -610,6 +610,23 @@ static void test_redelivery(void)
 	CHECK(get_u64(m2, 2000000000ll, &flags) == 9 && flags == SHMBUS_MSG_REDELIVERED,
 	      "9 redelivered from the dead child, flags %u", flags);
 	EXPECT_CODE(shmbus_queue_get(m2, NULL, 0, NULL, NULL, 0), SHMBUS_EAGAIN);
+	/* get_many reports the flag per message. */
+	{
+		shmbus_queue_t *m3 = member("rd", "w", 0);
+		uint64_t v[3] = {0};
+		void *bufs[3] = {&v[0], &v[1], &v[2]};
+		size_t caps[3] = {8, 8, 8}, lens[3], got;
+		uint32_t fl[3] = {7, 7, 7};
+
+		put_u64(p, 11);
+		put_u64(p, 12);
+		OK(shmbus_queue_peek(m3, &msg, 0));
+		OK(shmbus_queue_close(m3));   /* holding 11 */
+		OK(shmbus_queue_get_many(m2, bufs, caps, lens, fl, 3, 0, &got));
+		CHECK(got == 2 && v[0] == 11 && fl[0] == SHMBUS_MSG_REDELIVERED && v[1] == 12 &&
+		      fl[1] == 0, "get_many: got %zu: %llu (flags %u), %llu (flags %u)", got,
+		      (unsigned long long)v[0], fl[0], (unsigned long long)v[1], fl[1]);
+	}
 	OK(shmbus_queue_close(m2));
 	OK(shmbus_queue_close(p));
 	OK(shmbus_bus_set_liveness(bus, 200000000));
@@ -946,14 +963,14 @@ static void test_get_many_handover(void)
 		put_u64(p, 10 + i);
 	EXPECT_CODE(shmbus_queue_put(p, &i, sizeof(i), 0), SHMBUS_EAGAIN);
 	/* Count reached. */
-	OK(shmbus_queue_get_many(c, bufs, caps, lens, 3, 0, &got));
+	OK(shmbus_queue_get_many(c, bufs, caps, lens, NULL, 3, 0, &got));
 	CHECK(got == 3 && vals[0] == 10 && vals[1] == 11 && vals[2] == 12,
 	      "got %zu: %llu %llu %llu", got, (unsigned long long)vals[0],
 	      (unsigned long long)vals[1], (unsigned long long)vals[2]);
 	CHECK(atomic_load(&m->held) == 0 && c->held == 0 && !c->spent,
 	      "hold left after a full batch: %llx", (unsigned long long)atomic_load(&m->held));
 	/* Nothing more after the first: the ring's 4 slots are free again. */
-	OK(shmbus_queue_get_many(c, bufs, caps, lens, 6, 0, &got));
+	OK(shmbus_queue_get_many(c, bufs, caps, lens, NULL, 6, 0, &got));
 	CHECK(got == 1 && vals[0] == 13, "got %zu: %llu", got, (unsigned long long)vals[0]);
 	CHECK(atomic_load(&m->held) == 0 && c->held == 0 && !c->spent,
 	      "hold left after a short batch: %llx", (unsigned long long)atomic_load(&m->held));
@@ -961,13 +978,13 @@ static void test_get_many_handover(void)
 		put_u64(p, 20 + i);
 	/* A buffer too small for the third: it stays held for the next call. */
 	caps[2] = 4;
-	EXPECT_CODE(shmbus_queue_get_many(c, bufs, caps, lens, 4, 0, &got), 0);
+	EXPECT_CODE(shmbus_queue_get_many(c, bufs, caps, lens, NULL, 4, 0, &got), 0);
 	CHECK(got == 2 && vals[0] == 20 && vals[1] == 21, "got %zu", got);
 	CHECK(c->held == 7 && !c->spent && atomic_load(&m->held) == 7, /* seq 6 */
 	      "the too-big message (seq 6) is held: %llu / %llx", (unsigned long long)c->held,
 	      (unsigned long long)atomic_load(&m->held));
 	caps[2] = sizeof(vals[2]);
-	OK(shmbus_queue_get_many(c, bufs + 2, caps + 2, lens + 2, 4, 0, &got));
+	OK(shmbus_queue_get_many(c, bufs + 2, caps + 2, lens + 2, NULL, 4, 0, &got));
 	CHECK(got == 2 && vals[2] == 22 && vals[3] == 23, "got %zu: %llu %llu", got,
 	      (unsigned long long)vals[2], (unsigned long long)vals[3]);
 	CHECK(atomic_load(&m->held) == 0 && c->held == 0, "hold left");

@@ -42,9 +42,15 @@
  * race, epoch, detaching or floor), no shut; spin interleaves statements
  * with sequentially consistent memory (docs/reliability.md).
  *
+ * Copying take (take_copy, for get and get_many): with no hold, copy the
+ * slot, then CAS cursor c -> c+1; a member chooses it or the hold path at
+ * each take. Checked: a successful CAS follows a copy of message c whole
+ * (its first and last reads both saw it), delivered once.
+ *
  * Mutants (tests/model/run.sh checks spin rejects each):
  * -DBUG_GATE_NO_HOLDS leaves member holds out of the gate;
- * -DBUG_HOLDS_FIRST reads the holds before the cursors.
+ * -DBUG_HOLDS_FIRST reads the holds before the cursors;
+ * -DBUG_COPY_AFTER_TAKE copies after advancing the cursor, with no hold.
  *
  * Bounds: SLOTS, N messages in all (split over PRODS producers), groups
  * G0M members in group 0 and G1M in group 1.
@@ -256,6 +262,15 @@ dead:
 	MDIE; \
 	atomic { reading[(s) % SLOTS]--; rd[me] = 0; held[my] = 0 }
 
+/* A copying take returned seq s: both reads of the copy saw message s,
+ * and it is a first delivery (ghost bookkeeping as in DELIVER). */
+#define COPY_DELIVERED(s) \
+	assert(d1 == (s) + 1 && d2 == (s) + 1); \
+	assert(got[gi * N + (s)] == 0); \
+	assert(gi != 1 || (s) + 1 > lastfirst[gi]); \
+	lastfirst[gi] = (s) + 1; \
+	got[gi * N + (s)]++
+
 /* SIGKILL here (only members of group 0; group 1's single member is never
  * killed, since a dead group stops gating only through detaching, which
  * this model leaves out). */
@@ -284,7 +299,7 @@ dead:
 
 proctype member(byte me; byte gi)
 {
-	byte my = me, c, p, r, hd, s;
+	byte my = me, c, p, r, hd, s, d1, d2;
 	bool adopted;
 
 	do
@@ -351,6 +366,31 @@ proctype member(byte me; byte gi)
 		:: else ->
 			p = pub[c % SLOTS];
 			if
+			:: p == c + 1 && !(held[my] & TENT) ->
+				/* take_copy (get, get_many): copy the slot, then
+				 * CAS the cursor; no hold. The copy is two reads (its
+				 * first and last word); another member may take c
+				 * and a producer reuse the slot meanwhile, which
+				 * only a failed CAS may follow. */
+#ifndef BUG_COPY_AFTER_TAKE
+				d1 = data[c % SLOTS];
+				MDIE;
+				d2 = data[c % SLOTS];
+				MDIE;
+#endif
+				if
+				:: atomic { cursor[gi] == c -> cursor[gi] = c + 1
+#ifndef BUG_COPY_AFTER_TAKE
+					; COPY_DELIVERED(c)
+#endif
+					}
+#ifdef BUG_COPY_AFTER_TAKE
+					; d1 = data[c % SLOTS]; MDIE; d2 = data[c % SLOTS];
+					atomic { COPY_DELIVERED(c) }
+#endif
+				:: else -> skip
+				fi;
+				d1 = 0; d2 = 0
 			:: p == c + 1 ->
 				held[my] = (c + 1) | TENT;  /* seq_cst exchange */
 				MDIE;

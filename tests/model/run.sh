@@ -61,12 +61,13 @@ check state.pml error -DWRITES=3 -DDEATHS=1 -DREADS=2 -DBUG_PUBLISH_FIRST
 check state.pml error -DWRITES=3 -DDEATHS=1 -DREADS=2 -DBUG_NO_RECHECK
 check state.pml error -DWRITES=3 -DDEATHS=1 -DREADS=2 -DBUG_NO_ODD
 
-# Queue ring (src/queue*.c): claim, publish, gating, redelivery.
+# Queue ring (src/queue*.c): claim, publish, gating, redelivery, copying take.
 check queue.pml ok -DSLOTS=1 -DN=3 -DPRODS=1 -DG0M=2 -DG1M=0 -DMDEATHS=1
 check queue.pml ok -DSLOTS=2 -DN=3 -DPRODS=1 -DG0M=1 -DG1M=1 -DMDEATHS=0
 check queue.pml ok -DSLOTS=1 -DN=2 -DPRODS=2 -DG0M=1 -DG1M=1 -DMDEATHS=0 -DPDEATHS=1
 check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=1 -DG0M=2 -DG1M=0 -DBUG_GATE_NO_HOLDS
 check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=1 -DG0M=2 -DG1M=0 -DBUG_HOLDS_FIRST
+check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=1 -DG0M=2 -DG1M=0 -DMDEATHS=0 -DBUG_COPY_AFTER_TAKE
 
 [ $fail -eq 0 ] && echo "model: all checks passed" || echo "model: FAILED"
 exit $fail

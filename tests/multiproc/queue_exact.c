@@ -149,7 +149,7 @@ static void consumer(int who, int group)
 				r = shmbus_queue_release(q);
 			}
 		} else {
-			r = shmbus_queue_get_many(q, bp, caps, lens, 8, TIMEOUT, &got);
+			r = shmbus_queue_get_many(q, bp, caps, lens, NULL, 8, TIMEOUT, &got);
 			for (i = 0; r == 0 && i < got; i++)
 				note(who, group, next, bufs[i], lens[i]);
 		}
