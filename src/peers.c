@@ -4,7 +4,8 @@
  * A process is named by a 64-bit token: its pid in the low half and the low
  * 32 bits of its start time (clock ticks since boot, /proc/PID/stat field
  * 22) in the high half. A pid that was reused by a new process has another
- * start time, so a stale token is never mistaken for a live one. Tokens are
+ * start time, so a stale token is never mistaken for a live one. A zombie
+ * whose threads are all gone is dead too. Tokens are
  * stored wherever a process owns something in shared memory (the peer
  * table, a state writer role, queue claims and memberships, locks); any
  * peer that finds an owner's token dead may take over what it held.
@@ -12,6 +13,7 @@
  * The peer table is a fixed array of one-line slots; a slot is claimed by
  * CAS from 0 to the caller's token and freed by storing 0.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,13 +24,15 @@
 
 #include "internal.h"
 
-/* Field 22 of /proc/PID/stat; 0 when it cannot be read. */
-static uint64_t proc_start_time(pid_t pid)
+/* Field 22 of /proc/PID/stat; 0 when it cannot be read. *state gets
+ * field 3 (R, S, D, Z for a zombie, X for dead, ...), or 0. */
+static uint64_t proc_start_time(pid_t pid, char *state)
 {
 	char path[64], buf[1024], *p;
 	ssize_t n;
 	int fd, field;
 
+	*state = 0;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -43,10 +47,30 @@ static uint64_t proc_start_time(pid_t pid)
 	p = strrchr(buf, ')');
 	if (!p)
 		return 0;
+	if (p[1] == ' ')
+		*state = p[2];
 	for (field = 2; field < 22 && *p; p++)
 		if (*p == ' ')
 			field++;
 	return strtoull(p, NULL, 10);
+}
+
+/* 1 if the process has a thread besides its main one (/proc/PID/task). */
+static int other_threads(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while (!found && (e = readdir(d)) != NULL)
+		found = e->d_name[0] != '.' && atoi(e->d_name) != pid;
+	closedir(d);
+	return found;
 }
 
 static uint64_t make_token(pid_t pid, uint64_t start)
@@ -62,7 +86,9 @@ uint64_t sb_self_token(void)
 
 	/* Recomputed after fork: the child is another process. */
 	if (cached_pid != pid) {
-		cached = make_token(pid, proc_start_time(pid));
+		char state;
+
+		cached = make_token(pid, proc_start_time(pid, &state));
 		cached_pid = pid;
 	}
 	return cached;
@@ -72,15 +98,25 @@ int sb_token_alive(uint64_t token)
 {
 	pid_t pid = (pid_t)sb_token_pid(token);
 	uint64_t start;
+	char state;
 
 	if (pid <= 0)
 		return 0;
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return 0;
-	start = proc_start_time(pid);
+	start = proc_start_time(pid, &state);
 	if (start == 0)         /* exists but unreadable: assume alive */
 		return 1;
-	return make_token(pid, start) == token;
+	if (make_token(pid, start) != token)
+		return 0;
+	/* A zombie (killed or exited, not yet reaped by its parent) will
+	 * never run again: what it held is free now. Its parent may be the
+	 * very process blocked waiting for it, unable to reap it until the
+	 * wait ends. A main thread that ended with pthread_exit also shows
+	 * as a zombie while the process's other threads run on. */
+	if ((state == 'Z' || state == 'X' || state == 'x') && !other_threads(pid))
+		return 0;
+	return 1;
 }
 
 int sb_peer_register(shmbus_bus_t *bus)

@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -221,6 +223,77 @@ static void test_enospc_at_create(void)
 	CHECK(access(shm_path(name), F_OK) != 0, "nothing left behind after a failed create");
 }
 
+/* State letter of /proc/PID/stat (field 3), or 0. */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	sleep(30);
+	return NULL;
+}
+
+/* A peer that died but was not reaped by its parent yet (a zombie) is
+ * dead: what it held can be taken over while the parent is still busy,
+ * perhaps blocked waiting for it. A process whose main thread ended with
+ * pthread_exit also looks like a zombie but lives on in its threads. */
+static void test_zombie_peer_is_dead(void)
+{
+	const char *name = test_bus_name("zomb");
+	shmbus_bus_t *a;
+	shmbus_bus_info_t info;
+	pid_t dead, threaded;
+	int i, st;
+
+	OK(shmbus_bus_create(name, NULL, &a));
+	dead = fork();
+	CHECK(dead >= 0, "fork");
+	if (dead == 0) {
+		shmbus_bus_t *b;
+
+		_exit(shmbus_bus_open(name, NULL, &b) == 0 ? 0 : 2);   /* never closes */
+	}
+	threaded = fork();
+	CHECK(threaded >= 0, "fork");
+	if (threaded == 0) {
+		shmbus_bus_t *b;
+		pthread_t t;
+
+		if (shmbus_bus_open(name, NULL, &b) != 0 ||
+		    pthread_create(&t, NULL, sleeper, NULL) != 0)
+			_exit(2);
+		pthread_exit(NULL);                                    /* main thread only */
+	}
+	for (i = 0; i < 500 && (proc_state(dead) != 'Z' || proc_state(threaded) != 'Z'); i++)
+		usleep(10000);
+	CHECK(proc_state(dead) == 'Z' && proc_state(threaded) == 'Z',
+	      "both children look like zombies (%c, %c)", proc_state(dead), proc_state(threaded));
+	OK(shmbus_bus_info(a, &info));
+	CHECK(info.peers == 3 && info.live_peers == 2,
+	      "3 peers, 2 live (us and the threaded one), got %u/%u", info.peers, info.live_peers);
+	kill(threaded, SIGKILL);
+	CHECK(waitpid(dead, &st, 0) == dead && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "zombie child opened the bus (status 0x%x)", st);
+	CHECK(waitpid(threaded, &st, 0) == threaded, "threaded child reaped");
+	OK(shmbus_bus_close(a));
+	OK(shmbus_bus_unlink(name));
+}
+
 int main(void)
 {
 	test_create_open_close_unlink();
@@ -229,6 +302,7 @@ int main(void)
 	test_refuses_bad_segments();
 	test_file_bus_and_symlink();
 	test_enospc_at_create();
+	test_zombie_peer_is_dead();
 	printf("test_segment: ok\n");
 	return 0;
 }
