@@ -19,11 +19,32 @@
  * over), its group must keep its cursor, and the member that comes back
  * is told (SHMBUS_ELAPPED) that it was overtaken, then reads on.
  *
+ * Two more members of "work" consume with shmbus_queue_get_many (batches
+ * of 8 to 32, often after a pause so that a batch finds several messages)
+ * into buffers, lengths, flags and a count that live in the shared
+ * mapping, so the parent sees how far a call got. Every few rounds one is
+ * killed inside the call: mostly mid-batch, stopped at the copy of entry j
+ * (1 to 4) because the parent had that entry's buffer replaced by a
+ * PROT_NONE page (its SIGSEGV handler waits for the kill), otherwise after
+ * a random delay. The kill lands only while the member is inside the call
+ * (a phase word it leaves by CAS when the call returns). A copying
+ * call takes each message as it copies it (docs/queue.md, "What a kill
+ * inside a copying call loses"): the messages a killed call had copied may
+ * be lost. The parent records them from the shared buffers -- entries
+ * below *got, and the entry at *got if it holds a whole message (copied
+ * and perhaps taken, the count not yet advanced) -- and only those are
+ * excused from "every committed id was delivered". A call that had
+ * returned when the kill came counts as delivered.
+ *
  * Afterwards, for "work" and "bc": every committed id was delivered, none
  * was delivered twice without the flag, none that was never produced came
  * out; "bc" saw no flag at all (nothing it held died); each id whose
  * holder was killed in "work" came again flagged. Members check every
- * checksum and that unflagged ids of one producer process increase.
+ * checksum and that unflagged ids of one producer process increase (the
+ * get_many members too, by the flags array). A message that a killed
+ * get_many had copied unflagged (below *got) comes again, if at all, only
+ * flagged. The test prints how many committed ids were lost with a killed
+ * get_many.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -38,6 +59,10 @@
 #define MAX_ID (1u << 21)
 #define NPROD 2
 #define NWORK 3
+#define NGM 2                        /* get_many members of "work" */
+#define GM_MAX 32                    /* largest get_many batch */
+#define GM0 (NPROD + NWORK + 2)      /* slot of the first get_many member */
+#define NSLOTS (GM0 + NGM)
 #define LIVENESS_NS 10000000ll       /* 10 ms: a dead peer costs little */
 #define TIMEOUT (20000000000ll)
 
@@ -46,19 +71,41 @@ static const char *const gnames[NGROUPS] = {"work", "bc", "fragile"};
 
 enum { ST_NONE, ST_RESERVED, ST_COMMITTED };
 
+/* A get_many member's phase: the parent kills it only after moving it from
+ * PH_CALL to PH_KILLING, so never while it records a returned batch. */
+enum { PH_IDLE, PH_CALL, PH_RECORDING, PH_KILLING };
+
+/* Why a committed id of "work" may be missing: copied by a get_many that
+ * was killed inside the call, counted in *got (COPIED) or the entry at
+ * *got, a whole message perhaps taken before the count moved (INFLIGHT). */
+enum { GM_NONE, GM_COPIED, GM_INFLIGHT };
+
 struct shared {
 	atomic_int failed;
 	char why[512];
 	atomic_int stop;                /* producers: stop producing */
 	atomic_uint next_id;
 	atomic_uint inres[NPROD];       /* id+1 while a reservation is open */
-	atomic_uint ready[NPROD + NWORK + 2];
+	atomic_uint ready[NSLOTS];
 	atomic_uint holding[NWORK];     /* id+1 while a member holds a message */
 	atomic_ullong elapsed;          /* ELAPPED results seen by "fragile" */
 	atomic_uchar state[MAX_ID];
 	atomic_uchar plain[NGROUPS][MAX_ID];   /* unflagged deliveries */
 	atomic_uchar flagged[NGROUPS][MAX_ID]; /* redeliveries */
 	atomic_uchar must_redeliver[MAX_ID];   /* holder killed while holding */
+	/* get_many members: what the call writes, where the parent sees it. */
+	atomic_uint phase[NGM];
+	atomic_uint returned[NGM];      /* 1: the call has returned */
+	atomic_int trap[NGM];           /* j+1: entry j of each call goes to a guard page */
+	atomic_int trapped[NGM];        /* 1: stopped at the copy into it */
+	size_t n[NGM];                  /* entries asked for */
+	size_t got[NGM];
+	size_t lens[NGM][GM_MAX];
+	uint32_t flags[NGM][GM_MAX];
+	uint8_t bufs[NGM][GM_MAX][MAX_MSG];
+	atomic_ullong gm_batches, gm_msgs, gm_flagged;
+	atomic_uchar killed_copy[MAX_ID];      /* GM_*: copied by a killed get_many */
+	atomic_uchar killed_plain[MAX_ID];     /* ... and its copy was unflagged */
 };
 
 static const char *bus_name;
@@ -84,23 +131,49 @@ static size_t fill(uint8_t *m, uint32_t id, uint32_t pid)
 	return len;
 }
 
-static uint32_t check(const uint8_t *m, size_t len, const char *who, uint32_t *pid)
+/* 1 if m holds a whole message of len bytes. */
+static int parse(const uint8_t *m, size_t len, uint32_t *id, uint32_t *pid, uint32_t *says)
 {
 	uint8_t copy[MAX_MSG];
-	uint32_t id, l;
 	uint64_t sum;
+
+	memcpy(id, m, 4);
+	memcpy(pid, m + 4, 4);
+	memcpy(says, m + 8, 4);
+	memcpy(&sum, m + 16, 8);
+	if (len < 24 || len > MAX_MSG || *says != len || *id >= MAX_ID)
+		return 0;
+	memcpy(copy, m, len);
+	memset(copy + 16, 0, 8);
+	return sum == test_hash(copy, len);
+}
+
+static uint32_t check(const uint8_t *m, size_t len, const char *who, uint32_t *pid)
+{
+	uint32_t id, l;
 
 	if (len < 24 || len > MAX_MSG)
 		fail_shared("%s: message of %zu bytes", who, len);
-	memcpy(&id, m, 4);
-	memcpy(pid, m + 4, 4);
-	memcpy(&l, m + 8, 4);
-	memcpy(&sum, m + 16, 8);
-	memcpy(copy, m, len);
-	memset(copy + 16, 0, 8);
-	if (l != len || id >= MAX_ID || sum != test_hash(copy, len))
+	if (!parse(m, len, &id, pid, &l))
 		fail_shared("%s: corrupt message (len %zu, says %u, id %u)", who, len, l, id);
 	return id;
+}
+
+/* Unflagged ids of one producer process only increase in one consumer's
+ * stream (a producer claims its seqs in the order of its ids). */
+static void in_order(uint32_t *last, uint32_t *lastpid, uint32_t id, uint32_t pid,
+                     const char *who)
+{
+	int i;
+
+	for (i = 0; i < 64 && lastpid[i] && lastpid[i] != pid; i++)
+		;
+	if (i == 64)
+		return;
+	if (lastpid[i] == pid && id <= last[i])
+		fail_shared("%s: id %u of producer %u after id %u", who, id, pid, last[i]);
+	lastpid[i] = pid;
+	last[i] = id;
 }
 
 static shmbus_queue_t *open_queue(shmbus_bus_t **b)
@@ -168,7 +241,7 @@ static void member(int slot, int g, int dawdle)
 	shmbus_queue_t *q = open_queue(&b);
 	shmbus_msg_t m;
 	uint32_t id, pid, n = 0;
-	int r, i;
+	int r;
 
 	snprintf(who, sizeof(who), "%s member %d", gnames[g], slot);
 	if (shmbus_queue_join(q, gnames[g], 0))
@@ -190,16 +263,7 @@ static void member(int slot, int g, int dawdle)
 		if (m.flags & SHMBUS_MSG_REDELIVERED) {
 			atomic_fetch_add(&sh->flagged[g][id], 1);
 		} else {
-			/* Unflagged ids of one producer process only increase. */
-			for (i = 0; i < 64 && lastpid[i] && lastpid[i] != pid; i++)
-				;
-			if (i < 64) {
-				if (lastpid[i] == pid && id <= last[i])
-					fail_shared("%s: id %u of producer %u after id %u", who, id, pid,
-					            last[i]);
-				lastpid[i] = pid;
-				last[i] = id;
-			}
+			in_order(last, lastpid, id, pid, who);
 			atomic_fetch_add(&sh->plain[g][id], 1);
 		}
 		if (g == G_WORK) {
@@ -218,8 +282,126 @@ static void member(int slot, int g, int dawdle)
 	_exit(0);
 }
 
+/* Entry i (id) of get_many member k's batch reached "work". */
+static void gm_count(int k, size_t i, uint32_t id)
+{
+	atomic_fetch_add(&sh->gm_msgs, 1);
+	if (sh->flags[k][i] & SHMBUS_MSG_REDELIVERED) {
+		atomic_fetch_add(&sh->gm_flagged, 1);
+		atomic_fetch_add(&sh->flagged[G_WORK][id], 1);
+	} else {
+		atomic_fetch_add(&sh->plain[G_WORK][id], 1);
+	}
+}
+
+/* The member checks and counts each entry of a returned batch, and keeps
+ * its unflagged stream's per-producer order. */
+static void gm_record(int k, size_t i, uint32_t *last, uint32_t *lastpid, const char *who)
+{
+	uint32_t pid, id = check(sh->bufs[k][i], sh->lens[k][i], who, &pid);
+
+	if (atomic_load(&sh->state[id]) == ST_NONE)
+		fail_shared("%s: id %u was never produced", who, id);
+	if (sh->flags[k][i] & ~SHMBUS_MSG_REDELIVERED)
+		fail_shared("%s: id %u: unknown flags %#x", who, id, sh->flags[k][i]);
+	if (!(sh->flags[k][i] & SHMBUS_MSG_REDELIVERED))
+		in_order(last, lastpid, id, pid, who);
+	gm_count(k, i, id);
+}
+
+static uint8_t *guard;                  /* a get_many member's PROT_NONE page */
+static long page;
+static int gm_self = -1;
+
+/* A copy into the guard page: the call stops there, inside get_many with
+ * the entries before it copied, until the parent kills the process. Any
+ * other fault is not ours: the default action, on the retry. */
+static void on_segv(int sig, siginfo_t *si, void *uc)
+{
+	uint8_t *a = si->si_addr;
+
+	(void)uc;
+	if (gm_self >= 0 && guard && a >= guard && a < guard + page) {
+		atomic_store(&sh->trapped[gm_self], 1);
+		for (;;)
+			pause();
+	}
+	signal(sig, SIG_DFL);
+}
+
+/* A member of "work" consuming with get_many. */
+static void gm_member(int k)
+{
+	struct sigaction sa;
+	int trap;
+	uint32_t last[64] = {0}, lastpid[64] = {0}, seed = (uint32_t)getpid();
+	void *bufs[GM_MAX];
+	size_t caps[GM_MAX], n, i, got;
+	char who[40];
+	shmbus_bus_t *b;
+	shmbus_queue_t *q = open_queue(&b);
+	unsigned ph;
+	int r;
+
+	snprintf(who, sizeof(who), "work get_many member %d", k);
+	gm_self = k;
+	page = sysconf(_SC_PAGESIZE);
+	guard = mmap(NULL, (size_t)page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (guard == MAP_FAILED)
+		fail_shared("%s: mmap guard page", who);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_segv;
+	sa.sa_flags = SA_SIGINFO;
+	if (sigaction(SIGSEGV, &sa, NULL))
+		fail_shared("%s: sigaction", who);
+	for (i = 0; i < GM_MAX; i++)
+		caps[i] = MAX_MSG;
+	if (shmbus_queue_join(q, "work", 0))
+		fail_shared("%s: join: %s", who, shmbus_last_error());
+	atomic_store(&sh->ready[GM0 + k], 1);
+	for (;;) {
+		seed = seed * 1103515245u + 12345u;
+		n = 8 + (seed >> 8) % (GM_MAX - 8 + 1);
+		if ((seed >> 20) % 2 == 0)
+			usleep(50 + (seed >> 4) % 400);  /* let a batch gather */
+		/* No whole message left from an earlier call for the parent
+		 * to take for one this call copied. */
+		trap = atomic_load(&sh->trap[k]);
+		for (i = 0; i < n; i++) {
+			memset(sh->bufs[k][i], 0xff, 24);
+			bufs[i] = trap == (int)i + 1 ? (void *)guard : (void *)sh->bufs[k][i];
+		}
+		sh->n[k] = n;
+		atomic_store(&sh->returned[k], 0);
+		/* seq_cst: the buffers are cleared before the parent may find
+		 * us in the call (its CAS on phase). */
+		atomic_store(&sh->phase[k], PH_CALL);
+		r = shmbus_queue_get_many(q, bufs, caps, sh->lens[k], sh->flags[k], n, TIMEOUT,
+		                          &sh->got[k]);
+		atomic_store(&sh->returned[k], 1);
+		ph = PH_CALL;
+		if (!atomic_compare_exchange_strong(&sh->phase[k], &ph, PH_RECORDING))
+			for (;;)
+				pause();        /* being killed: the parent records the batch */
+		if (r == SHMBUS_ECLOSED)
+			break;
+		if (r)
+			fail_shared("%s: %s: %s", who, shmbus_strerror(r), shmbus_last_error());
+		got = sh->got[k];
+		if (got == 0 || got > n)
+			fail_shared("%s: get_many returned 0 with %zu of %zu", who, got, n);
+		atomic_fetch_add(&sh->gm_batches, 1);
+		for (i = 0; i < got; i++)
+			gm_record(k, i, last, lastpid, who);
+		atomic_store(&sh->phase[k], PH_IDLE);
+	}
+	shmbus_queue_close(q);
+	shmbus_bus_close(b);
+	_exit(0);
+}
+
 /* Process slots: 0..NPROD-1 producers, then the work members, then bc and
- * fragile. */
+ * fragile, then the get_many members of work. */
 static pid_t spawn(int slot)
 {
 	pid_t pid;
@@ -232,6 +414,8 @@ static pid_t spawn(int slot)
 			producer(slot);
 		else if (slot < NPROD + NWORK)
 			member(slot - NPROD, G_WORK, 1);
+		else if (slot >= GM0)
+			gm_member(slot - GM0);
 		else
 			member(slot - NPROD, slot == NPROD + NWORK ? G_BC : G_FRAGILE, 0);
 	}
@@ -259,7 +443,7 @@ static void wait_ready(int slot)
 	}
 }
 
-static pid_t pids[NPROD + NWORK + 2];
+static pid_t pids[NSLOTS];
 
 static void respawn(int slot)
 {
@@ -268,6 +452,11 @@ static void respawn(int slot)
 		atomic_store(&sh->holding[slot - NPROD], 0);
 	if (slot < NPROD)
 		atomic_store(&sh->inres[slot], 0);
+	if (slot >= GM0) {
+		atomic_store(&sh->phase[slot - GM0], PH_IDLE);
+		atomic_store(&sh->trap[slot - GM0], 0);
+		atomic_store(&sh->trapped[slot - GM0], 0);
+	}
 	pids[slot] = spawn(slot);
 	wait_ready(slot);
 }
@@ -299,6 +488,87 @@ static void fragile_round(shmbus_queue_t *q)
 	respawn(slot);
 }
 
+static int gm_kills, gm_inside, gm_copied, gm_returned, gm_trapped;
+
+/* Kill a get_many member inside the call. Two rounds in three, mid-batch:
+ * entry j (1 to 4) of its calls goes to a guard page, and the member stops
+ * at that copy with j messages copied (if no call reaches entry j within
+ * 200 ms, as below). Otherwise after a random delay, which mostly finds it
+ * waiting for a first message: a batch is copied in about a microsecond.
+ * A batch the call returned counts as delivered (the parent records it,
+ * the member could not); the messages of a call killed inside may be lost,
+ * and the parent notes which. */
+static void gm_round(void)
+{
+	int k = rand() % NGM, trap = rand() % 3 ? 1 + rand() % 4 : 0, trapped = 0;
+	size_t got, n, i;
+	uint32_t id, pid, says;
+	uint64_t t0;
+	unsigned ph;
+
+	if (trap) {
+		atomic_store(&sh->trap[k], trap + 1);
+		t0 = test_now_ns();
+		while (!atomic_load(&sh->trapped[k]) && test_now_ns() - t0 < 200000000ull)
+			usleep(100);
+	}
+	if (!atomic_load(&sh->trapped[k]))
+		usleep((useconds_t)(rand() % 1500));
+	t0 = test_now_ns();
+	for (;;) {
+		ph = PH_CALL;
+		if (atomic_compare_exchange_strong(&sh->phase[k], &ph, PH_KILLING))
+			break;
+		CHECK(!atomic_load(&sh->failed), "a process failed: %s", sh->why);
+		CHECK(test_now_ns() - t0 < 10000000000ull, "get_many member %d never in a call", k);
+		usleep(20);
+	}
+	kill_reap(pids[GM0 + k]);
+	gm_kills++;
+	/* Read after the kill: a trap that came late counts too. */
+	trapped = atomic_load(&sh->trapped[k]);
+	gm_trapped += trapped;
+	/* It is dead: what it wrote is all there is. */
+	got = sh->got[k];
+	n = sh->n[k];
+	CHECK(got <= n && n <= GM_MAX, "get_many member %d killed with *got %zu of %zu", k, got, n);
+	CHECK(!trapped || (got == (size_t)trap && !atomic_load(&sh->returned[k])),
+	      "get_many member %d stopped at the copy of entry %d with *got %zu%s", k, trap, got,
+	      atomic_load(&sh->returned[k]) ? ", returned" : "");
+	if (atomic_load(&sh->returned[k])) {
+		gm_returned++;
+		for (i = 0; i < got; i++) {
+			CHECK(parse(sh->bufs[k][i], sh->lens[k][i], &id, &pid, &says),
+			      "get_many returned a corrupt entry %zu of %zu (len %zu)", i, got,
+			      sh->lens[k][i]);
+			CHECK(atomic_load(&sh->state[id]) != ST_NONE, "get_many returned id %u, never produced", id);
+			CHECK(!(sh->flags[k][i] & ~SHMBUS_MSG_REDELIVERED), "id %u: flags %#x", id,
+			      sh->flags[k][i]);
+			gm_count(k, i, id);
+		}
+	} else {
+		gm_inside++;
+		gm_copied += got > 0;
+		for (i = 0; i < got; i++) {
+			CHECK(parse(sh->bufs[k][i], sh->lens[k][i], &id, &pid, &says),
+			      "a killed get_many had copied a corrupt entry %zu of %zu (len %zu)", i, got,
+			      sh->lens[k][i]);
+			atomic_store(&sh->killed_copy[id], GM_COPIED);
+			if (!(sh->flags[k][i] & SHMBUS_MSG_REDELIVERED))
+				atomic_store(&sh->killed_plain[id], 1);
+		}
+		/* The entry it was copying: whole, it may have been taken (the
+		 * copy comes before the take, the count after). */
+		if (got < n) {
+			memcpy(&says, sh->bufs[k][got] + 8, 4);
+			if (parse(sh->bufs[k][got], says, &id, &pid, &says) &&
+			    atomic_load(&sh->killed_copy[id]) == GM_NONE)
+				atomic_store(&sh->killed_copy[id], GM_INFLIGHT);
+		}
+	}
+	respawn(GM0 + k);
+}
+
 static pid_t parent;
 
 /* A failing check exits: the children and the bus go with it. */
@@ -326,7 +596,7 @@ int main(void)
 	shmbus_queue_t *q;
 	shmbus_queue_opts_t o;
 	uint64_t committed = 0, reserved_only = 0, lost = 0, dup = 0, unflagged_redeliver = 0,
-	         flagged_total = 0, t0;
+	         flagged_total = 0, t0, gm_lost[3] = {0}, gm_again = 0, gm_again_plain = 0;
 	uint32_t id, reaped = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -346,7 +616,7 @@ int main(void)
 	OK(shmbus_queue_open(bus, "q", &o, &q));
 	t0 = test_now_ns();
 	/* Groups in a known order, before any message. */
-	for (slot = NPROD; slot < NPROD + NWORK + 2; slot++)
+	for (slot = NPROD; slot < NSLOTS; slot++)
 		respawn(slot);
 	for (slot = 0; slot < NPROD; slot++)
 		respawn(slot);
@@ -386,6 +656,8 @@ int main(void)
 			prod_kills++;
 		}
 		respawn(slot);
+		if (i % 4 == 1)
+			gm_round();
 	}
 	/* Stop: producers finish, the queue is shut, members drain. */
 	atomic_store(&sh->stop, 1);
@@ -395,7 +667,7 @@ int main(void)
 		      sh->why);
 	}
 	OK(shmbus_queue_shut(q));
-	for (slot = NPROD; slot < NPROD + NWORK + 2; slot++) {
+	for (slot = NPROD; slot < NSLOTS; slot++) {
 		CHECK(waitpid(pids[slot], &st, 0) == pids[slot], "waitpid");
 		CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "member %d: status %d: %s", slot, st,
 		      sh->why);
@@ -415,8 +687,20 @@ int main(void)
 				        id, p);
 			if (g == G_FRAGILE)
 				continue;
-			if (s == ST_COMMITTED && p + f == 0 && lost++ < 5)
-				fprintf(stderr, "group %s: committed id %u never delivered\n", gnames[g], id);
+			if (g == G_WORK && sh->killed_copy[id]) {
+				/* Copied by a get_many killed inside the call: lost,
+				 * or come again; unflagged only if the copy was not. */
+				if (s == ST_COMMITTED && p + f == 0)
+					gm_lost[sh->killed_copy[id]]++;
+				else
+					gm_again++;
+				if (sh->killed_plain[id] && p && gm_again_plain++ < 5)
+					fprintf(stderr, "group work: id %u, copied unflagged by a get_many killed inside the call, came again unflagged (%d times)\n",
+					        id, p);
+			} else if (s == ST_COMMITTED && p + f == 0 && lost++ < 5) {
+				fprintf(stderr, "group %s: committed id %u never delivered%s\n", gnames[g], id,
+				        g == G_WORK ? " (no get_many killed inside the call had copied it)" : "");
+			}
 			if (g == G_BC && f)
 				CHECK(0, "group bc: id %u flagged redelivered, but no bc member died", id);
 			if (g == G_WORK && sh->must_redeliver[id] && f == 0 &&
@@ -425,12 +709,20 @@ int main(void)
 				        id, p);
 		}
 	}
-	CHECK(lost == 0 && dup == 0 && unflagged_redeliver == 0,
-	      "%llu committed messages lost, %llu unflagged duplicates, %llu redeliveries not flagged",
+	printf("queue_kill: get_many: %llu batches, %llu messages (%llu flagged); %d members killed: %d inside the call (%d after copying, %d stopped mid-batch at a guard page), %d just after it returned; %llu committed ids lost with a killed get_many (%llu counted in *got, %llu the entry being copied), %llu copied by one and delivered anyway\n",
+	       (unsigned long long)atomic_load(&sh->gm_batches),
+	       (unsigned long long)atomic_load(&sh->gm_msgs),
+	       (unsigned long long)atomic_load(&sh->gm_flagged), gm_kills, gm_inside, gm_copied,
+	       gm_trapped, gm_returned, (unsigned long long)(gm_lost[GM_COPIED] + gm_lost[GM_INFLIGHT]),
+	       (unsigned long long)gm_lost[GM_COPIED], (unsigned long long)gm_lost[GM_INFLIGHT],
+	       (unsigned long long)gm_again);
+	CHECK(lost == 0 && dup == 0 && unflagged_redeliver == 0 && gm_again_plain == 0,
+	      "%llu committed messages lost, %llu unflagged duplicates, %llu redeliveries not flagged, %llu copied unflagged by a killed get_many and delivered again unflagged",
 	      (unsigned long long)lost, (unsigned long long)dup,
-	      (unsigned long long)unflagged_redeliver);
-	CHECK(redeliver_kills > 0 && prod_kills > 0, "kills: %d holding, %d producers",
-	      redeliver_kills, prod_kills);
+	      (unsigned long long)unflagged_redeliver, (unsigned long long)gm_again_plain);
+	CHECK(redeliver_kills > 0 && prod_kills > 0 && gm_kills > 0,
+	      "kills: %d holding, %d producers, %d in get_many", redeliver_kills, prod_kills,
+	      gm_kills);
 	CHECK(fragile_rounds == 0 || atomic_load(&sh->elapsed) > 0,
 	      "'fragile' came back overtaken %d times, was told %llu times", fragile_rounds,
 	      (unsigned long long)atomic_load(&sh->elapsed));
