@@ -116,8 +116,16 @@ if ! skip tsan; then
 fi
 
 # Test objects this run left behind (ones that existed before it started,
-# e.g. from another run on a shared machine, are not counted).
-left=$(ls /dev/shm | grep '^shmbus-t-' | sort | comm -23 - "$LOG/shm-before" || true)
+# e.g. from another run on a shared machine, are not counted, nor are ones
+# whose creator -- the pid their name ends with -- is still running: every
+# process of this run has ended by now, so those belong to someone else).
+left=""
+for f in $(ls /dev/shm | grep '^shmbus-t-' | sort | comm -23 - "$LOG/shm-before" || true); do
+  pid=${f##*-}
+  case $pid in ''|*[!0-9]*) ;; *) kill -0 "$pid" 2>/dev/null && continue ;; esac
+  left="$left $f"
+done
+left=${left# }
 if [ -n "$left" ]; then
   echo "FAIL  tests left objects in /dev/shm:" $left; fail=$((fail+1)); failed+=("leftovers")
   for f in $left; do rm -f "/dev/shm/$f"; done
