@@ -141,8 +141,10 @@ int sb_peer_register(shmbus_bus_t *bus)
 				return 0;
 			}
 		}
-		if (pass == 0 && sb_peer_reap(bus) == 0)
-			break;
+		/* Scan again even if we reaped nothing: a peer reaping at the
+		 * same moment may have freed the slots our CASes found gone. */
+		if (pass == 0)
+			sb_peer_reap(bus);
 	}
 	return sb_err(SHMBUS_ENOSPC, "bus '%s': peer table full (%u processes attached)",
 	              bus->name, bus->max_peers);

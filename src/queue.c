@@ -687,8 +687,10 @@ static int add_member(struct sb_q_view *v, uint32_t gi, uint64_t token)
 				return (int)i;
 			}
 		}
-		if (pass == 0 && sb_q_reap_members(v, -1, NULL) == 0)
-			break;
+		/* Again even if we reaped nothing: a concurrent reaper may
+		 * have freed the records. */
+		if (pass == 0)
+			sb_q_reap_members(v, -1, NULL);
 	}
 	return sb_err(SHMBUS_ENOSPC, "queue '%s' has %u members, its max_members", v->name,
 	              v->max_members);

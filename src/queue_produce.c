@@ -56,8 +56,10 @@ static int attach_producer(shmbus_queue_t *q)
 			}
 		}
 		sb_bus_unlock(v->bus);
-		if (pass == 0 && sb_q_reap_producers(v) == 0)
-			break;
+		/* Again even if we reaped nothing: a concurrent reaper may
+		 * have freed the records. */
+		if (pass == 0)
+			sb_q_reap_producers(v);
 	}
 	return sb_err(SHMBUS_ENOSPC, "queue '%s' has %u producers, its max_producers", q->ch.name,
 	              v->max_producers);

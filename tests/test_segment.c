@@ -294,6 +294,66 @@ static void test_zombie_peer_is_dead(void)
 	OK(shmbus_bus_unlink(name));
 }
 
+/* A table full of dead peers and several processes opening at once: each
+ * reaps, and one that finds the dead already reaped by another must still
+ * find the freed slots (it used to give up with "peer table full"). */
+static void test_concurrent_open_over_dead_peers(void)
+{
+	const char *name = test_bus_name("reap");
+	shmbus_bus_opts_t o;
+	shmbus_bus_t *a;
+	int round, k, st, failures = 0, rounds = 40 * test_scale(), gate[2];
+	pid_t pids[4];
+
+	shmbus_bus_opts_init(&o);
+	o.max_peers = 8;
+	OK(shmbus_bus_create(name, &o, &a));
+	for (round = 0; round < rounds; round++) {
+		/* Fill the 7 free slots with peers that die without closing. */
+		for (k = 0; k < 7; k++) {
+			pid_t p = fork();
+			shmbus_bus_t *b;
+
+			CHECK(p >= 0, "fork");
+			if (p == 0)
+				_exit(shmbus_bus_open(name, NULL, &b) == 0 ? 0 : 2);
+			CHECK(waitpid(p, &st, 0) == p && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+			      "round %d: filler %d could not open (status 0x%x)", round, k, st);
+		}
+		/* Four openers released at once (a pipe closed under them),
+		 * each needing a reaped slot. */
+		CHECK(pipe(gate) == 0, "pipe");
+		for (k = 0; k < 4; k++) {
+			pids[k] = fork();
+			CHECK(pids[k] >= 0, "fork");
+			if (pids[k] == 0) {
+				shmbus_bus_t *b;
+				char c;
+				int r;
+
+				close(gate[1]);
+				while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+					;
+				r = shmbus_bus_open(name, NULL, &b);
+
+				if (r != 0)
+					fprintf(stderr, "opener: %s\n", shmbus_last_error());
+				_exit(r == 0 ? 0 : 3);
+			}
+		}
+		close(gate[0]);
+		close(gate[1]);
+		for (k = 0; k < 4; k++) {
+			CHECK(waitpid(pids[k], &st, 0) == pids[k] && WIFEXITED(st), "opener reaped");
+			failures += WEXITSTATUS(st) != 0;
+		}
+	}
+	CHECK(failures == 0, "%d of %d concurrent opens over dead peers failed", failures,
+	      4 * rounds);
+	OK(shmbus_bus_close(a));
+	OK(shmbus_bus_unlink(name));
+}
+
 int main(void)
 {
 	test_create_open_close_unlink();
@@ -303,6 +363,7 @@ int main(void)
 	test_file_bus_and_symlink();
 	test_enospc_at_create();
 	test_zombie_peer_is_dead();
+	test_concurrent_open_over_dead_peers();
 	printf("test_segment: ok\n");
 	return 0;
 }
