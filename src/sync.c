@@ -6,15 +6,23 @@
  * Robust lock. One 64-bit word, owner, holds the token (pid + start time)
  * of the holding process, 0 when free; taking the lock is one CAS from 0 to
  * the caller's token, so the holder is known at every instant, even to a
- * process that finds it dead. A locker spins briefly, then sets contended
- * and sleeps on the owner word's low half; an unlock stores 0 and, only if
- * it swaps contended from 1 to 0, wakes one sleeper (the seq_cst
+ * process that finds it dead. A locker spins briefly, then raises the
+ * flag bit of `contended` and sleeps on that word; an unlock stores 0 and,
+ * only if the flag is up, clears it and bumps the generation in the bits
+ * above (one CAS: +1 on an odd word) and wakes one sleeper. The seq_cst
  * store/load pairs on both sides make sure either the unlocker sees the
- * flag or the waiter sees the free lock). A waiter that slept and then
- * gets the lock sets contended again, since others may still sleep: at
- * most one needless wake-up ends a contended spell, and a waiter killed
- * in its sleep leaves nothing behind (a count of sleepers would stay
- * raised forever and cost every later unlock a system call). A sleeper wakes at least once
+ * flag or the waiter sees the free lock, and since the waiter sleeps on
+ * the value it raised, any wake-up between its raise and its sleep changes
+ * the word and the sleep returns at once. (The flag used to be a separate
+ * bit cleared by the unlocker, with the sleep on the owner word: an unlock
+ * and a re-lock by the same process between a waiter's load of the owner
+ * and its sleep left it asleep with the flag down, until its liveness
+ * slice ended; in a semaphore, which has no slices, for the whole
+ * timeout.) A waiter that slept and then gets the lock raises the flag
+ * again, since others may still sleep: at most one needless wake-up ends a
+ * contended spell, and a waiter killed in its sleep leaves nothing behind
+ * (a count of sleepers would stay raised forever and cost every later
+ * unlock a system call). A sleeper wakes at least once
  * per liveness timeout and checks whether the owner's process still
  * exists; if not, it takes the lock over by CAS from the dead token and
  * marks health OWNER_DIED. A locker that finds OWNER_DIED gets
@@ -28,9 +36,10 @@
  * returns once the flag is set or the count moved, so a set followed at
  * once by a clear still releases everyone who was waiting.
  *
- * Semaphore. A count taken by CAS while positive; a waiter raises a
- * contended flag and sleeps while it reads 0; post adds one and, if it
- * clears a raised flag, wakes one sleeper. A waiter that slept and takes a
+ * Semaphore. A count taken by CAS while positive; a waiter raises the
+ * flag of a `contended` word like the lock's (flag + generation, the
+ * futex word) and sleeps on it while the count reads 0; post adds one and,
+ * if it clears a raised flag, wakes one sleeper. A waiter that slept and takes a
  * unit raises the flag again and passes a wake-up on if units are left,
  * and a woken waiter always tries to take a unit before giving up on a
  * timeout or a signal, so a wake-up is never lost; a waiter killed asleep
@@ -88,6 +97,36 @@ static int steal(struct sb_rlock *l, uint64_t dead, uint64_t token)
 	return 1;
 }
 
+/* Raise the flag of a contended word (bit 0; the bits above count the
+ * wake-ups) and return the value raised, which the caller sleeps on. */
+static uint32_t raise_flag(_Atomic uint32_t *c)
+{
+	/* seq_cst: the raise comes before the caller re-reads what it waits
+	 * for; pairs with the waker's change, then its load of this word. */
+	uint32_t w = atomic_load_explicit(c, memory_order_seq_cst);
+
+	while (!(w & 1u) &&
+	       !atomic_compare_exchange_weak_explicit(c, &w, w | 1u, memory_order_seq_cst,
+	                                              memory_order_seq_cst))
+		;
+	return w | 1u;
+}
+
+/* If the flag is up, lower it and bump the generation (w + 1 on an odd
+ * word) in one CAS, and wake one sleeper on the word. */
+static void wake_flagged(_Atomic uint32_t *c)
+{
+	/* seq_cst: the load half of the store-load pair with raise_flag and
+	 * the waiter's re-read; the CAS changes the word a late sleeper
+	 * expects, so its futex wait returns at once. */
+	uint32_t w = atomic_load_explicit(c, memory_order_seq_cst);
+
+	if ((w & 1u) &&
+	    atomic_compare_exchange_strong_explicit(c, &w, w + 1u, memory_order_seq_cst,
+	                                            memory_order_relaxed))
+		sb_futex_wake(c, 1);
+}
+
 static int try_take(struct sb_rlock *l, uint64_t token)
 {
 	uint64_t free_ = 0;
@@ -102,9 +141,9 @@ static int try_take(struct sb_rlock *l, uint64_t token)
 int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
                      int64_t liveness_ns)
 {
-	_Atomic uint32_t *word = sb_futex_low(&l->owner);
 	sb_deadline_t d;
 	uint64_t cur;
+	uint32_t w;
 	unsigned i;
 	int r;
 
@@ -129,11 +168,11 @@ int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
 		if (left == 0)
 			return SHMBUS_ETIMEDOUT;
 		slice = left < 0 || left > liveness_ns ? liveness_ns : left;
-		/* seq_cst: raise the flag before re-reading owner; pairs with
-		 * the store of 0 / exchange of the flag in sb_rlock_release. */
-		atomic_store_explicit(&l->contended, 1, memory_order_seq_cst);
+		/* Raise the flag before re-reading owner (seq_cst); pairs with
+		 * the store of 0 and the flag check in sb_rlock_release. */
+		w = raise_flag(&l->contended);
 		cur = atomic_load_explicit(&l->owner, memory_order_seq_cst);
-		r = cur != 0 ? sb_futex_wait(word, (uint32_t)cur, slice) : 0;
+		r = cur != 0 ? sb_futex_wait(&l->contended, w, slice) : 0;
 		/* A woken waiter always tries before leaving, so the one
 		 * wake-up an unlock sends is never wasted. (relaxed owner
 		 * load: steal's CAS decides.) */
@@ -141,7 +180,7 @@ int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
 		    (r == SHMBUS_ETIMEDOUT &&
 		     steal(l, atomic_load_explicit(&l->owner, memory_order_relaxed), token))) {
 			/* relaxed: read by our own unlock; others may sleep. */
-			atomic_store_explicit(&l->contended, 1, memory_order_relaxed);
+			atomic_fetch_or_explicit(&l->contended, 1u, memory_order_relaxed);
 			return took(l, token);
 		}
 		if (r == SHMBUS_EINTR)
@@ -160,12 +199,9 @@ void sb_rlock_consistent(struct sb_rlock *l)
 /* After storing owner = 0: wake one sleeper if any may sleep. */
 static void wake_one(struct sb_rlock *l)
 {
-	/* seq_cst: the load half of the store-load pair with the waiter's
-	 * flag store and owner load; the exchange clears the flag so a
-	 * waiter that died asleep costs at most one wake-up. */
-	if (atomic_load_explicit(&l->contended, memory_order_seq_cst) != 0 &&
-	    atomic_exchange_explicit(&l->contended, 0, memory_order_seq_cst) != 0)
-		sb_futex_wake(sb_futex_low(&l->owner), 1);
+	/* Clearing the flag means a waiter that died asleep costs at most
+	 * one wake-up. */
+	wake_flagged(&l->contended);
 }
 
 void sb_rlock_release(struct sb_rlock *l, uint64_t token)
@@ -176,7 +212,7 @@ void sb_rlock_release(struct sb_rlock *l, uint64_t token)
 	atomic_compare_exchange_strong_explicit(&l->health, &died, SB_RLOCK_UNRECOVERABLE,
 	                                        memory_order_relaxed, memory_order_relaxed);
 	/* seq_cst: releases the guarded data (pairs with the acquiring CAS in
-	 * try_take) and, with the seq_cst exchange of contended, forms the
+	 * try_take) and, with the seq_cst load of contended, forms the
 	 * store-load pair the sleepers in sb_rlock_acquire rely on. */
 	if (!atomic_compare_exchange_strong_explicit(&l->owner, &token, 0,
 	                                             memory_order_seq_cst,
@@ -567,7 +603,8 @@ int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns)
 
 struct sb_sem_area {
 	_Atomic uint32_t count;
-	_Atomic uint32_t contended;/* 1: someone may sleep on count */
+	_Atomic uint32_t contended;/* bit 0: someone may sleep; bits 1-31:
+	                              wake-ups so far; the futex word */
 	uint32_t magic;
 	uint8_t pad[SB_LINE - 12];
 };
@@ -655,9 +692,7 @@ int shmbus_sem_close(shmbus_sem_t *s)
  * most one wake-up. */
 static void sem_wake(struct sb_sem_area *a)
 {
-	if (atomic_load_explicit(&a->contended, memory_order_seq_cst) != 0 &&
-	    atomic_exchange_explicit(&a->contended, 0, memory_order_seq_cst) != 0)
-		sb_futex_wake(&a->count, 1);
+	wake_flagged(&a->contended);
 }
 
 int shmbus_sem_post(shmbus_sem_t *s)
@@ -699,6 +734,7 @@ static int sem_take(struct sb_sem_area *a)
 int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
 {
 	sb_deadline_t d;
+	uint32_t w;
 	int r;
 
 	if (!s)
@@ -712,15 +748,15 @@ int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
 		if (left == 0)
 			return sb_err(SHMBUS_ETIMEDOUT, "semaphore '%s' stayed at 0 for the timeout",
 			              s->ch.name);
-		/* seq_cst: raise the flag, then re-read; pairs with post. */
-		atomic_store_explicit(&s->a->contended, 1, memory_order_seq_cst);
+		/* Raise the flag, then re-read (seq_cst); pairs with post. */
+		w = raise_flag(&s->a->contended);
 		r = atomic_load_explicit(&s->a->count, memory_order_seq_cst) == 0
-		            ? sb_futex_wait(&s->a->count, 0, left) : 0;
+		            ? sb_futex_wait(&s->a->contended, w, left) : 0;
 		if (sem_take(s->a)) {
 			/* The wake-up that freed us cleared the flag: others
 			 * may still sleep, so raise it again (seq_cst), and if
 			 * units are left, pass one wake-up on. */
-			atomic_store_explicit(&s->a->contended, 1, memory_order_seq_cst);
+			raise_flag(&s->a->contended);
 			if (atomic_load_explicit(&s->a->count, memory_order_seq_cst) != 0)
 				sem_wake(s->a);
 			return 0;

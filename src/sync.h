@@ -17,7 +17,8 @@ enum { SB_RLOCK_OK = 0, SB_RLOCK_OWNER_DIED = 1, SB_RLOCK_UNRECOVERABLE = 2 };
 /* One cache line in shared memory; all zero is an unlocked, healthy lock. */
 struct sb_rlock {
 	_Atomic uint64_t owner;    /* token of the holder; 0 when free */
-	_Atomic uint32_t contended;/* 1: someone may sleep on owner; unlock must wake */
+	_Atomic uint32_t contended;/* bit 0: someone may sleep, unlock must wake;
+	                              bits 1-31: wake-ups so far; the futex word */
 	_Atomic uint32_t health;   /* SB_RLOCK_* */
 	uint8_t pad[SB_LINE - 16];
 };

@@ -13,6 +13,7 @@
 #include "testutil.h"
 
 #define PROCS 4
+#define MAX_WAIT_NS 5000000000ull
 
 struct shared {
 	long lock_counter;
@@ -44,12 +45,22 @@ static void child(struct shared *sh, int iters, int turns)
 	shmbus_sem_close(r);
 	OK(shmbus_event_wait(go, 10000000000ll));
 	for (i = 0; i < iters; i++) {
+		uint64_t t0 = test_now_ns(), t1;
+
 		OK(shmbus_lock_lock(l, 10000000000ll));
+		t1 = test_now_ns();
 		sh->lock_counter++;
 		OK(shmbus_lock_unlock(l));
 		OK(shmbus_sem_wait(s, 10000000000ll));
 		sh->sem_counter++;
 		OK(shmbus_sem_post(s));
+		/* A lost wake-up shows as a wait that ends only with its
+		 * liveness slice (lock) or its whole timeout (semaphore), and
+		 * then succeeds: bound each wait (generously: the machine may
+		 * be loaded). */
+		CHECK(t1 - t0 < MAX_WAIT_NS, "party %u: lock_lock took %.1f s", me, (t1 - t0) / 1e9);
+		CHECK(test_now_ns() - t1 < MAX_WAIT_NS, "party %u: unlock + sem_wait took %.1f s", me,
+		      (test_now_ns() - t1) / 1e9);
 	}
 	for (i = 0; i < turns; i++) {
 		OK(shmbus_turn_acquire(t, 10000000000ll));
