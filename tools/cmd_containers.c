@@ -57,25 +57,41 @@ static void json_head(const char *chan, const char *kind)
 	printf(", \"kind\": \"%s\"", kind);
 }
 
+/* Open array chan and a buffer for all its elements: 0, or the exit code
+ * of the failure (reported). */
+static int array_open_buf(shmbus_bus_t *bus, const char *chan, shmbus_array_t **ap,
+                          unsigned char **vp)
+{
+	uint64_t len;
+	size_t esz;
+	int r = shmbus_array_open(bus, chan, -1, 0, 0, ap);
+
+	if (r)
+		return cli_fail(r, "array '%s' of bus '%s'", chan, shmbus_bus_name(bus));
+	len = shmbus_array_length(*ap);
+	esz = shmbus_dtype_size(shmbus_array_dtype(*ap));
+	*vp = (esz && len <= SIZE_MAX / esz) ? malloc(len * esz + 1) : NULL;
+	if (!*vp) {
+		shmbus_array_close(*ap);
+		return cli_msg(EX_ERROR, "out of memory for %" PRIu64 " elements", len);
+	}
+	return EX_OK;
+}
+
 static int array_get(shmbus_bus_t *bus, const char *chan, int json, int hex)
 {
 	shmbus_array_t *a;
 	uint64_t len, i, shape[1];
 	size_t esz;
 	unsigned char *v;
-	int r, dtype, rc = EX_OK;
+	int r = 0, dtype, rc;
 
-	r = shmbus_array_open(bus, chan, -1, 0, 0, &a);
-	if (r)
-		return cli_fail(r, "array '%s' of bus '%s'", chan, shmbus_bus_name(bus));
+	rc = array_open_buf(bus, chan, &a, &v);
+	if (rc)
+		return rc;
 	len = shmbus_array_length(a);
 	dtype = shmbus_array_dtype(a);
 	esz = shmbus_dtype_size(dtype);
-	v = (esz && len <= SIZE_MAX / esz) ? malloc(len * esz + 1) : NULL;
-	if (!v) {
-		shmbus_array_close(a);
-		return cli_msg(EX_ERROR, "out of memory for %" PRIu64 " elements", len);
-	}
 	for (i = 0; i < len && !r; i++)
 		r = shmbus_array_get(a, i, v + i * esz);
 	if (r) {
@@ -235,19 +251,14 @@ static int array_put(shmbus_bus_t *bus, const char *chan, char **vals, int nvals
 	char shape_s[32];
 	unsigned char *v;
 	size_t esz;
-	int r, dtype, rc = EX_OK;
+	int r = 0, dtype, rc;
 
-	r = shmbus_array_open(bus, chan, -1, 0, 0, &a);
-	if (r)
-		return cli_fail(r, "array '%s' of bus '%s'", chan, shmbus_bus_name(bus));
+	rc = array_open_buf(bus, chan, &a, &v);
+	if (rc)
+		return rc;
 	len = shmbus_array_length(a);
 	dtype = shmbus_array_dtype(a);
 	esz = shmbus_dtype_size(dtype);
-	v = (esz && len <= SIZE_MAX / esz) ? malloc(len * esz + 1) : NULL;
-	if (!v) {
-		shmbus_array_close(a);
-		return cli_msg(EX_ERROR, "out of memory for %" PRIu64 " elements", len);
-	}
 	shape[0] = len;
 	shape_text(shape_s, sizeof(shape_s), 1, shape);
 	if (parse_values(vals, nvals, dtype, len, chan, shape_s, v)) {
