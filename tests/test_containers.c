@@ -10,17 +10,13 @@
 
 #include "testutil.h"
 #include "container.h"
+#include "testarea.h"
 
 static shmbus_bus_t *bus;
 
 static uint8_t *area_of(const char *name)
 {
-	uint32_t i;
-
-	for (i = 0; i < bus->max_channels; i++)
-		if (bus->dir[i].state == SB_DIR_READY && strcmp(bus->dir[i].name, name) == 0)
-			return bus->base + bus->dir[i].off;
-	FAIL("no channel %s", name);
+	return test_area_of(bus, name);
 }
 
 static uint64_t rng = 88172645463325252ull;

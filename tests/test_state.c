@@ -16,14 +16,9 @@ static char busname[64];
 
 static shmbus_state_t *open_f64(const char *name, uint32_t n)
 {
-	shmbus_state_opts_t o;
 	shmbus_state_t *st;
 
-	shmbus_state_opts_init(&o);
-	o.dtype = SHMBUS_FLOAT64;
-	o.ndim = 1;
-	o.shape[0] = n;
-	OK(shmbus_state_open(bus, name, &o, &st));
+	OK(test_state_1d(bus, name, SHMBUS_FLOAT64, n, &st));
 	return st;
 }
 

@@ -11,21 +11,16 @@
 
 #include "testutil.h"
 #include "internal.h"
+#include "testarea.h"
 
 static const char *bus_name;
 static shmbus_bus_t *bus;
 
 #define THREADS 4
 
-/* The area of channel name in this process's mapping (tests only). */
 static uint8_t *area_of(const char *name)
 {
-	uint32_t i;
-
-	for (i = 0; i < bus->max_channels; i++)
-		if (bus->dir[i].state == SB_DIR_READY && strcmp(bus->dir[i].name, name) == 0)
-			return bus->base + bus->dir[i].off;
-	FAIL("no channel %s", name);
+	return test_area_of(bus, name);
 }
 
 /* ---- lock ----------------------------------------------------------- */

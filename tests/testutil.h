@@ -6,12 +6,14 @@
 #ifndef SHMBUS_TESTUTIL_H
 #define SHMBUS_TESTUTIL_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,6 +91,33 @@ static inline void test_fail_shared(atomic_int *failed, char *why, size_t cap,
 		va_end(ap);
 	}
 	_exit(1);
+}
+
+/* At exit after a failed check: kill and reap the children still running
+ * (pids[i] <= 0: none). */
+static inline void test_kill_children(const pid_t *pids, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == 0) {
+			kill(pids[i], SIGKILL);
+			waitpid(pids[i], NULL, 0);
+		}
+}
+
+/* Open (or create) a one-dimensional state channel of len elements of
+ * dtype, with the default options otherwise. */
+static inline int test_state_1d(shmbus_bus_t *b, const char *name, int dtype, uint64_t len,
+                                shmbus_state_t **st)
+{
+	shmbus_state_opts_t o;
+
+	shmbus_state_opts_init(&o);
+	o.dtype = dtype;
+	o.ndim = 1;
+	o.shape[0] = len;
+	return shmbus_state_open(b, name, &o, st);
 }
 
 /* A dict update function: the int64 value (0 when absent) plus one. */

@@ -98,14 +98,9 @@ static shmbus_bus_t *victim_bus(void)
 
 static shmbus_state_t *open_state(shmbus_bus_t *b)
 {
-	shmbus_state_opts_t so;
 	shmbus_state_t *st;
 
-	shmbus_state_opts_init(&so);
-	so.dtype = SHMBUS_UINT64;
-	so.ndim = 1;
-	so.shape[0] = WORDS;
-	OK(shmbus_state_open(b, "s", &so, &st));
+	OK(test_state_1d(b, "s", SHMBUS_UINT64, WORDS, &st));
 	return st;
 }
 

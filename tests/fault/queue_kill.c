@@ -574,15 +574,9 @@ static pid_t parent;
 /* A failing check exits: the children and the bus go with it. */
 static void cleanup(void)
 {
-	size_t i;
-
 	if (getpid() != parent)
 		return;
-	for (i = 0; i < sizeof(pids) / sizeof(pids[0]); i++)
-		if (pids[i] > 0 && waitpid(pids[i], NULL, WNOHANG) == 0) {
-			kill(pids[i], SIGKILL);
-			waitpid(pids[i], NULL, 0);
-		}
+	test_kill_children(pids, sizeof(pids) / sizeof(pids[0]));
 	if (bus_name)
 		shmbus_bus_unlink(bus_name);
 }

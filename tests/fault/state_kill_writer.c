@@ -25,14 +25,9 @@ static uint64_t word_of(uint64_t tag, uint64_t i)
 
 static shmbus_state_t *open_chan(shmbus_bus_t *b)
 {
-	shmbus_state_opts_t o;
 	shmbus_state_t *st;
 
-	shmbus_state_opts_init(&o);
-	o.dtype = SHMBUS_UINT64;
-	o.ndim = 1;
-	o.shape[0] = BYTES / 8;
-	OK(shmbus_state_open(b, "v", &o, &st));
+	OK(test_state_1d(b, "v", SHMBUS_UINT64, BYTES / 8, &st));
 	return st;
 }
 

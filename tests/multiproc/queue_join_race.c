@@ -135,16 +135,10 @@ static pid_t parent, kids[NPROD + 2];
 /* A failing check exits: the children and the bus go with it. */
 static void cleanup(void)
 {
-	size_t i;
-
 	if (getpid() != parent)
 		return;
 	atomic_store(&sh->stop, 1);
-	for (i = 0; i < NPROD + 2; i++)
-		if (kids[i] > 0 && waitpid(kids[i], NULL, WNOHANG) == 0) {
-			kill(kids[i], SIGKILL);
-			waitpid(kids[i], NULL, 0);
-		}
+	test_kill_children(kids, NPROD + 2);
 	if (bus_name)
 		shmbus_bus_unlink(bus_name);
 }

@@ -75,14 +75,9 @@ static shmbus_bus_t *attach(void)
 
 static shmbus_state_t *state(shmbus_bus_t *b)
 {
-	shmbus_state_opts_t so;
 	shmbus_state_t *st;
 
-	shmbus_state_opts_init(&so);
-	so.dtype = SHMBUS_UINT64;
-	so.ndim = 1;
-	so.shape[0] = WORDS;
-	if (shmbus_state_open(b, "s", &so, &st) != 0)
+	if (test_state_1d(b, "s", SHMBUS_UINT64, WORDS, &st) != 0)
 		fail("state open (%llu %llu)", 0, 0);
 	return st;
 }
