@@ -43,17 +43,15 @@
 #define LEN_BITS 24u
 
 struct ring {
-	_Alignas(BENCH_CACHELINE) uint64_t unused;   /* keeps the layout: tail on line 1 */
-	char pad0[BENCH_CACHELINE - sizeof(uint64_t)];
 	_Alignas(BENCH_CACHELINE) _Atomic uint64_t tail;
-	char pad1[BENCH_CACHELINE - sizeof(uint64_t)];
+	char pad0[BENCH_CACHELINE - sizeof(uint64_t)];
 	_Alignas(BENCH_CACHELINE) uint64_t cap;
 	uint64_t hdr;           /* bytes before a payload (HDR_SMALL or HDR_LARGE) */
-	char pad2[BENCH_CACHELINE - 2 * sizeof(uint64_t)];
+	char pad1[BENCH_CACHELINE - 2 * sizeof(uint64_t)];
 	_Alignas(BENCH_CACHELINE) unsigned char data[];
 };
-_Static_assert(offsetof(struct ring, tail) == BENCH_CACHELINE, "tail on its own line");
-_Static_assert(offsetof(struct ring, data) == 3 * BENCH_CACHELINE, "data after the header");
+_Static_assert(offsetof(struct ring, cap) == BENCH_CACHELINE, "tail alone on its line");
+_Static_assert(offsetof(struct ring, data) == 2 * BENCH_CACHELINE, "data after the header");
 
 struct shared {
 	struct ring *ring[2];   /* ring[d] carries messages from role d */
