@@ -400,6 +400,12 @@ int shmbus_queue_is_shut(shmbus_queue_t *q);
  * with no live member stops gating after the liveness timeout). */
 #define SHMBUS_GROUP_DURABLE 0x2u
 int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags);
+/* Remove a group that nobody will use again: it stops gating producers at
+ * once (a DURABLE group otherwise gates for ever) and its name may be
+ * joined afresh later, as a new group. Messages held by its dead members
+ * are dropped with it. SHMBUS_EBUSY while a member is alive (this handle's
+ * own group included), SHMBUS_ENOENT if there is no such group. */
+int shmbus_queue_drop_group(shmbus_queue_t *q, const char *group);
 
 #define SHMBUS_MSG_REDELIVERED 0x1u
 

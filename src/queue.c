@@ -756,6 +756,75 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 	return 0;
 }
 
+/* Remove a group nobody will use again, so that it stops gating producers
+ * (a DURABLE group otherwise gates for ever). Under the bus mutex, which
+ * join also holds, so no member can appear meanwhile: dead members are
+ * reaped, a live one refuses the drop, and the records of dead members
+ * that held messages (orphans) are freed with the group, so that a group
+ * created later in the same record never adopts them. Removing a group
+ * only raises the gate, so producers' cached gates stay valid lower
+ * bounds; a group created later in the record bumps the epoch as any new
+ * group does. */
+int shmbus_queue_drop_group(shmbus_queue_t *q, const char *group)
+{
+	struct sb_q_view *v;
+	struct sb_q_group *g;
+	uint32_t n, i, live;
+	int gi, r;
+
+	if (!q || !group)
+		return sb_err(SHMBUS_EINVAL, "shmbus_queue_drop_group: NULL argument");
+	v = &q->v;
+	r = shmbus_name_check(group);
+	if (r)
+		return sb_err(r, "group %s", shmbus_last_error());
+	if (q->group >= 0 && strcmp(q->group_name, group) == 0)
+		return sb_err(SHMBUS_EBUSY, "queue '%s': this handle is a member of group '%s'; close it first",
+		              v->name, group);
+	r = sb_bus_lock(v->bus);
+	if (r)
+		return r;
+	gi = find_group(v, group);
+	if (gi < 0) {
+		sb_bus_unlock(v->bus);
+		return sb_err(SHMBUS_ENOENT, "queue '%s' has no group '%s'", v->name, group);
+	}
+	g = &v->groups[gi];
+	sb_q_reap_members(v, gi, NULL);
+	live = sb_q_live_members(v, (uint32_t)gi, NULL);
+	if (live) {
+		sb_bus_unlock(v->bus);
+		return sb_err(SHMBUS_EBUSY, "group '%s' of queue '%s' has %u live member%s; close them first",
+		              group, v->name, live, live == 1 ? "" : "s");
+	}
+	n = sb_q_hi(&v->ctl->members_hi, v->max_members);
+	for (i = 0; i < n; i++) {
+		struct sb_q_member *m = &v->members[i];
+		uint64_t t = SB_Q_ORPHAN;
+
+		/* acquire: pairs with the reaper's acq_rel CAS to ORPHAN. */
+		if (atomic_load_explicit(&m->token, memory_order_acquire) != SB_Q_ORPHAN ||
+		    atomic_load_explicit(&m->group, memory_order_relaxed) != (uint32_t)gi)
+			continue;
+		/* seq_cst: the hold is gone before the record is free (a gate
+		 * scan that still sees the group sees either). */
+		atomic_store_explicit(&m->held, 0, memory_order_seq_cst);
+		/* release: the orphan is dropped with its group; a concurrent
+		 * adopter (none: the group has no live member) or reaper loses
+		 * its CAS. */
+		atomic_compare_exchange_strong_explicit(&m->token, &t, 0, memory_order_release,
+		                                        memory_order_relaxed);
+	}
+	/* relaxed: a hint; create_group resets it too. */
+	atomic_store_explicit(&g->orphans, 0, memory_order_relaxed);
+	/* seq_cst: from here on gate scans skip the group (they acquire the
+	 * state); the record is free for create_group, under the mutex. */
+	atomic_store_explicit(&g->state, SB_Q_GROUP_FREE, memory_order_seq_cst);
+	sb_bus_unlock(v->bus);
+	sb_q_wake_producers(v->ctl);
+	return 0;
+}
+
 /* ---- end of stream, info -------------------------------------------- */
 
 int shmbus_queue_shut(shmbus_queue_t *q)

@@ -408,6 +408,23 @@ run get -g g -n 5 -t 0 "$Q" small
 expect "its next get reports the skipped messages (library's words), then the rest" \
 	eval "code 3 && err_has \"group 'g' was overtaken\" && [ \"\$(tail -n 1 '$TMP/out')\" = d ]"
 
+run rm "$Q" small --group nope
+expect "rm --group of a missing group: exit 2, names it" eval "code 2 && err_has \"no group 'nope'\""
+run rm "$Q" --group g
+expect "rm --group without the queue: exit 1" code 1
+"$S" get -f -g live "$Q" small >/dev/null 2>"$TMP/live.err" &
+lp=$!; pids+=("$lp")
+wait_for 20 eval "\"$S\" info --json \"$Q\" | grep -q '\"name\": \"live\"'"
+run rm "$Q" small --group live
+expect "rm --group of a group with a live member: exit 5" eval "code 5 && err_has 'live member'"
+interrupt "$lp"
+run rm "$Q" small --group live
+expect "once its member is gone, rm --group removes it" code 0
+run rm "$Q" small --group g
+run info --json "$Q"
+expect "info --json: the removed groups are gone" \
+	json "[g['name'] for c in d['channels'] if c['name']=='small' for g in c['queue']['groups']]==[]"
+
 echo "== containers"
 run put -c -k array -d int64 "$Q" arr 1 2 -3
 expect "put --create --kind array" code 0

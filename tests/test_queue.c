@@ -442,6 +442,85 @@ static void test_durable_resume(void)
 	printf("ok durable_resume\n");
 }
 
+/* A group nobody will use again is dropped: it stops gating at once (a
+ * DURABLE group otherwise gates for ever), a live member refuses the drop,
+ * the held messages of its dead members go with it (a group created later
+ * in the same record must not adopt them), and its name starts afresh. */
+static void test_drop_group(void)
+{
+	shmbus_queue_t *p = open_q("drop", 8, 64), *fast, *d, *x;
+	shmbus_queue_info_t info;
+	shmbus_group_info_t gi[4];
+	shmbus_msg_t msg;
+	uint32_t flags = 0;
+	uint64_t v;
+	pid_t pid;
+	int i, st;
+
+	fast = member("drop", "fast", 0);
+	d = member("drop", "keep", SHMBUS_GROUP_DURABLE);
+	for (i = 0; i < 8; i++)
+		put_u64(p, (uint64_t)i);
+	for (i = 0; i < 8; i++)
+		CHECK(get_u64(fast, 0, NULL) == (uint64_t)i, "fast %d", i);
+	OK(shmbus_queue_peek(d, &msg, 0));
+	CHECK(msg.seq == 0, "keep holds seq 0, got %llu", (unsigned long long)msg.seq);
+	/* Refused: unknown group, a live member (this handle's own group, or
+	 * another handle's). */
+	EXPECT_CODE(shmbus_queue_drop_group(p, "nope"), SHMBUS_ENOENT);
+	EXPECT_CODE(shmbus_queue_drop_group(p, "bad name!"), SHMBUS_EINVAL);
+	EXPECT_CODE(shmbus_queue_drop_group(d, "keep"), SHMBUS_EBUSY);
+	EXPECT_CODE(shmbus_queue_drop_group(p, "keep"), SHMBUS_EBUSY);
+	CHECK(strstr(shmbus_last_error(), "1 live member"), "says why: %s", shmbus_last_error());
+	/* Closed while holding seq 0: the record stays, an orphan, and keeps
+	 * the ring full. */
+	OK(shmbus_queue_close(d));
+	v = 8;
+	EXPECT_CODE(shmbus_queue_put(p, &v, sizeof(v), 0), SHMBUS_EAGAIN);
+	CHECK(strstr(shmbus_last_error(), "'keep'"), "keep blocks: %s", shmbus_last_error());
+	/* A member in another process dies holding nothing: reaped by the drop. */
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		shmbus_bus_t *b;
+		shmbus_queue_t *q;
+
+		if (shmbus_bus_open(busname, NULL, &b) || shmbus_queue_open(b, "drop", NULL, &q) ||
+		    shmbus_queue_join(q, "keep", 0))
+			_exit(2);
+		_exit(0);   /* dies a member */
+	}
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "child joined (status %d)", st);
+	OK(shmbus_queue_drop_group(p, "keep"));
+	OK(shmbus_queue_info(p, &info, gi, 4));
+	CHECK(info.groups == 1 && strcmp(gi[0].name, "fast") == 0, "only 'fast' is left: %u groups",
+	      info.groups);
+	/* No longer gating: the ring has room at once. */
+	for (i = 8; i < 16; i++)
+		put_u64(p, (uint64_t)i);
+	for (i = 8; i < 16; i++)
+		CHECK(get_u64(fast, 0, NULL) == (uint64_t)i, "fast %d", i);
+	EXPECT_CODE(shmbus_queue_drop_group(p, "keep"), SHMBUS_ENOENT);
+	/* A group made now takes the freed record: the dropped group's orphan
+	 * (holding seq 0) must be gone, or its hold would gate the new group
+	 * and the put below would find the ring full. The old name comes back
+	 * as a new group, at the newest message. */
+	x = member("drop", "other", 0);
+	d = member("drop", "keep", 0);
+	put_u64(p, 16);
+	CHECK(get_u64(d, 0, &flags) == 16 && flags == 0, "new 'keep' starts at the newest (flags %u)",
+	      flags);
+	CHECK(get_u64(x, 0, &flags) == 16 && flags == 0, "'other' gets 16, unflagged (flags %u)", flags);
+	EXPECT_CODE(shmbus_queue_get(x, NULL, 0, NULL, NULL, 0), SHMBUS_EAGAIN);
+	CHECK(get_u64(fast, 0, NULL) == 16, "fast 16");
+	OK(shmbus_queue_close(x));
+	OK(shmbus_queue_close(d));
+	OK(shmbus_queue_close(fast));
+	OK(shmbus_queue_close(p));
+	printf("ok drop_group\n");
+}
+
 /* A group with no member stops gating after the liveness timeout and is
  * told how much it lost when a member comes back; a DURABLE one keeps
  * gating. */
@@ -1072,6 +1151,7 @@ int main(void)
 	test_consumer_before_producer();
 	test_durable_resume();
 	test_detached_and_durable_groups();
+	test_drop_group();
 	test_info();
 	test_redelivery();
 	test_dead_producer_skipped();

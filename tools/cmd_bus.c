@@ -490,13 +490,50 @@ int cmd_create(int argc, char **argv)
 
 static const char rm_help[] =
 	"Usage: shmbus rm [--force] BUS [CHANNEL]\n"
+	"       shmbus rm BUS QUEUE --group GROUP\n"
 	"\n"
 	"Remove a bus, or with CHANNEL one channel of it. Refused (exit code 5)\n"
 	"while processes attached to the bus are alive, and refused for a bus that\n"
 	"cannot be opened (corrupt, another version); --force removes anyway.\n"
 	"Processes that have the bus open keep their mapping until they close it.\n"
 	"\n"
-	"  -f, --force   remove even with live peers or a bus that fails to open\n";
+	"With --group, remove one consumer group of a queue that nobody will use\n"
+	"again: it stops holding producers back at once (a durable group otherwise\n"
+	"does for ever), and messages its dead members held are dropped with it.\n"
+	"Refused (exit code 5) while the group has a live member; producers and\n"
+	"other groups may go on meanwhile.\n"
+	"\n"
+	"  -f, --force        remove even with live peers or a bus that fails to open\n"
+	"  -g, --group GROUP  remove this consumer group of the queue CHANNEL\n";
+
+/* rm BUS QUEUE --group GROUP */
+static int rm_group(const char *name, const char *chan, const char *group)
+{
+	shmbus_queue_opts_t qo;
+	shmbus_bus_opts_t bo;
+	shmbus_queue_t *q;
+	shmbus_bus_t *bus;
+	int r;
+
+	shmbus_bus_opts_init(&bo);
+	bo.flags = SHMBUS_BUS_NO_PEER;
+	r = shmbus_bus_open(name, &bo, &bus);
+	if (r)
+		return cli_fail(r, "cannot open bus '%s'", name);
+	shmbus_queue_opts_init(&qo);
+	qo.create = 0;
+	r = shmbus_queue_open(bus, chan, &qo, &q);
+	if (r) {
+		shmbus_bus_close(bus);
+		return cli_fail(r, "cannot open queue '%s' of bus '%s'", chan, name);
+	}
+	r = shmbus_queue_drop_group(q, group);
+	shmbus_queue_close(q);
+	shmbus_bus_close(bus);
+	if (r)
+		return cli_fail(r, "cannot remove group '%s' of queue '%s'", group, chan);
+	return EX_OK;
+}
 
 /* The pids of live peers, as text, for the refusal message. */
 static void live_pids(shmbus_bus_t *bus, char *buf, size_t cap)
@@ -516,13 +553,13 @@ static void live_pids(shmbus_bus_t *bus, char *buf, size_t cap)
 
 int cmd_rm(int argc, char **argv)
 {
-	static const struct cli_opt opts[] = {{"force", 'f', 0, 'f'}, {0}};
+	static const struct cli_opt opts[] = {{"force", 'f', 0, 'f'}, {"group", 'g', 1, 'g'}, {0}};
 	shmbus_bus_opts_t bo;
 	shmbus_bus_info_t bi;
 	struct cli_args a;
 	shmbus_bus_t *bus;
 	int force = 0, o, r;
-	const char *name;
+	const char *name, *group = NULL;
 
 	cli_args_init(&a, argc, argv);
 	while ((o = cli_next_opt(&a, opts)) > 0) {
@@ -532,6 +569,8 @@ int cmd_rm(int argc, char **argv)
 		}
 		if (o == 'f')
 			force = 1;
+		if (o == 'g')
+			group = a.arg;
 	}
 	if (o < 0)
 		return EX_USAGE;
@@ -539,6 +578,13 @@ int cmd_rm(int argc, char **argv)
 		return cli_usage_error(a.npos ? "takes a bus name and at most one channel"
 		                              : "missing the bus name");
 	name = a.pos[0];
+	if (group) {
+		if (a.npos != 2)
+			return cli_usage_error("--group needs the queue: shmbus rm BUS QUEUE --group GROUP");
+		if (force)
+			return cli_usage_error("--force does not apply to --group (a group with a live member is never removed)");
+		return rm_group(name, a.pos[1], group);
+	}
 	shmbus_bus_opts_init(&bo);
 	bo.flags = SHMBUS_BUS_NO_PEER;
 	r = shmbus_bus_open(name, &bo, &bus);

@@ -217,6 +217,22 @@ static PyObject *queue_shut(PyObject *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+static PyObject *queue_drop_group(PyObject *self, PyObject *arg)
+{
+	sbpy_queue *q = (sbpy_queue *)self;
+	const char *group;
+	int r;
+
+	if (queue_check(q) < 0)
+		return NULL;
+	group = PyUnicode_AsUTF8(arg);
+	if (!group)
+		return NULL;
+	if ((r = shmbus_queue_drop_group(q->q, group)))
+		return sbpy_raise(r);
+	Py_RETURN_NONE;
+}
+
 /* ---- consuming ------------------------------------------------------- */
 
 struct peek_ctx {
@@ -647,6 +663,9 @@ static PyMethodDef queue_methods[] = {
 	 "close()\n\nMark end of stream: consumers drain what is queued, then get Closed\n"
 	 "(iteration stops). Later puts raise Closed. Use detach() to free the handle."},
 	{"shut", queue_shut, METH_NOARGS, "shut(): same as close()."},
+	{"drop_group", queue_drop_group, METH_O,
+	 "drop_group(name): remove a consumer group nobody will use again; it stops gating\n"
+	 "producers at once. Busy while it has a live member, NotFound if there is none."},
 	{"detach", queue_detach, METH_NOARGS,
 	 "detach(): release this handle (the queue and its groups stay). Leaving a\n"
 	 "`with bus.queue(...) as q:` block does this."},

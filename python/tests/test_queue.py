@@ -54,6 +54,28 @@ def test_full_ring_put_times_out(bus):
     q.put(b"y", timeout=0)
 
 
+def test_drop_group_frees_the_ring(bus):
+    p = bus.queue("q", slots=4, max_msg=16)
+    keep = bus.queue("q", group="keep", durable=True)
+    for i in range(4):
+        p.put(b"x", timeout=0)
+    with pytest.raises(shmbus.Busy):
+        p.drop_group("keep")             # a live member
+    with pytest.raises(shmbus.Busy):
+        keep.drop_group("keep")          # its own group
+    keep.detach()
+    with pytest.raises(shmbus.Timeout):
+        p.put(b"x", timeout=0)           # the durable group still gates
+    with pytest.raises(shmbus.NotFound):
+        p.drop_group("nope")
+    p.drop_group("keep")
+    p.put(b"y", timeout=0)               # room at once
+    assert p.info()["groups"] == []
+    fresh = bus.queue("q", group="keep")  # the name starts afresh, at the newest
+    p.put(b"z", timeout=0)
+    assert fresh.get(timeout=1) == b"z"
+
+
 def test_too_big(bus):
     q = bus.queue("q", max_msg=16, group="g")
     with pytest.raises(shmbus.TooBig):
