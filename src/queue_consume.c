@@ -491,6 +491,31 @@ static int copy_out(shmbus_queue_t *q, struct sb_q_slot *sl, size_t mlen, void *
 	return shmbus_queue_release(q);
 }
 
+/* The common case of a copying take, ahead of acquire_msg: this member
+ * holds nothing and has nothing to report, no orphan waits in its group,
+ * and the group's next message is published. Then acquire_msg would do
+ * exactly this (take_one's first round, take_copy); skipping its set-up
+ * saves a third of a get's instructions. 1: taken (cp->len set); 0: take
+ * the long way, which decides everything this leaves out. */
+static inline int take_fast(shmbus_queue_t *q, struct sb_q_copy *cp)
+{
+	struct sb_q_group *g;
+	uint64_t c;
+
+	if (q->group < 0 || q->held || q->elapsed || q->scan_orphans)
+		return 0;
+	g = &q->v.groups[q->group];
+	/* relaxed: a hint, as in take_one; adoption itself is a CAS. */
+	if (atomic_load_explicit(&g->orphans, memory_order_relaxed) > 0)
+		return 0;
+	/* acquire: pairs with the cursor CASes of other members. */
+	c = atomic_load_explicit(&g->cursor, memory_order_acquire);
+	/* acquire: pairs with the publication in sb_q_publish. */
+	if (atomic_load_explicit(&sb_q_slot(&q->v, c)->published, memory_order_acquire) != c + 1)
+		return 0;
+	return take_copy(q, sb_q_slot(&q->v, c), c, cp) == 1;
+}
+
 int shmbus_queue_get(shmbus_queue_t *q, void *buf, size_t cap, size_t *len, uint32_t *flags,
                      int64_t timeout_ns)
 {
@@ -504,6 +529,13 @@ int shmbus_queue_get(shmbus_queue_t *q, void *buf, size_t cap, size_t *len, uint
 	cp.buf = buf;
 	cp.cap = cap;
 	cp.taken = 0;
+	if (take_fast(q, &cp)) {
+		if (len)
+			*len = cp.len;
+		if (flags)
+			*flags = 0;
+		return 0;
+	}
 	r = acquire_msg(q, timeout_ns, 0, &cp, &sl, &mlen);
 	if (r)
 		return r;
@@ -538,9 +570,11 @@ int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs, const size_t *ca
 		cp.buf = bufs[i];
 		cp.cap = caps[i];
 		cp.taken = 0;
-		r = acquire_msg(q, i == 0 ? timeout_ns : 0, i > 0, &cp, &sl, &mlen);
-		if (r)
-			break;
+		if (!take_fast(q, &cp)) {
+			r = acquire_msg(q, i == 0 ? timeout_ns : 0, i > 0, &cp, &sl, &mlen);
+			if (r)
+				break;
+		}
 		if (cp.taken) {
 			lens[i] = cp.len;
 			if (flags)
