@@ -167,6 +167,116 @@ int sb_box_set(struct sb_boxh *h, uint64_t *word, uint64_t v)
 	return 0;
 }
 
+/* ---- rebuilding the free lists -------------------------------------- */
+
+/* Cut the free run [start, end) into the fewest blocks (largest first)
+ * and push them on the free lists; the number of blocks made. Headers are
+ * written from the end of the run towards its start (see rebuild_free). */
+static uint32_t recut(struct sb_boxh *h, uint64_t start, uint64_t end)
+{
+	uint64_t pos[SB_BOX_CLASSES], p = start;
+	uint32_t cls[SB_BOX_CLASSES], n = 0, i, c;
+
+	/* At most one block per class: what is left after a block of class
+	 * c is smaller than it, so the next is of a lower class. */
+	while (p < end && n < SB_BOX_CLASSES) {
+		c = 0;
+		while (c + 1 < SB_BOX_CLASSES && cls_size(c + 1) <= end - p)
+			c++;
+		pos[n] = p;
+		cls[n++] = c;
+		p += cls_size(c);
+	}
+	if (p != end)
+		return UINT32_MAX;   /* a run of over 32 TiB: left as it is */
+	for (i = n; i-- > 0;) {
+		struct sb_blk *bk = (struct sb_blk *)(h->area + pos[i]);
+
+		bk->aux = h->b->free_head[cls[i]];
+		/* compiler fence: the link is in place before the header names
+		 * the block (program order is what a killed process leaves). */
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		bk->tag = blk_tag(cls[i], SB_BLK_FREE);
+		h->b->free_head[cls[i]] = pos[i];
+	}
+	return n;
+}
+
+/* Rebuild the free lists from the heap itself, merging every run of
+ * adjacent free blocks (recut) and giving a run that ends at the top back
+ * to the uncarved space. Freed blocks otherwise only ever serve their own
+ * class, so a heap emptied of small values could not hold large ones.
+ * Nothing here is journaled: the rebuilding mark is up from the first
+ * store to the last, and a locker that finds it up (the rebuilder died)
+ * runs this again from the start. That is safe because the heap stays
+ * walkable at every store: a run's new headers are written from its end
+ * towards its start, each one inside the payload of an old free block
+ * (which no walk reads) or at the start of an old block (from where the
+ * new headers already tile the rest of the run); the run's first header,
+ * written last, switches the walk over. The lists come from the walk
+ * alone. Under the lock, with h->top validated. *changed: space came
+ * together (fewer free blocks, or a lower top). */
+static int rebuild_free(struct sb_boxh *h, int *changed)
+{
+	struct sb_box *b = h->b;
+	uint64_t off = h->heap_off, run = 0, budget = (h->top - h->heap_off) / 32 + 1, size = 0;
+	uint32_t c, inrun = 0;
+
+	*changed = 0;
+	b->rebuilding = 1;
+	/* compiler fence: the mark is up before any list word changes. */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	for (c = 0; c < SB_BOX_CLASSES; c++)
+		b->free_head[c] = 0;
+	for (;;) {
+		if (off < h->top) {
+			uint64_t tag = ((struct sb_blk *)(h->area + off))->tag;
+			uint32_t st = (uint32_t)(tag & 0xffu);
+
+			c = (uint32_t)(tag >> 8) & 0xffu;
+			if (budget-- == 0 || tag >> 32 != SB_BLK_MAGIC || (tag >> 16 & 0xffffu) != 0 ||
+			    c >= SB_BOX_CLASSES || (st != SB_BLK_USED && st != SB_BLK_FREE) ||
+			    cls_size(c) > h->top - off)
+				return sb_err(SHMBUS_ECORRUPT, "%s '%s': no valid block at heap offset %llu",
+				              shmbus_kind_name(h->ch.p.kind), h->ch.name,
+				              (unsigned long long)off);
+			size = cls_size(c);
+			if (st == SB_BLK_FREE) {
+				if (inrun++ == 0)
+					run = off;
+				off += size;
+				continue;
+			}
+		}
+		if (inrun) {
+			if (off >= h->top) {
+				b->top = run;
+				h->top = run;
+				*changed = 1;
+			} else {
+				uint32_t n = recut(h, run, off);
+
+				if (n == UINT32_MAX)
+					return sb_err(SHMBUS_ECORRUPT, "%s '%s': free run of %llu bytes",
+					              shmbus_kind_name(h->ch.p.kind), h->ch.name,
+					              (unsigned long long)(off - run));
+				if (n < inrun)
+					*changed = 1;
+			}
+			inrun = 0;
+		}
+		if (off >= h->top)
+			break;
+		off += size;
+	}
+	/* compiler fence: every list and top store lands before the mark
+	 * comes down. */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	b->rebuilding = 0;
+	b->rebuilds++;
+	return 0;
+}
+
 /* ---- locking -------------------------------------------------------- */
 
 static int load_top(struct sb_boxh *h)
@@ -212,6 +322,13 @@ int sb_box_lock(struct sb_boxh *h)
 		sb_rlock_consistent(&h->b->lock);
 	if (!rr)
 		rr = load_top(h);
+	if (!rr && h->b->rebuilding) {
+		int changed;
+
+		/* A rebuild was cut short: run it again (see rebuild_free). */
+		h->b->repairs++;
+		rr = rebuild_free(h, &changed);
+	}
 	if (rr) {
 		sb_rlock_release(&h->b->lock, h->token);
 		return rr;
@@ -257,6 +374,13 @@ int sb_box_gc(struct sb_chan *ch, uint32_t *reaped)
 		if (h.b->jn != 0)
 			h.b->repairs++;
 		rollback(&h);
+		*reaped = 1;
+	}
+	if (h.b->rebuilding && load_top(&h) == 0) {
+		int changed;
+
+		h.b->repairs++;
+		rebuild_free(&h, &changed);
 		*reaped = 1;
 	}
 	if (r == SHMBUS_EOWNERDEAD)
@@ -342,6 +466,47 @@ int sb_box_block(struct sb_boxh *h, uint64_t off, uint8_t **p, uint64_t *len, ui
 	return 0;
 }
 
+/* No block of class c is free and the top has no room: take the smallest
+ * larger free block and split it into one block of class c (returned,
+ * used) followed by free blocks of classes c, c+1, ..., cb-1, which tile
+ * the rest. 0: done; 1: no larger block is free (or the journal has no
+ * room for the pushes); or an error. The new headers lie inside the taken
+ * block, unreachable until the journaled pushes name them. */
+static int split_larger(struct sb_boxh *h, uint32_t c, uint64_t len, uint64_t *off)
+{
+	struct sb_box *b = h->b;
+	struct sb_blk *bk, *nb;
+	uint64_t head, pos;
+	uint32_t cb, fc, k;
+	int r;
+
+	for (cb = c + 1; cb < SB_BOX_CLASSES && b->free_head[cb] == 0; cb++)
+		;
+	if (cb == SB_BOX_CLASSES || b->jn + 3 + (cb - c) > SB_BOX_JMAX)
+		return 1;
+	head = b->free_head[cb];
+	if ((r = blk_get(h, head, SB_BLK_FREE, &bk, &fc)) != 0)
+		return r;
+	if (fc != cb)
+		return corrupt_blk(h, head, "on the free list of another class");
+	if ((r = sb_box_set(h, &b->free_head[cb], bk->aux)) != 0)
+		return r;
+	pos = head + cls_size(c);
+	for (k = c; k < cb; k++) {
+		nb = (struct sb_blk *)(h->area + pos);   /* inside the taken block */
+		nb->tag = blk_tag(k, SB_BLK_FREE);
+		nb->aux = b->free_head[k];
+		if ((r = sb_box_set(h, &b->free_head[k], pos)) != 0)
+			return r;
+		pos += cls_size(k);
+	}
+	if ((r = sb_box_set(h, &bk->tag, blk_tag(c, SB_BLK_USED))) != 0 ||
+	    (r = sb_box_set(h, &bk->aux, len)) != 0)
+		return r;
+	*off = head;
+	return 0;
+}
+
 int sb_box_alloc(struct sb_boxh *h, uint64_t len, uint64_t *off)
 {
 	struct sb_box *b = h->b;
@@ -371,11 +536,15 @@ int sb_box_alloc(struct sb_boxh *h, uint64_t len, uint64_t *off)
 		*off = head;
 		return 0;
 	}
-	if (size > h->size - h->top)
+	if (size > h->size - h->top) {
+		r = split_larger(h, c, len, off);
+		if (r != 1)
+			return r;
 		return sb_err(SHMBUS_ENOSPC, "%s '%s' is full: its %llu-byte area has %llu bytes left uncarved, %llu needed; open it with a larger area_bytes",
 		              shmbus_kind_name(h->ch.p.kind), h->ch.name,
 		              (unsigned long long)h->size, (unsigned long long)(h->size - h->top),
 		              (unsigned long long)size);
+	}
 	*off = h->top;
 	if ((r = sb_box_set(h, &b->top, h->top + size)) != 0)
 		return r;
@@ -400,6 +569,17 @@ int sb_box_free(struct sb_boxh *h, uint64_t off)
 	return sb_box_set(h, &h->b->free_head[c], off);
 }
 
+int sb_box_compact(struct sb_boxh *h)
+{
+	int changed = 0, r;
+
+	if ((r = sb_box_lock(h)) != 0)
+		return r;
+	r = rebuild_free(h, &changed);
+	sb_box_unlock(h);
+	return r ? r : changed;
+}
+
 int sb_box_check_free(struct sb_boxh *h, uint64_t *bytes)
 {
 	uint64_t budget = (h->top - h->heap_off) / 32, total = 0;
@@ -422,6 +602,32 @@ int sb_box_check_free(struct sb_boxh *h, uint64_t *bytes)
 			total += cls_size(c);
 			off = bk->aux;
 		}
+	}
+	/* The heap itself: headers tile it from heap_off to top (what
+	 * rebuild_free relies on), and its free blocks are those listed. */
+	{
+		uint64_t off = h->heap_off, walked = 0;
+		struct sb_blk *bk;
+		uint32_t st;
+
+		budget = (h->top - h->heap_off) / 32;
+		while (off < h->top) {
+			uint64_t tag = ((struct sb_blk *)(h->area + off))->tag;
+			int r;
+
+			st = (uint32_t)(tag & 0xffu);
+			if (budget-- == 0 || (st != SB_BLK_USED && st != SB_BLK_FREE))
+				return corrupt_blk(h, off, "not a block where the heap walk expects one");
+			if ((r = blk_get(h, off, st, &bk, &fc)) != 0)
+				return r;
+			if (st == SB_BLK_FREE)
+				walked += cls_size(fc);
+			off += cls_size(fc);
+		}
+		if (walked != total)
+			return sb_err(SHMBUS_ECORRUPT, "%s '%s': the heap holds %llu free bytes, its free lists %llu",
+			              shmbus_kind_name(h->ch.p.kind), h->ch.name,
+			              (unsigned long long)walked, (unsigned long long)total);
 	}
 	*bytes = total;
 	return 0;

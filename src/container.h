@@ -25,7 +25,13 @@ struct sb_box {
 	uint32_t kind;
 	uint64_t area_size;
 	uint64_t heap_off;
-	uint8_t pad[SB_LINE - 24];
+	/* under the lock, outside the journal: non-zero while the free lists
+	 * are being rebuilt (sb_box_compact); a locker that finds it set
+	 * rebuilds them again from the heap. Zero in segments made before it
+	 * existed (this was padding). */
+	uint64_t rebuilding;
+	uint64_t rebuilds;         /* rebuilds completed (diagnostics) */
+	uint8_t pad[SB_LINE - 40];
 	/* under the lock; every word here and in the heap changes only
 	 * through sb_box_set, so the journal can undo it */
 	uint64_t top;              /* bump pointer: end of the carved heap */
@@ -74,6 +80,12 @@ int sb_box_free(struct sb_boxh *h, uint64_t off);
  * (may be NULL) its capacity. */
 int sb_box_block(struct sb_boxh *h, uint64_t off, uint8_t **p, uint64_t *len,
                  uint64_t *cap);
+/* Merge runs of adjacent free blocks into as few blocks as their length
+ * allows, and give a run that ends at the heap top back to the uncarved
+ * space, as its own locked operation (call it unlocked). 1 if space came
+ * together (an allocation that failed may now fit), 0 if nothing changed,
+ * or an error. */
+int sb_box_compact(struct sb_boxh *h);
 /* Walk the free lists; *bytes gets the bytes they hold. */
 int sb_box_check_free(struct sb_boxh *h, uint64_t *bytes);
 /* Scratch memory of at least n bytes for an update callback. */

@@ -332,8 +332,8 @@ int shmbus_dict_close(shmbus_dict_t *d)
 	return 0;
 }
 
-int shmbus_dict_set(shmbus_dict_t *d, const void *key, size_t klen, const void *val,
-                    size_t vlen)
+static int dict_set_once(shmbus_dict_t *d, const void *key, size_t klen, const void *val,
+                         size_t vlen)
 {
 	struct tab t;
 	uint64_t hash, idx;
@@ -346,6 +346,18 @@ int shmbus_dict_set(shmbus_dict_t *d, const void *key, size_t klen, const void *
 	if ((r = begin(d, key, klen, &t, &hash, &idx, &found)) != 0)
 		return r;
 	return finish(d, store(d, &t, key, klen, hash, found, idx, val, vlen));
+}
+
+int shmbus_dict_set(shmbus_dict_t *d, const void *key, size_t klen, const void *val,
+                    size_t vlen)
+{
+	int r = dict_set_once(d, key, klen, val, vlen), c;
+
+	/* Out of room: merge the free space (sb_box_compact) and try once
+	 * more if anything came together. */
+	if (r == SHMBUS_ENOSPC && (c = sb_box_compact(&d->h)) != 0)
+		r = c < 0 ? c : dict_set_once(d, key, klen, val, vlen);
+	return r;
 }
 
 int shmbus_dict_get(shmbus_dict_t *d, const void *key, size_t klen, void *buf, size_t cap,
@@ -405,8 +417,8 @@ int shmbus_dict_len(shmbus_dict_t *d, uint64_t *len)
 	return r;
 }
 
-int shmbus_dict_update(shmbus_dict_t *d, const void *key, size_t klen, shmbus_update_fn fn,
-                       void *arg)
+static int dict_update_once(shmbus_dict_t *d, const void *key, size_t klen,
+                            shmbus_update_fn fn, void *arg)
 {
 	struct tab t;
 	struct entry *e;
@@ -432,6 +444,18 @@ int shmbus_dict_update(shmbus_dict_t *d, const void *key, size_t klen, shmbus_up
 	else if (r == 1)
 		r = found ? remove_at(d, &t, idx) : 0;
 	return finish(d, r);
+}
+
+int shmbus_dict_update(shmbus_dict_t *d, const void *key, size_t klen, shmbus_update_fn fn,
+                       void *arg)
+{
+	int r = dict_update_once(d, key, klen, fn, arg), c;
+
+	/* Out of room: merge the free space (sb_box_compact) and try once
+	 * more if anything came together. */
+	if (r == SHMBUS_ENOSPC && (c = sb_box_compact(&d->h)) != 0)
+		r = c < 0 ? c : dict_update_once(d, key, klen, fn, arg);
+	return r;
 }
 
 int shmbus_dict_next(shmbus_dict_t *d, uint64_t *cursor, void *kbuf, size_t kcap,

@@ -270,7 +270,7 @@ int shmbus_list_append(shmbus_list_t *l, const void *val, size_t len)
 	return shmbus_list_insert(l, INT64_MAX, val, len);
 }
 
-int shmbus_list_insert(shmbus_list_t *l, int64_t index, const void *val, size_t len)
+static int list_insert_once(shmbus_list_t *l, int64_t index, const void *val, size_t len)
 {
 	struct arr a;
 	uint64_t at;
@@ -284,6 +284,17 @@ int shmbus_list_insert(shmbus_list_t *l, int64_t index, const void *val, size_t 
 		index = index + (int64_t)a.len < 0 ? 0 : index + (int64_t)a.len;
 	at = (uint64_t)index > a.len ? a.len : (uint64_t)index;
 	return finish(l, insert_locked(l, &a, at, val, len));
+}
+
+int shmbus_list_insert(shmbus_list_t *l, int64_t index, const void *val, size_t len)
+{
+	int r = list_insert_once(l, index, val, len), c;
+
+	/* Out of room: merge the free space (sb_box_compact) and try once
+	 * more if anything came together. */
+	if (r == SHMBUS_ENOSPC && (c = sb_box_compact(&l->h)) != 0)
+		r = c < 0 ? c : list_insert_once(l, index, val, len);
+	return r;
 }
 
 /* Copy element i out; ETOOBIG (with *len set) if cap is too small. */
@@ -324,7 +335,7 @@ int shmbus_list_get(shmbus_list_t *l, int64_t index, void *buf, size_t cap, size
 	return r;
 }
 
-int shmbus_list_set(shmbus_list_t *l, int64_t index, const void *val, size_t len)
+static int list_set_once(shmbus_list_t *l, int64_t index, const void *val, size_t len)
 {
 	struct arr a;
 	uint64_t i = 0, elem, old;
@@ -342,6 +353,17 @@ int shmbus_list_set(shmbus_list_t *l, int64_t index, const void *val, size_t len
 	return finish(l, r);
 }
 
+int shmbus_list_set(shmbus_list_t *l, int64_t index, const void *val, size_t len)
+{
+	int r = list_set_once(l, index, val, len), c;
+
+	/* Out of room: merge the free space (sb_box_compact) and try once
+	 * more if anything came together. */
+	if (r == SHMBUS_ENOSPC && (c = sb_box_compact(&l->h)) != 0)
+		r = c < 0 ? c : list_set_once(l, index, val, len);
+	return r;
+}
+
 int shmbus_list_pop(shmbus_list_t *l, int64_t index, void *buf, size_t cap, size_t *len)
 {
 	struct arr a;
@@ -357,7 +379,7 @@ int shmbus_list_pop(shmbus_list_t *l, int64_t index, void *buf, size_t cap, size
 	return finish(l, r);
 }
 
-int shmbus_list_update(shmbus_list_t *l, int64_t index, shmbus_update_fn fn, void *arg)
+static int list_update_once(shmbus_list_t *l, int64_t index, shmbus_update_fn fn, void *arg)
 {
 	struct arr a;
 	uint64_t i = 0, n, elem, old;
@@ -382,6 +404,17 @@ int shmbus_list_update(shmbus_list_t *l, int64_t index, shmbus_update_fn fn, voi
 		r = remove_locked(l, &a, i);
 	}
 	return finish(l, r);
+}
+
+int shmbus_list_update(shmbus_list_t *l, int64_t index, shmbus_update_fn fn, void *arg)
+{
+	int r = list_update_once(l, index, fn, arg), c;
+
+	/* Out of room: merge the free space (sb_box_compact) and try once
+	 * more if anything came together. */
+	if (r == SHMBUS_ENOSPC && (c = sb_box_compact(&l->h)) != 0)
+		r = c < 0 ? c : list_update_once(l, index, fn, arg);
+	return r;
 }
 
 int shmbus_list_clear(shmbus_list_t *l)

@@ -289,6 +289,120 @@ static void test_dict_nospace(void)
 	printf("  dict: ENOSPC after %d keys in 64 KiB, rolled back cleanly, room reused\n", i);
 }
 
+/* Space freed in small blocks serves large values and back again: runs of
+ * adjacent free blocks merge (and go back to the top), and larger free
+ * blocks split. Without both, the second phase below fails with ENOSPC
+ * in a dict that holds nothing. */
+static void test_space_comes_back(void)
+{
+	static char big[12000], small[200];
+	shmbus_dict_t *d;
+	shmbus_list_t *l;
+	char key[32];
+	int i, round, kn, nbig;
+	uint64_t len;
+
+	memset(big, 'B', sizeof(big));
+	memset(small, 's', sizeof(small));
+	OK(shmbus_dict_open(bus, "dfrag", 1, 256u << 10, &d));
+	for (round = 0; round < 3; round++) {
+		/* Small values until full, then all deleted. */
+		for (i = 0;; i++) {
+			kn = snprintf(key, sizeof(key), "s%d", i);
+			int r = shmbus_dict_set(d, key, (size_t)kn, small, sizeof(small));
+
+			if (r == SHMBUS_ENOSPC)
+				break;
+			OK(r);
+		}
+		CHECK(i > 500, "round %d: %d small values fit in 256 KiB", round, i);
+		while (i-- > 0)
+			OK(shmbus_dict_del(d, key, (size_t)snprintf(key, sizeof(key), "s%d", i)));
+		OK(shmbus_dict_validate(d));
+		/* Large values in the space the small ones left. */
+		for (nbig = 0; nbig < 10; nbig++)
+			OK(shmbus_dict_set(d, key, (size_t)snprintf(key, sizeof(key), "b%d", nbig), big,
+			                   sizeof(big)));
+		OK(shmbus_dict_validate(d));
+		for (i = 0; i < nbig; i++)
+			OK(shmbus_dict_del(d, key, (size_t)snprintf(key, sizeof(key), "b%d", i)));
+		OK(shmbus_dict_len(d, &len));
+		CHECK(len == 0, "emptied, %llu left", (unsigned long long)len);
+	}
+	shmbus_dict_close(d);
+	/* A list: small elements, cleared, then large ones, popped, then small
+	 * ones again (the large free blocks split). */
+	OK(shmbus_list_open(bus, "lfrag", 1, 256u << 10, &l));
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < 800; i++)
+			OK(shmbus_list_append(l, small, sizeof(small)));
+		OK(shmbus_list_clear(l));
+		for (i = 0; i < 10; i++)
+			OK(shmbus_list_append(l, big, sizeof(big)));
+		OK(shmbus_list_validate(l));
+		for (i = 0; i < 10; i++)
+			OK(shmbus_list_pop(l, -1, big, sizeof(big), NULL));
+		OK(shmbus_list_validate(l));
+	}
+	shmbus_list_close(l);
+	printf("  dict and list: space freed in small blocks held large values and back, 3 rounds\n");
+}
+
+/* A rebuild of the free lists cut short (its process killed) is run again
+ * by the next locker, and what it rebuilds is the truth of the heap. */
+static void test_rebuild_cut_short(void)
+{
+	shmbus_dict_t *d;
+	struct sb_box *b;
+	char key[32], val[300];
+	uint64_t heads[SB_BOX_CLASSES];
+	size_t n;
+	int i;
+
+	memset(val, 'r', sizeof(val));
+	OK(shmbus_dict_open(bus, "drb", 1, 128u << 10, &d));
+	for (i = 0; i < 100; i++)
+		OK(shmbus_dict_set(d, key, (size_t)snprintf(key, sizeof(key), "k%d", i), val,
+		                   (size_t)(20 + i * 2)));
+	for (i = 0; i < 100; i += 3)
+		OK(shmbus_dict_del(d, key, (size_t)snprintf(key, sizeof(key), "k%d", i)));
+	b = (struct sb_box *)area_of("drb");
+	memcpy(heads, b->free_head, sizeof(heads));
+	/* As a rebuilder killed just after it emptied the lists. */
+	b->rebuilding = 1;
+	memset(b->free_head, 0, sizeof(b->free_head));
+	OK(shmbus_dict_validate(d));
+	CHECK(b->rebuilding == 0, "the mark is down after the repair");
+	for (i = 1; i < 100; i++) {
+		if (i % 3 == 0)
+			continue;
+		OK(shmbus_dict_get(d, key, (size_t)snprintf(key, sizeof(key), "k%d", i), val,
+		                   sizeof(val), &n));
+		CHECK(n == (size_t)(20 + i * 2), "k%d kept its value", i);
+	}
+	/* Lists scrambled into a loop while the mark is up: rebuilt from the
+	 * heap, not from them. */
+	b->rebuilding = 1;
+	for (i = 0; i < SB_BOX_CLASSES; i++)
+		if (heads[i])
+			b->free_head[i] = heads[i];
+	OK(shmbus_dict_validate(d));
+	/* A header broken while the mark is up: an error, not a crash. */
+	b->rebuilding = 1;
+	{
+		uint64_t *tag = (uint64_t *)(void *)((uint8_t *)b + b->heap_off), save = *tag;
+
+		*tag = 0x1234;
+		EXPECT_CODE(shmbus_dict_validate(d), SHMBUS_ECORRUPT);
+		*tag = save;
+	}
+	OK(shmbus_dict_validate(d));
+	OK(shmbus_dict_set(d, "after", 5, val, sizeof(val)));
+	OK(shmbus_dict_validate(d));
+	shmbus_dict_close(d);
+	printf("  a free-list rebuild cut short is redone by the next locker\n");
+}
+
 /* ---- list ----------------------------------------------------------- */
 
 #define LMAX 4096
@@ -685,6 +799,8 @@ int main(void)
 	test_dict_nospace();
 	test_list_model();
 	test_list_growth_and_nospace();
+	test_space_comes_back();
+	test_rebuild_cut_short();
 	test_threads_exact();
 	test_hostile();
 	test_random_garbage();

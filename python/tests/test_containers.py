@@ -88,6 +88,22 @@ def test_dict_grows_past_initial_capacity(bus):
     assert len(d) == n and d["k1999"] == "v" * (1999 % 50)
 
 
+def test_space_freed_by_small_values_takes_large_ones(bus):
+    d = bus.dict("frag", area_bytes=256 << 10)
+    for _ in range(3):
+        n = 0
+        with pytest.raises(shmbus.NoSpace):
+            while True:
+                d["s%d" % n] = b"x" * 200
+                n += 1
+        assert n > 500
+        d.clear()
+        for i in range(10):                 # ~160 KiB in the space the small ones left
+            d["b%d" % i] = b"y" * 12000
+        assert len(d) == 10 and d["b9"] == b"y" * 12000
+        d.clear()
+
+
 def test_list_operations(bus):
     lst = _list(bus)
     lst.extend([1, 2.5, "s", None])

@@ -9,7 +9,10 @@
  * block and checks every value's pattern; at the end the counters must
  * lie within [increments reported done, that + number of kills]: an
  * operation in flight at a kill is applied entirely or not at all, never
- * twice and never half.
+ * twice and never half. A third, tight dict (64 KiB for more than it can
+ * hold) keeps its writers merging and splitting free space while they are
+ * killed: it too must validate, block by block and against a walk of its
+ * heap, with every value whole.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -17,6 +20,8 @@
 #include <sys/wait.h>
 
 #include "testutil.h"
+#include "container.h"
+#include "testarea.h"
 
 struct shared {
 	_Atomic long dict_done;    /* counter increments whose call returned */
@@ -53,6 +58,7 @@ static void worker(int survivor, int ready_fd)
 	shmbus_bus_t *b;
 	shmbus_dict_t *d;
 	shmbus_list_t *l;
+	shmbus_dict_t *t;
 	char key[32], val[300];
 	uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
 
@@ -60,6 +66,7 @@ static void worker(int survivor, int ready_fd)
 	OK(shmbus_bus_set_liveness(b, 20000000));
 	OK(shmbus_dict_open(b, "d", 0, 0, &d));
 	OK(shmbus_list_open(b, "l", 0, 0, &l));
+	OK(shmbus_dict_open(b, "t", 0, 0, &t));
 	while (!atomic_load(&sh->stop)) {
 		uint64_t k;
 		size_t kn, vl;
@@ -71,6 +78,27 @@ static void worker(int survivor, int ready_fd)
 		k = x % 200;
 		kn = (size_t)snprintf(key, sizeof(key), "k%llu", (unsigned long long)k);
 		vl = (size_t)(x >> 40) % sizeof(val);
+		if ((x >> 60) < 5) {
+			/* The tight dict: small and large values in an area that
+			 * cannot hold them all, so sets keep finding it full and
+			 * merging its free space (sb_box_compact) or splitting
+			 * large free blocks, while victims are killed. */
+			static char tv[9000];
+			size_t tl = (x >> 8) & 1 ? 3000 + (size_t)(x >> 16) % 6000
+			                          : 20 + (size_t)(x >> 16) % 280;
+
+			kn = (size_t)snprintf(key, sizeof(key), "%c%llu", tl >= 3000 ? 'L' : 's',
+			                      (unsigned long long)(tl >= 3000 ? k % 8 : k % 64));
+			if ((x >> 56) % 3 == 0) {
+				r = shmbus_dict_del(t, key, kn);
+				CHECK(r == 0 || r == SHMBUS_ENOENT, "del: %d %s", r, shmbus_last_error());
+			} else {
+				r = shmbus_dict_set(t, key, kn, tv, make_val(tv, tl, tl));
+				CHECK(r == 0 || r == SHMBUS_ENOSPC, "tight set: %d %s", r,
+				      shmbus_last_error());
+			}
+			goto done;
+		}
 		switch ((x >> 32) % 8) {
 		case 0:
 			OK(shmbus_dict_update(d, "count", 5, test_dict_inc, NULL));
@@ -118,6 +146,7 @@ static void worker(int survivor, int ready_fd)
 				OK(shmbus_list_pop(l, (x & 1) ? -1 : 1, NULL, 0, NULL));
 		}
 		}
+done:
 		if (survivor)
 			atomic_fetch_add(&sh->survivor_ops, 1);
 		if (ready_fd >= 0) {   /* started: the kill may come now */
@@ -130,6 +159,21 @@ static void worker(int survivor, int ready_fd)
 }
 
 /* Validate both containers and every value in them. */
+/* The tight dict: valid, and every value whole (its length is its tag). */
+static void check_tight(shmbus_dict_t *t, int round)
+{
+	static char vb[9000];
+	char kb[32];
+	uint64_t cur = 0;
+	size_t kl, vl;
+	int r;
+
+	OK(shmbus_dict_validate(t));
+	while ((r = shmbus_dict_next(t, &cur, kb, sizeof(kb) - 1, &kl, vb, sizeof(vb), &vl)) == 0)
+		CHECK(check_val(vb, vl, vl), "round %d: tight value (%zu bytes) is damaged", round, vl);
+	CHECK(r == SHMBUS_ENOENT, "round %d: tight iteration ended with %d", round, r);
+}
+
 static void check_all(shmbus_dict_t *d, shmbus_list_t *l, int round)
 {
 	char kb[32], vb[300];
@@ -185,8 +229,9 @@ int main(void)
 	int rounds = (int)(60 * test_scale()), round, status;
 	shmbus_bus_opts_t o;
 	shmbus_bus_t *b;
-	shmbus_dict_t *d;
+	shmbus_dict_t *d, *t;
 	shmbus_list_t *l;
+	struct sb_box *tb;
 	int64_t zero = 0, dc = 0, lc = 0;
 	size_t n;
 	pid_t surv, v;
@@ -202,6 +247,7 @@ int main(void)
 	OK(shmbus_bus_set_liveness(b, 20000000));
 	OK(shmbus_dict_open(b, "d", 1, 4u << 20, &d));
 	OK(shmbus_list_open(b, "l", 1, 4u << 20, &l));
+	OK(shmbus_dict_open(b, "t", 1, 64u << 10, &t));
 	OK(shmbus_list_append(l, &zero, sizeof(zero)));
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(sh != MAP_FAILED, "mmap");
@@ -229,6 +275,7 @@ int main(void)
 		CHECK(waitpid(v, &status, 0) == v && WIFSIGNALED(status),
 		      "round %d: victim killed (status %d)", round, status);
 		check_all(d, l, round);
+		check_tight(t, round);
 	}
 	before = atomic_load(&sh->survivor_ops);
 	usleep(200000);
@@ -237,6 +284,9 @@ int main(void)
 	CHECK(waitpid(surv, &status, 0) == surv && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "survivor exit status %d", status);
 	check_all(d, l, rounds);
+	check_tight(t, rounds);
+	tb = (struct sb_box *)test_area_of(b, "t");
+	CHECK(tb->rebuilds > 0, "the tight dict never merged its free space (the test proved nothing)");
 	OK(shmbus_dict_get(d, "count", 5, &dc, sizeof(dc), &n));
 	OK(shmbus_list_get(l, 0, &lc, sizeof(lc), &n));
 	CHECK(dc >= atomic_load(&sh->dict_done) && dc <= atomic_load(&sh->dict_done) + rounds,
@@ -253,8 +303,11 @@ int main(void)
 	printf("  %d mutators killed, %u dict + %u list operations rolled back; containers valid after each; counters %lld/%lld within [done, done+kills]; survivor did %ld ops\n",
 	       rounds, di.flags, li.flags, (long long)dc, (long long)lc,
 	       atomic_load(&sh->survivor_ops));
+	printf("  tight dict (64 KiB): free space merged %llu times, %llu repairs (rollbacks and rebuilds redone); valid and whole after each kill\n",
+	       (unsigned long long)tb->rebuilds, (unsigned long long)tb->repairs);
 	shmbus_list_close(l);
 	shmbus_dict_close(d);
+	shmbus_dict_close(t);
 	shmbus_bus_close(b);
 	OK(shmbus_bus_unlink(bus_name));
 	printf("sync_kill_containers: ok\n");
