@@ -552,7 +552,11 @@ int shmbus_dict_del(shmbus_dict_t *d, const void *key, size_t klen);
 int shmbus_dict_len(shmbus_dict_t *d, uint64_t *len);
 /* Read-modify-write under the container lock: fn gets the old value (NULL,
  * 0 if absent) and writes the new one into out (cap bytes), setting *outlen;
- * fn returns 0 to store, 1 to delete, negative to abort with that code. */
+ * fn returns 0 to store, 1 to delete, negative to abort with that code.
+ * fn may be called more than once for one update (again with a larger cap
+ * when it returns SHMBUS_ETOOBIG with *outlen set to what it needs, or
+ * again when the container was full and its free space was merged); only
+ * the last call's result is stored, so fn should not have side effects. */
 typedef int (*shmbus_update_fn)(const void *old, size_t oldlen, void *out,
                                 size_t cap, size_t *outlen, void *arg);
 int shmbus_dict_update(shmbus_dict_t *d, const void *key, size_t klen,
