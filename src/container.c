@@ -167,6 +167,50 @@ int sb_box_set(struct sb_boxh *h, uint64_t *word, uint64_t v)
 	return 0;
 }
 
+/* ---- blocks --------------------------------------------------------- */
+
+static int corrupt_blk(struct sb_boxh *h, uint64_t off, const char *why)
+{
+	return sb_err(SHMBUS_ECORRUPT, "%s '%s': block at offset %llu: %s",
+	              shmbus_kind_name(h->ch.p.kind), h->ch.name, (unsigned long long)off, why);
+}
+
+/* Validate the block at off in state `state`; *cls gets its class. */
+static int blk_get(struct sb_boxh *h, uint64_t off, uint32_t state, struct sb_blk **bp,
+                   uint32_t *cls)
+{
+	struct sb_blk *bk;
+	uint32_t c;
+
+	if (off < h->heap_off || (off - h->heap_off) % 32 != 0 || off >= h->top ||
+	    h->top - off < 32)
+		return corrupt_blk(h, off, "outside the heap");
+	bk = (struct sb_blk *)(h->area + off);
+	c = (uint32_t)(bk->tag >> 8) & 0xffu;
+	if (bk->tag >> 32 != SB_BLK_MAGIC || (bk->tag & 0xffu) != state ||
+	    (bk->tag >> 16 & 0xffffu) != 0 || c >= SB_BOX_CLASSES)
+		return corrupt_blk(h, off, state == SB_BLK_USED ? "not a used block"
+		                                                : "not a free block");
+	if (cls_size(c) > h->top - off)
+		return corrupt_blk(h, off, "runs past the heap top");
+	*bp = bk;
+	*cls = c;
+	return 0;
+}
+
+/* The block a heap walk meets at off (heap_off <= off < top), used or
+ * free: its state and class, validated as blk_get does. */
+static int blk_walk(struct sb_boxh *h, uint64_t off, uint32_t *state, uint32_t *cls)
+{
+	struct sb_blk *bk;
+	uint32_t st = (uint32_t)(((struct sb_blk *)(h->area + off))->tag & 0xffu);
+
+	if (st != SB_BLK_USED && st != SB_BLK_FREE)
+		return corrupt_blk(h, off, "not a block where the heap walk expects one");
+	*state = st;
+	return blk_get(h, off, st, &bk, cls);
+}
+
 /* ---- rebuilding the free lists -------------------------------------- */
 
 /* Cut the free run [start, end) into the fewest blocks (largest first)
@@ -219,8 +263,9 @@ static uint32_t recut(struct sb_boxh *h, uint64_t start, uint64_t end)
 static int rebuild_free(struct sb_boxh *h, int *changed)
 {
 	struct sb_box *b = h->b;
-	uint64_t off = h->heap_off, run = 0, budget = (h->top - h->heap_off) / 32 + 1, size = 0;
-	uint32_t c, inrun = 0;
+	uint64_t off = h->heap_off, run = 0, size = 0;
+	uint32_t c, st = 0, inrun = 0;
+	int r;
 
 	*changed = 0;
 	b->rebuilding = 1;
@@ -228,18 +273,12 @@ static int rebuild_free(struct sb_boxh *h, int *changed)
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	for (c = 0; c < SB_BOX_CLASSES; c++)
 		b->free_head[c] = 0;
+	/* Bounded: every step moves off forward by a block of 32 bytes or
+	 * more, and stops at top. */
 	for (;;) {
 		if (off < h->top) {
-			uint64_t tag = ((struct sb_blk *)(h->area + off))->tag;
-			uint32_t st = (uint32_t)(tag & 0xffu);
-
-			c = (uint32_t)(tag >> 8) & 0xffu;
-			if (budget-- == 0 || tag >> 32 != SB_BLK_MAGIC || (tag >> 16 & 0xffffu) != 0 ||
-			    c >= SB_BOX_CLASSES || (st != SB_BLK_USED && st != SB_BLK_FREE) ||
-			    cls_size(c) > h->top - off)
-				return sb_err(SHMBUS_ECORRUPT, "%s '%s': no valid block at heap offset %llu",
-				              shmbus_kind_name(h->ch.p.kind), h->ch.name,
-				              (unsigned long long)off);
+			if ((r = blk_walk(h, off, &st, &c)) != 0)
+				return r;
 			size = cls_size(c);
 			if (st == SB_BLK_FREE) {
 				if (inrun++ == 0)
@@ -275,6 +314,18 @@ static int rebuild_free(struct sb_boxh *h, int *changed)
 	b->rebuilding = 0;
 	b->rebuilds++;
 	return 0;
+}
+
+/* A rebuild left half done (its process died) is run again before the
+ * caller, who holds the lock with top validated, uses the lists. */
+static int finish_rebuild(struct sb_boxh *h)
+{
+	int changed;
+
+	if (!h->b->rebuilding)
+		return 0;
+	h->b->repairs++;
+	return rebuild_free(h, &changed);
 }
 
 /* ---- locking -------------------------------------------------------- */
@@ -322,13 +373,8 @@ int sb_box_lock(struct sb_boxh *h)
 		sb_rlock_consistent(&h->b->lock);
 	if (!rr)
 		rr = load_top(h);
-	if (!rr && h->b->rebuilding) {
-		int changed;
-
-		/* A rebuild was cut short: run it again (see rebuild_free). */
-		h->b->repairs++;
-		rr = rebuild_free(h, &changed);
-	}
+	if (!rr)
+		rr = finish_rebuild(h);
 	if (rr) {
 		sb_rlock_release(&h->b->lock, h->token);
 		return rr;
@@ -377,10 +423,7 @@ int sb_box_gc(struct sb_chan *ch, uint32_t *reaped)
 		*reaped = 1;
 	}
 	if (h.b->rebuilding && load_top(&h) == 0) {
-		int changed;
-
-		h.b->repairs++;
-		rebuild_free(&h, &changed);
+		finish_rebuild(&h);
 		*reaped = 1;
 	}
 	if (r == SHMBUS_EOWNERDEAD)
@@ -418,36 +461,7 @@ void sb_box_close(struct sb_boxh *h)
 	h->scratch = NULL;
 }
 
-/* ---- blocks --------------------------------------------------------- */
-
-static int corrupt_blk(struct sb_boxh *h, uint64_t off, const char *why)
-{
-	return sb_err(SHMBUS_ECORRUPT, "%s '%s': block at offset %llu: %s",
-	              shmbus_kind_name(h->ch.p.kind), h->ch.name, (unsigned long long)off, why);
-}
-
-/* Validate the block at off in state `state`; *cls gets its class. */
-static int blk_get(struct sb_boxh *h, uint64_t off, uint32_t state, struct sb_blk **bp,
-                   uint32_t *cls)
-{
-	struct sb_blk *bk;
-	uint32_t c;
-
-	if (off < h->heap_off || (off - h->heap_off) % 32 != 0 || off >= h->top ||
-	    h->top - off < 32)
-		return corrupt_blk(h, off, "outside the heap");
-	bk = (struct sb_blk *)(h->area + off);
-	c = (uint32_t)(bk->tag >> 8) & 0xffu;
-	if (bk->tag >> 32 != SB_BLK_MAGIC || (bk->tag & 0xffu) != state ||
-	    (bk->tag >> 16 & 0xffffu) != 0 || c >= SB_BOX_CLASSES)
-		return corrupt_blk(h, off, state == SB_BLK_USED ? "not a used block"
-		                                                : "not a free block");
-	if (cls_size(c) > h->top - off)
-		return corrupt_blk(h, off, "runs past the heap top");
-	*bp = bk;
-	*cls = c;
-	return 0;
-}
+/* ---- blocks: use, alloc, free ---------------------------------------- */
 
 int sb_box_block(struct sb_boxh *h, uint64_t off, uint8_t **p, uint64_t *len, uint64_t *cap)
 {
@@ -580,6 +594,15 @@ int sb_box_compact(struct sb_boxh *h)
 	return r ? r : changed;
 }
 
+int sb_box_room_again(struct sb_boxh *h, int *r)
+{
+	int c = sb_box_compact(h);
+
+	if (c < 0)
+		*r = c;
+	return c > 0;
+}
+
 int sb_box_check_free(struct sb_boxh *h, uint64_t *bytes)
 {
 	uint64_t budget = (h->top - h->heap_off) / 32, total = 0;
@@ -607,18 +630,11 @@ int sb_box_check_free(struct sb_boxh *h, uint64_t *bytes)
 	 * rebuild_free relies on), and its free blocks are those listed. */
 	{
 		uint64_t off = h->heap_off, walked = 0;
-		struct sb_blk *bk;
-		uint32_t st;
+		uint32_t st = 0;
+		int r;
 
-		budget = (h->top - h->heap_off) / 32;
 		while (off < h->top) {
-			uint64_t tag = ((struct sb_blk *)(h->area + off))->tag;
-			int r;
-
-			st = (uint32_t)(tag & 0xffu);
-			if (budget-- == 0 || (st != SB_BLK_USED && st != SB_BLK_FREE))
-				return corrupt_blk(h, off, "not a block where the heap walk expects one");
-			if ((r = blk_get(h, off, st, &bk, &fc)) != 0)
+			if ((r = blk_walk(h, off, &st, &fc)) != 0)
 				return r;
 			if (st == SB_BLK_FREE)
 				walked += cls_size(fc);

@@ -86,6 +86,10 @@ int sb_box_block(struct sb_boxh *h, uint64_t off, uint8_t **p, uint64_t *len,
  * together (an allocation that failed may now fit), 0 if nothing changed,
  * or an error. */
 int sb_box_compact(struct sb_boxh *h);
+/* After an operation failed with *r == SHMBUS_ENOSPC: merge the free
+ * space; 1 if anything came together (run the operation once more), else
+ * 0, with *r set to the merge's error if that failed. */
+int sb_box_room_again(struct sb_boxh *h, int *r);
 /* Walk the free lists; *bytes gets the bytes they hold. */
 int sb_box_check_free(struct sb_boxh *h, uint64_t *bytes);
 /* Scratch memory of at least n bytes for an update callback. */

@@ -351,12 +351,10 @@ static int dict_set_once(shmbus_dict_t *d, const void *key, size_t klen, const v
 int shmbus_dict_set(shmbus_dict_t *d, const void *key, size_t klen, const void *val,
                     size_t vlen)
 {
-	int r = dict_set_once(d, key, klen, val, vlen), c;
+	int r = dict_set_once(d, key, klen, val, vlen);
 
-	/* Out of room: merge the free space (sb_box_compact) and try once
-	 * more if anything came together. */
-	if (r == SHMBUS_ENOSPC && (c = sb_box_compact(&d->h)) != 0)
-		r = c < 0 ? c : dict_set_once(d, key, klen, val, vlen);
+	if (r == SHMBUS_ENOSPC && sb_box_room_again(&d->h, &r))
+		r = dict_set_once(d, key, klen, val, vlen);
 	return r;
 }
 
@@ -449,12 +447,10 @@ static int dict_update_once(shmbus_dict_t *d, const void *key, size_t klen,
 int shmbus_dict_update(shmbus_dict_t *d, const void *key, size_t klen, shmbus_update_fn fn,
                        void *arg)
 {
-	int r = dict_update_once(d, key, klen, fn, arg), c;
+	int r = dict_update_once(d, key, klen, fn, arg);
 
-	/* Out of room: merge the free space (sb_box_compact) and try once
-	 * more if anything came together. */
-	if (r == SHMBUS_ENOSPC && (c = sb_box_compact(&d->h)) != 0)
-		r = c < 0 ? c : dict_update_once(d, key, klen, fn, arg);
+	if (r == SHMBUS_ENOSPC && sb_box_room_again(&d->h, &r))
+		r = dict_update_once(d, key, klen, fn, arg);
 	return r;
 }
 

@@ -288,12 +288,10 @@ static int list_insert_once(shmbus_list_t *l, int64_t index, const void *val, si
 
 int shmbus_list_insert(shmbus_list_t *l, int64_t index, const void *val, size_t len)
 {
-	int r = list_insert_once(l, index, val, len), c;
+	int r = list_insert_once(l, index, val, len);
 
-	/* Out of room: merge the free space (sb_box_compact) and try once
-	 * more if anything came together. */
-	if (r == SHMBUS_ENOSPC && (c = sb_box_compact(&l->h)) != 0)
-		r = c < 0 ? c : list_insert_once(l, index, val, len);
+	if (r == SHMBUS_ENOSPC && sb_box_room_again(&l->h, &r))
+		r = list_insert_once(l, index, val, len);
 	return r;
 }
 
@@ -355,12 +353,10 @@ static int list_set_once(shmbus_list_t *l, int64_t index, const void *val, size_
 
 int shmbus_list_set(shmbus_list_t *l, int64_t index, const void *val, size_t len)
 {
-	int r = list_set_once(l, index, val, len), c;
+	int r = list_set_once(l, index, val, len);
 
-	/* Out of room: merge the free space (sb_box_compact) and try once
-	 * more if anything came together. */
-	if (r == SHMBUS_ENOSPC && (c = sb_box_compact(&l->h)) != 0)
-		r = c < 0 ? c : list_set_once(l, index, val, len);
+	if (r == SHMBUS_ENOSPC && sb_box_room_again(&l->h, &r))
+		r = list_set_once(l, index, val, len);
 	return r;
 }
 
@@ -408,12 +404,10 @@ static int list_update_once(shmbus_list_t *l, int64_t index, shmbus_update_fn fn
 
 int shmbus_list_update(shmbus_list_t *l, int64_t index, shmbus_update_fn fn, void *arg)
 {
-	int r = list_update_once(l, index, fn, arg), c;
+	int r = list_update_once(l, index, fn, arg);
 
-	/* Out of room: merge the free space (sb_box_compact) and try once
-	 * more if anything came together. */
-	if (r == SHMBUS_ENOSPC && (c = sb_box_compact(&l->h)) != 0)
-		r = c < 0 ? c : list_update_once(l, index, fn, arg);
+	if (r == SHMBUS_ENOSPC && sb_box_room_again(&l->h, &r))
+		r = list_update_once(l, index, fn, arg);
 	return r;
 }
 

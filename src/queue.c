@@ -769,7 +769,7 @@ int shmbus_queue_drop_group(shmbus_queue_t *q, const char *group)
 {
 	struct sb_q_view *v;
 	struct sb_q_group *g;
-	uint32_t n, i, live;
+	uint32_t live;
 	int gi, r;
 
 	if (!q || !group)
@@ -797,24 +797,9 @@ int shmbus_queue_drop_group(shmbus_queue_t *q, const char *group)
 		return sb_err(SHMBUS_EBUSY, "group '%s' of queue '%s' has %u live member%s; close them first",
 		              group, v->name, live, live == 1 ? "" : "s");
 	}
-	n = sb_q_hi(&v->ctl->members_hi, v->max_members);
-	for (i = 0; i < n; i++) {
-		struct sb_q_member *m = &v->members[i];
-		uint64_t t = SB_Q_ORPHAN;
-
-		/* acquire: pairs with the reaper's acq_rel CAS to ORPHAN. */
-		if (atomic_load_explicit(&m->token, memory_order_acquire) != SB_Q_ORPHAN ||
-		    atomic_load_explicit(&m->group, memory_order_relaxed) != (uint32_t)gi)
-			continue;
-		/* seq_cst: the hold is gone before the record is free (a gate
-		 * scan that still sees the group sees either). */
-		atomic_store_explicit(&m->held, 0, memory_order_seq_cst);
-		/* release: the orphan is dropped with its group; a concurrent
-		 * adopter (none: the group has no live member) or reaper loses
-		 * its CAS. */
-		atomic_compare_exchange_strong_explicit(&m->token, &t, 0, memory_order_release,
-		                                        memory_order_relaxed);
-	}
+	/* The holds of its dead members go with it: a group made later in
+	 * this record must neither be gated by them nor adopt them. */
+	sb_q_drop_orphans(v, (uint32_t)gi, UINT64_MAX);
 	/* relaxed: a hint; create_group resets it too. */
 	atomic_store_explicit(&g->orphans, 0, memory_order_relaxed);
 	/* seq_cst: from here on gate scans skip the group (they acquire the

@@ -362,5 +362,8 @@ uint32_t sb_q_live_members(struct sb_q_view *v, uint32_t group, uint32_t *total)
 /* Under the bus mutex, at join: a detached group gates again; returns how
  * many messages it lost while detached. */
 uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi);
+/* Under the bus mutex: free the orphan records of group gi whose hold lies
+ * below seq `below` (UINT64_MAX: all of them); how many. */
+uint32_t sb_q_drop_orphans(struct sb_q_view *v, uint32_t gi, uint64_t below);
 
 #endif /* SHMBUS_QUEUE_H */

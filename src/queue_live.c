@@ -198,7 +198,6 @@ uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
 {
 	struct sb_q_group *g = &v->groups[gi];
 	uint64_t fw = atomic_load_explicit(&g->floor, memory_order_acquire), f, c, lost = 0;
-	uint32_t n, i;
 
 	if (!(fw & SB_Q_DETACHED))
 		return 0;
@@ -217,7 +216,14 @@ uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
 	}
 	/* Dead holders' messages below the floor may be overwritten: lost too. */
 	sb_q_reap_members(v, (int32_t)gi, NULL);
-	n = sb_q_hi(&v->ctl->members_hi, v->max_members);
+	return lost + sb_q_drop_orphans(v, gi, f);
+}
+
+uint32_t sb_q_drop_orphans(struct sb_q_view *v, uint32_t gi, uint64_t below)
+{
+	struct sb_q_group *g = &v->groups[gi];
+	uint32_t n = sb_q_hi(&v->ctl->members_hi, v->max_members), i, dropped = 0;
+
 	for (i = 0; i < n; i++) {
 		struct sb_q_member *m = &v->members[i];
 		uint64_t t = SB_Q_ORPHAN, held;
@@ -228,14 +234,16 @@ uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
 		    atomic_load_explicit(&m->group, memory_order_relaxed) != gi)
 			continue;
 		held = atomic_load_explicit(&m->held, memory_order_acquire) & SB_Q_SEQ;
-		if (held != 0 && held - 1 >= f)
+		if (held != 0 && held - 1 >= below)
 			continue;
-		/* release: the stale orphan is dropped. */
+		/* release: the orphan is dropped (gate scans skip free records,
+		 * and join resets held before reusing one). */
 		if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0, memory_order_release,
 		                                            memory_order_relaxed)) {
+			/* relaxed: a hint, counted down after the record changed. */
 			atomic_fetch_sub_explicit(&g->orphans, 1, memory_order_relaxed);
-			lost++;
+			dropped++;
 		}
 	}
-	return lost;
+	return dropped;
 }

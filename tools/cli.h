@@ -169,5 +169,8 @@ int container_create(shmbus_bus_t *bus, const char *chan, int kind, int dtype,
 
 /* Print the queue part of `info` for one channel (text or JSON fields). */
 int queue_info(shmbus_bus_t *bus, const char *chan, int json);
+/* rm BUS QUEUE --group GROUP: remove the group; prints the error and
+ * returns the exit code. */
+int queue_drop_group(shmbus_bus_t *bus, const char *chan, const char *group);
 
 #endif /* SHMBUS_CLI_H */

@@ -509,30 +509,14 @@ static const char rm_help[] =
 /* rm BUS QUEUE --group GROUP */
 static int rm_group(const char *name, const char *chan, const char *group)
 {
-	shmbus_queue_opts_t qo;
-	shmbus_bus_opts_t bo;
-	shmbus_queue_t *q;
 	shmbus_bus_t *bus;
-	int r;
+	int r = cli_open_bus(name, SHMBUS_BUS_NO_PEER, &bus);
 
-	shmbus_bus_opts_init(&bo);
-	bo.flags = SHMBUS_BUS_NO_PEER;
-	r = shmbus_bus_open(name, &bo, &bus);
 	if (r)
-		return cli_fail(r, "cannot open bus '%s'", name);
-	shmbus_queue_opts_init(&qo);
-	qo.create = 0;
-	r = shmbus_queue_open(bus, chan, &qo, &q);
-	if (r) {
-		shmbus_bus_close(bus);
-		return cli_fail(r, "cannot open queue '%s' of bus '%s'", chan, name);
-	}
-	r = shmbus_queue_drop_group(q, group);
-	shmbus_queue_close(q);
+		return r;
+	r = queue_drop_group(bus, chan, group);
 	shmbus_bus_close(bus);
-	if (r)
-		return cli_fail(r, "cannot remove group '%s' of queue '%s'", group, chan);
-	return EX_OK;
+	return r;
 }
 
 /* The pids of live peers, as text, for the refusal message. */

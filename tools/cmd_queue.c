@@ -1,5 +1,5 @@
 /*
- * cmd_queue.c -- the queue halves of get, put, watch and info.
+ * cmd_queue.c -- the queue halves of get, put, watch, info and rm --group.
  *
  * The command consumes as a member of a named consumer group ("cli"
  * unless --group says otherwise). Groups are durable in the bus, so two
@@ -259,4 +259,18 @@ out:
 	free(g);
 	shmbus_queue_close(q);
 	return r;
+}
+
+int queue_drop_group(shmbus_bus_t *bus, const char *chan, const char *group)
+{
+	shmbus_queue_t *q;
+	int r = open_queue(bus, chan, &q);
+
+	if (r)
+		return cli_fail(r, "cannot open queue '%s'", chan);
+	r = shmbus_queue_drop_group(q, group);
+	shmbus_queue_close(q);
+	if (r)
+		return cli_fail(r, "cannot remove group '%s' of queue '%s'", group, chan);
+	return EX_OK;
 }
