@@ -347,7 +347,11 @@ int shmbus_state_set_wait(shmbus_state_t *st, int policy, int64_t spin_ns);
 
 typedef struct shmbus_queue_opts {
 	uint32_t size_of;
-	uint32_t slots;          /* ring slots, rounded up to a power of two; 0 means 1024 */
+	/* Ring slots, rounded up to a power of two. 0: the default, which
+	 * follows the bus: 1024 when the ring fits in the heap still free,
+	 * else halved (to 16 at least) until it takes at most half of what is
+	 * free; shmbus_channel_info's capacity tells what it got. */
+	uint32_t slots;
 	uint64_t max_msg;        /* largest message in bytes; 0 means 4096 */
 	uint32_t max_groups;     /* consumer groups; 0 means 16 */
 	uint32_t max_members;    /* members over all groups; 0 means 64 */
@@ -538,7 +542,10 @@ int shmbus_array_cas_i64(shmbus_array_t *a, uint64_t i, int64_t *expected,
 
 /* A bytes-to-bytes map and a list of byte strings living in the bus heap.
  * Every operation is atomic; a process killed in the middle of one leaves
- * the container consistent for the next user. */
+ * the container consistent for the next user. area_bytes (used only when
+ * the call creates the container): the bytes of heap it gets; 0 is the
+ * default, which follows the bus: 1 MiB when that fits in the heap still
+ * free, else half of what is free (see docs/containers.md). */
 int shmbus_dict_open(shmbus_bus_t *bus, const char *name, int create,
                      uint64_t area_bytes, shmbus_dict_t **out);
 int shmbus_dict_close(shmbus_dict_t *d);

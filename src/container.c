@@ -66,8 +66,14 @@ static uint64_t cls_size(uint32_t c)
 
 int sb_box_plan(struct sb_params *p, uint64_t *area)
 {
-	if (p->param[0] == 0)
-		p->param[0] = SB_BOX_DEFAULT_AREA;
+	/* Left to its default, the area follows the bus (sb_default_size):
+	 * 1 MiB, or half the heap still free when 1 MiB does not fit; never
+	 * under the minimum (a bus without that much gives ENOSPC). */
+	if (p->param[0] == 0) {
+		p->param[0] = sb_default_size(p, SB_BOX_DEFAULT_AREA) & ~(uint64_t)(SB_LINE - 1);
+		if (p->param[0] < SB_BOX_MIN_AREA)
+			p->param[0] = SB_BOX_MIN_AREA;
+	}
 	if (p->param[0] < SB_BOX_MIN_AREA)
 		return sb_err(SHMBUS_EINVAL, "%s area of %llu bytes: the minimum is %llu",
 		              shmbus_kind_name(p->kind), (unsigned long long)p->param[0],

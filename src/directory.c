@@ -230,6 +230,10 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 	if (!ops)
 		return sb_err(SHMBUS_EINVAL, "channel kind %s is not built into this library",
 		              shmbus_kind_name(want->kind));
+	used = bus->hdr->heap_used;
+	if (used > bus->heap_size)
+		return sb_err(SHMBUS_ECORRUPT, "bus '%s': heap pointer out of range", bus->name);
+	want->room = bus->heap_size - used;
 	r = ops->plan(want, &area);
 	if (r)
 		return r;
@@ -243,9 +247,6 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 	if (!e)
 		return sb_err(SHMBUS_ENOSPC, "bus '%s': channel directory full (%u channels)",
 		              bus->name, bus->max_channels);
-	used = bus->hdr->heap_used;
-	if (used > bus->heap_size)
-		return sb_err(SHMBUS_ECORRUPT, "bus '%s': heap pointer out of range", bus->name);
 	if (area > bus->heap_size - used)
 		return sb_err(SHMBUS_ENOSPC,
 		              "bus '%s': channel '%s' needs %llu bytes, the heap has %llu of %llu left; create the bus larger",

@@ -133,7 +133,20 @@ struct sb_params {
 	uint64_t shape[SHMBUS_MAX_DIMS];
 	uint64_t value_size;
 	uint64_t param[SB_PARAMS];
+	/* Set by the directory before plan: bytes of heap still free. A kind
+	 * whose size the caller left to its default sizes it from this (see
+	 * sb_default_room), so defaults follow the bus. Never stored. */
+	uint64_t room;
 };
+
+/* The size a channel gets when its caller left it to the default: the
+ * default itself when it fits in the heap still free (so nothing changes on
+ * a bus large enough), else at most half of what is free, so a small bus
+ * takes a channel made with defaults and still has room for the next. */
+static inline uint64_t sb_default_size(const struct sb_params *p, uint64_t dflt)
+{
+	return dflt <= p->room ? dflt : p->room / 2;
+}
 
 struct sb_chan {
 	shmbus_bus_t *bus;

@@ -158,8 +158,10 @@ int sb_q_geometry(const struct sb_params *p, int line_stride, struct sb_q_geom *
 static int queue_plan(struct sb_params *p, uint64_t *area)
 {
 	struct sb_q_geom g;
-	int r;
+	uint64_t fit;
+	int slots_given, r;
 
+	slots_given = p->param[0] != 0;
 	if (p->param[0] == 0)
 		p->param[0] = SB_Q_DEFAULT_SLOTS;
 	if (p->param[0] > SB_Q_MAX_SLOTS)
@@ -193,6 +195,15 @@ static int queue_plan(struct sb_params *p, uint64_t *area)
 	if (r)
 		return sb_err(r, "queue of %llu slots x %llu bytes does not fit in 64 bits",
 		              (unsigned long long)p->param[0], (unsigned long long)p->param[1]);
+	/* Slots left to their default follow the bus (sb_default_size): when
+	 * the ring does not fit in the heap still free, they are halved (down
+	 * to SB_Q_MIN_DEFAULT_SLOTS) until it takes at most half of it. */
+	fit = sb_default_size(p, g.area);
+	while (!slots_given && g.area > fit && p->param[0] > SB_Q_MIN_DEFAULT_SLOTS) {
+		p->param[0] /= 2;
+		if (sb_q_geometry(p, sb_q_make_line_stride, &g) != 0)
+			return SHMBUS_EINVAL;
+	}
 	*area = g.area;
 	return 0;
 }

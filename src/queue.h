@@ -30,6 +30,7 @@
 #define SB_Q_MAX_MEMBERS 4096u
 #define SB_Q_MAX_PRODUCERS 4096u
 #define SB_Q_DEFAULT_SLOTS 1024u
+#define SB_Q_MIN_DEFAULT_SLOTS 16u   /* defaults shrink no further */
 #define SB_Q_DEFAULT_MSG 4096u
 #define SB_Q_DEFAULT_GROUPS 16u
 #define SB_Q_DEFAULT_MEMBERS 64u

@@ -161,6 +161,73 @@ static void test_directory_heap_and_peer_tables_full(void)
 	printf("  directory full, heap full, peer table full: ENOSPC with the limit named; dead peers reaped\n");
 }
 
+/* Defaults follow the bus: on a 1 MiB bus, a dict, a list and a queue
+ * opened with every size left to its default are created (each taking
+ * part of what is free) and usable, and an array still fits after them;
+ * on a bus of the default size the defaults are the documented ones. */
+static void test_defaults_follow_the_bus(void)
+{
+	const char *name = test_bus_name("ldef");
+	shmbus_bus_opts_t o;
+	shmbus_bus_t *b;
+	shmbus_dict_t *d;
+	shmbus_list_t *l;
+	shmbus_queue_t *q;
+	shmbus_array_t *a;
+	shmbus_channel_info_t ci;
+	shmbus_bus_info_t bi;
+	char buf[16];
+	size_t n;
+	int64_t v;
+
+	shmbus_bus_opts_init(&o);
+	o.size = 1 << 20;
+	OK(shmbus_bus_create(name, &o, &b));
+	OK(shmbus_dict_open(b, "d", 1, 0, &d));
+	OK(shmbus_list_open(b, "l", 1, 0, &l));
+	OK(shmbus_queue_open(b, "q", NULL, &q));
+	OK(shmbus_array_open(b, "a", SHMBUS_INT64, 1000, 1, &a));
+	OK(shmbus_dict_set(d, "k", 1, "v", 1));
+	OK(shmbus_dict_get(d, "k", 1, buf, sizeof(buf), &n));
+	CHECK(n == 1 && buf[0] == 'v', "dict value back: %zu bytes", n);
+	OK(shmbus_list_append(l, "x", 1));
+	OK(shmbus_queue_put(q, "m", 1, 0));
+	OK(shmbus_array_add_i64(a, 999, 5, NULL));
+	OK(shmbus_array_get(a, 999, &v));
+	CHECK(v == 5, "array element 999 is %lld, expected 5", (long long)v);
+	OK(shmbus_channel_info(b, "q", &ci));
+	CHECK(ci.capacity >= 16 && ci.capacity < 1024,
+	      "default queue on a 1 MiB bus has %llu slots, expected 16..512",
+	      (unsigned long long)ci.capacity);
+	OK(shmbus_bus_info(b, &bi));
+	CHECK(bi.heap_used <= bi.heap_size, "heap used %llu of %llu",
+	      (unsigned long long)bi.heap_used, (unsigned long long)bi.heap_size);
+	OK(shmbus_channel_info(b, "d", &ci));
+	CHECK(ci.area_size <= bi.heap_size / 2 + 64, "default dict took %llu of a %llu-byte heap",
+	      (unsigned long long)ci.area_size, (unsigned long long)bi.heap_size);
+	shmbus_dict_close(d);
+	shmbus_list_close(l);
+	shmbus_queue_close(q);
+	shmbus_array_close(a);
+	OK(shmbus_bus_close(b));
+	OK(shmbus_bus_unlink(name));
+
+	OK(shmbus_bus_create(name, NULL, &b));  /* 16 MiB: the documented defaults */
+	OK(shmbus_dict_open(b, "d", 1, 0, &d));
+	OK(shmbus_queue_open(b, "q", NULL, &q));
+	OK(shmbus_channel_info(b, "d", &ci));
+	CHECK(ci.area_size == 1 << 20, "default dict area on a 16 MiB bus: %llu, expected 1 MiB",
+	      (unsigned long long)ci.area_size);
+	OK(shmbus_channel_info(b, "q", &ci));
+	CHECK(ci.capacity == 1024, "default queue on a 16 MiB bus: %llu slots, expected 1024",
+	      (unsigned long long)ci.capacity);
+	shmbus_dict_close(d);
+	shmbus_queue_close(q);
+	OK(shmbus_bus_close(b));
+	OK(shmbus_bus_unlink(name));
+	printf("  defaults follow the bus: dict, list, queue and array with defaults on a 1 MiB bus\n");
+}
+
 static shmbus_queue_t *open_queue(shmbus_bus_t *b, const char *name, uint32_t slots,
                                   uint64_t max_msg, uint32_t members)
 {
@@ -431,6 +498,7 @@ int main(void)
 	test_full_at_create_rlimit();
 	test_full_tmpfs();
 	test_directory_heap_and_peer_tables_full();
+	test_defaults_follow_the_bus();
 	test_many_buses_open();
 	test_ring_of_one_slot();
 	test_message_exactly_max_size();

@@ -70,7 +70,8 @@ class Bus(_CBus):
 
         A dict shared between processes, holding None, bool, int, float, str,
         bytes and nested tuples/lists/dicts. area_bytes reserves its room in
-        the bus heap (0: the library default)."""
+        the bus heap (0: the library default, 1 MiB or, on a bus with less
+        room, half of the heap still free)."""
         return Dict(self._raw_dict(name, create, area_bytes), name)
 
     def list(self, name, create=True, area_bytes=0):

@@ -801,7 +801,8 @@ static PyMethodDef bus_methods[] = {
 	 "queue(name, slots=0, max_msg=0, create=True, group=None, earliest=False, durable=False,\n"
 	 "      max_groups=0, max_members=0, max_producers=0) -> Queue\n\n"
 	 "Open (by default create) the queue channel `name` (0 means the library\n"
-	 "default: 1024 slots of up to 4096 bytes). With group=..., join that\n"
+	 "default: 1024 slots of up to 4096 bytes, fewer slots on a bus with less\n"
+	 "room). With group=..., join that\n"
 	 "consumer group at once."},
 	{"lock", (PyCFunction)(void (*)(void))sbpy_bus_lock, METH_VARARGS | METH_KEYWORDS,
 	 "lock(name, create=True) -> Lock: a robust process-shared mutex."},

@@ -152,3 +152,19 @@ def test_plus_equals_exact_across_processes(busname, method):
         assert d["count"] == procs_n * n and d["f"] == 0.5 * procs_n * n
         assert lst.tolist() == [procs_n * n, 1.5 * procs_n * n]
         assert {d["proc-%d" % k] for k in range(procs_n)} == {n}
+
+
+def test_defaults_follow_a_small_bus(busname):
+    # A 1 MiB bus has less than 1 MiB of heap: the default dict and list
+    # take part of what is free instead of refusing.
+    b = shmbus.Bus(busname, create=True, size=1 << 20, unlink=True)
+    try:
+        d = _dict(b)
+        d["k"] = [1, 2]
+        li = _list(b)
+        li.append("x")
+        assert d["k"] == [1, 2] and li[0] == "x"
+        info = {c["name"]: c for c in b.channels()}
+        assert info["D"]["area_size"] < 1 << 20
+    finally:
+        b.close()
