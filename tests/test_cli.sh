@@ -35,10 +35,15 @@ cleanup() {
 	local p b
 	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
-	for b in $B $Q $C $K $X; do rm -f "/dev/shm/shmbus-$b"; done
+	# Every bus this run named (t-cli-$$...), however it ends.
+	for b in /dev/shm/shmbus-t-cli-$$ /dev/shm/shmbus-t-cli-$$-*; do
+		[ -e "$b" ] && rm -f "$b"
+	done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # run ARGS...: run shmbus; sets rc, out, err (stdin passes through).
 run() {

@@ -6,6 +6,8 @@
 #ifndef SHMBUS_TESTUTIL_H
 #define SHMBUS_TESTUTIL_H
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -13,9 +15,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#include <sanitizer/common_interface_defs.h>
+#define TEST_SANITIZED 1
+#endif
 
 #include "shmbus.h"
 
@@ -35,6 +43,100 @@
 	     shmbus_last_error()); } while (0)
 
 #define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
+
+/*
+ * Nothing left in /dev/shm, whatever way a test ends. Every bus a test
+ * makes is named "t-<tag>-<pid>..." after the process that names it
+ * (test_bus_name), so /dev/shm/shmbus-t-*-<pid> belongs to that process.
+ * When a test process ends -- returning from main, exit() from a failed
+ * CHECK, SIGTERM from the suite's timeout, SIGINT, abort(), a crash, a
+ * sanitizer report -- test_cleanup_shm removes what is left under its own
+ * pid and says so on stderr (so a test that forgets its unlink still
+ * shows). A forked child has its own pid: its exit never touches the
+ * buses its parent named. Installed before main by a constructor; a test
+ * that sets its own handler for one of these signals keeps it.
+ */
+static inline int test_shm_owned(const char *n, const char *pidtag, size_t pl)
+{
+	const char *p;
+
+	if (strncmp(n, "shmbus-t-", 9) != 0)
+		return 0;
+	for (p = n + 8; (p = strstr(p, pidtag)) != NULL; p++)
+		if (p[pl] == '\0' || p[pl] == '-' || p[pl] == '.')
+			return 1;
+	return 0;
+}
+
+/* Async-signal-safe: raw getdents64 and unlinkat, no stdio, no malloc. */
+static inline void test_cleanup_shm(void)
+{
+	char buf[4096] __attribute__((aligned(8))), pidtag[24], tmp[16];
+	int fd, n, pos, len = 0, pl = 0;
+	long pid = (long)getpid();
+
+	do
+		tmp[len++] = (char)('0' + pid % 10);
+	while ((pid /= 10) > 0 && len < 15);
+	pidtag[pl++] = '-';
+	while (len > 0)
+		pidtag[pl++] = tmp[--len];
+	pidtag[pl] = '\0';
+	fd = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	while ((n = (int)syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0)
+		for (pos = 0; pos < n;) {
+			struct { uint64_t ino; int64_t off; unsigned short reclen;
+			         unsigned char type; char name[]; } *de = (void *)(buf + pos);
+
+			if (test_shm_owned(de->name, pidtag, (size_t)pl) &&
+			    unlinkat(fd, de->name, 0) == 0) {
+				static const char m1[] = "testutil: removed /dev/shm/";
+				static const char m2[] = " left by this test\n";
+
+				if (write(2, m1, sizeof(m1) - 1) < 0 ||
+				    write(2, de->name, strlen(de->name)) < 0 ||
+				    write(2, m2, sizeof(m2) - 1) < 0)
+					break;
+			}
+			pos += de->reclen;
+		}
+	close(fd);
+}
+
+static inline void test_cleanup_signal(int sig)
+{
+	test_cleanup_shm();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+__attribute__((constructor)) static void test_cleanup_install(void)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGABRT, SIGALRM,
+#ifndef TEST_SANITIZED
+	                           /* a sanitizer owns the fault signals */
+	                           SIGSEGV, SIGFPE, SIGILL,
+#endif
+	};
+	size_t i;
+
+	atexit(test_cleanup_shm);
+#ifdef TEST_SANITIZED
+	__sanitizer_set_death_callback(test_cleanup_shm);
+#endif
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction sa, old;
+
+		if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = test_cleanup_signal;
+			sa.sa_flags = SA_RESETHAND;
+			sigaction(sigs[i], &sa, NULL);
+		}
+	}
+}
 
 /* A bus name unique to this process and purpose. */
 static inline const char *test_bus_name(const char *tag)

@@ -1,7 +1,9 @@
 """Shared fixtures: unique bus names (prefixed t-py- so the suite's leftover
 check sees them) that are removed after each test."""
+import atexit
 import itertools
 import os
+import signal
 import sys
 
 import pytest
@@ -16,6 +18,49 @@ for p in (PYDIR, HERE):
 import shmbus  # noqa: E402
 
 _count = itertools.count()
+_PID = os.getpid()
+
+
+def _remove_leftovers():
+    """Remove every bus this test process named (t-py-...-<pid>...), however
+    the run ends: fixtures unlink after each test, this catches the rest
+    (a test killed by the suite's timeout, a subprocess's bus named after
+    our pid, a failure between create and the fixture). A forked child has
+    another pid and leaves its parent's buses alone."""
+    if os.getpid() != _PID:
+        return
+    tag = "-%d" % _PID
+    try:
+        names = os.listdir("/dev/shm")
+    except OSError:
+        return
+    for n in names:
+        if not n.startswith("shmbus-t-py-"):
+            continue
+        rest = n[len("shmbus-t-py"):]
+        i = rest.find(tag)
+        while i >= 0:
+            end = i + len(tag)
+            if end == len(rest) or rest[end] in "-.":
+                try:
+                    os.unlink(os.path.join("/dev/shm", n))
+                    sys.stderr.write("conftest: removed /dev/shm/%s left by this run\n" % n)
+                except OSError:
+                    pass
+                break
+            i = rest.find(tag, end)
+
+
+def _on_signal(sig, frame):
+    _remove_leftovers()
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+
+
+atexit.register(_remove_leftovers)
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_sig) == signal.SIG_DFL:
+        signal.signal(_sig, _on_signal)
 
 
 def scale():
