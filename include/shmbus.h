@@ -210,7 +210,7 @@ typedef struct shmbus_peer_info {
 	uint32_t pid;
 	uint32_t alive;         /* 1 if the process still exists */
 	uint64_t start_time;    /* process start time, clock ticks since boot */
-	uint64_t attach_time_ns;/* CLOCK_REALTIME */
+	uint64_t attach_time_ns;/* CLOCK_REALTIME; 0 for a peer caught while registering */
 } shmbus_peer_info_t;
 
 /* Fill up to cap entries with the registered peers; *count gets how many

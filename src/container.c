@@ -131,6 +131,8 @@ static int rollback(struct sb_boxh *h)
 	uint64_t n = b->jn, i;
 
 	if (n > SB_BOX_JMAX) {
+		/* relaxed: under the lock; a hostile count is dropped, and the
+		 * lock's release publishes that. */
 		__atomic_store_n(&b->jn, 0, __ATOMIC_RELAXED);
 		return sb_err(SHMBUS_ECORRUPT, "%s '%s': journal claims %llu entries",
 		              shmbus_kind_name(h->ch.p.kind), h->ch.name, (unsigned long long)n);
@@ -139,6 +141,7 @@ static int rollback(struct sb_boxh *h)
 		uint64_t off = b->j[i].off;
 
 		if (!jent_ok(h, off)) {
+			/* relaxed: as above. */
 			__atomic_store_n(&b->jn, 0, __ATOMIC_RELAXED);
 			return sb_err(SHMBUS_ECORRUPT, "%s '%s': journal entry %llu names offset %llu",
 			              shmbus_kind_name(h->ch.p.kind), h->ch.name,
@@ -164,9 +167,14 @@ int sb_box_set(struct sb_boxh *h, uint64_t *word, uint64_t v)
 	b->j[n].off = off;
 	b->j[n].old = *word;
 	/* release + compiler fence: the entry is complete before it counts,
-	 * and it counts before the word changes (a killed process's stores
-	 * all land in program order). Under the lock; read by a repairer
-	 * after its acquiring CAS. */
+	 * and it counts before the word changes. What orders these for a
+	 * repairer is not a C11 edge (its acquiring CAS takes a dead owner's
+	 * token, which synchronises with nothing the owner stored after its
+	 * own CAS): a SIGKILL stops the owner between two instructions, and
+	 * the signal fence keeps the instructions in this order; every store
+	 * it executed is visible once it is dead, which the repairer learns
+	 * through the kernel (sb_token_alive) before taking the lock over.
+	 * For live users the lock's release on unlock publishes all of it. */
 	__atomic_store_n(&b->jn, n + 1, __ATOMIC_RELEASE);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	*word = v;
@@ -358,6 +366,7 @@ int sb_box_lock(struct sb_boxh *h)
 		                     h->ch.bus->liveness_ns);
 	while (r == SHMBUS_EINTR);
 	if (r == SHMBUS_ETIMEDOUT)
+		/* relaxed: the holder's pid, for the message only. */
 		return sb_err(r, "%s '%s': lock held by pid %u for over %lld s",
 		              shmbus_kind_name(h->ch.p.kind), h->ch.name,
 		              sb_token_pid(atomic_load_explicit(&h->b->lock.owner,

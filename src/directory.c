@@ -140,7 +140,8 @@ static int entry_load(shmbus_bus_t *bus, uint32_t idx, struct sb_chan *ch)
 	ch->index = idx;
 	memcpy(ch->name, e->name, sizeof(ch->name));
 	ch->name[SHMBUS_NAME_MAX] = '\0';
-	ch->generation = e->generation;
+	/* relaxed: under the mutex, which orders every write of it. */
+	ch->generation = atomic_load_explicit(&e->generation, memory_order_relaxed);
 	ch->p.kind = (int32_t)e->kind;
 	ch->p.dtype = e->dtype;
 	ch->p.ndim = e->ndim;
@@ -230,7 +231,8 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 	if (!ops)
 		return sb_err(SHMBUS_EINVAL, "channel kind %s is not built into this library",
 		              shmbus_kind_name(want->kind));
-	used = bus->hdr->heap_used;
+	/* relaxed: only stored under the bus mutex, which we hold. */
+	used = atomic_load_explicit(&bus->hdr->heap_used, memory_order_relaxed);
 	if (used > bus->heap_size)
 		return sb_err(SHMBUS_ECORRUPT, "bus '%s': heap pointer out of range", bus->name);
 	want->room = bus->heap_size - used;
@@ -267,14 +269,22 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 	e->off = off;
 	e->size = area;
 	memcpy(e->param, want->param, sizeof(e->param));
-	/* relaxed: a unique number per entry; the READY release publishes it. */
-	e->generation = atomic_fetch_add_explicit(&bus->hdr->generation, 1,
-	                                          memory_order_relaxed) + 1;
-	bus->hdr->heap_used = used + area;
+	/* relaxed (both): a unique number per entry, stored while the entry
+	 * reads CREATING; the READY release below publishes it to
+	 * sb_chan_valid's acquire. A handle of the entry's previous channel
+	 * that reads it early sees a new number: deleted, as it is. */
+	atomic_store_explicit(&e->generation,
+	                      atomic_fetch_add_explicit(&bus->hdr->generation, 1,
+	                                                memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
+	/* relaxed: under the mutex; shmbus_bus_info's lock-free read is a
+	 * display snapshot. */
+	atomic_store_explicit(&bus->hdr->heap_used, used + area, memory_order_relaxed);
 	memset(bus->base + off, 0, area);
 	r = ops->init(bus->base + off, area, want);
 	if (r) {
-		bus->hdr->heap_used = used;
+		/* relaxed: under the mutex, as above. */
+		atomic_store_explicit(&bus->hdr->heap_used, used, memory_order_relaxed);
 		/* relaxed: never READY, so no lock-free reader used it. */
 		atomic_store_explicit(&e->state, SB_DIR_FREE, memory_order_relaxed);
 		return r;
@@ -317,9 +327,12 @@ int sb_chan_valid(const struct sb_chan *ch)
 {
 	const struct sb_dirent *e = &ch->bus->dir[ch->index];
 
-	/* acquire: pairs with the release store of READY in entry_create. */
+	/* acquire: pairs with the release store of READY in entry_create, so
+	 * the generation read next is the one stored before that READY or a
+	 * later one (relaxed: the entry was deleted and made again since,
+	 * and a changed number says so). */
 	return atomic_load_explicit(&e->state, memory_order_acquire) == SB_DIR_READY &&
-	       e->generation == ch->generation;
+	       atomic_load_explicit(&e->generation, memory_order_relaxed) == ch->generation;
 }
 
 static void fill_info(struct sb_chan *ch, shmbus_channel_info_t *info)
@@ -414,7 +427,10 @@ int shmbus_channel_delete(shmbus_bus_t *bus, const char *name)
 		/* The entry is free for reuse at once; its area is not (the heap
 		 * only grows), so handles still open keep valid memory and notice
 		 * the deletion through sb_chan_valid (state or generation). */
+		/* release: under the mutex; a lock-free sb_chan_valid that
+		 * acquires FREE sees the entry gone (it needs no data). */
 		atomic_store_explicit(&bus->dir[idx].state, SB_DIR_FREE, memory_order_release);
+		/* relaxed: a change counter; the mutex orders it for lockers. */
 		atomic_fetch_add_explicit(&bus->hdr->generation, 1, memory_order_relaxed);
 	}
 	sb_bus_unlock(bus);

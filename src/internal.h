@@ -59,7 +59,10 @@ struct sb_header {
 	uint32_t dirent_size;
 	uint64_t heap_off;
 	uint64_t heap_size;
-	uint64_t heap_used;        /* bump allocator; under the mutex */
+	/* Bump allocator: changed only under the mutex; atomic because
+	 * shmbus_bus_info reads it without the mutex (relaxed both ways:
+	 * a count for display, guarding no other data). */
+	_Atomic uint64_t heap_used;
 	uint64_t create_time_ns;
 	uint32_t creator_pid;
 	uint32_t mode;
@@ -82,8 +85,12 @@ _Static_assert(sizeof(struct sb_header) == SB_HEADER_SIZE, "header is one page")
 
 struct sb_peer {
 	_Atomic uint64_t token;    /* sb_token of the process; 0 = free slot */
-	uint64_t attach_time_ns;
-	uint8_t pad[48];
+	/* Realtime ns of the registration, under a one-word seqlock: stamp
+	 * is the token the time belongs to, 0 while the time changes (see
+	 * sb_peer_register and shmbus_bus_peers). */
+	_Atomic uint64_t attach_time_ns;
+	_Atomic uint64_t stamp;
+	uint8_t pad[40];
 };
 _Static_assert(sizeof(struct sb_peer) == SB_LINE, "peer is one line");
 
@@ -102,10 +109,14 @@ struct sb_dirent {
 	uint64_t off;              /* of the channel's area */
 	uint64_t size;             /* of the channel's area */
 	uint64_t param[SB_PARAMS]; /* kind-specific: slots, max_msg, ... */
-	uint64_t generation;
+	/* Written under the mutex while CREATING; read without it by
+	 * sb_chan_valid after its acquire load of READY (relaxed both ways:
+	 * the state word's release/acquire orders it). */
+	_Atomic uint64_t generation;
 	uint8_t pad[256 - 4 - 4 - 64 - 8 - 32 - 8 - 16 - 64 - 8];
 };
 _Static_assert(sizeof(struct sb_dirent) == 256, "dirent is 256 bytes");
+_Static_assert(sizeof(_Atomic uint64_t) == 8, "atomic fields keep the layout");
 
 /* ---- process-local handles ------------------------------------------ */
 

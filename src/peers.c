@@ -119,6 +119,25 @@ int sb_token_alive(uint64_t token)
 	return 1;
 }
 
+/* The attach time is written after the claiming CAS (it cannot be written
+ * before: the slot is not ours yet), so a reader that sees our token may
+ * still find the previous owner's time. A one-word seqlock tells them
+ * apart: stamp names the token the time belongs to and reads 0 while the
+ * time changes. */
+static void stamp_attach(struct sb_peer *p, uint64_t me)
+{
+	/* relaxed + release fence: the stamp is void before the time
+	 * changes; pairs with the acquire fence in shmbus_bus_peers (a reader
+	 * that copied our new time then re-reads a void or new stamp). */
+	atomic_store_explicit(&p->stamp, 0, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	/* relaxed: ordered by the fence above and the release below. */
+	atomic_store_explicit(&p->attach_time_ns, sb_realtime_ns(), memory_order_relaxed);
+	/* release: the time is complete before the stamp names us; pairs
+	 * with the acquire load of the stamp in shmbus_bus_peers. */
+	atomic_store_explicit(&p->stamp, me, memory_order_release);
+}
+
 int sb_peer_register(shmbus_bus_t *bus)
 {
 	uint64_t me = sb_self_token();
@@ -129,13 +148,13 @@ int sb_peer_register(shmbus_bus_t *bus)
 		for (i = 0; i < bus->max_peers; i++) {
 			uint64_t expect = 0;
 
-			/* acq_rel: claims the slot; the release pairs with the
-			 * acquire load in shmbus_bus_peers() that reads
-			 * attach_time_ns after seeing the token. */
+			/* acq_rel: claims the slot; the acquire pairs with the
+			 * release that freed it (sb_peer_unregister or
+			 * sb_peer_reap), so the slot's last owner is done. */
 			if (atomic_compare_exchange_strong_explicit(
 				    &bus->peers[i].token, &expect, me,
 				    memory_order_acq_rel, memory_order_relaxed)) {
-				bus->peers[i].attach_time_ns = sb_realtime_ns();
+				stamp_attach(&bus->peers[i], me);
 				bus->peer_slot = (int32_t)i;
 				bus->token = me;
 				return 0;
@@ -188,6 +207,26 @@ uint32_t sb_peer_reap(shmbus_bus_t *bus)
 	return reaped;
 }
 
+/* The attach time of token t's registration in slot p, or 0 if the slot
+ * does not (yet, or any more) hold a time stamped for t. */
+static uint64_t attach_of(struct sb_peer *p, uint64_t t)
+{
+	/* acquire: pairs with the release store of the stamp in
+	 * stamp_attach: the time stamped for t is complete. */
+	uint64_t s1 = atomic_load_explicit(&p->stamp, memory_order_acquire);
+	/* relaxed: validated by the stamp's re-read. */
+	uint64_t a = atomic_load_explicit(&p->attach_time_ns, memory_order_relaxed);
+	uint64_t s2;
+
+	/* acquire fence: pairs with the release fence in stamp_attach; if
+	 * the time we copied is a newer owner's, the re-read sees its void
+	 * (or new) stamp. */
+	atomic_thread_fence(memory_order_acquire);
+	/* relaxed: ordered by the fence above. */
+	s2 = atomic_load_explicit(&p->stamp, memory_order_relaxed);
+	return s1 == t && s2 == t ? a : 0;
+}
+
 int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
                      size_t *count)
 {
@@ -197,9 +236,10 @@ int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
 	if (!bus || (!peers && cap) || !count)
 		return sb_err(SHMBUS_EINVAL, "shmbus_bus_peers: NULL argument");
 	for (i = 0; i < bus->max_peers; i++) {
-		/* acquire: pairs with the claiming CAS in sb_peer_register. */
+		/* relaxed: the token is self-contained; the attach time is
+		 * validated by its own stamp below. */
 		uint64_t t = atomic_load_explicit(&bus->peers[i].token,
-		                                  memory_order_acquire);
+		                                  memory_order_relaxed);
 
 		if (t == 0)
 			continue;
@@ -207,7 +247,7 @@ int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
 			peers[n].pid = sb_token_pid(t);
 			peers[n].alive = (uint32_t)sb_token_alive(t);
 			peers[n].start_time = t >> 32;
-			peers[n].attach_time_ns = bus->peers[i].attach_time_ns;
+			peers[n].attach_time_ns = attach_of(&bus->peers[i], t);
 		}
 		n++;
 	}

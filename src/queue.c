@@ -369,6 +369,7 @@ uint64_t sb_q_gate(struct sb_q_view *v, int32_t *blocker, uint64_t *epoch)
 		 * group and held were initialised. */
 		if (atomic_load_explicit(&m->token, memory_order_acquire) == 0)
 			continue;
+		/* relaxed: ordered after the token's acquire above. */
 		gi = atomic_load_explicit(&m->group, memory_order_relaxed);
 		if (gi >= ng || pos[gi] == UINT64_MAX)
 			continue;
@@ -685,6 +686,9 @@ static int add_member(struct sb_q_view *v, uint32_t gi, uint64_t token)
 			struct sb_q_member *m = &v->members[i];
 			uint64_t expect = 0;
 
+			/* relaxed: a hint; the claiming CAS below decides. The
+			 * two stores after it are published by that CAS's
+			 * release. */
 			if (atomic_load_explicit(&m->token, memory_order_relaxed) != 0)
 				continue;
 			atomic_store_explicit(&m->group, gi, memory_order_relaxed);

@@ -255,6 +255,8 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 		 * return or wait. */
 		release_spent(q);
 		if ((p & SB_Q_SEQ) > c + 1) {
+			/* acquire: pairs with the cursor CAS of the take that
+			 * moved it; moved means retry from the new cursor. */
 			if (atomic_load_explicit(&g->cursor, memory_order_acquire) != c)
 				continue;
 			r = overtaken(q, c, p);

@@ -35,10 +35,13 @@ int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
 		return 0;
 	n = sb_q_hi(&v->ctl->producers_hi, v->max_producers);
 	for (i = 0; i < n; i++) {
-		/* acquire: pairs with the release store of intent in claim();
-		 * a live owner that moved on published seq first. */
+		/* acquire: pairs with the release that stored this token (the
+		 * record's claiming CAS): the record is set up. */
 		uint64_t t = atomic_load_explicit(&v->prods[i].token, memory_order_acquire);
 
+		/* acquire: pairs with the release store of intent in claim():
+		 * a live owner that moved on to a later intent published seq
+		 * first. */
 		if (t == 0 || atomic_load_explicit(&v->prods[i].intent, memory_order_acquire) != seq + 1)
 			continue;
 		if (sb_token_alive(t))
@@ -153,6 +156,7 @@ uint32_t sb_q_live_members(struct sb_q_view *v, uint32_t group, uint32_t *total)
 		/* acquire: pairs with the token's release CAS at join. */
 		uint64_t t = atomic_load_explicit(&m->token, memory_order_acquire);
 
+		/* relaxed: ordered after the token's acquire above. */
 		if (t == 0 || atomic_load_explicit(&m->group, memory_order_relaxed) != group)
 			continue;
 		all++;
@@ -177,7 +181,9 @@ int sb_q_maybe_detach(struct sb_q_view *v, int32_t group)
 		return 0;
 	if (sb_bus_lock(v->bus) != 0)
 		return 0;
-	/* Under the mutex: join adds members and clears DETACHED under it too. */
+	/* Under the mutex: join adds members and clears DETACHED under it too.
+	 * relaxed (state, floor): the mutex orders them against join; the
+	 * CAS below settles races with producers raising the floor. */
 	if (atomic_load_explicit(&g->state, memory_order_relaxed) != SB_Q_GROUP_FREE &&
 	    sb_q_live_members(v, (uint32_t)group, NULL) == 0) {
 		fw = atomic_load_explicit(&g->floor, memory_order_relaxed);
@@ -197,6 +203,8 @@ int sb_q_maybe_detach(struct sb_q_view *v, int32_t group)
 uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
 {
 	struct sb_q_group *g = &v->groups[gi];
+	/* acquire: pairs with the release CAS that raised DETACHED and with
+	 * the producers' floor raises, so the floor read is theirs. */
 	uint64_t fw = atomic_load_explicit(&g->floor, memory_order_acquire), f, c, lost = 0;
 
 	if (!(fw & SB_Q_DETACHED))
@@ -228,8 +236,13 @@ uint32_t sb_q_drop_orphans(struct sb_q_view *v, uint32_t gi, uint64_t below)
 		struct sb_q_member *m = &v->members[i];
 		uint64_t t = SB_Q_ORPHAN, held;
 
-		/* acquire: pairs with the reaper's acq_rel CAS to ORPHAN, so
-		 * the group and hold we read are the dead member's. */
+		/* acquire: pairs with the reaper's acq_rel CAS to ORPHAN and,
+		 * through the release sequence of the token word, with the
+		 * member's release CAS at join: the group is the member's.
+		 * Its last hold it stored while alive; nothing in C11 orders
+		 * that store after its token: its death does, which the
+		 * reaper saw through the kernel (sb_token_alive) before its
+		 * CAS, and held is read acquire for the holds it released. */
 		if (atomic_load_explicit(&m->token, memory_order_acquire) != SB_Q_ORPHAN ||
 		    atomic_load_explicit(&m->group, memory_order_relaxed) != gi)
 			continue;

@@ -216,9 +216,13 @@ static int claim(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w, uin
 			h = atomic_load_explicit(&ctl->head, memory_order_relaxed);
 			continue;
 		}
-		/* release: the intent is visible to whoever sees the claim below
-		 * (they acquire head, then the intents); and to a scanner that
-		 * sees a later intent, our previous publication is visible. */
+		/* release: orders our previous publication before this intent,
+		 * for a scanner (sb_q_skip_abandoned) that acquires an intent
+		 * past seq: seq was published first. This store's release does
+		 * not publish the intent itself; the claiming CAS below does: a
+		 * seq_cst RMW (so a release) after it, and a scanner that
+		 * acquires head at or past our claim (the release sequence of
+		 * head's RMWs) then reads this intent or a later one. */
 		atomic_store_explicit(&rec->intent, h + 1, memory_order_release);
 		/* seq_cst: the claim; a failed CAS reloads h (and sees CLOSED). */
 		if (atomic_compare_exchange_weak_explicit(&ctl->head, &h, h + 1,

@@ -95,6 +95,8 @@ static uint64_t boot_hash(void)
 	ssize_t n, i;
 	int fd;
 
+	/* relaxed: a process-local cache of a value every thread computes
+	 * the same; it guards no other data. */
 	c = atomic_load_explicit(&cached, memory_order_relaxed);
 	if (c)
 		return c;
@@ -107,6 +109,7 @@ static uint64_t boot_hash(void)
 	}
 	if (h <= SB_BOOT_RECOVERING)
 		h += 2;
+	/* relaxed: as above. */
 	atomic_store_explicit(&cached, h, memory_order_relaxed);
 	return h;
 }
@@ -583,13 +586,17 @@ static void repair_directory(shmbus_bus_t *bus)
 	/* The dead owner may have been half-way through creating a channel:
 	 * such an entry never became READY, so nobody uses it; free it (its
 	 * heap space stays allocated and unused). */
+	/* relaxed (load and store): under the mutex; a CREATING entry was
+	 * never published, so no lock-free reader acts on it. */
 	for (i = 0; i < bus->max_channels; i++)
 		if (atomic_load_explicit(&bus->dir[i].state, memory_order_relaxed) ==
 		    SB_DIR_CREATING)
 			atomic_store_explicit(&bus->dir[i].state, SB_DIR_FREE,
 			                      memory_order_relaxed);
-	if (bus->hdr->heap_used > bus->heap_size)
-		bus->hdr->heap_used = bus->heap_size;
+	/* relaxed: under the mutex (the dead owner's stores are complete:
+	 * the kernel's EOWNERDEAD hand-over orders them). */
+	if (atomic_load_explicit(&bus->hdr->heap_used, memory_order_relaxed) > bus->heap_size)
+		atomic_store_explicit(&bus->hdr->heap_used, bus->heap_size, memory_order_relaxed);
 }
 
 int sb_bus_lock(shmbus_bus_t *bus)
@@ -634,7 +641,9 @@ int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info)
 	info->abi_version = SB_ABI;
 	info->size = bus->size;
 	info->heap_size = bus->heap_size;
-	info->heap_used = bus->hdr->heap_used;
+	/* relaxed: without the mutex; a snapshot for display (it only grows
+	 * while the bus lives). */
+	info->heap_used = atomic_load_explicit(&bus->hdr->heap_used, memory_order_relaxed);
 	if (info->heap_used > info->heap_size)
 		info->heap_used = info->heap_size;
 	info->max_channels = bus->max_channels;

@@ -331,7 +331,13 @@ static int claim_writer(shmbus_state_t *st)
 		              "state '%s' is being written by pid %u; one writer at a time",
 		              st->ch.name, sb_token_pid(cur));
 	/* acq_rel: takes the role from nobody or from a dead writer; a racing
-	 * claimant loses the CAS and sees the winner's token. */
+	 * claimant loses the CAS and sees the winner's token. From a dead
+	 * writer this CAS orders nothing of its writes (its token was stored
+	 * by its own claim, before them): its last publication reaches us
+	 * through begin()'s acquire load of pub_seq, and what it wrote after
+	 * that (an odd mark, part of a copy) is ordered only by its death,
+	 * which sb_token_alive saw through the kernel after the exit; begin()
+	 * rewrites that buffer whole, odd mark first. */
 	if (!atomic_compare_exchange_strong_explicit(&st->ctl->writer, &cur, st->token,
 	                                             memory_order_acq_rel,
 	                                             memory_order_acquire))
@@ -383,9 +389,11 @@ static int begin(shmbus_state_t *st, uint64_t *seq, struct sb_state_buf **bp)
 
 	if (!st->is_writer && (r = claim_writer(st)) != 0)
 		return r;
-	/* relaxed: only the writer stores pub_seq, and claim_writer's acquire
-	 * ordered us after the previous writer. */
-	s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_relaxed) + 1;
+	/* acquire: pairs with the seq_cst (release) store in publish() of
+	 * the last writer to publish, so its buffers are behind us even when
+	 * it died holding the role (claim_writer's CAS orders nothing of a
+	 * dead writer's). */
+	s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire) + 1;
 	/* relaxed + release fence: the odd mark is ordered before every data
 	 * store below; a reader whose copy saw any of them sees the mark on
 	 * its re-check (pairs with the acquire fence in read_once). */

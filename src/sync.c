@@ -71,7 +71,8 @@ static int took(struct sb_rlock *l, uint64_t token)
 		return 0;
 	if (h == SB_RLOCK_OWNER_DIED)
 		return SHMBUS_EOWNERDEAD;
-	/* Anything else (UNRECOVERABLE or garbage): give it back. */
+	/* Anything else (UNRECOVERABLE or garbage): give it back. relaxed:
+	 * we hold the lock; the release in sb_rlock_release publishes it. */
 	atomic_store_explicit(&l->health, SB_RLOCK_UNRECOVERABLE, memory_order_relaxed);
 	sb_rlock_release(l, token);
 	return SHMBUS_ENOTRECOVERABLE;
@@ -84,9 +85,14 @@ static int steal(struct sb_rlock *l, uint64_t dead, uint64_t token)
 
 	if (dead == 0 || dead == token || sb_token_alive(dead))
 		return 0;
-	/* acquire: we hold the lock from here; what the dead owner wrote is
-	 * visible (its stores were complete when it died). Fails if another
-	 * process took it over first. */
+	/* acquire: we hold the lock from here. Fails if another process took
+	 * it over first. The value we replace was stored by the dead owner's
+	 * acquiring CAS, an RMW in the release sequence of the last unlock's
+	 * store of 0: so this synchronises with that unlock, and everything
+	 * before it is visible. Nothing orders what the dead owner wrote while
+	 * holding the lock in C11 terms: its death does, which sb_token_alive
+	 * observed through the kernel (kill(2), /proc) after its exit had
+	 * completed every store. */
 	if (!atomic_compare_exchange_strong_explicit(&l->owner, &dead, token,
 	                                             memory_order_acquire,
 	                                             memory_order_relaxed))
@@ -399,6 +405,7 @@ int shmbus_lock_lock(shmbus_lock_t *l, int64_t timeout_ns)
 		return sb_err(r, "lock '%s' was released unrepaired after its owner died; delete and re-create it",
 		              l->ch.name);
 	case SHMBUS_ETIMEDOUT:
+		/* relaxed: the holder's pid, for the message only. */
 		return sb_err(r, "lock '%s' still held by pid %u when the timeout ran out",
 		              l->ch.name,
 		              sb_token_pid(atomic_load_explicit(&l->a->rl.owner,
@@ -626,7 +633,9 @@ static int sem_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 
 	(void)size;
 	a->magic = SB_SEM_MAGIC;
-	/* param[1] - 1 is the initial count (0 in the directory means any). */
+	/* param[1] - 1 is the initial count (0 in the directory means any).
+	 * relaxed: the area is not published yet (the directory's READY
+	 * release does that). */
 	atomic_store_explicit(&a->count, p->param[1] ? (uint32_t)(p->param[1] - 1) : 0,
 	                      memory_order_relaxed);
 	return 0;
