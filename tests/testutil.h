@@ -45,16 +45,18 @@
 #define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
 
 /*
- * Nothing left in /dev/shm, whatever way a test ends. Every bus a test
- * makes is named "t-<tag>-<pid>..." after the process that names it
+ * Nothing left behind, whatever way a test ends. Every bus a test makes is
+ * named "t-<tag>-<pid>..." after the process that names it
  * (test_bus_name), so /dev/shm/shmbus-t-*-<pid> belongs to that process.
  * When a test process ends -- returning from main, exit() from a failed
  * CHECK, SIGTERM from the suite's timeout, SIGINT, abort(), a crash, a
- * sanitizer report -- test_cleanup_shm removes what is left under its own
- * pid and says so on stderr (so a test that forgets its unlink still
- * shows). A forked child has its own pid: its exit never touches the
- * buses its parent named. Installed before main by a constructor; a test
- * that sets its own handler for one of these signals keeps it.
+ * sanitizer report -- test_cleanup_all kills the children it has not
+ * reaped (workers that would loop on the bus for ever) and removes what
+ * is left in /dev/shm under its own pid, saying so on stderr (so a test
+ * that forgets its unlink still shows). A forked child has its own pid:
+ * its exit never touches the buses its parent named. Installed before
+ * main by a constructor; a test that sets its own handler for one of
+ * these signals keeps it.
  */
 static inline int test_shm_owned(const char *n, const char *pidtag, size_t pl)
 {
@@ -105,9 +107,74 @@ static inline void test_cleanup_shm(void)
 	close(fd);
 }
 
+/* The parent pid in /proc/<name>/stat (0 if unreadable), AS-safe. */
+static inline long test_ppid_of(const char *name)
+{
+	char path[64] = "/proc/", buf[512];
+	const char *p;
+	long v = 0;
+	size_t i = 6, j;
+	ssize_t n;
+	int fd;
+
+	for (j = 0; name[j] && i < 50; j++)
+		path[i++] = name[j];
+	memcpy(path + i, "/stat", 6);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* "pid (comm) state ppid ...": comm may hold anything, so from the
+	 * last ')'. */
+	p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
+		return 0;
+	for (p += 4; *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (*p - '0');
+	return v;
+}
+
+/* Kill (SIGKILL) every child of this process still there: a test that
+ * fails in the middle leaves no worker looping on a bus for ever. A child
+ * already waited for is gone from /proc; a zombie takes no harm. */
+static inline void test_kill_own_children(void)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	long me = (long)getpid();
+	int fd, n, pos;
+
+	fd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	while ((n = (int)syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0)
+		for (pos = 0; pos < n;) {
+			struct { uint64_t ino; int64_t off; unsigned short reclen;
+			         unsigned char type; char name[]; } *de = (void *)(buf + pos);
+			long pid = 0;
+			const char *c;
+
+			for (c = de->name; *c >= '0' && *c <= '9'; c++)
+				pid = pid * 10 + (*c - '0');
+			if (*c == '\0' && pid > 0 && pid != me && test_ppid_of(de->name) == me)
+				kill((pid_t)pid, SIGKILL);
+			pos += de->reclen;
+		}
+	close(fd);
+}
+
+static inline void test_cleanup_all(void)
+{
+	test_kill_own_children();
+	test_cleanup_shm();
+}
+
 static inline void test_cleanup_signal(int sig)
 {
-	test_cleanup_shm();
+	test_cleanup_all();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
@@ -122,9 +189,9 @@ __attribute__((constructor)) static void test_cleanup_install(void)
 	};
 	size_t i;
 
-	atexit(test_cleanup_shm);
+	atexit(test_cleanup_all);
 #ifdef TEST_SANITIZED
-	__sanitizer_set_death_callback(test_cleanup_shm);
+	__sanitizer_set_death_callback(test_cleanup_all);
 #endif
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		struct sigaction sa, old;
