@@ -49,7 +49,9 @@ static int attach_producer(shmbus_queue_t *q)
 				sb_q_raise_hi(&v->ctl->producers_hi, i + 1);
 				sb_bus_unlock(v->bus);
 				q->prod = (int32_t)i;
-				/* A gate of 0 is a valid lower bound at any epoch. */
+				/* A gate of 0 is a valid lower bound at any epoch.
+				 * seq_cst: the epoch the next claim re-checks;
+				 * pairs with the bump in finish_group. */
 				q->gate = 0;
 				q->epoch = atomic_load_explicit(&v->ctl->epoch, memory_order_seq_cst);
 				return 0;
@@ -138,6 +140,8 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 		if (!owned && (atomic_load_explicit(&ctl->head, memory_order_acquire) & SB_Q_CLOSED))
 			return closed_err(q);
 		if (blocker >= 0) {
+			/* acquire: pairs with the release CAS that raises
+			 * DETACHED in sb_q_maybe_detach. */
 			fw = atomic_load_explicit(&v->groups[blocker].floor, memory_order_acquire);
 			if (fw & SB_Q_DETACHED) {
 				raise_floor(v, blocker, h);
