@@ -281,7 +281,7 @@ typedef struct shmbus_state_opts {
 	uint32_t size_of;
 	int32_t dtype;           /* shmbus_dtype_t; default SHMBUS_FLOAT64 */
 	uint32_t ndim;           /* 0 means a scalar (shape [1]) */
-	uint32_t nbuf;           /* value buffers, 2..8; 0 means 3 */
+	uint32_t nbuf;           /* value buffers, 2..8; 0 means 3, or 2 when 3 do not fit in the heap still free */
 	uint64_t shape[SHMBUS_MAX_DIMS];
 	int32_t create;          /* 1: create if missing (default); 0: must exist */
 	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_state_wait */

@@ -116,9 +116,9 @@ static int state_plan(struct sb_params *p, uint64_t *area)
 {
 	struct sb_layout l;
 	uint64_t bytes;
-	int r;
+	int dflt = p->param[0] == 0, r;
 
-	if (p->param[0] == 0)
+	if (dflt)
 		p->param[0] = 3;
 	if (p->param[0] < 2 || p->param[0] > 8)
 		return sb_err(SHMBUS_EINVAL, "state nbuf is %llu; allowed 2..8",
@@ -128,6 +128,13 @@ static int state_plan(struct sb_params *p, uint64_t *area)
 	p->value_size = bytes;
 	if ((r = layout(bytes, p->param[0], &l)) != 0)
 		return r;
+	/* nbuf left to its default follows the bus: 2 buffers when 3 do not
+	 * fit in the heap still free. */
+	if (dflt && l.area > p->room) {
+		p->param[0] = 2;
+		if ((r = layout(bytes, p->param[0], &l)) != 0)
+			return r;
+	}
 	*area = l.area;
 	return 0;
 }

@@ -163,8 +163,9 @@ static void test_directory_heap_and_peer_tables_full(void)
 
 /* Defaults follow the bus: on a 1 MiB bus, a dict, a list and a queue
  * opened with every size left to its default are created (each taking
- * part of what is free) and usable, and an array still fits after them;
- * on a bus of the default size the defaults are the documented ones. */
+ * part of what is free) and usable, an array still fits after them, and a
+ * state too large for three buffers in what is left gets two; on a bus of
+ * the default size the defaults are the documented ones. */
 static void test_defaults_follow_the_bus(void)
 {
 	const char *name = test_bus_name("ldef");
@@ -187,6 +188,27 @@ static void test_defaults_follow_the_bus(void)
 	OK(shmbus_list_open(b, "l", 1, 0, &l));
 	OK(shmbus_queue_open(b, "q", NULL, &q));
 	OK(shmbus_array_open(b, "a", SHMBUS_INT64, 1000, 1, &a));
+	/* A state of 2/5 of what is left: three buffers do not fit, two do. */
+	{
+		shmbus_state_t *st;
+		uint8_t *sv, *back;
+		uint64_t seq, sz;
+
+		OK(shmbus_bus_info(b, &bi));
+		sz = (bi.heap_size - bi.heap_used) * 2 / 5;
+		sv = malloc(sz);
+		back = malloc(sz);
+		CHECK(sv && back, "malloc");
+		OK(test_state_1d(b, "s", SHMBUS_UINT8, sz, &st));
+		memset(sv, 7, sz);
+		OK(shmbus_state_write(st, sv, sz));
+		OK(shmbus_state_read(st, back, sz, &seq));
+		CHECK(seq == 1 && back[sz - 1] == 7, "state value back: seq %llu",
+		      (unsigned long long)seq);
+		OK(shmbus_state_close(st));
+		free(sv);
+		free(back);
+	}
 	OK(shmbus_dict_set(d, "k", 1, "v", 1));
 	OK(shmbus_dict_get(d, "k", 1, buf, sizeof(buf), &n));
 	CHECK(n == 1 && buf[0] == 'v', "dict value back: %zu bytes", n);
@@ -225,7 +247,7 @@ static void test_defaults_follow_the_bus(void)
 	shmbus_queue_close(q);
 	OK(shmbus_bus_close(b));
 	OK(shmbus_bus_unlink(name));
-	printf("  defaults follow the bus: dict, list, queue and array with defaults on a 1 MiB bus\n");
+	printf("  defaults follow the bus: dict, list, queue, array and state with defaults on a 1 MiB bus\n");
 }
 
 static shmbus_queue_t *open_queue(shmbus_bus_t *b, const char *name, uint32_t slots,
