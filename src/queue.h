@@ -11,8 +11,8 @@
  *                waiters + event + need | producer waiters + event + need |
  *                2 lines of immutable geometry
  *   producers    max_producers x 1 line  {token, intent}
- *   groups       max_groups x 3 lines    {name | state, flags, floor |
- *                                          cursor, orphans}
+ *   groups       max_groups x 3 lines    {name | state, flags, floor,
+ *                                          live_ns | cursor, orphans}
  *   members      max_members x 1 line    {token, group, held}
  *   slots        2^n x stride            {published, len, flags, data...}
  */
@@ -96,7 +96,10 @@ struct sb_q_group {
 	_Atomic uint32_t state;                /* SB_Q_GROUP_*; changed under the bus mutex */
 	uint32_t flags;                        /* SHMBUS_GROUP_* given at creation */
 	_Atomic uint64_t floor;                /* f << 1 | SB_Q_DETACHED */
-	uint8_t pad1[SB_LINE - 16];
+	_Atomic uint64_t live_ns;              /* CLOCK_MONOTONIC of the group's last
+	                                          liveness checks (sb_q_live_due); 0
+	                                          in segments made before it */
+	uint8_t pad1[SB_LINE - 24];
 	_Atomic uint64_t cursor;               /* next seq the group hands out */
 	_Atomic int64_t orphans;               /* hint: held messages of dead members */
 	uint8_t pad2[SB_LINE - 16];
@@ -349,6 +352,14 @@ uint64_t sb_q_gate(struct sb_q_view *v, int32_t *blocker, uint64_t *epoch);
 
 /* Publish the skip of a claim whose wait failed (queue_produce.c). */
 int sb_q_pay_owed(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w);
+
+/* Non-zero if the liveness checks of group gi are due -- nobody blocked on
+ * it ran them for liveness_ns -- and this caller now owns the round: 2 if
+ * the previous round ran less than 2 x liveness_ns ago (the group has kept
+ * someone waiting for a liveness timeout at least), else 1. The time is
+ * kept in the group, not in one call, so that callers that wait in calls
+ * shorter than the liveness timeout, or poll, still run them. */
+int sb_q_live_due(struct sb_q_view *v, int32_t gi, uint64_t now, int64_t liveness_ns);
 
 /* Liveness repairs, called by blocked peers and gc. */
 int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq);

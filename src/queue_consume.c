@@ -312,6 +312,30 @@ static int still_waiting(shmbus_queue_t *q, uint64_t c, int exact)
 	return !((h & SB_Q_CLOSED) && c >= (h & SB_Q_SEQ));
 }
 
+/* The liveness checks of a consumer blocked on seq c: a dead producer may
+ * hold seq c; dead members of our group may hold messages. */
+static void check_liveness(shmbus_queue_t *q, uint64_t c)
+{
+	sb_q_skip_abandoned(&q->v, c);
+	sb_q_reap_members(&q->v, q->group, NULL);
+	q->scan_orphans = 1;
+}
+
+/* A poll (timeout 0) found seq c missing. If c is claimed and a later seq
+ * is claimed too -- its producer may have died between reserve and commit
+ * -- run the checks when the group's are due. 1 if they ran. A poll on an
+ * empty ring costs nothing more (head was just read by take_one). */
+static int poll_liveness(shmbus_queue_t *q, uint64_t c)
+{
+	/* relaxed: a hint; sb_q_skip_abandoned re-reads head (acquire). */
+	uint64_t h = atomic_load_explicit(&q->v.ctl->head, memory_order_relaxed) & SB_Q_SEQ;
+
+	if (c + 1 >= h || !sb_q_live_due(&q->v, q->group, sb_now_ns(), q->ch.bus->liveness_ns))
+		return 0;
+	check_liveness(q, c);
+	return 1;
+}
+
 static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct sb_q_wait *w)
 {
 	struct sb_q_ctl *ctl = q->v.ctl;
@@ -323,14 +347,13 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 	if (!w->started)
 		sb_q_wait_start(w, q, timeout_ns);
 	now = sb_now_ns();
-	if (now >= w->next_live) {
-		/* Blocked for the liveness timeout: a dead producer may hold
-		 * seq c; dead members of our group may hold messages. */
+	/* Blocked for the liveness timeout, in this call or, by the group's
+	 * clock, over the calls of its members (short calls in a loop). */
+	if (now >= w->next_live ||
+	    sb_q_live_due(&q->v, q->group, now, q->ch.bus->liveness_ns)) {
 		w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
 		w->exact = 1;
-		sb_q_skip_abandoned(&q->v, c);
-		sb_q_reap_members(&q->v, q->group, NULL);
-		q->scan_orphans = 1;
+		check_liveness(q, c);
 		return 0;
 	}
 	left = sb_deadline_left(&w->d);
@@ -385,7 +408,7 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 	struct sb_q_wait w = {0};
 	struct sb_q_slot *sl;
 	uint64_t c = 0;
-	int r;
+	int r, polled = 0;
 
 	if (q->group < 0)
 		return sb_err(SHMBUS_ESTATE, "queue '%s': join a group before consuming", q->ch.name);
@@ -410,6 +433,10 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 				return defer_elapsed ? SHMBUS_EAGAIN : elapsed_err(q);
 			if (r < 0)
 				return r;
+			if (timeout_ns == 0 && !polled && poll_liveness(q, c)) {
+				polled = 1;
+				continue;
+			}
 			if (timeout_ns == 0)
 				return sb_err(SHMBUS_EAGAIN, "no message for group '%s' of queue '%s'",
 				              q->group_name, q->ch.name);

@@ -115,6 +115,22 @@ static int full_err(shmbus_queue_t *q, int code, int32_t blocker, uint64_t gate)
 	              q->ch.name, (unsigned long long)q->v.size, gname, (unsigned long long)gate);
 }
 
+/* The liveness checks of a producer blocked by group gi at the gate:
+ * pass over the gate's seq if its claimer died between reserve and commit
+ * (the group's members then pass it), free the records of the group's dead
+ * members and, with detach (the group has blocked us for the liveness
+ * timeout), stop it gating if it has no live member left (unless DURABLE):
+ * a member that restarts within the liveness timeout loses nothing. */
+static void check_liveness(struct sb_q_view *v, int32_t gi, uint64_t gate, int detach)
+{
+	if (gi < 0)
+		return;
+	sb_q_skip_abandoned(v, gate);
+	sb_q_reap_members(v, gi, NULL);
+	if (detach)
+		sb_q_maybe_detach(v, gi);
+}
+
 /* Wait until seq h may be written (h - slots < gate). owned: h is claimed
  * already (a group appeared after our gate), so end of stream does not
  * apply. */
@@ -127,7 +143,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 	int64_t left;
 	int32_t blocker;
 	uint32_t ev;
-	int r = 0;
+	int r = 0, due;
 
 	for (;;) {
 		gate = sb_q_gate(v, &blocker, &q->epoch);
@@ -144,22 +160,27 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 				continue;
 			}
 		}
-		if (timeout_ns == 0)
+		if (timeout_ns == 0) {
+			/* A full ring is a slow path: a producer that polls
+			 * still runs the checks when the group's are due. */
+			due = sb_q_live_due(v, blocker, sb_now_ns(), q->ch.bus->liveness_ns);
+			if (due) {
+				check_liveness(v, blocker, gate, due == 2);
+				continue;
+			}
 			return full_err(q, SHMBUS_EAGAIN, blocker, gate);
+		}
 		if (q->unsignalled)
 			signal_consumers(q);
 		if (!w->started)
 			sb_q_wait_start(w, q, timeout_ns);
 		now = sb_now_ns();
-		if (now >= w->next_live) {
-			/* Blocked for the liveness timeout: free the records of dead
-			 * members of the group we wait on, and stop it gating if it
-			 * has no live member left (unless DURABLE). */
+		/* Blocked for the liveness timeout, in this call or, by the
+		 * group's clock, over calls (short calls in a loop). */
+		due = now >= w->next_live ? 2 : sb_q_live_due(v, blocker, now, q->ch.bus->liveness_ns);
+		if (due) {
 			w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
-			if (blocker >= 0) {
-				sb_q_reap_members(v, blocker, NULL);
-				sb_q_maybe_detach(v, blocker);
-			}
+			check_liveness(v, blocker, gate, due == 2);
 			continue;
 		}
 		left = sb_deadline_left(&w->d);
