@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "queue.h"
+#include "sigbus.h"
 
 static int closed_err(shmbus_queue_t *q)
 {
@@ -407,4 +408,71 @@ int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size
 	if (q->unsignalled)
 		signal_consumers(q);
 	return r;
+}
+
+/* Groups that receive every message claimed from now on: READY (their
+ * start is final, and at or below any claim made after we saw it) and not
+ * detached. */
+static uint32_t receiving_groups(struct sb_q_view *v)
+{
+	uint32_t n = sb_q_hi(&v->ctl->groups_hi, v->max_groups), i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		struct sb_q_group *g = &v->groups[i];
+
+		/* acquire: pairs with the release store of READY in
+		 * finish_group, after the start's head load: a claim of ours
+		 * made after this load gets a seq at or past the start. */
+		if (atomic_load_explicit(&g->state, memory_order_acquire) != SB_Q_GROUP_READY)
+			continue;
+		/* acquire: pairs with the CASes that set or clear DETACHED. */
+		if (atomic_load_explicit(&g->floor, memory_order_acquire) & SB_Q_DETACHED)
+			continue;
+		k++;
+	}
+	return k;
+}
+
+int shmbus_queue_wait_groups(shmbus_queue_t *q, uint32_t n, int64_t timeout_ns)
+{
+	struct sb_q_ctl *ctl;
+	sb_deadline_t d;
+	int64_t left, slice;
+	uint32_t ev, have;
+	int r;
+
+	if (!q)
+		return sb_err(SHMBUS_EINVAL, "queue is NULL");
+	if (n > q->v.max_groups)
+		return sb_err(SHMBUS_EINVAL, "queue '%s' holds at most %u groups; %u would never come",
+		              q->ch.name, q->v.max_groups, n);
+	ctl = q->v.ctl;
+	sb_deadline_init(&d, timeout_ns);
+	for (;;) {
+		/* seq_cst: the event before the groups. join makes a group
+		 * READY, then bumps prod_event (seq_cst, sb_q_wake_producers,
+		 * always, waiters or not): if the count below misses the
+		 * group, this load preceded the bump and the futex wait
+		 * returns at once. */
+		ev = atomic_load_explicit(&ctl->prod_event, memory_order_seq_cst);
+		have = receiving_groups(&q->v);
+		if (have >= n)
+			return 0;
+		if (sb_map_damaged(q->ch.bus->base))
+			return sb_err(SHMBUS_ECORRUPT, "queue '%s': bus '%s' was truncated while mapped",
+			              q->ch.name, q->ch.bus->name);
+		left = sb_deadline_left(&d);
+		if (left == 0)
+			return sb_err(timeout_ns == 0 ? SHMBUS_EAGAIN : SHMBUS_ETIMEDOUT,
+			              "queue '%s' has %u consumer group%s; waiting for %u",
+			              q->ch.name, have, have == 1 ? "" : "s", n);
+		/* Look again at least once per liveness timeout, as every
+		 * blocking call does. */
+		slice = left < 0 || left > q->ch.bus->liveness_ns ? q->ch.bus->liveness_ns : left;
+		r = sb_futex_wait(&ctl->prod_event, ev, slice);
+		if (r == SHMBUS_EINTR)
+			return sb_err(r, "interrupted while waiting for groups of queue '%s'", q->ch.name);
+		if (r < 0 && r != SHMBUS_ETIMEDOUT)
+			return r;
+	}
 }

@@ -337,3 +337,41 @@ def test_get_passes_a_dead_producers_reservation(bus, busname):
         assert time.monotonic() - t0 < 2.0
     with pytest.raises(shmbus.Timeout):
         q.get(timeout=0)
+
+
+def _late_consumer(busname, group, n, out):
+    time.sleep(0.3)
+    with shmbus.Bus(busname) as b:
+        q = b.queue("q", create=False, group=group)
+        out.put([q.get(timeout=10) for _ in range(n)])
+
+
+def test_wait_groups_before_putting(bus, busname):
+    """A producer that waits for its consumers' groups loses nothing to
+    consumers that start after it; without a group a queue overwrites."""
+    q = bus.queue("q", slots=4, max_msg=16)
+    for i in range(8):  # no group: never blocks, the oldest are overwritten
+        q.put(b"%d" % i, timeout=0)
+    with pytest.raises(shmbus.Timeout):
+        q.wait_groups(1, timeout=0)
+    t0 = time.monotonic()
+    with pytest.raises(shmbus.Timeout) as e:
+        q.wait_groups(timeout=0.1)
+    assert time.monotonic() - t0 >= 0.1 and "0 consumer groups" in str(e.value)
+    with pytest.raises(shmbus.InvalidArgument):
+        q.wait_groups(17)  # the queue holds 16 groups
+    q.wait_groups(0, timeout=0)
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    p = ctx.Process(target=_late_consumer, args=(busname, "late", 40, out))
+    p.start()
+    try:
+        q.wait_groups(1, timeout=10)
+        for i in range(40):  # ten rings: only a group that receives drains them
+            q.put(b"m%d" % i, timeout=10)
+        assert out.get(timeout=20) == [b"m%d" % i for i in range(40)]
+    finally:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+    assert p.exitcode == 0
