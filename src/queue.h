@@ -20,6 +20,7 @@
 #define SHMBUS_QUEUE_H
 
 #include <sched.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -187,6 +188,37 @@ static inline struct sb_q_slot *sb_q_slot(const struct sb_q_view *v, uint64_t se
 static inline uint8_t *sb_q_data(const struct sb_q_view *v, struct sb_q_slot *s)
 {
 	return (uint8_t *)s + v->data_off;
+}
+
+/* A copying take may read a slot while a producer rewrites it for its
+ * next lap: another member took the message meanwhile, so the take's
+ * cursor CAS fails and its copy is dropped. The protocol tolerates that
+ * race; to keep it a race between atomics (so that ThreadSanitizer checks
+ * the real path and reports only real races), the slot's bytes and length
+ * are written by put and read by the copying take with relaxed accesses:
+ * the copy goes through sb_racy_copy under TSan and is a plain memcpy
+ * otherwise, and a relaxed 32-bit load or store is a plain mov. */
+static inline void sb_q_copy(void *dst, const void *src, size_t n)
+{
+#ifdef SB_TSAN
+	sb_racy_copy(dst, src, n);
+#else
+	memcpy(dst, src, n);
+#endif
+}
+
+static inline uint32_t sb_q_len(const struct sb_q_slot *s)
+{
+	/* relaxed: see sb_q_copy; the message is published or re-checked
+	 * by the caller's slot word and cursor. */
+	return __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+}
+
+static inline void sb_q_set_len(struct sb_q_slot *s, size_t len)
+{
+	/* relaxed: see sb_q_copy; published by the slot word's store. */
+	__atomic_store_n(&s->len, (uint32_t)len, __ATOMIC_RELAXED);
+	s->flags = 0;
 }
 
 static inline uint32_t sb_q_hi(_Atomic uint32_t *w, uint32_t max)

@@ -136,26 +136,20 @@ struct sb_q_copy {
  * no hold: while the cursor is c, no producer may write the slot's next
  * lap (the gate is at most the cursor), so a copy made before a successful
  * CAS c -> c+1 is message c, whole. If the CAS fails another member took
- * it and the copy is dropped. 1: taken; 0: the cursor moved (retry); -1:
+ * it and the copy is dropped (a producer may have been rewriting the slot
+ * meanwhile: see sb_q_copy). 1: taken; 0: the cursor moved (retry); -1:
  * not for this path (too big for the buffer or a bad length: the hold
  * path keeps it or reports it). Saves the hold's exchange and the
- * releasing store, two locked instructions per message. Not under
- * ThreadSanitizer: a copy dropped because another member took the message
- * and a producer reused the slot meanwhile is a race the protocol
- * tolerates but TSan would report (the hold path is checked there). */
+ * releasing store, two locked instructions per message. */
 static int take_copy(shmbus_queue_t *q, struct sb_q_slot *sl, uint64_t c, struct sb_q_copy *cp)
 {
-#ifdef SB_TSAN
-	(void)q; (void)sl; (void)c; (void)cp;
-	return -1;
-#else
 	struct sb_q_group *g = &q->v.groups[q->group];
-	uint32_t n = sl->len;        /* read once, checked before use */
+	uint32_t n = sb_q_len(sl);   /* read once, checked before use */
 
 	if (n > q->v.max_msg || n > cp->cap)
 		return -1;
 	if (n)
-		memcpy(cp->buf, sb_q_data(&q->v, sl), n);
+		sb_q_copy(cp->buf, sb_q_data(&q->v, sl), n);
 	/* seq_cst: the take; orders our reads of the slot before any
 	 * producer that sees the cursor past c rewrites it (sb_q_gate reads
 	 * cursors), and is the store half of sb_q_release_wake's pair. */
@@ -166,7 +160,6 @@ static int take_copy(shmbus_queue_t *q, struct sb_q_slot *sl, uint64_t c, struct
 	cp->len = n;
 	cp->taken = 1;
 	return 1;
-#endif
 }
 
 /* One attempt to take the group's next message. 0: taken (q->held set,

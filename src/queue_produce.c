@@ -332,8 +332,7 @@ int shmbus_queue_commit(shmbus_queue_t *q, size_t len)
 		return sb_err(SHMBUS_EINVAL, "queue '%s': commit of %zu bytes, %zu were reserved",
 		              q->ch.name, len, q->claimed_len);
 	sl = sb_q_slot(&q->v, q->claimed - 1);
-	sl->len = (uint32_t)len;
-	sl->flags = 0;
+	sb_q_set_len(sl, len);
 	sb_q_publish(&q->v, sl, q->claimed);
 	q->claimed = 0;
 	return 0;
@@ -364,9 +363,8 @@ int shmbus_queue_put(shmbus_queue_t *q, const void *msg, size_t len, int64_t tim
 		return r;
 	sl = sb_q_slot(&q->v, s);
 	if (len)
-		memcpy(sb_q_data(&q->v, sl), msg, len);
-	sl->len = (uint32_t)len;
-	sl->flags = 0;
+		sb_q_copy(sb_q_data(&q->v, sl), msg, len);
+	sb_q_set_len(sl, len);
 	sb_q_publish(&q->v, sl, s + 1);
 	return 0;
 }
@@ -395,9 +393,8 @@ int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size
 			break;
 		sl = sb_q_slot(&q->v, s);
 		if (lens[i])
-			memcpy(sb_q_data(&q->v, sl), msgs[i], lens[i]);
-		sl->len = (uint32_t)lens[i];
-		sl->flags = 0;
+			sb_q_copy(sb_q_data(&q->v, sl), msgs[i], lens[i]);
+		sb_q_set_len(sl, lens[i]);
 		/* release: publishes the message; the waiter check is done once
 		 * for the batch (signal_consumers), or before any wait. */
 		atomic_store_explicit(&sl->published, s + 1, memory_order_release);
