@@ -27,7 +27,9 @@
  *     a no-op. A handle may be used by one thread at a time unless the
  *     function says otherwise; distinct handles are independent.
  *   - Blocking calls take a timeout in nanoseconds: SHMBUS_FOREVER (-1)
- *     waits without limit, 0 never blocks. They return SHMBUS_ETIMEDOUT
+ *     waits without limit, 0 never blocks; any positive value works, up to
+ *     INT64_MAX (a deadline past the clock's range saturates, it does not
+ *     wrap). They return SHMBUS_ETIMEDOUT
  *     when the time runs out and SHMBUS_EINTR when a signal handler ran,
  *     so that a program can notice Ctrl+C.
  *   - Option structs start with a size field: set it to sizeof(the struct)
