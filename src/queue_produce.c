@@ -144,7 +144,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 	int64_t left;
 	int32_t blocker;
 	uint32_t ev;
-	int r = 0, due;
+	int r = 0, due, polled = 0;
 
 	for (;;) {
 		gate = sb_q_gate(v, &blocker, &q->epoch);
@@ -163,8 +163,10 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 		}
 		if (timeout_ns == 0) {
 			/* A full ring is a slow path: a producer that polls
-			 * still runs the checks when the group's are due. */
-			due = sb_q_live_due(v, blocker, sb_now_ns(), q->ch.bus->liveness_ns);
+			 * still runs the checks when the group's are due
+			 * (once per call, however short the liveness timeout). */
+			due = polled++ ? 0 : sb_q_live_due(v, blocker, sb_now_ns(),
+			                                    q->ch.bus->liveness_ns);
 			if (due) {
 				check_liveness(v, blocker, gate, due == 2);
 				continue;
