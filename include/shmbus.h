@@ -27,7 +27,9 @@
  *     a no-op. A handle may be used by one thread at a time unless the
  *     function says otherwise; distinct handles are independent.
  *   - Blocking calls take a timeout in nanoseconds: SHMBUS_FOREVER (-1)
- *     waits without limit, 0 never blocks. They return SHMBUS_ETIMEDOUT
+ *     waits without limit, 0 never blocks; any positive value works, up to
+ *     INT64_MAX (a deadline past the clock's range saturates, it does not
+ *     wrap). They return SHMBUS_ETIMEDOUT
  *     when the time runs out and SHMBUS_EINTR when a signal handler ran,
  *     so that a program can notice Ctrl+C.
  *   - Option structs start with a size field: set it to sizeof(the struct)
@@ -384,6 +386,23 @@ int shmbus_queue_abort(shmbus_queue_t *q);
 int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs,
                           const size_t *lens, size_t n, int64_t timeout_ns,
                           size_t *done);
+
+/* Who receives. Only consumer groups gate producers. A queue with no group
+ * never makes a producer wait: once the ring turns over, each put silently
+ * overwrites the oldest message, which nobody will ever get, and a group
+ * created later starts at the newest message (or, with
+ * SHMBUS_GROUP_EARLIEST, the oldest still in the ring). A producer that
+ * must not lose messages waits for its consumers before the first put:
+ *
+ * Wait until at least n consumer groups receive this queue's messages:
+ * groups whose first join has returned and that are not detached (see
+ * SHMBUS_GROUP_DURABLE). Every message put after it returns 0 reaches each
+ * of them. Groups persist in the bus: one created by an earlier run
+ * counts. n = 0 returns 0 at once. SHMBUS_EAGAIN with timeout 0 and fewer
+ * groups, SHMBUS_ETIMEDOUT after timeout_ns (the detail says how many
+ * there are), SHMBUS_EINVAL if n exceeds the queue's max_groups,
+ * SHMBUS_EINTR on a signal. */
+int shmbus_queue_wait_groups(shmbus_queue_t *q, uint32_t n, int64_t timeout_ns);
 
 /* Mark end of stream. Consumers drain what is committed, then get
  * SHMBUS_ECLOSED. Later puts fail with SHMBUS_ECLOSED. */

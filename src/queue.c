@@ -23,8 +23,9 @@
  *   intent       each producer handle owns a record; before claiming s it
  *                stores intent = s+1 there, so an unpublished claimed seq
  *                can be traced to its owner. A consumer blocked on seq s
- *                for the liveness timeout publishes SKIP for s by CAS if
- *                every record whose intent is s+1 belongs to a dead process.
+ *                for the liveness timeout (timed per group across calls,
+ *                live_ns) publishes SKIP for s by CAS if every record
+ *                whose intent is s+1 belongs to a dead process.
  *   group        name, flags, cursor (next seq the group hands out), floor
  *                (see detaching), orphans (hint: dead members' holds).
  *   member       group index, owner token, held = s+1 of the message the
@@ -91,7 +92,9 @@
  * wakes producers only once its group's cursor has reached that request,
  * since the release that lets a producer through is made by a group whose
  * cursor is then at or past it (every cursor change is seq_cst). While blocked
- * longer than the liveness timeout, a peer checks whoever it waits on.
+ * longer than the liveness timeout, a peer checks whoever it waits on; the
+ * time is also kept per group (live_ns, queue_live.c), so that callers
+ * waiting in short calls or polling get the checks too.
  *
  * Nothing read from the segment is trusted: slot indices come from the local
  * mask, lengths are checked against the local max_msg, record indices

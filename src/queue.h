@@ -11,8 +11,8 @@
  *                waiters + event + need | producer waiters + event + need |
  *                2 lines of immutable geometry
  *   producers    max_producers x 1 line  {token, intent}
- *   groups       max_groups x 3 lines    {name | state, flags, floor |
- *                                          cursor, orphans}
+ *   groups       max_groups x 3 lines    {name | state, flags, floor,
+ *                                          live_ns | cursor, orphans}
  *   members      max_members x 1 line    {token, group, held}
  *   slots        2^n x stride            {published, len, flags, data...}
  */
@@ -20,6 +20,7 @@
 #define SHMBUS_QUEUE_H
 
 #include <sched.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -97,7 +98,10 @@ struct sb_q_group {
 	_Atomic uint32_t state;                /* SB_Q_GROUP_*; changed under the bus mutex */
 	uint32_t flags;                        /* SHMBUS_GROUP_* given at creation */
 	_Atomic uint64_t floor;                /* f << 1 | SB_Q_DETACHED */
-	uint8_t pad1[SB_LINE - 16];
+	_Atomic uint64_t live_ns;              /* CLOCK_MONOTONIC of the group's last
+	                                          liveness checks (sb_q_live_due); 0
+	                                          in segments made before it */
+	uint8_t pad1[SB_LINE - 24];
 	_Atomic uint64_t cursor;               /* next seq the group hands out */
 	_Atomic int64_t orphans;               /* hint: held messages of dead members */
 	uint8_t pad2[SB_LINE - 16];
@@ -185,6 +189,37 @@ static inline struct sb_q_slot *sb_q_slot(const struct sb_q_view *v, uint64_t se
 static inline uint8_t *sb_q_data(const struct sb_q_view *v, struct sb_q_slot *s)
 {
 	return (uint8_t *)s + v->data_off;
+}
+
+/* A copying take may read a slot while a producer rewrites it for its
+ * next lap: another member took the message meanwhile, so the take's
+ * cursor CAS fails and its copy is dropped. The protocol tolerates that
+ * race; to keep it a race between atomics (so that ThreadSanitizer checks
+ * the real path and reports only real races), the slot's bytes and length
+ * are written by put and read by the copying take with relaxed accesses:
+ * the copy goes through sb_racy_copy under TSan and is a plain memcpy
+ * otherwise, and a relaxed 32-bit load or store is a plain mov. */
+static inline void sb_q_copy(void *dst, const void *src, size_t n)
+{
+#ifdef SB_TSAN
+	sb_racy_copy(dst, src, n);
+#else
+	memcpy(dst, src, n);
+#endif
+}
+
+static inline uint32_t sb_q_len(const struct sb_q_slot *s)
+{
+	/* relaxed: see sb_q_copy; the message is published or re-checked
+	 * by the caller's slot word and cursor. */
+	return __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+}
+
+static inline void sb_q_set_len(struct sb_q_slot *s, size_t len)
+{
+	/* relaxed: see sb_q_copy; published by the slot word's store. */
+	__atomic_store_n(&s->len, (uint32_t)len, __ATOMIC_RELAXED);
+	s->flags = 0;
 }
 
 static inline uint32_t sb_q_hi(_Atomic uint32_t *w, uint32_t max)
@@ -350,6 +385,14 @@ uint64_t sb_q_gate(struct sb_q_view *v, int32_t *blocker, uint64_t *epoch);
 
 /* Publish the skip of a claim whose wait failed (queue_produce.c). */
 int sb_q_pay_owed(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w);
+
+/* Non-zero if the liveness checks of group gi are due -- nobody blocked on
+ * it ran them for liveness_ns -- and this caller now owns the round: 2 if
+ * the previous round ran less than 2 x liveness_ns ago (the group has kept
+ * someone waiting for a liveness timeout at least), else 1. The time is
+ * kept in the group, not in one call, so that callers that wait in calls
+ * shorter than the liveness timeout, or poll, still run them. */
+int sb_q_live_due(struct sb_q_view *v, int32_t gi, uint64_t now, int64_t liveness_ns);
 
 /* Liveness repairs, called by blocked peers and gc. */
 int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq);

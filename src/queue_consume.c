@@ -136,26 +136,20 @@ struct sb_q_copy {
  * no hold: while the cursor is c, no producer may write the slot's next
  * lap (the gate is at most the cursor), so a copy made before a successful
  * CAS c -> c+1 is message c, whole. If the CAS fails another member took
- * it and the copy is dropped. 1: taken; 0: the cursor moved (retry); -1:
+ * it and the copy is dropped (a producer may have been rewriting the slot
+ * meanwhile: see sb_q_copy). 1: taken; 0: the cursor moved (retry); -1:
  * not for this path (too big for the buffer or a bad length: the hold
  * path keeps it or reports it). Saves the hold's exchange and the
- * releasing store, two locked instructions per message. Not under
- * ThreadSanitizer: a copy dropped because another member took the message
- * and a producer reused the slot meanwhile is a race the protocol
- * tolerates but TSan would report (the hold path is checked there). */
+ * releasing store, two locked instructions per message. */
 static int take_copy(shmbus_queue_t *q, struct sb_q_slot *sl, uint64_t c, struct sb_q_copy *cp)
 {
-#ifdef SB_TSAN
-	(void)q; (void)sl; (void)c; (void)cp;
-	return -1;
-#else
 	struct sb_q_group *g = &q->v.groups[q->group];
-	uint32_t n = sl->len;        /* read once, checked before use */
+	uint32_t n = sb_q_len(sl);   /* read once, checked before use */
 
 	if (n > q->v.max_msg || n > cp->cap)
 		return -1;
 	if (n)
-		memcpy(cp->buf, sb_q_data(&q->v, sl), n);
+		sb_q_copy(cp->buf, sb_q_data(&q->v, sl), n);
 	/* seq_cst: the take; orders our reads of the slot before any
 	 * producer that sees the cursor past c rewrites it (sb_q_gate reads
 	 * cursors), and is the store half of sb_q_release_wake's pair. */
@@ -166,7 +160,6 @@ static int take_copy(shmbus_queue_t *q, struct sb_q_slot *sl, uint64_t c, struct
 	cp->len = n;
 	cp->taken = 1;
 	return 1;
-#endif
 }
 
 /* One attempt to take the group's next message. 0: taken (q->held set,
@@ -314,6 +307,30 @@ static int still_waiting(shmbus_queue_t *q, uint64_t c, int exact)
 	return !((h & SB_Q_CLOSED) && c >= (h & SB_Q_SEQ));
 }
 
+/* The liveness checks of a consumer blocked on seq c: a dead producer may
+ * hold seq c; dead members of our group may hold messages. */
+static void check_liveness(shmbus_queue_t *q, uint64_t c)
+{
+	sb_q_skip_abandoned(&q->v, c);
+	sb_q_reap_members(&q->v, q->group, NULL);
+	q->scan_orphans = 1;
+}
+
+/* A poll (timeout 0) found seq c missing. If c is claimed and a later seq
+ * is claimed too -- its producer may have died between reserve and commit
+ * -- run the checks when the group's are due. 1 if they ran. A poll on an
+ * empty ring costs nothing more (head was just read by take_one). */
+static int poll_liveness(shmbus_queue_t *q, uint64_t c)
+{
+	/* relaxed: a hint; sb_q_skip_abandoned re-reads head (acquire). */
+	uint64_t h = atomic_load_explicit(&q->v.ctl->head, memory_order_relaxed) & SB_Q_SEQ;
+
+	if (c + 1 >= h || !sb_q_live_due(&q->v, q->group, sb_now_ns(), q->ch.bus->liveness_ns))
+		return 0;
+	check_liveness(q, c);
+	return 1;
+}
+
 static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct sb_q_wait *w)
 {
 	struct sb_q_ctl *ctl = q->v.ctl;
@@ -325,14 +342,13 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 	if (!w->started)
 		sb_q_wait_start(w, q, timeout_ns);
 	now = sb_now_ns();
-	if (now >= w->next_live) {
-		/* Blocked for the liveness timeout: a dead producer may hold
-		 * seq c; dead members of our group may hold messages. */
+	/* Blocked for the liveness timeout, in this call or, by the group's
+	 * clock, over the calls of its members (short calls in a loop). */
+	if (now >= w->next_live ||
+	    sb_q_live_due(&q->v, q->group, now, q->ch.bus->liveness_ns)) {
 		w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
 		w->exact = 1;
-		sb_q_skip_abandoned(&q->v, c);
-		sb_q_reap_members(&q->v, q->group, NULL);
-		q->scan_orphans = 1;
+		check_liveness(q, c);
 		return 0;
 	}
 	left = sb_deadline_left(&w->d);
@@ -387,7 +403,7 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 	struct sb_q_wait w = {0};
 	struct sb_q_slot *sl;
 	uint64_t c = 0;
-	int r;
+	int r, polled = 0;
 
 	if (q->group < 0)
 		return sb_err(SHMBUS_ESTATE, "queue '%s': join a group before consuming", q->ch.name);
@@ -412,6 +428,10 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 				return defer_elapsed ? SHMBUS_EAGAIN : elapsed_err(q);
 			if (r < 0)
 				return r;
+			if (timeout_ns == 0 && !polled && poll_liveness(q, c)) {
+				polled = 1;
+				continue;
+			}
 			if (timeout_ns == 0)
 				return sb_err(SHMBUS_EAGAIN, "no message for group '%s' of queue '%s'",
 				              q->group_name, q->ch.name);

@@ -2,21 +2,49 @@
  * queue_live.c -- crash recovery of queue channels (protocol at the top of
  * queue.c): what a peer does when the process it waits on may be dead.
  *
- * Nothing here runs while data flows. A consumer blocked for the liveness
- * timeout skips the seq it waits on if no live producer record names it
- * (sb_q_skip_abandoned) and turns the records of its group's dead members
- * into orphans, whose held message a live member adopts and gets again,
- * flagged (sb_q_reap_members). A producer blocked for the liveness timeout
- * does the same for the group that blocks it and, if that group has no
- * live member left and is not DURABLE, detaches it (sb_q_maybe_detach): the
- * group keeps its cursor but stops gating. A member that joins a detached
- * group reattaches it (sb_q_reactivate) and learns how much was lost.
+ * Nothing here runs while data flows. A consumer blocked on seq s skips it
+ * if no live producer record names it (sb_q_skip_abandoned) and turns the
+ * records of its group's dead members into orphans, whose held message a
+ * live member adopts and gets again, flagged (sb_q_reap_members). A
+ * producer blocked by a group does the same for that group and, if the
+ * group has no live member left and is not DURABLE, detaches it
+ * (sb_q_maybe_detach): the group keeps its cursor but stops gating. A
+ * member that joins a detached group reattaches it (sb_q_reactivate) and
+ * learns how much was lost. These checks run once a call has been blocked
+ * for the liveness timeout, and also whenever the group's own clock
+ * (live_ns, sb_q_live_due) says nobody ran them for that long: callers that
+ * poll with timeout 0, or wait in calls shorter than the liveness timeout,
+ * get them too, at most once per liveness timeout per group.
  * Liveness is a token (pid + process start time, peers.c), so a reused pid
  * is never taken for the dead owner.
  */
 #include <string.h>
 
 #include "queue.h"
+
+int sb_q_live_due(struct sb_q_view *v, int32_t gi, uint64_t now, int64_t liveness_ns)
+{
+	_Atomic uint64_t *t;
+	uint64_t last;
+
+	if (gi < 0 || (uint32_t)gi >= v->max_groups)
+		return 0;
+	t = &v->groups[gi].live_ns;
+	/* relaxed: a rate limit only. The checks are right at any time (each
+	 * repair is a CAS that re-checks its condition), so a stale or torn
+	 * view of the time costs at most an early or a second round. A time
+	 * ahead of ours (a process in another time namespace) counts as due. */
+	last = atomic_load_explicit(t, memory_order_relaxed);
+	if (now >= last && now - last < (uint64_t)liveness_ns)
+		return 0;
+	/* relaxed: one caller of those that found it due owns the round. */
+	if (!atomic_compare_exchange_strong_explicit(t, &last, now, memory_order_relaxed,
+	                                             memory_order_relaxed))
+		return 0;
+	/* The previous round ran less than two liveness timeouts ago: the
+	 * group has kept someone waiting for at least one. */
+	return now >= last && now - last < 2 * (uint64_t)liveness_ns ? 2 : 1;
+}
 
 int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
 {

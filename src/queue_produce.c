@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "queue.h"
+#include "sigbus.h"
 
 static int closed_err(shmbus_queue_t *q)
 {
@@ -117,6 +118,22 @@ static int full_err(shmbus_queue_t *q, int code, int32_t blocker, uint64_t gate)
 	              q->ch.name, (unsigned long long)q->v.size, gname, (unsigned long long)gate);
 }
 
+/* The liveness checks of a producer blocked by group gi at the gate:
+ * pass over the gate's seq if its claimer died between reserve and commit
+ * (the group's members then pass it), free the records of the group's dead
+ * members and, with detach (the group has blocked us for the liveness
+ * timeout), stop it gating if it has no live member left (unless DURABLE):
+ * a member that restarts within the liveness timeout loses nothing. */
+static void check_liveness(struct sb_q_view *v, int32_t gi, uint64_t gate, int detach)
+{
+	if (gi < 0)
+		return;
+	sb_q_skip_abandoned(v, gate);
+	sb_q_reap_members(v, gi, NULL);
+	if (detach)
+		sb_q_maybe_detach(v, gi);
+}
+
 /* Wait until seq h may be written (h - slots < gate). owned: h is claimed
  * already (a group appeared after our gate), so end of stream does not
  * apply. */
@@ -129,7 +146,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 	int64_t left;
 	int32_t blocker;
 	uint32_t ev;
-	int r = 0;
+	int r = 0, due, polled = 0;
 
 	for (;;) {
 		gate = sb_q_gate(v, &blocker, &q->epoch);
@@ -148,22 +165,29 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 				continue;
 			}
 		}
-		if (timeout_ns == 0)
+		if (timeout_ns == 0) {
+			/* A full ring is a slow path: a producer that polls
+			 * still runs the checks when the group's are due
+			 * (once per call, however short the liveness timeout). */
+			due = polled++ ? 0 : sb_q_live_due(v, blocker, sb_now_ns(),
+			                                    q->ch.bus->liveness_ns);
+			if (due) {
+				check_liveness(v, blocker, gate, due == 2);
+				continue;
+			}
 			return full_err(q, SHMBUS_EAGAIN, blocker, gate);
+		}
 		if (q->unsignalled)
 			signal_consumers(q);
 		if (!w->started)
 			sb_q_wait_start(w, q, timeout_ns);
 		now = sb_now_ns();
-		if (now >= w->next_live) {
-			/* Blocked for the liveness timeout: free the records of dead
-			 * members of the group we wait on, and stop it gating if it
-			 * has no live member left (unless DURABLE). */
+		/* Blocked for the liveness timeout, in this call or, by the
+		 * group's clock, over calls (short calls in a loop). */
+		due = now >= w->next_live ? 2 : sb_q_live_due(v, blocker, now, q->ch.bus->liveness_ns);
+		if (due) {
 			w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
-			if (blocker >= 0) {
-				sb_q_reap_members(v, blocker, NULL);
-				sb_q_maybe_detach(v, blocker);
-			}
+			check_liveness(v, blocker, gate, due == 2);
 			continue;
 		}
 		left = sb_deadline_left(&w->d);
@@ -318,8 +342,7 @@ int shmbus_queue_commit(shmbus_queue_t *q, size_t len)
 		return sb_err(SHMBUS_EINVAL, "queue '%s': commit of %zu bytes, %zu were reserved",
 		              q->ch.name, len, q->claimed_len);
 	sl = sb_q_slot(&q->v, q->claimed - 1);
-	sl->len = (uint32_t)len;
-	sl->flags = 0;
+	sb_q_set_len(sl, len);
 	sb_q_publish(&q->v, sl, q->claimed);
 	q->claimed = 0;
 	return 0;
@@ -350,9 +373,8 @@ int shmbus_queue_put(shmbus_queue_t *q, const void *msg, size_t len, int64_t tim
 		return r;
 	sl = sb_q_slot(&q->v, s);
 	if (len)
-		memcpy(sb_q_data(&q->v, sl), msg, len);
-	sl->len = (uint32_t)len;
-	sl->flags = 0;
+		sb_q_copy(sb_q_data(&q->v, sl), msg, len);
+	sb_q_set_len(sl, len);
 	sb_q_publish(&q->v, sl, s + 1);
 	return 0;
 }
@@ -381,9 +403,8 @@ int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size
 			break;
 		sl = sb_q_slot(&q->v, s);
 		if (lens[i])
-			memcpy(sb_q_data(&q->v, sl), msgs[i], lens[i]);
-		sl->len = (uint32_t)lens[i];
-		sl->flags = 0;
+			sb_q_copy(sb_q_data(&q->v, sl), msgs[i], lens[i]);
+		sb_q_set_len(sl, lens[i]);
 		/* release: publishes the message; the waiter check is done once
 		 * for the batch (signal_consumers), or before any wait. */
 		atomic_store_explicit(&sl->published, s + 1, memory_order_release);
@@ -394,4 +415,71 @@ int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size
 	if (q->unsignalled)
 		signal_consumers(q);
 	return r;
+}
+
+/* Groups that receive every message claimed from now on: READY (their
+ * start is final, and at or below any claim made after we saw it) and not
+ * detached. */
+static uint32_t receiving_groups(struct sb_q_view *v)
+{
+	uint32_t n = sb_q_hi(&v->ctl->groups_hi, v->max_groups), i, k = 0;
+
+	for (i = 0; i < n; i++) {
+		struct sb_q_group *g = &v->groups[i];
+
+		/* acquire: pairs with the release store of READY in
+		 * finish_group, after the start's head load: a claim of ours
+		 * made after this load gets a seq at or past the start. */
+		if (atomic_load_explicit(&g->state, memory_order_acquire) != SB_Q_GROUP_READY)
+			continue;
+		/* acquire: pairs with the CASes that set or clear DETACHED. */
+		if (atomic_load_explicit(&g->floor, memory_order_acquire) & SB_Q_DETACHED)
+			continue;
+		k++;
+	}
+	return k;
+}
+
+int shmbus_queue_wait_groups(shmbus_queue_t *q, uint32_t n, int64_t timeout_ns)
+{
+	struct sb_q_ctl *ctl;
+	sb_deadline_t d;
+	int64_t left, slice;
+	uint32_t ev, have;
+	int r;
+
+	if (!q)
+		return sb_err(SHMBUS_EINVAL, "queue is NULL");
+	if (n > q->v.max_groups)
+		return sb_err(SHMBUS_EINVAL, "queue '%s' holds at most %u groups; %u would never come",
+		              q->ch.name, q->v.max_groups, n);
+	ctl = q->v.ctl;
+	sb_deadline_init(&d, timeout_ns);
+	for (;;) {
+		/* seq_cst: the event before the groups. join makes a group
+		 * READY, then bumps prod_event (seq_cst, sb_q_wake_producers,
+		 * always, waiters or not): if the count below misses the
+		 * group, this load preceded the bump and the futex wait
+		 * returns at once. */
+		ev = atomic_load_explicit(&ctl->prod_event, memory_order_seq_cst);
+		have = receiving_groups(&q->v);
+		if (have >= n)
+			return 0;
+		if (sb_map_damaged(q->ch.bus->base))
+			return sb_err(SHMBUS_ECORRUPT, "queue '%s': bus '%s' was truncated while mapped",
+			              q->ch.name, q->ch.bus->name);
+		left = sb_deadline_left(&d);
+		if (left == 0)
+			return sb_err(timeout_ns == 0 ? SHMBUS_EAGAIN : SHMBUS_ETIMEDOUT,
+			              "queue '%s' has %u consumer group%s; waiting for %u",
+			              q->ch.name, have, have == 1 ? "" : "s", n);
+		/* Look again at least once per liveness timeout, as every
+		 * blocking call does. */
+		slice = left < 0 || left > q->ch.bus->liveness_ns ? q->ch.bus->liveness_ns : left;
+		r = sb_futex_wait(&ctl->prod_event, ev, slice);
+		if (r == SHMBUS_EINTR)
+			return sb_err(r, "interrupted while waiting for groups of queue '%s'", q->ch.name);
+		if (r < 0 && r != SHMBUS_ETIMEDOUT)
+			return r;
+	}
 }

@@ -38,10 +38,16 @@ uint64_t sb_realtime_ns(void)
 
 void sb_deadline_init(sb_deadline_t *d, int64_t timeout_ns)
 {
-	if (timeout_ns < 0)
+	int64_t now;
+
+	if (timeout_ns < 0) {
 		d->end = -1;
-	else
-		d->end = (int64_t)sb_now_ns() + timeout_ns;
+		return;
+	}
+	/* A timeout too large to add to the clock (INT64_MAX, say) saturates:
+	 * it ends at the end of time, rather than in a signed overflow. */
+	now = (int64_t)sb_now_ns();
+	d->end = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
 }
 
 int64_t sb_deadline_left(const sb_deadline_t *d)

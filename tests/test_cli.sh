@@ -430,9 +430,31 @@ run info --json "$Q"
 expect "info --json: the removed groups are gone" \
 	json "[g['name'] for c in d['channels'] if c['name']=='small' for g in c['queue']['groups']]==[]"
 
+run put -c -k queue --slots 2 "$Q" wg a b c
+expect "a queue with no group never blocks put: it overwrites the oldest" code 0
+run put --wait-groups 1 -t 0.2 "$Q" wg
+expect "put --wait-groups with no group: exit 3, says how many there are" \
+	eval "code 3 && err_has '0 consumer groups; waiting for 1'"
+"$S" put --wait-groups 1 -t 20 "$Q" wg after >"$TMP/wg.out" 2>"$TMP/wg.err" &
+wp=$!; pids+=("$wp")
+sleep 0.3
+kill -0 "$wp" 2>/dev/null; rc=$?; last="put --wait-groups 1 -t 20 $Q wg after"
+expect "put --wait-groups waits while no group exists" code 0
+run get -g late -n 3 -t 10 "$Q" wg
+expect "a group that joins later gets the oldest in the ring, then the waiting put's message" \
+	eval "code 0 && out_is \$'b\nc\nafter'"
+wait "$wp"; rc=$?; last="put --wait-groups 1 -t 20 $Q wg after"
+expect "the waiting put ends once the group joined" code 0
+run put --wait-groups 1 -t 0 "$Q" wg
+expect "put --wait-groups 1 without messages: returns at once with a group" code 0
+run put --wait-groups 17 "$Q" wg x
+expect "put --wait-groups over the queue's max_groups: exit 1" eval "code 1 && err_has 'at most 16 groups'"
+
 echo "== containers"
 run put -c -k array -d int64 "$Q" arr 1 2 -3
 expect "put --create --kind array" code 0
+run put --wait-groups 1 "$Q" arr 1 2 3
+expect "--wait-groups on an array: exit 1 (a usage error)" eval "code 1 && err_has 'only --hex applies'"
 run get "$Q" arr
 expect "get of an array: its elements" out_is '[1, 2, -3]'
 run put "$Q" arr 4 5

@@ -158,8 +158,9 @@ struct queue_get_opts {
 	int64_t timeout_ns;     /* per message */
 };
 int queue_get(shmbus_bus_t *bus, const char *chan, const struct queue_get_opts *o);
+/* wait_groups > 0: first wait (up to timeout_ns) for that many groups. */
 int queue_put(shmbus_bus_t *bus, const char *chan, char **vals, int nvals,
-              int hex, int from_stdin, int shut, int64_t timeout_ns);
+              int hex, int from_stdin, int shut, uint32_t wait_groups, int64_t timeout_ns);
 /* array, list and dict channels (cmd_containers.c). */
 int container_get(shmbus_bus_t *bus, const char *chan, int kind, int json, int hex);
 int container_put(shmbus_bus_t *bus, const char *chan, int kind, char **vals, int nvals,

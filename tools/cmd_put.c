@@ -39,10 +39,14 @@ static const char put_help[] =
 	"      --stdin         read values from standard input, one per line: each\n"
 	"                      line a state value (written in turn) or a message\n"
 	"  -t, --timeout T     queue: wait up to T for room in a full ring (default 5s)\n"
+	"      --wait-groups N queue: first wait up to T for N consumer groups (with\n"
+	"                      no group, a queue overwrites its oldest message once\n"
+	"                      the ring turns over); no VALUES: only wait\n"
 	"      --shut          queue: mark end of stream after the messages\n";
 
 enum { P_CREATE = 'c', P_DTYPE = 'd', P_SHAPE = 'S', P_KIND = 'k', P_SLOTS = 1,
-       P_MAXMSG = 2, P_HEX = 'x', P_STDIN = 3, P_TIMEOUT = 't', P_SHUT = 4 };
+       P_MAXMSG = 2, P_HEX = 'x', P_STDIN = 3, P_TIMEOUT = 't', P_SHUT = 4,
+       P_WAIT_GROUPS = 5 };
 
 struct put_opts {
 	int create, hex, from_stdin, shut;
@@ -52,6 +56,7 @@ struct put_opts {
 	int kind;
 	uint64_t slots, max_msg;
 	int64_t timeout_ns;
+	uint64_t wait_groups;   /* 0: do not wait */
 };
 
 /* Bytes for a bytes channel (or --hex) from one argument; malloc'd. */
@@ -314,6 +319,12 @@ static int parse_put_opt(int o, const char *arg, struct put_opts *po)
 		if (cli_parse_duration(arg, "timeout", &po->timeout_ns))
 			return EX_USAGE;
 		break;
+	case P_WAIT_GROUPS:
+		if (cli_parse_u64(arg, "wait-groups", &po->wait_groups))
+			return EX_USAGE;
+		if (po->wait_groups > UINT32_MAX)
+			return cli_usage_error("--wait-groups %" PRIu64 ": too many", po->wait_groups);
+		break;
 	}
 	return 0;
 }
@@ -325,7 +336,8 @@ int cmd_put(int argc, char **argv)
 		{"shape", 'S', 1, P_SHAPE}, {"kind", 'k', 1, P_KIND},
 		{"slots", 0, 1, P_SLOTS}, {"max-msg", 0, 1, P_MAXMSG},
 		{"hex", 'x', 0, P_HEX}, {"stdin", 0, 0, P_STDIN},
-		{"timeout", 't', 1, P_TIMEOUT}, {"shut", 0, 0, P_SHUT}, {0}};
+		{"timeout", 't', 1, P_TIMEOUT}, {"shut", 0, 0, P_SHUT},
+		{"wait-groups", 0, 1, P_WAIT_GROUPS}, {0}};
 	struct put_opts po;
 	shmbus_channel_info_t ci;
 	struct cli_args a;
@@ -369,28 +381,28 @@ int cmd_put(int argc, char **argv)
 		goto out;
 	}
 	if (kind == SHMBUS_KIND_STATE) {
-		if (po.shut || po.slots || po.max_msg)
-			rc = cli_usage_error("--shut, --slots and --max-msg are for queues; '%s' is a state channel",
+		if (po.shut || po.slots || po.max_msg || po.wait_groups)
+			rc = cli_usage_error("--shut, --slots, --max-msg and --wait-groups are for queues; '%s' is a state channel",
 			                     chan);
 		else
 			rc = state_put(bus, chan, &po, exists, a.pos + 2, a.npos - 2);
 	} else if (kind == SHMBUS_KIND_QUEUE) {
 		if (po.ndim || (po.dtype >= 0 && po.dtype != SHMBUS_BYTES))
 			rc = cli_usage_error("queue messages are bytes: --dtype and --shape do not apply");
-		else if (a.npos == 2 && !po.from_stdin && !po.shut)
-			rc = cli_usage_error("missing the messages to put (or --stdin, --shut)");
+		else if (a.npos == 2 && !po.from_stdin && !po.shut && !po.wait_groups)
+			rc = cli_usage_error("missing the messages to put (or --stdin, --shut, --wait-groups)");
 		else if (po.from_stdin && a.npos > 2)
 			rc = cli_usage_error("give messages or --stdin, not both");
 		else if (!exists && (rc = create_queue(bus, chan, &po)) != 0)
 			;
 		else
 			rc = queue_put(bus, chan, a.pos + 2, a.npos - 2, po.hex, po.from_stdin,
-			               po.shut, po.timeout_ns);
+			               po.shut, (uint32_t)po.wait_groups, po.timeout_ns);
 	} else if (kind == SHMBUS_KIND_ARRAY || kind == SHMBUS_KIND_LIST ||
 	           kind == SHMBUS_KIND_DICT) {
 		uint64_t length = po.ndim ? po.shape[0] : count_tokens(a.pos + 2, a.npos - 2);
 
-		if (po.shut || po.slots || po.max_msg || po.from_stdin ||
+		if (po.shut || po.slots || po.max_msg || po.from_stdin || po.wait_groups ||
 		    ((exists || kind != SHMBUS_KIND_ARRAY) && (po.ndim || po.dtype >= 0)))
 			rc = cli_usage_error("'%s' is a %s: only --hex applies%s", chan,
 			                     shmbus_kind_name(kind),

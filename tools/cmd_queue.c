@@ -156,8 +156,31 @@ static int put_text(shmbus_queue_t *q, const char *chan, const char *s, int hex,
 	return rc;
 }
 
+/* Wait for n consumer groups (put --wait-groups), in slices for Ctrl+C. */
+static int wait_groups(shmbus_queue_t *q, const char *chan, uint32_t n, int64_t timeout_ns)
+{
+	int64_t end = cli_deadline(timeout_ns);
+	int r;
+
+	for (;;) {
+		if (cli_stop)
+			return cli_msg(EX_INTR, "interrupted");
+		r = shmbus_queue_wait_groups(q, n, timeout_ns == 0 ? 0 : cli_slice(end));
+		if (r == SHMBUS_EINTR)
+			continue;
+		if (r == SHMBUS_ETIMEDOUT && timeout_ns != 0 && (end < 0 || cli_now_ns() < end))
+			continue;
+		break;
+	}
+	if (r == SHMBUS_ETIMEDOUT || r == SHMBUS_EAGAIN)
+		return cli_msg(EX_TIMEOUT, "%s; gave up at the timeout", shmbus_last_error());
+	if (r)
+		return cli_fail(r, "cannot wait for groups of queue '%s'", chan);
+	return 0;
+}
+
 int queue_put(shmbus_bus_t *bus, const char *chan, char **vals, int nvals, int hex,
-              int from_stdin, int shut, int64_t timeout_ns)
+              int from_stdin, int shut, uint32_t ngroups, int64_t timeout_ns)
 {
 	shmbus_queue_t *q;
 	char *line = NULL;
@@ -167,6 +190,8 @@ int queue_put(shmbus_bus_t *bus, const char *chan, char **vals, int nvals, int h
 	r = open_queue(bus, chan, &q);
 	if (r)
 		return cli_fail(r, "queue '%s' of bus '%s'", chan, shmbus_bus_name(bus));
+	if (ngroups)
+		rc = wait_groups(q, chan, ngroups, timeout_ns);
 	for (i = 0; i < nvals && !rc; i++)
 		rc = put_text(q, chan, vals[i], hex, timeout_ns);
 	while (from_stdin && !rc) {

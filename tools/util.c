@@ -364,9 +364,12 @@ int64_t cli_now_ns(void)
 
 int64_t cli_deadline(int64_t timeout_ns)
 {
+	int64_t now;
+
 	if (timeout_ns < 0)
 		return -1;
-	return cli_now_ns() + timeout_ns;
+	now = cli_now_ns();
+	return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;   /* saturate */
 }
 
 int64_t cli_slice(int64_t end)

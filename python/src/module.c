@@ -134,8 +134,13 @@ static int64_t mono_ns(void)
 
 int sbpy_block(sbpy_op op, void *ctx, int64_t timeout_ns, int try_first)
 {
-	int64_t deadline = timeout_ns < 0 ? -1 : mono_ns() + timeout_ns;
+	int64_t deadline = -1, now;
 	int r;
+
+	if (timeout_ns >= 0) {
+		now = mono_ns();
+		deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+	}
 
 	if (try_first || timeout_ns == 0) {
 		r = op(ctx, 0);

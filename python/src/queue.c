@@ -204,6 +204,43 @@ static PyObject *queue_put(PyObject *self, PyObject *const *args, Py_ssize_t nar
 	Py_RETURN_NONE;
 }
 
+struct groups_ctx {
+	shmbus_queue_t *q;
+	uint32_t n;
+};
+
+static int wait_groups_op(void *p, int64_t t)
+{
+	struct groups_ctx *c = p;
+
+	return shmbus_queue_wait_groups(c->q, c->n, t);
+}
+
+static PyObject *queue_wait_groups(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"n", "timeout", NULL};
+	sbpy_queue *q = (sbpy_queue *)self;
+	PyObject *timeout = Py_None;
+	struct groups_ctx c;
+	unsigned int n = 1;
+	int64_t t;
+	int r;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|IO:wait_groups", kwlist, &n, &timeout))
+		return NULL;
+	if (queue_check(q) < 0 || sbpy_timeout(timeout, &t) < 0)
+		return NULL;
+	c.q = q->q;
+	c.n = n;
+	if (sbpy_claim(&q->h) < 0)
+		return NULL;
+	r = sbpy_block(wait_groups_op, &c, t, 1);
+	sbpy_unclaim(&q->h);
+	if (r)
+		return sbpy_raise(r);
+	Py_RETURN_NONE;
+}
+
 static PyObject *queue_shut(PyObject *self, PyObject *unused)
 {
 	sbpy_queue *q = (sbpy_queue *)self;
@@ -643,6 +680,12 @@ static PyMethodDef queue_methods[] = {
 	 "put(data, timeout=None)\n\nAppend one message (any bytes-like object of up to max_msg "
 	 "bytes).\nWaits for room while the slowest group is a ring behind; Timeout after\n"
 	 "`timeout` seconds (0: never wait). Closed after close(); TooBig if too long."},
+	{"wait_groups", (PyCFunction)(void (*)(void))queue_wait_groups, METH_VARARGS | METH_KEYWORDS,
+	 "wait_groups(n=1, timeout=None)\n\nWait until at least n consumer groups receive this "
+	 "queue's messages\n(joined, not detached); every message put afterwards reaches each of "
+	 "them.\nA queue with no group overwrites its oldest message once the ring turns\nover: "
+	 "a producer that must not lose messages calls this first.\nTimeout after `timeout` "
+	 "seconds (0: never wait)."},
 	{"get", (PyCFunction)(void (*)(void))queue_get, METH_FASTCALL | METH_KEYWORDS,
 	 "get(timeout=None) -> bytes\n\nThe next message of this handle's group (join first). "
 	 "Timeout after\n`timeout` seconds; Closed at end of stream (closed and drained)."},
