@@ -228,8 +228,16 @@ int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped);
 int shmbus_bus_set_liveness(shmbus_bus_t *bus, int64_t timeout_ns);
 
 /* Enumerate the shmbus segments in /dev/shm. For each, calls fn(name, arg);
- * a non-zero return stops the walk and is returned. */
+ * a non-zero return stops the walk and is returned. It only reads: nothing
+ * is removed, and a creation's temporary file is not listed. */
 int shmbus_list(int (*fn)(const char *name, void *arg), void *arg);
+
+/* Remove the temporary files in /dev/shm that creators killed inside
+ * shmbus_bus_create left behind (their process is gone, so nobody can
+ * publish them). A bus is never one of them: temporaries have names no bus
+ * can have. With dry_run nonzero nothing is removed, only counted. *count
+ * (may be NULL) gets how many. Errors: SHMBUS_ESYS (cannot read /dev/shm). */
+int shmbus_gc_temporaries(int dry_run, uint32_t *count);
 
 /* ---------------------------------------------------------------------- */
 /* Channel directory                                                      */

@@ -342,6 +342,21 @@ static int build_segment(int fd, const shmbus_bus_opts_t *o, const struct geomet
 	return r;
 }
 
+/* The temporary file a creation builds in. In /dev/shm it is
+ * "shmbus-.tmp-PID-STAMP-NAME": a bus name never starts with '.', so no
+ * bus can have it, and listing skips it. A file: bus builds in
+ * "PATH.tmp-PID-STAMP" (O_EXCL: an existing file there is never touched). */
+static void tmp_path(const char *name, const char *path, char *tmp, size_t cap)
+{
+	unsigned long long stamp = (unsigned long long)sb_now_ns();
+
+	if (strncmp(name, SB_FILE_PREFIX, strlen(SB_FILE_PREFIX)) == 0)
+		snprintf(tmp, cap, "%s.tmp-%d-%llx", path, (int)getpid(), stamp);
+	else
+		snprintf(tmp, cap, "%s/%s%s%d-%llx-%s", SB_SHM_DIR, SB_SHM_PREFIX, SB_TMP_TAG,
+		         (int)getpid(), stamp, name);
+}
+
 static int create_at(const char *name, const char *path, const shmbus_bus_opts_t *o)
 {
 	char tmp[4300];
@@ -351,8 +366,7 @@ static int create_at(const char *name, const char *path, const shmbus_bus_opts_t
 	r = plan_geometry(o->size, o->max_peers, o->max_channels, &g);
 	if (r)
 		return r;
-	snprintf(tmp, sizeof(tmp), "%s.tmp-%d-%llx", path, (int)getpid(),
-	         (unsigned long long)sb_now_ns());
+	tmp_path(name, path, tmp, sizeof(tmp));
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, o->mode);
 	if (fd < 0)
 		return sb_err_sys(errno, "bus '%s': creating %s", name, tmp);
@@ -701,22 +715,50 @@ int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped)
 }
 
 /* A creator killed inside shmbus_bus_create leaves its half-built
- * temporary file ("NAME.tmp-PID-STAMP", see create_at): nobody can ever
- * publish it, so once PID is gone the listing removes it. A pid reused by
- * another process keeps the file until that one ends too. */
-static void remove_orphan_tmp(const char *file)
+ * temporary file ("shmbus-.tmp-PID-STAMP-NAME", see tmp_path): nobody can
+ * ever publish it. Is file (a /dev/shm entry) such a file of a process
+ * that is gone? A pid reused by another process keeps the file until that
+ * one ends too. */
+static int orphan_tmp(const char *file)
 {
-	const char *t = strstr(file, ".tmp-");
-	char path[512];
+	size_t plen = strlen(SB_SHM_PREFIX), tlen = strlen(SB_TMP_TAG);
+	char *end;
 	long pid;
 
-	pid = strtol(t + 5, NULL, 10);
-	if (pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-		return;
-	snprintf(path, sizeof(path), "%s/%s", SB_SHM_DIR, file);
-	unlink(path);
+	if (strncmp(file, SB_SHM_PREFIX, plen) != 0 || strncmp(file + plen, SB_TMP_TAG, tlen) != 0)
+		return 0;
+	pid = strtol(file + plen + tlen, &end, 10);
+	if (pid <= 0 || *end != '-')
+		return 0;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+int shmbus_gc_temporaries(int dry_run, uint32_t *count)
+{
+	char path[512];
+	struct dirent *de;
+	uint32_t n = 0;
+	DIR *dir;
+
+	if (count)
+		*count = 0;
+	dir = opendir(SB_SHM_DIR);
+	if (!dir)
+		return sb_err_sys(errno, "opendir %s", SB_SHM_DIR);
+	while ((de = readdir(dir)) != NULL) {
+		if (!orphan_tmp(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", SB_SHM_DIR, de->d_name);
+		if (dry_run || unlink(path) == 0)
+			n++;
+	}
+	closedir(dir);
+	if (count)
+		*count = n;
+	return 0;
+}
+
+/* Listing only reads the directory: it removes nothing. */
 int shmbus_list(int (*fn)(const char *name, void *arg), void *arg)
 {
 	size_t plen = strlen(SB_SHM_PREFIX);
@@ -734,10 +776,9 @@ int shmbus_list(int (*fn)(const char *name, void *arg), void *arg)
 
 		if (strncmp(n, SB_SHM_PREFIX, plen) != 0)
 			continue;
-		if (strstr(n, ".tmp-")) {
-			remove_orphan_tmp(n);
+		/* A temporary of a creation in progress (or of a dead one). */
+		if (strncmp(n + plen, SB_TMP_TAG, strlen(SB_TMP_TAG)) == 0)
 			continue;
-		}
 		r = fn(n + plen, arg);
 		if (r)
 			break;

@@ -617,7 +617,8 @@ static const char gc_help[] =
 	"live bus the dead peers are reaped and what they held is released\n"
 	"(writer roles, queue claims and group memberships, locks). Buses that\n"
 	"cannot be opened are reported and left alone. Prints one line per bus\n"
-	"it changed and a summary.\n"
+	"it changed and a summary. Without BUS it also removes the temporary files\n"
+	"of creators that died inside 'shmbus create' (never a bus).\n"
 	"\n"
 	"  -n, --dry-run   report what would be done, change nothing\n"
 	"  --idle          also remove idle buses (nobody attached)\n";
@@ -691,6 +692,21 @@ static void gc_one(struct gc_run *g, const char *name)
 		printf("%s idle bus %s\n", g->dry ? "would remove" : "removed", name);
 }
 
+/* The temporary files of creators that died mid-creation (never a bus). */
+static void gc_temporaries(struct gc_run *g)
+{
+	uint32_t n = 0;
+	int r = shmbus_gc_temporaries(g->dry, &n);
+
+	if (r) {
+		g->rc = cli_fail(r, "cannot remove abandoned temporary files");
+		return;
+	}
+	if (n)
+		printf("%s %u temporary file%s of creators that died\n",
+		       g->dry ? "would remove" : "removed", n, n == 1 ? "" : "s");
+}
+
 int cmd_gc(int argc, char **argv)
 {
 	static const struct cli_opt opts[] = {
@@ -731,6 +747,8 @@ int cmd_gc(int argc, char **argv)
 	}
 	for (i = 0; i < ns.n; i++)
 		gc_one(&g, ns.v[i]);
+	if (!g.named)
+		gc_temporaries(&g);
 	printf("gc: %u bus%s checked, %u removed, %u reaped, %u skipped%s\n", g.checked,
 	       g.checked == 1 ? "" : "es", g.removed, g.reaped, g.skipped,
 	       g.dry ? " (dry run)" : "");
