@@ -5,7 +5,10 @@
 # Proves: looking never deletes (`ls`, `ls --json`, `info`, `gc --dry-run`
 # leave a bus named like a temporary file, `rv.tmp-999999`, in place);
 # a creator's abandoned temporary file is never listed, and only `gc`
-# without --dry-run removes it (never one whose creator lives).
+# without --dry-run removes it (never one whose creator lives); names and
+# reasons from /dev/shm and from segments reach the terminal escaped (no
+# control byte, no invalid UTF-8, no C1 control on stdout or stderr) and
+# `--json` stays valid JSON.
 #
 # `gc` without BUS walks every bus in /dev/shm, so the test runs in a
 # private /dev/shm (a mount namespace, `unshare -rm`) when it can; without
@@ -108,6 +111,48 @@ fi
 rm -f "$T" "$L"
 run rm "$R"
 expect "rm of the bus named like a temporary file" eval "code 0 && ! exists $R"
+
+echo "== names from /dev/shm reach the terminal escaped"
+E="$P-"$'\e]0;pwned\a\e[31m\x7f'$'\xff\xc2\x9bx'   # OSC title, BEL, SGR, DEL, bad UTF-8, C1 CSI
+head -c 100 /dev/urandom >"/dev/shm/shmbus-$E"
+run ls
+expect "ls: the name and the reason are escaped" \
+	eval "code 0 && both_clean && out_has '$P-\\\\x1b\\]0;pwned\\\\x07' && out_has 'bad: '"
+run ls --json
+expect "ls --json: valid JSON with the name" \
+	eval "code 0 && both_clean && json \"any(b['name'].startswith('$P-\x1b]0;pwned\x07') and b['status']=='bad' for b in d)\""
+run gc --dry-run
+expect "gc --dry-run: the skipped bus's name and reason are escaped" \
+	eval "code 0 && both_clean && err_has 'skipped bus .$P-\\\\x1b'"
+run info "$E"
+expect "info: the error names the bus escaped" eval "! code 0 && both_clean && err_has '$P-\\\\x1b'"
+rm -f "/dev/shm/shmbus-$E"
+
+echo "== names from a segment reach the terminal escaped"
+F=$TMP/chan.bus
+run create --size 1M "file:$F"
+run put --create "file:$F" zzhostilezz 1.5
+run put --create --kind queue --slots 4 --max-msg 64 "file:$F" zzqueuezz m
+run get --group zzgroupzzz "file:$F" zzqueuezz
+expect "a file: bus with a state, a queue and a group" code 0
+"$PY" - "$F" <<'EOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+for old, new in ((b'zzhostilezz', b'\x1b[2J\x07\xff\xc2\x9bzzz'),
+                 (b'zzgroupzzz', b'\x1b]0;xy\x07\xc2\x9b!')):
+    i = b.find(old)
+    assert i >= 0 and len(old) == len(new), old
+    b[i:i + len(old)] = new
+open(p, 'r+b').write(b)
+EOF
+run info "file:$F"
+expect "info: channel and group names from the segment are escaped" \
+	eval "both_clean && (out_has '\\\\x1b\\[2J\\\\x07' || err_has '\\\\x1b\\[2J\\\\x07')"
+run info --json "file:$F"
+expect "info --json: valid JSON" eval "both_clean && json \"isinstance(d, dict)\""
+run get "file:$F" zzqueuezz
+expect "get: a message naming the segment's names is escaped" both_clean
 
 echo "== leftovers"
 left=$(ls -a /dev/shm | grep -a -- "$P" || true)
