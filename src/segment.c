@@ -238,11 +238,18 @@ static int check_header(shmbus_bus_t *bus, const struct sb_header *h, uint64_t s
 		              bus->name, h->abi, SB_ABI);
 	if (h->state != SB_HDR_READY)
 		return sb_err(SHMBUS_ECORRUPT, "bus '%s' header is not marked ready", bus->name);
-	if (h->total_size != st_size)
+	if (h->total_size > st_size)
 		return sb_err(SHMBUS_ECORRUPT,
-		              "bus '%s': header says %llu bytes but the object has %llu (truncated?)",
+		              "bus '%s' is truncated: its header says %llu bytes but the object has %llu",
 		              bus->name, (unsigned long long)h->total_size,
 		              (unsigned long long)st_size);
+	/* Something wrote or extended past the end (e.g. an append to a file:
+	 * bus): the bus may be whole, but it is not what its creator made. */
+	if (h->total_size < st_size)
+		return sb_err(SHMBUS_ECORRUPT,
+		              "bus '%s' has grown: its header says %llu bytes but the object has %llu; refused (truncate it back to %llu bytes to use it)",
+		              bus->name, (unsigned long long)h->total_size,
+		              (unsigned long long)st_size, (unsigned long long)h->total_size);
 	if (h->header_size != SB_HEADER_SIZE || h->peer_size != sizeof(struct sb_peer) ||
 	    h->dirent_size != sizeof(struct sb_dirent))
 		return sb_err(SHMBUS_ECORRUPT, "bus '%s': table entry sizes do not match", bus->name);

@@ -8,7 +8,8 @@
 # without --dry-run removes it (never one whose creator lives); names and
 # reasons from /dev/shm and from segments reach the terminal escaped (no
 # control byte, no invalid UTF-8, no C1 control on stdout or stderr) and
-# `--json` stays valid JSON.
+# `--json` stays valid JSON; a `file:` bus whose file grew is reported as
+# grown, not as truncated.
 #
 # `gc` without BUS walks every bus in /dev/shm, so the test runs in a
 # private /dev/shm (a mount namespace, `unshare -rm`) when it can; without
@@ -153,6 +154,20 @@ run info --json "file:$F"
 expect "info --json: valid JSON" eval "both_clean && json \"isinstance(d, dict)\""
 run get "file:$F" zzqueuezz
 expect "get: a message naming the segment's names is escaped" both_clean
+
+echo "== a file: bus whose file grew"
+G=$TMP/grow.bus
+run create --size 1M "file:$G"
+printf 'appended' >>"$G"
+run info "file:$G"
+expect "info of a grown file: says grown, not truncated" \
+	eval "code 4 && err_has 'has grown' && ! err_has 'truncated'"
+truncate -s 1M "$G"
+run info "file:$G"
+expect "truncated back to its size it opens again" code 0
+truncate -s 512K "$G"
+run info "file:$G"
+expect "info of a truncated file: says truncated" eval "code 4 && err_has 'is truncated'"
 
 echo "== leftovers"
 left=$(ls -a /dev/shm | grep -a -- "$P" || true)
