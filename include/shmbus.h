@@ -220,7 +220,10 @@ int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
 
 /* Reap dead peers: free their peer slots, release what they held (writer
  * roles, group memberships, claimed queue slots, locks). *reaped gets how
- * many (may be NULL). Any peer may call it; blocked calls do it lazily. */
+ * many (may be NULL). Any peer may call it; blocked calls do it lazily.
+ * Errors: SHMBUS_ETIMEDOUT when the directory lock stays held past its
+ * 2 s timeout (a stuck holder or a damaged lock word): the collection stops
+ * at the first such timeout, *reaped counts what was done before. */
 int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped);
 
 /* The liveness timeout in ns: how long a blocked call waits before it

@@ -626,7 +626,7 @@ int sb_bus_lock(shmbus_bus_t *bus)
 	}
 	if (r == ETIMEDOUT)
 		return sb_err(SHMBUS_ETIMEDOUT,
-		              "bus '%s': directory lock held by another process for over %lld s",
+		              "bus '%s': directory lock held for over %lld s (by a stuck process, or its lock word is damaged)",
 		              bus->name, SB_LOCK_TIMEOUT_NS / 1000000000ll);
 	return sb_err(SHMBUS_ECORRUPT, "bus '%s': directory lock unusable (%s)", bus->name,
 	              strerror(r));
@@ -682,9 +682,14 @@ int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info)
 	return 0;
 }
 
+/* A lock that stays held past its timeout (a stuck holder, or a damaged
+ * lock word that no process will ever release) is not retried for each
+ * channel: the first timeout ends the collection, so a corrupt directory
+ * mutex costs one SB_LOCK_TIMEOUT_NS, as docs/reliability.md says. */
 int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped)
 {
 	uint32_t total, i;
+	int r = 0;
 
 	if (!bus)
 		return sb_err(SHMBUS_EINVAL, "shmbus_bus_gc: bus is NULL");
@@ -710,15 +715,24 @@ int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped)
 
 			memcpy(name, e->name, sizeof(name));
 			name[SHMBUS_NAME_MAX] = '\0';
-			if (sb_chan_open(bus, name, &want, 0, &ch) != 0)
+			r = sb_chan_open(bus, name, &want, 0, &ch);
+			if (r == SHMBUS_ETIMEDOUT)
+				break;
+			if (r) {
+				r = 0;  /* deleted meanwhile, or damaged: next */
 				continue;
+			}
 		}
-		if (ops->gc(&ch, &n) == 0)
+		r = ops->gc(&ch, &n);
+		if (r == SHMBUS_ETIMEDOUT)
+			break;
+		if (r == 0)
 			total += n;
+		r = 0;
 	}
 	if (reaped)
 		*reaped = total;
-	return 0;
+	return r;
 }
 
 /* A creator killed inside shmbus_bus_create leaves its half-built
