@@ -222,7 +222,10 @@ int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
 
 /* Reap dead peers: free their peer slots, release what they held (writer
  * roles, group memberships, claimed queue slots, locks). *reaped gets how
- * many (may be NULL). Any peer may call it; blocked calls do it lazily. */
+ * many (may be NULL). Any peer may call it; blocked calls do it lazily.
+ * Errors: SHMBUS_ETIMEDOUT when the directory lock stays held past its
+ * 2 s timeout (a stuck holder or a damaged lock word): the collection stops
+ * at the first such timeout, *reaped counts what was done before. */
 int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped);
 
 /* The liveness timeout in ns: how long a blocked call waits before it
@@ -230,8 +233,16 @@ int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped);
 int shmbus_bus_set_liveness(shmbus_bus_t *bus, int64_t timeout_ns);
 
 /* Enumerate the shmbus segments in /dev/shm. For each, calls fn(name, arg);
- * a non-zero return stops the walk and is returned. */
+ * a non-zero return stops the walk and is returned. It only reads: nothing
+ * is removed, and a creation's temporary file is not listed. */
 int shmbus_list(int (*fn)(const char *name, void *arg), void *arg);
+
+/* Remove the temporary files in /dev/shm that creators killed inside
+ * shmbus_bus_create left behind (their process is gone, so nobody can
+ * publish them). A bus is never one of them: temporaries have names no bus
+ * can have. With dry_run nonzero nothing is removed, only counted. *count
+ * (may be NULL) gets how many. Errors: SHMBUS_ESYS (cannot read /dev/shm). */
+int shmbus_gc_temporaries(int dry_run, uint32_t *count);
 
 /* ---------------------------------------------------------------------- */
 /* Channel directory                                                      */

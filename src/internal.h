@@ -29,6 +29,9 @@
 #define SB_HEADER_SIZE 4096u
 #define SB_SHM_DIR "/dev/shm"
 #define SB_SHM_PREFIX "shmbus-"
+/* After SB_SHM_PREFIX: a creation's temporary file; no bus name starts
+ * with '.', so none can look like one. */
+#define SB_TMP_TAG ".tmp-"
 #define SB_FILE_PREFIX "file:"
 
 #define SB_DEFAULT_SIZE (16ull << 20)

@@ -241,11 +241,18 @@ static int check_header(shmbus_bus_t *bus, const struct sb_header *h, uint64_t s
 		              bus->name, h->abi, SB_ABI);
 	if (h->state != SB_HDR_READY)
 		return sb_err(SHMBUS_ECORRUPT, "bus '%s' header is not marked ready", bus->name);
-	if (h->total_size != st_size)
+	if (h->total_size > st_size)
 		return sb_err(SHMBUS_ECORRUPT,
-		              "bus '%s': header says %llu bytes but the object has %llu (truncated?)",
+		              "bus '%s' is truncated: its header says %llu bytes but the object has %llu",
 		              bus->name, (unsigned long long)h->total_size,
 		              (unsigned long long)st_size);
+	/* Something wrote or extended past the end (e.g. an append to a file:
+	 * bus): the bus may be whole, but it is not what its creator made. */
+	if (h->total_size < st_size)
+		return sb_err(SHMBUS_ECORRUPT,
+		              "bus '%s' has grown: its header says %llu bytes but the object has %llu; refused (truncate it back to %llu bytes to use it)",
+		              bus->name, (unsigned long long)h->total_size,
+		              (unsigned long long)st_size, (unsigned long long)h->total_size);
 	if (h->header_size != SB_HEADER_SIZE || h->peer_size != sizeof(struct sb_peer) ||
 	    h->dirent_size != sizeof(struct sb_dirent))
 		return sb_err(SHMBUS_ECORRUPT, "bus '%s': table entry sizes do not match", bus->name);
@@ -345,6 +352,21 @@ static int build_segment(int fd, const shmbus_bus_opts_t *o, const struct geomet
 	return r;
 }
 
+/* The temporary file a creation builds in. In /dev/shm it is
+ * "shmbus-.tmp-PID-STAMP-NAME": a bus name never starts with '.', so no
+ * bus can have it, and listing skips it. A file: bus builds in
+ * "PATH.tmp-PID-STAMP" (O_EXCL: an existing file there is never touched). */
+static void tmp_path(const char *name, const char *path, char *tmp, size_t cap)
+{
+	unsigned long long stamp = (unsigned long long)sb_now_ns();
+
+	if (strncmp(name, SB_FILE_PREFIX, strlen(SB_FILE_PREFIX)) == 0)
+		snprintf(tmp, cap, "%s.tmp-%d-%llx", path, (int)getpid(), stamp);
+	else
+		snprintf(tmp, cap, "%s/%s%s%d-%llx-%s", SB_SHM_DIR, SB_SHM_PREFIX, SB_TMP_TAG,
+		         (int)getpid(), stamp, name);
+}
+
 static int create_at(const char *name, const char *path, const shmbus_bus_opts_t *o)
 {
 	char tmp[4300];
@@ -354,8 +376,7 @@ static int create_at(const char *name, const char *path, const shmbus_bus_opts_t
 	r = plan_geometry(o->size, o->max_peers, o->max_channels, &g);
 	if (r)
 		return r;
-	snprintf(tmp, sizeof(tmp), "%s.tmp-%d-%llx", path, (int)getpid(),
-	         (unsigned long long)sb_now_ns());
+	tmp_path(name, path, tmp, sizeof(tmp));
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, o->mode);
 	if (fd < 0)
 		return sb_err_sys(errno, "bus '%s': creating %s", name, tmp);
@@ -612,7 +633,7 @@ int sb_bus_lock(shmbus_bus_t *bus)
 	}
 	if (r == ETIMEDOUT)
 		return sb_err(SHMBUS_ETIMEDOUT,
-		              "bus '%s': directory lock held by another process for over %lld s",
+		              "bus '%s': directory lock held for over %lld s (by a stuck process, or its lock word is damaged)",
 		              bus->name, SB_LOCK_TIMEOUT_NS / 1000000000ll);
 	return sb_err(SHMBUS_ECORRUPT, "bus '%s': directory lock unusable (%s)", bus->name,
 	              strerror(r));
@@ -670,9 +691,14 @@ int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info)
 	return 0;
 }
 
+/* A lock that stays held past its timeout (a stuck holder, or a damaged
+ * lock word that no process will ever release) is not retried for each
+ * channel: the first timeout ends the collection, so a corrupt directory
+ * mutex costs one SB_LOCK_TIMEOUT_NS, as docs/reliability.md says. */
 int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped)
 {
 	uint32_t total, i;
+	int r = 0;
 
 	if (!bus)
 		return sb_err(SHMBUS_EINVAL, "shmbus_bus_gc: bus is NULL");
@@ -698,34 +724,71 @@ int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped)
 
 			memcpy(name, e->name, sizeof(name));
 			name[SHMBUS_NAME_MAX] = '\0';
-			if (sb_chan_open(bus, name, &want, 0, &ch) != 0)
+			r = sb_chan_open(bus, name, &want, 0, &ch);
+			if (r == SHMBUS_ETIMEDOUT)
+				break;
+			if (r) {
+				r = 0;  /* deleted meanwhile, or damaged: next */
 				continue;
+			}
 		}
-		if (ops->gc(&ch, &n) == 0)
+		r = ops->gc(&ch, &n);
+		if (r == SHMBUS_ETIMEDOUT)
+			break;
+		if (r == 0)
 			total += n;
+		r = 0;
 	}
 	if (reaped)
 		*reaped = total;
-	return 0;
+	return r;
 }
 
 /* A creator killed inside shmbus_bus_create leaves its half-built
- * temporary file ("NAME.tmp-PID-STAMP", see create_at): nobody can ever
- * publish it, so once PID is gone the listing removes it. A pid reused by
- * another process keeps the file until that one ends too. */
-static void remove_orphan_tmp(const char *file)
+ * temporary file ("shmbus-.tmp-PID-STAMP-NAME", see tmp_path): nobody can
+ * ever publish it. Is file (a /dev/shm entry) such a file of a process
+ * that is gone? A pid reused by another process keeps the file until that
+ * one ends too. */
+static int orphan_tmp(const char *file)
 {
-	const char *t = strstr(file, ".tmp-");
-	char path[512];
+	size_t plen = strlen(SB_SHM_PREFIX), tlen = strlen(SB_TMP_TAG);
+	char *end;
 	long pid;
 
-	pid = strtol(t + 5, NULL, 10);
-	if (pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
-		return;
-	snprintf(path, sizeof(path), "%s/%s", SB_SHM_DIR, file);
-	unlink(path);
+	if (strncmp(file, SB_SHM_PREFIX, plen) != 0 || strncmp(file + plen, SB_TMP_TAG, tlen) != 0)
+		return 0;
+	pid = strtol(file + plen + tlen, &end, 10);
+	if (pid <= 0 || *end != '-')
+		return 0;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
 }
 
+int shmbus_gc_temporaries(int dry_run, uint32_t *count)
+{
+	char path[512];
+	struct dirent *de;
+	uint32_t n = 0;
+	DIR *dir;
+
+	if (count)
+		*count = 0;
+	dir = opendir(SB_SHM_DIR);
+	if (!dir)
+		return sb_err_sys(errno, "opendir %s", SB_SHM_DIR);
+	while ((de = readdir(dir)) != NULL) {
+		if (!orphan_tmp(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", SB_SHM_DIR, de->d_name);
+		if (dry_run || unlink(path) == 0)
+			n++;
+	}
+	closedir(dir);
+	if (count)
+		*count = n;
+	return 0;
+}
+
+/* Listing only reads the directory: it removes nothing. */
 int shmbus_list(int (*fn)(const char *name, void *arg), void *arg)
 {
 	size_t plen = strlen(SB_SHM_PREFIX);
@@ -743,10 +806,9 @@ int shmbus_list(int (*fn)(const char *name, void *arg), void *arg)
 
 		if (strncmp(n, SB_SHM_PREFIX, plen) != 0)
 			continue;
-		if (strstr(n, ".tmp-")) {
-			remove_orphan_tmp(n);
+		/* A temporary of a creation in progress (or of a dead one). */
+		if (strncmp(n + plen, SB_TMP_TAG, strlen(SB_TMP_TAG)) == 0)
 			continue;
-		}
 		r = fn(n + plen, arg);
 		if (r)
 			break;

@@ -100,6 +100,12 @@ void json_shape(FILE *f, uint32_t ndim, const uint64_t *shape);
 void print_hex(FILE *f, const void *p, size_t n);
 /* Bytes as text: printable ASCII as is, \\ \n \t \r and \xNN for the rest. */
 void print_escaped(FILE *f, const void *p, size_t n);
+/* Text from outside (names from /dev/shm or a segment, library messages)
+ * made safe for a terminal: valid printable UTF-8 as is; control bytes
+ * (C0, DEL, C1), invalid UTF-8 and backslash as \xNN or \\. The result
+ * lives in one of four static buffers (so up to four per printf), cut
+ * with "..." past 4 KiB. */
+const char *term_text(const char *s);
 void shape_text(char *buf, size_t cap, uint32_t ndim, const uint64_t *shape);
 void human_size(char *buf, size_t cap, uint64_t bytes);
 void time_text(char *buf, size_t cap, uint64_t realtime_ns);

@@ -147,8 +147,8 @@ int cmd_ls(int argc, char **argv)
 	if (r)
 		return r;
 	for (i = 0; i < ns.n; i++)
-		if (strlen(ns.v[i]) > (size_t)w)
-			w = (int)strlen(ns.v[i]);
+		if (strlen(term_text(ns.v[i])) > (size_t)w)
+			w = (int)strlen(term_text(ns.v[i]));
 	if (json)
 		fputs("[", stdout);
 	else if (ns.n)
@@ -173,11 +173,12 @@ int cmd_ls(int argc, char **argv)
 			continue;
 		}
 		if (s.rc) {
-			printf("%-*s %10s %8s %7s  bad: %s\n", w, ns.v[i], "-", "-", "-", s.err);
+			printf("%-*s %10s %8s %7s  bad: %s\n", w, term_text(ns.v[i]), "-", "-", "-",
+			       term_text(s.err));
 			continue;
 		}
 		human_size(size, sizeof(size), s.info.size);
-		printf("%-*s %10s %8u %3u/%-3u  %s\n", w, ns.v[i], size, s.info.channels,
+		printf("%-*s %10s %8u %3u/%-3u  %s\n", w, term_text(ns.v[i]), size, s.info.channels,
 		       s.info.live_peers, s.info.peers, s.status);
 	}
 	if (json)
@@ -254,7 +255,7 @@ static void bridge_status(shmbus_bus_t *bus, const shmbus_channel_info_t *ci, in
 	}
 	printf("      bridge %s: pid %" PRIu64 ", %s, %s NATS, %" PRIu64 " reconnect%s; links %" PRIu64
 	       " (%" PRIu64 " running, %" PRIu64 " failed, %" PRIu64 " done)\n",
-	       ci->name + 8, f[1], f[2] ? "running" : "stopped",
+	       term_text(ci->name + 8), f[1], f[2] ? "running" : "stopped",
 	       f[3] ? "connected to" : "not connected to", f[4], f[4] == 1 ? "" : "s", f[5],
 	       f[6], f[7], f[15]);
 	printf("      out %" PRIu64 " (%" PRIu64 "/s), in %" PRIu64 " (%" PRIu64 "/s), lag %" PRIu64
@@ -270,7 +271,7 @@ static void info_text(shmbus_bus_t *bus, const char *name, const shmbus_bus_info
 	size_t i;
 
 	human_size(b1, sizeof(b1), bi->size);
-	printf("bus %s: %s%s, ABI %u, %s\n", name, b1, bi->persistent ? ", file-backed" : "",
+	printf("bus %s: %s%s, ABI %u, %s\n", term_text(name), b1, bi->persistent ? ", file-backed" : "",
 	       bi->abi_version, bi->live_peers ? "live" : bi->peers ? "stale" : "idle");
 	human_size(b1, sizeof(b1), bi->heap_used);
 	human_size(b2, sizeof(b2), bi->heap_size);
@@ -301,7 +302,7 @@ static void info_text(shmbus_bus_t *bus, const char *name, const shmbus_bus_info
 		if (ch[i].kind != SHMBUS_KIND_STATE && ch[i].kind != SHMBUS_KIND_QUEUE &&
 		    ch[i].kind != SHMBUS_KIND_ARRAY)
 			snprintf(b1, sizeof(b1), "-");
-		printf("  %-20s %-9s %-8s %-12s %10s %12" PRIu64 "\n", ch[i].name,
+		printf("  %-20s %-9s %-8s %-12s %10s %12" PRIu64 "\n", term_text(ch[i].name),
 		       kind ? kind : "?", dt ? dt : "?", nd ? b3 : "-", b1, ch[i].seq);
 		if (ch[i].kind == SHMBUS_KIND_QUEUE)
 			queue_info(bus, ch[i].name, 0);
@@ -617,7 +618,8 @@ static const char gc_help[] =
 	"live bus the dead peers are reaped and what they held is released\n"
 	"(writer roles, queue claims and group memberships, locks). Buses that\n"
 	"cannot be opened are reported and left alone. Prints one line per bus\n"
-	"it changed and a summary.\n"
+	"it changed and a summary. Without BUS it also removes the temporary files\n"
+	"of creators that died inside 'shmbus create' (never a bus).\n"
 	"\n"
 	"  -n, --dry-run   report what would be done, change nothing\n"
 	"  --idle          also remove idle buses (nobody attached)\n";
@@ -638,7 +640,7 @@ static void gc_reap(struct gc_run *g, const char *name, const struct bus_state *
 	if (g->dry) {
 		if (dead)
 			printf("would reap %u dead peer%s on bus %s\n", dead, dead == 1 ? "" : "s",
-			       name);
+			       term_text(name));
 		return;
 	}
 	shmbus_bus_opts_init(&bo);
@@ -654,7 +656,7 @@ static void gc_reap(struct gc_run *g, const char *name, const struct bus_state *
 	}
 	if (n)
 		printf("reaped %u dead peer%s and claim%s on bus %s\n", n, n == 1 ? "" : "s",
-		       n == 1 ? "" : "s", name);
+		       n == 1 ? "" : "s", term_text(name));
 	g->reaped += n;
 }
 
@@ -669,7 +671,8 @@ static void gc_one(struct gc_run *g, const char *name)
 		if (g->named && s.rc == SHMBUS_ENOENT)
 			g->rc = cli_msg(EX_NOTFOUND, "no bus '%s'", name);
 		else
-			fprintf(stderr, "shmbus: gc: skipped bus '%s': %s\n", name, s.err);
+			fprintf(stderr, "shmbus: gc: skipped bus '%s': %s\n", term_text(name),
+			        term_text(s.err));
 		g->skipped++;
 		return;
 	}
@@ -686,9 +689,24 @@ static void gc_one(struct gc_run *g, const char *name)
 	g->removed++;
 	if (stale)
 		printf("%s stale bus %s (%u dead peer%s)\n", g->dry ? "would remove" : "removed",
-		       name, s.info.peers, s.info.peers == 1 ? "" : "s");
+		       term_text(name), s.info.peers, s.info.peers == 1 ? "" : "s");
 	else
-		printf("%s idle bus %s\n", g->dry ? "would remove" : "removed", name);
+		printf("%s idle bus %s\n", g->dry ? "would remove" : "removed", term_text(name));
+}
+
+/* The temporary files of creators that died mid-creation (never a bus). */
+static void gc_temporaries(struct gc_run *g)
+{
+	uint32_t n = 0;
+	int r = shmbus_gc_temporaries(g->dry, &n);
+
+	if (r) {
+		g->rc = cli_fail(r, "cannot remove abandoned temporary files");
+		return;
+	}
+	if (n)
+		printf("%s %u temporary file%s of creators that died\n",
+		       g->dry ? "would remove" : "removed", n, n == 1 ? "" : "s");
 }
 
 int cmd_gc(int argc, char **argv)
@@ -731,6 +749,8 @@ int cmd_gc(int argc, char **argv)
 	}
 	for (i = 0; i < ns.n; i++)
 		gc_one(&g, ns.v[i]);
+	if (!g.named)
+		gc_temporaries(&g);
 	printf("gc: %u bus%s checked, %u removed, %u reaped, %u skipped%s\n", g.checked,
 	       g.checked == 1 ? "" : "es", g.removed, g.reaped, g.skipped,
 	       g.dry ? " (dry run)" : "");

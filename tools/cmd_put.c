@@ -1,9 +1,9 @@
 /*
  * cmd_put.c -- `shmbus put`: write a state value, add messages to a queue,
- * or set container elements; with --create, make the channel first. A new
- * state channel takes its shape from the values given unless --shape says
- * otherwise; an existing one is opened as it is and --dtype/--shape are
- * checked against it, naming both.
+ * or set container elements; with --create, make the bus and the channel
+ * first if they are missing. A new state channel takes its shape from the
+ * values given unless --shape says otherwise; an existing one is opened as
+ * it is and --dtype/--shape are checked against it, naming both.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -25,7 +25,8 @@ static const char put_help[] =
 	"atomically, the array as a whole is not). List: each VALUE is appended.\n"
 	"Dict: each VALUE is KEY=VALUE.\n"
 	"\n"
-	"  -c, --create        create the channel if it does not exist\n"
+	"  -c, --create        create the channel if it does not exist, and the bus\n"
+	"                      too (with the defaults of 'shmbus create')\n"
 	"  -d, --dtype T       with --create: int8..uint64, float32, float64, bool,\n"
 	"                      bytes (default float64; a queue's messages are bytes)\n"
 	"  -S, --shape S       with --create: e.g. 3 or 2,3 (default: as many\n"
@@ -329,6 +330,25 @@ static int parse_put_opt(int o, const char *arg, struct put_opts *po)
 	return 0;
 }
 
+/* --create on a missing bus: make it as `shmbus create BUS` would (a
+ * creator racing us wins; its bus is used). */
+static int create_bus(const char *name)
+{
+	shmbus_bus_opts_t o;
+	shmbus_bus_t *bus;
+	int r;
+
+	shmbus_bus_opts_init(&o);
+	o.flags = SHMBUS_BUS_NO_PEER;
+	r = shmbus_bus_create(name, &o, &bus);
+	if (r == SHMBUS_EEXIST)
+		return 0;
+	if (r)
+		return cli_fail(r, "cannot create bus '%s'", name);
+	shmbus_bus_close(bus);
+	return 0;
+}
+
 int cmd_put(int argc, char **argv)
 {
 	static const struct cli_opt opts[] = {
@@ -362,6 +382,8 @@ int cmd_put(int argc, char **argv)
 	if (a.npos < 2)
 		return cli_usage_error("needs BUS, CHANNEL and VALUES");
 	chan = a.pos[1];
+	if (po.create && (rc = create_bus(a.pos[0])) != 0)
+		return rc;
 	rc = cli_open_bus(a.pos[0], SHMBUS_BUS_NO_PEER, &bus);
 	if (rc)
 		return rc;

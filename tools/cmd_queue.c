@@ -76,7 +76,7 @@ int queue_get(shmbus_bus_t *bus, const char *chan, const struct queue_get_opts *
 			r = shmbus_queue_peek(q, &m, o->timeout_ns == 0 ? 0 : cli_slice(end));
 			if (r == SHMBUS_ELAPPED) {
 				fprintf(stderr, "shmbus: %s: group '%s' was overtaken; messages were skipped: %s\n",
-				        cli_cmd, o->group, shmbus_last_error());
+				        cli_cmd, term_text(o->group), term_text(shmbus_last_error()));
 				continue;
 			}
 			if (r == SHMBUS_EINTR)
@@ -251,7 +251,7 @@ int queue_info(shmbus_bus_t *bus, const char *chan, int json)
 			json_str(stdout, e, strlen(e));
 			printf("}");
 		} else {
-			printf("      queue: cannot inspect: %s\n", e);
+			printf("      queue: cannot inspect: %s\n", term_text(e));
 		}
 		goto out;
 	}
@@ -277,7 +277,7 @@ int queue_info(shmbus_bus_t *bus, const char *chan, int json)
 	       qi.producers, qi.producers == 1 ? "" : "s", qi.shut ? "shut" : "open");
 	for (i = 0; i < n; i++)
 		printf("      group %-16s cursor %-8" PRIu64 " lag %-8" PRIu64
-		       " members %u/%u%s\n", g[i].name, g[i].cursor, g[i].lag,
+		       " members %u/%u%s\n", term_text(g[i].name), g[i].cursor, g[i].lag,
 		       g[i].live_members, g[i].members,
 		       (g[i].flags & SHMBUS_GROUP_DURABLE) ? " durable" : "");
 out:

@@ -93,6 +93,64 @@ void print_escaped(FILE *f, const void *p, size_t n)
 	}
 }
 
+/* Length of the well-formed UTF-8 sequence at p (n bytes left) that is
+ * neither a C0 nor a C1 control, or 0. */
+static size_t utf8_printable(const unsigned char *p, size_t n)
+{
+	uint32_t cp;
+	size_t len, i;
+
+	if (p[0] >= 0x20 && p[0] < 0x7f)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp < 0xa0)
+		return 0;       /* overlong, out of range, surrogate, C1 control */
+	return len;
+}
+
+const char *term_text(const char *s)
+{
+	static char ring[4][4 * 1024 + 8];
+	static unsigned next;
+	const unsigned char *p = (const unsigned char *)s;
+	char *out = ring[next++ % 4];
+	size_t n = strlen(s), i = 0, o = 0, k;
+
+	while (i < n && o + 8 < sizeof(ring[0])) {
+		k = p[i] == '\\' ? 0 : utf8_printable(p + i, n - i);
+		if (k) {
+			memcpy(out + o, p + i, k);
+			o += k;
+			i += k;
+		} else if (p[i] == '\\') {
+			o += (size_t)sprintf(out + o, "\\\\");
+			i++;
+		} else {
+			o += (size_t)sprintf(out + o, "\\x%02x", p[i]);
+			i++;
+		}
+	}
+	if (i < n)
+		o += (size_t)sprintf(out + o, "...");
+	out[o] = '\0';
+	return out;
+}
+
 void shape_text(char *buf, size_t cap, uint32_t ndim, const uint64_t *shape)
 {
 	size_t len = 0;

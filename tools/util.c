@@ -58,12 +58,17 @@ int cli_exit_code(int code)
 	}
 }
 
+/* Messages name buses and channels found in /dev/shm and in segments:
+ * they reach the terminal through term_text. */
 static void vmsg(const char *fmt, va_list ap)
 {
+	char buf[2048];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
 	fprintf(stderr, "shmbus: ");
 	if (cli_cmd && strcmp(cli_cmd, "shmbus") != 0)
 		fprintf(stderr, "%s: ", cli_cmd);
-	vfprintf(stderr, fmt, ap);
+	fputs(term_text(buf), stderr);
 }
 
 int cli_fail(int code, const char *fmt, ...)
@@ -74,7 +79,7 @@ int cli_fail(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vmsg(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, ": %s\n", detail && *detail ? detail : shmbus_strerror(code));
+	fprintf(stderr, ": %s\n", term_text(detail && *detail ? detail : shmbus_strerror(code)));
 	return cli_exit_code(code);
 }
 

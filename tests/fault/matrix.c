@@ -383,15 +383,23 @@ static void check_reader(int round)
 
 static int leftover_tmp(const char *name)
 {
-	char prefix[96];
+	char prefix[96], suffix[96];
 	struct dirent *de;
 	DIR *dir = opendir("/dev/shm");
 	int n = 0;
 
 	snprintf(prefix, sizeof(prefix), "shmbus-%s", name);
-	while (dir && (de = readdir(dir)) != NULL)
+	snprintf(suffix, sizeof(suffix), "-%s", name);
+	while (dir && (de = readdir(dir)) != NULL) {
+		size_t len = strlen(de->d_name), slen = strlen(suffix);
+
 		if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
 			n++;
+		/* a creation's temporary: shmbus-.tmp-PID-STAMP-NAME */
+		else if (strncmp(de->d_name, "shmbus-.tmp-", 12) == 0 && len > slen &&
+		         strcmp(de->d_name + len - slen, suffix) == 0)
+			n++;
+	}
 	if (dir)
 		closedir(dir);
 	return n;
@@ -495,8 +503,10 @@ static void check_creator(int round)
 		OK(shmbus_bus_close(b));
 		OK(shmbus_bus_unlink(sh->creator_name));
 	}
-	/* A listing removes the temporary file of a creator that died. */
+	/* A listing removes nothing; gc removes the temporary file of a
+	 * creator that died. */
 	OK(shmbus_list(count_cb, &listed));
+	OK(shmbus_gc_temporaries(0, NULL));
 	CHECK(leftover_tmp(sh->creator_name) == 0, "round %d: files of '%s' left in /dev/shm",
 	      round, sh->creator_name);
 }
