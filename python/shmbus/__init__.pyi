@@ -19,6 +19,28 @@ WaitPolicy = str                # "spin_park" (default), "spin" or "park"
 Value = Union[None, bool, int, float, str, bytes, Tuple[Any, ...], _List[Any], _Dict[Any, Any]]
 
 FOREVER: int
+# The library's SHMBUS_E* codes, the values of Error.code.
+EINVAL: int
+ENOENT: int
+EEXIST: int
+ETYPE: int
+ECORRUPT: int
+EVERSION: int
+ENOSPC: int
+ETIMEDOUT: int
+EAGAIN: int
+ECLOSED: int
+EBUSY: int
+EOWNERDEAD: int
+ESYS: int
+EPERM: int
+ETOOBIG: int
+EINTR: int
+ENODATA: int
+ENOMEM: int
+ESTATE: int
+ENOTRECOVERABLE: int
+ELAPPED: int
 __version__: str
 
 class Error(Exception):
@@ -35,6 +57,7 @@ class TooBig(Error, ValueError): ...
 class NoData(Error): ...
 class OwnerDead(Error): ...
 class InvalidArgument(Error, ValueError): ...
+class PermissionDenied(Error, PermissionError): ...
 
 def unlink(name: str) -> None: ...
 def list_buses() -> _List[str]: ...

@@ -5,6 +5,7 @@ style (``transport.write("u", arr)`` / ``transport.read("y")``) runs on
 shmbus unchanged: each channel is a state channel, so a read is never torn
 and never blocks the writer.
 """
+from . import _shmbus
 from ._shmbus import Bus, NoData
 
 try:  # numpy is optional
@@ -28,8 +29,8 @@ def _spec(value):
     elif _np is not None and isinstance(value, _np.ndarray):
         dtype, shape = value.dtype, value.shape
     else:
-        raise TypeError("channel spec must be (dtype, shape), a shape, or a numpy array; got %r"
-                        % (value,))
+        raise _shmbus._error(_shmbus.ETYPE, "channel spec must be (dtype, shape), a shape, "
+                             "or a numpy array; got %r" % (value,))
     if isinstance(shape, int):
         shape = (shape,)
     return dtype, tuple(shape)
@@ -59,7 +60,7 @@ class SharedMemoryTransport:
 
     def __init__(self, name, channels, create=False, size=0, timeout=10.0):
         if not channels:
-            raise ValueError("SharedMemoryTransport needs at least one channel")
+            raise _shmbus._error(_shmbus.EINVAL, "SharedMemoryTransport needs at least one channel")
         self._specs = {str(k): _spec(v) for k, v in dict(channels).items()}
         if not size:
             total = 0

@@ -327,7 +327,7 @@ PyObject *sbpy_bus_array(PyObject *self, PyObject *args, PyObject *kw)
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
 	if (length < 0) {
-		PyErr_Format(sbpy_InvalidArgument, "array %R: length %zd must be >= 0", name, length);
+		sbpy_fail(SHMBUS_EINVAL, "array %R: length %zd must be >= 0", name, length);
 		return NULL;
 	}
 	if (dtype_o != Py_None && (dtype = sbpy_dtype(dtype_o)) < 0)
@@ -403,8 +403,8 @@ static int elem_add(sbpy_array *a, Py_ssize_t i, PyObject *delta, PyObject **old
 		if (old)
 			*old = PyFloat_FromDouble(o);
 	} else if (a->dtype == SHMBUS_BOOL || a->dtype == SHMBUS_BYTES) {
-		PyErr_Format(sbpy_TypeMismatch, "array %R of %s has no atomic add", a->name,
-		             shmbus_dtype_name(a->dtype));
+		sbpy_fail(SHMBUS_ETYPE, "array %R of %s has no atomic add", a->name,
+		          shmbus_dtype_name(a->dtype));
 		return -1;
 	} else {
 		long long d;
@@ -412,13 +412,13 @@ static int elem_add(sbpy_array *a, Py_ssize_t i, PyObject *delta, PyObject **old
 		int over = 0;
 
 		if (!PyLong_Check(delta)) {
-			PyErr_Format(sbpy_TypeMismatch, "array %R holds %s: add an int, not %.100s",
-			             a->name, shmbus_dtype_name(a->dtype), Py_TYPE(delta)->tp_name);
+			sbpy_fail(SHMBUS_ETYPE, "array %R holds %s: add an int, not %.100s",
+			          a->name, shmbus_dtype_name(a->dtype), Py_TYPE(delta)->tp_name);
 			return -1;
 		}
 		d = PyLong_AsLongLongAndOverflow(delta, &over);
 		if (over) {
-			PyErr_Format(PyExc_OverflowError, "delta %R does not fit in int64", delta);
+			sbpy_fail(SHMBUS_EINVAL, "delta %R does not fit in int64", delta);
 			return -1;
 		}
 		if (d == -1 && PyErr_Occurred())
@@ -549,8 +549,8 @@ static int array_ass_subscript(PyObject *self, PyObject *key, PyObject *v)
 		if (!seq)
 			return -1;
 		if (PySequence_Fast_GET_SIZE(seq) != n) {
-			PyErr_Format(PyExc_ValueError, "slice of %zd elements assigned %zd values", n,
-			             PySequence_Fast_GET_SIZE(seq));
+			sbpy_fail(SHMBUS_EINVAL, "slice of %zd elements assigned %zd values", n,
+			          PySequence_Fast_GET_SIZE(seq));
 			r = -1;
 		}
 		for (k = 0; r == 0 && k < n; k++) {
@@ -610,13 +610,13 @@ static PyObject *array_exchange(PyObject *self, PyObject *const *args, Py_ssize_
 	if (array_check(a) < 0 || parse_index(a, args[0], &i) < 0)
 		return NULL;
 	if (is_float(a->dtype) || !PyLong_Check(args[1])) {
-		PyErr_Format(sbpy_TypeMismatch, "exchange is for integer arrays and int values");
+		sbpy_fail(SHMBUS_ETYPE, "exchange is for integer arrays and int values");
 		return NULL;
 	}
 	v = PyLong_AsLongLongAndOverflow(args[1], &over);
 	if (over || (v == -1 && PyErr_Occurred())) {
 		if (!PyErr_Occurred())
-			PyErr_SetString(PyExc_OverflowError, "value does not fit in int64");
+			sbpy_fail(SHMBUS_EINVAL, "value does not fit in int64");
 		return NULL;
 	}
 	if ((r = shmbus_array_xchg_i64(a->a, (uint64_t)i, (int64_t)v, &old)))
@@ -639,14 +639,14 @@ static PyObject *array_cas(PyObject *self, PyObject *const *args, Py_ssize_t n)
 	if (array_check(a) < 0 || parse_index(a, args[0], &i) < 0)
 		return NULL;
 	if (is_float(a->dtype) || !PyLong_Check(args[1]) || !PyLong_Check(args[2])) {
-		PyErr_Format(sbpy_TypeMismatch, "compare_and_swap is for integer arrays and int values");
+		sbpy_fail(SHMBUS_ETYPE, "compare_and_swap is for integer arrays and int values");
 		return NULL;
 	}
 	e = PyLong_AsLongLongAndOverflow(args[1], &o1);
 	d = PyLong_AsLongLongAndOverflow(args[2], &o2);
 	if (o1 || o2 || PyErr_Occurred()) {
 		if (!PyErr_Occurred())
-			PyErr_SetString(PyExc_OverflowError, "value does not fit in int64");
+			sbpy_fail(SHMBUS_EINVAL, "value does not fit in int64");
 		return NULL;
 	}
 	exp = (int64_t)e;
@@ -859,7 +859,7 @@ static PyObject *raw_open(PyObject *self, PyObject *args, PyObject *kw, int list
 	if (sbpy_closed(bus->bus, "bus") < 0 || !have_containers(list))
 		return NULL;
 	if (area < 0) {
-		PyErr_Format(sbpy_InvalidArgument, "%R: area_bytes %zd must be >= 0", name, area);
+		sbpy_fail(SHMBUS_EINVAL, "%R: area_bytes %zd must be >= 0", name, area);
 		return NULL;
 	}
 	rc = list ? shmbus_list_open(bus->bus, PyUnicode_AsUTF8(name), create, (uint64_t)area,
@@ -1017,7 +1017,7 @@ static int py_cb(const void *old, size_t oldlen, void *out, size_t cap, size_t *
 	} else if (res == Py_None) {
 		rc = 1;
 	} else if (!PyBytes_Check(res)) {
-		PyErr_SetString(PyExc_TypeError, "update function must return bytes or None");
+		sbpy_fail(SHMBUS_ETYPE, "update function must return bytes or None");
 		rc = SBPY_PYERR;
 	} else if ((size_t)PyBytes_GET_SIZE(res) > cap) {
 		rc = SHMBUS_ETOOBIG;
@@ -1047,7 +1047,7 @@ static int upd_from_args(struct upd *u, PyObject *fn_or_delta, int numeric)
 	memset(u, 0, sizeof(*u));
 	if (!numeric) {
 		if (!PyCallable_Check(fn_or_delta)) {
-			PyErr_SetString(PyExc_TypeError, "update needs a callable");
+			sbpy_fail(SHMBUS_ETYPE, "update needs a callable");
 			return -1;
 		}
 		u->fn = fn_or_delta;
@@ -1069,7 +1069,7 @@ static int upd_from_args(struct upd *u, PyObject *fn_or_delta, int numeric)
 		u->df = PyFloat_AS_DOUBLE(fn_or_delta);
 		return 0;
 	}
-	PyErr_SetString(sbpy_TypeMismatch, "atomic add needs an int or float delta");
+	sbpy_fail(SHMBUS_ETYPE, "atomic add needs an int or float delta");
 	return -1;
 }
 

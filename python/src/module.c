@@ -12,12 +12,14 @@
 
 #include <structmember.h>
 
+#include <math.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
 PyObject *sbpy_Error, *sbpy_Timeout, *sbpy_Closed, *sbpy_NotFound, *sbpy_Exists,
 	*sbpy_TypeMismatch, *sbpy_Corrupt, *sbpy_Busy, *sbpy_NoSpace, *sbpy_TooBig,
-	*sbpy_NoData, *sbpy_OwnerDead, *sbpy_InvalidArgument;
+	*sbpy_NoData, *sbpy_OwnerDead, *sbpy_InvalidArgument, *sbpy_PermissionDenied;
 
 static PyObject *numpy_mod;
 static int numpy_tried;
@@ -52,39 +54,79 @@ static PyObject *error_class(int code)
 	case SHMBUS_ENODATA: return sbpy_NoData;
 	case SHMBUS_EOWNERDEAD: case SHMBUS_ENOTRECOVERABLE: return sbpy_OwnerDead;
 	case SHMBUS_EINVAL: return sbpy_InvalidArgument;
+	case SHMBUS_EPERM: return sbpy_PermissionDenied;
 	default: return sbpy_Error;
 	}
 }
 
-PyObject *sbpy_raise(int code)
+/* Raise an instance of code's class with message msg (a new reference,
+ * consumed) and .code set. */
+static PyObject *raise_msg(int code, PyObject *msg)
 {
-	const char *detail = shmbus_last_error();
-	PyObject *cls = error_class(code), *exc, *msg;
+	PyObject *cls = error_class(code), *exc, *c;
 
-	if (code == SBPY_PYERR)
-		return NULL;
-	if (code == SHMBUS_ENOMEM)
-		return PyErr_NoMemory();
-	if (detail && *detail)
-		msg = PyUnicode_FromFormat("%s: %s", shmbus_strerror(code), detail);
-	else
-		msg = PyUnicode_FromString(shmbus_strerror(code));
 	if (!msg)
 		return NULL;
 	exc = PyObject_CallOneArg(cls, msg);
 	Py_DECREF(msg);
 	if (!exc)
 		return NULL;
-	{
-		PyObject *c = PyLong_FromLong(code);
-
-		if (!c || PyObject_SetAttrString(exc, "code", c) < 0)
-			PyErr_Clear();
+	c = PyLong_FromLong(code);
+	if (!c || PyObject_SetAttrString(exc, "code", c) < 0) {
 		Py_XDECREF(c);
+		Py_DECREF(exc);
+		return NULL;
 	}
+	Py_DECREF(c);
 	PyErr_SetObject(cls, exc);
 	Py_DECREF(exc);
 	return NULL;
+}
+
+PyObject *sbpy_raise(int code)
+{
+	const char *detail = shmbus_last_error();
+
+	if (code == SBPY_PYERR)
+		return NULL;
+	if (code == SHMBUS_ENOMEM)
+		return PyErr_NoMemory();
+	/* %s decodes with errors='replace': a detail naming bytes taken from
+	 * a damaged segment still gives a message. */
+	if (detail && *detail)
+		return raise_msg(code, PyUnicode_FromFormat("%s: %s", shmbus_strerror(code), detail));
+	return raise_msg(code, PyUnicode_FromString(shmbus_strerror(code)));
+}
+
+static PyObject *fail_v(int code, const char *fmt, va_list ap)
+{
+	PyObject *detail = PyUnicode_FromFormatV(fmt, ap), *msg;
+
+	if (!detail)
+		return NULL;
+	msg = PyUnicode_FromFormat("%s: %U", shmbus_strerror(code), detail);
+	Py_DECREF(detail);
+	return raise_msg(code, msg);
+}
+
+PyObject *sbpy_fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fail_v(code, fmt, ap);
+	va_end(ap);
+	return NULL;
+}
+
+int sbpy_fail_int(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fail_v(code, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 int sbpy_raise_int(int code)
@@ -113,13 +155,18 @@ int sbpy_timeout(PyObject *o, int64_t *ns)
 		*ns = SHMBUS_FOREVER;
 		return 0;
 	}
+	if (!PyFloat_Check(o) && !PyIndex_Check(o))
+		return sbpy_fail_int(SHMBUS_EINVAL,
+		                     "timeout %.100s: give a number of seconds >= 0, or None",
+		                     Py_TYPE(o)->tp_name);
 	s = PyFloat_AsDouble(o);
-	if (s == -1.0 && PyErr_Occurred())
-		return -1;
-	if (s != s || s < 0) {
-		PyErr_SetString(PyExc_ValueError, "timeout must be a number of seconds >= 0, or None");
-		return -1;
+	if (s == -1.0 && PyErr_Occurred()) {
+		PyErr_Clear();
+		s = 1e300;      /* an int beyond double: forever */
 	}
+	if (s != s || s < 0)
+		return sbpy_fail_int(SHMBUS_EINVAL, "timeout %R: give a number of seconds >= 0, or None",
+		                     o);
 	*ns = s > 9e9 ? SHMBUS_FOREVER : (int64_t)(s * 1e9);
 	return 0;
 }
@@ -189,8 +236,8 @@ int sbpy_dtype(PyObject *o)
 			return -1;
 		d = shmbus_dtype_parse(s);
 		if (d < 0) {
-			PyErr_Format(sbpy_InvalidArgument,
-			             "unknown dtype '%s' (use bytes, int8..int64, uint8..uint64, float32, float64, bool)", s);
+			sbpy_fail(SHMBUS_EINVAL,
+			          "unknown dtype '%s' (use bytes, int8..int64, uint8..uint64, float32, float64, bool)", s);
 			return -1;
 		}
 		return d;
@@ -208,7 +255,7 @@ int sbpy_dtype(PyObject *o)
 		}
 		PyErr_Clear();
 	}
-	PyErr_Format(sbpy_InvalidArgument, "cannot use %R as a dtype", o);
+	sbpy_fail(SHMBUS_EINVAL, "cannot use %R as a dtype", o);
 	return -1;
 }
 
@@ -255,8 +302,8 @@ int sbpy_check_format(const Py_buffer *v, int dtype, const char *what)
 	if (f[0] && !f[1] && format_kind(f[0]) == dtype_kind(dtype) &&
 	    (size_t)v->itemsize == shmbus_dtype_size(dtype))
 		return 0;
-	PyErr_Format(sbpy_TypeMismatch, "%s holds %s; got a buffer of format '%s' (itemsize %zd)",
-	             what, shmbus_dtype_name(dtype), v->format, v->itemsize);
+	sbpy_fail(SHMBUS_ETYPE, "%s holds %s; got a buffer of format '%s' (itemsize %zd)",
+	          what, shmbus_dtype_name(dtype), v->format, v->itemsize);
 	return -1;
 }
 
@@ -461,9 +508,9 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 		return -1;
 	if (size < 0 || maxc < 0 || maxc > UINT32_MAX || maxp < 0 || maxp > UINT32_MAX ||
 	    mode > 07777) {
-		PyErr_Format(sbpy_InvalidArgument,
-		             "bus %R: size %zd, mode %o, max_channels %zd, max_peers %zd out of range",
-		             name, size, mode, maxc, maxp);
+		sbpy_fail(SHMBUS_EINVAL,
+		          "bus %R: size %zd, mode %o, max_channels %zd, max_peers %zd out of range",
+		          name, size, mode, maxc, maxp);
 		return -1;
 	}
 	bus_fill_opts(&o, (unsigned long long)size, mode, (unsigned int)maxc, (unsigned int)maxp);
@@ -480,6 +527,13 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 			return -1;
 		r = sbpy_block(bus_wait_op, &c, t, 0);
 		bus = c.out;
+		if (r == SHMBUS_ETIMEDOUT) {
+			/* The library's message names the last slice's timeout. */
+			char secs[32];
+
+			snprintf(secs, sizeof(secs), "%.3f", (double)t / 1e9);
+			return sbpy_fail_int(r, "bus %R did not appear within %s s", name, secs);
+		}
 	} else {
 		r = shmbus_bus_open(n, &o, &bus);
 	}
@@ -928,7 +982,24 @@ static PyObject *mod_version(PyObject *m, PyObject *unused)
 	return PyUnicode_FromString(shmbus_version());
 }
 
+static PyObject *mod_error(PyObject *m, PyObject *args)
+{
+	PyObject *msg, *type, *value, *tb;
+	int code;
+
+	(void)m;
+	if (!PyArg_ParseTuple(args, "iU:_error", &code, &msg))
+		return NULL;
+	sbpy_fail(code, "%U", msg);
+	PyErr_Fetch(&type, &value, &tb);
+	Py_XDECREF(type);
+	Py_XDECREF(tb);
+	return value;
+}
+
 static PyMethodDef mod_methods[] = {
+	{"_error", mod_error, METH_VARARGS,
+	 "_error(code, message) -> the exception for code, with .code set (raise it)."},
 	{"unlink", mod_unlink, METH_O, "unlink(name): remove a bus's name (NotFound if absent)."},
 	{"list_buses", mod_list, METH_NOARGS, "list_buses() -> list of the bus names in /dev/shm."},
 	{"library_version", mod_version, METH_NOARGS, "library_version() -> the C library's version."},
@@ -992,7 +1063,10 @@ PyMODINIT_FUNC PyInit__shmbus(void)
 	    !(sbpy_OwnerDead = new_exc(m, "OwnerDead", Py_BuildValue("(O)", sbpy_Error),
 	                               "A lock's previous owner died holding it.")) ||
 	    !(sbpy_InvalidArgument = new_exc(m, "InvalidArgument", BASES2(sbpy_Error, PyExc_ValueError),
-	                                     "An argument is invalid (the message says which).")))
+	                                     "An argument is invalid (the message says which).")) ||
+	    !(sbpy_PermissionDenied = new_exc(m, "PermissionDenied",
+	                                      BASES2(sbpy_Error, PyExc_PermissionError),
+	                                      "Refused by permissions or ownership (e.g. a bus owned by another user).")))
 		goto fail;
 	if (PyType_Ready(&sbpy_ViewType) < 0 || PyType_Ready(&sbpy_BusType) < 0)
 		goto fail;
@@ -1003,6 +1077,27 @@ PyMODINIT_FUNC PyInit__shmbus(void)
 	    sbpy_sync_init_types(m) < 0 || sbpy_containers_init_types(m) < 0)
 		goto fail;
 	PyModule_AddIntConstant(m, "FOREVER", -1);
+	{
+		/* The SHMBUS_E* codes, for comparing with Error.code. */
+		static const struct { const char *name; int code; } codes[] = {
+			{"EINVAL", SHMBUS_EINVAL}, {"ENOENT", SHMBUS_ENOENT},
+			{"EEXIST", SHMBUS_EEXIST}, {"ETYPE", SHMBUS_ETYPE},
+			{"ECORRUPT", SHMBUS_ECORRUPT}, {"EVERSION", SHMBUS_EVERSION},
+			{"ENOSPC", SHMBUS_ENOSPC}, {"ETIMEDOUT", SHMBUS_ETIMEDOUT},
+			{"EAGAIN", SHMBUS_EAGAIN}, {"ECLOSED", SHMBUS_ECLOSED},
+			{"EBUSY", SHMBUS_EBUSY}, {"EOWNERDEAD", SHMBUS_EOWNERDEAD},
+			{"ESYS", SHMBUS_ESYS}, {"EPERM", SHMBUS_EPERM},
+			{"ETOOBIG", SHMBUS_ETOOBIG}, {"EINTR", SHMBUS_EINTR},
+			{"ENODATA", SHMBUS_ENODATA}, {"ENOMEM", SHMBUS_ENOMEM},
+			{"ESTATE", SHMBUS_ESTATE}, {"ENOTRECOVERABLE", SHMBUS_ENOTRECOVERABLE},
+			{"ELAPPED", SHMBUS_ELAPPED},
+		};
+		size_t k;
+
+		for (k = 0; k < sizeof(codes) / sizeof(codes[0]); k++)
+			if (PyModule_AddIntConstant(m, codes[k].name, codes[k].code) < 0)
+				goto fail;
+	}
 	return m;
 fail:
 	Py_DECREF(m);
@@ -1077,14 +1172,12 @@ int sbpy_pack(int dtype, PyObject *o, void *out)
 	case SHMBUS_INT64: *(int64_t *)out = v; break;
 	default: goto type;
 	}
-	if (over) {
-		PyErr_Format(PyExc_OverflowError, "%R does not fit in %s", o, shmbus_dtype_name(dtype));
-		return -1;
-	}
+	if (over)
+		return sbpy_fail_int(SHMBUS_EINVAL, "%R does not fit in %s", o, shmbus_dtype_name(dtype));
 	return 0;
 type:
-	PyErr_Format(sbpy_TypeMismatch, "cannot store %.100s in a %s element", Py_TYPE(o)->tp_name,
-	             shmbus_dtype_name(dtype));
+	sbpy_fail(SHMBUS_ETYPE, "cannot store %.100s in a %s element", Py_TYPE(o)->tp_name,
+	          shmbus_dtype_name(dtype));
 	return -1;
 }
 
@@ -1103,6 +1196,6 @@ PyObject *sbpy_unpack(int dtype, const void *p)
 	case SHMBUS_FLOAT32: return PyFloat_FromDouble(*(const float *)p);
 	case SHMBUS_FLOAT64: return PyFloat_FromDouble(*(const double *)p);
 	case SHMBUS_BOOL: return PyBool_FromLong(*(const uint8_t *)p != 0);
-	default: PyErr_SetString(sbpy_Error, "invalid dtype"); return NULL;
+	default: return sbpy_fail(SHMBUS_ECORRUPT, "invalid dtype %d", dtype);
 	}
 }

@@ -96,14 +96,14 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 		return NULL;
 	if (slots < 0 || slots > UINT32_MAX || max_msg < 0 || mg < 0 || mg > UINT32_MAX ||
 	    mm < 0 || mm > UINT32_MAX || mp < 0 || mp > UINT32_MAX) {
-		PyErr_Format(sbpy_InvalidArgument,
-		             "queue %R: slots %zd, max_msg %zd, max_groups %zd, max_members %zd, "
-		             "max_producers %zd: each must be 0..4294967295", name, slots, max_msg, mg,
-		             mm, mp);
+		sbpy_fail(SHMBUS_EINVAL,
+		          "queue %R: slots %zd, max_msg %zd, max_groups %zd, max_members %zd, "
+		          "max_producers %zd: each must be 0..4294967295", name, slots, max_msg, mg,
+		          mm, mp);
 		return NULL;
 	}
 	if (group != Py_None && !PyUnicode_Check(group)) {
-		PyErr_SetString(sbpy_InvalidArgument, "group must be a str or None");
+		sbpy_fail(SHMBUS_EINVAL, "group must be a str or None");
 		return NULL;
 	}
 	shmbus_queue_opts_init(&o);
@@ -184,7 +184,7 @@ static PyObject *queue_put(PyObject *self, PyObject *const *args, Py_ssize_t nar
 	if (queue_check(q) < 0 || sbpy_timeout(timeout, &t) < 0)
 		return NULL;
 	if (PyUnicode_Check(args[0])) {
-		PyErr_SetString(PyExc_TypeError, "put() takes bytes-like data, not str (encode it)");
+		sbpy_fail(SHMBUS_ETYPE, "put() takes bytes-like data, not str (encode it)");
 		return NULL;
 	}
 	if (PyObject_GetBuffer(args[0], &b, PyBUF_C_CONTIGUOUS) < 0)

@@ -57,7 +57,7 @@ struct sbpy_bus {
 extern PyObject *sbpy_Error, *sbpy_Timeout, *sbpy_Closed, *sbpy_NotFound,
 	*sbpy_Exists, *sbpy_TypeMismatch, *sbpy_Corrupt, *sbpy_Busy,
 	*sbpy_NoSpace, *sbpy_TooBig, *sbpy_NoData, *sbpy_OwnerDead,
-	*sbpy_InvalidArgument;
+	*sbpy_InvalidArgument, *sbpy_PermissionDenied;
 
 extern PyTypeObject sbpy_BusType, sbpy_StateType, sbpy_StatePeekType,
 	sbpy_QueueType, sbpy_PeekType, sbpy_ViewType;
@@ -66,6 +66,13 @@ extern PyTypeObject sbpy_BusType, sbpy_StateType, sbpy_StatePeekType,
 PyObject *sbpy_raise(int code);
 /* Same, for functions returning int: returns -1. */
 int sbpy_raise_int(int code);
+/* Raise the exception class for code (with .code set) with the binding's
+ * own message, formatted as PyUnicode_FromFormat does; returns NULL. Every
+ * error about shmbus arguments or values raised by the binding goes
+ * through here or sbpy_raise, so that each carries .code. */
+PyObject *sbpy_fail(int code, const char *fmt, ...);
+/* Same, for functions returning int: returns -1. */
+int sbpy_fail_int(int code, const char *fmt, ...);
 
 /* Seconds (float/int) or None -> ns; SHMBUS_FOREVER for None. -2 on error. */
 int sbpy_timeout(PyObject *o, int64_t *ns);

@@ -137,8 +137,8 @@ PyObject *sbpy_bus_semaphore(PyObject *self, PyObject *args, PyObject *kw)
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
 	if (initial < 0 || initial > UINT32_MAX) {
-		PyErr_Format(sbpy_InvalidArgument, "semaphore %R: initial count %zd out of range",
-		             name, initial);
+		sbpy_fail(SHMBUS_EINVAL, "semaphore %R: initial count %zd out of range",
+		          name, initial);
 		return NULL;
 	}
 	if ((r = shmbus_sem_open(bus->bus, PyUnicode_AsUTF8(name), create, (uint32_t)initial, &s)))
@@ -165,7 +165,7 @@ PyObject *sbpy_bus_turn(PyObject *self, PyObject *args, PyObject *kw)
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
 	if (maxp < 0 || maxp > UINT32_MAX) {
-		PyErr_Format(sbpy_InvalidArgument, "turn %R: max_parties %zd out of range", name, maxp);
+		sbpy_fail(SHMBUS_EINVAL, "turn %R: max_parties %zd out of range", name, maxp);
 		return NULL;
 	}
 	if ((r = shmbus_turn_open(bus->bus, PyUnicode_AsUTF8(name), create, (uint32_t)maxp, &t)))
@@ -214,7 +214,7 @@ static int sync_wait(sbpy_sync *s, int blocking, PyObject *timeout)
 		return -1;
 	if (!blocking) {
 		if (timeout && timeout != Py_None) {
-			PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+			sbpy_fail(SHMBUS_EINVAL, "can't specify a timeout for a non-blocking call");
 			return -1;
 		}
 		t = 0;
@@ -397,7 +397,7 @@ static PyObject *sem_release(PyObject *self, PyObject *args)
 	if (!PyArg_ParseTuple(args, "|n:release", &n))
 		return NULL;
 	if (n < 1) {
-		PyErr_SetString(PyExc_ValueError, "n must be one or more");
+		sbpy_fail(SHMBUS_EINVAL, "n must be one or more");
 		return NULL;
 	}
 	for (k = 0; k < n; k++) {
