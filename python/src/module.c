@@ -503,7 +503,7 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OnInnpO:Bus", kwlist, &name, &create, &size,
 	                                 &mode, &maxc, &maxp, &unlink_on_close, &wait))
 		return -1;
-	n = PyUnicode_AsUTF8(name);
+	n = sbpy_name_arg(name, "bus");
 	if (!n)
 		return -1;
 	if (size < 0 || maxc < 0 || maxc > UINT32_MAX || maxp < 0 || maxp > UINT32_MAX ||
@@ -692,16 +692,48 @@ static PyObject *bus_info(PyObject *self, PyObject *unused)
 	                     "persistent", i.persistent ? Py_True : Py_False);
 }
 
+PyObject *sbpy_shm_name(const char *s, size_t cap, const char *what)
+{
+	size_t n = strnlen(s, cap);
+	PyObject *raw;
+
+	if (n < cap && shmbus_name_check(s) == 0)
+		return PyUnicode_FromStringAndSize(s, (Py_ssize_t)n);
+	raw = PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
+	if (!raw)
+		return NULL;
+	sbpy_fail(SHMBUS_ECORRUPT, "%s name %R%s is not a valid name (a damaged segment?)", what,
+	          raw, n == cap ? " (no NUL)" : "");
+	Py_DECREF(raw);
+	return NULL;
+}
+
+const char *sbpy_name_arg(PyObject *name, const char *what)
+{
+	const char *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+
+	if (s)
+		return s;
+	PyErr_Clear();
+	sbpy_fail(SHMBUS_EINVAL, "%s name %R: use A-Z a-z 0-9 _ - .", what, name);
+	return NULL;
+}
+
 PyObject *sbpy_channel_info_dict(const shmbus_channel_info_t *c)
 {
-	PyObject *shape = PyTuple_New(c->ndim <= SHMBUS_MAX_DIMS ? c->ndim : 0);
+	PyObject *shape, *name = sbpy_shm_name(c->name, sizeof(c->name), "channel");
 	uint32_t k;
 
-	if (!shape)
+	if (!name)
 		return NULL;
+	shape = PyTuple_New(c->ndim <= SHMBUS_MAX_DIMS ? c->ndim : 0);
+	if (!shape) {
+		Py_DECREF(name);
+		return NULL;
+	}
 	for (k = 0; k < c->ndim && k < SHMBUS_MAX_DIMS; k++)
 		PyTuple_SET_ITEM(shape, k, PyLong_FromUnsignedLongLong(c->shape[k]));
-	return Py_BuildValue("{s:s,s:s,s:s,s:N,s:K,s:K,s:K,s:K}", "name", c->name, "kind",
+	return Py_BuildValue("{s:N,s:s,s:s,s:N,s:K,s:K,s:K,s:K}", "name", name, "kind",
 	                     shmbus_kind_name(c->kind), "dtype",
 	                     shmbus_dtype_name(c->dtype) ? shmbus_dtype_name(c->dtype) : "?",
 	                     "shape", shape, "value_size", (unsigned long long)c->value_size,
@@ -752,7 +784,7 @@ static PyObject *bus_delete(PyObject *self, PyObject *arg)
 
 	if (bus_check(b) < 0)
 		return NULL;
-	if (!(n = PyUnicode_AsUTF8(arg)))
+	if (!(n = sbpy_name_arg(arg, "channel")))
 		return NULL;
 	if ((r = shmbus_channel_delete(b->bus, n)))
 		return sbpy_raise(r);
@@ -934,7 +966,7 @@ PyTypeObject sbpy_BusType = {
 
 static PyObject *mod_unlink(PyObject *m, PyObject *arg)
 {
-	const char *n = PyUnicode_AsUTF8(arg);
+	const char *n = sbpy_name_arg(arg, "bus");
 	int r;
 
 	(void)m;
@@ -947,7 +979,10 @@ static PyObject *mod_unlink(PyObject *m, PyObject *arg)
 
 static int list_cb(const char *name, void *arg)
 {
-	PyObject *s = PyUnicode_FromString(name);
+	/* Any local user may create a file with our prefix: decode as
+	 * os.listdir() does (undecodable bytes as surrogate escapes) rather
+	 * than fail the whole listing. */
+	PyObject *s = PyUnicode_DecodeFSDefault(name);
 	int r = s ? PyList_Append((PyObject *)arg, s) : -1;
 
 	Py_XDECREF(s);

@@ -60,7 +60,7 @@ static int queue_check(sbpy_queue *q)
 
 static int do_join(sbpy_queue *q, PyObject *group, int earliest, int durable)
 {
-	const char *g = PyUnicode_AsUTF8(group);
+	const char *g = sbpy_name_arg(group, "group");
 	int r;
 
 	if (!g)
@@ -225,7 +225,7 @@ static PyObject *queue_drop_group(PyObject *self, PyObject *arg)
 
 	if (queue_check(q) < 0)
 		return NULL;
-	group = PyUnicode_AsUTF8(arg);
+	group = sbpy_name_arg(arg, "group");
 	if (!group)
 		return NULL;
 	if ((r = shmbus_queue_drop_group(q->q, group)))
@@ -568,7 +568,13 @@ static PyObject *queue_info(PyObject *self, PyObject *unused)
 		return sbpy_raise(r);
 	groups = PyList_New(0);
 	for (k = 0; groups && k < i.groups && k < 64; k++) {
-		d = Py_BuildValue("{s:s,s:K,s:K,s:I,s:I,s:I}", "name", g[k].name, "cursor",
+		PyObject *name = sbpy_shm_name(g[k].name, sizeof(g[k].name), "group");
+
+		if (!name) {
+			Py_CLEAR(groups);
+			break;
+		}
+		d = Py_BuildValue("{s:N,s:K,s:K,s:I,s:I,s:I}", "name", name, "cursor",
 		                  (unsigned long long)g[k].cursor, "lag",
 		                  (unsigned long long)g[k].lag, "members", g[k].members,
 		                  "live_members", g[k].live_members, "flags", g[k].flags);

@@ -96,6 +96,13 @@ const char *sbpy_format(int dtype);
 int sbpy_pack(int dtype, PyObject *o, void *out);
 /* One element of dtype -> a Python int/float/bool. */
 PyObject *sbpy_unpack(int dtype, const void *p);
+/* A name the library copied out of shared memory (a channel's or a
+ * group's, cap bytes with its NUL) as a str; Corrupt when it is not a
+ * valid name, which only a damaged or hostile segment holds. */
+PyObject *sbpy_shm_name(const char *s, size_t cap, const char *what);
+/* A name argument as UTF-8; InvalidArgument (not UnicodeEncodeError) if it
+ * cannot be encoded. */
+const char *sbpy_name_arg(PyObject *name, const char *what);
 /* A channel description as a dict. */
 PyObject *sbpy_channel_info_dict(const shmbus_channel_info_t *c);
 

@@ -149,3 +149,48 @@ def test_no_error_is_raised_without_a_code():
             if m and m.group(1) not in ("KeyError", "_shmbus._error", "_corrupt"):
                 bad.append("%s:%d raises %s" % (os.path.basename(path), n, m.group(1)))
     assert not bad, "\n".join(bad)
+
+
+def _damage(busname, name, junk):
+    """Overwrite every copy of `name` in the bus's file (the bus stays mapped
+    by the caller, which sees the change: MAP_SHARED) with `junk`."""
+    path = "/dev/shm/shmbus-" + busname
+    with open(path, "r+b") as f:
+        data = f.read()
+        pos = data.find(name)
+        assert pos >= 0, "name %r not found in %s" % (name, path)
+        while pos >= 0:
+            f.seek(pos)
+            f.write(junk[:len(name)].ljust(len(name), b"\x07"))
+            pos = data.find(name, pos + 1)
+
+
+def test_damaged_channel_name_is_corrupt(bus, busname):
+    # A directory entry whose name bytes are not a valid name (here: not
+    # UTF-8 at all, and an escape sequence) is damage, reported as Corrupt.
+    bus.state("chan-name-to-damage")
+    bus.state("other")
+    _damage(busname, b"chan-name-to-damage", b"\xff\xfe\x1b[2J")
+    e = raises(shmbus.Corrupt, shmbus.ECORRUPT, bus.channels)
+    assert "not a valid name" in str(e)
+
+
+def test_damaged_group_name_is_corrupt(bus, busname):
+    q = bus.queue("q", group="group-name-to-damage")
+    q.put(b"x")
+    _damage(busname, b"group-name-to-damage", b"\xc3\x28\x07")
+    raises(shmbus.Corrupt, shmbus.ECORRUPT, q.info)
+
+
+def test_hostile_file_names_do_not_break_list_buses(busname):
+    # Any local user can create a file with the bus prefix; listing must not
+    # fail for everyone (names decode as os.listdir's do).
+    hostile = b"/dev/shm/shmbus-" + busname.encode() + b"\xff\x1b"
+    with open(hostile, "wb") as f:
+        f.write(b"not a bus")
+    try:
+        names = shmbus.list_buses()
+        assert os.fsdecode(busname.encode() + b"\xff\x1b") in names
+        raises(*INVAL, shmbus.Bus, os.fsdecode(busname.encode() + b"\xff\x1b"))
+    finally:
+        os.unlink(hostile)
