@@ -104,7 +104,10 @@ static PyObject *fail_v(int code, const char *fmt, va_list ap)
 
 	if (!detail)
 		return NULL;
-	msg = PyUnicode_FromFormat("%s: %U", shmbus_strerror(code), detail);
+	/* The library's words for ETYPE speak of an existing channel; a value
+	 * of the wrong type is the binding's finding. */
+	msg = PyUnicode_FromFormat("%s: %U", code == SHMBUS_ETYPE ? "type mismatch"
+	                                                         : shmbus_strerror(code), detail);
 	Py_DECREF(detail);
 	return raise_msg(code, msg);
 }
@@ -1032,7 +1035,11 @@ static PyObject *mod_error(PyObject *m, PyObject *args)
 	return value;
 }
 
+static PyObject *mod_pack(PyObject *m, PyObject *args);
+
 static PyMethodDef mod_methods[] = {
+	{"_pack", mod_pack, METH_VARARGS,
+	 "_pack(dtype, value) -> bytes: one element, under the write conversion rule."},
 	{"_error", mod_error, METH_VARARGS,
 	 "_error(code, message) -> the exception for code, with .code set (raise it)."},
 	{"unlink", mod_unlink, METH_O, "unlink(name): remove a bus's name (NotFound if absent)."},
@@ -1143,77 +1150,165 @@ fail:
 /* Elements                                                               */
 /* ---------------------------------------------------------------------- */
 
+/*
+ * The conversion rule for every value written into a typed channel (state
+ * writes, array elements, atomic adds, exchange, compare-and-swap): a
+ * value is stored as it is or refused, never wrapped, truncated or
+ * invented. Integer dtypes take integers (int, bool, numpy integers) in
+ * the dtype's range; bool takes booleans and the integers 0 and 1; float
+ * dtypes take integers and floats, rounded to the nearest representable
+ * value (what a float channel is), but a finite value beyond float32's
+ * range is refused. None, str, complex and floats into integer dtypes are
+ * TypeMismatch; out of range is InvalidArgument. Nothing is stored when a
+ * value is refused.
+ */
+
+/* 'f' a float-like number, 'i' an integer-like one (int, bool, numpy
+ * integer and bool), 0 anything else. */
+static char number_kind(PyObject *o)
+{
+	const char *tn = Py_TYPE(o)->tp_name;
+	PyNumberMethods *nb = Py_TYPE(o)->tp_as_number;
+
+	if (o == Py_None || PyComplex_Check(o) || strstr(tn, "complex"))
+		return 0;
+	if (PyBool_Check(o) || !strcmp(tn, "numpy.bool_") || !strcmp(tn, "numpy.bool"))
+		return 'b';
+	if (PyLong_Check(o) || PyIndex_Check(o))
+		return 'i';
+	if (PyFloat_Check(o) || (nb && nb->nb_float && !PyUnicode_Check(o) && !PyBytes_Check(o)))
+		return 'f';
+	return 0;
+}
+
+int sbpy_number_kind(PyObject *o)
+{
+	return number_kind(o);
+}
+
+static int refuse_type(int dtype, PyObject *o)
+{
+	return sbpy_fail_int(SHMBUS_ETYPE, "cannot store %.100s %R in a %s element",
+	                     Py_TYPE(o)->tp_name, o, shmbus_dtype_name(dtype));
+}
+
+static int refuse_range(int dtype, PyObject *o)
+{
+	return sbpy_fail_int(SHMBUS_EINVAL, "%R does not fit in %s", o, shmbus_dtype_name(dtype));
+}
+
+int sbpy_range_i64(int dtype, int64_t *lo, int64_t *hi)
+{
+	switch (dtype) {
+	case SHMBUS_INT8: *lo = INT8_MIN; *hi = INT8_MAX; return 0;
+	case SHMBUS_BOOL: *lo = 0; *hi = 1; return 0;
+	case SHMBUS_BYTES: case SHMBUS_UINT8: *lo = 0; *hi = UINT8_MAX; return 0;
+	case SHMBUS_INT16: *lo = INT16_MIN; *hi = INT16_MAX; return 0;
+	case SHMBUS_UINT16: *lo = 0; *hi = UINT16_MAX; return 0;
+	case SHMBUS_INT32: *lo = INT32_MIN; *hi = INT32_MAX; return 0;
+	case SHMBUS_UINT32: *lo = 0; *hi = UINT32_MAX; return 0;
+	case SHMBUS_INT64: *lo = INT64_MIN; *hi = INT64_MAX; return 0;
+	default: return -1;   /* uint64 and the floats */
+	}
+}
+
+/* An integer-like or bool-like number as a Python int (new reference). */
+static PyObject *as_int(PyObject *o, char kind)
+{
+	int t;
+
+	if (kind != 'b')
+		return PyNumber_Index(o);
+	t = PyObject_IsTrue(o);       /* numpy.bool_'s __index__ is deprecated */
+	return t < 0 ? NULL : PyLong_FromLong(t);
+}
+
 int sbpy_pack(int dtype, PyObject *o, void *out)
 {
-	long long v = 0;
-	unsigned long long u = 0;
+	char kind = number_kind(o);
+	PyObject *i;
+	int64_t lo, hi;
+	long long v;
 	double d;
 	int over = 0;
 
-	switch (dtype) {
-	case SHMBUS_FLOAT32: case SHMBUS_FLOAT64:
-		d = PyFloat_AsDouble(o);
-		if (d == -1.0 && PyErr_Occurred())
-			return -1;
-		if (dtype == SHMBUS_FLOAT32)
-			*(float *)out = (float)d;
-		else
-			*(double *)out = d;
-		return 0;
-	case SHMBUS_BOOL:
-		v = PyObject_IsTrue(o);
-		if (v < 0)
-			return -1;
-		*(uint8_t *)out = (uint8_t)v;
-		return 0;
-	case SHMBUS_UINT64:
-		if (!PyLong_Check(o) && !PyIndex_Check(o))
-			goto type;
-		{
-			PyObject *i = PyNumber_Index(o);
-
-			if (!i)
+	if (!kind)
+		return refuse_type(dtype, o);
+	if (dtype == SHMBUS_FLOAT32 || dtype == SHMBUS_FLOAT64) {
+		if (kind == 'f') {
+			d = PyFloat_AsDouble(o);
+			if (d == -1.0 && PyErr_Occurred())
 				return -1;
-			u = PyLong_AsUnsignedLongLong(i);
+		} else {
+			if (!(i = as_int(o, kind)))
+				return -1;
+			d = PyLong_AsDouble(i);
 			Py_DECREF(i);
+			if (d == -1.0 && PyErr_Occurred()) {
+				PyErr_Clear();
+				return refuse_range(dtype, o);
+			}
 		}
-		if (u == (unsigned long long)-1 && PyErr_Occurred())
-			return -1;
+		if (dtype == SHMBUS_FLOAT64) {
+			*(double *)out = d;
+			return 0;
+		}
+		if (isfinite(d) && !isfinite((float)d))
+			return refuse_range(dtype, o);
+		*(float *)out = (float)d;
+		return 0;
+	}
+	if (kind == 'f')
+		return refuse_type(dtype, o);
+	if (!(i = as_int(o, kind)))
+		return -1;
+	if (dtype == SHMBUS_UINT64) {
+		unsigned long long u = PyLong_AsUnsignedLongLong(i);
+
+		Py_DECREF(i);
+		if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+			if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+				return -1;
+			PyErr_Clear();
+			return refuse_range(dtype, o);
+		}
 		*(uint64_t *)out = u;
 		return 0;
-	default:
-		break;
 	}
-	if (!PyLong_Check(o) && !PyIndex_Check(o))
-		goto type;
-	{
-		PyObject *i = PyNumber_Index(o);
-
-		if (!i)
-			return -1;
-		v = PyLong_AsLongLongAndOverflow(i, &over);
-		Py_DECREF(i);
-	}
+	v = PyLong_AsLongLongAndOverflow(i, &over);
+	Py_DECREF(i);
 	if (v == -1 && PyErr_Occurred())
 		return -1;
+	if (sbpy_range_i64(dtype, &lo, &hi) < 0)
+		return refuse_type(dtype, o);
+	if (over || v < lo || v > hi)
+		return refuse_range(dtype, o);
 	switch (dtype) {
-	case SHMBUS_INT8: over |= v < INT8_MIN || v > INT8_MAX; *(int8_t *)out = (int8_t)v; break;
-	case SHMBUS_BYTES:
-	case SHMBUS_UINT8: over |= v < 0 || v > UINT8_MAX; *(uint8_t *)out = (uint8_t)v; break;
-	case SHMBUS_INT16: over |= v < INT16_MIN || v > INT16_MAX; *(int16_t *)out = (int16_t)v; break;
-	case SHMBUS_UINT16: over |= v < 0 || v > UINT16_MAX; *(uint16_t *)out = (uint16_t)v; break;
-	case SHMBUS_INT32: over |= v < INT32_MIN || v > INT32_MAX; *(int32_t *)out = (int32_t)v; break;
-	case SHMBUS_UINT32: over |= v < 0 || v > UINT32_MAX; *(uint32_t *)out = (uint32_t)v; break;
-	case SHMBUS_INT64: *(int64_t *)out = v; break;
-	default: goto type;
+	case SHMBUS_INT8: *(int8_t *)out = (int8_t)v; break;
+	case SHMBUS_INT16: *(int16_t *)out = (int16_t)v; break;
+	case SHMBUS_UINT16: *(uint16_t *)out = (uint16_t)v; break;
+	case SHMBUS_INT32: *(int32_t *)out = (int32_t)v; break;
+	case SHMBUS_UINT32: *(uint32_t *)out = (uint32_t)v; break;
+	case SHMBUS_INT64: *(int64_t *)out = (int64_t)v; break;
+	default: *(uint8_t *)out = (uint8_t)v; break;   /* uint8, bytes, bool */
 	}
-	if (over)
-		return sbpy_fail_int(SHMBUS_EINVAL, "%R does not fit in %s", o, shmbus_dtype_name(dtype));
 	return 0;
-type:
-	sbpy_fail(SHMBUS_ETYPE, "cannot store %.100s in a %s element", Py_TYPE(o)->tp_name,
-	          shmbus_dtype_name(dtype));
-	return -1;
+}
+
+static PyObject *mod_pack(PyObject *m, PyObject *args)
+{
+	PyObject *dt, *v;
+	uint64_t buf = 0;
+	int dtype;
+
+	(void)m;
+	if (!PyArg_ParseTuple(args, "OO:_pack", &dt, &v))
+		return NULL;
+	if ((dtype = sbpy_dtype(dt)) < 0)
+		return NULL;
+	if (sbpy_pack(dtype, v, &buf) < 0)
+		return NULL;
+	return PyBytes_FromStringAndSize((const char *)&buf, (Py_ssize_t)shmbus_dtype_size(dtype));
 }
 
 PyObject *sbpy_unpack(int dtype, const void *p)

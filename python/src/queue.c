@@ -183,10 +183,12 @@ static PyObject *queue_put(PyObject *self, PyObject *const *args, Py_ssize_t nar
 		timeout = args[1];
 	if (queue_check(q) < 0 || sbpy_timeout(timeout, &t) < 0)
 		return NULL;
-	if (PyUnicode_Check(args[0])) {
-		sbpy_fail(SHMBUS_ETYPE, "put() takes bytes-like data, not str (encode it)");
-		return NULL;
-	}
+	/* Messages are bytes, copied as they are: nothing else is converted. */
+	if (PyUnicode_Check(args[0]))
+		return sbpy_fail(SHMBUS_ETYPE, "put() takes bytes-like data, not str (encode it)");
+	if (!PyObject_CheckBuffer(args[0]))
+		return sbpy_fail(SHMBUS_ETYPE, "put() takes bytes-like data, not %.100s",
+		                 Py_TYPE(args[0])->tp_name);
 	if (PyObject_GetBuffer(args[0], &b, PyBUF_C_CONTIGUOUS) < 0)
 		return NULL;
 	c.q = q->q;

@@ -92,8 +92,13 @@ int sbpy_check_format(const Py_buffer *view, int dtype, const char *what);
 /* struct-module format character for a dtype. */
 const char *sbpy_format(int dtype);
 
-/* A Python number -> one element of dtype at out (range-checked); 0 or -1. */
+/* A Python number -> one element of dtype at out, under the one conversion
+ * rule (module.c: exact or refused; floats round); 0 or -1. */
 int sbpy_pack(int dtype, PyObject *o, void *out);
+/* 'i' integer-like, 'b' bool-like, 'f' float-like number, 0 not a number. */
+int sbpy_number_kind(PyObject *o);
+/* The range of an integer dtype (bool: 0..1); -1 for uint64 and floats. */
+int sbpy_range_i64(int dtype, int64_t *lo, int64_t *hi);
 /* One element of dtype -> a Python int/float/bool. */
 PyObject *sbpy_unpack(int dtype, const void *p);
 /* A name the library copied out of shared memory (a channel's or a

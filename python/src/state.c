@@ -311,24 +311,35 @@ static PyObject *state_write(PyObject *self, PyObject *v)
 
 	if (state_check(s) < 0)
 		return NULL;
-	if (v == s->wobj || PyObject_CheckBuffer(v)) {
-		r = write_buffer(s, v, cacheable(v));
+	/* The conversion rule (sbpy_pack in module.c): numbers by value,
+	 * buffers byte for byte (their element type must be the channel's),
+	 * sequences by value through shmbus._convert. */
+	if (v == s->wobj) {
+		r = write_buffer(s, v, 1);
 	} else if (s->size <= sizeof(one) && s->dtype != SHMBUS_BYTES &&
-	           (PyFloat_Check(v) || PyLong_Check(v) || PyBool_Check(v) || PyIndex_Check(v)) &&
-	           shmbus_dtype_size(s->dtype) == s->size) {
+	           shmbus_dtype_size(s->dtype) == s->size && !cacheable(v) &&
+	           sbpy_number_kind(v)) {
 		if (sbpy_pack(s->dtype, v, &one) < 0)
 			return NULL;
 		r = write_bytes(s, &one, s->size);
+	} else if (PyObject_CheckBuffer(v)) {
+		r = write_buffer(s, v, cacheable(v));
 	} else if (s->np_dtype) {
-		arr = PyObject_CallMethod(sbpy_numpy(), "ascontiguousarray", "OO", v, s->np_dtype);
-		if (!arr) {
-			if (!PyErr_ExceptionMatches(PyExc_TypeError) &&
-			    !PyErr_ExceptionMatches(PyExc_ValueError))
+		static PyObject *to_array;
+
+		if (!to_array) {
+			PyObject *mod = PyImport_ImportModule("shmbus._convert");
+
+			if (!mod)
 				return NULL;
-			PyErr_Clear();
-			return sbpy_fail(SHMBUS_ETYPE, "state %R holds %s: cannot store %.100s",
-			                 s->name, shmbus_dtype_name(s->dtype), Py_TYPE(v)->tp_name);
+			to_array = PyObject_GetAttrString(mod, "to_array");
+			Py_DECREF(mod);
+			if (!to_array)
+				return NULL;
 		}
+		arr = PyObject_CallFunction(to_array, "Os", v, shmbus_dtype_name(s->dtype));
+		if (!arr)
+			return NULL;
 		r = write_buffer(s, arr, 0);
 		Py_DECREF(arr);
 	} else {
