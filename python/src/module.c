@@ -463,13 +463,15 @@ static int bus_check(sbpy_bus *b)
 }
 
 static int bus_fill_opts(shmbus_bus_opts_t *o, unsigned long long size, unsigned int mode,
-                         unsigned int max_channels, unsigned int max_peers)
+                         unsigned int max_channels, unsigned int max_peers, int foreign)
 {
 	shmbus_bus_opts_init(o);
 	o->size = size;
 	o->mode = mode;
 	o->max_channels = max_channels;
 	o->max_peers = max_peers;
+	if (foreign)
+		o->flags |= SHMBUS_BUS_ALLOW_FOREIGN_OWNER;
 	return 0;
 }
 
@@ -489,12 +491,12 @@ static int bus_wait_op(void *p, int64_t t)
 static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "create", "size", "mode", "max_channels", "max_peers",
-	                         "unlink", "wait", NULL};
+	                         "unlink", "wait", "allow_foreign_owner", NULL};
 	sbpy_bus *b = (sbpy_bus *)self;
 	PyObject *name, *create = Py_False, *wait = Py_None;
 	Py_ssize_t size = 0, maxc = 0, maxp = 0;
 	unsigned int mode = 0;
-	int unlink_on_close = 0, r, created = 0;
+	int unlink_on_close = 0, r, created = 0, foreign = 0;
 	shmbus_bus_opts_t o;
 	shmbus_bus_t *bus = NULL;
 	const char *n;
@@ -503,8 +505,8 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "Bus is already open");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OnInnpO:Bus", kwlist, &name, &create, &size,
-	                                 &mode, &maxc, &maxp, &unlink_on_close, &wait))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OnInnpOp:Bus", kwlist, &name, &create, &size,
+	                                 &mode, &maxc, &maxp, &unlink_on_close, &wait, &foreign))
 		return -1;
 	n = sbpy_name_arg(name, "bus");
 	if (!n)
@@ -516,7 +518,8 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 		          name, size, mode, maxc, maxp);
 		return -1;
 	}
-	bus_fill_opts(&o, (unsigned long long)size, mode, (unsigned int)maxc, (unsigned int)maxp);
+	bus_fill_opts(&o, (unsigned long long)size, mode, (unsigned int)maxc, (unsigned int)maxp,
+	              foreign);
 	if (create == Py_None) {
 		r = shmbus_bus_open_or_create(n, &o, &bus, &created);
 	} else if (PyObject_IsTrue(create)) {
@@ -540,6 +543,10 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 	} else {
 		r = shmbus_bus_open(n, &o, &bus);
 	}
+	if (r == SHMBUS_EPERM && !foreign && strstr(shmbus_last_error(), "ALLOW_FOREIGN_OWNER"))
+		return sbpy_fail_int(r, "%s; Bus(..., allow_foreign_owner=True) accepts a bus shared "
+		                     "by another user (docs/python.md, \"Buses shared by several users\")",
+		                     shmbus_last_error());
 	if (r)
 		return sbpy_raise_int(r);
 	b->bus = bus;
@@ -944,14 +951,17 @@ PyTypeObject sbpy_BusType = {
 	.tp_repr = bus_repr,
 	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
 	.tp_doc = "Bus(name, create=False, size=0, mode=0o600, max_channels=0, max_peers=0,\n"
-	          "    unlink=False, wait=None)\n\n"
+	          "    unlink=False, wait=None, allow_foreign_owner=False)\n\n"
 	          "A shared-memory bus: one named segment holding named channels.\n\n"
 	          "name: a plain name (lives in /dev/shm) or 'file:/path' (a file that\n"
 	          "persists). create=False opens an existing bus (NotFound if missing;\n"
 	          "with wait=seconds, waits for it to appear); create=True makes a new one\n"
 	          "(Exists if taken); create=None opens or creates. size in bytes (0: 16\n"
 	          "MiB), mode the permission bits at creation (0: 0o600).\n"
-	          "unlink=True removes the name when the creating handle closes.\n\n"
+	          "unlink=True removes the name when the creating handle closes.\n"
+	          "allow_foreign_owner=True opens a bus owned by another user, or whose\n"
+	          "mode was widened after creation (refused by default: PermissionDenied);\n"
+	          "for a bus shared by a group, e.g. created with mode=0o660.\n\n"
 	          "Use as a context manager: `with shmbus.Bus('b', create=True, unlink=True) as bus:`.\n"
 	          "Channels: bus.state(...), bus.queue(...), bus.lock/event/semaphore/turn(...),\n"
 	          "bus.array/dict/list(...).",
