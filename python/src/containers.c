@@ -315,6 +315,7 @@ PyObject *sbpy_bus_array(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "dtype", "length", "create", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name, *dtype_o = Py_None;
 	Py_ssize_t length = 0;
 	shmbus_array_t *ah;
@@ -334,7 +335,9 @@ PyObject *sbpy_bus_array(PyObject *self, PyObject *args, PyObject *kw)
 		return NULL;
 	if (dtype < 0 && length > 0)
 		dtype = SHMBUS_INT64;
-	if ((r = shmbus_array_open(bus->bus, PyUnicode_AsUTF8(name), dtype, (uint64_t)length,
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	if ((r = shmbus_array_open(bus->bus, cname, dtype, (uint64_t)length,
 	                           create, &ah)))
 		return sbpy_raise(r);
 	a = PyObject_New(sbpy_array, &sbpy_ArrayType);
@@ -932,6 +935,7 @@ static PyObject *raw_open(PyObject *self, PyObject *args, PyObject *kw, int list
 {
 	static char *kwlist[] = {"name", "create", "area_bytes", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name;
 	Py_ssize_t area = 0;
 	int create = 1, rc;
@@ -946,9 +950,11 @@ static PyObject *raw_open(PyObject *self, PyObject *args, PyObject *kw, int list
 		sbpy_fail(SHMBUS_EINVAL, "%R: area_bytes %zd must be >= 0", name, area);
 		return NULL;
 	}
-	rc = list ? shmbus_list_open(bus->bus, PyUnicode_AsUTF8(name), create, (uint64_t)area,
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	rc = list ? shmbus_list_open(bus->bus, cname, create, (uint64_t)area,
 	                             (shmbus_list_t **)&c)
-	          : shmbus_dict_open(bus->bus, PyUnicode_AsUTF8(name), create, (uint64_t)area,
+	          : shmbus_dict_open(bus->bus, cname, create, (uint64_t)area,
 	                             (shmbus_dict_t **)&c);
 	if (rc)
 		return sbpy_raise(rc);

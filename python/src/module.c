@@ -67,6 +67,7 @@ static PyObject *raise_msg(int code, PyObject *msg)
 
 	if (!msg)
 		return NULL;
+	PyErr_Clear();          /* what we raise replaces any pending error */
 	exc = PyObject_CallOneArg(cls, msg);
 	Py_DECREF(msg);
 	if (!exc)
@@ -236,7 +237,7 @@ int sbpy_dtype(PyObject *o)
 	if (PyUnicode_Check(o)) {
 		s = PyUnicode_AsUTF8(o);
 		if (!s)
-			return -1;
+			return sbpy_fail_int(SHMBUS_EINVAL, "cannot use %R as a dtype", o);
 		d = shmbus_dtype_parse(s);
 		if (d < 0) {
 			sbpy_fail(SHMBUS_EINVAL,

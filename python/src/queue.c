@@ -80,6 +80,7 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 	                         "durable", "max_groups", "max_members", "max_producers",
 	                         "wait_policy", "spin", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name, *group = Py_None, *pol = NULL, *spin = NULL;
 	Py_ssize_t slots = 0, mg = 0, mm = 0, mp = 0, max_msg = 0;
 	int create = 1, earliest = 0, durable = 0, r;
@@ -115,7 +116,9 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 	o.max_producers = (uint32_t)mp;
 	if (sbpy_parse_wait(pol, spin, &o.wait_policy, &o.spin_ns) < 0)
 		return NULL;
-	if ((r = shmbus_queue_open(bus->bus, PyUnicode_AsUTF8(name), &o, &qh)))
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	if ((r = shmbus_queue_open(bus->bus, cname, &o, &qh)))
 		return sbpy_raise(r);
 	memset(&info, 0, sizeof(info));
 	info.size_of = sizeof(info);

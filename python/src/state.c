@@ -172,6 +172,7 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = {"name", "dtype", "shape", "create", "nbuf", "wait_policy", "spin",
 	                         NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name, *dtype_o = NULL, *shape_o = NULL, *pol = NULL, *spin = NULL;
 	int create = 1, r, scalar;
 	Py_ssize_t nbuf = 0;
@@ -211,7 +212,9 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 			o.shape[0] = 1;
 		}
 	}
-	r = shmbus_state_open(bus->bus, PyUnicode_AsUTF8(name), &o, &st);
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	r = shmbus_state_open(bus->bus, cname, &o, &st);
 	if (r)
 		return sbpy_raise(r);
 	memset(&info, 0, sizeof(info));

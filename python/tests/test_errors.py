@@ -55,6 +55,12 @@ def test_argument_errors_found_by_the_binding(bus, busname):
     raises(*INVAL, bus.dict, "d", area_bytes=-1)
     raises(*INVAL, bus.semaphore, "s", initial=-1)
     raises(*INVAL, bus.turn, "t", max_parties=-1)
+    for make in (bus.state, bus.queue, bus.lock, bus.event, bus.semaphore, bus.turn,
+                 bus.array, bus.dict, bus.list, bus.delete_channel):
+        raises(*INVAL, make, "bad\udcff")            # not encodable: not a name
+    raises(*INVAL, bus.state, "x", dtype="f\udcff")
+    raises(*INVAL, bus.state, "x", wait_policy="s\udcff")
+    raises(*INVAL, shmbus.Bus, busname + "\udcff")
     raises(*INVAL, shmbus.Bus, busname + "x", create=True, size=-1)
     raises(*INVAL, shmbus.SharedMemoryTransport, busname + "x", {}, create=True)
     raises(*TYPE, shmbus.SharedMemoryTransport, busname + "x", {"a": object()}, create=True)
