@@ -28,6 +28,9 @@ enum {
 /* ---- util.c --------------------------------------------------------- */
 
 extern const char *cli_cmd;           /* subcommand name, for messages */
+/* Flags every command adds to the bus opens it makes: the global option
+ * --allow-foreign-owner sets SHMBUS_BUS_ALLOW_FOREIGN_OWNER. */
+extern uint32_t cli_bus_flags;
 extern volatile sig_atomic_t cli_stop; /* set by SIGINT / SIGTERM */
 
 /* Install SIGINT/SIGTERM handlers without SA_RESTART (blocking calls

@@ -32,7 +32,7 @@ static void bus_classify(const char *name, struct bus_state *s)
 
 	memset(s, 0, sizeof(*s));
 	shmbus_bus_opts_init(&o);
-	o.flags = SHMBUS_BUS_NO_PEER;
+	o.flags = SHMBUS_BUS_NO_PEER | cli_bus_flags;
 	s->rc = shmbus_bus_open(name, &o, &bus);
 	if (s->rc == 0)
 		s->rc = shmbus_bus_info(bus, &s->info);
@@ -447,7 +447,7 @@ int cmd_create(int argc, char **argv)
 	int o, r;
 
 	shmbus_bus_opts_init(&bo);
-	bo.flags = SHMBUS_BUS_NO_PEER;
+	bo.flags = SHMBUS_BUS_NO_PEER | cli_bus_flags;
 	cli_args_init(&a, argc, argv);
 	while ((o = cli_next_opt(&a, opts)) > 0) {
 		switch (o) {
@@ -571,7 +571,7 @@ int cmd_rm(int argc, char **argv)
 		return rm_group(name, a.pos[1], group);
 	}
 	shmbus_bus_opts_init(&bo);
-	bo.flags = SHMBUS_BUS_NO_PEER;
+	bo.flags = SHMBUS_BUS_NO_PEER | cli_bus_flags;
 	r = shmbus_bus_open(name, &bo, &bus);
 	if (r == SHMBUS_ENOENT || (r && a.npos == 2))
 		return cli_fail(r, "cannot open bus '%s'", name);
@@ -644,7 +644,7 @@ static void gc_reap(struct gc_run *g, const char *name, const struct bus_state *
 		return;
 	}
 	shmbus_bus_opts_init(&bo);
-	bo.flags = SHMBUS_BUS_NO_PEER;
+	bo.flags = SHMBUS_BUS_NO_PEER | cli_bus_flags;
 	r = shmbus_bus_open(name, &bo, &bus);
 	if (!r) {
 		r = shmbus_bus_gc(bus, &n);

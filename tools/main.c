@@ -27,7 +27,7 @@ static void usage(FILE *f)
 	size_t i;
 
 	fprintf(f,
-	        "Usage: shmbus [--version] [--help] COMMAND [ARGS...]\n"
+	        "Usage: shmbus [--version] [--help] [--allow-foreign-owner] COMMAND [ARGS...]\n"
 	        "\n"
 	        "Inspect and use shmbus buses (shared-memory segments in /dev/shm, or\n"
 	        "file:/path for a bus kept in a file).\n"
@@ -39,6 +39,10 @@ static void usage(FILE *f)
 	        "\n"
 	        "'shmbus COMMAND --help' (or 'shmbus help COMMAND') describes one command.\n"
 	        "ls, info, get and watch take --json for machine-readable output.\n"
+	        "\n"
+	        "--allow-foreign-owner (before or after COMMAND, any command): open buses\n"
+	        "owned by another user or whose mode was widened after creation, e.g. one\n"
+	        "shared by a group (created with --mode 0660). Refused by default (exit 4).\n"
 	        "\n"
 	        "Exit codes:\n"
 	        "  0    success (also: watch or get --follow stopped by Ctrl+C or ended by\n"
@@ -59,6 +63,12 @@ int main(int argc, char **argv)
 	const char *name;
 	size_t i;
 
+	while (argc >= 2 && !strcmp(argv[1], "--allow-foreign-owner")) {
+		cli_bus_flags |= SHMBUS_BUS_ALLOW_FOREIGN_OWNER;
+		argv[1] = argv[0];
+		argc--;
+		argv++;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return EX_USAGE;

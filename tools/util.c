@@ -18,6 +18,7 @@
 #include "cli.h"
 
 const char *cli_cmd = "shmbus";
+uint32_t cli_bus_flags;
 volatile sig_atomic_t cli_stop;
 
 static void on_signal(int sig)
@@ -80,6 +81,9 @@ int cli_fail(int code, const char *fmt, ...)
 	vmsg(fmt, ap);
 	va_end(ap);
 	fprintf(stderr, ": %s\n", term_text(detail && *detail ? detail : shmbus_strerror(code)));
+	if (code == SHMBUS_EPERM && detail && strstr(detail, "ALLOW_FOREIGN_OWNER"))
+		fprintf(stderr, "shmbus: a bus shared by another user opens with 'shmbus --allow-foreign-owner %s ...'\n",
+		        cli_cmd);
 	return cli_exit_code(code);
 }
 
@@ -211,6 +215,10 @@ int cli_next_opt(struct cli_args *a, const struct cli_opt *opts)
 		if (s[0] != '-' || s[1] == '\0' || looks_negative_number(s)) {
 			if (add_pos(a, s))
 				return -1;
+			continue;
+		}
+		if (strcmp(s, "--allow-foreign-owner") == 0) {   /* global, any command */
+			cli_bus_flags |= SHMBUS_BUS_ALLOW_FOREIGN_OWNER;
 			continue;
 		}
 		if (s[1] == '-')
@@ -395,7 +403,7 @@ int cli_open_bus(const char *name, uint32_t flags, shmbus_bus_t **bus)
 	int r;
 
 	shmbus_bus_opts_init(&o);
-	o.flags = flags;
+	o.flags = flags | cli_bus_flags;
 	r = shmbus_bus_open(name, &o, bus);
 	if (r)
 		return cli_fail(r, "cannot open bus '%s'", name);

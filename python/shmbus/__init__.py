@@ -11,9 +11,11 @@ A *bus* is one named shared-memory segment ("name" in /dev/shm, or
 * ``bus.array(name, dtype, length)``, ``bus.dict(name)``, ``bus.list(name)``
   -- shared containers; ``c[k] += v`` is atomic across processes.
 
-Errors are :class:`Error` subclasses carrying the library's message:
+Errors are :class:`Error` subclasses carrying the library's message and
+``.code`` (one of the ``E*`` constants here, the library's SHMBUS_E* codes):
 :class:`Timeout`, :class:`Closed`, :class:`NotFound`, :class:`Exists`,
-:class:`TypeMismatch`, :class:`Corrupt`, and a few more.
+:class:`TypeMismatch`, :class:`Corrupt`, :class:`PermissionDenied`, and a few
+more.
 
 Blocking calls release the GIL and wake on Ctrl+C. numpy is optional: with it,
 reads return numpy arrays; without it, bytes.
@@ -31,6 +33,7 @@ from ._shmbus import (  # noqa: F401
     NoSpace,
     NotFound,
     OwnerDead,
+    PermissionDenied,
     Queue,
     State,
     Timeout,
@@ -41,6 +44,11 @@ from ._shmbus import (  # noqa: F401
     unlink,
 )
 from ._shmbus import Array, Event, Lock, Semaphore, Turn  # noqa: F401
+from ._shmbus import (  # noqa: F401  -- the SHMBUS_E* codes, as Error.code
+    EAGAIN, EBUSY, ECLOSED, ECORRUPT, EEXIST, EINTR, EINVAL, ELAPPED, ENODATA, ENOENT,
+    ENOMEM, ENOSPC, ENOTRECOVERABLE, EOWNERDEAD, EPERM, ESTATE, ESYS, ETIMEDOUT, ETOOBIG,
+    ETYPE, EVERSION,
+)
 from ._shmbus import Bus as _CBus
 from ._containers import Dict, List, decode, encode  # noqa: F401
 from ._transport import SharedMemoryTransport  # noqa: F401
@@ -102,6 +110,9 @@ __all__ = [
     "Bus", "State", "Queue", "SharedMemoryTransport",
     "Lock", "Event", "Semaphore", "Turn", "turn", "Array", "Dict", "List", "encode", "decode",
     "Error", "Timeout", "Closed", "NotFound", "Exists", "TypeMismatch", "Corrupt",
-    "Busy", "NoSpace", "TooBig", "NoData", "OwnerDead", "InvalidArgument",
+    "Busy", "NoSpace", "TooBig", "NoData", "OwnerDead", "InvalidArgument", "PermissionDenied",
+    "EAGAIN", "EBUSY", "ECLOSED", "ECORRUPT", "EEXIST", "EINTR", "EINVAL", "ELAPPED", "ENODATA",
+    "ENOENT", "ENOMEM", "ENOSPC", "ENOTRECOVERABLE", "EOWNERDEAD", "EPERM", "ESTATE", "ESYS",
+    "ETIMEDOUT", "ETOOBIG", "ETYPE", "EVERSION",
     "unlink", "list_buses", "library_version", "FOREVER",
 ]

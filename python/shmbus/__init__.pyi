@@ -19,6 +19,28 @@ WaitPolicy = str                # "spin_park" (default), "spin" or "park"
 Value = Union[None, bool, int, float, str, bytes, Tuple[Any, ...], _List[Any], _Dict[Any, Any]]
 
 FOREVER: int
+# The library's SHMBUS_E* codes, the values of Error.code.
+EINVAL: int
+ENOENT: int
+EEXIST: int
+ETYPE: int
+ECORRUPT: int
+EVERSION: int
+ENOSPC: int
+ETIMEDOUT: int
+EAGAIN: int
+ECLOSED: int
+EBUSY: int
+EOWNERDEAD: int
+ESYS: int
+EPERM: int
+ETOOBIG: int
+EINTR: int
+ENODATA: int
+ENOMEM: int
+ESTATE: int
+ENOTRECOVERABLE: int
+ELAPPED: int
 __version__: str
 
 class Error(Exception):
@@ -35,6 +57,7 @@ class TooBig(Error, ValueError): ...
 class NoData(Error): ...
 class OwnerDead(Error): ...
 class InvalidArgument(Error, ValueError): ...
+class PermissionDenied(Error, PermissionError): ...
 
 def unlink(name: str) -> None: ...
 def list_buses() -> _List[str]: ...
@@ -49,7 +72,7 @@ class Bus:
     created: bool
     def __init__(self, name: str, create: Optional[bool] = False, size: int = 0, mode: int = 0,
                  max_channels: int = 0, max_peers: int = 0, unlink: bool = False,
-                 wait: Seconds = None) -> None: ...
+                 wait: Seconds = None, allow_foreign_owner: bool = False) -> None: ...
     @classmethod
     def create(cls, name: str, **kw: Any) -> "Bus": ...
     @classmethod
@@ -245,7 +268,8 @@ class SharedMemoryTransport:
     name: str
     channels: Tuple[str, ...]
     def __init__(self, name: str, channels: Mapping[str, Any], create: bool = False,
-                 size: int = 0, timeout: float = 10.0) -> None: ...
+                 size: int = 0, timeout: float = 10.0, mode: int = 0,
+                 allow_foreign_owner: bool = False) -> None: ...
     def write(self, channel: str, value: Any) -> None: ...
     def read(self, channel: str, out: Any = None) -> Any: ...
     def seq(self, channel: str) -> int: ...

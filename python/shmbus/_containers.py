@@ -63,8 +63,12 @@ def encode(v):
                 parts.append(_U32.pack(len(e)))
                 parts.append(e)
         return b"".join(parts)
-    raise TypeError("shared containers hold None, bool, int, float, str, bytes and "
-                    "tuples/lists/dicts of them, not %s" % t.__name__)
+    raise _shmbus._error(_shmbus.ETYPE, "shared containers hold None, bool, int, float, str, "
+                         "bytes and tuples/lists/dicts of them, not %s" % t.__name__)
+
+
+def _corrupt(msg):
+    return _shmbus._error(_shmbus.ECORRUPT, msg)
 
 
 def _items(b, pos, n):
@@ -73,18 +77,18 @@ def _items(b, pos, n):
         (ln,) = _U32.unpack_from(b, pos)
         pos += 4
         if pos + ln > len(b):
-            raise _shmbus.Corrupt("corrupt: a container value is truncated")
+            raise _corrupt("a container value is truncated")
         out.append(decode(b[pos:pos + ln]))
         pos += ln
     if pos != len(b):
-        raise _shmbus.Corrupt("corrupt: trailing bytes in a container value")
+        raise _corrupt("trailing bytes in a container value")
     return out
 
 
 def decode(b):
     """Decode bytes made by encode()."""
     if not b:
-        raise _shmbus.Corrupt("corrupt: empty container value")
+        raise _corrupt("empty container value")
     tag = b[0:1]
     try:
         if tag == b"i":
@@ -106,7 +110,7 @@ def decode(b):
         if tag in (b"t", b"l", b"d"):
             (n,) = _U32.unpack_from(b, 1)
             if n > len(b):
-                raise _shmbus.Corrupt("corrupt: container value claims %d items" % n)
+                raise _corrupt("container value claims %d items" % n)
             items = _items(b, 5, 2 * n if tag == b"d" else n)
             if tag == b"t":
                 return tuple(items)
@@ -114,8 +118,8 @@ def decode(b):
                 return items
             return dict(zip(items[0::2], items[1::2]))
     except (struct.error, ValueError, UnicodeDecodeError) as e:
-        raise _shmbus.Corrupt("corrupt: undecodable container value (%s)" % e) from None
-    raise _shmbus.Corrupt("corrupt: unknown container value tag %r" % tag)
+        raise _corrupt("undecodable container value (%s)" % e) from None
+    raise _corrupt("unknown container value tag %r" % tag)
 
 
 def _number_delta(delta):
@@ -210,7 +214,7 @@ class Dict(MutableMapping):
     def add(self, key, delta):
         """Atomically add a number to d[key] (KeyError if absent)."""
         if not _number_delta(delta):
-            raise TypeError("add() needs an int or float delta")
+            raise _shmbus._error(_shmbus.ETYPE, "add() needs an int or float delta")
         kb = encode(key)
         if not self._raw.add(kb, delta):
             self._apply_raw(kb, lambda old: old + delta, missing=KeyError(key))
@@ -297,8 +301,8 @@ class List(MutableSequence):
             idx = range(*i.indices(len(self)))
             value = list(value)
             if len(idx) != len(value):
-                raise ValueError("slice assignment must keep the length (%d values for %d slots)"
-                                 % (len(value), len(idx)))
+                raise _shmbus._error(_shmbus.EINVAL, "slice assignment must keep the length "
+                                     "(%d values for %d slots)" % (len(value), len(idx)))
             for j, v in zip(idx, value):
                 self._raw.set(j, encode(v))
             return
@@ -348,7 +352,7 @@ class List(MutableSequence):
     def add(self, index, delta):
         """Atomically add a number to lst[index]."""
         if not _number_delta(delta):
-            raise TypeError("add() needs an int or float delta")
+            raise _shmbus._error(_shmbus.ETYPE, "add() needs an int or float delta")
         if not self._raw.add(index, delta):
             self.apply(index, lambda old: old + delta)
 

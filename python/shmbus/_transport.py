@@ -5,6 +5,7 @@ style (``transport.write("u", arr)`` / ``transport.read("y")``) runs on
 shmbus unchanged: each channel is a state channel, so a read is never torn
 and never blocks the writer.
 """
+from . import _shmbus
 from ._shmbus import Bus, NoData
 
 try:  # numpy is optional
@@ -28,8 +29,8 @@ def _spec(value):
     elif _np is not None and isinstance(value, _np.ndarray):
         dtype, shape = value.dtype, value.shape
     else:
-        raise TypeError("channel spec must be (dtype, shape), a shape, or a numpy array; got %r"
-                        % (value,))
+        raise _shmbus._error(_shmbus.ETYPE, "channel spec must be (dtype, shape), a shape, "
+                             "or a numpy array; got %r" % (value,))
     if isinstance(shape, int):
         shape = (shape,)
     return dtype, tuple(shape)
@@ -38,7 +39,8 @@ def _spec(value):
 class SharedMemoryTransport:
     """Named fixed-size arrays shared between processes.
 
-    ``SharedMemoryTransport(name, channels, create=False, size=0, timeout=10.0)``
+    ``SharedMemoryTransport(name, channels, create=False, size=0, timeout=10.0, mode=0,
+    allow_foreign_owner=False)``
 
     *channels* maps a channel name to its type, in any of these forms::
 
@@ -47,8 +49,9 @@ class SharedMemoryTransport:
          "img": np.zeros((480, 640), np.uint8)}   # a template array
 
     ``create=True`` makes the bus if it is missing (and removes it when this
-    transport closes); ``create=False`` waits up to *timeout* seconds for
-    another process to make it. Both sides must agree on the channels
+    transport closes), with permission bits *mode* (0: 0o600); ``create=False``
+    waits up to *timeout* seconds for another process to make it.
+    ``allow_foreign_owner=True`` accepts a bus another user made (see Bus). Both sides must agree on the channels
     (``TypeMismatch`` otherwise).
 
     ``write(channel, array)`` publishes a value; ``read(channel)`` returns a
@@ -57,9 +60,10 @@ class SharedMemoryTransport:
     number of writes so far. Use as a context manager, or call ``close()``.
     """
 
-    def __init__(self, name, channels, create=False, size=0, timeout=10.0):
+    def __init__(self, name, channels, create=False, size=0, timeout=10.0, mode=0,
+                 allow_foreign_owner=False):
         if not channels:
-            raise ValueError("SharedMemoryTransport needs at least one channel")
+            raise _shmbus._error(_shmbus.EINVAL, "SharedMemoryTransport needs at least one channel")
         self._specs = {str(k): _spec(v) for k, v in dict(channels).items()}
         if not size:
             total = 0
@@ -70,9 +74,11 @@ class SharedMemoryTransport:
                 total += n * 8  # generous: 8 bytes per element
             size = max(1 << 20, 4 * total + (1 << 20))
         if create:
-            self._bus = Bus(name, create=None, size=size, unlink=True)
+            self._bus = Bus(name, create=None, size=size, mode=mode, unlink=True,
+                            allow_foreign_owner=allow_foreign_owner)
         else:
-            self._bus = Bus(name, create=False, wait=timeout)
+            self._bus = Bus(name, create=False, wait=timeout,
+                            allow_foreign_owner=allow_foreign_owner)
         self._states = {}
         try:
             for ch, (dtype, shape) in self._specs.items():

@@ -315,6 +315,7 @@ PyObject *sbpy_bus_array(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "dtype", "length", "create", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name, *dtype_o = Py_None;
 	Py_ssize_t length = 0;
 	shmbus_array_t *ah;
@@ -327,14 +328,16 @@ PyObject *sbpy_bus_array(PyObject *self, PyObject *args, PyObject *kw)
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
 	if (length < 0) {
-		PyErr_Format(sbpy_InvalidArgument, "array %R: length %zd must be >= 0", name, length);
+		sbpy_fail(SHMBUS_EINVAL, "array %R: length %zd must be >= 0", name, length);
 		return NULL;
 	}
 	if (dtype_o != Py_None && (dtype = sbpy_dtype(dtype_o)) < 0)
 		return NULL;
 	if (dtype < 0 && length > 0)
 		dtype = SHMBUS_INT64;
-	if ((r = shmbus_array_open(bus->bus, PyUnicode_AsUTF8(name), dtype, (uint64_t)length,
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	if ((r = shmbus_array_open(bus->bus, cname, dtype, (uint64_t)length,
 	                           create, &ah)))
 		return sbpy_raise(r);
 	a = PyObject_New(sbpy_array, &sbpy_ArrayType);
@@ -388,49 +391,136 @@ static int is_float(int dtype)
 	return dtype == SHMBUS_FLOAT32 || dtype == SHMBUS_FLOAT64;
 }
 
-/* Atomic add; *old gets the previous value as a Python number if old != NULL. */
+/* An element's bits as the int64 the *_i64 calls use (sign- or
+ * zero-extended as its dtype; uint64 as its two's complement bits). */
+static int64_t elem_i64(int dtype, const void *p)
+{
+	switch (dtype) {
+	case SHMBUS_INT8: return *(const int8_t *)p;
+	case SHMBUS_INT16: return *(const int16_t *)p;
+	case SHMBUS_UINT16: return *(const uint16_t *)p;
+	case SHMBUS_INT32: return *(const int32_t *)p;
+	case SHMBUS_UINT32: return *(const uint32_t *)p;
+	case SHMBUS_INT64: case SHMBUS_UINT64: return *(const int64_t *)p;
+	default: return *(const uint8_t *)p;
+	}
+}
+
+static PyObject *i64_to_py(int dtype, int64_t v)
+{
+	if (dtype == SHMBUS_BOOL)
+		return PyBool_FromLong(v != 0);
+	return dtype == SHMBUS_UINT64 ? PyLong_FromUnsignedLongLong((uint64_t)v)
+	                              : PyLong_FromLongLong(v);
+}
+
+/* A Python value as the int64 bits of one element of the array's dtype,
+ * under the conversion rule (sbpy_pack): out of range is refused. */
+static int value_i64(sbpy_array *a, PyObject *v, int64_t *out)
+{
+	uint64_t buf = 0;
+
+	if (sbpy_pack(a->dtype, v, &buf) < 0)
+		return -1;
+	*out = elem_i64(a->dtype, &buf);
+	return 0;
+}
+
+/* cur + delta for the dtype, or -1 if the sum leaves its range. */
+static int checked_sum(int dtype, int64_t cur, int64_t delta, int64_t *sum)
+{
+	int64_t lo, hi;
+
+	if (dtype == SHMBUS_UINT64) {
+		uint64_t u = (uint64_t)cur, r;
+
+		if (delta >= 0 ? __builtin_add_overflow(u, (uint64_t)delta, &r)
+		               : u < -(uint64_t)delta)
+			return -1;
+		*sum = (int64_t)(u + (uint64_t)delta);
+		return 0;
+	}
+	if (__builtin_add_overflow(cur, delta, sum) || sbpy_range_i64(dtype, &lo, &hi) < 0)
+		return -1;
+	return *sum < lo || *sum > hi ? -1 : 0;
+}
+
+/* Atomic add; *old gets the previous value as a Python number if old != NULL.
+ * Integer elements never wrap: the add is a compare-and-swap loop that
+ * refuses a sum outside the dtype (InvalidArgument, element unchanged). A
+ * failed CAS hands back the element's current value (another process added
+ * meanwhile), so each retry starts from what is really there; the
+ * successful CAS (seq_cst, in shmbus_array_cas_i64) is the add's one
+ * atomic step. */
 static int elem_add(sbpy_array *a, Py_ssize_t i, PyObject *delta, PyObject **old)
 {
+	char kind = (char)sbpy_number_kind(delta);
 	int r;
 
 	if (is_float(a->dtype)) {
-		double d = PyFloat_AsDouble(delta), o = 0;
+		double d, o = 0;
 
-		if (d == -1.0 && PyErr_Occurred())
-			return -1;
+		if (!kind)
+			return sbpy_fail_int(SHMBUS_ETYPE, "array %R holds %s: add a number, not %.100s",
+			                     a->name, shmbus_dtype_name(a->dtype),
+			                     Py_TYPE(delta)->tp_name);
+		d = PyFloat_AsDouble(delta);
+		if (d == -1.0 && PyErr_Occurred()) {
+			if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+				return -1;
+			PyErr_Clear();
+			return sbpy_fail_int(SHMBUS_EINVAL, "delta %R does not fit in a float", delta);
+		}
 		if ((r = shmbus_array_add_f64(a->a, (uint64_t)i, d, &o)))
 			return sbpy_raise_int(r);
 		if (old)
 			*old = PyFloat_FromDouble(o);
 	} else if (a->dtype == SHMBUS_BOOL || a->dtype == SHMBUS_BYTES) {
-		PyErr_Format(sbpy_TypeMismatch, "array %R of %s has no atomic add", a->name,
-		             shmbus_dtype_name(a->dtype));
-		return -1;
+		return sbpy_fail_int(SHMBUS_ETYPE, "array %R of %s has no atomic add", a->name,
+		                     shmbus_dtype_name(a->dtype));
 	} else {
+		uint64_t buf = 0;
 		long long d;
-		int64_t o = 0;
+		int64_t cur, sum;
 		int over = 0;
 
-		if (!PyLong_Check(delta)) {
-			PyErr_Format(sbpy_TypeMismatch, "array %R holds %s: add an int, not %.100s",
-			             a->name, shmbus_dtype_name(a->dtype), Py_TYPE(delta)->tp_name);
-			return -1;
-		}
-		d = PyLong_AsLongLongAndOverflow(delta, &over);
-		if (over) {
-			PyErr_Format(PyExc_OverflowError, "delta %R does not fit in int64", delta);
-			return -1;
+		if (kind != 'i' && kind != 'b')
+			return sbpy_fail_int(SHMBUS_ETYPE, "array %R holds %s: add an int, not %.100s",
+			                     a->name, shmbus_dtype_name(a->dtype),
+			                     Py_TYPE(delta)->tp_name);
+		{
+			PyObject *n = PyNumber_Index(delta);
+
+			if (!n)
+				return -1;
+			d = PyLong_AsLongLongAndOverflow(n, &over);
+			Py_DECREF(n);
 		}
 		if (d == -1 && PyErr_Occurred())
 			return -1;
-		if ((r = shmbus_array_add_i64(a->a, (uint64_t)i, (int64_t)d, &o)))
+		if (over)
+			return sbpy_fail_int(SHMBUS_EINVAL, "delta %R does not fit in int64", delta);
+		if ((r = shmbus_array_get(a->a, (uint64_t)i, &buf)))
 			return sbpy_raise_int(r);
-		if (old) {
-			uint64_t raw = (uint64_t)o;
+		cur = elem_i64(a->dtype, &buf);
+		for (;;) {
+			if (checked_sum(a->dtype, cur, (int64_t)d, &sum) < 0) {
+				PyObject *c = i64_to_py(a->dtype, cur);
 
-			*old = a->dtype == SHMBUS_UINT64 ? PyLong_FromUnsignedLongLong(raw)
-			                                 : PyLong_FromLongLong(o);
+				if (c)
+					sbpy_fail(SHMBUS_EINVAL, "array %R[%zd]: %R + %lld does not fit in %s",
+					          a->name, i, c, d, shmbus_dtype_name(a->dtype));
+				Py_XDECREF(c);
+				return -1;
+			}
+			r = shmbus_array_cas_i64(a->a, (uint64_t)i, &cur, sum);
+			if (r == 0)
+				break;
+			if (r != SHMBUS_EAGAIN)
+				return sbpy_raise_int(r);
 		}
+		if (old && !(*old = i64_to_py(a->dtype, cur)))
+			return -1;
 	}
 	return 0;
 }
@@ -549,18 +639,29 @@ static int array_ass_subscript(PyObject *self, PyObject *key, PyObject *v)
 		if (!seq)
 			return -1;
 		if (PySequence_Fast_GET_SIZE(seq) != n) {
-			PyErr_Format(PyExc_ValueError, "slice of %zd elements assigned %zd values", n,
-			             PySequence_Fast_GET_SIZE(seq));
+			sbpy_fail(SHMBUS_EINVAL, "slice of %zd elements assigned %zd values", n,
+			          PySequence_Fast_GET_SIZE(seq));
 			r = -1;
 		}
-		for (k = 0; r == 0 && k < n; k++) {
-			uint64_t buf = 0;
-			int rc;
+		{
+			/* Every value is converted before any is stored: a refused
+			 * value leaves the whole slice as it was. */
+			uint64_t *buf = r == 0 ? PyMem_Calloc((size_t)n + 1, sizeof(*buf)) : NULL;
 
-			if (sbpy_pack(a->dtype, PySequence_Fast_GET_ITEM(seq, k), &buf) < 0)
+			if (r == 0 && !buf) {
+				PyErr_NoMemory();
 				r = -1;
-			else if ((rc = shmbus_array_set(a->a, (uint64_t)(start + k * step), &buf)))
-				r = sbpy_raise_int(rc);
+			}
+			for (k = 0; r == 0 && k < n; k++)
+				if (sbpy_pack(a->dtype, PySequence_Fast_GET_ITEM(seq, k), &buf[k]) < 0)
+					r = -1;
+			for (k = 0; r == 0 && k < n; k++) {
+				int rc = shmbus_array_set(a->a, (uint64_t)(start + k * step), &buf[k]);
+
+				if (rc)
+					r = sbpy_raise_int(rc);
+			}
+			PyMem_Free(buf);
 		}
 		Py_DECREF(seq);
 		return r;
@@ -599,9 +700,8 @@ static PyObject *array_exchange(PyObject *self, PyObject *const *args, Py_ssize_
 {
 	sbpy_array *a = (sbpy_array *)self;
 	Py_ssize_t i;
-	long long v;
-	int64_t old = 0;
-	int r, over = 0;
+	int64_t v, old = 0;
+	int r;
 
 	if (n != 2) {
 		PyErr_SetString(PyExc_TypeError, "exchange(index, value)");
@@ -609,28 +709,21 @@ static PyObject *array_exchange(PyObject *self, PyObject *const *args, Py_ssize_
 	}
 	if (array_check(a) < 0 || parse_index(a, args[0], &i) < 0)
 		return NULL;
-	if (is_float(a->dtype) || !PyLong_Check(args[1])) {
-		PyErr_Format(sbpy_TypeMismatch, "exchange is for integer arrays and int values");
+	if (is_float(a->dtype))
+		return sbpy_fail(SHMBUS_ETYPE, "exchange is for integer arrays");
+	if (value_i64(a, args[1], &v) < 0)
 		return NULL;
-	}
-	v = PyLong_AsLongLongAndOverflow(args[1], &over);
-	if (over || (v == -1 && PyErr_Occurred())) {
-		if (!PyErr_Occurred())
-			PyErr_SetString(PyExc_OverflowError, "value does not fit in int64");
-		return NULL;
-	}
-	if ((r = shmbus_array_xchg_i64(a->a, (uint64_t)i, (int64_t)v, &old)))
+	if ((r = shmbus_array_xchg_i64(a->a, (uint64_t)i, v, &old)))
 		return sbpy_raise(r);
-	return PyLong_FromLongLong(old);
+	return i64_to_py(a->dtype, old);
 }
 
 static PyObject *array_cas(PyObject *self, PyObject *const *args, Py_ssize_t n)
 {
 	sbpy_array *a = (sbpy_array *)self;
 	Py_ssize_t i;
-	long long e, d;
-	int64_t exp;
-	int r, o1 = 0, o2 = 0;
+	int64_t exp, des;
+	int r;
 
 	if (n != 3) {
 		PyErr_SetString(PyExc_TypeError, "compare_and_swap(index, expected, desired)");
@@ -638,23 +731,17 @@ static PyObject *array_cas(PyObject *self, PyObject *const *args, Py_ssize_t n)
 	}
 	if (array_check(a) < 0 || parse_index(a, args[0], &i) < 0)
 		return NULL;
-	if (is_float(a->dtype) || !PyLong_Check(args[1]) || !PyLong_Check(args[2])) {
-		PyErr_Format(sbpy_TypeMismatch, "compare_and_swap is for integer arrays and int values");
+	if (is_float(a->dtype))
+		return sbpy_fail(SHMBUS_ETYPE, "compare_and_swap is for integer arrays");
+	/* Both in range: an expected value the element cannot hold would
+	 * otherwise be truncated and could match another value. */
+	if (value_i64(a, args[1], &exp) < 0 || value_i64(a, args[2], &des) < 0)
 		return NULL;
-	}
-	e = PyLong_AsLongLongAndOverflow(args[1], &o1);
-	d = PyLong_AsLongLongAndOverflow(args[2], &o2);
-	if (o1 || o2 || PyErr_Occurred()) {
-		if (!PyErr_Occurred())
-			PyErr_SetString(PyExc_OverflowError, "value does not fit in int64");
-		return NULL;
-	}
-	exp = (int64_t)e;
-	r = shmbus_array_cas_i64(a->a, (uint64_t)i, &exp, (int64_t)d);
+	r = shmbus_array_cas_i64(a->a, (uint64_t)i, &exp, des);
 	if (r == 0)
-		return Py_BuildValue("(OL)", Py_True, e);
+		return Py_BuildValue("(ON)", Py_True, i64_to_py(a->dtype, exp));
 	if (r == SHMBUS_EAGAIN)
-		return Py_BuildValue("(OL)", Py_False, (long long)exp);
+		return Py_BuildValue("(ON)", Py_False, i64_to_py(a->dtype, exp));
 	return sbpy_raise(r);
 }
 
@@ -848,6 +935,7 @@ static PyObject *raw_open(PyObject *self, PyObject *args, PyObject *kw, int list
 {
 	static char *kwlist[] = {"name", "create", "area_bytes", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name;
 	Py_ssize_t area = 0;
 	int create = 1, rc;
@@ -859,12 +947,14 @@ static PyObject *raw_open(PyObject *self, PyObject *args, PyObject *kw, int list
 	if (sbpy_closed(bus->bus, "bus") < 0 || !have_containers(list))
 		return NULL;
 	if (area < 0) {
-		PyErr_Format(sbpy_InvalidArgument, "%R: area_bytes %zd must be >= 0", name, area);
+		sbpy_fail(SHMBUS_EINVAL, "%R: area_bytes %zd must be >= 0", name, area);
 		return NULL;
 	}
-	rc = list ? shmbus_list_open(bus->bus, PyUnicode_AsUTF8(name), create, (uint64_t)area,
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	rc = list ? shmbus_list_open(bus->bus, cname, create, (uint64_t)area,
 	                             (shmbus_list_t **)&c)
-	          : shmbus_dict_open(bus->bus, PyUnicode_AsUTF8(name), create, (uint64_t)area,
+	          : shmbus_dict_open(bus->bus, cname, create, (uint64_t)area,
 	                             (shmbus_dict_t **)&c);
 	if (rc)
 		return sbpy_raise(rc);
@@ -1017,7 +1107,7 @@ static int py_cb(const void *old, size_t oldlen, void *out, size_t cap, size_t *
 	} else if (res == Py_None) {
 		rc = 1;
 	} else if (!PyBytes_Check(res)) {
-		PyErr_SetString(PyExc_TypeError, "update function must return bytes or None");
+		sbpy_fail(SHMBUS_ETYPE, "update function must return bytes or None");
 		rc = SBPY_PYERR;
 	} else if ((size_t)PyBytes_GET_SIZE(res) > cap) {
 		rc = SHMBUS_ETOOBIG;
@@ -1047,7 +1137,7 @@ static int upd_from_args(struct upd *u, PyObject *fn_or_delta, int numeric)
 	memset(u, 0, sizeof(*u));
 	if (!numeric) {
 		if (!PyCallable_Check(fn_or_delta)) {
-			PyErr_SetString(PyExc_TypeError, "update needs a callable");
+			sbpy_fail(SHMBUS_ETYPE, "update needs a callable");
 			return -1;
 		}
 		u->fn = fn_or_delta;
@@ -1069,7 +1159,7 @@ static int upd_from_args(struct upd *u, PyObject *fn_or_delta, int numeric)
 		u->df = PyFloat_AS_DOUBLE(fn_or_delta);
 		return 0;
 	}
-	PyErr_SetString(sbpy_TypeMismatch, "atomic add needs an int or float delta");
+	sbpy_fail(SHMBUS_ETYPE, "atomic add needs an int or float delta");
 	return -1;
 }
 

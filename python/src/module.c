@@ -12,12 +12,14 @@
 
 #include <structmember.h>
 
+#include <math.h>
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
 PyObject *sbpy_Error, *sbpy_Timeout, *sbpy_Closed, *sbpy_NotFound, *sbpy_Exists,
 	*sbpy_TypeMismatch, *sbpy_Corrupt, *sbpy_Busy, *sbpy_NoSpace, *sbpy_TooBig,
-	*sbpy_NoData, *sbpy_OwnerDead, *sbpy_InvalidArgument;
+	*sbpy_NoData, *sbpy_OwnerDead, *sbpy_InvalidArgument, *sbpy_PermissionDenied;
 
 static PyObject *numpy_mod;
 static int numpy_tried;
@@ -52,39 +54,83 @@ static PyObject *error_class(int code)
 	case SHMBUS_ENODATA: return sbpy_NoData;
 	case SHMBUS_EOWNERDEAD: case SHMBUS_ENOTRECOVERABLE: return sbpy_OwnerDead;
 	case SHMBUS_EINVAL: return sbpy_InvalidArgument;
+	case SHMBUS_EPERM: return sbpy_PermissionDenied;
 	default: return sbpy_Error;
 	}
+}
+
+/* Raise an instance of code's class with message msg (a new reference,
+ * consumed) and .code set. */
+static PyObject *raise_msg(int code, PyObject *msg)
+{
+	PyObject *cls = error_class(code), *exc, *c;
+
+	if (!msg)
+		return NULL;
+	PyErr_Clear();          /* what we raise replaces any pending error */
+	exc = PyObject_CallOneArg(cls, msg);
+	Py_DECREF(msg);
+	if (!exc)
+		return NULL;
+	c = PyLong_FromLong(code);
+	if (!c || PyObject_SetAttrString(exc, "code", c) < 0) {
+		Py_XDECREF(c);
+		Py_DECREF(exc);
+		return NULL;
+	}
+	Py_DECREF(c);
+	PyErr_SetObject(cls, exc);
+	Py_DECREF(exc);
+	return NULL;
 }
 
 PyObject *sbpy_raise(int code)
 {
 	const char *detail = shmbus_last_error();
-	PyObject *cls = error_class(code), *exc, *msg;
 
 	if (code == SBPY_PYERR)
 		return NULL;
 	if (code == SHMBUS_ENOMEM)
 		return PyErr_NoMemory();
+	/* %s decodes with errors='replace': a detail naming bytes taken from
+	 * a damaged segment still gives a message. */
 	if (detail && *detail)
-		msg = PyUnicode_FromFormat("%s: %s", shmbus_strerror(code), detail);
-	else
-		msg = PyUnicode_FromString(shmbus_strerror(code));
-	if (!msg)
-		return NULL;
-	exc = PyObject_CallOneArg(cls, msg);
-	Py_DECREF(msg);
-	if (!exc)
-		return NULL;
-	{
-		PyObject *c = PyLong_FromLong(code);
+		return raise_msg(code, PyUnicode_FromFormat("%s: %s", shmbus_strerror(code), detail));
+	return raise_msg(code, PyUnicode_FromString(shmbus_strerror(code)));
+}
 
-		if (!c || PyObject_SetAttrString(exc, "code", c) < 0)
-			PyErr_Clear();
-		Py_XDECREF(c);
-	}
-	PyErr_SetObject(cls, exc);
-	Py_DECREF(exc);
+static PyObject *fail_v(int code, const char *fmt, va_list ap)
+{
+	PyObject *detail = PyUnicode_FromFormatV(fmt, ap), *msg;
+
+	if (!detail)
+		return NULL;
+	/* The library's words for ETYPE speak of an existing channel; a value
+	 * of the wrong type is the binding's finding. */
+	msg = PyUnicode_FromFormat("%s: %U", code == SHMBUS_ETYPE ? "type mismatch"
+	                                                         : shmbus_strerror(code), detail);
+	Py_DECREF(detail);
+	return raise_msg(code, msg);
+}
+
+PyObject *sbpy_fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fail_v(code, fmt, ap);
+	va_end(ap);
 	return NULL;
+}
+
+int sbpy_fail_int(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fail_v(code, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 int sbpy_raise_int(int code)
@@ -113,13 +159,18 @@ int sbpy_timeout(PyObject *o, int64_t *ns)
 		*ns = SHMBUS_FOREVER;
 		return 0;
 	}
+	if (!PyFloat_Check(o) && !PyIndex_Check(o))
+		return sbpy_fail_int(SHMBUS_EINVAL,
+		                     "timeout %.100s: give a number of seconds >= 0, or None",
+		                     Py_TYPE(o)->tp_name);
 	s = PyFloat_AsDouble(o);
-	if (s == -1.0 && PyErr_Occurred())
-		return -1;
-	if (s != s || s < 0) {
-		PyErr_SetString(PyExc_ValueError, "timeout must be a number of seconds >= 0, or None");
-		return -1;
+	if (s == -1.0 && PyErr_Occurred()) {
+		PyErr_Clear();
+		s = 1e300;      /* an int beyond double: forever */
 	}
+	if (s != s || s < 0)
+		return sbpy_fail_int(SHMBUS_EINVAL, "timeout %R: give a number of seconds >= 0, or None",
+		                     o);
 	*ns = s > 9e9 ? SHMBUS_FOREVER : (int64_t)(s * 1e9);
 	return 0;
 }
@@ -191,11 +242,11 @@ int sbpy_dtype(PyObject *o)
 	if (PyUnicode_Check(o)) {
 		s = PyUnicode_AsUTF8(o);
 		if (!s)
-			return -1;
+			return sbpy_fail_int(SHMBUS_EINVAL, "cannot use %R as a dtype", o);
 		d = shmbus_dtype_parse(s);
 		if (d < 0) {
-			PyErr_Format(sbpy_InvalidArgument,
-			             "unknown dtype '%s' (use bytes, int8..int64, uint8..uint64, float32, float64, bool)", s);
+			sbpy_fail(SHMBUS_EINVAL,
+			          "unknown dtype '%s' (use bytes, int8..int64, uint8..uint64, float32, float64, bool)", s);
 			return -1;
 		}
 		return d;
@@ -213,7 +264,7 @@ int sbpy_dtype(PyObject *o)
 		}
 		PyErr_Clear();
 	}
-	PyErr_Format(sbpy_InvalidArgument, "cannot use %R as a dtype", o);
+	sbpy_fail(SHMBUS_EINVAL, "cannot use %R as a dtype", o);
 	return -1;
 }
 
@@ -260,8 +311,8 @@ int sbpy_check_format(const Py_buffer *v, int dtype, const char *what)
 	if (f[0] && !f[1] && format_kind(f[0]) == dtype_kind(dtype) &&
 	    (size_t)v->itemsize == shmbus_dtype_size(dtype))
 		return 0;
-	PyErr_Format(sbpy_TypeMismatch, "%s holds %s; got a buffer of format '%s' (itemsize %zd)",
-	             what, shmbus_dtype_name(dtype), v->format, v->itemsize);
+	sbpy_fail(SHMBUS_ETYPE, "%s holds %s; got a buffer of format '%s' (itemsize %zd)",
+	          what, shmbus_dtype_name(dtype), v->format, v->itemsize);
 	return -1;
 }
 
@@ -418,13 +469,15 @@ static int bus_check(sbpy_bus *b)
 }
 
 static int bus_fill_opts(shmbus_bus_opts_t *o, unsigned long long size, unsigned int mode,
-                         unsigned int max_channels, unsigned int max_peers)
+                         unsigned int max_channels, unsigned int max_peers, int foreign)
 {
 	shmbus_bus_opts_init(o);
 	o->size = size;
 	o->mode = mode;
 	o->max_channels = max_channels;
 	o->max_peers = max_peers;
+	if (foreign)
+		o->flags |= SHMBUS_BUS_ALLOW_FOREIGN_OWNER;
 	return 0;
 }
 
@@ -444,12 +497,12 @@ static int bus_wait_op(void *p, int64_t t)
 static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "create", "size", "mode", "max_channels", "max_peers",
-	                         "unlink", "wait", NULL};
+	                         "unlink", "wait", "allow_foreign_owner", NULL};
 	sbpy_bus *b = (sbpy_bus *)self;
 	PyObject *name, *create = Py_False, *wait = Py_None;
 	Py_ssize_t size = 0, maxc = 0, maxp = 0;
 	unsigned int mode = 0;
-	int unlink_on_close = 0, r, created = 0;
+	int unlink_on_close = 0, r, created = 0, foreign = 0;
 	shmbus_bus_opts_t o;
 	shmbus_bus_t *bus = NULL;
 	const char *n;
@@ -458,20 +511,21 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "Bus is already open");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OnInnpO:Bus", kwlist, &name, &create, &size,
-	                                 &mode, &maxc, &maxp, &unlink_on_close, &wait))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OnInnpOp:Bus", kwlist, &name, &create, &size,
+	                                 &mode, &maxc, &maxp, &unlink_on_close, &wait, &foreign))
 		return -1;
-	n = PyUnicode_AsUTF8(name);
+	n = sbpy_name_arg(name, "bus");
 	if (!n)
 		return -1;
 	if (size < 0 || maxc < 0 || maxc > UINT32_MAX || maxp < 0 || maxp > UINT32_MAX ||
 	    mode > 07777) {
-		PyErr_Format(sbpy_InvalidArgument,
-		             "bus %R: size %zd, mode %o, max_channels %zd, max_peers %zd out of range",
-		             name, size, mode, maxc, maxp);
+		sbpy_fail(SHMBUS_EINVAL,
+		          "bus %R: size %zd, mode %o, max_channels %zd, max_peers %zd out of range",
+		          name, size, mode, maxc, maxp);
 		return -1;
 	}
-	bus_fill_opts(&o, (unsigned long long)size, mode, (unsigned int)maxc, (unsigned int)maxp);
+	bus_fill_opts(&o, (unsigned long long)size, mode, (unsigned int)maxc, (unsigned int)maxp,
+	              foreign);
 	if (create == Py_None) {
 		r = shmbus_bus_open_or_create(n, &o, &bus, &created);
 	} else if (PyObject_IsTrue(create)) {
@@ -485,9 +539,20 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 			return -1;
 		r = sbpy_block(bus_wait_op, &c, t, 0);
 		bus = c.out;
+		if (r == SHMBUS_ETIMEDOUT) {
+			/* The library's message names the last slice's timeout. */
+			char secs[32];
+
+			snprintf(secs, sizeof(secs), "%.3f", (double)t / 1e9);
+			return sbpy_fail_int(r, "bus %R did not appear within %s s", name, secs);
+		}
 	} else {
 		r = shmbus_bus_open(n, &o, &bus);
 	}
+	if (r == SHMBUS_EPERM && !foreign && strstr(shmbus_last_error(), "ALLOW_FOREIGN_OWNER"))
+		return sbpy_fail_int(r, "%s; Bus(..., allow_foreign_owner=True) accepts a bus shared "
+		                     "by another user (docs/python.md, \"Buses shared by several users\")",
+		                     shmbus_last_error());
 	if (r)
 		return sbpy_raise_int(r);
 	b->bus = bus;
@@ -643,16 +708,48 @@ static PyObject *bus_info(PyObject *self, PyObject *unused)
 	                     "persistent", i.persistent ? Py_True : Py_False);
 }
 
+PyObject *sbpy_shm_name(const char *s, size_t cap, const char *what)
+{
+	size_t n = strnlen(s, cap);
+	PyObject *raw;
+
+	if (n < cap && shmbus_name_check(s) == 0)
+		return PyUnicode_FromStringAndSize(s, (Py_ssize_t)n);
+	raw = PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
+	if (!raw)
+		return NULL;
+	sbpy_fail(SHMBUS_ECORRUPT, "%s name %R%s is not a valid name (a damaged segment?)", what,
+	          raw, n == cap ? " (no NUL)" : "");
+	Py_DECREF(raw);
+	return NULL;
+}
+
+const char *sbpy_name_arg(PyObject *name, const char *what)
+{
+	const char *s = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : NULL;
+
+	if (s)
+		return s;
+	PyErr_Clear();
+	sbpy_fail(SHMBUS_EINVAL, "%s name %R: use A-Z a-z 0-9 _ - .", what, name);
+	return NULL;
+}
+
 PyObject *sbpy_channel_info_dict(const shmbus_channel_info_t *c)
 {
-	PyObject *shape = PyTuple_New(c->ndim <= SHMBUS_MAX_DIMS ? c->ndim : 0);
+	PyObject *shape, *name = sbpy_shm_name(c->name, sizeof(c->name), "channel");
 	uint32_t k;
 
-	if (!shape)
+	if (!name)
 		return NULL;
+	shape = PyTuple_New(c->ndim <= SHMBUS_MAX_DIMS ? c->ndim : 0);
+	if (!shape) {
+		Py_DECREF(name);
+		return NULL;
+	}
 	for (k = 0; k < c->ndim && k < SHMBUS_MAX_DIMS; k++)
 		PyTuple_SET_ITEM(shape, k, PyLong_FromUnsignedLongLong(c->shape[k]));
-	return Py_BuildValue("{s:s,s:s,s:s,s:N,s:K,s:K,s:K,s:K}", "name", c->name, "kind",
+	return Py_BuildValue("{s:N,s:s,s:s,s:N,s:K,s:K,s:K,s:K}", "name", name, "kind",
 	                     shmbus_kind_name(c->kind), "dtype",
 	                     shmbus_dtype_name(c->dtype) ? shmbus_dtype_name(c->dtype) : "?",
 	                     "shape", shape, "value_size", (unsigned long long)c->value_size,
@@ -703,7 +800,7 @@ static PyObject *bus_delete(PyObject *self, PyObject *arg)
 
 	if (bus_check(b) < 0)
 		return NULL;
-	if (!(n = PyUnicode_AsUTF8(arg)))
+	if (!(n = sbpy_name_arg(arg, "channel")))
 		return NULL;
 	if ((r = shmbus_channel_delete(b->bus, n)))
 		return sbpy_raise(r);
@@ -861,14 +958,17 @@ PyTypeObject sbpy_BusType = {
 	.tp_repr = bus_repr,
 	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
 	.tp_doc = "Bus(name, create=False, size=0, mode=0o600, max_channels=0, max_peers=0,\n"
-	          "    unlink=False, wait=None)\n\n"
+	          "    unlink=False, wait=None, allow_foreign_owner=False)\n\n"
 	          "A shared-memory bus: one named segment holding named channels.\n\n"
 	          "name: a plain name (lives in /dev/shm) or 'file:/path' (a file that\n"
 	          "persists). create=False opens an existing bus (NotFound if missing;\n"
 	          "with wait=seconds, waits for it to appear); create=True makes a new one\n"
 	          "(Exists if taken); create=None opens or creates. size in bytes (0: 16\n"
 	          "MiB), mode the permission bits at creation (0: 0o600).\n"
-	          "unlink=True removes the name when the creating handle closes.\n\n"
+	          "unlink=True removes the name when the creating handle closes.\n"
+	          "allow_foreign_owner=True opens a bus owned by another user, or whose\n"
+	          "mode was widened after creation (refused by default: PermissionDenied);\n"
+	          "for a bus shared by a group, e.g. created with mode=0o660.\n\n"
 	          "Use as a context manager: `with shmbus.Bus('b', create=True, unlink=True) as bus:`.\n"
 	          "Channels: bus.state(...), bus.queue(...), bus.lock/event/semaphore/turn(...),\n"
 	          "bus.array/dict/list(...).",
@@ -886,7 +986,7 @@ PyTypeObject sbpy_BusType = {
 
 static PyObject *mod_unlink(PyObject *m, PyObject *arg)
 {
-	const char *n = PyUnicode_AsUTF8(arg);
+	const char *n = sbpy_name_arg(arg, "bus");
 	int r;
 
 	(void)m;
@@ -899,7 +999,10 @@ static PyObject *mod_unlink(PyObject *m, PyObject *arg)
 
 static int list_cb(const char *name, void *arg)
 {
-	PyObject *s = PyUnicode_FromString(name);
+	/* Any local user may create a file with our prefix: decode as
+	 * os.listdir() does (undecodable bytes as surrogate escapes) rather
+	 * than fail the whole listing. */
+	PyObject *s = PyUnicode_DecodeFSDefault(name);
 	int r = s ? PyList_Append((PyObject *)arg, s) : -1;
 
 	Py_XDECREF(s);
@@ -934,7 +1037,28 @@ static PyObject *mod_version(PyObject *m, PyObject *unused)
 	return PyUnicode_FromString(shmbus_version());
 }
 
+static PyObject *mod_error(PyObject *m, PyObject *args)
+{
+	PyObject *msg, *type, *value, *tb;
+	int code;
+
+	(void)m;
+	if (!PyArg_ParseTuple(args, "iU:_error", &code, &msg))
+		return NULL;
+	sbpy_fail(code, "%U", msg);
+	PyErr_Fetch(&type, &value, &tb);
+	Py_XDECREF(type);
+	Py_XDECREF(tb);
+	return value;
+}
+
+static PyObject *mod_pack(PyObject *m, PyObject *args);
+
 static PyMethodDef mod_methods[] = {
+	{"_pack", mod_pack, METH_VARARGS,
+	 "_pack(dtype, value) -> bytes: one element, under the write conversion rule."},
+	{"_error", mod_error, METH_VARARGS,
+	 "_error(code, message) -> the exception for code, with .code set (raise it)."},
 	{"unlink", mod_unlink, METH_O, "unlink(name): remove a bus's name (NotFound if absent)."},
 	{"list_buses", mod_list, METH_NOARGS, "list_buses() -> list of the bus names in /dev/shm."},
 	{"library_version", mod_version, METH_NOARGS, "library_version() -> the C library's version."},
@@ -998,7 +1122,10 @@ PyMODINIT_FUNC PyInit__shmbus(void)
 	    !(sbpy_OwnerDead = new_exc(m, "OwnerDead", Py_BuildValue("(O)", sbpy_Error),
 	                               "A lock's previous owner died holding it.")) ||
 	    !(sbpy_InvalidArgument = new_exc(m, "InvalidArgument", BASES2(sbpy_Error, PyExc_ValueError),
-	                                     "An argument is invalid (the message says which).")))
+	                                     "An argument is invalid (the message says which).")) ||
+	    !(sbpy_PermissionDenied = new_exc(m, "PermissionDenied",
+	                                      BASES2(sbpy_Error, PyExc_PermissionError),
+	                                      "Refused by permissions or ownership (e.g. a bus owned by another user).")))
 		goto fail;
 	if (PyType_Ready(&sbpy_ViewType) < 0 || PyType_Ready(&sbpy_BusType) < 0)
 		goto fail;
@@ -1009,6 +1136,27 @@ PyMODINIT_FUNC PyInit__shmbus(void)
 	    sbpy_sync_init_types(m) < 0 || sbpy_containers_init_types(m) < 0)
 		goto fail;
 	PyModule_AddIntConstant(m, "FOREVER", -1);
+	{
+		/* The SHMBUS_E* codes, for comparing with Error.code. */
+		static const struct { const char *name; int code; } codes[] = {
+			{"EINVAL", SHMBUS_EINVAL}, {"ENOENT", SHMBUS_ENOENT},
+			{"EEXIST", SHMBUS_EEXIST}, {"ETYPE", SHMBUS_ETYPE},
+			{"ECORRUPT", SHMBUS_ECORRUPT}, {"EVERSION", SHMBUS_EVERSION},
+			{"ENOSPC", SHMBUS_ENOSPC}, {"ETIMEDOUT", SHMBUS_ETIMEDOUT},
+			{"EAGAIN", SHMBUS_EAGAIN}, {"ECLOSED", SHMBUS_ECLOSED},
+			{"EBUSY", SHMBUS_EBUSY}, {"EOWNERDEAD", SHMBUS_EOWNERDEAD},
+			{"ESYS", SHMBUS_ESYS}, {"EPERM", SHMBUS_EPERM},
+			{"ETOOBIG", SHMBUS_ETOOBIG}, {"EINTR", SHMBUS_EINTR},
+			{"ENODATA", SHMBUS_ENODATA}, {"ENOMEM", SHMBUS_ENOMEM},
+			{"ESTATE", SHMBUS_ESTATE}, {"ENOTRECOVERABLE", SHMBUS_ENOTRECOVERABLE},
+			{"ELAPPED", SHMBUS_ELAPPED},
+		};
+		size_t k;
+
+		for (k = 0; k < sizeof(codes) / sizeof(codes[0]); k++)
+			if (PyModule_AddIntConstant(m, codes[k].name, codes[k].code) < 0)
+				goto fail;
+	}
 	return m;
 fail:
 	Py_DECREF(m);
@@ -1019,79 +1167,165 @@ fail:
 /* Elements                                                               */
 /* ---------------------------------------------------------------------- */
 
+/*
+ * The conversion rule for every value written into a typed channel (state
+ * writes, array elements, atomic adds, exchange, compare-and-swap): a
+ * value is stored as it is or refused, never wrapped, truncated or
+ * invented. Integer dtypes take integers (int, bool, numpy integers) in
+ * the dtype's range; bool takes booleans and the integers 0 and 1; float
+ * dtypes take integers and floats, rounded to the nearest representable
+ * value (what a float channel is), but a finite value beyond float32's
+ * range is refused. None, str, complex and floats into integer dtypes are
+ * TypeMismatch; out of range is InvalidArgument. Nothing is stored when a
+ * value is refused.
+ */
+
+/* 'f' a float-like number, 'i' an integer-like one (int, bool, numpy
+ * integer and bool), 0 anything else. */
+static char number_kind(PyObject *o)
+{
+	const char *tn = Py_TYPE(o)->tp_name;
+	PyNumberMethods *nb = Py_TYPE(o)->tp_as_number;
+
+	if (o == Py_None || PyComplex_Check(o) || strstr(tn, "complex"))
+		return 0;
+	if (PyBool_Check(o) || !strcmp(tn, "numpy.bool_") || !strcmp(tn, "numpy.bool"))
+		return 'b';
+	if (PyLong_Check(o) || PyIndex_Check(o))
+		return 'i';
+	if (PyFloat_Check(o) || (nb && nb->nb_float && !PyUnicode_Check(o) && !PyBytes_Check(o)))
+		return 'f';
+	return 0;
+}
+
+int sbpy_number_kind(PyObject *o)
+{
+	return number_kind(o);
+}
+
+static int refuse_type(int dtype, PyObject *o)
+{
+	return sbpy_fail_int(SHMBUS_ETYPE, "cannot store %.100s %R in a %s element",
+	                     Py_TYPE(o)->tp_name, o, shmbus_dtype_name(dtype));
+}
+
+static int refuse_range(int dtype, PyObject *o)
+{
+	return sbpy_fail_int(SHMBUS_EINVAL, "%R does not fit in %s", o, shmbus_dtype_name(dtype));
+}
+
+int sbpy_range_i64(int dtype, int64_t *lo, int64_t *hi)
+{
+	switch (dtype) {
+	case SHMBUS_INT8: *lo = INT8_MIN; *hi = INT8_MAX; return 0;
+	case SHMBUS_BOOL: *lo = 0; *hi = 1; return 0;
+	case SHMBUS_BYTES: case SHMBUS_UINT8: *lo = 0; *hi = UINT8_MAX; return 0;
+	case SHMBUS_INT16: *lo = INT16_MIN; *hi = INT16_MAX; return 0;
+	case SHMBUS_UINT16: *lo = 0; *hi = UINT16_MAX; return 0;
+	case SHMBUS_INT32: *lo = INT32_MIN; *hi = INT32_MAX; return 0;
+	case SHMBUS_UINT32: *lo = 0; *hi = UINT32_MAX; return 0;
+	case SHMBUS_INT64: *lo = INT64_MIN; *hi = INT64_MAX; return 0;
+	default: return -1;   /* uint64 and the floats */
+	}
+}
+
+/* An integer-like or bool-like number as a Python int (new reference). */
+static PyObject *as_int(PyObject *o, char kind)
+{
+	int t;
+
+	if (kind != 'b')
+		return PyNumber_Index(o);
+	t = PyObject_IsTrue(o);       /* numpy.bool_'s __index__ is deprecated */
+	return t < 0 ? NULL : PyLong_FromLong(t);
+}
+
 int sbpy_pack(int dtype, PyObject *o, void *out)
 {
-	long long v = 0;
-	unsigned long long u = 0;
+	char kind = number_kind(o);
+	PyObject *i;
+	int64_t lo, hi;
+	long long v;
 	double d;
 	int over = 0;
 
-	switch (dtype) {
-	case SHMBUS_FLOAT32: case SHMBUS_FLOAT64:
-		d = PyFloat_AsDouble(o);
-		if (d == -1.0 && PyErr_Occurred())
-			return -1;
-		if (dtype == SHMBUS_FLOAT32)
-			*(float *)out = (float)d;
-		else
-			*(double *)out = d;
-		return 0;
-	case SHMBUS_BOOL:
-		v = PyObject_IsTrue(o);
-		if (v < 0)
-			return -1;
-		*(uint8_t *)out = (uint8_t)v;
-		return 0;
-	case SHMBUS_UINT64:
-		if (!PyLong_Check(o) && !PyIndex_Check(o))
-			goto type;
-		{
-			PyObject *i = PyNumber_Index(o);
-
-			if (!i)
+	if (!kind)
+		return refuse_type(dtype, o);
+	if (dtype == SHMBUS_FLOAT32 || dtype == SHMBUS_FLOAT64) {
+		if (kind == 'f') {
+			d = PyFloat_AsDouble(o);
+			if (d == -1.0 && PyErr_Occurred())
 				return -1;
-			u = PyLong_AsUnsignedLongLong(i);
+		} else {
+			if (!(i = as_int(o, kind)))
+				return -1;
+			d = PyLong_AsDouble(i);
 			Py_DECREF(i);
+			if (d == -1.0 && PyErr_Occurred()) {
+				PyErr_Clear();
+				return refuse_range(dtype, o);
+			}
 		}
-		if (u == (unsigned long long)-1 && PyErr_Occurred())
-			return -1;
+		if (dtype == SHMBUS_FLOAT64) {
+			*(double *)out = d;
+			return 0;
+		}
+		if (isfinite(d) && !isfinite((float)d))
+			return refuse_range(dtype, o);
+		*(float *)out = (float)d;
+		return 0;
+	}
+	if (kind == 'f')
+		return refuse_type(dtype, o);
+	if (!(i = as_int(o, kind)))
+		return -1;
+	if (dtype == SHMBUS_UINT64) {
+		unsigned long long u = PyLong_AsUnsignedLongLong(i);
+
+		Py_DECREF(i);
+		if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+			if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+				return -1;
+			PyErr_Clear();
+			return refuse_range(dtype, o);
+		}
 		*(uint64_t *)out = u;
 		return 0;
-	default:
-		break;
 	}
-	if (!PyLong_Check(o) && !PyIndex_Check(o))
-		goto type;
-	{
-		PyObject *i = PyNumber_Index(o);
-
-		if (!i)
-			return -1;
-		v = PyLong_AsLongLongAndOverflow(i, &over);
-		Py_DECREF(i);
-	}
+	v = PyLong_AsLongLongAndOverflow(i, &over);
+	Py_DECREF(i);
 	if (v == -1 && PyErr_Occurred())
 		return -1;
+	if (sbpy_range_i64(dtype, &lo, &hi) < 0)
+		return refuse_type(dtype, o);
+	if (over || v < lo || v > hi)
+		return refuse_range(dtype, o);
 	switch (dtype) {
-	case SHMBUS_INT8: over |= v < INT8_MIN || v > INT8_MAX; *(int8_t *)out = (int8_t)v; break;
-	case SHMBUS_BYTES:
-	case SHMBUS_UINT8: over |= v < 0 || v > UINT8_MAX; *(uint8_t *)out = (uint8_t)v; break;
-	case SHMBUS_INT16: over |= v < INT16_MIN || v > INT16_MAX; *(int16_t *)out = (int16_t)v; break;
-	case SHMBUS_UINT16: over |= v < 0 || v > UINT16_MAX; *(uint16_t *)out = (uint16_t)v; break;
-	case SHMBUS_INT32: over |= v < INT32_MIN || v > INT32_MAX; *(int32_t *)out = (int32_t)v; break;
-	case SHMBUS_UINT32: over |= v < 0 || v > UINT32_MAX; *(uint32_t *)out = (uint32_t)v; break;
-	case SHMBUS_INT64: *(int64_t *)out = v; break;
-	default: goto type;
-	}
-	if (over) {
-		PyErr_Format(PyExc_OverflowError, "%R does not fit in %s", o, shmbus_dtype_name(dtype));
-		return -1;
+	case SHMBUS_INT8: *(int8_t *)out = (int8_t)v; break;
+	case SHMBUS_INT16: *(int16_t *)out = (int16_t)v; break;
+	case SHMBUS_UINT16: *(uint16_t *)out = (uint16_t)v; break;
+	case SHMBUS_INT32: *(int32_t *)out = (int32_t)v; break;
+	case SHMBUS_UINT32: *(uint32_t *)out = (uint32_t)v; break;
+	case SHMBUS_INT64: *(int64_t *)out = (int64_t)v; break;
+	default: *(uint8_t *)out = (uint8_t)v; break;   /* uint8, bytes, bool */
 	}
 	return 0;
-type:
-	PyErr_Format(sbpy_TypeMismatch, "cannot store %.100s in a %s element", Py_TYPE(o)->tp_name,
-	             shmbus_dtype_name(dtype));
-	return -1;
+}
+
+static PyObject *mod_pack(PyObject *m, PyObject *args)
+{
+	PyObject *dt, *v;
+	uint64_t buf = 0;
+	int dtype;
+
+	(void)m;
+	if (!PyArg_ParseTuple(args, "OO:_pack", &dt, &v))
+		return NULL;
+	if ((dtype = sbpy_dtype(dt)) < 0)
+		return NULL;
+	if (sbpy_pack(dtype, v, &buf) < 0)
+		return NULL;
+	return PyBytes_FromStringAndSize((const char *)&buf, (Py_ssize_t)shmbus_dtype_size(dtype));
 }
 
 PyObject *sbpy_unpack(int dtype, const void *p)
@@ -1109,6 +1343,6 @@ PyObject *sbpy_unpack(int dtype, const void *p)
 	case SHMBUS_FLOAT32: return PyFloat_FromDouble(*(const float *)p);
 	case SHMBUS_FLOAT64: return PyFloat_FromDouble(*(const double *)p);
 	case SHMBUS_BOOL: return PyBool_FromLong(*(const uint8_t *)p != 0);
-	default: PyErr_SetString(sbpy_Error, "invalid dtype"); return NULL;
+	default: return sbpy_fail(SHMBUS_ECORRUPT, "invalid dtype %d", dtype);
 	}
 }

@@ -60,7 +60,7 @@ static int queue_check(sbpy_queue *q)
 
 static int do_join(sbpy_queue *q, PyObject *group, int earliest, int durable)
 {
-	const char *g = PyUnicode_AsUTF8(group);
+	const char *g = sbpy_name_arg(group, "group");
 	int r;
 
 	if (!g)
@@ -80,6 +80,7 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 	                         "durable", "max_groups", "max_members", "max_producers",
 	                         "wait_policy", "spin", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name, *group = Py_None, *pol = NULL, *spin = NULL;
 	Py_ssize_t slots = 0, mg = 0, mm = 0, mp = 0, max_msg = 0;
 	int create = 1, earliest = 0, durable = 0, r;
@@ -96,14 +97,14 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 		return NULL;
 	if (slots < 0 || slots > UINT32_MAX || max_msg < 0 || mg < 0 || mg > UINT32_MAX ||
 	    mm < 0 || mm > UINT32_MAX || mp < 0 || mp > UINT32_MAX) {
-		PyErr_Format(sbpy_InvalidArgument,
-		             "queue %R: slots %zd, max_msg %zd, max_groups %zd, max_members %zd, "
-		             "max_producers %zd: each must be 0..4294967295", name, slots, max_msg, mg,
-		             mm, mp);
+		sbpy_fail(SHMBUS_EINVAL,
+		          "queue %R: slots %zd, max_msg %zd, max_groups %zd, max_members %zd, "
+		          "max_producers %zd: each must be 0..4294967295", name, slots, max_msg, mg,
+		          mm, mp);
 		return NULL;
 	}
 	if (group != Py_None && !PyUnicode_Check(group)) {
-		PyErr_SetString(sbpy_InvalidArgument, "group must be a str or None");
+		sbpy_fail(SHMBUS_EINVAL, "group must be a str or None");
 		return NULL;
 	}
 	shmbus_queue_opts_init(&o);
@@ -115,7 +116,9 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 	o.max_producers = (uint32_t)mp;
 	if (sbpy_parse_wait(pol, spin, &o.wait_policy, &o.spin_ns) < 0)
 		return NULL;
-	if ((r = shmbus_queue_open(bus->bus, PyUnicode_AsUTF8(name), &o, &qh)))
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	if ((r = shmbus_queue_open(bus->bus, cname, &o, &qh)))
 		return sbpy_raise(r);
 	memset(&info, 0, sizeof(info));
 	info.size_of = sizeof(info);
@@ -183,10 +186,12 @@ static PyObject *queue_put(PyObject *self, PyObject *const *args, Py_ssize_t nar
 		timeout = args[1];
 	if (queue_check(q) < 0 || sbpy_timeout(timeout, &t) < 0)
 		return NULL;
-	if (PyUnicode_Check(args[0])) {
-		PyErr_SetString(PyExc_TypeError, "put() takes bytes-like data, not str (encode it)");
-		return NULL;
-	}
+	/* Messages are bytes, copied as they are: nothing else is converted. */
+	if (PyUnicode_Check(args[0]))
+		return sbpy_fail(SHMBUS_ETYPE, "put() takes bytes-like data, not str (encode it)");
+	if (!PyObject_CheckBuffer(args[0]))
+		return sbpy_fail(SHMBUS_ETYPE, "put() takes bytes-like data, not %.100s",
+		                 Py_TYPE(args[0])->tp_name);
 	if (PyObject_GetBuffer(args[0], &b, PyBUF_C_CONTIGUOUS) < 0)
 		return NULL;
 	c.q = q->q;
@@ -262,7 +267,7 @@ static PyObject *queue_drop_group(PyObject *self, PyObject *arg)
 
 	if (queue_check(q) < 0)
 		return NULL;
-	group = PyUnicode_AsUTF8(arg);
+	group = sbpy_name_arg(arg, "group");
 	if (!group)
 		return NULL;
 	if ((r = shmbus_queue_drop_group(q->q, group)))
@@ -605,7 +610,13 @@ static PyObject *queue_info(PyObject *self, PyObject *unused)
 		return sbpy_raise(r);
 	groups = PyList_New(0);
 	for (k = 0; groups && k < i.groups && k < 64; k++) {
-		d = Py_BuildValue("{s:s,s:K,s:K,s:I,s:I,s:I}", "name", g[k].name, "cursor",
+		PyObject *name = sbpy_shm_name(g[k].name, sizeof(g[k].name), "group");
+
+		if (!name) {
+			Py_CLEAR(groups);
+			break;
+		}
+		d = Py_BuildValue("{s:N,s:K,s:K,s:I,s:I,s:I}", "name", name, "cursor",
 		                  (unsigned long long)g[k].cursor, "lag",
 		                  (unsigned long long)g[k].lag, "members", g[k].members,
 		                  "live_members", g[k].live_members, "flags", g[k].flags);

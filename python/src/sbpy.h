@@ -57,7 +57,7 @@ struct sbpy_bus {
 extern PyObject *sbpy_Error, *sbpy_Timeout, *sbpy_Closed, *sbpy_NotFound,
 	*sbpy_Exists, *sbpy_TypeMismatch, *sbpy_Corrupt, *sbpy_Busy,
 	*sbpy_NoSpace, *sbpy_TooBig, *sbpy_NoData, *sbpy_OwnerDead,
-	*sbpy_InvalidArgument;
+	*sbpy_InvalidArgument, *sbpy_PermissionDenied;
 
 extern PyTypeObject sbpy_BusType, sbpy_StateType, sbpy_StatePeekType,
 	sbpy_QueueType, sbpy_PeekType, sbpy_ViewType;
@@ -66,6 +66,13 @@ extern PyTypeObject sbpy_BusType, sbpy_StateType, sbpy_StatePeekType,
 PyObject *sbpy_raise(int code);
 /* Same, for functions returning int: returns -1. */
 int sbpy_raise_int(int code);
+/* Raise the exception class for code (with .code set) with the binding's
+ * own message, formatted as PyUnicode_FromFormat does; returns NULL. Every
+ * error about shmbus arguments or values raised by the binding goes
+ * through here or sbpy_raise, so that each carries .code. */
+PyObject *sbpy_fail(int code, const char *fmt, ...);
+/* Same, for functions returning int: returns -1. */
+int sbpy_fail_int(int code, const char *fmt, ...);
 
 /* Seconds (float/int) or None -> ns; SHMBUS_FOREVER for None. -2 on error. */
 int sbpy_timeout(PyObject *o, int64_t *ns);
@@ -85,10 +92,22 @@ int sbpy_check_format(const Py_buffer *view, int dtype, const char *what);
 /* struct-module format character for a dtype. */
 const char *sbpy_format(int dtype);
 
-/* A Python number -> one element of dtype at out (range-checked); 0 or -1. */
+/* A Python number -> one element of dtype at out, under the one conversion
+ * rule (module.c: exact or refused; floats round); 0 or -1. */
 int sbpy_pack(int dtype, PyObject *o, void *out);
+/* 'i' integer-like, 'b' bool-like, 'f' float-like number, 0 not a number. */
+int sbpy_number_kind(PyObject *o);
+/* The range of an integer dtype (bool: 0..1); -1 for uint64 and floats. */
+int sbpy_range_i64(int dtype, int64_t *lo, int64_t *hi);
 /* One element of dtype -> a Python int/float/bool. */
 PyObject *sbpy_unpack(int dtype, const void *p);
+/* A name the library copied out of shared memory (a channel's or a
+ * group's, cap bytes with its NUL) as a str; Corrupt when it is not a
+ * valid name, which only a damaged or hostile segment holds. */
+PyObject *sbpy_shm_name(const char *s, size_t cap, const char *what);
+/* A name argument as UTF-8; InvalidArgument (not UnicodeEncodeError) if it
+ * cannot be encoded. */
+const char *sbpy_name_arg(PyObject *name, const char *what);
 /* A channel description as a dict. */
 PyObject *sbpy_channel_info_dict(const shmbus_channel_info_t *c);
 

@@ -82,11 +82,12 @@ static int parse_shape(PyObject *o, uint32_t *ndim, uint64_t *shape)
 		return 0;
 	}
 	if (PyLong_Check(o)) {
-		long long v = PyLong_AsLongLong(o);
+		int over = 0;
+		long long v = PyLong_AsLongLongAndOverflow(o, &over);
 
-		if (v <= 0) {
+		if (v <= 0 || over) {
 			if (!PyErr_Occurred())
-				PyErr_Format(sbpy_InvalidArgument, "shape %R: every dimension must be > 0", o);
+				sbpy_fail(SHMBUS_EINVAL, "shape %R: every dimension must be > 0", o);
 			return -1;
 		}
 		*ndim = 1;
@@ -94,25 +95,34 @@ static int parse_shape(PyObject *o, uint32_t *ndim, uint64_t *shape)
 		return 0;
 	}
 	if (!PyTuple_Check(o) && !PyList_Check(o)) {
-		PyErr_Format(sbpy_InvalidArgument, "shape must be an int or a tuple of ints, not %.100s",
-		             Py_TYPE(o)->tp_name);
+		sbpy_fail(SHMBUS_EINVAL, "shape must be an int or a tuple of ints, not %.100s",
+		          Py_TYPE(o)->tp_name);
 		return -1;
 	}
 	n = PySequence_Size(o);
 	if (n > SHMBUS_MAX_DIMS) {
-		PyErr_Format(sbpy_InvalidArgument, "shape %R has %zd dimensions; the limit is %d", o, n,
-		             SHMBUS_MAX_DIMS);
+		sbpy_fail(SHMBUS_EINVAL, "shape %R has %zd dimensions; the limit is %d", o, n,
+		          SHMBUS_MAX_DIMS);
 		return -1;
 	}
 	for (k = 0; k < n; k++) {
 		PyObject *e = PySequence_GetItem(o, k);
-		long long v = e ? PyLong_AsLongLong(e) : -1;
+		long long v = -1;
+		int over = 0;
 
-		Py_XDECREF(e);
+		if (!e)
+			return -1;
+		if (PyIndex_Check(e)) {
+			PyObject *i = PyNumber_Index(e);
+
+			v = i ? PyLong_AsLongLongAndOverflow(i, &over) : -1;
+			Py_XDECREF(i);
+		}
+		Py_DECREF(e);
 		if (v == -1 && PyErr_Occurred())
 			return -1;
-		if (v <= 0) {
-			PyErr_Format(sbpy_InvalidArgument, "shape %R: every dimension must be > 0", o);
+		if (v <= 0 || over) {
+			sbpy_fail(SHMBUS_EINVAL, "shape %R: every dimension must be > 0", o);
 			return -1;
 		}
 		shape[k] = (uint64_t)v;
@@ -141,7 +151,7 @@ static int parse_policy(PyObject *o, int *policy)
 	else if (s && !strcmp(s, "park"))
 		*policy = SHMBUS_WAIT_PARK;
 	else {
-		PyErr_Format(sbpy_InvalidArgument, "wait_policy %R: use 'spin_park', 'spin' or 'park'", o);
+		sbpy_fail(SHMBUS_EINVAL, "wait_policy %R: use 'spin_park', 'spin' or 'park'", o);
 		return -1;
 	}
 	return 0;
@@ -162,6 +172,7 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = {"name", "dtype", "shape", "create", "nbuf", "wait_policy", "spin",
 	                         NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name, *dtype_o = NULL, *shape_o = NULL, *pol = NULL, *spin = NULL;
 	int create = 1, r, scalar;
 	Py_ssize_t nbuf = 0;
@@ -177,8 +188,8 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
 	if (nbuf < 0 || nbuf > 64) {
-		PyErr_Format(sbpy_InvalidArgument, "state %R: nbuf %zd; allowed 2..8 (0: default)",
-		             name, nbuf);
+		sbpy_fail(SHMBUS_EINVAL, "state %R: nbuf %zd; allowed 2..8 (0: default)",
+		          name, nbuf);
 		return NULL;
 	}
 	shmbus_state_opts_init(&o);
@@ -201,7 +212,9 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 			o.shape[0] = 1;
 		}
 	}
-	r = shmbus_state_open(bus->bus, PyUnicode_AsUTF8(name), &o, &st);
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	r = shmbus_state_open(bus->bus, cname, &o, &st);
 	if (r)
 		return sbpy_raise(r);
 	memset(&info, 0, sizeof(info));
@@ -252,9 +265,9 @@ static int write_bytes(sbpy_state *s, const void *p, size_t len)
 	int r;
 
 	if (len != s->size) {
-		PyErr_Format(sbpy_InvalidArgument,
-		             "state %R holds %zu-byte values (%s, shape %R); got %zu bytes", s->name,
-		             s->size, shmbus_dtype_name(s->dtype), s->py_shape, len);
+		sbpy_fail(SHMBUS_EINVAL,
+		          "state %R holds %zu-byte values (%s, shape %R); got %zu bytes", s->name,
+		          s->size, shmbus_dtype_name(s->dtype), s->py_shape, len);
 		return -1;
 	}
 	if (len >= BIG_COPY) {
@@ -301,24 +314,41 @@ static PyObject *state_write(PyObject *self, PyObject *v)
 
 	if (state_check(s) < 0)
 		return NULL;
-	if (v == s->wobj || PyObject_CheckBuffer(v)) {
-		r = write_buffer(s, v, cacheable(v));
+	/* The conversion rule (sbpy_pack in module.c): numbers by value,
+	 * buffers byte for byte (their element type must be the channel's),
+	 * sequences by value through shmbus._convert. */
+	if (v == s->wobj) {
+		r = write_buffer(s, v, 1);
 	} else if (s->size <= sizeof(one) && s->dtype != SHMBUS_BYTES &&
-	           (PyFloat_Check(v) || PyLong_Check(v) || PyBool_Check(v) || PyIndex_Check(v)) &&
-	           shmbus_dtype_size(s->dtype) == s->size) {
+	           shmbus_dtype_size(s->dtype) == s->size && !cacheable(v) &&
+	           sbpy_number_kind(v)) {
 		if (sbpy_pack(s->dtype, v, &one) < 0)
 			return NULL;
 		r = write_bytes(s, &one, s->size);
+	} else if (PyObject_CheckBuffer(v)) {
+		r = write_buffer(s, v, cacheable(v));
 	} else if (s->np_dtype) {
-		arr = PyObject_CallMethod(sbpy_numpy(), "ascontiguousarray", "OO", v, s->np_dtype);
+		static PyObject *to_array;
+
+		if (!to_array) {
+			PyObject *mod = PyImport_ImportModule("shmbus._convert");
+
+			if (!mod)
+				return NULL;
+			to_array = PyObject_GetAttrString(mod, "to_array");
+			Py_DECREF(mod);
+			if (!to_array)
+				return NULL;
+		}
+		arr = PyObject_CallFunction(to_array, "Os", v, shmbus_dtype_name(s->dtype));
 		if (!arr)
 			return NULL;
 		r = write_buffer(s, arr, 0);
 		Py_DECREF(arr);
 	} else {
-		PyErr_Format(sbpy_TypeMismatch,
-		             "state %R: write() takes a buffer of %zu bytes%s, not %.100s", s->name,
-		             s->size, s->size <= 8 ? " or a number" : "", Py_TYPE(v)->tp_name);
+		sbpy_fail(SHMBUS_ETYPE,
+		          "state %R: write() takes a buffer of %zu bytes%s, not %.100s", s->name,
+		          s->size, s->size <= 8 ? " or a number" : "", Py_TYPE(v)->tp_name);
 		return NULL;
 	}
 	if (r < 0)
@@ -367,9 +397,9 @@ static PyObject *read_value(sbpy_state *s, PyObject *out, uint64_t *seq)
 			return NULL;
 		}
 		if ((size_t)b.len != s->size) {
-			PyErr_Format(sbpy_InvalidArgument,
-			             "state %R holds %zu-byte values (%s, shape %R); out has %zd bytes",
-			             s->name, s->size, shmbus_dtype_name(s->dtype), s->py_shape, b.len);
+			sbpy_fail(SHMBUS_EINVAL,
+			          "state %R holds %zu-byte values (%s, shape %R); out has %zd bytes",
+			          s->name, s->size, shmbus_dtype_name(s->dtype), s->py_shape, b.len);
 			PyBuffer_Release(&b);
 			return NULL;
 		}

@@ -86,6 +86,7 @@ PyObject *sbpy_bus_lock(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "create", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name, *res;
 	shmbus_lock_t *l;
 	int create = 1, r;
@@ -94,7 +95,9 @@ PyObject *sbpy_bus_lock(PyObject *self, PyObject *args, PyObject *kw)
 		return NULL;
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
-	if ((r = shmbus_lock_open(bus->bus, PyUnicode_AsUTF8(name), create, &l)))
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	if ((r = shmbus_lock_open(bus->bus, cname, create, &l)))
 		return sbpy_raise(r);
 	res = sync_wrap(bus, &sbpy_LockType, K_LOCK, name, l);
 	if (!res)
@@ -106,6 +109,7 @@ PyObject *sbpy_bus_event(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "create", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name, *res;
 	shmbus_event_t *e;
 	int create = 1, r;
@@ -114,7 +118,9 @@ PyObject *sbpy_bus_event(PyObject *self, PyObject *args, PyObject *kw)
 		return NULL;
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
-	if ((r = shmbus_event_open(bus->bus, PyUnicode_AsUTF8(name), create, &e)))
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	if ((r = shmbus_event_open(bus->bus, cname, create, &e)))
 		return sbpy_raise(r);
 	res = sync_wrap(bus, &sbpy_EventType, K_EVENT, name, e);
 	if (!res)
@@ -126,6 +132,7 @@ PyObject *sbpy_bus_semaphore(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "initial", "create", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name, *res;
 	Py_ssize_t initial = 0;
 	shmbus_sem_t *s;
@@ -137,11 +144,13 @@ PyObject *sbpy_bus_semaphore(PyObject *self, PyObject *args, PyObject *kw)
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
 	if (initial < 0 || initial > UINT32_MAX) {
-		PyErr_Format(sbpy_InvalidArgument, "semaphore %R: initial count %zd out of range",
-		             name, initial);
+		sbpy_fail(SHMBUS_EINVAL, "semaphore %R: initial count %zd out of range",
+		          name, initial);
 		return NULL;
 	}
-	if ((r = shmbus_sem_open(bus->bus, PyUnicode_AsUTF8(name), create, (uint32_t)initial, &s)))
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	if ((r = shmbus_sem_open(bus->bus, cname, create, (uint32_t)initial, &s)))
 		return sbpy_raise(r);
 	res = sync_wrap(bus, &sbpy_SemType, K_SEM, name, s);
 	if (!res)
@@ -153,6 +162,7 @@ PyObject *sbpy_bus_turn(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "max_parties", "create", "register", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
+	const char *cname;
 	PyObject *name;
 	sbpy_sync *res;
 	Py_ssize_t maxp = 0;
@@ -165,10 +175,12 @@ PyObject *sbpy_bus_turn(PyObject *self, PyObject *args, PyObject *kw)
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
 	if (maxp < 0 || maxp > UINT32_MAX) {
-		PyErr_Format(sbpy_InvalidArgument, "turn %R: max_parties %zd out of range", name, maxp);
+		sbpy_fail(SHMBUS_EINVAL, "turn %R: max_parties %zd out of range", name, maxp);
 		return NULL;
 	}
-	if ((r = shmbus_turn_open(bus->bus, PyUnicode_AsUTF8(name), create, (uint32_t)maxp, &t)))
+	if (!(cname = sbpy_name_arg(name, "channel")))
+		return NULL;
+	if ((r = shmbus_turn_open(bus->bus, cname, create, (uint32_t)maxp, &t)))
 		return sbpy_raise(r);
 	res = (sbpy_sync *)sync_wrap(bus, &sbpy_TurnType, K_TURN, name, t);
 	if (!res) {
@@ -214,7 +226,7 @@ static int sync_wait(sbpy_sync *s, int blocking, PyObject *timeout)
 		return -1;
 	if (!blocking) {
 		if (timeout && timeout != Py_None) {
-			PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+			sbpy_fail(SHMBUS_EINVAL, "can't specify a timeout for a non-blocking call");
 			return -1;
 		}
 		t = 0;
@@ -397,7 +409,7 @@ static PyObject *sem_release(PyObject *self, PyObject *args)
 	if (!PyArg_ParseTuple(args, "|n:release", &n))
 		return NULL;
 	if (n < 1) {
-		PyErr_SetString(PyExc_ValueError, "n must be one or more");
+		sbpy_fail(SHMBUS_EINVAL, "n must be one or more");
 		return NULL;
 	}
 	for (k = 0; k < n; k++) {

@@ -178,3 +178,21 @@ def test_forked_child_closing_inherited_bus_leaves_parent_registered(busname):
         assert groups == {"g": 1}
         st.write(2)
         assert st.read() == 2
+
+
+def test_allow_foreign_owner_opt_in(busname):
+    # A bus whose mode was widened after creation is refused like one owned
+    # by another user, with the same opt-in (tests/test_multiuser.sh runs the
+    # real multi-user case as other uids).
+    with shmbus.Bus(busname, create=True, size=1 << 20, mode=0o600) as owner:
+        owner.state("y").write(1.5)
+        os.chmod("/dev/shm/shmbus-" + busname, 0o660)
+        with pytest.raises(shmbus.PermissionDenied, match="allow_foreign_owner=True"):
+            shmbus.Bus(busname)
+        with shmbus.Bus(busname, allow_foreign_owner=True) as other:
+            assert other.state("y").read() == 1.5
+        with shmbus.Bus.open(busname, wait=1, allow_foreign_owner=True) as other:
+            assert other.info()["channels"] == 1
+        with shmbus.SharedMemoryTransport(busname, {"y": ("float64", ())},
+                                          allow_foreign_owner=True, timeout=1) as t:
+            assert t.read("y") == 1.5
