@@ -18,12 +18,25 @@
  * A value is applied only if it is newer than the last one applied:
  * (epoch, seq) orders them, the epoch being the exporting bus's creation
  * time (a re-created bus restarts its sequence numbers). The local channel
- * is created with the remote dtype and shape; if it exists with another
- * type, the link stops with an error naming both types. The local sequence
- * numbers are the local channel's own (one per value applied), not the
- * remote ones.
+ * is created with the remote dtype and shape, and with many writers
+ * (SHMBUS_WRITERS_MANY) so that local programs may write it too; if it
+ * exists with another type, the link stops with an error naming both
+ * types. The local sequence numbers are the local channel's own (one per
+ * value applied), not the remote ones.
+ *
+ * Local writers and imported values. A local program may write a channel
+ * that is also imported (seed 000's plant writes u = 0 once; then the
+ * remote controller's values arrive). On a many-writer channel both simply
+ * write in turn: the bus keeps whichever was written last. On a
+ * single-writer channel whose writer role a live local program holds, the
+ * remote value cannot be written: it waits (the newest one only) and is
+ * written as soon as that program gives the role up; the link goes on and
+ * says so once. A value an importer wrote is never exported again by this
+ * bridge (the echo set below), so a channel both exported and imported
+ * does not bounce between two bridges.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +87,67 @@ static int type_eq(const struct vtype *a, const struct vtype *b)
 		if (a->shape[i] != b->shape[i])
 			return 0;
 	return 1;
+}
+
+/* ---- the echo set ----------------------------------------------------
+ * The local sequence numbers an importer of this bridge wrote, per bus and
+ * channel, so the exporter of the same channel skips them. The importer
+ * records the number while it holds the write (between write_begin and
+ * commit, when it is the only one that can publish), before publishing it:
+ * the mutex's release before the commit's publication, and the exporter's
+ * acquire of pub_seq before it takes the mutex, make the record visible to
+ * an exporter that reads the value. A ring of the last 64 is kept: the
+ * exporter reads the newest value only, so older ones hardly matter. */
+#define ECHO_RING 64
+
+struct echo {
+	char bus[BR_STR];
+	char chan[SHMBUS_NAME_MAX + 1];
+	uint64_t seq[ECHO_RING];
+	unsigned n;
+};
+
+static struct echo echoes[BR_MAX_LINKS];
+static int nechoes;
+static pthread_mutex_t echo_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Under echo_mu: the entry of bus:chan, made if make (NULL if full). */
+static struct echo *echo_find(const struct br_link *l, int make)
+{
+	int i;
+
+	for (i = 0; i < nechoes; i++)
+		if (!strcmp(echoes[i].bus, l->bus) && !strcmp(echoes[i].chan, l->chan))
+			return &echoes[i];
+	if (!make || nechoes == BR_MAX_LINKS)
+		return NULL;
+	snprintf(echoes[nechoes].bus, sizeof(echoes[nechoes].bus), "%s", l->bus);
+	snprintf(echoes[nechoes].chan, sizeof(echoes[nechoes].chan), "%s", l->chan);
+	return &echoes[nechoes++];
+}
+
+static void echo_add(const struct br_link *l, uint64_t seq)
+{
+	struct echo *e;
+
+	pthread_mutex_lock(&echo_mu);
+	e = echo_find(l, 1);
+	if (e)
+		e->seq[e->n++ % ECHO_RING] = seq;
+	pthread_mutex_unlock(&echo_mu);
+}
+
+static int echo_has(const struct br_link *l, uint64_t seq)
+{
+	struct echo *e;
+	int i, found = 0;
+
+	pthread_mutex_lock(&echo_mu);
+	e = echo_find(l, 0);
+	for (i = 0; e && i < ECHO_RING && !found; i++)
+		found = e->seq[i] == seq;
+	pthread_mutex_unlock(&echo_mu);
+	return found;
 }
 
 static natsStatus set_u64(natsMsg *m, const char *key, uint64_t v)
@@ -239,6 +313,12 @@ void *br_state_export(void *arg)
 			break;
 		}
 		last = seq;
+		/* a value this bridge imported: sending it back would echo */
+		if (echo_has(l, seq)) {
+			br_debug("export %s:%s: seq %" PRIu64 " was imported here; not sent back",
+			         l->bus, l->chan, seq);
+			continue;
+		}
 		s = make_value_msg(&m, l->subject, buf, len, &t, seq, epoch, br->cfg.name);
 		if (s == NATS_OK)
 			s = natsConnection_PublishMsg(br->nc, m);
@@ -276,6 +356,10 @@ struct importer {
 	struct vtype t;
 	uint64_t last_epoch, last_seq;
 	int have;
+	/* the newest value a live local single writer kept out, if any */
+	natsMsg *pending;
+	uint64_t pending_epoch, pending_seq;
+	int busy_said;
 };
 
 static int header_u64(natsMsg *m, const char *key, uint64_t *v)
@@ -347,7 +431,14 @@ static int open_local(struct importer *im, const struct vtype *t)
 	so.ndim = t->ndim;
 	memcpy(so.shape, t->shape, sizeof(so.shape));
 	so.create = 1;
+	/* Made here: many writers, so local programs may write it too. An
+	 * existing channel is taken as it was made (one writer or many). */
+	so.writers = SHMBUS_WRITERS_MANY;
 	r = shmbus_state_open(im->bus, l->chan, &so, &im->st);
+	if (r == SHMBUS_ETYPE) {
+		so.writers = SHMBUS_WRITERS_DEFAULT;
+		r = shmbus_state_open(im->bus, l->chan, &so, &im->st);
+	}
 	if (r == SHMBUS_ETYPE) {
 		shmbus_channel_info_t ci;
 		struct vtype lt;
@@ -377,13 +468,35 @@ static int open_local(struct importer *im, const struct vtype *t)
 	return 0;
 }
 
-/* Returns 0 (applied or skipped), -1 when the link must stop. */
+/* Write one value into the local channel; its local seq goes into the
+ * echo set first (see above). SHMBUS_EBUSY: a live local single writer. */
+static int write_local(struct importer *im, const void *data, size_t len)
+{
+	void *p;
+	uint64_t s;
+	int r;
+
+	if (len != shmbus_state_size(im->st))
+		return shmbus_state_write(im->st, data, len);   /* names the sizes */
+	r = shmbus_state_write_begin(im->st, &p);
+	if (r)
+		return r;
+	/* while we hold the write nobody else publishes: ours is the next */
+	s = shmbus_state_seq(im->st) + 1;
+	echo_add(im->l, s);
+	memcpy(p, data, len);
+	return shmbus_state_write_commit(im->st);
+}
+
+/* Returns 0 (applied or skipped), 1 (kept out by a local writer: keep m
+ * and try again), -1 when the link must stop. */
 static int apply_value(struct importer *im, natsMsg *m, const char *from)
 {
 	struct br_link *l = im->l;
 	struct vtype t;
 	uint64_t seq, epoch;
 	char why[160], a[128], b[128];
+	const char *origin = NULL;
 	int r;
 
 	if (header_u64(m, BR_H_SEQ, &seq) || header_u64(m, BR_H_EPOCH, &epoch)) {
@@ -392,6 +505,11 @@ static int apply_value(struct importer *im, natsMsg *m, const char *from)
 		atomic_fetch_add(&l->c.errors, 1);
 		return 0;
 	}
+	/* our own exporter's value (this bridge exports and imports the
+	 * channel under one name): it came from here */
+	if (natsMsgHeader_Get(m, BR_H_ORIGIN, &origin) == NATS_OK && origin &&
+	    !strcmp(origin, l->br->cfg.name))
+		return 0;
 	if (value_type(m, &t, why, sizeof(why))) {
 		br_warn("import %s:%s: bad value message (%s); ignored", l->bus, l->chan, why);
 		atomic_fetch_add(&l->c.errors, 1);
@@ -411,10 +529,24 @@ static int apply_value(struct importer *im, natsMsg *m, const char *from)
 		             l->remote, a, b);
 		return -1;
 	}
-	r = shmbus_state_write(im->st, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+	r = write_local(im, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+	if (r == SHMBUS_EBUSY) {
+		/* a local program is the channel's single writer: the value
+		 * waits for it to give the role up; the link goes on */
+		if (!im->busy_said++)
+			br_warn("import %s:%s: %s; the remote value waits until that writer stops "
+			        "(create the channel with many writers to share it)",
+			        l->bus, l->chan, shmbus_last_error());
+		return 1;
+	}
 	if (r) {
 		br_link_fail(l, "writing the local value: %s", shmbus_last_error());
 		return -1;
+	}
+	if (im->busy_said) {
+		br_info("import %s:%s: the local writer is gone; remote values are written again",
+		        l->bus, l->chan);
+		im->busy_said = 0;
 	}
 	if (!im->have)
 		br_info("import %s:%s: first value (remote seq %" PRIu64 ", from %s)",
@@ -425,6 +557,25 @@ static int apply_value(struct importer *im, natsMsg *m, const char *from)
 	atomic_fetch_add(&l->c.msgs, 1);
 	atomic_fetch_add(&l->c.bytes, (uint64_t)natsMsg_GetDataLength(m));
 	return 0;
+}
+
+/* Keep m (taken over) as the value to write once the local writer is
+ * gone, unless the one kept already is newer. */
+static void keep_pending(struct importer *im, natsMsg *m)
+{
+	uint64_t seq = 0, epoch = 0;
+
+	header_u64(m, BR_H_SEQ, &seq);
+	header_u64(m, BR_H_EPOCH, &epoch);
+	if (im->pending && (epoch < im->pending_epoch ||
+	                    (epoch == im->pending_epoch && seq <= im->pending_seq))) {
+		natsMsg_Destroy(m);
+		return;
+	}
+	natsMsg_Destroy(im->pending);
+	im->pending = m;
+	im->pending_epoch = epoch;
+	im->pending_seq = seq;
 }
 
 /* The bucket's value, if any: 1 done (found or absent), 0 try again. */
@@ -441,7 +592,10 @@ static int fetch_kv(struct importer *im)
 	s = br_kv_last(br, subj, &m);
 	if (s == NATS_OK) {
 		r = apply_value(im, m, "the KV bucket");
-		natsMsg_Destroy(m);
+		if (r == 1)
+			keep_pending(im, m);
+		else
+			natsMsg_Destroy(m);
 		return r < 0 ? -1 : 1;
 	}
 	if (s == NATS_NOT_FOUND) {
@@ -495,6 +649,22 @@ void *br_state_import(void *arg)
 			kv_fail = r ? 0 : kv_fail + 1;
 			kv_next = br_now_ns() + (uint64_t)br_backoff_ms(kv_fail - 1) * 1000000ull;
 		}
+		/* a value kept out by a local single writer: try again */
+		if (im.pending) {
+			natsMsg *pm = im.pending;
+			int r;
+
+			im.pending = NULL;
+			r = apply_value(&im, pm, "waiting");
+			if (r < 0) {
+				natsMsg_Destroy(pm);
+				break;
+			}
+			if (r == 1)
+				keep_pending(&im, pm);
+			else
+				natsMsg_Destroy(pm);
+		}
 		s = natsSubscription_NextMsg(&m, sub, 200);
 		if (s == NATS_TIMEOUT)
 			continue;
@@ -507,17 +677,24 @@ void *br_state_import(void *arg)
 			br_sleep_ms(100);
 			continue;
 		}
-		if (apply_value(&im, m, "live") < 0) {
+		switch (apply_value(&im, m, "live")) {
+		case 1:
+			keep_pending(&im, m);
+			break;
+		case 0:
 			natsMsg_Destroy(m);
 			break;
+		default:
+			natsMsg_Destroy(m);
+			goto out;
 		}
-		natsMsg_Destroy(m);
 	}
 out:
 	if (sub) {
 		natsSubscription_Unsubscribe(sub);
 		natsSubscription_Destroy(sub);
 	}
+	natsMsg_Destroy(im.pending);
 	shmbus_state_close(im.st);
 	shmbus_bus_close(im.bus);
 	return NULL;
