@@ -14,7 +14,13 @@
  * Import: subscribe to the subject first, then fetch the bucket's value
  * (a late joiner gets the current value at once), then apply live values;
  * after a reconnect, fetch the bucket's value again (what was published
- * while this side was away is not on the subject any more).
+ * while this side was away is not on the subject any more). A value
+ * published just before the subscription may still be on its way to the
+ * bucket (the exporter's deferred store, up to one KV interval later), so
+ * the bucket is read once more one exporter KV interval (carried in the
+ * stored value's Shmbus-Kv-Interval header) plus a margin after the
+ * subscription or reconnect: a late joiner has the current value within
+ * one KV interval.
  * A value is applied only if it is newer than the last one applied:
  * (epoch, seq) orders them, the epoch being the exporting bus's creation
  * time (a re-created bus restarts its sequence numbers). The local channel
@@ -218,6 +224,11 @@ static int kv_publish(struct bridge *br, struct br_link *l, const void *buf, siz
 	s = make_value_msg(&m, subj, buf, len, t, seq, epoch, br->cfg.name);
 	if (s != NATS_OK)
 		return -1;
+	/* the importer's second look at the bucket waits this long */
+	if (set_u64(m, BR_H_KV_INTERVAL, (uint64_t)br->cfg.kv_interval_ms) != NATS_OK) {
+		natsMsg_Destroy(m);
+		return -1;
+	}
 	jsPubOptions_Init(&po);
 	po.MaxWait = 1000;
 	s = js_PublishMsg(&ack, br->js, m, &po, &je);
@@ -356,6 +367,7 @@ struct importer {
 	struct vtype t;
 	uint64_t last_epoch, last_seq;
 	int have;
+	uint64_t kv_interval_ms;   /* the exporter's, from the bucket; else ours */
 	/* the newest value a live local single writer kept out, if any */
 	natsMsg *pending;
 	uint64_t pending_epoch, pending_seq;
@@ -591,6 +603,10 @@ static int fetch_kv(struct importer *im)
 	snprintf(subj, sizeof(subj), "$KV.%s.%s", br->kv_bucket, l->remote);
 	s = br_kv_last(br, subj, &m);
 	if (s == NATS_OK) {
+		uint64_t ki;
+
+		if (header_u64(m, BR_H_KV_INTERVAL, &ki) == 0 && ki > 0 && ki <= 3600000)
+			im->kv_interval_ms = ki;
 		r = apply_value(im, m, "the KV bucket");
 		if (r == 1)
 			keep_pending(im, m);
@@ -607,13 +623,20 @@ static int fetch_kv(struct importer *im)
 	return 0;
 }
 
+/* How long after subscribing the bucket is read again: the exporter's KV
+ * interval, plus a margin for its store to go through JetStream. */
+static uint64_t kv_second_look(const struct importer *im)
+{
+	return (im->kv_interval_ms + 250) * 1000000ull;
+}
+
 void *br_state_import(void *arg)
 {
 	struct br_link *l = arg;
 	struct bridge *br = l->br;
 	struct importer im;
 	natsSubscription *sub = NULL;
-	uint64_t kv_next = 0, seen_reconnects = atomic_load(&br->reconnects);
+	uint64_t kv_next = 0, kv_again = 0, seen_reconnects = atomic_load(&br->reconnects);
 	int kv_done = 0, kv_fail = 0;
 	natsStatus s;
 
@@ -630,6 +653,8 @@ void *br_state_import(void *arg)
 	natsSubscription_SetPendingLimits(sub, 65536, 256 << 20);
 	br_info("import state %s -> %s:%s", l->subject, l->bus, l->chan);
 	atomic_store(&l->c.state, BR_LINK_RUNNING);
+	im.kv_interval_ms = (uint64_t)br->cfg.kv_interval_ms;
+	kv_again = br_now_ns();   /* subscribed now; see kv_second_look */
 	while (!br_stop && atomic_load(&l->c.state) != BR_LINK_FAILED) {
 		natsMsg *m = NULL;
 
@@ -640,6 +665,16 @@ void *br_state_import(void *arg)
 			kv_done = 0;
 			kv_fail = 0;
 			kv_next = br_now_ns() + 300000000ull;
+			kv_again = kv_next;
+		}
+		/* the second look: what was published just before we
+		 * subscribed reaches the bucket within one exporter interval */
+		if (kv_done && kv_again && br_now_ns() >= kv_again + kv_second_look(&im)) {
+			br_debug("import %s:%s: reading the bucket again", l->bus, l->chan);
+			kv_again = 0;
+			kv_done = 0;
+			kv_fail = 0;
+			kv_next = 0;
 		}
 		if (!kv_done && br_now_ns() >= kv_next) {
 			int r = fetch_kv(&im);

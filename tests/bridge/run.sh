@@ -9,6 +9,11 @@
 #                              naming both types; the status channel counts
 #   late_joiner_gets_value     an importer started after the exporter stopped
 #                              gets the current value from the KV bucket
+#   late_joiner_after_last_write
+#                              an importer that starts just after the last
+#                              write (published live before it subscribed,
+#                              its KV store deferred) gets that value within
+#                              one KV interval, not the older stored one
 #   seed000_two_buses          seed 000's plant (bus A) and controller (bus B),
 #                              its code as written, joined by two bridges: the
 #                              plant's own write of u meets the imported u
@@ -327,6 +332,37 @@ t_late() {
   kill_pid late TERM
 }
 
+# The exporter stores v1 in the bucket at once, then v2 arrives within its
+# 3 s KV interval: v2 goes out live at once but reaches the bucket only when
+# the interval ends. An importer that starts after v2 went out (the status
+# counts it) and before that store finds v1 in the bucket and missed v2 on
+# the subject; it must still have v2 within one interval (+ margin: < 6.5 s
+# from its start on a loaded machine), not v1 until the next write.
+t_late_kv() {
+  local A B url P=$((BASE + 5)) pre="t$TAG.lk" t0 ms out2
+  A=$(bus lkA); B=$(bus lkB)
+  url=nats://127.0.0.1:$P
+  start_nats lk $P || return 1
+  "$TOOL" put "$A" p float64 1 1 >/dev/null || return 1
+  start_bridge lk-a --nats $url --prefix $pre --export "$A:p" --kv-interval 3000
+  out1() { [ "$(status_field "$A" lk-a 8)" -ge 1 ] 2>/dev/null; }
+  wait_for 10 out1 || { echo "v1 not exported"; return 1; }
+  sleep 0.5                                   # v1 is in the bucket (the first store is at once)
+  "$TOOL" put "$A" p float64 1 2 >/dev/null || return 1
+  out2() { [ "$(status_field "$A" lk-a 8)" -ge 2 ] 2>/dev/null; }
+  wait_for 10 out2 || { echo "v2 not exported"; return 1; }
+  t0=$(date +%s%N)
+  start_bridge lk-b --nats $url --prefix $pre --import-state "$B:p"
+  "$TOOL" expect "$B" p 10000 float64 1 1 >/dev/null 2>&1 ||
+    "$TOOL" expect "$B" p 100 float64 1 2 >/dev/null || { echo "no value at all"; return 1; }
+  "$TOOL" expect "$B" p 8000 float64 1 2 || { echo "the late joiner kept v1: $("$TOOL" get "$B" p)"; return 1; }
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ $ms -lt 6500 ] || { echo "v2 only after $ms ms"; return 1; }
+  echo "late joiner had the last value $ms ms after it started (KV interval 3000 ms)"
+  stop_bridge lk-a && stop_bridge lk-b || return 1
+  kill_pid lk TERM
+}
+
 # seed 000 (python/tests/seed000: the seed's plant.py and controller.py as
 # written) across two buses: plant on A, controller on B, y and u carried by
 # two bridges. The plant writes u = 0 on A and then the bridge writes the
@@ -560,6 +596,7 @@ t_cluster() {
 echo "bridge tests: $BR, nats-server $("$NATS" --version 2>&1 | head -1), ports $BASE.., scale $SCALE"
 check state_round_trip_types t_state
 check late_joiner_gets_value t_late
+check late_joiner_after_last_write t_late_kv
 check seed000_two_buses t_seed000
 check local_writer_meets_import t_local_meets
 check state_survives_server_restart t_state_restart
