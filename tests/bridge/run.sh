@@ -26,6 +26,10 @@
 #                              one stops with a clear error; one started
 #                              before the server, with the token in a config
 #                              file, connects when it comes up and carries
+#   malformed_nats_url         --nats "this is not a url" (and a bad port,
+#                              a bad scheme, in a config file too) is a
+#                              configuration error: exit 2 at once, the URL
+#                              and the reason named; not an endless retry
 #   state_survives_server_restart
 #                              the server is SIGKILLed and restarted; both
 #                              bridges reconnect and values cross again
@@ -285,6 +289,23 @@ t_state_restart() {
   echo "value $v crossed after the restart; exporter status: $("$TOOL" get "$A" _bridge.sr-a)"
   stop_bridge sr-a && stop_bridge sr-b || return 1
   kill_pid sr TERM
+}
+
+t_bad_url() {
+  local u rc A
+  A=$(bus buA)
+  printf 'nats nats://127.0.0.1:4222,nats://bad host:4222\n' >"$TMP/bu.conf"
+  for u in "this is not a url" "nats://127.0.0.1:99999" "http://127.0.0.1:4222" "nats://" "config"; do
+    if [ "$u" = config ]; then
+      timeout 20 "$BR" --name bu --config "$TMP/bu.conf" --export "$A:v" >"$TMP/bu.log" 2>&1; rc=$?
+      u="nats://bad host:4222"
+    else
+      timeout 20 "$BR" --name bu --nats "$u" --export "$A:v" >"$TMP/bu.log" 2>&1; rc=$?
+    fi
+    [ $rc -eq 2 ] || { echo "--nats '$u': exit $rc, expected 2 (124: still retrying after 20 s)"; cat "$TMP/bu.log"; return 1; }
+    grep -qF "'$u' is not a NATS server URL" "$TMP/bu.log" || { echo "--nats '$u': no clear message:"; cat "$TMP/bu.log"; return 1; }
+    echo "exit 2: $(head -1 "$TMP/bu.log")"
+  done
 }
 
 t_auth() {
@@ -599,6 +620,7 @@ check late_joiner_gets_value t_late
 check late_joiner_after_last_write t_late_kv
 check seed000_two_buses t_seed000
 check local_writer_meets_import t_local_meets
+check malformed_nats_url t_bad_url
 check state_survives_server_restart t_state_restart
 check token_auth_and_config_file t_auth
 check "queue_exact_$((100000 * SCALE))" t_exact
