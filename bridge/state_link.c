@@ -39,13 +39,15 @@
  * written as soon as that program gives the role up; the link goes on and
  * says so once. A value an importer wrote is never exported again by this
  * bridge (the echo set below), so a channel both exported and imported
- * does not bounce between two bridges.
+ * does not bounce between two bridges; and when both sides write such a
+ * channel at once, the stamps (below) make both keep the later write.
  */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bridge.h"
 
@@ -95,65 +97,73 @@ static int type_eq(const struct vtype *a, const struct vtype *b)
 	return 1;
 }
 
-/* ---- the echo set ----------------------------------------------------
- * The local sequence numbers an importer of this bridge wrote, per bus and
- * channel, so the exporter of the same channel skips them. The importer
- * records the number while it holds the write (between write_begin and
- * commit, when it is the only one that can publish), before publishing it:
- * the mutex's release before the commit's publication, and the exporter's
- * acquire of pub_seq before it takes the mutex, make the record visible to
- * an exporter that reads the value. A ring of the last 64 is kept: the
- * exporter reads the newest value only, so older ones hardly matter. */
+/* ---- what the bridge knows of each local channel it carries -----------
+ * One record per local bus and channel, shared by the export and import
+ * links of that channel in this bridge (under rec_mu):
+ *  - the echo set: the local sequence numbers the importer wrote, so the
+ *    exporter skips them (a ring of the last 64; the exporter reads only
+ *    the newest value). The importer records the number while it holds
+ *    the write (between write_begin and commit nobody else publishes), and
+ *    the exporter reads the value and checks the set under the same mutex,
+ *    so an imported value is never taken for a local one;
+ *  - the stamp of the newest value on the bus that this bridge knows of:
+ *    a local value gets one when the exporter sends it (wall-clock ns,
+ *    above every stamp seen before), an imported value brings its own. An
+ *    importer writes a remote value only if its stamp is newer (ties: the
+ *    larger origin name); so when both sides write a two-way channel at
+ *    once, both compare the same two stamps and end with the same value. */
 #define ECHO_RING 64
 
-struct echo {
+struct chanrec {
 	char bus[BR_STR];
 	char chan[SHMBUS_NAME_MAX + 1];
 	uint64_t seq[ECHO_RING];
 	unsigned n;
+	uint64_t stamp;                     /* 0: none yet */
+	char origin[SHMBUS_NAME_MAX + 1];   /* the bridge that stamped it */
 };
 
-static struct echo echoes[BR_MAX_LINKS];
-static int nechoes;
-static pthread_mutex_t echo_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct chanrec recs[BR_MAX_LINKS];
+static int nrecs;
+static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Under echo_mu: the entry of bus:chan, made if make (NULL if full). */
-static struct echo *echo_find(const struct br_link *l, int make)
+/* The record of l's local channel (NULL only if the table is full: then
+ * the link works without echo suppression and stamps, as a lone link). */
+static struct chanrec *rec_get(const struct br_link *l)
+{
+	struct chanrec *r = NULL;
+	int i;
+
+	pthread_mutex_lock(&rec_mu);
+	for (i = 0; i < nrecs && !r; i++)
+		if (!strcmp(recs[i].bus, l->bus) && !strcmp(recs[i].chan, l->chan))
+			r = &recs[i];
+	if (!r && nrecs < BR_MAX_LINKS) {
+		r = &recs[nrecs++];
+		snprintf(r->bus, sizeof(r->bus), "%s", l->bus);
+		snprintf(r->chan, sizeof(r->chan), "%s", l->chan);
+	}
+	pthread_mutex_unlock(&rec_mu);
+	return r;
+}
+
+/* Under rec_mu. */
+static int rec_imported(const struct chanrec *r, uint64_t seq)
 {
 	int i;
 
-	for (i = 0; i < nechoes; i++)
-		if (!strcmp(echoes[i].bus, l->bus) && !strcmp(echoes[i].chan, l->chan))
-			return &echoes[i];
-	if (!make || nechoes == BR_MAX_LINKS)
-		return NULL;
-	snprintf(echoes[nechoes].bus, sizeof(echoes[nechoes].bus), "%s", l->bus);
-	snprintf(echoes[nechoes].chan, sizeof(echoes[nechoes].chan), "%s", l->chan);
-	return &echoes[nechoes++];
+	for (i = 0; r && i < ECHO_RING; i++)
+		if (r->seq[i] == seq)
+			return 1;
+	return 0;
 }
 
-static void echo_add(const struct br_link *l, uint64_t seq)
+static uint64_t wall_ns(void)
 {
-	struct echo *e;
+	struct timespec ts;
 
-	pthread_mutex_lock(&echo_mu);
-	e = echo_find(l, 1);
-	if (e)
-		e->seq[e->n++ % ECHO_RING] = seq;
-	pthread_mutex_unlock(&echo_mu);
-}
-
-static int echo_has(const struct br_link *l, uint64_t seq)
-{
-	struct echo *e;
-	int i, found = 0;
-
-	pthread_mutex_lock(&echo_mu);
-	e = echo_find(l, 0);
-	for (i = 0; e && i < ECHO_RING && !found; i++)
-		found = e->seq[i] == seq;
-	pthread_mutex_unlock(&echo_mu);
-	return found;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static natsStatus set_u64(natsMsg *m, const char *key, uint64_t v)
@@ -166,7 +176,7 @@ static natsStatus set_u64(natsMsg *m, const char *key, uint64_t v)
 
 static natsStatus make_value_msg(natsMsg **out, const char *subject, const void *buf,
                                  size_t len, const struct vtype *t, uint64_t seq,
-                                 uint64_t epoch, const char *origin)
+                                 uint64_t epoch, const char *origin, uint64_t stamp)
 {
 	char sh[96];
 	natsStatus s;
@@ -183,6 +193,8 @@ static natsStatus make_value_msg(natsMsg **out, const char *subject, const void 
 		s = set_u64(*out, BR_H_EPOCH, epoch);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(*out, BR_H_ORIGIN, origin);
+	if (s == NATS_OK)
+		s = set_u64(*out, BR_H_STAMP, stamp);
 	if (s != NATS_OK) {
 		natsMsg_Destroy(*out);
 		*out = NULL;
@@ -209,7 +221,7 @@ static shmbus_state_t *open_existing_state(struct br_link *l, shmbus_bus_t *bus)
 }
 
 static int kv_publish(struct bridge *br, struct br_link *l, const void *buf, size_t len,
-                      const struct vtype *t, uint64_t seq, uint64_t epoch)
+                      const struct vtype *t, uint64_t seq, uint64_t epoch, uint64_t stamp)
 {
 	char subj[BR_STR + 160];
 	jsPubOptions po;
@@ -221,7 +233,7 @@ static int kv_publish(struct bridge *br, struct br_link *l, const void *buf, siz
 	if (br_js_ready(br) != NATS_OK)
 		return -1;
 	snprintf(subj, sizeof(subj), "$KV.%s.%s", br->kv_bucket, l->remote);
-	s = make_value_msg(&m, subj, buf, len, t, seq, epoch, br->cfg.name);
+	s = make_value_msg(&m, subj, buf, len, t, seq, epoch, br->cfg.name, stamp);
 	if (s != NATS_OK)
 		return -1;
 	/* the importer's second look at the bucket waits this long */
@@ -251,7 +263,8 @@ void *br_state_export(void *arg)
 	shmbus_bus_t *bus;
 	struct vtype t;
 	void *buf = NULL;
-	uint64_t last = 0, seq = 0, epoch, last_kv = 0, kv_retry = 0;
+	uint64_t last = 0, seq = 0, epoch, last_kv = 0, kv_retry = 0, stamp = 0;
+	struct chanrec *rec = rec_get(l);
 	uint64_t interval = (uint64_t)br->cfg.kv_interval_ms * 1000000ull;
 	int kv_ready = 0, kv_pending = 0, drops = 0, kv_failures = 0;
 	size_t len;
@@ -305,7 +318,7 @@ void *br_state_export(void *arg)
 		}
 		if (kv_pending && kv_ready) {
 			if (now >= last_kv + interval) {
-				if (kv_publish(br, l, buf, len, &t, seq, epoch) == 0)
+				if (kv_publish(br, l, buf, len, &t, seq, epoch, stamp) == 0)
 					kv_pending = 0;
 				last_kv = now;
 				now = br_now_ns();
@@ -317,20 +330,37 @@ void *br_state_export(void *arg)
 		r = shmbus_state_wait(st, last, timeout, &seq);
 		if (r == SHMBUS_ETIMEDOUT || r == SHMBUS_EINTR)
 			continue;
-		if (r == 0)
+		if (r == 0) {
+			int echo;
+
+			/* read, check and stamp as one step against the importer */
+			pthread_mutex_lock(&rec_mu);
 			r = shmbus_state_read(st, buf, len, &seq);
+			echo = r == 0 && rec_imported(rec, seq);
+			if (r == 0 && !echo) {
+				uint64_t now_stamp = wall_ns();
+
+				stamp = rec && now_stamp <= rec->stamp ? rec->stamp + 1 : now_stamp;
+				if (rec) {
+					rec->stamp = stamp;
+					snprintf(rec->origin, sizeof(rec->origin), "%s", br->cfg.name);
+				}
+			}
+			pthread_mutex_unlock(&rec_mu);
+			if (r == 0 && echo) {
+				/* a value this bridge imported: sending it back would echo */
+				last = seq;
+				br_debug("export %s:%s: seq %" PRIu64 " was imported here; not sent back",
+				         l->bus, l->chan, seq);
+				continue;
+			}
+		}
 		if (r) {
 			br_link_fail(l, "reading the local value: %s", shmbus_last_error());
 			break;
 		}
 		last = seq;
-		/* a value this bridge imported: sending it back would echo */
-		if (echo_has(l, seq)) {
-			br_debug("export %s:%s: seq %" PRIu64 " was imported here; not sent back",
-			         l->bus, l->chan, seq);
-			continue;
-		}
-		s = make_value_msg(&m, l->subject, buf, len, &t, seq, epoch, br->cfg.name);
+		s = make_value_msg(&m, l->subject, buf, len, &t, seq, epoch, br->cfg.name, stamp);
 		if (s == NATS_OK)
 			s = natsConnection_PublishMsg(br->nc, m);
 		natsMsg_Destroy(m);
@@ -350,7 +380,7 @@ void *br_state_export(void *arg)
 	}
 	/* stopping: the bucket gets the last value seen, for late joiners */
 	if (kv_pending && kv_ready)
-		kv_publish(br, l, buf, len, &t, seq, epoch);
+		kv_publish(br, l, buf, len, &t, seq, epoch, stamp);
 out:
 	free(buf);
 	shmbus_state_close(st);
@@ -368,6 +398,7 @@ struct importer {
 	uint64_t last_epoch, last_seq;
 	int have;
 	uint64_t kv_interval_ms;   /* the exporter's, from the bucket; else ours */
+	struct chanrec *rec;
 	/* the newest value a live local single writer kept out, if any */
 	natsMsg *pending;
 	uint64_t pending_epoch, pending_seq;
@@ -480,8 +511,9 @@ static int open_local(struct importer *im, const struct vtype *t)
 	return 0;
 }
 
-/* Write one value into the local channel; its local seq goes into the
- * echo set first (see above). SHMBUS_EBUSY: a live local single writer. */
+/* Under rec_mu: write one value into the local channel; its local seq
+ * goes into the echo set first (see above). SHMBUS_EBUSY: a live local
+ * single writer. */
 static int write_local(struct importer *im, const void *data, size_t len)
 {
 	void *p;
@@ -495,7 +527,8 @@ static int write_local(struct importer *im, const void *data, size_t len)
 		return r;
 	/* while we hold the write nobody else publishes: ours is the next */
 	s = shmbus_state_seq(im->st) + 1;
-	echo_add(im->l, s);
+	if (im->rec)
+		im->rec->seq[im->rec->n++ % ECHO_RING] = s;
 	memcpy(p, data, len);
 	return shmbus_state_write_commit(im->st);
 }
@@ -509,7 +542,8 @@ static int apply_value(struct importer *im, natsMsg *m, const char *from)
 	uint64_t seq, epoch;
 	char why[160], a[128], b[128];
 	const char *origin = NULL;
-	int r;
+	uint64_t stamp = 0;
+	int r, has_stamp;
 
 	if (header_u64(m, BR_H_SEQ, &seq) || header_u64(m, BR_H_EPOCH, &epoch)) {
 		br_warn("import %s:%s: a message without %s/%s headers on %s; ignored",
@@ -541,7 +575,27 @@ static int apply_value(struct importer *im, natsMsg *m, const char *from)
 		             l->remote, a, b);
 		return -1;
 	}
+	has_stamp = header_u64(m, BR_H_STAMP, &stamp) == 0;
+	pthread_mutex_lock(&rec_mu);
+	if (has_stamp && im->rec && im->rec->stamp &&
+	    (stamp < im->rec->stamp ||
+	     (stamp == im->rec->stamp && strcmp(origin ? origin : "", im->rec->origin) <= 0))) {
+		/* this bus has a newer value (written here and sent, or
+		 * imported from elsewhere): the remote one lost */
+		pthread_mutex_unlock(&rec_mu);
+		br_debug("import %s:%s: remote seq %" PRIu64 " is older than the value here; not written",
+		         l->bus, l->chan, seq);
+		im->have = 1;
+		im->last_epoch = epoch;
+		im->last_seq = seq;
+		return 0;
+	}
 	r = write_local(im, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+	if (r == 0 && has_stamp && im->rec) {
+		im->rec->stamp = stamp;
+		snprintf(im->rec->origin, sizeof(im->rec->origin), "%s", origin ? origin : "");
+	}
+	pthread_mutex_unlock(&rec_mu);
 	if (r == SHMBUS_EBUSY) {
 		/* a local program is the channel's single writer: the value
 		 * waits for it to give the role up; the link goes on */
@@ -642,6 +696,7 @@ void *br_state_import(void *arg)
 
 	memset(&im, 0, sizeof(im));
 	im.l = l;
+	im.rec = rec_get(l);
 	im.bus = br_bus_open(l, 1);
 	if (!im.bus)
 		return NULL;

@@ -21,7 +21,9 @@
 #   local_writer_meets_import  a live local single writer keeps an import out
 #                              without stopping the link (the value waits and
 #                              lands when it stops); a channel exported and
-#                              imported by both bridges does not echo
+#                              imported by both bridges does not echo, and
+#                              when both sides write it at once both keep
+#                              the later write
 #   token_auth_and_config_file a server with a token: a bridge with a wrong
 #                              one stops with a clear error; one started
 #                              before the server, with the token in a config
@@ -492,6 +494,20 @@ t_local_meets() {
   # 0 of each may also have come across once through the bucket
   [ "${sa%% *}" -le 4 ] && [ "${sb%% *}" -le 4 ] || { echo "too many writes: A '$sa', B '$sb'"; return 1; }
   echo "both ways, no echo: A seq/value '$sa', B '$sb'"
+  # both sides write at once: with the server stopped, A writes 10, then
+  # B writes 20; both values are on their way when it resumes. The later
+  # write (20) must win on both buses, not each bus keep the other's value.
+  local sp; sp=$(cat "$TMP/lm.pid")
+  kill -STOP "$sp"
+  "$S" put "$A" e 10 >/dev/null || { kill -CONT "$sp"; return 1; }
+  sleep 0.3
+  "$S" put "$B" e 20 >/dev/null || { kill -CONT "$sp"; return 1; }
+  sleep 0.3
+  kill -CONT "$sp"
+  "$TOOL" expect "$A" e 10000 float64 1 20 || { echo "A kept '$("$TOOL" get "$A" e)', B has '$("$TOOL" get "$B" e)'"; return 1; }
+  sleep 1
+  "$TOOL" expect "$B" e 100 float64 1 20 || { echo "B kept '$("$TOOL" get "$B" e)' (A has '$("$TOOL" get "$A" e)'): the two sides disagree"; return 1; }
+  echo "written at once on both sides: both keep the later write ($("$TOOL" get "$A" e) / $("$TOOL" get "$B" e))"
   for b in lm-a lm-b lm-c lm-d; do stop_bridge $b || return 1; done
   kill_pid lm TERM
 }
