@@ -291,8 +291,8 @@ typedef enum shmbus_wait_policy {
  *        waits while another one is in progress (a turn lasts one copy),
  *        and takes over at once from a writer killed inside its write
  *        (even between write_begin and write_commit). A live writer that
- *        keeps its turn longer than the bus liveness timeout (a stopped
- *        process) makes the write fail with SHMBUS_EBUSY. One atomic
+ *        keeps its turn longer than 10 x the bus liveness timeout (2 s by
+ *        default: a stopped process) makes the write fail with SHMBUS_EBUSY. One atomic
  *        exchange more per write than ONE. */
 typedef enum shmbus_writers {
 	SHMBUS_WRITERS_DEFAULT = 0, /* opening: as the channel is; creating: ONE */

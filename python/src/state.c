@@ -771,7 +771,7 @@ static PyMethodDef state_methods[] = {
 	 "Busy, and a write never blocks. A channel made with writers='many' takes\n"
 	 "writes from every process in turn (the last one wins); such a write waits\n"
 	 "only for a write in progress, and raises Busy if a live writer stays\n"
-	 "inside one write longer than the liveness timeout."},
+	 "inside one write longer than 10 liveness timeouts (2 s by default)."},
 	{"read", (PyCFunction)(void (*)(void))state_read, METH_FASTCALL | METH_KEYWORDS,
 	 "read(out=None)\n\nThe latest complete value, never torn: a new numpy array of the\n"
 	 "channel's dtype and shape (bytes without numpy or for dtype bytes; a\n"

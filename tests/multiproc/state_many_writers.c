@@ -12,7 +12,7 @@
  *     seq counts every write exactly once (two writes inside one turn
  *     would have shared a seq).
  *  4. A writer stopped inside write_begin (it SIGSTOPs itself with half a
- *     value copied): a write meanwhile waits one liveness timeout and
+ *     value copied): a write meanwhile waits 10 liveness timeouts and
  *     fails with SHMBUS_EBUSY naming the pid; after SIGKILL the last
  *     complete value is still the one read, and the next write succeeds
  *     at once with the next seq.
@@ -25,7 +25,8 @@
 
 #define WORDS 64
 #define NWRITERS 3
-#define LIVENESS_NS 300000000ll
+#define LIVENESS_NS 100000000ll
+#define TURN_WAIT_NS (10 * LIVENESS_NS)  /* shmbus.h: 10 liveness timeouts */
 
 static const char *bus_name;
 static pid_t parent, kids[NWRITERS + 2];
@@ -250,7 +251,7 @@ static void check_turns(shmbus_bus_t *b)
 
 static void check_killed_in_write(shmbus_bus_t *b)
 {
-	uint64_t v[WORDS], got[WORDS], seq0, seq, t0, dt;
+	uint64_t v[WORDS], got[WORDS], seq0, seq, t0, dt, busy_ns;
 	shmbus_state_t *st;
 	int status, r;
 	pid_t pid;
@@ -283,10 +284,11 @@ static void check_killed_in_write(shmbus_bus_t *b)
 	dt = test_now_ns() - t0;
 	CHECK(r == SHMBUS_EBUSY, "a write behind a stopped writer returned %d (%s)", r,
 	      shmbus_last_error());
-	CHECK(dt >= (uint64_t)LIVENESS_NS * 9 / 10, "EBUSY after %llu ms, before the liveness timeout",
+	busy_ns = dt;
+	CHECK(dt >= (uint64_t)TURN_WAIT_NS * 9 / 10, "EBUSY after %llu ms, before the promised wait",
 	      (unsigned long long)(dt / 1000000));
-	/* 10 x the timeout: generous for a loaded 2-CPU machine */
-	CHECK(dt < (uint64_t)LIVENESS_NS * 10, "EBUSY only after %llu ms",
+	/* + 3 s: generous for a loaded 2-CPU machine */
+	CHECK(dt < (uint64_t)TURN_WAIT_NS + 3000000000ull, "EBUSY only after %llu ms",
 	      (unsigned long long)(dt / 1000000));
 	{
 		char want[32];
@@ -314,17 +316,19 @@ static void check_killed_in_write(shmbus_bus_t *b)
 	t0 = test_now_ns();
 	OK(shmbus_state_write(st, v, sizeof(v)));
 	dt = test_now_ns() - t0;
-	/* promised: within the liveness timeout (it is immediate; < 3 x for load) */
-	CHECK(dt < (uint64_t)LIVENESS_NS * 3, "the write after the kill took %llu ms",
+	/* promised: within the liveness timeout; it is immediate (tens of us),
+	 * asserted < 3 s for a loaded 2-CPU machine */
+	CHECK(dt < 3000000000ull, "the write after the kill took %llu ms",
 	      (unsigned long long)(dt / 1000000));
 	OK(shmbus_state_read(st, got, sizeof(got), &seq));
 	CHECK(seq == seq0 + 1 && memcmp(got, v, sizeof(v)) == 0,
 	      "after the takeover: seq %llu (want %llu), value %s", (unsigned long long)seq,
 	      (unsigned long long)(seq0 + 1), memcmp(got, v, sizeof(v)) ? "wrong" : "ok");
 	shmbus_state_close(st);
-	printf("ok: a writer stopped inside write_begin holds others off for %llu ms "
-	       "(EBUSY); killed, it is replaced at once (%.3f ms), seq %llu -> %llu\n",
-	       (unsigned long long)(LIVENESS_NS / 1000000), dt / 1e6,
+	printf("ok: a writer stopped inside write_begin holds others off (EBUSY after %llu ms, "
+	       "promised %llu); killed, it is replaced at once (%.3f ms), seq %llu -> %llu\n",
+	       (unsigned long long)(busy_ns / 1000000),
+	       (unsigned long long)(TURN_WAIT_NS / 1000000), dt / 1e6,
 	       (unsigned long long)seq0, (unsigned long long)seq);
 }
 
