@@ -362,10 +362,10 @@ int shmbus_state_set_wait(shmbus_state_t *st, int policy, int64_t spin_ns)
 /* Multi-writer: take the writer word for one write. A live holder (another
  * process, or another handle of this one: threads take turns too) is
  * waited for (spin, then yield, then short sleeps: a turn lasts one copy)
- * up to the bus's liveness timeout; a dead one (killed inside its turn) is
- * replaced at once. The bound is generous (10 x the liveness timeout, 2 s by
- * default): a holder preempted on a loaded machine must not make another
- * writer fail; only a stopped one should. */
+ * up to 10 x the bus's liveness timeout (2 s by default: generous, so that
+ * a holder preempted on a loaded machine does not make another writer fail;
+ * only a stopped one should); a dead one (killed inside its turn) is
+ * replaced at once. */
 #define SB_TURN_WAITS 10
 
 static int take_turn(shmbus_state_t *st)
