@@ -45,6 +45,8 @@
 #define BR_H_EPOCH "Shmbus-Epoch"
 #define BR_H_EOS "Shmbus-Eos"
 #define BR_H_ORIGIN "Shmbus-Origin"
+#define BR_H_STAMP "Shmbus-Stamp"    /* ns; orders values of a two-way channel */
+#define BR_H_KV_INTERVAL "Shmbus-Kv-Interval"  /* ms; on values in the KV bucket */
 
 enum br_level { BR_ERROR = 0, BR_WARN, BR_INFO, BR_DEBUG };
 

@@ -17,7 +17,8 @@
 static const char usage[] =
 "usage: shmbus-bridge [options]\n"
 "  --name NAME             bridge name (status channel _bridge.NAME); default bridge-PID\n"
-"  --nats URL[,URL...]     NATS server(s); repeatable; default nats://127.0.0.1:4222\n"
+"  --nats URL[,URL...]     NATS server(s); repeatable; default nats://127.0.0.1:4222;\n"
+"                          [nats|tls|ws|wss://][USER:PASS@]HOST[:PORT] (else exit 2)\n"
 "  --token T | --user U --password P | --creds FILE   credentials\n"
 "  --export BUS:CHANNEL[=REMOTE]         carry a local state or queue channel to NATS\n"
 "  --import BUS:CHANNEL[=REMOTE]         carry a remote channel into a local bus\n"
@@ -121,13 +122,95 @@ static int parse_link(struct bridge *br, int dir, int kind, const char *key,
 	return 0;
 }
 
+/* A server URL the NATS client can use: [SCHEME://][USER[:PASS]@]HOST[:PORT][/PATH],
+ * SCHEME nats, tls, ws or wss, HOST a name, an IPv4 address or [IPv6],
+ * PORT 1..65535. The client itself takes almost anything as a host name
+ * and then retries it for ever as "not reachable", so a typo would never
+ * be reported: it is checked here, as a configuration error. 0 or -1 with
+ * *why set. */
+static int url_check(const char *u, const char **why)
+{
+	static const char *const schemes[] = {"nats://", "tls://", "ws://", "wss://"};
+	const char *p = u, *host, *end, *at;
+	size_t i;
+
+	for (i = 0; u[i]; i++)
+		if ((unsigned char)u[i] <= ' ' || u[i] == 0x7f) {
+			*why = "spaces and control characters are not allowed";
+			return -1;
+		}
+	if (strstr(u, "://")) {
+		for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+			if (!strncmp(u, schemes[i], strlen(schemes[i])))
+				break;
+		if (i == sizeof(schemes) / sizeof(schemes[0])) {
+			*why = "the scheme must be nats://, tls://, ws:// or wss://";
+			return -1;
+		}
+		p = u + strlen(schemes[i]);
+	}
+	end = p + strcspn(p, "/");
+	at = memchr(p, '@', (size_t)(end - p));
+	while (at && memchr(at + 1, '@', (size_t)(end - at - 1)))
+		at = memchr(at + 1, '@', (size_t)(end - at - 1));
+	host = at ? at + 1 : p;
+	if (*host == '[') {
+		const char *c = host + 1;
+
+		while (c < end && (isxdigit((unsigned char)*c) || *c == ':' || *c == '.'))
+			c++;
+		if (c >= end || *c != ']' || c == host + 1) {
+			*why = "a bracketed IPv6 address is [hex and colons]";
+			return -1;
+		}
+		p = c + 1;
+	} else {
+		p = host;
+		while (p < end && (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_'))
+			p++;
+		if (p == host) {
+			*why = "no host name";
+			return -1;
+		}
+	}
+	if (p < end && *p == ':') {
+		unsigned long port = 0;
+		const char *d = ++p;
+
+		while (p < end && isdigit((unsigned char)*p) && port <= 65535)
+			port = port * 10 + (unsigned long)(*p++ - '0');
+		if (p == d || p != end || port == 0 || port > 65535) {
+			*why = "the port must be a number 1..65535";
+			return -1;
+		}
+	}
+	if (p != end) {
+		*why = "a host name has only letters, digits, '.', '-' and '_'";
+		return -1;
+	}
+	return 0;
+}
+
 static int add_urls(struct br_config *cfg, const char *v)
 {
 	char *copy = strdup(v), *save = NULL, *tok;
+	const char *why = NULL;
 
 	if (!copy)
 		return -1;
+	if (!*v) {
+		fprintf(stderr, "shmbus-bridge: --nats: an empty server URL\n");
+		free(copy);
+		return -1;
+	}
 	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (url_check(tok, &why)) {
+			fprintf(stderr,
+			        "shmbus-bridge: --nats '%s' is not a NATS server URL: %s "
+			        "(expected e.g. nats://HOST:4222)\n", tok, why);
+			free(copy);
+			return -1;
+		}
 		if (cfg->nurls >= BR_MAX_URLS) {
 			fprintf(stderr, "shmbus-bridge: more than %d NATS URLs\n", BR_MAX_URLS);
 			free(copy);

@@ -14,19 +14,40 @@
  * Import: subscribe to the subject first, then fetch the bucket's value
  * (a late joiner gets the current value at once), then apply live values;
  * after a reconnect, fetch the bucket's value again (what was published
- * while this side was away is not on the subject any more).
+ * while this side was away is not on the subject any more). A value
+ * published just before the subscription may still be on its way to the
+ * bucket (the exporter's deferred store, up to one KV interval later), so
+ * the bucket is read once more one exporter KV interval (carried in the
+ * stored value's Shmbus-Kv-Interval header) plus a margin after the
+ * subscription or reconnect: a late joiner has the current value within
+ * one KV interval.
  * A value is applied only if it is newer than the last one applied:
  * (epoch, seq) orders them, the epoch being the exporting bus's creation
  * time (a re-created bus restarts its sequence numbers). The local channel
- * is created with the remote dtype and shape; if it exists with another
- * type, the link stops with an error naming both types. The local sequence
- * numbers are the local channel's own (one per value applied), not the
- * remote ones.
+ * is created with the remote dtype and shape, and with many writers
+ * (SHMBUS_WRITERS_MANY) so that local programs may write it too; if it
+ * exists with another type, the link stops with an error naming both
+ * types. The local sequence numbers are the local channel's own (one per
+ * value applied), not the remote ones.
+ *
+ * Local writers and imported values. A local program may write a channel
+ * that is also imported (seed 000's plant writes u = 0 once; then the
+ * remote controller's values arrive). On a many-writer channel both simply
+ * write in turn: the bus keeps whichever was written last. On a
+ * single-writer channel whose writer role a live local program holds, the
+ * remote value cannot be written: it waits (the newest one only) and is
+ * written as soon as that program gives the role up; the link goes on and
+ * says so once. A value an importer wrote is never exported again by this
+ * bridge (the echo set below), so a channel both exported and imported
+ * does not bounce between two bridges; and when both sides write such a
+ * channel at once, the stamps (below) make both keep the later write.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bridge.h"
 
@@ -76,6 +97,75 @@ static int type_eq(const struct vtype *a, const struct vtype *b)
 	return 1;
 }
 
+/* ---- what the bridge knows of each local channel it carries -----------
+ * One record per local bus and channel, shared by the export and import
+ * links of that channel in this bridge (under rec_mu):
+ *  - the echo set: the local sequence numbers the importer wrote, so the
+ *    exporter skips them (a ring of the last 64; the exporter reads only
+ *    the newest value). The importer records the number while it holds
+ *    the write (between write_begin and commit nobody else publishes), and
+ *    the exporter reads the value and checks the set under the same mutex,
+ *    so an imported value is never taken for a local one;
+ *  - the stamp of the newest value on the bus that this bridge knows of:
+ *    a local value gets one when the exporter sends it (wall-clock ns,
+ *    above every stamp seen before), an imported value brings its own. An
+ *    importer writes a remote value only if its stamp is newer (ties: the
+ *    larger origin name); so when both sides write a two-way channel at
+ *    once, both compare the same two stamps and end with the same value. */
+#define ECHO_RING 64
+
+struct chanrec {
+	char bus[BR_STR];
+	char chan[SHMBUS_NAME_MAX + 1];
+	uint64_t seq[ECHO_RING];
+	unsigned n;
+	uint64_t stamp;                     /* 0: none yet */
+	char origin[SHMBUS_NAME_MAX + 1];   /* the bridge that stamped it */
+};
+
+static struct chanrec recs[BR_MAX_LINKS];
+static int nrecs;
+static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The record of l's local channel (NULL only if the table is full: then
+ * the link works without echo suppression and stamps, as a lone link). */
+static struct chanrec *rec_get(const struct br_link *l)
+{
+	struct chanrec *r = NULL;
+	int i;
+
+	pthread_mutex_lock(&rec_mu);
+	for (i = 0; i < nrecs && !r; i++)
+		if (!strcmp(recs[i].bus, l->bus) && !strcmp(recs[i].chan, l->chan))
+			r = &recs[i];
+	if (!r && nrecs < BR_MAX_LINKS) {
+		r = &recs[nrecs++];
+		snprintf(r->bus, sizeof(r->bus), "%s", l->bus);
+		snprintf(r->chan, sizeof(r->chan), "%s", l->chan);
+	}
+	pthread_mutex_unlock(&rec_mu);
+	return r;
+}
+
+/* Under rec_mu. */
+static int rec_imported(const struct chanrec *r, uint64_t seq)
+{
+	int i;
+
+	for (i = 0; r && i < ECHO_RING; i++)
+		if (r->seq[i] == seq)
+			return 1;
+	return 0;
+}
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static natsStatus set_u64(natsMsg *m, const char *key, uint64_t v)
 {
 	char s[24];
@@ -86,7 +176,7 @@ static natsStatus set_u64(natsMsg *m, const char *key, uint64_t v)
 
 static natsStatus make_value_msg(natsMsg **out, const char *subject, const void *buf,
                                  size_t len, const struct vtype *t, uint64_t seq,
-                                 uint64_t epoch, const char *origin)
+                                 uint64_t epoch, const char *origin, uint64_t stamp)
 {
 	char sh[96];
 	natsStatus s;
@@ -103,6 +193,8 @@ static natsStatus make_value_msg(natsMsg **out, const char *subject, const void 
 		s = set_u64(*out, BR_H_EPOCH, epoch);
 	if (s == NATS_OK)
 		s = natsMsgHeader_Set(*out, BR_H_ORIGIN, origin);
+	if (s == NATS_OK)
+		s = set_u64(*out, BR_H_STAMP, stamp);
 	if (s != NATS_OK) {
 		natsMsg_Destroy(*out);
 		*out = NULL;
@@ -129,7 +221,7 @@ static shmbus_state_t *open_existing_state(struct br_link *l, shmbus_bus_t *bus)
 }
 
 static int kv_publish(struct bridge *br, struct br_link *l, const void *buf, size_t len,
-                      const struct vtype *t, uint64_t seq, uint64_t epoch)
+                      const struct vtype *t, uint64_t seq, uint64_t epoch, uint64_t stamp)
 {
 	char subj[BR_STR + 160];
 	jsPubOptions po;
@@ -141,9 +233,14 @@ static int kv_publish(struct bridge *br, struct br_link *l, const void *buf, siz
 	if (br_js_ready(br) != NATS_OK)
 		return -1;
 	snprintf(subj, sizeof(subj), "$KV.%s.%s", br->kv_bucket, l->remote);
-	s = make_value_msg(&m, subj, buf, len, t, seq, epoch, br->cfg.name);
+	s = make_value_msg(&m, subj, buf, len, t, seq, epoch, br->cfg.name, stamp);
 	if (s != NATS_OK)
 		return -1;
+	/* the importer's second look at the bucket waits this long */
+	if (set_u64(m, BR_H_KV_INTERVAL, (uint64_t)br->cfg.kv_interval_ms) != NATS_OK) {
+		natsMsg_Destroy(m);
+		return -1;
+	}
 	jsPubOptions_Init(&po);
 	po.MaxWait = 1000;
 	s = js_PublishMsg(&ack, br->js, m, &po, &je);
@@ -166,7 +263,8 @@ void *br_state_export(void *arg)
 	shmbus_bus_t *bus;
 	struct vtype t;
 	void *buf = NULL;
-	uint64_t last = 0, seq = 0, epoch, last_kv = 0, kv_retry = 0;
+	uint64_t last = 0, seq = 0, epoch, last_kv = 0, kv_retry = 0, stamp = 0;
+	struct chanrec *rec = rec_get(l);
 	uint64_t interval = (uint64_t)br->cfg.kv_interval_ms * 1000000ull;
 	int kv_ready = 0, kv_pending = 0, drops = 0, kv_failures = 0;
 	size_t len;
@@ -220,7 +318,7 @@ void *br_state_export(void *arg)
 		}
 		if (kv_pending && kv_ready) {
 			if (now >= last_kv + interval) {
-				if (kv_publish(br, l, buf, len, &t, seq, epoch) == 0)
+				if (kv_publish(br, l, buf, len, &t, seq, epoch, stamp) == 0)
 					kv_pending = 0;
 				last_kv = now;
 				now = br_now_ns();
@@ -232,14 +330,37 @@ void *br_state_export(void *arg)
 		r = shmbus_state_wait(st, last, timeout, &seq);
 		if (r == SHMBUS_ETIMEDOUT || r == SHMBUS_EINTR)
 			continue;
-		if (r == 0)
+		if (r == 0) {
+			int echo;
+
+			/* read, check and stamp as one step against the importer */
+			pthread_mutex_lock(&rec_mu);
 			r = shmbus_state_read(st, buf, len, &seq);
+			echo = r == 0 && rec_imported(rec, seq);
+			if (r == 0 && !echo) {
+				uint64_t now_stamp = wall_ns();
+
+				stamp = rec && now_stamp <= rec->stamp ? rec->stamp + 1 : now_stamp;
+				if (rec) {
+					rec->stamp = stamp;
+					snprintf(rec->origin, sizeof(rec->origin), "%s", br->cfg.name);
+				}
+			}
+			pthread_mutex_unlock(&rec_mu);
+			if (r == 0 && echo) {
+				/* a value this bridge imported: sending it back would echo */
+				last = seq;
+				br_debug("export %s:%s: seq %" PRIu64 " was imported here; not sent back",
+				         l->bus, l->chan, seq);
+				continue;
+			}
+		}
 		if (r) {
 			br_link_fail(l, "reading the local value: %s", shmbus_last_error());
 			break;
 		}
 		last = seq;
-		s = make_value_msg(&m, l->subject, buf, len, &t, seq, epoch, br->cfg.name);
+		s = make_value_msg(&m, l->subject, buf, len, &t, seq, epoch, br->cfg.name, stamp);
 		if (s == NATS_OK)
 			s = natsConnection_PublishMsg(br->nc, m);
 		natsMsg_Destroy(m);
@@ -259,7 +380,7 @@ void *br_state_export(void *arg)
 	}
 	/* stopping: the bucket gets the last value seen, for late joiners */
 	if (kv_pending && kv_ready)
-		kv_publish(br, l, buf, len, &t, seq, epoch);
+		kv_publish(br, l, buf, len, &t, seq, epoch, stamp);
 out:
 	free(buf);
 	shmbus_state_close(st);
@@ -276,6 +397,12 @@ struct importer {
 	struct vtype t;
 	uint64_t last_epoch, last_seq;
 	int have;
+	uint64_t kv_interval_ms;   /* the exporter's, from the bucket; else ours */
+	struct chanrec *rec;
+	/* the newest value a live local single writer kept out, if any */
+	natsMsg *pending;
+	uint64_t pending_epoch, pending_seq;
+	int busy_said;
 };
 
 static int header_u64(natsMsg *m, const char *key, uint64_t *v)
@@ -347,7 +474,14 @@ static int open_local(struct importer *im, const struct vtype *t)
 	so.ndim = t->ndim;
 	memcpy(so.shape, t->shape, sizeof(so.shape));
 	so.create = 1;
+	/* Made here: many writers, so local programs may write it too. An
+	 * existing channel is taken as it was made (one writer or many). */
+	so.writers = SHMBUS_WRITERS_MANY;
 	r = shmbus_state_open(im->bus, l->chan, &so, &im->st);
+	if (r == SHMBUS_ETYPE) {
+		so.writers = SHMBUS_WRITERS_DEFAULT;
+		r = shmbus_state_open(im->bus, l->chan, &so, &im->st);
+	}
 	if (r == SHMBUS_ETYPE) {
 		shmbus_channel_info_t ci;
 		struct vtype lt;
@@ -377,14 +511,39 @@ static int open_local(struct importer *im, const struct vtype *t)
 	return 0;
 }
 
-/* Returns 0 (applied or skipped), -1 when the link must stop. */
+/* Under rec_mu: write one value into the local channel; its local seq
+ * goes into the echo set first (see above). SHMBUS_EBUSY: a live local
+ * single writer. */
+static int write_local(struct importer *im, const void *data, size_t len)
+{
+	void *p;
+	uint64_t s;
+	int r;
+
+	if (len != shmbus_state_size(im->st))
+		return shmbus_state_write(im->st, data, len);   /* names the sizes */
+	r = shmbus_state_write_begin(im->st, &p);
+	if (r)
+		return r;
+	/* while we hold the write nobody else publishes: ours is the next */
+	s = shmbus_state_seq(im->st) + 1;
+	if (im->rec)
+		im->rec->seq[im->rec->n++ % ECHO_RING] = s;
+	memcpy(p, data, len);
+	return shmbus_state_write_commit(im->st);
+}
+
+/* Returns 0 (applied or skipped), 1 (kept out by a local writer: keep m
+ * and try again), -1 when the link must stop. */
 static int apply_value(struct importer *im, natsMsg *m, const char *from)
 {
 	struct br_link *l = im->l;
 	struct vtype t;
 	uint64_t seq, epoch;
 	char why[160], a[128], b[128];
-	int r;
+	const char *origin = NULL;
+	uint64_t stamp = 0;
+	int r, has_stamp;
 
 	if (header_u64(m, BR_H_SEQ, &seq) || header_u64(m, BR_H_EPOCH, &epoch)) {
 		br_warn("import %s:%s: a message without %s/%s headers on %s; ignored",
@@ -392,6 +551,11 @@ static int apply_value(struct importer *im, natsMsg *m, const char *from)
 		atomic_fetch_add(&l->c.errors, 1);
 		return 0;
 	}
+	/* our own exporter's value (this bridge exports and imports the
+	 * channel under one name): it came from here */
+	if (natsMsgHeader_Get(m, BR_H_ORIGIN, &origin) == NATS_OK && origin &&
+	    !strcmp(origin, l->br->cfg.name))
+		return 0;
 	if (value_type(m, &t, why, sizeof(why))) {
 		br_warn("import %s:%s: bad value message (%s); ignored", l->bus, l->chan, why);
 		atomic_fetch_add(&l->c.errors, 1);
@@ -411,10 +575,44 @@ static int apply_value(struct importer *im, natsMsg *m, const char *from)
 		             l->remote, a, b);
 		return -1;
 	}
-	r = shmbus_state_write(im->st, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+	has_stamp = header_u64(m, BR_H_STAMP, &stamp) == 0;
+	pthread_mutex_lock(&rec_mu);
+	if (has_stamp && im->rec && im->rec->stamp &&
+	    (stamp < im->rec->stamp ||
+	     (stamp == im->rec->stamp && strcmp(origin ? origin : "", im->rec->origin) <= 0))) {
+		/* this bus has a newer value (written here and sent, or
+		 * imported from elsewhere): the remote one lost */
+		pthread_mutex_unlock(&rec_mu);
+		br_debug("import %s:%s: remote seq %" PRIu64 " is older than the value here; not written",
+		         l->bus, l->chan, seq);
+		im->have = 1;
+		im->last_epoch = epoch;
+		im->last_seq = seq;
+		return 0;
+	}
+	r = write_local(im, natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m));
+	if (r == 0 && has_stamp && im->rec) {
+		im->rec->stamp = stamp;
+		snprintf(im->rec->origin, sizeof(im->rec->origin), "%s", origin ? origin : "");
+	}
+	pthread_mutex_unlock(&rec_mu);
+	if (r == SHMBUS_EBUSY) {
+		/* a local program is the channel's single writer: the value
+		 * waits for it to give the role up; the link goes on */
+		if (!im->busy_said++)
+			br_warn("import %s:%s: %s; the remote value waits until that writer stops "
+			        "(create the channel with many writers to share it)",
+			        l->bus, l->chan, shmbus_last_error());
+		return 1;
+	}
 	if (r) {
 		br_link_fail(l, "writing the local value: %s", shmbus_last_error());
 		return -1;
+	}
+	if (im->busy_said) {
+		br_info("import %s:%s: the local writer is gone; remote values are written again",
+		        l->bus, l->chan);
+		im->busy_said = 0;
 	}
 	if (!im->have)
 		br_info("import %s:%s: first value (remote seq %" PRIu64 ", from %s)",
@@ -425,6 +623,25 @@ static int apply_value(struct importer *im, natsMsg *m, const char *from)
 	atomic_fetch_add(&l->c.msgs, 1);
 	atomic_fetch_add(&l->c.bytes, (uint64_t)natsMsg_GetDataLength(m));
 	return 0;
+}
+
+/* Keep m (taken over) as the value to write once the local writer is
+ * gone, unless the one kept already is newer. */
+static void keep_pending(struct importer *im, natsMsg *m)
+{
+	uint64_t seq = 0, epoch = 0;
+
+	header_u64(m, BR_H_SEQ, &seq);
+	header_u64(m, BR_H_EPOCH, &epoch);
+	if (im->pending && (epoch < im->pending_epoch ||
+	                    (epoch == im->pending_epoch && seq <= im->pending_seq))) {
+		natsMsg_Destroy(m);
+		return;
+	}
+	natsMsg_Destroy(im->pending);
+	im->pending = m;
+	im->pending_epoch = epoch;
+	im->pending_seq = seq;
 }
 
 /* The bucket's value, if any: 1 done (found or absent), 0 try again. */
@@ -440,8 +657,15 @@ static int fetch_kv(struct importer *im)
 	snprintf(subj, sizeof(subj), "$KV.%s.%s", br->kv_bucket, l->remote);
 	s = br_kv_last(br, subj, &m);
 	if (s == NATS_OK) {
+		uint64_t ki;
+
+		if (header_u64(m, BR_H_KV_INTERVAL, &ki) == 0 && ki > 0 && ki <= 3600000)
+			im->kv_interval_ms = ki;
 		r = apply_value(im, m, "the KV bucket");
-		natsMsg_Destroy(m);
+		if (r == 1)
+			keep_pending(im, m);
+		else
+			natsMsg_Destroy(m);
 		return r < 0 ? -1 : 1;
 	}
 	if (s == NATS_NOT_FOUND) {
@@ -453,18 +677,26 @@ static int fetch_kv(struct importer *im)
 	return 0;
 }
 
+/* How long after subscribing the bucket is read again: the exporter's KV
+ * interval, plus a margin for its store to go through JetStream. */
+static uint64_t kv_second_look(const struct importer *im)
+{
+	return (im->kv_interval_ms + 250) * 1000000ull;
+}
+
 void *br_state_import(void *arg)
 {
 	struct br_link *l = arg;
 	struct bridge *br = l->br;
 	struct importer im;
 	natsSubscription *sub = NULL;
-	uint64_t kv_next = 0, seen_reconnects = atomic_load(&br->reconnects);
+	uint64_t kv_next = 0, kv_again = 0, seen_reconnects = atomic_load(&br->reconnects);
 	int kv_done = 0, kv_fail = 0;
 	natsStatus s;
 
 	memset(&im, 0, sizeof(im));
 	im.l = l;
+	im.rec = rec_get(l);
 	im.bus = br_bus_open(l, 1);
 	if (!im.bus)
 		return NULL;
@@ -476,6 +708,8 @@ void *br_state_import(void *arg)
 	natsSubscription_SetPendingLimits(sub, 65536, 256 << 20);
 	br_info("import state %s -> %s:%s", l->subject, l->bus, l->chan);
 	atomic_store(&l->c.state, BR_LINK_RUNNING);
+	im.kv_interval_ms = (uint64_t)br->cfg.kv_interval_ms;
+	kv_again = br_now_ns();   /* subscribed now; see kv_second_look */
 	while (!br_stop && atomic_load(&l->c.state) != BR_LINK_FAILED) {
 		natsMsg *m = NULL;
 
@@ -486,6 +720,16 @@ void *br_state_import(void *arg)
 			kv_done = 0;
 			kv_fail = 0;
 			kv_next = br_now_ns() + 300000000ull;
+			kv_again = kv_next;
+		}
+		/* the second look: what was published just before we
+		 * subscribed reaches the bucket within one exporter interval */
+		if (kv_done && kv_again && br_now_ns() >= kv_again + kv_second_look(&im)) {
+			br_debug("import %s:%s: reading the bucket again", l->bus, l->chan);
+			kv_again = 0;
+			kv_done = 0;
+			kv_fail = 0;
+			kv_next = 0;
 		}
 		if (!kv_done && br_now_ns() >= kv_next) {
 			int r = fetch_kv(&im);
@@ -494,6 +738,22 @@ void *br_state_import(void *arg)
 			kv_done = r;
 			kv_fail = r ? 0 : kv_fail + 1;
 			kv_next = br_now_ns() + (uint64_t)br_backoff_ms(kv_fail - 1) * 1000000ull;
+		}
+		/* a value kept out by a local single writer: try again */
+		if (im.pending) {
+			natsMsg *pm = im.pending;
+			int r;
+
+			im.pending = NULL;
+			r = apply_value(&im, pm, "waiting");
+			if (r < 0) {
+				natsMsg_Destroy(pm);
+				break;
+			}
+			if (r == 1)
+				keep_pending(&im, pm);
+			else
+				natsMsg_Destroy(pm);
 		}
 		s = natsSubscription_NextMsg(&m, sub, 200);
 		if (s == NATS_TIMEOUT)
@@ -507,17 +767,24 @@ void *br_state_import(void *arg)
 			br_sleep_ms(100);
 			continue;
 		}
-		if (apply_value(&im, m, "live") < 0) {
+		switch (apply_value(&im, m, "live")) {
+		case 1:
+			keep_pending(&im, m);
+			break;
+		case 0:
 			natsMsg_Destroy(m);
 			break;
+		default:
+			natsMsg_Destroy(m);
+			goto out;
 		}
-		natsMsg_Destroy(m);
 	}
 out:
 	if (sub) {
 		natsSubscription_Unsubscribe(sub);
 		natsSubscription_Destroy(sub);
 	}
+	natsMsg_Destroy(im.pending);
 	shmbus_state_close(im.st);
 	shmbus_bus_close(im.bus);
 	return NULL;

@@ -6,9 +6,10 @@
  * in /dev/shm, a name of the form "file:/path" is a file that persists.
  * Inside a bus live named, typed *channels*:
  *
- *   state   the latest value of a fixed-size typed array; one writer, any
- *           number of readers; a read is never torn and never blocks the
- *           writer (multi-buffered seqlock).
+ *   state   the latest value of a fixed-size typed array; one writer (or,
+ *           as an option, several taking turns), any number of readers; a
+ *           read is never torn and never blocks the writer (multi-buffered
+ *           seqlock).
  *   queue   a lossless bounded stream of messages; many producers; consumer
  *           groups (every group sees every message, the members of a group
  *           share its messages).
@@ -259,9 +260,12 @@ typedef struct shmbus_channel_info {
 	uint64_t capacity;      /* queue: slots; array/list/dict: elements; event: waiters asleep */
 	uint64_t area_size;     /* bytes of heap the channel occupies */
 	uint64_t seq;           /* state: last published seq; queue: next seq */
-	uint32_t flags;
+	uint32_t flags;         /* SHMBUS_CHANNEL_* */
 	uint32_t reserved_;
 } shmbus_channel_info_t;
+
+/* shmbus_channel_info_t.flags */
+#define SHMBUS_CHANNEL_MANY_WRITERS 0x1u /* state made with SHMBUS_WRITERS_MANY */
 
 /* Fill up to cap entries describing the live channels of the bus; *count
  * gets how many there are. */
@@ -290,6 +294,25 @@ typedef enum shmbus_wait_policy {
 	SHMBUS_WAIT_PARK = 2,      /* sleep at once: no CPU while waiting */
 } shmbus_wait_policy_t;
 
+/* Who may write a state channel. Recorded in the channel when it is made,
+ * so every process that opens it behaves the same way.
+ *  ONE   (the default) the first process to write becomes the writer; while
+ *        it lives, other processes' writes fail with SHMBUS_EBUSY. Fastest:
+ *        a write is a copy and two stores, no atomic read-modify-write.
+ *  MANY  any process may write; writes take turns: each is exclusive, its
+ *        value gets the next sequence number, the last write wins. A write
+ *        waits while another one is in progress (a turn lasts one copy),
+ *        and takes over at once from a writer killed inside its write
+ *        (even between write_begin and write_commit). A live writer that
+ *        keeps its turn longer than 10 x the bus liveness timeout (2 s by
+ *        default: a stopped process) makes the write fail with SHMBUS_EBUSY. One atomic
+ *        exchange more per write than ONE. */
+typedef enum shmbus_writers {
+	SHMBUS_WRITERS_DEFAULT = 0, /* opening: as the channel is; creating: ONE */
+	SHMBUS_WRITERS_ONE = 1,
+	SHMBUS_WRITERS_MANY = 2,
+} shmbus_writers_t;
+
 typedef struct shmbus_state_opts {
 	uint32_t size_of;
 	int32_t dtype;           /* shmbus_dtype_t; default SHMBUS_FLOAT64 */
@@ -299,6 +322,9 @@ typedef struct shmbus_state_opts {
 	int32_t create;          /* 1: create if missing (default); 0: must exist */
 	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_state_wait */
 	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+	int32_t writers;         /* shmbus_writers_t; an existing channel made
+	                            otherwise is SHMBUS_ETYPE */
+	uint32_t reserved_;
 } shmbus_state_opts_t;
 
 void shmbus_state_opts_init(shmbus_state_opts_t *opts);
@@ -314,20 +340,28 @@ int shmbus_state_close(shmbus_state_t *st);
 size_t shmbus_state_size(shmbus_state_t *st);
 int shmbus_state_info(shmbus_state_t *st, shmbus_channel_info_t *info);
 
-/* Publish a new value of exactly shmbus_state_size() bytes. The first write
- * makes this process the channel's writer; while it lives, writes from
- * other processes fail with SHMBUS_EBUSY. A writer that dies (even in the
- * middle of a write) leaves the last complete value readable and the role
- * free for a new writer. Threads of one process must not write the same
- * channel at the same time. Never blocks. */
+/* Publish a new value of exactly shmbus_state_size() bytes.
+ * Single-writer channel (the default): the first write makes this process
+ * the channel's writer; while it lives, writes from other processes fail
+ * with SHMBUS_EBUSY. A writer that dies (even in the middle of a write)
+ * leaves the last complete value readable and the role free for a new
+ * writer. Threads of one process must not write the same channel at the
+ * same time. Never blocks.
+ * Multi-writer channel (SHMBUS_WRITERS_MANY): any process, and any handle,
+ * may write; a write waits only for a write in progress (see
+ * shmbus_writers_t), and a writer killed mid-write is replaced at once with
+ * the last complete value still readable. */
 int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len);
 
 /* Zero-copy write: *ptr gets the buffer the next value goes into; fill it,
- * then commit. Readers go on reading the previous value meanwhile. */
+ * then commit. Readers go on reading the previous value meanwhile. On a
+ * multi-writer channel the turn is held from begin to commit: other writers
+ * wait meanwhile, so fill the buffer promptly. */
 int shmbus_state_write_begin(shmbus_state_t *st, void **ptr);
 int shmbus_state_write_commit(shmbus_state_t *st);
 
-/* Give up the writer role (also done by close). */
+/* Give up the writer role (also done by close). On a multi-writer channel:
+ * give up a turn left open by write_begin (the value is not published). */
 int shmbus_state_release_writer(shmbus_state_t *st);
 
 /* Copy the latest complete value into buf (len >= value size); *seq (may be

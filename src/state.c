@@ -1,6 +1,7 @@
 /*
  * state.c -- state channels: the latest value of a fixed-size typed array,
- * one writer, any number of readers, never a torn read.
+ * one writer (or several taking turns), any number of readers, never a torn
+ * read.
  *
  * Protocol (a multi-buffered seqlock). The area holds a control block and
  * K value buffers (K = nbuf, 2..8), each with its own sequence word:
@@ -10,7 +11,9 @@
  *   buf[i].seq  2s+1 while value s is being written into buffer i = s % K,
  *               2s once it is complete.
  *   writer      token (pid + start time) of the process holding the writer
- *               role; taken by CAS from 0 or from a dead token.
+ *               role; taken by CAS from 0 or from a dead token. On a
+ *               multi-writer channel (param[1] == SHMBUS_WRITERS_MANY) it
+ *               is held only for the length of one write: a turn.
  *   waiters     number of readers asleep (or about to sleep) on pub_seq.
  *
  * Small values share cache lines with pub_seq or their sequence word (see
@@ -25,11 +28,23 @@
  * means retry. A writer killed mid-write leaves its buffer odd and pub_seq
  * naming the previous, complete value; the next writer overwrites the odd
  * buffer. Readers never block the writer.
+ *
+ * Several writers (SHMBUS_WRITERS_MANY, recorded in the directory entry so
+ * every opener agrees): each write takes the writer word from 0 (or from a
+ * dead token) for its own duration and gives it back after publishing, so
+ * writes are exclusive, each value is pub_seq + 1 of the one before (seq
+ * numbers stay monotonic and count every write), and the last write wins.
+ * The data path is the single-writer one unchanged; a writer killed inside
+ * its turn is exactly the single-writer crash above, taken over by the next
+ * writer that finds the token dead. A writer waits for a live holder's turn
+ * at most 10 liveness timeouts (SHMBUS_EBUSY after that: a stopped holder).
  */
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 #include "sigbus.h"
@@ -108,7 +123,8 @@ struct shmbus_state {
 	int policy;
 	int64_t spin_ns;
 	uint64_t token;
-	int is_writer;
+	int is_writer;             /* single: holds the role; many: holds a turn */
+	int many;                  /* SHMBUS_WRITERS_MANY, from the directory */
 	uint64_t writing;          /* seq of a write_begin not yet committed */
 };
 
@@ -123,6 +139,11 @@ static int state_plan(struct sb_params *p, uint64_t *area)
 	if (p->param[0] < 2 || p->param[0] > 8)
 		return sb_err(SHMBUS_EINVAL, "state nbuf is %llu; allowed 2..8",
 		              (unsigned long long)p->param[0]);
+	if (p->param[1] == 0)
+		p->param[1] = SHMBUS_WRITERS_ONE;
+	if (p->param[1] != SHMBUS_WRITERS_ONE && p->param[1] != SHMBUS_WRITERS_MANY)
+		return sb_err(SHMBUS_EINVAL, "state writers is %llu; use SHMBUS_WRITERS_ONE or _MANY",
+		              (unsigned long long)p->param[1]);
 	if (sb_shape_bytes(p->dtype, p->ndim, p->shape, &bytes) != 0)
 		return SHMBUS_EINVAL;
 	p->value_size = bytes;
@@ -161,8 +182,9 @@ static int state_check(const uint8_t *area, uint64_t size, const struct sb_param
 	const struct sb_state_ctl *ctl = (const struct sb_state_ctl *)area;
 	struct sb_layout l;
 
+	/* param[1] 0: a channel made before the option existed: one writer */
 	if (size < SB_STATE_CTL || p->param[0] < 2 || p->param[0] > 8 ||
-	    layout(p->value_size, p->param[0], &l) != 0)
+	    p->param[1] > SHMBUS_WRITERS_MANY || layout(p->value_size, p->param[0], &l) != 0)
 		return sb_err(SHMBUS_ECORRUPT, "state area too small or bad nbuf");
 	if (ctl->magic != SB_STATE_MAGIC || ctl->nbuf != p->param[0] ||
 	    ctl->value_size != p->value_size || ctl->stride != l.stride ||
@@ -197,6 +219,8 @@ static void state_info(struct sb_chan *ch, shmbus_channel_info_t *info)
 	/* relaxed: a snapshot for display. */
 	info->seq = atomic_load_explicit(&ctl->pub_seq, memory_order_relaxed);
 	info->capacity = ch->p.param[0];
+	if (ch->p.param[1] == SHMBUS_WRITERS_MANY)
+		info->flags |= SHMBUS_CHANNEL_MANY_WRITERS;
 }
 
 const struct sb_kind_ops sb_state_ops = {
@@ -241,6 +265,9 @@ int shmbus_state_open(shmbus_bus_t *bus, const char *name,
 	if (o.ndim > SHMBUS_MAX_DIMS)
 		return sb_err(SHMBUS_EINVAL, "state '%s': %u dimensions, the limit is %d",
 		              name ? name : "", o.ndim, SHMBUS_MAX_DIMS);
+	if (o.writers < SHMBUS_WRITERS_DEFAULT || o.writers > SHMBUS_WRITERS_MANY)
+		return sb_err(SHMBUS_EINVAL, "state '%s': writers %d; use SHMBUS_WRITERS_ONE or _MANY",
+		              name ? name : "", o.writers);
 	memset(&want, 0, sizeof(want));
 	want.kind = SHMBUS_KIND_STATE;
 	want.dtype = o.dtype;
@@ -262,10 +289,24 @@ int shmbus_state_open(shmbus_bus_t *bus, const char *name,
 		want.value_size = bytes;
 	}
 	want.param[0] = o.nbuf;
+	want.param[1] = (uint64_t)o.writers;   /* 0: as the channel is */
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
 	r = sb_chan_open(bus, name, &want, o.create, &st->ch);
+	if (r == SHMBUS_ETYPE && o.writers) {
+		shmbus_channel_info_t ci;
+
+		memset(&ci, 0, sizeof(ci));
+		ci.size_of = sizeof(ci);
+		if (shmbus_channel_info(bus, name, &ci) == 0 && ci.kind == SHMBUS_KIND_STATE &&
+		    !(ci.flags & SHMBUS_CHANNEL_MANY_WRITERS) != (o.writers == SHMBUS_WRITERS_ONE))
+			r = sb_err(SHMBUS_ETYPE, "state '%s' exists with %s, asked for %s", name,
+			           ci.flags & SHMBUS_CHANNEL_MANY_WRITERS ? "many writers" : "one writer",
+			           o.writers == SHMBUS_WRITERS_MANY ? "many writers" : "one writer");
+		else
+			r = SHMBUS_ETYPE;
+	}
 	if (r) {
 		free(st);
 		return r;
@@ -283,6 +324,8 @@ int shmbus_state_open(shmbus_bus_t *bus, const char *name,
 	}
 	st->size = st->ch.p.value_size;
 	st->nbuf = (uint32_t)st->ch.p.param[0];
+	/* from the validated directory copy: every opener agrees */
+	st->many = st->ch.p.param[1] == SHMBUS_WRITERS_MANY;
 	st->policy = o.wait_policy;
 	st->spin_ns = o.spin_ns ? o.spin_ns : SB_DEFAULT_SPIN_NS;
 	st->token = bus->token ? bus->token : sb_self_token();
@@ -322,6 +365,82 @@ int shmbus_state_set_wait(shmbus_state_t *st, int policy, int64_t spin_ns)
 }
 
 /* ---- writing -------------------------------------------------------- */
+
+/* Multi-writer: take the writer word for one write. A live holder (another
+ * process, or another handle of this one: threads take turns too) is
+ * waited for (spin, then yield, then short sleeps: a turn lasts one copy)
+ * up to 10 x the bus's liveness timeout (2 s by default: generous, so that
+ * a holder preempted on a loaded machine does not make another writer fail;
+ * only a stopped one should); a dead one (killed inside its turn) is
+ * replaced at once. */
+#define SB_TURN_WAITS 10
+
+static int take_turn(shmbus_state_t *st)
+{
+	uint64_t cur, t0 = 0, me;
+	unsigned i;
+
+	/* A handle inherited through fork writes under the child's own token,
+	 * so the child's death inside a turn is noticed. */
+	if (sb_inherited(st->token))
+		st->token = sb_self_token();
+	me = st->token;
+	for (i = 0;; i++) {
+		cur = 0;
+		/* acquire: pairs with the release in end_turn (and in
+		 * shmbus_state_release_writer): the previous holder's buffer
+		 * and pub_seq stores happen before our load of pub_seq. */
+		if (atomic_compare_exchange_strong_explicit(&st->ctl->writer, &cur, me,
+		                                            memory_order_acquire,
+		                                            memory_order_relaxed))
+			break;
+		if (i < 64) {
+			sb_cpu_relax();
+			continue;
+		}
+		/* a liveness check reads /proc: every 16th round only */
+		if ((i & 15) == 0 && !sb_token_alive(cur)) {
+			/* acquire: as above. A dead holder orders nothing; its
+			 * stores were complete when it died, which we learned
+			 * through the kernel (kill/proc) before this CAS. An odd
+			 * buffer it left is rewritten by our value pub_seq + 1. */
+			if (atomic_compare_exchange_strong_explicit(&st->ctl->writer, &cur, me,
+			                                            memory_order_acquire,
+			                                            memory_order_relaxed))
+				break;
+			continue;
+		}
+		if (!t0)
+			t0 = sb_now_ns();
+		else if (sb_now_ns() - t0 > SB_TURN_WAITS * (uint64_t)st->ch.bus->liveness_ns)
+			return sb_err(SHMBUS_EBUSY,
+			              "state '%s': writer pid %u has been inside one write for over %lld ms (stopped?)",
+			              st->ch.name, sb_token_pid(cur),
+			              (long long)(SB_TURN_WAITS * st->ch.bus->liveness_ns / 1000000));
+		if (i < 256) {
+			sched_yield();
+		} else {
+			struct timespec ts = { 0, 50000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	st->is_writer = 1;
+	return 0;
+}
+
+/* Multi-writer: give the turn back after publishing. */
+static void end_turn(shmbus_state_t *st)
+{
+	uint64_t me = st->token;
+
+	/* release: our value and pub_seq happen before the next holder's
+	 * acquire CAS in take_turn. A CAS, not a store: only our own token is
+	 * cleared. */
+	atomic_compare_exchange_strong_explicit(&st->ctl->writer, &me, 0,
+	                                        memory_order_release, memory_order_relaxed);
+	st->is_writer = 0;
+}
 
 static int claim_writer(shmbus_state_t *st)
 {
@@ -394,7 +513,7 @@ static int begin(shmbus_state_t *st, uint64_t *seq, struct sb_state_buf **bp)
 	uint64_t s;
 	int r;
 
-	if (!st->is_writer && (r = claim_writer(st)) != 0)
+	if (!st->is_writer && (r = st->many ? take_turn(st) : claim_writer(st)) != 0)
 		return r;
 	/* acquire: pairs with the seq_cst (release) store in publish() of
 	 * the last writer to publish, so its buffers are behind us even when
@@ -447,6 +566,8 @@ int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len)
 		return r;
 	sb_racy_copy(data_of(st, b), value, len);
 	publish(st, s, b);
+	if (st->many)
+		end_turn(st);
 	if (sb_map_damaged(st->ch.bus->base))
 		return sb_err(SHMBUS_ECORRUPT, "state '%s': bus '%s' was truncated while mapped",
 		              st->ch.name, st->ch.bus->name);
@@ -479,6 +600,8 @@ int shmbus_state_write_commit(shmbus_state_t *st)
 		return sb_err(SHMBUS_ESTATE, "state '%s': commit without write_begin", st->ch.name);
 	publish(st, st->writing, buf_of(st, st->writing));
 	st->writing = 0;
+	if (st->many)
+		end_turn(st);
 	return 0;
 }
 

@@ -471,6 +471,46 @@ expect "a dict: KEY=VALUE in, a JSON object out" eval "code 0 && json \"d['value
 run put "$Q" di nokey
 expect "a dict entry without '=': exit 1" eval "code 1 && err_has 'KEY=VALUE'"
 
+echo "== state channels with many writers"
+# A live writer holds each channel open: `put --stdin` from a FIFO has
+# written its first value and waits for the next line.
+run put -c --writers many -d float64 "$Q" mw 0
+expect "put --create --writers many" code 0
+run put -c -d float64 "$Q" sw 0
+expect "put --create: one writer by default" code 0
+mkfifo "$TMP/fifo"
+"$S" put --stdin "$Q" mw <"$TMP/fifo" >"$TMP/hold.out" 2>&1 &
+hold=$!; pids+=("$hold")
+exec 9>"$TMP/fifo"
+echo 1 >&9
+last="(put --stdin $Q mw)"; rc=0; : >"$TMP/out"; : >"$TMP/err"
+expect "the holding writer wrote its first value" wait_for 30 eval '[ "$("$S" get "$Q" mw)" = 1 ]'
+run put "$Q" mw 2.5
+expect "put to a many-writer channel beside a live writer: exit 0" code 0
+run get --json "$Q" mw
+expect "the last write wins, seq counts all three" json "d['value']==2.5 and d['seq']==3"
+echo 4 >&9
+last="(put --stdin $Q mw)"; rc=0; : >"$TMP/out"; : >"$TMP/err"
+expect "the first writer writes again after it" wait_for 30 eval '[ "$("$S" get "$Q" mw)" = 4 ]'
+exec 9>&-
+wait "$hold"
+run info --json "$Q"
+expect "info --json: writers many / one" json "[c['writers'] for c in d['channels'] if c['name'] in ('mw','sw')]==['many','one']"
+"$S" put --stdin "$Q" sw <"$TMP/fifo" >"$TMP/hold.out" 2>&1 &
+hold=$!; pids+=("$hold")
+exec 9>"$TMP/fifo"
+echo 1 >&9
+last="(put --stdin $Q sw)"; rc=0; : >"$TMP/out"; : >"$TMP/err"
+expect "a writer holds the single-writer channel" wait_for 30 eval '[ "$("$S" get "$Q" sw)" = 1 ]'
+run put "$Q" sw 2
+expect "put to a single-writer channel with a live writer: exit 5" eval "code 5 && err_has 'one writer at a time'"
+exec 9>&-
+wait "$hold"
+run put -c --writers one "$Q" mw 1
+expect "--writers one on a many-writer channel: exit 1, both named" eval "code 1 && err_has 'many writers' && err_has 'one writer'"
+run put -c --writers lots "$Q" mw2 1
+expect "--writers lots: a usage error" eval "code 1 && err_has 'one or many'"
+
 run rm "$Q"
 expect "rm of the queue bus" eval "code 0 && ! exists $Q"
 

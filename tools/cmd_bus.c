@@ -306,6 +306,8 @@ static void info_text(shmbus_bus_t *bus, const char *name, const shmbus_bus_info
 		       kind ? kind : "?", dt ? dt : "?", nd ? b3 : "-", b1, ch[i].seq);
 		if (ch[i].kind == SHMBUS_KIND_QUEUE)
 			queue_info(bus, ch[i].name, 0);
+		if (ch[i].kind == SHMBUS_KIND_STATE && (ch[i].flags & SHMBUS_CHANNEL_MANY_WRITERS))
+			printf("      many writers (taking turns)\n");
 		if (is_bridge_status(&ch[i]))
 			bridge_status(bus, &ch[i], 0);
 	}
@@ -350,6 +352,9 @@ static void info_json(shmbus_bus_t *bus, const char *name, const shmbus_bus_info
 		printf(", \"value_size\": %" PRIu64 ", \"capacity\": %" PRIu64
 		       ", \"area_size\": %" PRIu64 ", \"seq\": %" PRIu64,
 		       ch[i].value_size, ch[i].capacity, ch[i].area_size, ch[i].seq);
+		if (ch[i].kind == SHMBUS_KIND_STATE)
+			printf(", \"writers\": \"%s\"",
+			       ch[i].flags & SHMBUS_CHANNEL_MANY_WRITERS ? "many" : "one");
 		if (ch[i].kind == SHMBUS_KIND_QUEUE) {
 			printf(", ");
 			queue_info(bus, ch[i].name, 1);

@@ -17,8 +17,10 @@ static const char put_help[] =
 	"State channel: write one value. VALUES are the elements, parsed by the\n"
 	"channel's dtype, separated by spaces or commas, brackets allowed\n"
 	"('1 2 3', '1,2,3', '[[1,2],[3,4]]'); their number must match the shape.\n"
-	"A bytes channel takes one string (padded with NULs) or --hex. The write\n"
-	"fails with exit code 5 while another live process is the writer.\n"
+	"A bytes channel takes one string (padded with NULs) or --hex. On a\n"
+	"single-writer channel (the default) the write fails with exit code 5\n"
+	"while another live process is the writer; a channel made with\n"
+	"--writers many takes writes from any process in turn.\n"
 	"\n"
 	"Queue channel: each VALUE is one message (its bytes, as given).\n"
 	"Array: all its elements, as for a state value (each element is set\n"
@@ -33,6 +35,8 @@ static const char put_help[] =
 	"                      elements as VALUES; a bytes value: the string length)\n"
 	"  -k, --kind K        with --create: state (default), queue, array (of\n"
 	"                      --dtype, --shape LENGTH), list or dict\n"
+	"      --writers W     with --create, state: one (default) or many (any\n"
+	"                      process may write, in turn; recorded in the channel)\n"
 	"      --slots N       with --create --kind queue: ring slots (default 1024, fewer\n"
 	"                      on a bus with less room; see shmbus.h)\n"
 	"      --max-msg SIZE  with --create --kind queue: largest message (4K)\n"
@@ -47,7 +51,7 @@ static const char put_help[] =
 
 enum { P_CREATE = 'c', P_DTYPE = 'd', P_SHAPE = 'S', P_KIND = 'k', P_SLOTS = 1,
        P_MAXMSG = 2, P_HEX = 'x', P_STDIN = 3, P_TIMEOUT = 't', P_SHUT = 4,
-       P_WAIT_GROUPS = 5 };
+       P_WAIT_GROUPS = 5, P_WRITERS = 6 };
 
 struct put_opts {
 	int create, hex, from_stdin, shut;
@@ -55,6 +59,7 @@ struct put_opts {
 	uint32_t ndim;          /* 0: not given */
 	uint64_t shape[SHMBUS_MAX_DIMS];
 	int kind;
+	int writers;            /* shmbus_writers_t; 0: not given */
 	uint64_t slots, max_msg;
 	int64_t timeout_ns;
 	uint64_t wait_groups;   /* 0: do not wait */
@@ -143,6 +148,7 @@ static int state_open_for_put(shmbus_bus_t *bus, const char *chan, const struct 
 
 	shmbus_state_opts_init(&so);
 	so.create = !exists;
+	so.writers = po->writers;
 	if (po->dtype >= 0)
 		so.dtype = po->dtype;
 	if (exists) {
@@ -308,6 +314,14 @@ static int parse_put_opt(int o, const char *arg, struct put_opts *po)
 			return cli_usage_error("kind '%s': the CLI creates state, queue, array, list and dict channels",
 			                       arg);
 		break;
+	case P_WRITERS:
+		if (strcmp(arg, "one") == 0)
+			po->writers = SHMBUS_WRITERS_ONE;
+		else if (strcmp(arg, "many") == 0)
+			po->writers = SHMBUS_WRITERS_MANY;
+		else
+			return cli_usage_error("--writers '%s': use one or many", arg);
+		break;
 	case P_SLOTS:
 		if (cli_parse_u64(arg, "slots", &po->slots))
 			return EX_USAGE;
@@ -357,7 +371,7 @@ int cmd_put(int argc, char **argv)
 		{"slots", 0, 1, P_SLOTS}, {"max-msg", 0, 1, P_MAXMSG},
 		{"hex", 'x', 0, P_HEX}, {"stdin", 0, 0, P_STDIN},
 		{"timeout", 't', 1, P_TIMEOUT}, {"shut", 0, 0, P_SHUT},
-		{"wait-groups", 0, 1, P_WAIT_GROUPS}, {0}};
+		{"wait-groups", 0, 1, P_WAIT_GROUPS}, {"writers", 0, 1, P_WRITERS}, {0}};
 	struct put_opts po;
 	shmbus_channel_info_t ci;
 	struct cli_args a;
@@ -402,10 +416,17 @@ int cmd_put(int argc, char **argv)
 		             chan, a.pos[0], shmbus_kind_name(kind), shmbus_kind_name(po.kind));
 		goto out;
 	}
+	if (po.writers && kind != SHMBUS_KIND_STATE) {
+		rc = cli_usage_error("--writers is for state channels; '%s' is a %s", chan,
+		                     shmbus_kind_name(kind));
+		goto out;
+	}
 	if (kind == SHMBUS_KIND_STATE) {
 		if (po.shut || po.slots || po.max_msg || po.wait_groups)
 			rc = cli_usage_error("--shut, --slots, --max-msg and --wait-groups are for queues; '%s' is a state channel",
 			                     chan);
+		else if (po.writers && !po.create)
+			rc = cli_usage_error("--writers applies with --create");
 		else
 			rc = state_put(bus, chan, &po, exists, a.pos + 2, a.npos - 2);
 	} else if (kind == SHMBUS_KIND_QUEUE) {

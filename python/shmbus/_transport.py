@@ -2,8 +2,11 @@
 
 A process pair written against the common "named arrays in shared memory"
 style (``transport.write("u", arr)`` / ``transport.read("y")``) runs on
-shmbus unchanged: each channel is a state channel, so a read is never torn
-and never blocks the writer.
+shmbus unchanged: each channel is a state channel made with
+``writers="many"``, so a read is never torn and never blocks a writer, and
+any process may write any channel (the plant that writes ``u = 0`` once at
+start and the controller that writes ``u`` afterwards take turns; the last
+write wins).
 """
 from . import _shmbus
 from ._shmbus import Bus, NoData
@@ -54,6 +57,11 @@ class SharedMemoryTransport:
     ``allow_foreign_owner=True`` accepts a bus another user made (see Bus). Both sides must agree on the channels
     (``TypeMismatch`` otherwise).
 
+    Every channel accepts writes from every process using the transport
+    (``writers="many"``): each write is whole, the last one wins, ``seq``
+    counts them all. An existing channel made with one writer is refused
+    (``TypeMismatch``).
+
     ``write(channel, array)`` publishes a value; ``read(channel)`` returns a
     new array with the latest value (zeros before the first write);
     ``read(channel, out=arr)`` fills *arr* in place. ``seq(channel)`` is the
@@ -82,7 +90,8 @@ class SharedMemoryTransport:
         self._states = {}
         try:
             for ch, (dtype, shape) in self._specs.items():
-                self._states[ch] = self._bus.state(ch, dtype=dtype, shape=shape)
+                self._states[ch] = self._bus.state(ch, dtype=dtype, shape=shape,
+                                                   writers="many")
         except BaseException:
             self._bus.close()
             raise

@@ -894,11 +894,16 @@ PyObject *sbpy_bus_raw_list(PyObject *self, PyObject *args, PyObject *kw);
 
 static PyMethodDef bus_methods[] = {
 	{"state", (PyCFunction)(void (*)(void))sbpy_bus_state, METH_VARARGS | METH_KEYWORDS,
-	 "state(name, dtype='float64', shape=(), create=True, nbuf=0, wait_policy='spin_park', spin=None) -> State\n\n"
+	 "state(name, dtype='float64', shape=(), create=True, nbuf=0, wait_policy='spin_park', spin=None,\n"
+	 "      writers=None) -> State\n\n"
 	 "Open (by default create) the state channel `name`: the latest value of a\n"
 	 "fixed-size typed array. An existing channel must have the same dtype and\n"
 	 "shape (TypeMismatch otherwise); with create=False and dtype=None any\n"
-	 "existing type is accepted. shape=() is a scalar."},
+	 "existing type is accepted. shape=() is a scalar. writers='many' makes a\n"
+	 "channel every process may write, in turn (the last write wins);\n"
+	 "writers='one' (the default when creating) keeps one writer process at a\n"
+	 "time; None opens an existing channel as it was made, and a channel made\n"
+	 "otherwise than asked is TypeMismatch."},
 	{"queue", (PyCFunction)(void (*)(void))sbpy_bus_queue, METH_VARARGS | METH_KEYWORDS,
 	 "queue(name, slots=0, max_msg=0, create=True, group=None, earliest=False, durable=False,\n"
 	 "      max_groups=0, max_members=0, max_producers=0) -> Queue\n\n"

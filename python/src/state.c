@@ -23,6 +23,7 @@ typedef struct {
 	PyObject *name;
 	int dtype;
 	int scalar;              /* opened with shape=(): values are Python numbers */
+	int many;                /* made with writers='many': a write may wait its turn */
 	int ndim;
 	uint64_t shape[SHMBUS_MAX_DIMS];
 	size_t size;
@@ -170,10 +171,11 @@ int sbpy_parse_wait(PyObject *policy_o, PyObject *spin_o, int *policy, int64_t *
 PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "dtype", "shape", "create", "nbuf", "wait_policy", "spin",
-	                         NULL};
+	                         "writers", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
 	const char *cname;
 	PyObject *name, *dtype_o = NULL, *shape_o = NULL, *pol = NULL, *spin = NULL;
+	const char *writers = NULL;
 	int create = 1, r, scalar;
 	Py_ssize_t nbuf = 0;
 	shmbus_state_opts_t o;
@@ -182,8 +184,8 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 	sbpy_state *s;
 	uint32_t k;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OOpnOO:state", kwlist, &name, &dtype_o,
-	                                 &shape_o, &create, &nbuf, &pol, &spin))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OOpnOOz:state", kwlist, &name, &dtype_o,
+	                                 &shape_o, &create, &nbuf, &pol, &spin, &writers))
 		return NULL;
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
@@ -195,6 +197,15 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 	shmbus_state_opts_init(&o);
 	o.create = create;
 	o.nbuf = (uint32_t)nbuf;
+	if (writers && strcmp(writers, "one") == 0) {
+		o.writers = SHMBUS_WRITERS_ONE;
+	} else if (writers && strcmp(writers, "many") == 0) {
+		o.writers = SHMBUS_WRITERS_MANY;
+	} else if (writers) {
+		PyErr_Format(sbpy_InvalidArgument, "state %R: writers=%s; use 'one', 'many' or None",
+		             name, writers);
+		return NULL;
+	}
 	if (sbpy_parse_wait(pol, spin, &o.wait_policy, &o.spin_ns) < 0)
 		return NULL;
 	if (!create && (dtype_o == NULL || dtype_o == Py_None) && shape_o == NULL) {
@@ -234,6 +245,7 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 	s->name = name;
 	s->dtype = info.dtype;
 	s->scalar = scalar;
+	s->many = (info.flags & SHMBUS_CHANNEL_MANY_WRITERS) != 0;
 	s->ndim = (int)(info.ndim > SHMBUS_MAX_DIMS ? SHMBUS_MAX_DIMS : info.ndim);
 	memcpy(s->shape, info.shape, sizeof(s->shape));
 	s->size = shmbus_state_size(st);
@@ -270,7 +282,9 @@ static int write_bytes(sbpy_state *s, const void *p, size_t len)
 		          s->size, shmbus_dtype_name(s->dtype), s->py_shape, len);
 		return -1;
 	}
-	if (len >= BIG_COPY) {
+	/* A many-writer write may wait for another writer's turn: not with
+	 * the GIL held. */
+	if (len >= BIG_COPY || s->many) {
 		if (sbpy_claim(&s->h) < 0)
 			return -1;
 		Py_BEGIN_ALLOW_THREADS
@@ -690,6 +704,7 @@ static PyObject *state_info(PyObject *self, PyObject *unused)
 {
 	sbpy_state *s = (sbpy_state *)self;
 	shmbus_channel_info_t i;
+	PyObject *d, *w = NULL;
 	int r;
 
 	(void)unused;
@@ -699,7 +714,12 @@ static PyObject *state_info(PyObject *self, PyObject *unused)
 	i.size_of = sizeof(i);
 	if ((r = shmbus_state_info(s->st, &i)))
 		return sbpy_raise(r);
-	return sbpy_channel_info_dict(&i);
+	d = sbpy_channel_info_dict(&i);
+	if (d && PyDict_SetItemString(d, "writers", w = PyUnicode_FromString(
+	                                  (i.flags & SHMBUS_CHANNEL_MANY_WRITERS) ? "many" : "one")) < 0)
+		Py_CLEAR(d);
+	Py_XDECREF(w);
+	return d;
 }
 
 static PyObject *state_set_wait(PyObject *self, PyObject *args, PyObject *kw)
@@ -776,9 +796,12 @@ static PyMethodDef state_methods[] = {
 	{"write", state_write, METH_O,
 	 "write(value)\n\nPublish a new value: a buffer (numpy array, bytes, ...) of exactly the\n"
 	 "value's size whose format matches the dtype, a number for a scalar, or\n"
-	 "anything numpy converts to the dtype and shape. Never blocks. The first\n"
-	 "write makes this process the writer; while it lives, other processes'\n"
-	 "writes raise Busy."},
+	 "anything numpy converts to the dtype and shape. The first write makes\n"
+	 "this process the writer; while it lives, other processes' writes raise\n"
+	 "Busy, and a write never blocks. A channel made with writers='many' takes\n"
+	 "writes from every process in turn (the last one wins); such a write waits\n"
+	 "only for a write in progress, and raises Busy if a live writer stays\n"
+	 "inside one write longer than 10 liveness timeouts (2 s by default)."},
 	{"read", (PyCFunction)(void (*)(void))state_read, METH_FASTCALL | METH_KEYWORDS,
 	 "read(out=None)\n\nThe latest complete value, never torn: a new numpy array of the\n"
 	 "channel's dtype and shape (bytes without numpy or for dtype bytes; a\n"

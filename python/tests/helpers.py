@@ -98,6 +98,15 @@ def hold_writer_role(bus_name, ready, stop):
         stop.wait(20)
 
 
+def write_many_writer(bus_name, ready, stop):
+    """Another process writes the many-writer channel "m" and stays."""
+    with shmbus.Bus(bus_name) as bus:
+        st = bus.state("m", dtype="float64")    # opened as it was made
+        st.write(7.0)
+        ready.set()
+        stop.wait(20)
+
+
 if __name__ == "__main__":
     # subprocess entry: python helpers.py consume BUS GROUP -> prints count
     if sys.argv[1] == "consume":

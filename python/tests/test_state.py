@@ -177,6 +177,30 @@ def test_second_writer_is_busy(bus, busname):
     assert st.read() == 2.0
 
 
+def test_many_writers_take_turns(bus, busname):
+    st = bus.state("m", dtype="float64", writers="many")
+    st.write(1.0)                    # this process writes first ...
+    assert st.info()["writers"] == "many"
+    ctx = mp.get_context("fork")
+    ready, stop = ctx.Event(), ctx.Event()
+    p = ctx.Process(target=helpers.write_many_writer, args=(busname, ready, stop))
+    p.start()
+    try:
+        assert ready.wait(10)
+        assert st.read_with_seq() == (7.0, 2)    # ... another then writes
+        st.write(3.0)                # and this one again while it lives
+        assert st.read_with_seq() == (3.0, 3)
+    finally:
+        stop.set()
+        p.join(10)
+    assert p.exitcode == 0
+    with pytest.raises(shmbus.TypeMismatch, match="many writers"):
+        bus.state("m", dtype="float64", writers="one")
+    with pytest.raises(shmbus.InvalidArgument, match="writers"):
+        bus.state("x", writers="several")
+    assert bus.state("one").info()["writers"] == "one"
+
+
 def test_state_close_and_context(bus):
     with bus.state("c") as st:
         st.write(1.0)

@@ -9,10 +9,29 @@
 #                              naming both types; the status channel counts
 #   late_joiner_gets_value     an importer started after the exporter stopped
 #                              gets the current value from the KV bucket
+#   late_joiner_after_last_write
+#                              an importer that starts just after the last
+#                              write (published live before it subscribed,
+#                              its KV store deferred) gets that value within
+#                              one KV interval, not the older stored one
+#   seed000_two_buses          seed 000's plant (bus A) and controller (bus B),
+#                              its code as written, joined by two bridges: the
+#                              plant's own write of u meets the imported u
+#                              without stopping the link; y converges to 5
+#   local_writer_meets_import  a live local single writer keeps an import out
+#                              without stopping the link (the value waits and
+#                              lands when it stops); a channel exported and
+#                              imported by both bridges does not echo, and
+#                              when both sides write it at once both keep
+#                              the later write
 #   token_auth_and_config_file a server with a token: a bridge with a wrong
 #                              one stops with a clear error; one started
 #                              before the server, with the token in a config
 #                              file, connects when it comes up and carries
+#   malformed_nats_url         --nats "this is not a url" (and a bad port,
+#                              a bad scheme, in a config file too) is a
+#                              configuration error: exit 2 at once, the URL
+#                              and the reason named; not an endless retry
 #   state_survives_server_restart
 #                              the server is SIGKILLed and restarted; both
 #                              bridges reconnect and values cross again
@@ -274,6 +293,23 @@ t_state_restart() {
   kill_pid sr TERM
 }
 
+t_bad_url() {
+  local u rc A
+  A=$(bus buA)
+  printf 'nats nats://127.0.0.1:4222,nats://bad host:4222\n' >"$TMP/bu.conf"
+  for u in "this is not a url" "nats://127.0.0.1:99999" "http://127.0.0.1:4222" "nats://" "config"; do
+    if [ "$u" = config ]; then
+      timeout 20 "$BR" --name bu --config "$TMP/bu.conf" --export "$A:v" >"$TMP/bu.log" 2>&1; rc=$?
+      u="nats://bad host:4222"
+    else
+      timeout 20 "$BR" --name bu --nats "$u" --export "$A:v" >"$TMP/bu.log" 2>&1; rc=$?
+    fi
+    [ $rc -eq 2 ] || { echo "--nats '$u': exit $rc, expected 2 (124: still retrying after 20 s)"; cat "$TMP/bu.log"; return 1; }
+    grep -qF "'$u' is not a NATS server URL" "$TMP/bu.log" || { echo "--nats '$u': no clear message:"; cat "$TMP/bu.log"; return 1; }
+    echo "exit 2: $(head -1 "$TMP/bu.log")"
+  done
+}
+
 t_auth() {
   local A B P=$((BASE + 7)) pre="t$TAG.au" url rc
   A=$(bus auA); B=$(bus auB); url=nats://127.0.0.1:$P
@@ -317,6 +353,163 @@ t_late() {
   echo "late joiner had the current value $(( ($(date +%s%N) - t0) / 1000000 )) ms after it started"
   stop_bridge late-b || return 1
   kill_pid late TERM
+}
+
+# The exporter stores v1 in the bucket at once, then v2 arrives within its
+# 3 s KV interval: v2 goes out live at once but reaches the bucket only when
+# the interval ends. An importer that starts after v2 went out (the status
+# counts it) and before that store finds v1 in the bucket and missed v2 on
+# the subject; it must still have v2 within one interval (+ margin: < 6.5 s
+# from its start on a loaded machine), not v1 until the next write.
+t_late_kv() {
+  local A B url P=$((BASE + 5)) pre="t$TAG.lk" t0 ms out2
+  A=$(bus lkA); B=$(bus lkB)
+  url=nats://127.0.0.1:$P
+  start_nats lk $P || return 1
+  "$TOOL" put "$A" p float64 1 1 >/dev/null || return 1
+  start_bridge lk-a --nats $url --prefix $pre --export "$A:p" --kv-interval 3000
+  out1() { [ "$(status_field "$A" lk-a 8)" -ge 1 ] 2>/dev/null; }
+  wait_for 10 out1 || { echo "v1 not exported"; return 1; }
+  sleep 0.5                                   # v1 is in the bucket (the first store is at once)
+  "$TOOL" put "$A" p float64 1 2 >/dev/null || return 1
+  out2() { [ "$(status_field "$A" lk-a 8)" -ge 2 ] 2>/dev/null; }
+  wait_for 10 out2 || { echo "v2 not exported"; return 1; }
+  t0=$(date +%s%N)
+  start_bridge lk-b --nats $url --prefix $pre --import-state "$B:p"
+  "$TOOL" expect "$B" p 10000 float64 1 1 >/dev/null 2>&1 ||
+    "$TOOL" expect "$B" p 100 float64 1 2 >/dev/null || { echo "no value at all"; return 1; }
+  "$TOOL" expect "$B" p 8000 float64 1 2 || { echo "the late joiner kept v1: $("$TOOL" get "$B" p)"; return 1; }
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  [ $ms -lt 6500 ] || { echo "v2 only after $ms ms"; return 1; }
+  echo "late joiner had the last value $ms ms after it started (KV interval 3000 ms)"
+  stop_bridge lk-a && stop_bridge lk-b || return 1
+  kill_pid lk TERM
+}
+
+# seed 000 (python/tests/seed000: the seed's plant.py and controller.py as
+# written) across two buses: plant on A, controller on B, y and u carried by
+# two bridges. The plant writes u = 0 on A and then the bridge writes the
+# controller's u there: before several writers, that write failed and the
+# import link stopped ("writing the local value: ... this link stops").
+t_seed000() {
+  local A B url P=$((BASE + 3)) pre="t$TAG.s0" PY=/usr/bin/python3 seed=python/tests/seed000
+  A=$(bus s0A); B=$(bus s0B)
+  url=nats://127.0.0.1:$P
+  start_nats s0 $P || return 1
+  start_bridge s0-a --nats $url --prefix $pre --export "$A:y" --import-state "$A:u"
+  start_bridge s0-b --nats $url --prefix $pre --export "$B:u" --import-state "$B:y"
+  (cd $seed && SEED000_BUS=$A PYTHONPATH=../..:${PYTHONPATH:-} exec $PY plant.py) >"$TMP/s0-plant.log" 2>&1 &
+  local plant=$!; PIDS+=("$plant")
+  (cd $seed && SEED000_BUS=$B PYTHONPATH=../..:${PYTHONPATH:-} exec $PY controller.py) >"$TMP/s0-ctl.log" 2>&1 &
+  local ctl=$!; PIDS+=("$ctl")
+  # watch y on the plant's bus until the plant ends (~12 s)
+  PYTHONPATH=python${PYTHONPATH:+:$PYTHONPATH} $PY - "$A" $plant >"$TMP/s0-watch.log" 2>&1 <<'PYEOF'
+import os, sys, time, shmbus
+name, plant = sys.argv[1], int(sys.argv[2])
+ys = []
+with shmbus.Bus(name, wait=30) as bus:
+    y = None
+    while True:
+        try:
+            os.kill(plant, 0)
+        except ProcessLookupError:
+            break
+        if os.path.exists("/proc/%d/stat" % plant) and open("/proc/%d/stat" % plant).read().split(") ")[1][0] == "Z":
+            break
+        try:
+            if y is None:
+                y = bus.state("y", create=False)
+            ys.append(float(y.read()[0]))
+        except (shmbus.NotFound, shmbus.NoData):
+            pass
+        time.sleep(0.1)
+print("y trace:", [round(v, 2) for v in ys[::10]], "end", ys[-1] if ys else None)
+sys.exit(0 if ys and max(ys) > 4.0 and 4.0 < ys[-1] < 5.5 else 1)
+PYEOF
+  local wrc=$?
+  cat "$TMP/s0-watch.log"
+  wait $plant; local prc=$?
+  kill -INT $ctl 2>/dev/null; wait $ctl
+  [ $prc -eq 0 ] || { echo "the plant failed ($prc):"; tail -20 "$TMP/s0-plant.log"; return 1; }
+  [ $wrc -eq 0 ] || { echo "y did not converge toward 5 on bus A"; tail -5 "$TMP/s0-ctl.log"; return 1; }
+  if grep -h "this link stops\|failed" "$TMP/s0-a.log" "$TMP/s0-b.log"; then
+    echo "a link stopped"; return 1
+  fi
+  stop_bridge s0-a && stop_bridge s0-b || return 1
+  kill_pid s0 TERM
+}
+
+# A local program that holds the writer role of a (single-writer) channel
+# the bridge imports into: the import waits, says so once, and does not
+# stop; the value lands when that program ends. Then a channel that both
+# bridges export and import under one name: a value written on either side
+# reaches the other once, and nothing bounces (the sequence numbers settle).
+t_local_meets() {
+  local A B url P=$((BASE + 4)) pre="t$TAG.lm" S=$BUILD/shmbus hold sa sb
+  A=$(bus lmA); B=$(bus lmB)
+  url=nats://127.0.0.1:$P
+  start_nats lm $P || return 1
+  "$TOOL" put "$B" v float64 1 0 >/dev/null || return 1    # single writer (the default)
+  "$TOOL" put "$A" v float64 1 0 >/dev/null || return 1
+  start_bridge lm-a --nats $url --prefix $pre --export "$A:v"
+  start_bridge lm-b --nats $url --prefix $pre --import-state "$B:v"
+  "$TOOL" expect "$B" v 10000 float64 1 0 || return 1
+  # (the FIFO's write end is opened after the bridges started: they must
+  # not hold it, or the holder would never see its end)
+  mkfifo "$TMP/lm.fifo"
+  "$S" put --stdin "$B" v <"$TMP/lm.fifo" >"$TMP/lm-hold.log" 2>&1 &
+  hold=$!; PIDS+=("$hold")
+  exec 8>"$TMP/lm.fifo"
+  echo 1 >&8                                   # the holder is B:v's writer now
+  "$TOOL" expect "$B" v 5000 float64 1 1 || return 1
+  "$TOOL" put "$A" v float64 1 7 8>&- >/dev/null || return 1
+  waits() { grep -q "import $B:v: .*the remote value waits" "$TMP/lm-b.log"; }
+  wait_for 10 waits || { echo "no word about the waiting value"; return 1; }
+  sleep 0.5
+  kill -0 "$(cat "$TMP/lm-b.pid")" 2>/dev/null || { echo "the importing bridge stopped"; return 1; }
+  [ "$(status_field "$B" lm-b 7)" = 0 ] || { echo "a link failed: $("$TOOL" get "$B" _bridge.lm-b)"; return 1; }
+  "$TOOL" expect "$B" v 100 float64 1 1 8>&- || { echo "the held channel changed under its writer"; exec 8>&-; return 1; }
+  exec 8>&-                                    # the holder ends
+  wait "$hold"
+  "$TOOL" expect "$B" v 10000 float64 1 7 || { echo "the waiting value did not land"; return 1; }
+  echo "value kept out by a live writer landed when it ended: $(grep -o 'import .*waits.*' "$TMP/lm-b.log" | head -1)"
+
+  # both ways: many-writer channels e on A and B, each bridge exports and imports e
+  "$S" put --create --writers many "$A" e 0 >/dev/null || return 1
+  "$S" put --create --writers many "$B" e 0 >/dev/null || return 1
+  start_bridge lm-c --nats $url --prefix $pre --export "$A:e" --import-state "$A:e"
+  start_bridge lm-d --nats $url --prefix $pre --export "$B:e" --import-state "$B:e"
+  "$TOOL" expect "$A" e 100 float64 1 0 || return 1
+  sleep 1                                     # both links up (their KV reads done)
+  "$S" put "$A" e 1 >/dev/null || return 1
+  "$TOOL" expect "$B" e 10000 float64 1 1 || return 1
+  "$S" put "$B" e 2 >/dev/null || return 1
+  "$TOOL" expect "$A" e 10000 float64 1 2 || return 1
+  sleep 1
+  sa=$("$TOOL" get "$A" e); sb=$("$TOOL" get "$B" e)
+  sleep 1
+  [ "$sa" = "$("$TOOL" get "$A" e)" ] && [ "$sb" = "$("$TOOL" get "$B" e)" ] || {
+    echo "values still moving (echo): A '$sa' -> '$("$TOOL" get "$A" e)', B '$sb' -> '$("$TOOL" get "$B" e)'"; return 1; }
+  # A: 0, 1 (local), 2 (imported); B: 0, 1 (imported), 2 (local); the first
+  # 0 of each may also have come across once through the bucket
+  [ "${sa%% *}" -le 4 ] && [ "${sb%% *}" -le 4 ] || { echo "too many writes: A '$sa', B '$sb'"; return 1; }
+  echo "both ways, no echo: A seq/value '$sa', B '$sb'"
+  # both sides write at once: with the server stopped, A writes 10, then
+  # B writes 20; both values are on their way when it resumes. The later
+  # write (20) must win on both buses, not each bus keep the other's value.
+  local sp; sp=$(cat "$TMP/lm.pid")
+  kill -STOP "$sp"
+  "$S" put "$A" e 10 >/dev/null || { kill -CONT "$sp"; return 1; }
+  sleep 0.3
+  "$S" put "$B" e 20 >/dev/null || { kill -CONT "$sp"; return 1; }
+  sleep 0.3
+  kill -CONT "$sp"
+  "$TOOL" expect "$A" e 10000 float64 1 20 || { echo "A kept '$("$TOOL" get "$A" e)', B has '$("$TOOL" get "$B" e)'"; return 1; }
+  sleep 1
+  "$TOOL" expect "$B" e 100 float64 1 20 || { echo "B kept '$("$TOOL" get "$B" e)' (A has '$("$TOOL" get "$A" e)'): the two sides disagree"; return 1; }
+  echo "written at once on both sides: both keep the later write ($("$TOOL" get "$A" e) / $("$TOOL" get "$B" e))"
+  for b in lm-a lm-b lm-c lm-d; do stop_bridge $b || return 1; done
+  kill_pid lm TERM
 }
 
 # queue_pipeline PREFIX URL A B N: bridges + consumer + producer; leaves
@@ -440,6 +633,14 @@ t_cluster() {
 echo "bridge tests: $BR, nats-server $("$NATS" --version 2>&1 | head -1), ports $BASE.., scale $SCALE"
 check state_round_trip_types t_state
 check late_joiner_gets_value t_late
+check late_joiner_after_last_write t_late_kv
+if PYTHONPATH=python${PYTHONPATH:+:$PYTHONPATH} /usr/bin/python3 -c 'import shmbus' 2>/dev/null; then
+  check seed000_two_buses t_seed000
+else
+  echo "seed000_two_buses: the Python binding is not built (make python): skipped"
+fi
+check local_writer_meets_import t_local_meets
+check malformed_nats_url t_bad_url
 check state_survives_server_restart t_state_restart
 check token_auth_and_config_file t_auth
 check "queue_exact_$((100000 * SCALE))" t_exact

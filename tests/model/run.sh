@@ -60,6 +60,10 @@ check state.pml ok -DK=3 -DW=2 -DWRITES=4 -DDEATHS=2 -DREADS=2
 check state.pml error -DWRITES=3 -DDEATHS=1 -DREADS=2 -DBUG_PUBLISH_FIRST
 check state.pml error -DWRITES=3 -DDEATHS=1 -DREADS=2 -DBUG_NO_RECHECK
 check state.pml error -DWRITES=3 -DDEATHS=1 -DREADS=2 -DBUG_NO_ODD
+# Several writers taking turns (SHMBUS_WRITERS_MANY), killed anywhere.
+check state.pml ok -DMANY -DK=3 -DW=2 -DWRITES=3 -DDEATHS=2 -DREADS=2
+check state.pml error -DMANY -DWRITES=3 -DDEATHS=1 -DREADS=2 -DBUG_NO_TURN
+check state.pml error -DMANY -DWRITES=3 -DDEATHS=1 -DREADS=2 -DBUG_NO_TAKEOVER
 
 # Queue ring (src/queue*.c): claim, publish, gating, redelivery, copying take.
 check queue.pml ok -DSLOTS=1 -DN=3 -DPRODS=1 -DG0M=2 -DG1M=0 -DMDEATHS=1

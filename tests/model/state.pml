@@ -41,10 +41,22 @@
  * one reader and one waiter cover every interleaving that matters, and
  * READERS=2 only multiplies the state space.
  *
+ * Several writers (-DMANY, SHMBUS_WRITERS_MANY): WRITERS writer processes
+ * share the WRITES attempts and the DEATHS deaths. Each write first takes
+ * the turn -- the writer word, by CAS from 0 or from a dead holder, as
+ * take_turn() does -- and gives it back after publishing; a writer killed
+ * anywhere (inside its turn included) ends, and the word keeps its id until
+ * another writer finds it dead. Checked on top of the above: while a
+ * writer holds its turn nobody else publishes (its value is pub_seq + 1 of
+ * the one before, so sequence numbers count the writes), and no writer
+ * waits for ever (no invalid end state).
+ *
  * Mutants (tests/model/run.sh checks that spin rejects each, so the model
  * can fail): -DBUG_PUBLISH_FIRST publishes pub_seq before the even mark;
  * -DBUG_NO_RECHECK drops the reader's re-check after the copy;
- * -DBUG_NO_ODD never marks the buffer odd while writing.
+ * -DBUG_NO_ODD never marks the buffer odd while writing; with -DMANY,
+ * -DBUG_NO_TURN writes without taking the turn and -DBUG_NO_TAKEOVER never
+ * takes the turn from a dead holder.
  */
 #ifndef K
 #define K 2
@@ -64,15 +76,24 @@
 #ifndef READERS
 #define READERS 1
 #endif
+#ifndef WRITERS
+#define WRITERS 2
+#endif
 
 byte pub_seq;
 byte bseq[K];
 byte data[K * W];
 byte waiters;
 
+#ifdef MANY
+byte owner;                /* the writer word: 0 free, else the holder's id */
+bool dead[WRITERS + 1];    /* the liveness check's answer, per writer id */
+byte attempts, gdeaths;    /* write attempts begun and deaths, shared */
+#endif
+
 /* Ghost state for the assertions (not in shared memory). */
 byte pubwid[WRITES + 1];   /* pubwid[s]: the attempt that published s */
-bool writing;              /* a writer incarnation is between its first and last step */
+byte writing;              /* writer incarnations between their first and last step */
 bool nowake;               /* a writer died after publishing, before waking */
 bool sleeping;             /* the waiter is inside FUTEX_WAIT */
 byte wait_newer;           /* the waiter's newer_than */
@@ -85,6 +106,7 @@ byte wait_newer;           /* the waiter's newer_than */
 	:: true -> skip \
 	fi
 
+#ifndef MANY
 active proctype writer()
 {
 	byte wid = 0, deaths = 0, s, b, i;
@@ -127,6 +149,63 @@ reborn:
 	od;
 	writing = false
 }
+#else
+/* Killed here if deaths remain: the process ends, its id stays in the
+ * writer word if it held the turn. */
+#define MDIE(where) \
+	if \
+	:: gdeaths < DEATHS -> gdeaths++; where; atomic { dead[me] = true; writing-- }; goto gone \
+	:: true -> skip \
+	fi
+
+active [WRITERS] proctype mwriter()
+{
+	byte me = _pid + 1, wid, s, b, i;
+
+	do
+	:: atomic { attempts < WRITES -> attempts++; wid = attempts }
+		/* take_turn(): CAS from 0, or from a holder found dead */
+#ifndef BUG_NO_TURN
+#ifdef BUG_NO_TAKEOVER
+		atomic { owner == 0 -> owner = me };
+#else
+		atomic { (owner == 0 || dead[owner]) -> owner = me };
+#endif
+#endif
+		/* begin(): load of pub_seq, ordered after the turn's acquire */
+		atomic { writing++; s = pub_seq + 1; b = s % K };
+		MDIE(skip);
+#ifndef BUG_NO_ODD
+		bseq[b] = 2 * s + 1;
+		MDIE(skip);
+#endif
+		i = 0;
+		do
+		:: i < W -> data[b * W + i] = wid; i++; MDIE(skip)
+		:: else -> break
+		od;
+#ifdef BUG_PUBLISH_FIRST
+		atomic { pub_seq = s; pubwid[s] = wid };
+		MDIE(nowake = true);
+		bseq[b] = 2 * s;
+#else
+		bseq[b] = 2 * s;
+		MDIE(skip);
+		/* nobody published while we held the turn */
+		atomic { assert(pub_seq == s - 1); pub_seq = s; pubwid[s] = wid };
+		MDIE(nowake = true);
+#endif
+		if
+		:: waiters > 0 -> sleeping = false
+		:: else -> skip
+		fi;
+		/* end_turn(): release CAS back to 0 */
+		atomic { owner = (owner == me -> 0 : owner); writing-- }
+	:: else -> break
+	od;
+gone:	skip
+}
+#endif
 
 /* shmbus_state_read: read_once() until it succeeds. */
 proctype reader()
