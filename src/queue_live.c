@@ -41,7 +41,7 @@ int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
 
 		if (t == 0 || atomic_load_explicit(&v->prods[i].intent, memory_order_acquire) != seq + 1)
 			continue;
-		if (sb_token_alive(t))
+		if (sb_token_alive(v->bus, t))
 			return 0;
 	}
 	/* The slot may still hold an older message some group needs (the
@@ -76,7 +76,7 @@ uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphane
 		uint32_t gi = atomic_load_explicit(&m->group, memory_order_relaxed);
 
 		if (t == 0 || t == SB_Q_ORPHAN || (group >= 0 && gi != (uint32_t)group) ||
-		    sb_token_alive(t))
+		    sb_token_alive(v->bus, t))
 			continue;
 		if (gi >= v->max_groups) {
 			/* A joiner died before its new group existed: nothing held.
@@ -128,7 +128,7 @@ uint32_t sb_q_reap_producers(struct sb_q_view *v)
 		/* acquire: pairs with the release CAS that claimed the record. */
 		uint64_t t = atomic_load_explicit(&pr->token, memory_order_acquire), in;
 
-		if (t == 0 || sb_token_alive(t))
+		if (t == 0 || sb_token_alive(v->bus, t))
 			continue;
 		/* acquire: pairs with the release store of intent in claim(). */
 		in = atomic_load_explicit(&pr->intent, memory_order_acquire);
@@ -156,7 +156,7 @@ uint32_t sb_q_live_members(struct sb_q_view *v, uint32_t group, uint32_t *total)
 		if (t == 0 || atomic_load_explicit(&m->group, memory_order_relaxed) != group)
 			continue;
 		all++;
-		if (t != SB_Q_ORPHAN && sb_token_alive(t))
+		if (t != SB_Q_ORPHAN && sb_token_alive(v->bus, t))
 			live++;
 	}
 	if (total)

@@ -272,6 +272,7 @@ static shmbus_bus_t *bus_alloc(const char *name)
 		return NULL;
 	snprintf(bus->name, sizeof(bus->name), "%s", name);
 	bus->peer_slot = -1;
+	bus->live_fd = -1;
 	bus->liveness_ns = SB_DEFAULT_LIVENESS_NS;
 	return bus;
 }
@@ -300,6 +301,7 @@ static void bus_free(shmbus_bus_t *bus)
 		sb_map_unregister(bus->base);
 		munmap(bus->base, bus->size);
 	}
+	sb_live_close(bus);
 	free(bus);
 }
 
@@ -443,6 +445,12 @@ static int open_at(const char *name, const char *path, int persistent,
 		goto fail;
 	close(fd);
 	fd = -1;
+	/* The liveness lock lives on a description of its own: the mapping
+	 * keeps its description open in every fork child, so a lock taken
+	 * through it would keep a dead parent looking alive. */
+	r = sb_live_open(bus, path, &st);
+	if (r)
+		goto fail;
 	r = boot_recover(bus);
 	if (r)
 		goto fail;
@@ -650,7 +658,7 @@ int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info)
 		if (t == 0)
 			continue;
 		info->peers++;
-		if (sb_token_alive(t))
+		if (sb_token_alive(bus, t))
 			info->live_peers++;
 	}
 	info->creator_pid = bus->hdr->creator_pid;

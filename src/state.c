@@ -175,7 +175,7 @@ static int state_gc(struct sb_chan *ch, uint32_t *reaped)
 	*reaped = 0;
 	/* relaxed: a dead writer published nothing more; a new writer's
 	 * claim CAS orders itself. */
-	if (w != 0 && !sb_token_alive(w) &&
+	if (w != 0 && !sb_token_alive(ch->bus, w) &&
 	    atomic_compare_exchange_strong_explicit(&ctl->writer, &w, 0,
 	                                            memory_order_relaxed,
 	                                            memory_order_relaxed))
@@ -326,7 +326,7 @@ static int claim_writer(shmbus_state_t *st)
 		st->is_writer = 1;
 		return 0;
 	}
-	if (cur != 0 && sb_token_alive(cur))
+	if (cur != 0 && sb_token_alive(st->ch.bus, cur))
 		return sb_err(SHMBUS_EBUSY,
 		              "state '%s' is being written by pid %u; one writer at a time",
 		              st->ch.name, sb_token_pid(cur));
