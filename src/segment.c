@@ -307,6 +307,28 @@ static void bus_free(shmbus_bus_t *bus)
 
 /* ---- create --------------------------------------------------------- */
 
+enum { SB_TMP_TAKE, SB_TMP_TEST };
+
+/* The creator's lock on its temporary file, over the whole file. Taking
+ * it returns 0 (failure is harmless: the pid test still guards the file);
+ * testing it returns 1 if another description holds it or we cannot
+ * tell. */
+static int tmp_lock(int fd, int op)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (op == SB_TMP_TAKE) {
+		(void)fcntl(fd, F_OFD_SETLK, &fl);
+		return 0;
+	}
+	if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+		return 1;
+	return fl.l_type != F_UNLCK;
+}
+
 static int build_segment(int fd, const shmbus_bus_opts_t *o, const struct geometry *g)
 {
 	struct sb_header *h;
@@ -358,6 +380,9 @@ static int create_at(const char *name, const char *path, const shmbus_bus_opts_t
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, o->mode);
 	if (fd < 0)
 		return sb_err_sys(errno, "bus '%s': creating %s", name, tmp);
+	/* Marks the file as being built while we live, in any namespace;
+	 * shmbus_list removes it only once the lock is gone. */
+	tmp_lock(fd, SB_TMP_TAKE);
 	if (fchmod(fd, o->mode) != 0) {     /* undo the umask */
 		r = sb_err_sys(errno, "bus '%s': chmod", name);
 		goto out;
@@ -710,19 +735,31 @@ int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped)
 
 /* A creator killed inside shmbus_bus_create leaves its half-built
  * temporary file ("NAME.tmp-PID-STAMP", see create_at): nobody can ever
- * publish it, so once PID is gone the listing removes it. A pid reused by
- * another process keeps the file until that one ends too. */
+ * publish it, so the listing removes it once its creator is gone: the
+ * creator's OFD write lock on the file is free (the kernel dropped it at
+ * exit) and PID names no process in our namespace. The pid alone is not
+ * enough: a creator in another pid namespace has a pid that means nothing
+ * here, and was removed while it built. (The pid test stays for creators
+ * of older versions, which take no lock; a pid reused by another process
+ * keeps the file until that one ends too.) */
 static void remove_orphan_tmp(const char *file)
 {
 	const char *t = strstr(file, ".tmp-");
 	char path[512];
 	long pid;
+	int fd, busy;
 
 	pid = strtol(t + 5, NULL, 10);
 	if (pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
 		return;
 	snprintf(path, sizeof(path), "%s/%s", SB_SHM_DIR, file);
-	unlink(path);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	busy = tmp_lock(fd, SB_TMP_TEST);
+	close(fd);
+	if (!busy)
+		unlink(path);
 }
 
 int shmbus_list(int (*fn)(const char *name, void *arg), void *arg)

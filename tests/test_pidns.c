@@ -22,7 +22,10 @@
  * peer slot);
  *   5. pid reuse: in a fresh pid namespace a holder (pid 2) is killed and
  *      ns_last_pid is set so that the next process is pid 2 again; that
- *      process finds the dead holder's writer role and lock free.
+ *      process finds the dead holder's writer role and lock free;
+ *   6. a creator in another pid namespace, paused just before it publishes
+ *      (link is interposed), keeps its temporary file through a listing
+ *      here (shmbus_list removes the files of dead creators).
  *
  * Needs root (or the capabilities for unshare(CLONE_NEWPID | CLONE_NEWNS)
  * and mounting proc); without them it prints SKIP and passes, since there
@@ -34,11 +37,30 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <dirent.h>
 
 #include "testutil.h"
 
 static char self_exe[4096];
 static const char *bus_name;
+static int pause_at_link;
+
+/* The library's link(2), interposed (the library is linked statically):
+ * with pause_at_link, a creator says "at link" and waits for a line on
+ * stdin just before it publishes its fully built temporary file. */
+int link(const char *from, const char *to)
+{
+	char c;
+
+	if (pause_at_link) {
+		printf("at link\n");
+		fflush(stdout);
+		while (read(0, &c, 1) < 0 && errno == EINTR)
+			;
+	}
+	return (int)syscall(SYS_linkat, AT_FDCWD, from, AT_FDCWD, to, 0);
+}
 
 static void cleanup(void)
 {
@@ -206,6 +228,34 @@ static int reuse(const char *name)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+/* Init of a fresh pid namespace: create the bus from pid `pid` (a pid
+ * that names no process in the test's namespace), pausing before the
+ * publishing link. */
+static int create_as(const char *name, int pid)
+{
+	shmbus_bus_t *b;
+	char buf[32];
+	int fd, len, status;
+	pid_t c;
+
+	fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY);
+	CHECK(fd >= 0, "open ns_last_pid: %s", strerror(errno));
+	len = snprintf(buf, sizeof(buf), "%d", pid - 1);
+	CHECK(write(fd, buf, (size_t)len) == len, "write ns_last_pid: %s", strerror(errno));
+	close(fd);
+	c = fork();
+	CHECK(c >= 0, "fork");
+	if (c == 0) {
+		CHECK(getpid() == pid, "creator is pid %d, wanted %d", (int)getpid(), pid);
+		pause_at_link = 1;
+		OK(shmbus_bus_create(name, NULL, &b));
+		shmbus_bus_close(b);
+		_exit(0);
+	}
+	CHECK(waitpid(c, &status, 0) == c, "waitpid");
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
 /* ---- spawning them, in a new pid namespace or not ------------------- */
 
 struct proc {
@@ -248,8 +298,13 @@ static int spawn(struct proc *p, int new_ns, char *const args[])
 		}
 		if (write(pp[1], &g, sizeof(g)) != (ssize_t)sizeof(g))
 			_exit(1);
+		/* Keep no end of the pipes: the process must see EOF on its
+		 * stdin when the test ends, whatever way it ends. */
 		close(in[0]);
+		close(in[1]);
+		close(out[0]);
 		close(out[1]);
+		close(pp[0]);
 		while (waitpid(g, &status, 0) < 0 && errno == EINTR)
 			;
 		_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
@@ -287,23 +342,32 @@ static int finish(struct proc *p, int keep_in)
 /* Read the holder's lines up to "ready PID"; returns PID as the holder
  * sees itself, and the pid of its forked child (as we see it: the child
  * is in our namespace only when the holder is) in *child. */
-static int wait_ready(struct proc *p, pid_t *child)
+static char *wait_line(struct proc *p, const char *word, char *buf, size_t cap)
 {
-	char buf[256];
-	size_t n = 0;
 	struct pollfd pf = { .fd = p->out, .events = POLLIN };
+	size_t n = 0;
 	char *r;
-	int pid;
 
-	while (!(r = memmem(buf, n, "ready ", 6)) || !memchr(r, '\n', n - (size_t)(r - buf))) {
+	while (!(r = memmem(buf, n, word, strlen(word))) ||
+	       !memchr(r, '\n', n - (size_t)(r - buf))) {
 		ssize_t k;
 
-		CHECK(poll(&pf, 1, 20000) == 1, "holder not ready within 20 s");
-		k = read(p->out, buf + n, sizeof(buf) - 1 - n);
-		CHECK(k > 0, "holder ended before it was ready");
+		CHECK(n < cap - 1, "too much output before '%s'", word);
+		CHECK(poll(&pf, 1, 20000) == 1, "no '%s' within 20 s", word);
+		k = read(p->out, buf + n, cap - 1 - n);
+		CHECK(k > 0, "ended before '%s'", word);
 		n += (size_t)k;
 	}
 	buf[n] = '\0';
+	return r;
+}
+
+static int wait_ready(struct proc *p, pid_t *child)
+{
+	char buf[256];
+	char *r = wait_line(p, "ready ", buf, sizeof(buf));
+	int pid;
+
 	if (child) {
 		char *c = strstr(buf, "child ");
 
@@ -373,6 +437,66 @@ static int one_case(const char *what, int holder_ns, int checker_ns, int fork_ch
 	return 0;
 }
 
+static int tmp_files(const char *name, int pid)
+{
+	char prefix[128];
+	struct dirent *e;
+	DIR *d = opendir("/dev/shm");
+	int n = 0;
+
+	CHECK(d, "opendir /dev/shm");
+	snprintf(prefix, sizeof(prefix), "shmbus-%s.tmp-%d-", name, pid);
+	while ((e = readdir(d)) != NULL)
+		n += !strncmp(e->d_name, prefix, strlen(prefix));
+	closedir(d);
+	return n;
+}
+
+static int count_bus(const char *name, void *arg)
+{
+	(void)name;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* A creator in another pid namespace, paused just before it publishes:
+ * listing the buses here (as `shmbus ls` and `gc` do) must not take its
+ * half-built file for an orphan. */
+static void creator_in_other_namespace(void)
+{
+	char buf[256], spid[16];
+	char *args[] = { self_exe, "create", (char *)bus_name, spid, NULL };
+	struct proc c;
+	shmbus_bus_t *b;
+	int pid = 0, max = 32768, n = 0, r;
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+
+	if (f) {
+		if (fscanf(f, "%d", &max) != 1)
+			max = 32768;
+		fclose(f);
+	}
+	for (pid = max - 2; pid > 300; pid--)
+		if (kill(pid, 0) != 0 && errno == ESRCH)
+			break;
+	snprintf(spid, sizeof(spid), "%d", pid);
+	shmbus_bus_unlink(bus_name);
+	CHECK(spawn(&c, 1, args) == 0, "spawn");
+	wait_line(&c, "at link", buf, sizeof(buf));
+	CHECK(tmp_files(bus_name, pid) == 1, "no temporary file of creator pid %d", pid);
+	OK(shmbus_list(count_bus, &n));
+	CHECK(tmp_files(bus_name, pid) == 1,
+	      "listing removed the temporary file of a live creator (pid %d in its namespace)",
+	      pid);
+	CHECK(write(c.in, "\n", 1) == 1, "write");
+	r = finish(&c, 0);
+	CHECK(r == 0, "creator in another namespace failed (exit %d)", r);
+	OK(shmbus_bus_open(bus_name, NULL, &b));
+	shmbus_bus_close(b);
+	printf("  creator in another pid namespace (pid %d there, none here): its temporary file survived a listing\n",
+	       pid);
+}
+
 int main(int argc, char **argv)
 {
 	char *args[4];
@@ -388,6 +512,8 @@ int main(int argc, char **argv)
 		return checker(argv[2], !strcmp(argv[3], "alive"));
 	if (argc == 3 && !strcmp(argv[1], "reuse"))
 		return reuse(argv[2]);
+	if (argc == 4 && !strcmp(argv[1], "create"))
+		return create_as(argv[2], atoi(argv[3]));
 
 	n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
 	CHECK(n > 0, "readlink /proc/self/exe");
@@ -416,6 +542,7 @@ int main(int argc, char **argv)
 	r = finish(&p, 0);
 	CHECK(r == 0, "pid reuse: exit %d", r);
 	printf("  pid reuse: a new process with a dead holder's pid did not keep its roles\n");
+	creator_in_other_namespace();
 	printf("test_pidns: all passed\n");
 	return 0;
 }
