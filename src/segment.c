@@ -329,14 +329,17 @@ static int tmp_lock(int fd, int op)
 	return fl.l_type != F_UNLCK;
 }
 
-static int build_segment(int fd, const shmbus_bus_opts_t *o, const struct geometry *g)
+static int build_segment(const char *name, int fd, const shmbus_bus_opts_t *o,
+                         const struct geometry *g)
 {
 	struct sb_header *h;
 	int r;
 
+	/* Every page now: a full filesystem fails here with ENOSPC, never
+	 * later with SIGBUS at a page fault (tests/test_full). */
 	r = posix_fallocate(fd, 0, (off_t)o->size);
 	if (r)
-		return sb_err_sys(r, "reserving %llu bytes for the bus",
+		return sb_err_sys(r, "bus '%s': reserving %llu bytes for the bus", name,
 		                  (unsigned long long)o->size);
 	h = mmap(NULL, SB_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (h == MAP_FAILED)
@@ -387,7 +390,7 @@ static int create_at(const char *name, const char *path, const shmbus_bus_opts_t
 		r = sb_err_sys(errno, "bus '%s': chmod", name);
 		goto out;
 	}
-	r = build_segment(fd, o, &g);
+	r = build_segment(name, fd, o, &g);
 	if (r)
 		goto out;
 	if (fsync(fd) != 0 && errno != EINVAL) {
