@@ -425,6 +425,11 @@ static int open_at(const char *name, const char *path, int persistent,
 		if (errno == ELOOP)
 			return sb_err(SHMBUS_EPERM, "bus '%s': %s is a symbolic link; refused",
 			              name, path);
+		if (errno == EACCES && stat(path, &st) == 0)
+			return sb_err_sys(EACCES,
+			                  "bus '%s': %s (owner uid %u, mode 0%o) cannot be opened for reading and writing by uid %u",
+			                  name, path, (unsigned)st.st_uid,
+			                  (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
 		return sb_err_sys(errno, "bus '%s': open %s", name, path);
 	}
 	bus = bus_alloc(name);

@@ -152,6 +152,11 @@ static void in_namespace(void)
 	full_case(scratch, first, second);
 }
 
+static void cleanup(void)
+{
+	rmdir(scratch);
+}
+
 int main(void)
 {
 	int r;
@@ -160,6 +165,7 @@ int main(void)
 	printf("test_full\n");
 	snprintf(scratch, sizeof(scratch), "/tmp/shmbus-full-%d", (int)getpid());
 	CHECK(mkdir(scratch, 0700) == 0, "mkdir %s: %s", scratch, strerror(errno));
+	atexit(cleanup);
 	r = run_child(in_namespace);
 	rmdir(scratch);
 	if (r == 77) {
