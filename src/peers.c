@@ -13,9 +13,8 @@
  * dead process's pid may be reused. Instead every open bus handle keeps a
  * file description of the bus's file of its own (not the one it mapped:
  * a mapping keeps its description alive in fork children) and holds an
- * OFD read lock
- * (fcntl F_OFD_SETLK) on one byte named by its process's token, far past
- * the end of the file (live_byte). The kernel drops the lock when the last
+ * OFD read lock (fcntl F_OFD_SETLK) on one byte named by its process's
+ * token, far past the end of the file (live_byte). The kernel drops the lock when the last
  * descriptor of that description closes, that is when the process exits or
  * is killed, whatever namespace it runs in. Any process, in any namespace,
  * asks the kernel whether someone holds that byte (F_OFD_GETLK): a held
@@ -35,7 +34,6 @@
  * lock is taken before the slot is claimed and dropped after it is freed,
  * so a live peer's slot never looks dead.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
