@@ -6,7 +6,8 @@
  * root namespace. A live peer must never be judged dead from another
  * namespace, and a dead one must still be found dead. Each case starts a
  * holder that opens the bus, takes a state channel's writer role and a
- * lock, and keeps writing; a checker then looks at the bus the way another
+ * lock, holds a queue message (peeked as a member of a group), and keeps
+ * writing; a checker then looks at the bus the way another
  * program would (shmbus_bus_info, shmbus_bus_gc, a state write, a lock):
  *
  *   1. holder in a new pid namespace (pid 1 there, /proc remounted, as
@@ -16,10 +17,11 @@
  *   4. a forked child that inherited the holder's handles and outlives it
  *      does not keep the dead holder looking alive;
  * each first while the holder runs (the checker sees a live peer: the write
- * is refused with EBUSY, the lock times out, gc reaps nothing, the holder's
- * sequence keeps moving), then after SIGKILL (the checker sees a stale bus,
- * takes the writer role, gets the lock with SHMBUS_EOWNERDEAD, gc reaps the
- * peer slot);
+ * is refused with EBUSY, the lock times out, the held message is not
+ * handed out again, gc reaps nothing, the holder's sequence keeps moving),
+ * then after SIGKILL (the checker sees a stale bus, takes the writer role,
+ * gets the lock with SHMBUS_EOWNERDEAD, gets the held message again flagged
+ * SHMBUS_MSG_REDELIVERED, gc reaps the peer slot);
  *   5. pid reuse: in a fresh pid namespace a holder (pid 2) is killed and
  *      ns_last_pid is set so that the next process is pid 2 again; that
  *      process finds the dead holder's writer role and lock free;
@@ -70,10 +72,14 @@ static void cleanup(void)
 
 /* ---- the roles, run in their own processes -------------------------- */
 
-/* Open the bus, take the writer role of "st" and the lock "lk". */
+/* Open the bus, take the writer role of "st", the lock "lk", and hold the
+ * first message of queue "q" as a member of group "g". */
 static void take_roles(const char *name, shmbus_bus_t **b, shmbus_state_t **st,
                        shmbus_lock_t **lk)
 {
+	shmbus_queue_t *q;
+	shmbus_queue_opts_t qo;
+	shmbus_msg_t m;
 	uint64_t v = 1;
 
 	OK(shmbus_bus_open(name, NULL, b));
@@ -81,6 +87,12 @@ static void take_roles(const char *name, shmbus_bus_t **b, shmbus_state_t **st,
 	OK(shmbus_state_write(*st, &v, sizeof(v)));
 	OK(shmbus_lock_open(*b, "lk", 0, lk));
 	OK(shmbus_lock_lock(*lk, 0));
+	shmbus_queue_opts_init(&qo);
+	qo.create = 0;
+	OK(shmbus_queue_open(*b, "q", &qo, &q));
+	OK(shmbus_queue_join(q, "g", 0));
+	OK(shmbus_queue_peek(q, &m, 0));
+	CHECK(m.len == 2 && !memcmp(m.data, "m1", 2), "holder got the wrong message");
 }
 
 /* Hold the roles and keep writing until stdin closes (the test is done)
@@ -127,9 +139,16 @@ static int checker(const char *name, int expect_alive)
 	shmbus_bus_t *nb, *b;
 	shmbus_state_t *st;
 	shmbus_lock_t *lk;
+	shmbus_queue_t *q;
+	shmbus_queue_opts_t qo;
 	uint64_t v = 42, seq, seq2;
-	uint32_t reaped;
+	uint32_t reaped, flags = 0;
+	char buf[16];
+	size_t len = 0;
 	int r;
+
+	shmbus_queue_opts_init(&qo);
+	qo.create = 0;
 
 	shmbus_bus_opts_init(&o);
 	o.flags = SHMBUS_BUS_NO_PEER;     /* as `shmbus info` and `shmbus gc` */
@@ -155,6 +174,25 @@ static int checker(const char *name, int expect_alive)
 	CHECK(r == (expect_alive ? SHMBUS_ETIMEDOUT : SHMBUS_EOWNERDEAD),
 	      "lock returned %d (%s), expected %s: %s", r, shmbus_strerror(r),
 	      expect_alive ? "ETIMEDOUT" : "EOWNERDEAD", shmbus_last_error());
+	OK(shmbus_queue_open(b, "q", &qo, &q));
+	OK(shmbus_queue_join(q, "g", 0));
+	if (expect_alive) {
+		/* m1 is the live holder's: we get m2, and then nothing. */
+		OK(shmbus_queue_get(q, buf, sizeof(buf), &len, &flags, 300000000));
+		CHECK(len == 2 && !memcmp(buf, "m2", 2) && flags == 0,
+		      "first get: %.*s flags %u, expected m2", (int)len, buf, flags);
+		r = shmbus_queue_get(q, buf, sizeof(buf), &len, &flags, 300000000);
+		CHECK(r == SHMBUS_ETIMEDOUT, "second get returned %d (%s): %.*s flags %u; "
+		      "the live holder's message was handed out again", r, shmbus_strerror(r),
+		      r == 0 ? (int)len : 0, buf, flags);
+	} else {
+		/* The dead holder's m1 comes again, flagged. */
+		OK(shmbus_queue_get(q, buf, sizeof(buf), &len, &flags, 3000000000ll));
+		CHECK(len == 2 && !memcmp(buf, "m1", 2) && (flags & SHMBUS_MSG_REDELIVERED),
+		      "get after the holder died: %.*s flags %u, expected m1 redelivered",
+		      (int)len, buf, flags);
+	}
+	shmbus_queue_close(q);
 	if (expect_alive) {
 		/* The holder still works: its sequence moves on. */
 		OK(shmbus_state_read(st, &v, sizeof(v), &seq));
@@ -393,11 +431,17 @@ static void make_bus(void)
 	shmbus_bus_t *b;
 	shmbus_state_t *st;
 	shmbus_lock_t *lk;
+	shmbus_queue_t *q;
 
 	shmbus_bus_unlink(bus_name);
 	OK(shmbus_bus_create(bus_name, NULL, &b));
 	OK(test_state_1d(b, "st", SHMBUS_UINT64, 1, &st));
 	OK(shmbus_lock_open(b, "lk", 1, &lk));
+	OK(shmbus_queue_open(b, "q", NULL, &q));
+	OK(shmbus_queue_join(q, "g", SHMBUS_GROUP_EARLIEST));
+	OK(shmbus_queue_put(q, "m1", 2, 0));
+	OK(shmbus_queue_put(q, "m2", 2, 0));
+	shmbus_queue_close(q);
 	shmbus_lock_close(lk);
 	shmbus_state_close(st);
 	shmbus_bus_close(b);
