@@ -27,7 +27,12 @@
  *      process finds the dead holder's writer role and lock free;
  *   6. a creator in another pid namespace, paused just before it publishes
  *      (link is interposed), keeps its temporary file through a listing
- *      here (shmbus_list removes the files of dead creators).
+ *      here (shmbus_list removes the files of dead creators);
+ *   7. the directory mutex (a robust pthread mutex, whose futex word holds
+ *      the owner's thread id as its own namespace numbers it) held in one
+ *      namespace: a process in another, even one with the same thread id,
+ *      waits for it while the holder lives and recovers it after its
+ *      SIGKILL.
  *
  * Needs root (or the capabilities for unshare(CLONE_NEWPID | CLONE_NEWNS)
  * and mounting proc); without them it prints SKIP and passes, since there
@@ -42,6 +47,7 @@
 #include <sys/syscall.h>
 #include <dirent.h>
 
+#include "internal.h"   /* sb_bus_lock: to die holding the directory mutex */
 #include "testutil.h"
 
 static char self_exe[4096];
@@ -210,6 +216,41 @@ static int checker(const char *name, int expect_alive)
 	shmbus_state_close(st);
 	shmbus_bus_close(b);
 	shmbus_bus_close(nb);
+	return 0;
+}
+
+/* Hold the bus's directory mutex (a robust pthread mutex) until stdin
+ * closes or a SIGKILL. */
+static int dir_holder(const char *name)
+{
+	struct pollfd p = { .fd = 0, .events = POLLIN };
+	shmbus_bus_t *b;
+
+	OK(shmbus_bus_open(name, NULL, &b));
+	OK(sb_bus_lock(b));
+	printf("ready %d\n", (int)getpid());
+	fflush(stdout);
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+	return 0;
+}
+
+/* Open a channel, which takes the directory mutex: refused after the
+ * mutex's 2 s timeout while its holder lives, at once once it died. */
+static int dir_checker(const char *name, int expect_alive)
+{
+	shmbus_bus_t *b;
+	shmbus_state_t *st;
+	int r;
+
+	OK(shmbus_bus_open(name, NULL, &b));
+	r = test_state_1d(b, "st", SHMBUS_UINT64, 1, &st);
+	CHECK(r == (expect_alive ? SHMBUS_ETIMEDOUT : 0),
+	      "channel open returned %d (%s), expected %s: %s", r, shmbus_strerror(r),
+	      expect_alive ? "ETIMEDOUT" : "0", shmbus_last_error());
+	if (!r)
+		shmbus_state_close(st);
+	shmbus_bus_close(b);
 	return 0;
 }
 
@@ -426,6 +467,37 @@ static int run_checker(int new_ns, int expect_alive)
 	return finish(&c, 0);
 }
 
+static void make_bus(void);
+
+/* The directory mutex held by a process in one namespace, wanted by one in
+ * another; in sibling namespaces both are pid (and thread id) 1, the
+ * value the mutex's futex word holds. */
+static void dir_case(const char *what, int holder_ns, int checker_ns)
+{
+	char *hargs[] = { self_exe, "dirlock", (char *)bus_name, NULL };
+	char *alive[] = { self_exe, "dircheck", (char *)bus_name, "alive", NULL };
+	char *dead[] = { self_exe, "dircheck", (char *)bus_name, "dead", NULL };
+	struct proc h, c;
+	int inner, r;
+
+	make_bus();
+	CHECK(spawn(&h, holder_ns, hargs) == 0, "spawn");
+	inner = wait_ready(&h, NULL);
+	CHECK(spawn(&c, checker_ns, alive) == 0, "spawn");
+	r = finish(&c, 0);
+	CHECK(r == 0, "%s: the directory mutex of a live holder was taken (checker exit %d)",
+	      what, r);
+	CHECK(kill(h.pid, SIGKILL) == 0, "kill: %s", strerror(errno));
+	r = finish(&h, 0);
+	CHECK(r == 128 + SIGKILL, "%s: holder exit %d", what, r);
+	CHECK(spawn(&c, checker_ns, dead) == 0, "spawn");
+	r = finish(&c, 0);
+	CHECK(r == 0, "%s: the directory mutex of a dead holder was not recovered (checker exit %d)",
+	      what, r);
+	printf("  directory mutex, %s: waited for the live holder (pid %d there), recovered after its SIGKILL\n",
+	       what, inner);
+}
+
 static void make_bus(void)
 {
 	shmbus_bus_t *b;
@@ -556,6 +628,10 @@ int main(int argc, char **argv)
 		return checker(argv[2], !strcmp(argv[3], "alive"));
 	if (argc == 3 && !strcmp(argv[1], "reuse"))
 		return reuse(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "dirlock"))
+		return dir_holder(argv[2]);
+	if (argc == 4 && !strcmp(argv[1], "dircheck"))
+		return dir_checker(argv[2], !strcmp(argv[3], "alive"));
 	if (argc == 4 && !strcmp(argv[1], "create"))
 		return create_as(argv[2], atoi(argv[3]));
 
@@ -587,6 +663,8 @@ int main(int argc, char **argv)
 	CHECK(r == 0, "pid reuse: exit %d", r);
 	printf("  pid reuse: a new process with a dead holder's pid did not keep its roles\n");
 	creator_in_other_namespace();
+	dir_case("holder in a new pid namespace, checker outside", 1, 0);
+	dir_case("sibling pid namespaces (both pid 1)", 1, 1);
 	printf("test_pidns: all passed\n");
 	return 0;
 }
