@@ -11,8 +11,9 @@
  * live member left and is not DURABLE, detaches it (sb_q_maybe_detach): the
  * group keeps its cursor but stops gating. A member that joins a detached
  * group reattaches it (sb_q_reactivate) and learns how much was lost.
- * Liveness is a token (pid + process start time, peers.c), so a reused pid
- * is never taken for the dead owner.
+ * Liveness is a token checked through the kernel lock its owner's bus
+ * handle holds (peers.c): a reused pid is never taken for the dead owner,
+ * and an owner in another pid namespace is seen alive.
  */
 #include <string.h>
 

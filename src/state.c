@@ -9,7 +9,7 @@
  *               Written only by the writer.
  *   buf[i].seq  2s+1 while value s is being written into buffer i = s % K,
  *               2s once it is complete.
- *   writer      token (pid + start time) of the process holding the writer
+ *   writer      token (peers.c) of the process holding the writer
  *               role; taken by CAS from 0 or from a dead token.
  *   waiters     number of readers asleep (or about to sleep) on pub_seq.
  *

@@ -3,8 +3,8 @@
  * of a holder: lock, event and semaphore channels, and the robust lock the
  * containers use.
  *
- * Robust lock. One 64-bit word, owner, holds the token (pid + start time)
- * of the holding process, 0 when free; taking the lock is one CAS from 0 to
+ * Robust lock. One 64-bit word, owner, holds the token (peers.c) of the
+ * holding process, 0 when free; taking the lock is one CAS from 0 to
  * the caller's token, so the holder is known at every instant, even to a
  * process that finds it dead. A locker spins briefly, then raises the
  * flag bit of `contended` and sleeps on that word; an unlock stores 0 and,
