@@ -350,9 +350,15 @@ natsStatus br_ensure_stream(struct bridge *br, struct br_link *l)
 	sc.Storage = js_FileStorage;
 	sc.Replicas = br->cfg.replicas;
 	sc.Duplicates = 10ll * 60 * 1000000000ll;  /* de-dup window: 10 min */
+	/* File storage and the replicas asked for are all a stream's config
+	 * offers for durability; when an acknowledged message reaches the disk
+	 * is the server's sync_interval (docs/bridge.md, Durability). */
 	s = js_AddStream(&si, br->js, &sc, NULL, &je);
-	if (s == NATS_OK)
+	if (s == NATS_OK) {
 		jsStreamInfo_Destroy(si);
+		br_info("stream %s created: file storage, %d replica%s; an acknowledged message is on disk only once the server syncs (run it with 'sync_interval: always', see docs/bridge.md)",
+		        l->stream, br->cfg.replicas, br->cfg.replicas == 1 ? "" : "s");
+	}
 	else if (js_GetStreamInfo(&si, br->js, l->stream, NULL, &je) == NATS_OK) {
 		jsStreamInfo_Destroy(si);
 		s = NATS_OK;

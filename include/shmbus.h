@@ -165,7 +165,10 @@ int shmbus_bus_create(const char *name, const shmbus_bus_opts_t *opts,
 /* Open an existing bus. Validates the magic, the ABI version, the size and
  * every table bound; a segment that fails is refused (SHMBUS_ECORRUPT,
  * SHMBUS_EVERSION) and left untouched. opts may be NULL; only its flags are
- * used. */
+ * used. The handle keeps one file descriptor open (close-on-exec): through
+ * it the process holds the kernel file lock by which other processes, in
+ * any pid namespace, see it alive. Handles inherited through fork belong
+ * to the parent; the child gets a lock of its own on them. */
 int shmbus_bus_open(const char *name, const shmbus_bus_opts_t *opts,
                     shmbus_bus_t **out);
 
@@ -180,8 +183,10 @@ int shmbus_bus_open_or_create(const char *name, const shmbus_bus_opts_t *opts,
 int shmbus_bus_wait_open(const char *name, const shmbus_bus_opts_t *opts,
                          int64_t timeout_ns, shmbus_bus_t **out);
 
-/* Detach: leave the peer table, unmap. Channel handles of this bus must be
- * closed first. */
+/* Detach: leave the peer table, unmap, close the descriptor. Channel
+ * handles of this bus must be closed first: once a process has closed
+ * every handle of a bus, what it still owns there counts as a dead
+ * process's. */
 int shmbus_bus_close(shmbus_bus_t *bus);
 
 /* Remove the name; processes that have it open keep their mapping. */
@@ -197,7 +202,8 @@ typedef struct shmbus_bus_info {
 	uint32_t channels;      /* channels in use */
 	uint32_t max_peers;
 	uint32_t peers;         /* peers registered (live or not yet reaped) */
-	uint32_t live_peers;    /* of those, processes that still exist */
+	uint32_t live_peers;    /* of those, processes that still have it open
+	                           (in any pid namespace) */
 	uint32_t creator_pid;
 	uint64_t create_time_ns;/* CLOCK_REALTIME at creation */
 	int32_t persistent;     /* 1 for a file: bus */
@@ -210,8 +216,8 @@ int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info);
 const char *shmbus_bus_name(shmbus_bus_t *bus);
 
 typedef struct shmbus_peer_info {
-	uint32_t pid;
-	uint32_t alive;         /* 1 if the process still exists */
+	uint32_t pid;           /* as the peer's own pid namespace numbers it */
+	uint32_t alive;         /* 1 if the process still has the bus open */
 	uint64_t start_time;    /* process start time, clock ticks since boot */
 	uint64_t attach_time_ns;/* CLOCK_REALTIME; 0 for a peer caught while registering */
 } shmbus_peer_info_t;

@@ -362,7 +362,7 @@ int sb_box_lock(struct sb_boxh *h)
 	int r, rr = 0;
 
 	do
-		r = sb_rlock_acquire(&h->b->lock, h->token, SB_BOX_TIMEOUT_NS,
+		r = sb_rlock_acquire(h->ch.bus, &h->b->lock, h->token, SB_BOX_TIMEOUT_NS,
 		                     h->ch.bus->liveness_ns);
 	while (r == SHMBUS_EINTR);
 	if (r == SHMBUS_ETIMEDOUT)
@@ -428,7 +428,7 @@ int sb_box_gc(struct sb_chan *ch, uint32_t *reaped)
 	h.size = ch->area_size;
 	h.heap_off = SB_BOX_HEAP_OFF;
 	h.token = sb_self_token();
-	r = sb_rlock_acquire(&h.b->lock, h.token, 0, ch->bus->liveness_ns);
+	r = sb_rlock_acquire(ch->bus, &h.b->lock, h.token, 0, ch->bus->liveness_ns);
 	if (r != 0 && r != SHMBUS_EOWNERDEAD)
 		return 0;              /* held by a live process, or not ours to fix */
 	if (r == SHMBUS_EOWNERDEAD || h.b->jn != 0) {

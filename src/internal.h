@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "shmbus.h"
@@ -25,7 +26,7 @@
 #define SB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define SB_MAGIC 0x3130535542534853ull /* "SHSBUS01" little-endian */
-#define SB_ABI 1u
+#define SB_ABI 2u /* 2: tokens are pid + random bits, liveness by OFD lock */
 #define SB_HEADER_SIZE 4096u
 #define SB_SHM_DIR "/dev/shm"
 #define SB_SHM_PREFIX "shmbus-"
@@ -93,7 +94,9 @@ struct sb_peer {
 	 * sb_peer_register and shmbus_bus_peers). */
 	_Atomic uint64_t attach_time_ns;
 	_Atomic uint64_t stamp;
-	uint8_t pad[40];
+	/* For display: clock ticks since boot, under the same stamp. */
+	_Atomic uint64_t start_time;
+	uint8_t pad[32];
 };
 _Static_assert(sizeof(struct sb_peer) == SB_LINE, "peer is one line");
 
@@ -136,6 +139,8 @@ struct shmbus_bus {
 	int32_t peer_slot;         /* -1 when not registered */
 	uint64_t token;
 	int64_t liveness_ns;
+	int live_fd;               /* holds this process's liveness lock */
+	struct shmbus_bus *live_next; /* peers.c's list of open handles */
 };
 
 /* Validated, process-local view of one channel. */
@@ -261,10 +266,19 @@ int sb_mutex_lock(pthread_mutex_t *m, int64_t timeout_ns);
 
 /* ---- peers.c -------------------------------------------------------- */
 
-/* A process identity that survives pid reuse: pid | start_time << 32. */
+/* This process's identity: pid (in its own namespace) | 30 random bits
+ * << 32; never 0, always below 2^62. A fork child gets a new one. */
 uint64_t sb_self_token(void);
-/* 1 if the process named by token exists (same pid, same start time). */
-int sb_token_alive(uint64_t token);
+/* 1 if the process named by token still has a handle of this bus open
+ * (its liveness lock is held), whatever pid namespace it runs in. */
+int sb_token_alive(const shmbus_bus_t *bus, uint64_t token);
+/* Open path again (O_RDWR | O_NOFOLLOW), check it is still the file
+ * mapped (dev and inode of *mapped), and take the liveness lock on this
+ * process's byte through that new description; the descriptor stays in
+ * bus->live_fd until sb_live_close. 0 or SHMBUS_E* (detail set). */
+int sb_live_open(shmbus_bus_t *bus, const char *path, const struct stat *mapped);
+/* Drop the handle's liveness lock (closes bus->live_fd). */
+void sb_live_close(shmbus_bus_t *bus);
 /* A handle is inherited when its token is not this process's: a child got
  * it through fork. Closing it there frees local memory only and leaves the
  * parent's peer slot, writer role, group membership and producer record

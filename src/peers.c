@@ -1,40 +1,69 @@
 /*
  * peers.c -- who is attached to a bus, and whether a process still lives.
  *
- * A process is named by a 64-bit token: its pid in the low half and the low
- * 32 bits of its start time (clock ticks since boot, /proc/PID/stat field
- * 22) in the high half. A pid that was reused by a new process has another
- * start time, so a stale token is never mistaken for a live one. A zombie
- * whose threads are all gone is dead too. Tokens are
- * stored wherever a process owns something in shared memory (the peer
- * table, a state writer role, queue claims and memberships, locks); any
- * peer that finds an owner's token dead may take over what it held.
+ * A process is named by a 64-bit token: its pid (as its own pid namespace
+ * numbers it) in the low half and 30 random bits, never all zero, above.
+ * Tokens are stored wherever a process owns something in shared memory
+ * (the peer table, a state writer role, queue claims and memberships,
+ * locks); any peer that finds an owner's token dead may take over what it
+ * held.
+ *
+ * Liveness does not rest on the pid: a pid means nothing in another pid
+ * namespace (two containers sharing /dev/shm each have a pid 1), and a
+ * dead process's pid may be reused. Instead every open bus handle keeps a
+ * file description of the bus's file of its own (not the one it mapped:
+ * a mapping keeps its description alive in fork children) and holds an
+ * OFD read lock (fcntl F_OFD_SETLK) on one byte named by its process's
+ * token, far past the end of the file (live_byte). The kernel drops the lock when the last
+ * descriptor of that description closes, that is when the process exits or
+ * is killed, whatever namespace it runs in. Any process, in any namespace,
+ * asks the kernel whether someone holds that byte (F_OFD_GETLK): a held
+ * byte means alive; a free one, dead. A pid reused by a new process cannot
+ * revive a token: the new process has other random bits and holds another
+ * byte. Distinct tokens map to distinct bytes (the token is below 2^62).
+ *
+ * fork shares descriptions with the child. A child must not keep its
+ * parent looking alive, so a pthread_atfork child handler gives each
+ * inherited handle a new description of the same file (reopened through
+ * /proc/self/fd) with a lock on the child's own, new token. (A child
+ * made by a raw clone system call that bypasses the C library's fork keeps
+ * the parent's description, and so the parent looks alive while it runs.)
  *
  * The peer table is a fixed array of one-line slots; a slot is claimed by
- * CAS from 0 to the caller's token and freed by storing 0.
+ * CAS from 0 to the caller's token and freed by storing 0. The handle's
+ * lock is taken before the slot is claimed and dropped after it is freed,
+ * so a live peer's slot never looks dead.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-/* Field 22 of /proc/PID/stat; 0 when it cannot be read. *state gets
- * field 3 (R, S, D, Z for a zombie, X for dead, ...), or 0. */
-static uint64_t proc_start_time(pid_t pid, char *state)
+/* Liveness bytes start here: beyond any segment, so no lock ever covers
+ * the data, and below OFFSET_MAX for every token (tokens are < 2^62). */
+#define SB_LIVE_BASE (1ll << 62)
+#define SB_TOKEN_RAND_BITS 30
+
+static off_t live_byte(uint64_t token)
 {
-	char path[64], buf[1024], *p;
+	return (off_t)(SB_LIVE_BASE + (int64_t)token);
+}
+
+/* Field 22 of /proc/self/stat (clock ticks since boot), for display. */
+static uint64_t self_start_time(void)
+{
+	char buf[1024], *p;
 	ssize_t n;
 	int fd, field;
 
-	*state = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -47,76 +76,184 @@ static uint64_t proc_start_time(pid_t pid, char *state)
 	p = strrchr(buf, ')');
 	if (!p)
 		return 0;
-	if (p[1] == ' ')
-		*state = p[2];
 	for (field = 2; field < 22 && *p; p++)
 		if (*p == ' ')
 			field++;
 	return strtoull(p, NULL, 10);
 }
 
-/* 1 if the process has a thread besides its main one (/proc/PID/task). */
-static int other_threads(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	DIR *d;
-	int found = 0;
+/* This process's token; 0 until made, and again in a fork child until the
+ * atfork handler (or the pid check in sb_self_token) makes a new one. */
+static _Atomic uint64_t self_token;
 
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while (!found && (e = readdir(d)) != NULL)
-		found = e->d_name[0] != '.' && atoi(e->d_name) != pid;
-	closedir(d);
-	return found;
-}
-
-static uint64_t make_token(pid_t pid, uint64_t start)
+static uint64_t new_token(pid_t pid)
 {
-	return (uint64_t)(uint32_t)pid | ((start & 0xffffffffull) << 32);
+	uint32_t r = 0;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint32_t)(sb_now_ns() ^ (sb_now_ns() >> 29) ^ ((uint64_t)pid << 7));
+	r &= (1u << SB_TOKEN_RAND_BITS) - 1;
+	if (r == 0)
+		r = 1;
+	return (uint64_t)(uint32_t)pid | ((uint64_t)r << 32);
 }
 
 uint64_t sb_self_token(void)
 {
-	static _Thread_local pid_t cached_pid;
-	static _Thread_local uint64_t cached;
 	pid_t pid = getpid();
+	/* relaxed: the token is this process's own constant; a racing
+	 * thread's CAS below decides which new token wins. */
+	uint64_t t = atomic_load_explicit(&self_token, memory_order_relaxed);
 
-	/* Recomputed after fork: the child is another process. */
-	if (cached_pid != pid) {
-		char state;
+	/* The pid check catches a child made without the atfork handler. */
+	while (t == 0 || (uint32_t)t != (uint32_t)pid) {
+		uint64_t fresh = new_token(pid);
 
-		cached = make_token(pid, proc_start_time(pid, &state));
-		cached_pid = pid;
+		if (atomic_compare_exchange_strong_explicit(&self_token, &t, fresh,
+		                                            memory_order_relaxed,
+		                                            memory_order_relaxed))
+			return fresh;
 	}
-	return cached;
+	return t;
 }
 
-int sb_token_alive(uint64_t token)
-{
-	pid_t pid = (pid_t)sb_token_pid(token);
-	uint64_t start;
-	char state;
+/* ---- liveness locks ------------------------------------------------- */
 
-	if (pid <= 0)
+/* Open handles of this process, so a fork child can fix them. */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static shmbus_bus_t *live_list;
+static pthread_once_t live_once = PTHREAD_ONCE_INIT;
+
+static int lock_byte(int fd, uint64_t token)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_RDLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = live_byte(token);
+	fl.l_len = 1;
+	return fcntl(fd, F_OFD_SETLK, &fl) == 0 ? 0 : errno;
+}
+
+static void live_prepare(void)
+{
+	pthread_mutex_lock(&live_mu);
+}
+
+static void live_parent(void)
+{
+	pthread_mutex_unlock(&live_mu);
+}
+
+/* In the fork child (one thread, live_mu held since live_prepare): each
+ * inherited handle's descriptor still refers to the parent's description,
+ * which carries the parent's lock. Point it at a new description of the
+ * same file and lock the child's own byte there. */
+static void live_child(void)
+{
+	uint64_t me = new_token(getpid());
+	shmbus_bus_t *b;
+	char path[64];
+	int fd;
+
+	/* relaxed: single-threaded here. */
+	atomic_store_explicit(&self_token, me, memory_order_relaxed);
+	for (b = live_list; b; b = b->live_next) {
+		if (b->live_fd < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", b->live_fd);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd >= 0 && dup3(fd, b->live_fd, O_CLOEXEC) >= 0) {
+			close(fd);
+			lock_byte(b->live_fd, me);
+			continue;
+		}
+		/* No /proc: drop the parent's description all the same; this
+		 * handle then judges every owner alive (never wrongly dead). */
+		if (fd >= 0)
+			close(fd);
+		close(b->live_fd);
+		b->live_fd = -1;
+	}
+	pthread_mutex_unlock(&live_mu);
+}
+
+static void live_init(void)
+{
+	pthread_atfork(live_prepare, live_parent, live_child);
+}
+
+int sb_live_open(shmbus_bus_t *bus, const char *path, const struct stat *mapped)
+{
+	struct stat st;
+	int fd, e;
+
+	pthread_once(&live_once, live_init);
+	/* Under live_mu: a fork cannot copy the descriptor between its open
+	 * and the handle joining the list the child handler walks. */
+	pthread_mutex_lock(&live_mu);
+	fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		e = errno;
+		pthread_mutex_unlock(&live_mu);
+		return sb_err_sys(e, "bus '%s': opening %s for its liveness lock", bus->name, path);
+	}
+	if (fstat(fd, &st) != 0 || st.st_dev != mapped->st_dev || st.st_ino != mapped->st_ino) {
+		close(fd);
+		pthread_mutex_unlock(&live_mu);
+		return sb_err(SHMBUS_ENOENT, "bus '%s': %s was replaced while being opened",
+		              bus->name, path);
+	}
+	e = lock_byte(fd, sb_self_token());
+	if (e) {
+		close(fd);
+		pthread_mutex_unlock(&live_mu);
+		return sb_err_sys(e, "bus '%s': taking its liveness lock (fcntl F_OFD_SETLK on %s)",
+		                  bus->name, path);
+	}
+	bus->live_fd = fd;
+	bus->live_next = live_list;
+	live_list = bus;
+	pthread_mutex_unlock(&live_mu);
+	return 0;
+}
+
+void sb_live_close(shmbus_bus_t *bus)
+{
+	shmbus_bus_t **p;
+
+	pthread_mutex_lock(&live_mu);
+	for (p = &live_list; *p; p = &(*p)->live_next)
+		if (*p == bus) {
+			*p = bus->live_next;
+			break;
+		}
+	if (bus->live_fd >= 0)
+		close(bus->live_fd);
+	bus->live_fd = -1;
+	pthread_mutex_unlock(&live_mu);
+}
+
+int sb_token_alive(const shmbus_bus_t *bus, uint64_t token)
+{
+	struct flock fl;
+
+	if (token == 0 || token >= (uint64_t)SB_LIVE_BASE)
 		return 0;
-	if (kill(pid, 0) != 0 && errno == ESRCH)
-		return 0;
-	start = proc_start_time(pid, &state);
-	if (start == 0)         /* exists but unreadable: assume alive */
+	/* Our own lock is invisible through our own description. */
+	if (token == sb_self_token())
 		return 1;
-	if (make_token(pid, start) != token)
-		return 0;
-	/* A zombie (killed or exited, not yet reaped by its parent) will
-	 * never run again: what it held is free now. Its parent may be the
-	 * very process blocked waiting for it, unable to reap it until the
-	 * wait ends. A main thread that ended with pthread_exit also shows
-	 * as a zombie while the process's other threads run on. */
-	if ((state == 'Z' || state == 'X' || state == 'x') && !other_threads(pid))
-		return 0;
-	return 1;
+	if (bus->live_fd < 0)
+		return 1;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = live_byte(token);
+	fl.l_len = 1;
+	if (fcntl(bus->live_fd, F_OFD_GETLK, &fl) != 0)
+		return 1;       /* cannot tell: never take over from the living */
+	return fl.l_type != F_UNLCK;
 }
 
 /* The attach time is written after the claiming CAS (it cannot be written
@@ -131,8 +268,9 @@ static void stamp_attach(struct sb_peer *p, uint64_t me)
 	 * that copied our new time then re-reads a void or new stamp). */
 	atomic_store_explicit(&p->stamp, 0, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
-	/* relaxed: ordered by the fence above and the release below. */
+	/* relaxed (both): ordered by the fence above and the release below. */
 	atomic_store_explicit(&p->attach_time_ns, sb_realtime_ns(), memory_order_relaxed);
+	atomic_store_explicit(&p->start_time, self_start_time(), memory_order_relaxed);
 	/* release: the time is complete before the stamp names us; pairs
 	 * with the acquire load of the stamp in shmbus_bus_peers. */
 	atomic_store_explicit(&p->stamp, me, memory_order_release);
@@ -196,7 +334,7 @@ uint32_t sb_peer_reap(shmbus_bus_t *bus)
 		uint64_t t = atomic_load_explicit(&bus->peers[i].token,
 		                                  memory_order_relaxed);
 
-		if (t == 0 || sb_token_alive(t))
+		if (t == 0 || sb_token_alive(bus, t))
 			continue;
 		/* release: frees the slot for a new registrant's CAS. */
 		if (atomic_compare_exchange_strong_explicit(
@@ -245,8 +383,9 @@ int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
 			continue;
 		if (n < cap) {
 			peers[n].pid = sb_token_pid(t);
-			peers[n].alive = (uint32_t)sb_token_alive(t);
-			peers[n].start_time = t >> 32;
+			peers[n].alive = (uint32_t)sb_token_alive(bus, t);
+			peers[n].start_time = atomic_load_explicit(&bus->peers[i].start_time,
+			                                          memory_order_relaxed);
 			peers[n].attach_time_ns = attach_of(&bus->peers[i], t);
 		}
 		n++;

@@ -15,8 +15,9 @@
  * (live_ns, sb_q_live_due) says nobody ran them for that long: callers that
  * poll with timeout 0, or wait in calls shorter than the liveness timeout,
  * get them too, at most once per liveness timeout per group.
- * Liveness is a token (pid + process start time, peers.c), so a reused pid
- * is never taken for the dead owner.
+ * Liveness is a token checked through the kernel lock its owner's bus
+ * handle holds (peers.c): a reused pid is never taken for the dead owner,
+ * and an owner in another pid namespace is seen alive.
  */
 #include <string.h>
 
@@ -72,7 +73,7 @@ int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
 		 * first. */
 		if (t == 0 || atomic_load_explicit(&v->prods[i].intent, memory_order_acquire) != seq + 1)
 			continue;
-		if (sb_token_alive(t))
+		if (sb_token_alive(v->bus, t))
 			return 0;
 	}
 	/* The slot may still hold an older message some group needs (the
@@ -107,7 +108,7 @@ uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphane
 		uint32_t gi = atomic_load_explicit(&m->group, memory_order_relaxed);
 
 		if (t == 0 || t == SB_Q_ORPHAN || (group >= 0 && gi != (uint32_t)group) ||
-		    sb_token_alive(t))
+		    sb_token_alive(v->bus, t))
 			continue;
 		if (gi >= v->max_groups) {
 			/* A joiner died before its new group existed: nothing held.
@@ -159,7 +160,7 @@ uint32_t sb_q_reap_producers(struct sb_q_view *v)
 		/* acquire: pairs with the release CAS that claimed the record. */
 		uint64_t t = atomic_load_explicit(&pr->token, memory_order_acquire), in;
 
-		if (t == 0 || sb_token_alive(t))
+		if (t == 0 || sb_token_alive(v->bus, t))
 			continue;
 		/* acquire: pairs with the release store of intent in claim(). */
 		in = atomic_load_explicit(&pr->intent, memory_order_acquire);
@@ -188,7 +189,7 @@ uint32_t sb_q_live_members(struct sb_q_view *v, uint32_t group, uint32_t *total)
 		if (t == 0 || atomic_load_explicit(&m->group, memory_order_relaxed) != group)
 			continue;
 		all++;
-		if (t != SB_Q_ORPHAN && sb_token_alive(t))
+		if (t != SB_Q_ORPHAN && sb_token_alive(v->bus, t))
 			live++;
 	}
 	if (total)

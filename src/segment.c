@@ -282,6 +282,7 @@ static shmbus_bus_t *bus_alloc(const char *name)
 		return NULL;
 	snprintf(bus->name, sizeof(bus->name), "%s", name);
 	bus->peer_slot = -1;
+	bus->live_fd = -1;
 	bus->liveness_ns = SB_DEFAULT_LIVENESS_NS;
 	return bus;
 }
@@ -310,19 +311,45 @@ static void bus_free(shmbus_bus_t *bus)
 		sb_map_unregister(bus->base);
 		munmap(bus->base, bus->size);
 	}
+	sb_live_close(bus);
 	free(bus);
 }
 
 /* ---- create --------------------------------------------------------- */
 
-static int build_segment(int fd, const shmbus_bus_opts_t *o, const struct geometry *g)
+enum { SB_TMP_TAKE, SB_TMP_TEST };
+
+/* The creator's lock on its temporary file, over the whole file. Taking
+ * it returns 0 (failure is harmless: the pid test still guards the file);
+ * testing it returns 1 if another description holds it or we cannot
+ * tell. */
+static int tmp_lock(int fd, int op)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (op == SB_TMP_TAKE) {
+		(void)fcntl(fd, F_OFD_SETLK, &fl);
+		return 0;
+	}
+	if (fcntl(fd, F_OFD_GETLK, &fl) != 0)
+		return 1;
+	return fl.l_type != F_UNLCK;
+}
+
+static int build_segment(const char *name, int fd, const shmbus_bus_opts_t *o,
+                         const struct geometry *g)
 {
 	struct sb_header *h;
 	int r;
 
+	/* Every page now: a full filesystem fails here with ENOSPC, never
+	 * later with SIGBUS at a page fault (tests/test_full). */
 	r = posix_fallocate(fd, 0, (off_t)o->size);
 	if (r)
-		return sb_err_sys(r, "reserving %llu bytes for the bus",
+		return sb_err_sys(r, "bus '%s': reserving %llu bytes for the bus", name,
 		                  (unsigned long long)o->size);
 	h = mmap(NULL, SB_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (h == MAP_FAILED)
@@ -380,11 +407,14 @@ static int create_at(const char *name, const char *path, const shmbus_bus_opts_t
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, o->mode);
 	if (fd < 0)
 		return sb_err_sys(errno, "bus '%s': creating %s", name, tmp);
+	/* Marks the file as being built while we live, in any namespace;
+	 * shmbus_list removes it only once the lock is gone. */
+	tmp_lock(fd, SB_TMP_TAKE);
 	if (fchmod(fd, o->mode) != 0) {     /* undo the umask */
 		r = sb_err_sys(errno, "bus '%s': chmod", name);
 		goto out;
 	}
-	r = build_segment(fd, o, &g);
+	r = build_segment(name, fd, o, &g);
 	if (r)
 		goto out;
 	if (fsync(fd) != 0 && errno != EINVAL) {
@@ -419,6 +449,11 @@ static int open_at(const char *name, const char *path, int persistent,
 		if (errno == ELOOP)
 			return sb_err(SHMBUS_EPERM, "bus '%s': %s is a symbolic link; refused",
 			              name, path);
+		if (errno == EACCES && stat(path, &st) == 0)
+			return sb_err_sys(EACCES,
+			                  "bus '%s': %s (owner uid %u, mode 0%o) cannot be opened for reading and writing by uid %u",
+			                  name, path, (unsigned)st.st_uid,
+			                  (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
 		return sb_err_sys(errno, "bus '%s': open %s", name, path);
 	}
 	bus = bus_alloc(name);
@@ -467,6 +502,12 @@ static int open_at(const char *name, const char *path, int persistent,
 		goto fail;
 	close(fd);
 	fd = -1;
+	/* The liveness lock lives on a description of its own: the mapping
+	 * keeps its description open in every fork child, so a lock taken
+	 * through it would keep a dead parent looking alive. */
+	r = sb_live_open(bus, path, &st);
+	if (r)
+		goto fail;
 	r = boot_recover(bus);
 	if (r)
 		goto fail;
@@ -680,7 +721,7 @@ int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info)
 		if (t == 0)
 			continue;
 		info->peers++;
-		if (sb_token_alive(t))
+		if (sb_token_alive(bus, t))
 			info->live_peers++;
 	}
 	info->creator_pid = bus->hdr->creator_pid;
@@ -747,20 +788,32 @@ int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped)
 /* A creator killed inside shmbus_bus_create leaves its half-built
  * temporary file ("shmbus-.tmp-PID-STAMP-NAME", see tmp_path): nobody can
  * ever publish it. Is file (a /dev/shm entry) such a file of a process
- * that is gone? A pid reused by another process keeps the file until that
- * one ends too. */
+ * that is gone? Its creator is gone when PID names no process in our
+ * namespace and the creator's OFD write lock on the file is free (the
+ * kernel dropped it at exit). The pid alone is not enough: a creator in
+ * another pid namespace has a pid that means nothing here. A pid reused by
+ * another process keeps the file until that one ends too. */
 static int orphan_tmp(const char *file)
 {
 	size_t plen = strlen(SB_SHM_PREFIX), tlen = strlen(SB_TMP_TAG);
-	char *end;
+	char path[512], *end;
 	long pid;
+	int fd, busy;
 
 	if (strncmp(file, SB_SHM_PREFIX, plen) != 0 || strncmp(file + plen, SB_TMP_TAG, tlen) != 0)
 		return 0;
 	pid = strtol(file + plen + tlen, &end, 10);
 	if (pid <= 0 || *end != '-')
 		return 0;
-	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+	if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		return 0;
+	snprintf(path, sizeof(path), "%s/%s", SB_SHM_DIR, file);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	busy = tmp_lock(fd, SB_TMP_TEST);
+	close(fd);
+	return !busy;
 }
 
 int shmbus_gc_temporaries(int dry_run, uint32_t *count)

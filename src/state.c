@@ -10,7 +10,7 @@
  *               Written only by the writer.
  *   buf[i].seq  2s+1 while value s is being written into buffer i = s % K,
  *               2s once it is complete.
- *   writer      token (pid + start time) of the process holding the writer
+ *   writer      token (peers.c) of the process holding the writer
  *               role; taken by CAS from 0 or from a dead token. On a
  *               multi-writer channel (param[1] == SHMBUS_WRITERS_MANY) it
  *               is held only for the length of one write: a turn.
@@ -204,7 +204,7 @@ static int state_gc(struct sb_chan *ch, uint32_t *reaped)
 	*reaped = 0;
 	/* relaxed: a dead writer published nothing more; a new writer's
 	 * claim CAS orders itself. */
-	if (w != 0 && !sb_token_alive(w) &&
+	if (w != 0 && !sb_token_alive(ch->bus, w) &&
 	    atomic_compare_exchange_strong_explicit(&ctl->writer, &w, 0,
 	                                            memory_order_relaxed,
 	                                            memory_order_relaxed))
@@ -398,11 +398,11 @@ static int take_turn(shmbus_state_t *st)
 			sb_cpu_relax();
 			continue;
 		}
-		/* a liveness check reads /proc: every 16th round only */
-		if ((i & 15) == 0 && !sb_token_alive(cur)) {
+		/* a liveness check asks the kernel (fcntl): every 16th round only */
+		if ((i & 15) == 0 && !sb_token_alive(st->ch.bus, cur)) {
 			/* acquire: as above. A dead holder orders nothing; its
 			 * stores were complete when it died, which we learned
-			 * through the kernel (kill/proc) before this CAS. An odd
+			 * through the kernel (its OFD lock freed) before this CAS. An odd
 			 * buffer it left is rewritten by our value pub_seq + 1. */
 			if (atomic_compare_exchange_strong_explicit(&st->ctl->writer, &cur, me,
 			                                            memory_order_acquire,
@@ -452,7 +452,7 @@ static int claim_writer(shmbus_state_t *st)
 		st->is_writer = 1;
 		return 0;
 	}
-	if (cur != 0 && sb_token_alive(cur))
+	if (cur != 0 && sb_token_alive(st->ch.bus, cur))
 		return sb_err(SHMBUS_EBUSY,
 		              "state '%s' is being written by pid %u; one writer at a time",
 		              st->ch.name, sb_token_pid(cur));

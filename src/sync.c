@@ -3,8 +3,8 @@
  * of a holder: lock, event and semaphore channels, and the robust lock the
  * containers use.
  *
- * Robust lock. One 64-bit word, owner, holds the token (pid + start time)
- * of the holding process, 0 when free; taking the lock is one CAS from 0 to
+ * Robust lock. One 64-bit word, owner, holds the token (peers.c) of the
+ * holding process, 0 when free; taking the lock is one CAS from 0 to
  * the caller's token, so the holder is known at every instant, even to a
  * process that finds it dead. A locker spins briefly, then raises the
  * flag bit of `contended` and sleeps on that word; an unlock stores 0 and,
@@ -79,11 +79,12 @@ static int took(struct sb_rlock *l, uint64_t token)
 }
 
 /* Take the lock over from dead, if that process is gone. 1 if taken. */
-static int steal(struct sb_rlock *l, uint64_t dead, uint64_t token)
+static int steal(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t dead,
+                 uint64_t token)
 {
 	uint32_t ok = SB_RLOCK_OK;
 
-	if (dead == 0 || dead == token || sb_token_alive(dead))
+	if (dead == 0 || dead == token || sb_token_alive(bus, dead))
 		return 0;
 	/* acquire: we hold the lock from here. Fails if another process took
 	 * it over first. The value we replace was stored by the dead owner's
@@ -144,8 +145,8 @@ static int try_take(struct sb_rlock *l, uint64_t token)
 	                                               memory_order_relaxed);
 }
 
-int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
-                     int64_t liveness_ns)
+int sb_rlock_acquire(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token,
+                     int64_t timeout_ns, int64_t liveness_ns)
 {
 	sb_deadline_t d;
 	uint64_t cur;
@@ -163,7 +164,7 @@ int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
 	if (timeout_ns == 0) {
 		/* relaxed: only the token's value matters; steal's CAS decides. */
 		cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
-		if (steal(l, cur, token))
+		if (steal(bus, l, cur, token))
 			return took(l, token);
 		return SHMBUS_ETIMEDOUT;
 	}
@@ -184,7 +185,7 @@ int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
 		 * load: steal's CAS decides.) */
 		if (try_take(l, token) ||
 		    (r == SHMBUS_ETIMEDOUT &&
-		     steal(l, atomic_load_explicit(&l->owner, memory_order_relaxed), token))) {
+		     steal(bus, l, atomic_load_explicit(&l->owner, memory_order_relaxed), token))) {
 			/* relaxed: read by our own unlock; others may sleep. */
 			atomic_fetch_or_explicit(&l->contended, 1u, memory_order_relaxed);
 			return took(l, token);
@@ -227,12 +228,12 @@ void sb_rlock_release(struct sb_rlock *l, uint64_t token)
 	wake_one(l);
 }
 
-int sb_rlock_reap(struct sb_rlock *l, uint64_t token)
+int sb_rlock_reap(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token)
 {
 	/* relaxed: only the token's value matters; steal's CAS decides. */
 	uint64_t cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
 
-	if (!steal(l, cur, token))
+	if (!steal(bus, l, cur, token))
 		return 0;
 	/* seq_cst: as in sb_rlock_release, but health stays OWNER_DIED so the
 	 * next locker repairs. */
@@ -330,7 +331,7 @@ static int lock_gc(struct sb_chan *ch, uint32_t *reaped)
 {
 	struct sb_lock_area *a = (struct sb_lock_area *)ch->area;
 
-	*reaped = (uint32_t)sb_rlock_reap(&a->rl, sb_self_token());
+	*reaped = (uint32_t)sb_rlock_reap(ch->bus, &a->rl, sb_self_token());
 	return 0;
 }
 
@@ -392,7 +393,7 @@ int shmbus_lock_lock(shmbus_lock_t *l, int64_t timeout_ns)
 	if (l->held)
 		return sb_err(SHMBUS_ESTATE, "lock '%s' is already held through this handle",
 		              l->ch.name);
-	r = sb_rlock_acquire(&l->a->rl, l->token, timeout_ns, l->ch.bus->liveness_ns);
+	r = sb_rlock_acquire(l->ch.bus, &l->a->rl, l->token, timeout_ns, l->ch.bus->liveness_ns);
 	switch (r) {
 	case 0:
 		l->held = 1;

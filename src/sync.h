@@ -30,8 +30,8 @@ _Static_assert(sizeof(struct sb_rlock) == SB_LINE, "a robust lock is one line");
  * SHMBUS_EOWNERDEAD (held; repair, then sb_rlock_consistent),
  * SHMBUS_ENOTRECOVERABLE (not held), SHMBUS_ETIMEDOUT or SHMBUS_EINTR
  * (not held; the detail is left to the caller). */
-int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
-                     int64_t liveness_ns);
+int sb_rlock_acquire(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token,
+                     int64_t timeout_ns, int64_t liveness_ns);
 /* Mark the guarded data repaired after SHMBUS_EOWNERDEAD. */
 void sb_rlock_consistent(struct sb_rlock *l);
 /* Release; a lock released while its data is still marked as left by a
@@ -39,7 +39,7 @@ void sb_rlock_consistent(struct sb_rlock *l);
 void sb_rlock_release(struct sb_rlock *l, uint64_t token);
 /* Free the lock from a dead holder (its data stays marked for repair by
  * the next locker). Returns 1 if it did. */
-int sb_rlock_reap(struct sb_rlock *l, uint64_t token);
+int sb_rlock_reap(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token);
 
 /* sb_chan_open, except that an existing channel is accepted whatever its
  * param[] (want->param is used only to create it). */

@@ -123,13 +123,13 @@ static void turn_pass(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t ma
 }
 
 /* Skip party t if its slot is empty or its process is dead. */
-static void turn_skip_dead(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t max,
-                           uint32_t t)
+static void turn_skip_dead(const shmbus_bus_t *bus, struct sb_turn_ctl *c,
+                           _Atomic uint64_t *slot, uint32_t max, uint32_t t)
 {
 	/* relaxed: a registration is a single word; the CAS decides. */
 	uint64_t tok = atomic_load_explicit(&slot[t], memory_order_relaxed);
 
-	if (tok != 0 && sb_token_alive(tok))
+	if (tok != 0 && sb_token_alive(bus, tok))
 		return;
 	if (tok != 0)    /* relaxed: unregisters the dead; a CAS, so a new party is kept */
 		atomic_compare_exchange_strong_explicit(&slot[t], &tok, 0, memory_order_relaxed,
@@ -148,7 +148,7 @@ static int turn_gc(struct sb_chan *ch, uint32_t *reaped)
 		/* relaxed: a registration is a single word; the CAS decides. */
 		uint64_t tok = atomic_load_explicit(&slot[i], memory_order_relaxed);
 
-		if (tok != 0 && !sb_token_alive(tok) &&
+		if (tok != 0 && !sb_token_alive(ch->bus, tok) &&
 		    atomic_compare_exchange_strong_explicit(&slot[i], &tok, 0,
 		                                            memory_order_relaxed,
 		                                            memory_order_relaxed))
@@ -236,7 +236,7 @@ int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party)
 		/* relaxed: a hint; the claiming CAS decides. */
 		uint64_t tok = atomic_load_explicit(&t->slot[i], memory_order_relaxed);
 
-		if (tok != 0 && sb_token_alive(tok))
+		if (tok != 0 && sb_token_alive(t->ch.bus, tok))
 			continue;
 		/* acq_rel: claims the slot; a racing registrant loses the CAS. */
 		if (atomic_compare_exchange_strong_explicit(&t->slot[i], &tok, t->token,
@@ -308,7 +308,7 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 			return sb_err(r, "interrupted while waiting for a turn on '%s'",
 			              t->ch.name);
 		if (r == SHMBUS_ETIMEDOUT)
-			turn_skip_dead(t->c, t->slot, t->max, cur);
+			turn_skip_dead(t->ch.bus, t->c, t->slot, t->max, cur);
 		else if (r < 0)
 			return r;
 		if (sb_deadline_left(&d) == 0)
