@@ -205,12 +205,16 @@ int shmbus_array_set(shmbus_array_t *a, uint64_t i, const void *value)
 	/* relaxed: a single aligned store, pairs with the loads in get. */
 	switch (a->esize) {
 	case 1: { uint8_t v; memcpy(&v, value, 1);
+		SB_STEP("array.array_set.mutex");
 		__atomic_store_n(EL(a, i, uint8_t), v, __ATOMIC_RELAXED); break; }
 	case 2: { uint16_t v; memcpy(&v, value, 2);
+		SB_STEP("array.array_set.mutex");
 		__atomic_store_n(EL(a, i, uint16_t), v, __ATOMIC_RELAXED); break; }
 	case 4: { uint32_t v; memcpy(&v, value, 4);
+		SB_STEP("array.array_set.mutex");
 		__atomic_store_n(EL(a, i, uint32_t), v, __ATOMIC_RELAXED); break; }
 	default: { uint64_t v; memcpy(&v, value, 8);
+		SB_STEP("array.array_set.mutex");
 		__atomic_store_n(EL(a, i, uint64_t), v, __ATOMIC_RELAXED); break; }
 	}
 	return 0;
@@ -312,6 +316,7 @@ int shmbus_array_add_f64(shmbus_array_t *a, uint64_t i, double delta, double *ol
 			memcpy(&nbits, &n, 8);
 			/* seq_cst: as INT_RMW; a failure reloads bits, meaning
 			 * another add landed, so the loop makes progress. */
+			SB_STEP("array.array_add_f64.bits");
 		} while (!__atomic_compare_exchange_n(p, &bits, nbits, 1, __ATOMIC_SEQ_CST,
 		                                      __ATOMIC_RELAXED));
 		if (old)
@@ -327,6 +332,7 @@ int shmbus_array_add_f64(shmbus_array_t *a, uint64_t i, double delta, double *ol
 			n = (float)((double)o + delta);
 			memcpy(&nbits, &n, 4);
 			/* seq_cst: as above. */
+			SB_STEP("array.array_add_f64.bits");
 		} while (!__atomic_compare_exchange_n(p, &bits, nbits, 1, __ATOMIC_SEQ_CST,
 		                                      __ATOMIC_RELAXED));
 		if (old)

@@ -132,6 +132,7 @@ int sb_peer_register(shmbus_bus_t *bus)
 			/* acq_rel: claims the slot; the release pairs with the
 			 * acquire load in shmbus_bus_peers() that reads
 			 * attach_time_ns after seeing the token. */
+			SB_STEP("peers.peer_register.mutex");
 			if (atomic_compare_exchange_strong_explicit(
 				    &bus->peers[i].token, &expect, me,
 				    memory_order_acq_rel, memory_order_relaxed)) {
@@ -161,6 +162,7 @@ void sb_peer_unregister(shmbus_bus_t *bus)
 		return;
 	}
 	/* release: our last writes to the slot happen before it is free. */
+	SB_STEP("peers.peer_unregister.token");
 	atomic_compare_exchange_strong_explicit(&bus->peers[bus->peer_slot].token,
 	                                        &expect, 0, memory_order_release,
 	                                        memory_order_relaxed);
@@ -180,6 +182,7 @@ uint32_t sb_peer_reap(shmbus_bus_t *bus)
 		if (t == 0 || sb_token_alive(t))
 			continue;
 		/* release: frees the slot for a new registrant's CAS. */
+		SB_STEP("peers.peer_reap.mutex");
 		if (atomic_compare_exchange_strong_explicit(
 			    &bus->peers[i].token, &t, 0, memory_order_release,
 			    memory_order_relaxed))

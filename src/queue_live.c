@@ -56,6 +56,7 @@ int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
 	}
 	/* release: a SKIP carries no data. Fails if the owner published after
 	 * all (it was then alive, and its publication wins). */
+	SB_STEP("queue.q_skip_abandoned.published");
 	if (!atomic_compare_exchange_strong_explicit(&s->published, &p,
 	                                             (seq + 1) | SB_Q_SKIP,
 	                                             memory_order_release,
@@ -81,6 +82,7 @@ uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphane
 		if (gi >= v->max_groups) {
 			/* A joiner died before its new group existed: nothing held.
 			 * release: the record is free. */
+			SB_STEP("queue.q_reap_members.token");
 			if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0,
 			                                            memory_order_release,
 			                                            memory_order_relaxed))
@@ -89,14 +91,17 @@ uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphane
 		}
 		/* seq_cst: the hold is final, its owner is dead. */
 		held = atomic_load_explicit(&m->held, memory_order_seq_cst);
+		SB_STEP("queue.q_reap_members.token");
 		if (held != 0 && !(held & SB_Q_TENTATIVE)) {
 			/* acq_rel: one reaper turns the record into an orphan; the
 			 * hold stays in place and keeps gating until adopted. */
+			SB_STEP("queue.q_reap_members.token");
 			if (atomic_compare_exchange_strong_explicit(&m->token, &t, SB_Q_ORPHAN,
 			                                            memory_order_acq_rel,
 			                                            memory_order_relaxed)) {
 				/* release: a hint counted after the record changed;
 				 * pairs with the acquire load in adopt(). */
+				SB_STEP("queue.q_reap_members.orphans");
 				atomic_fetch_add_explicit(&v->groups[gi].orphans, 1,
 				                          memory_order_release);
 				orph++;
@@ -136,6 +141,7 @@ uint32_t sb_q_reap_producers(struct sb_q_view *v)
 			sb_q_skip_abandoned(v, in - 1);
 		/* release: the record is free; its intent is reset by the next
 		 * owner before it takes the record. */
+		SB_STEP("queue.q_reap_producers.token");
 		if (atomic_compare_exchange_strong_explicit(&pr->token, &t, 0,
 		                                            memory_order_release,
 		                                            memory_order_relaxed))
@@ -182,6 +188,7 @@ int sb_q_maybe_detach(struct sb_q_view *v, int32_t group)
 	    sb_q_live_members(v, (uint32_t)group, NULL) == 0) {
 		fw = atomic_load_explicit(&g->floor, memory_order_relaxed);
 		/* release: producers that see DETACHED may raise the floor. */
+		SB_STEP("queue.q_maybe_detach.floor");
 		while (!(fw & SB_Q_DETACHED) &&
 		       !atomic_compare_exchange_weak_explicit(&g->floor, &fw, fw | SB_Q_DETACHED,
 		                                              memory_order_release,
@@ -203,6 +210,7 @@ uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
 		return 0;
 	/* acq_rel: after this, producers no longer raise the floor (their CAS
 	 * needs DETACHED); the floor we leave bounds every gate they computed. */
+	SB_STEP("queue.q_reactivate.floor");
 	while (!atomic_compare_exchange_weak_explicit(&g->floor, &fw, fw & ~SB_Q_DETACHED,
 	                                              memory_order_acq_rel, memory_order_acquire))
 		;
@@ -212,6 +220,7 @@ uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
 	if (c < f) {
 		lost = f - c;
 		/* seq_cst: nobody else takes from this group (no live member). */
+		SB_STEP("queue.q_reactivate.cursor");
 		atomic_store_explicit(&g->cursor, f, memory_order_seq_cst);
 	}
 	/* Dead holders' messages below the floor may be overwritten: lost too. */
@@ -238,9 +247,11 @@ uint32_t sb_q_drop_orphans(struct sb_q_view *v, uint32_t gi, uint64_t below)
 			continue;
 		/* release: the orphan is dropped (gate scans skip free records,
 		 * and join resets held before reusing one). */
+		SB_STEP("queue.q_drop_orphans.token");
 		if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0, memory_order_release,
 		                                            memory_order_relaxed)) {
 			/* relaxed: a hint, counted down after the record changed. */
+			SB_STEP("queue.q_drop_orphans.orphans");
 			atomic_fetch_sub_explicit(&g->orphans, 1, memory_order_relaxed);
 			dropped++;
 		}
