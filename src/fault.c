@@ -25,6 +25,9 @@ static atomic_long fire_at;        /* 0: count only */
 static atomic_int fire_sig;
 static _Atomic(const char *) last; /* name of the latest step */
 static atomic_int env_done;
+/* Optional record of the steps' names, in order (a test's shared page). */
+static const char **trace;
+static long trace_cap;
 
 static void report(void)
 {
@@ -57,6 +60,12 @@ void sb_fault_arm(long n, int sig)
 	atomic_store(&fire_at, n);
 }
 
+void sb_fault_trace(const char **names, long cap)
+{
+	trace = names;
+	trace_cap = names ? cap : 0;
+}
+
 void sb_fault_disarm(void)
 {
 	atomic_store(&fire_at, 0);
@@ -83,6 +92,8 @@ void sb_fault_step(const char *name)
 		from_env();
 	n = atomic_fetch_add_explicit(&steps, 1, memory_order_relaxed) + 1;
 	atomic_store_explicit(&last, name, memory_order_relaxed);
+	if (n <= trace_cap)
+		trace[n - 1] = name;
 	at = atomic_load_explicit(&fire_at, memory_order_relaxed);
 	if (at > 0 && n == at)
 		raise(atomic_load_explicit(&fire_sig, memory_order_relaxed));

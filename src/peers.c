@@ -132,7 +132,7 @@ int sb_peer_register(shmbus_bus_t *bus)
 			/* acq_rel: claims the slot; the release pairs with the
 			 * acquire load in shmbus_bus_peers() that reads
 			 * attach_time_ns after seeing the token. */
-			SB_STEP("peers.peer_register.mutex");
+			SB_STEP("peers.register.token");
 			if (atomic_compare_exchange_strong_explicit(
 				    &bus->peers[i].token, &expect, me,
 				    memory_order_acq_rel, memory_order_relaxed)) {
@@ -182,7 +182,7 @@ uint32_t sb_peer_reap(shmbus_bus_t *bus)
 		if (t == 0 || sb_token_alive(t))
 			continue;
 		/* release: frees the slot for a new registrant's CAS. */
-		SB_STEP("peers.peer_reap.mutex");
+		SB_STEP("peers.reap.token");
 		if (atomic_compare_exchange_strong_explicit(
 			    &bus->peers[i].token, &t, 0, memory_order_release,
 			    memory_order_relaxed))
