@@ -13,6 +13,13 @@
  * hold) keeps its writers merging and splitting free space while they are
  * killed: it too must validate, block by block and against a walk of its
  * heap, with every value whole.
+ *
+ * No kill is left to timing: each victim arms the kill-point hook
+ * (tests/faultinject.h) and dies just before its Nth shared-memory
+ * mutation (N varies over the rounds), so every kill lands inside a
+ * mutating call. Every individual kill point of each call, the heap merge
+ * included, is enumerated by tests/fault/killpoints.c; this test adds the
+ * concurrency (a live survivor) around kills at those points.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -22,6 +29,7 @@
 #include "testutil.h"
 #include "container.h"
 #include "testarea.h"
+#include "faultinject.h"
 
 struct shared {
 	_Atomic long dict_done;    /* counter increments whose call returned */
@@ -53,14 +61,17 @@ static int check_val(const char *buf, uint64_t tag, size_t len)
 	return 1;
 }
 
-static void worker(int survivor, int ready_fd, int tight_only)
+/* kill_at > 0 (a victim): the kill-point hook kills the worker just
+ * before its kill_at-th shared-memory mutation after its first operation
+ * -- always inside a mutating call, never between two. */
+static void worker(int survivor, int ready_fd, int tight_only, long kill_at)
 {
 	shmbus_bus_t *b;
 	shmbus_dict_t *d;
 	shmbus_list_t *l;
 	shmbus_dict_t *t;
 	char key[32], val[300];
-	uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
+	uint64_t x = (uint64_t)(kill_at ? kill_at : getpid()) * 0x9E3779B97F4A7C15ull;
 
 	OK(shmbus_bus_open(bus_name, NULL, &b));
 	OK(shmbus_bus_set_liveness(b, 20000000));
@@ -149,10 +160,11 @@ static void worker(int survivor, int ready_fd, int tight_only)
 done:
 		if (survivor)
 			atomic_fetch_add(&sh->survivor_ops, 1);
-		if (ready_fd >= 0) {   /* started: the kill may come now */
+		if (ready_fd >= 0) {   /* started: the kill point is armed now */
 			CHECK(write(ready_fd, "r", 1) == 1, "ready pipe");
 			close(ready_fd);
 			ready_fd = -1;
+			sb_fault_arm(kill_at, SIGKILL);
 		}
 	}
 	_exit(0);
@@ -235,6 +247,7 @@ int main(void)
 	int64_t zero = 0, dc = 0, lc = 0;
 	size_t n;
 	pid_t surv, v;
+	uint64_t t0;
 	long before;
 	int mid_rebuild = 0;
 	shmbus_channel_info_t di, li;
@@ -257,7 +270,7 @@ int main(void)
 	fflush(stdout);
 	surv = fork();
 	if (surv == 0)
-		worker(1, -1, 0);
+		worker(1, -1, 0, 0);
 	for (round = 0; round < rounds; round++) {
 		int fds[2];
 		char c;
@@ -267,14 +280,22 @@ int main(void)
 		v = fork();
 		if (v == 0) {
 			close(fds[0]);
-			worker(0, fds[1], round % 2);  /* odd rounds: the tight dict only */
+			/* odd rounds: the tight dict only; the kill point
+			 * varies over the rounds */
+			worker(0, fds[1], round % 2, 20 + (round * 97) % 600);
 		}
 		close(fds[1]);
 		CHECK(read(fds[0], &c, 1) == 1, "round %d: the victim never started", round);
 		close(fds[0]);
-		usleep((useconds_t)(rand() % 3000));
-		kill(v, SIGKILL);
-		CHECK(waitpid(v, &status, 0) == v && WIFSIGNALED(status),
+		/* The victim kills itself at its kill point (bounded: it
+		 * mutates on every operation). */
+		for (t0 = test_now_ns(); waitpid(v, &status, WNOHANG) == 0; usleep(1000))
+			if (test_now_ns() - t0 > 60000000000ull) {
+				kill(v, SIGKILL);
+				waitpid(v, &status, 0);
+				FAIL("round %d: the victim never reached its kill point", round);
+			}
+		CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
 		      "round %d: victim killed (status %d)", round, status);
 		/* The victim died merging free space (unless the survivor
 		 * already redid it): for the report. */
