@@ -1662,6 +1662,7 @@ int main(void)
 	snprintf(bus2, sizeof(bus2), "t-kp2-%d", (int)getpid());
 	atexit(cleanup);
 	signal(SIGALRM, on_alarm);
+	signal(SIGPIPE, SIG_IGN);      /* output into `| head`: still clean up */
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(sh != MAP_FAILED, "mmap");
 	for (i = 0; i < SB_ARRAY_LEN(cases); i++) {
