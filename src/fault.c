@@ -25,6 +25,10 @@ static atomic_long fire_at;        /* 0: count only */
 static atomic_int fire_sig;
 static _Atomic(const char *) last; /* name of the latest step */
 static atomic_int env_done;
+/* Counting at all: only once armed (by a test or the environment), so an
+ * unarmed test process pays one load per step, and threads of a stress
+ * test do not contend on the counter. */
+static atomic_int active;
 /* Optional record of the steps' names, in order (a test's shared page). */
 static const char **trace;
 static long trace_cap;
@@ -49,6 +53,8 @@ static void from_env(void)
 	}
 	if (c && *c && *c != '0')
 		atexit(report);
+	if ((k && atol(k) > 0) || (s && atol(s) > 0) || (c && *c && *c != '0'))
+		atomic_store(&active, 1);
 }
 
 void sb_fault_arm(long n, int sig)
@@ -58,6 +64,7 @@ void sb_fault_arm(long n, int sig)
 	atomic_store(&last, NULL);
 	atomic_store(&fire_sig, sig);
 	atomic_store(&fire_at, n);
+	atomic_store(&active, 1);
 }
 
 void sb_fault_trace(const char **names, long cap)
@@ -90,6 +97,8 @@ void sb_fault_step(const char *name)
 	if (!atomic_load_explicit(&env_done, memory_order_relaxed) &&
 	    !atomic_exchange(&env_done, 1))
 		from_env();
+	if (!atomic_load_explicit(&active, memory_order_relaxed))
+		return;
 	n = atomic_fetch_add_explicit(&steps, 1, memory_order_relaxed) + 1;
 	atomic_store_explicit(&last, name, memory_order_relaxed);
 	if (n <= trace_cap)
