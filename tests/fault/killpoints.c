@@ -401,6 +401,35 @@ static int chk_produced_parked(void)
 	return 0;
 }
 
+/* chk_produced for a consumer that only ever polls (get with timeout 0,
+ * then with 5 ms, both shorter than the liveness timeout, in a loop for
+ * up to 5 s): a dead producer's slot must be passed over once its death
+ * is known, whatever the callers' timeouts and call pattern. */
+static int chk_produced_polling(void)
+{
+	int published = ran("queue.publish.published"), want = published ? 2 : 3, r;
+	uint64_t id = 0, end;
+
+	EXPECT_ID(1);
+	KOK(put_id(pp, 3));
+	end = test_now_ns() + (uint64_t)T_NS;
+	while (want <= 3) {
+		r = next_id(&id, (want & 1) ? 0 : 5000000);
+		if (r == 0) {
+			KC(id == (uint64_t)want, "polling consumer got %llu, wanted %d",
+			   (unsigned long long)id, want);
+			want++;
+			continue;
+		}
+		KC(r == SHMBUS_EAGAIN || r == SHMBUS_ETIMEDOUT, "poll: %d (%s)", r, shmbus_strerror(r));
+		KC(test_now_ns() < end, "a polling consumer never passed the dead producer's slot "
+		   "(still waiting for message %d after 5 s)", want);
+		usleep(1000);
+	}
+	EXPECT_EMPTY();
+	return 0;
+}
+
 static int op_get(shmbus_bus_t *b)
 {
 	struct msg m;
@@ -1470,6 +1499,9 @@ static const struct kp cases[] = {
 	{ "queue.put/parked-consumer", q_setup_parked, q_prep, op_put, chk_produced_parked },
 	{ "queue.reserve+commit/parked-consumer", q_setup_parked, q_prep, op_reserve_commit,
 	  chk_produced_parked },
+	{ "queue.put/polling-consumer", q_setup, q_prep, op_put, chk_produced_polling },
+	{ "queue.reserve+commit/polling-consumer", q_setup, q_prep, op_reserve_commit,
+	  chk_produced_polling },
 	{ "queue.get", q_setup2, q_prep_member, op_get, chk_get },
 	{ "queue.peek+release", q_setup2, q_prep_member, op_peek_release, chk_peek },
 	{ "queue.join", q_setup, q_prep, op_join, chk_join },
