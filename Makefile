@@ -2,6 +2,8 @@
 #   make              library (shared + static), CLI, examples, tests
 #   make demo         the use-case demo (README's first command)
 #   make test         the whole suite, plus ASan/UBSan and TSan runs (README's second command)
+#                     (test programs link build/libshmbus-test.a: the library plus the
+#                     kill-point hook, src/fault.h; never installed)
 #   make bench        benchmarks against peer transports (scripts/bench.sh)
 #   make soak         long mixed-workload run with kills (SOAK_SECONDS, default 1800)
 #   make install PREFIX=/usr/local
