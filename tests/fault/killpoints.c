@@ -67,6 +67,17 @@ static int ran(const char *name)
 	return 0;
 }
 
+/* How many times the child passed the step named name. */
+static int ran_count(const char *name)
+{
+	long lim = killed ? cur_n - 1 : (sh->total < MAXSTEP ? sh->total : MAXSTEP), i;
+	int n = 0;
+
+	for (i = 0; i < lim; i++)
+		n += sh->trace[i] && strcmp(sh->trace[i], name) == 0;
+	return n;
+}
+
 static const char *at_step(void)
 {
 	return killed ? (cur_n - 1 < MAXSTEP && sh->trace[cur_n - 1] ? sh->trace[cur_n - 1] : "?")
@@ -430,6 +441,32 @@ static int chk_produced_polling(void)
 	return 0;
 }
 
+static int op_put_many(shmbus_bus_t *b)
+{
+	struct msg m[3] = { mk(2), mk(3), mk(4) };
+	const void *p[3] = { &m[0], &m[1], &m[2] };
+	size_t l[3] = { sizeof(m[0]), sizeof(m[0]), sizeof(m[0]) }, done;
+
+	(void)b;
+	return shmbus_queue_put_many(cq, p, l, 3, T_NS, &done);
+}
+
+/* Killed in put_many(2, 3, 4): exactly the messages whose publication
+ * happened arrive, in order, whole, once; the slots claimed but not
+ * published are passed over; a later put gets through. */
+static int chk_put_many(void)
+{
+	int n = ran_count("queue.queue_put_many.published"), i;
+
+	EXPECT_ID(1);
+	KOK(put_id(pp, 5));
+	for (i = 0; i < n; i++)
+		EXPECT_ID(2 + (uint64_t)i);
+	EXPECT_ID(5);
+	EXPECT_EMPTY();
+	return 0;
+}
+
 static int op_get(shmbus_bus_t *b)
 {
 	struct msg m;
@@ -783,6 +820,33 @@ static int op_event_set(shmbus_bus_t *b)
 
 /* Killed in set: the event is set exactly when the store happened, and a
  * waiter sees that (no timeout when set); set/wait work afterwards. */
+static int ev_setup_set(void)
+{
+	if (ev_setup())
+		return -1;
+	KOK(shmbus_event_set(pev));
+	return 0;
+}
+
+static int op_event_clear(shmbus_bus_t *b)
+{
+	(void)b;
+	return shmbus_event_clear(cev);
+}
+
+/* Killed in clear: the event is clear exactly when the store happened;
+ * set and wait work afterwards. */
+static int chk_event_clear(void)
+{
+	int cleared = ran("sync.event_clear.word");
+
+	KC(shmbus_event_is_set(pev) == !cleared, "is_set %d after a kill %s the clear",
+	   shmbus_event_is_set(pev), cleared ? "after" : "before");
+	KOK(shmbus_event_set(pev));
+	KOK(shmbus_event_wait(pev, T_NS));
+	return 0;
+}
+
 static int chk_event(void)
 {
 	int set = ran("sync.event_set.word");
@@ -860,6 +924,22 @@ static int op_array_add(shmbus_bus_t *b)
 	return shmbus_array_add_i64(carr, 1, 5, NULL);
 }
 
+static int op_array_xchg(shmbus_bus_t *b)
+{
+	int64_t old;
+
+	(void)b;
+	return shmbus_array_xchg_i64(carr, 1, 77, &old);
+}
+
+static int op_array_set(shmbus_bus_t *b)
+{
+	int64_t v = 33;
+
+	(void)b;
+	return shmbus_array_set(carr, 1, &v);
+}
+
 static int op_array_cas(shmbus_bus_t *b)
 {
 	int64_t e = 10;
@@ -880,6 +960,8 @@ static int chk_array(int64_t after, const char *step)
 
 static int chk_array_add(void) { return chk_array(15, "array.add_i64.element"); }
 static int chk_array_cas(void) { return chk_array(42, "array.cas_i64.element"); }
+static int chk_array_xchg(void) { return chk_array(77, "array.xchg_i64.element"); }
+static int chk_array_set(void) { return chk_array(33, "array.set.element"); }
 
 /* ---- dict and list ------------------------------------------------------ */
 
@@ -1198,6 +1280,17 @@ static int chk_list_update(void)
 
 static const int l_old[6][3] = { {0,1,40},{1,1,40},{2,1,40},{3,1,40},{4,1,40},{5,1,40} };
 
+static int op_list_clear(shmbus_bus_t *b)
+{
+	(void)b;
+	return shmbus_list_clear(cl);
+}
+
+static int chk_list_clear(void)
+{
+	return l_check(l_old, 0);
+}
+
 static int chk_list_append(void)
 {
 	int a[7][3];
@@ -1502,6 +1595,7 @@ static const struct kp cases[] = {
 	{ "queue.put/polling-consumer", q_setup, q_prep, op_put, chk_produced_polling },
 	{ "queue.reserve+commit/polling-consumer", q_setup, q_prep, op_reserve_commit,
 	  chk_produced_polling },
+	{ "queue.put_many", q_setup, q_prep, op_put_many, chk_put_many },
 	{ "queue.get", q_setup2, q_prep_member, op_get, chk_get },
 	{ "queue.peek+release", q_setup2, q_prep_member, op_peek_release, chk_peek },
 	{ "queue.join", q_setup, q_prep, op_join, chk_join },
@@ -1522,9 +1616,13 @@ static const struct kp cases[] = {
 	{ "list.pop0", l_setup, l_prep, op_list_pop0, chk_list_pop0 },
 	{ "list.insert", l_setup, l_prep, op_list_insert, chk_list_insert },
 	{ "list.update", l_setup, l_prep, op_list_update, chk_list_update },
+	{ "list.clear", l_setup, l_prep, op_list_clear, chk_list_clear },
+	{ "array.set", arr_setup, arr_prep, op_array_set, chk_array_set },
+	{ "array.xchg", arr_setup, arr_prep, op_array_xchg, chk_array_xchg },
 	{ "array.add", arr_setup, arr_prep, op_array_add, chk_array_add },
 	{ "array.cas", arr_setup, arr_prep, op_array_cas, chk_array_cas },
 	{ "event.set", ev_setup, ev_prep, op_event_set, chk_event },
+	{ "event.clear", ev_setup_set, ev_prep, op_event_clear, chk_event_clear },
 	{ "sem.post", sem_setup0, sem_prep, op_sem_post, chk_sem_post },
 	{ "sem.wait", sem_setup1, sem_prep, op_sem_wait, chk_sem_wait },
 	{ "turn.register+acquire+pass", tn_setup, tn_prep, op_turn, chk_turn },
