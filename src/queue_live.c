@@ -95,7 +95,6 @@ uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphane
 		if (held != 0 && !(held & SB_Q_TENTATIVE)) {
 			/* acq_rel: one reaper turns the record into an orphan; the
 			 * hold stays in place and keeps gating until adopted. */
-			SB_STEP("queue.q_reap_members.token");
 			if (atomic_compare_exchange_strong_explicit(&m->token, &t, SB_Q_ORPHAN,
 			                                            memory_order_acq_rel,
 			                                            memory_order_relaxed)) {
