@@ -1052,6 +1052,46 @@ static int op_dict_set_new(shmbus_bus_t *b)
 	return dict_put(cd, 20, 2, 50);   /* a new key */
 }
 
+static int d_common(void);
+
+static int op_dict_fill(shmbus_bus_t *b)
+{
+	int k, r;
+
+	(void)b;
+	for (k = 8; k < 40; k++)
+		if ((r = dict_put(cd, k, 2, 24 + (size_t)k)) != 0)
+			return r;
+	return 0;
+}
+
+/* Killed anywhere in 32 sets of new keys (the table grows on the way):
+ * the dict validates, keys 0-7 are intact, and the new keys present are
+ * whole and a prefix of the 32 -- each set applied entirely or not at
+ * all, in order. */
+static int chk_dict_fill(void)
+{
+	int k, gap = 0;
+
+	for (k = 8; k < 40; k++) {
+		int whole = dict_is(pd, k, 2, 24 + (size_t)k), none = dict_is(pd, k, -1, 0);
+
+		KC(whole || none, "key %d torn", k);
+		KC(!(gap && whole), "key %d present after an absent key", k);
+		if (none)
+			gap = 1;
+	}
+	if (!killed) {
+		shmbus_channel_info_t ci;
+
+		KC(!gap, "completed sets not all visible");
+		KOK(shmbus_channel_info(B, "D", &ci));
+		KC(ci.capacity >= 64, "the table did not grow (capacity %llu; the case proves less)",
+		   (unsigned long long)ci.capacity);
+	}
+	return d_common();
+}
+
 static int op_dict_del(shmbus_bus_t *b)
 {
 	char key[] = "k3";
@@ -1609,6 +1649,7 @@ static const struct kp cases[] = {
 	{ "dict.set+merge", d_setup_merge, d_prep, op_dict_set_merge, chk_dict_merge },
 	{ "dict.set", d_setup, d_prep, op_dict_set, chk_dict_set },
 	{ "dict.set_new", d_setup, d_prep, op_dict_set_new, chk_dict_set_new },
+	{ "dict.set_x32", d_setup, d_prep, op_dict_fill, chk_dict_fill },
 	{ "dict.del", d_setup, d_prep, op_dict_del, chk_dict_del },
 	{ "dict.update", d_setup, d_prep, op_dict_update, chk_dict_update },
 	{ "list.append", l_setup, l_prep, op_list_append, chk_list_append },
