@@ -131,6 +131,7 @@ static int rollback(struct sb_boxh *h)
 	uint64_t n = b->jn, i;
 
 	if (n > SB_BOX_JMAX) {
+		SB_STEP("box.rollback.jn");
 		/* relaxed: under the lock; a hostile count is dropped, and the
 		 * lock's release publishes that. */
 		__atomic_store_n(&b->jn, 0, __ATOMIC_RELAXED);
@@ -141,17 +142,20 @@ static int rollback(struct sb_boxh *h)
 		uint64_t off = b->j[i].off;
 
 		if (!jent_ok(h, off)) {
+			SB_STEP("box.rollback.jn");
 			/* relaxed: as above. */
 			__atomic_store_n(&b->jn, 0, __ATOMIC_RELAXED);
 			return sb_err(SHMBUS_ECORRUPT, "%s '%s': journal entry %llu names offset %llu",
 			              shmbus_kind_name(h->ch.p.kind), h->ch.name,
 			              (unsigned long long)i, (unsigned long long)off);
 		}
+		SB_STEP("box.rollback.restore");
 		memcpy(h->area + off, &b->j[i].old, 8);
 	}
 	/* compiler fence: the restores happen before the journal empties (a
 	 * repairer killed here repeats them, which is harmless). */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	SB_STEP("box.rollback.jn");
 	__atomic_store_n(&b->jn, 0, __ATOMIC_RELAXED);
 	return 0;
 }
@@ -175,8 +179,10 @@ int sb_box_set(struct sb_boxh *h, uint64_t *word, uint64_t v)
 	 * it executed is visible once it is dead, which the repairer learns
 	 * through the kernel (sb_token_alive) before taking the lock over.
 	 * For live users the lock's release on unlock publishes all of it. */
+	SB_STEP("box.box_set.jn");
 	__atomic_store_n(&b->jn, n + 1, __ATOMIC_RELEASE);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	SB_STEP("box.set.word");
 	*word = v;
 	return 0;
 }
@@ -250,11 +256,14 @@ static uint32_t recut(struct sb_boxh *h, uint64_t start, uint64_t end)
 	for (i = n; i-- > 0;) {
 		struct sb_blk *bk = (struct sb_blk *)(h->area + pos[i]);
 
+		SB_STEP("box.recut.link");
 		bk->aux = h->b->free_head[cls[i]];
 		/* compiler fence: the link is in place before the header names
 		 * the block (program order is what a killed process leaves). */
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		SB_STEP("box.recut.tag");
 		bk->tag = blk_tag(cls[i], SB_BLK_FREE);
+		SB_STEP("box.recut.push");
 		h->b->free_head[cls[i]] = pos[i];
 	}
 	return n;
@@ -282,9 +291,11 @@ static int rebuild_free(struct sb_boxh *h, int *changed)
 	int r;
 
 	*changed = 0;
+	SB_STEP("box.rebuild.mark");
 	b->rebuilding = 1;
 	/* compiler fence: the mark is up before any list word changes. */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	SB_STEP("box.rebuild.clear");
 	for (c = 0; c < SB_BOX_CLASSES; c++)
 		b->free_head[c] = 0;
 	/* Bounded: every step moves off forward by a block of 32 bytes or
@@ -303,6 +314,7 @@ static int rebuild_free(struct sb_boxh *h, int *changed)
 		}
 		if (inrun) {
 			if (off >= h->top) {
+				SB_STEP("box.rebuild.top");
 				b->top = run;
 				h->top = run;
 				*changed = 1;
@@ -325,6 +337,7 @@ static int rebuild_free(struct sb_boxh *h, int *changed)
 	/* compiler fence: every list and top store lands before the mark
 	 * comes down. */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	SB_STEP("box.rebuild.unmark");
 	b->rebuilding = 0;
 	b->rebuilds++;
 	return 0;
@@ -338,6 +351,7 @@ static int finish_rebuild(struct sb_boxh *h)
 
 	if (!h->b->rebuilding)
 		return 0;
+	SB_STEP("box.repairs");
 	h->b->repairs++;
 	return rebuild_free(h, &changed);
 }
@@ -403,6 +417,7 @@ void sb_box_unlock(struct sb_boxh *h)
 	/* compiler fence + release: every journaled store precedes the
 	 * commit; the lock's release publishes both. */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	SB_STEP("box.box_unlock.jn");
 	__atomic_store_n(&h->b->jn, 0, __ATOMIC_RELEASE);
 	h->locked = 0;
 	sb_rlock_release(&h->b->lock, h->token);
@@ -523,6 +538,7 @@ static int split_larger(struct sb_boxh *h, uint32_t c, uint64_t len, uint64_t *o
 	pos = head + cls_size(c);
 	for (k = c; k < cb; k++) {
 		nb = (struct sb_blk *)(h->area + pos);   /* inside the taken block */
+		SB_STEP("box.split.tag");
 		nb->tag = blk_tag(k, SB_BLK_FREE);
 		nb->aux = b->free_head[k];
 		if ((r = sb_box_set(h, &b->free_head[k], pos)) != 0)
@@ -579,6 +595,7 @@ int sb_box_alloc(struct sb_boxh *h, uint64_t len, uint64_t *off)
 		return r;
 	h->top += size;
 	bk = (struct sb_blk *)(h->area + *off);   /* fresh: not journaled */
+	SB_STEP("box.alloc.fresh");
 	bk->tag = blk_tag(c, SB_BLK_USED);
 	bk->aux = len;
 	return 0;

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "shmbus.h"
+#include "fault.h"
 
 #define SB_LINE 64
 #define SB_ALIGN(x, a) (((x) + ((a) - 1)) & ~((uint64_t)(a) - 1))

@@ -234,6 +234,7 @@ static inline uint32_t sb_q_hi(_Atomic uint32_t *w, uint32_t max)
  * used. seq_cst: scanners load it after the words that depend on it. */
 static inline void sb_q_raise_hi(_Atomic uint32_t *hi, uint32_t n)
 {
+	SB_STEP("queue.raise_hi.hi");
 	if (atomic_load_explicit(hi, memory_order_relaxed) < n)
 		atomic_store_explicit(hi, n, memory_order_seq_cst);
 }
@@ -374,6 +375,7 @@ static inline void sb_q_publish(struct sb_q_view *v, struct sb_q_slot *s, uint64
 	 * published by consumers) and, with the seq_cst loads of cons_waiters
 	 * and cons_need, forms the store-load pair wait_data relies on: either
 	 * we see its count and request or it sees this word before sleeping. */
+	SB_STEP("queue.publish.published");
 	atomic_store_explicit(&s->published, word, memory_order_seq_cst);
 	sb_q_signal_consumers(v->ctl, (word & SB_Q_SEQ) - 1);
 }

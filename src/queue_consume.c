@@ -22,6 +22,7 @@ static void drop_hold(shmbus_queue_t *q, struct sb_q_member *m)
 {
 	/* seq_cst: the store half of the store-load pair with wait_space;
 	 * also orders our reads of the message before the slot's reuse. */
+	SB_STEP("queue.drop_hold.held");
 	atomic_store_explicit(&m->held, 0, memory_order_seq_cst);
 	sb_q_release_wake(q->v.ctl, &q->v.groups[q->group].cursor);
 }
@@ -60,17 +61,21 @@ static int adopt(shmbus_queue_t *q)
 			continue;
 		/* acq_rel: one adopter wins the record with its hold in place, so
 		 * the held seq never stops gating producers. */
+		SB_STEP("queue.adopt.token");
 		if (!atomic_compare_exchange_strong_explicit(&mr->token, &t, q->token,
 		                                             memory_order_acq_rel,
 		                                             memory_order_relaxed))
 			continue;
 		found = 1;
 		/* relaxed: the hint counts down after the record changed hands. */
+		SB_STEP("queue.adopt.orphans");
 		atomic_fetch_sub_explicit(&g->orphans, 1, memory_order_relaxed);
 		old = &v->members[q->member];
 		/* seq_cst: a tentative hold of our old record is gone before the
 		 * record is free; release: our last use precedes its reuse. */
+		SB_STEP("queue.adopt.held");
 		atomic_store_explicit(&old->held, 0, memory_order_seq_cst);
+		SB_STEP("queue.adopt.token");
 		atomic_store_explicit(&old->token, 0, memory_order_release);
 		q->member = (int32_t)i;
 		/* seq_cst: the final value of the dead owner's hold. */
@@ -96,6 +101,7 @@ static int adopt(shmbus_queue_t *q)
 	/* The hint said orphans but none was found (a reaper or adopter died
 	 * between its record change and its count): reset it, unless it moved
 	 * meanwhile. relaxed: a hint; the records are the truth. */
+	SB_STEP("queue.adopt.orphans");
 	if (!found && hint != 0)
 		atomic_compare_exchange_strong_explicit(&g->orphans, &hint, 0, memory_order_relaxed,
 		                                        memory_order_relaxed);
@@ -112,6 +118,7 @@ static int overtaken(shmbus_queue_t *q, uint64_t c, uint64_t p)
 
 	if (c < f) {
 		/* seq_cst: as the cursor CAS in take_one. */
+		SB_STEP("queue.overtaken.cursor");
 		if (atomic_compare_exchange_strong_explicit(&g->cursor, &c, f, memory_order_seq_cst,
 		                                            memory_order_relaxed)) {
 			q->elapsed += f - c;
@@ -153,6 +160,7 @@ static int take_copy(shmbus_queue_t *q, struct sb_q_slot *sl, uint64_t c, struct
 	/* seq_cst: the take; orders our reads of the slot before any
 	 * producer that sees the cursor past c rewrites it (sb_q_gate reads
 	 * cursors), and is the store half of sb_q_release_wake's pair. */
+	SB_STEP("queue.take_copy.cursor");
 	if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1, memory_order_seq_cst,
 	                                             memory_order_relaxed))
 		return 0;
@@ -201,6 +209,7 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 		if (p == c + 1) {
 			/* seq_cst: the hold is announced before the cursor is
 			 * re-read; pairs with sb_q_gate reading cursors then holds. */
+			SB_STEP("queue.take_one.held");
 			atomic_exchange_explicit(&m->held, (c + 1) | SB_Q_TENTATIVE,
 			                         memory_order_seq_cst);
 			tentative = 1;
@@ -219,10 +228,12 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 			if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) != c)
 				continue;
 			/* relaxed: confirms a hold that is already protected. */
+			SB_STEP("queue.take_one.held");
 			atomic_store_explicit(&m->held, c + 1, memory_order_relaxed);
 			/* seq_cst: the take; orders the hold before it, and keeps
 			 * every cursor change in the order sb_q_release_wake's
 			 * reasoning uses. */
+			SB_STEP("queue.take_one.cursor");
 			if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
 			                                             memory_order_seq_cst,
 			                                             memory_order_relaxed))
@@ -234,6 +245,7 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 		if (p == ((c + 1) | SB_Q_SKIP)) {
 			/* seq_cst: passing a skipped seq releases it (the store
 			 * half of the pair completed by sb_q_release_wake). */
+			SB_STEP("queue.take_one.cursor");
 			if (atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
 			                                            memory_order_seq_cst,
 			                                            memory_order_relaxed))
@@ -367,6 +379,7 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 	/* seq_cst: announce the sleeper, read the event, then ask for seq c
 	 * (sb_q_want) before re-checking; pairs with the store-load pair in
 	 * sb_q_publish / sb_q_signal_consumers. */
+	SB_STEP("queue.wait_data.cons_waiters");
 	atomic_fetch_add_explicit(&ctl->cons_waiters, 1, memory_order_seq_cst);
 	ev = atomic_load_explicit(&ctl->cons_event, memory_order_seq_cst);
 	sb_q_want(&ctl->cons_need, c);
@@ -374,6 +387,7 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 	if (still_waiting(q, c, 1))
 		r = sb_futex_wait(&ctl->cons_event, ev, sb_q_sleep_ns(w, now, left));
 	/* relaxed: only the count matters to the waking side. */
+	SB_STEP("queue.wait_data.cons_waiters");
 	atomic_fetch_sub_explicit(&ctl->cons_waiters, 1, memory_order_relaxed);
 	if (r == SHMBUS_EINTR)
 		return sb_err(r, "interrupted while waiting on queue '%s'", q->ch.name);

@@ -204,6 +204,7 @@ static int state_gc(struct sb_chan *ch, uint32_t *reaped)
 	*reaped = 0;
 	/* relaxed: a dead writer published nothing more; a new writer's
 	 * claim CAS orders itself. */
+	SB_STEP("state.state_gc.writer");
 	if (w != 0 && !sb_token_alive(ch->bus, w) &&
 	    atomic_compare_exchange_strong_explicit(&ctl->writer, &w, 0,
 	                                            memory_order_relaxed,
@@ -464,6 +465,7 @@ static int claim_writer(shmbus_state_t *st)
 	 * that (an odd mark, part of a copy) is ordered only by its death,
 	 * which sb_token_alive saw through the kernel after the exit; begin()
 	 * rewrites that buffer whole, odd mark first. */
+	SB_STEP("state.claim_writer.writer");
 	if (!atomic_compare_exchange_strong_explicit(&st->ctl->writer, &cur, st->token,
 	                                             memory_order_acq_rel,
 	                                             memory_order_acquire))
@@ -488,6 +490,7 @@ int shmbus_state_release_writer(shmbus_state_t *st)
 	}
 	me = st->token;
 	/* release: our publications happen before the next writer's claim. */
+	SB_STEP("state.state_release_writer.writer");
 	atomic_compare_exchange_strong_explicit(&st->ctl->writer, &me, 0,
 	                                        memory_order_release, memory_order_relaxed);
 	st->is_writer = 0;
@@ -524,6 +527,7 @@ static int begin(shmbus_state_t *st, uint64_t *seq, struct sb_state_buf **bp)
 	 * store below; a reader whose copy saw any of them sees the mark on
 	 * its re-check (pairs with the acquire fence in read_once). */
 	b = buf_of(st, s);
+	SB_STEP("state.begin.seq");
 	atomic_store_explicit(&b->seq, 2 * s + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 	*seq = s;
@@ -535,11 +539,13 @@ static void publish(shmbus_state_t *st, uint64_t s, struct sb_state_buf *b)
 {
 	/* release: the value's bytes are complete before the even mark; pairs
 	 * with the acquire load of buf->seq in read_once. */
+	SB_STEP("state.publish.seq");
 	atomic_store_explicit(&b->seq, 2 * s, memory_order_release);
 	/* seq_cst: publishes s (pairs with the acquire load of pub_seq by
 	 * readers) and, with the seq_cst load of waiters below, forms the
 	 * store-load pair that wait_park relies on: either we see its waiter
 	 * count or it sees our new pub_seq before sleeping. */
+	SB_STEP("state.publish.pub_seq");
 	atomic_store_explicit(&st->ctl->pub_seq, s, memory_order_seq_cst);
 	if (atomic_load_explicit(&st->ctl->waiters, memory_order_seq_cst) != 0)
 		sb_futex_wake(sb_futex_low(&st->ctl->pub_seq), INT_MAX);
@@ -564,6 +570,7 @@ int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len)
 	r = begin(st, &s, &b);
 	if (r)
 		return r;
+	SB_STEP("state.write.copy");
 	sb_racy_copy(data_of(st, b), value, len);
 	publish(st, s, b);
 	if (st->many)
@@ -735,6 +742,7 @@ static int wait_park(shmbus_state_t *st, uint64_t newer_than, sb_deadline_t *d,
 
 		/* seq_cst: announce the sleeper before re-checking pub_seq; pairs
 		 * with the seq_cst store/load pair in publish(). */
+		SB_STEP("state.wait_park.waiters");
 		atomic_fetch_add_explicit(&st->ctl->waiters, 1, memory_order_seq_cst);
 		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_seq_cst);
 		/* A writer killed between publishing and FUTEX_WAKE leaves us
@@ -746,6 +754,7 @@ static int wait_park(shmbus_state_t *st, uint64_t newer_than, sb_deadline_t *d,
 		if (s <= newer_than && left != 0)
 			r = sb_futex_wait(word, (uint32_t)s, left);
 		/* relaxed: only the count matters to the writer. */
+		SB_STEP("state.wait_park.waiters");
 		atomic_fetch_sub_explicit(&st->ctl->waiters, 1, memory_order_relaxed);
 		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
 		if (s > newer_than) {

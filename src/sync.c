@@ -73,6 +73,7 @@ static int took(struct sb_rlock *l, uint64_t token)
 		return SHMBUS_EOWNERDEAD;
 	/* Anything else (UNRECOVERABLE or garbage): give it back. relaxed:
 	 * we hold the lock; the release in sb_rlock_release publishes it. */
+	SB_STEP("sync.took.health");
 	atomic_store_explicit(&l->health, SB_RLOCK_UNRECOVERABLE, memory_order_relaxed);
 	sb_rlock_release(l, token);
 	return SHMBUS_ENOTRECOVERABLE;
@@ -94,11 +95,13 @@ static int steal(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t dead,
 	 * holding the lock in C11 terms: its death does, which sb_token_alive
 	 * observed through the kernel (kill(2), /proc) after its exit had
 	 * completed every store. */
+	SB_STEP("sync.steal.owner");
 	if (!atomic_compare_exchange_strong_explicit(&l->owner, &dead, token,
 	                                             memory_order_acquire,
 	                                             memory_order_relaxed))
 		return 0;
 	/* relaxed: under the lock; published by the release in unlock. */
+	SB_STEP("sync.steal.health");
 	atomic_compare_exchange_strong_explicit(&l->health, &ok, SB_RLOCK_OWNER_DIED,
 	                                        memory_order_relaxed, memory_order_relaxed);
 	return 1;
@@ -112,6 +115,7 @@ static uint32_t raise_flag(_Atomic uint32_t *c)
 	 * for; pairs with the waker's change, then its load of this word. */
 	uint32_t w = atomic_load_explicit(c, memory_order_seq_cst);
 
+	SB_STEP("sync.raise_flag.w");
 	while (!(w & 1u) &&
 	       !atomic_compare_exchange_weak_explicit(c, &w, w | 1u, memory_order_seq_cst,
 	                                              memory_order_seq_cst))
@@ -128,6 +132,7 @@ static void wake_flagged(_Atomic uint32_t *c)
 	 * expects, so its futex wait returns at once. */
 	uint32_t w = atomic_load_explicit(c, memory_order_seq_cst);
 
+	SB_STEP("sync.wake_flagged.w");
 	if ((w & 1u) &&
 	    atomic_compare_exchange_strong_explicit(c, &w, w + 1u, memory_order_seq_cst,
 	                                            memory_order_relaxed))
@@ -140,6 +145,7 @@ static int try_take(struct sb_rlock *l, uint64_t token)
 
 	/* acquire: pairs with the seq_cst (release) store of 0 in
 	 * sb_rlock_release; the previous holder's writes are visible. */
+	SB_STEP("sync.try_take.owner");
 	return atomic_compare_exchange_strong_explicit(&l->owner, &free_, token,
 	                                               memory_order_acquire,
 	                                               memory_order_relaxed);
@@ -187,6 +193,7 @@ int sb_rlock_acquire(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token
 		    (r == SHMBUS_ETIMEDOUT &&
 		     steal(bus, l, atomic_load_explicit(&l->owner, memory_order_relaxed), token))) {
 			/* relaxed: read by our own unlock; others may sleep. */
+			SB_STEP("sync.rlock_acquire.contended");
 			atomic_fetch_or_explicit(&l->contended, 1u, memory_order_relaxed);
 			return took(l, token);
 		}
@@ -200,6 +207,7 @@ int sb_rlock_acquire(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token
 void sb_rlock_consistent(struct sb_rlock *l)
 {
 	/* relaxed: under the lock; published by the release in unlock. */
+	SB_STEP("sync.rlock_consistent.health");
 	atomic_store_explicit(&l->health, SB_RLOCK_OK, memory_order_relaxed);
 }
 
@@ -216,11 +224,13 @@ void sb_rlock_release(struct sb_rlock *l, uint64_t token)
 	uint32_t died = SB_RLOCK_OWNER_DIED;
 
 	/* relaxed: under the lock; published by the release below. */
+	SB_STEP("sync.rlock_release.health");
 	atomic_compare_exchange_strong_explicit(&l->health, &died, SB_RLOCK_UNRECOVERABLE,
 	                                        memory_order_relaxed, memory_order_relaxed);
 	/* seq_cst: releases the guarded data (pairs with the acquiring CAS in
 	 * try_take) and, with the seq_cst load of contended, forms the
 	 * store-load pair the sleepers in sb_rlock_acquire rely on. */
+	SB_STEP("sync.rlock_release.owner");
 	if (!atomic_compare_exchange_strong_explicit(&l->owner, &token, 0,
 	                                             memory_order_seq_cst,
 	                                             memory_order_relaxed))
@@ -237,6 +247,7 @@ int sb_rlock_reap(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token)
 		return 0;
 	/* seq_cst: as in sb_rlock_release, but health stays OWNER_DIED so the
 	 * next locker repairs. */
+	SB_STEP("sync.rlock_reap.owner");
 	atomic_store_explicit(&l->owner, 0, memory_order_seq_cst);
 	wake_one(l);
 	return 1;
@@ -544,6 +555,7 @@ int shmbus_event_set(shmbus_event_t *e)
 		/* seq_cst: publishes what the setter wrote before (pairs with
 		 * the acquire loads in wait) and forms the store-load pair with
 		 * the waiters load below. */
+		SB_STEP("sync.event_set.word");
 	} while (!atomic_compare_exchange_weak_explicit(&e->a->word, &w, (w + 2u) | 1u,
 	                                                memory_order_seq_cst,
 	                                                memory_order_relaxed));
@@ -557,6 +569,7 @@ int shmbus_event_clear(shmbus_event_t *e)
 	if (!e)
 		return sb_err(SHMBUS_EINVAL, "event is NULL");
 	/* release: keeps the set count; waiters only look at bit 0 and it. */
+	SB_STEP("sync.event_clear.word");
 	atomic_fetch_and_explicit(&e->a->word, ~1u, memory_order_release);
 	return 0;
 }
@@ -590,10 +603,12 @@ int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns)
 			              e->ch.name);
 		/* seq_cst: announce, then re-read; pairs with set's CAS and
 		 * its load of waiters. */
+		SB_STEP("sync.event_wait.waiters");
 		atomic_fetch_add_explicit(&e->a->waiters, 1, memory_order_seq_cst);
 		w = atomic_load_explicit(&e->a->word, memory_order_seq_cst);
 		r = w == w0 ? sb_futex_wait(&e->a->word, w0, left) : 0;
 		/* relaxed: only the count matters to set. */
+		SB_STEP("sync.event_wait.waiters");
 		atomic_fetch_sub_explicit(&e->a->waiters, 1, memory_order_relaxed);
 		/* acquire: pairs with the CAS in set. */
 		w = atomic_load_explicit(&e->a->word, memory_order_acquire);
@@ -637,6 +652,7 @@ static int sem_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 	/* param[1] - 1 is the initial count (0 in the directory means any).
 	 * relaxed: the area is not published yet (the directory's READY
 	 * release does that). */
+	SB_STEP("sync.sem_init.count");
 	atomic_store_explicit(&a->count, p->param[1] ? (uint32_t)(p->param[1] - 1) : 0,
 	                      memory_order_relaxed);
 	return 0;
@@ -720,6 +736,7 @@ int shmbus_sem_post(shmbus_sem_t *s)
 		/* seq_cst: publishes the poster's writes (pairs with the
 		 * acquiring CAS in take) and, with the load of contended in
 		 * sem_wake, forms the store-load pair the sleepers rely on. */
+		SB_STEP("sync.sem_post.count");
 	} while (!atomic_compare_exchange_weak_explicit(&s->a->count, &c, c + 1,
 	                                                memory_order_seq_cst,
 	                                                memory_order_relaxed));
@@ -732,6 +749,7 @@ static int sem_take(struct sb_sem_area *a)
 	/* relaxed: the CAS below re-reads. */
 	uint32_t c = atomic_load_explicit(&a->count, memory_order_relaxed);
 
+	SB_STEP("sync.sem_take.count");
 	while (c != 0 && c < UINT32_MAX)
 		/* acquire: pairs with the CAS in post. */
 		if (atomic_compare_exchange_weak_explicit(&a->count, &c, c - 1,

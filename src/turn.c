@@ -115,6 +115,7 @@ static void turn_pass(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t ma
 	 * acquire load in acquire) and, with the load of waiters, forms the
 	 * store-load pair with a waiter's announce-then-read. Fails
 	 * harmlessly if someone already moved the turn on. */
+	SB_STEP("turn.turn_pass.turn");
 	if (next != t &&
 	    atomic_compare_exchange_strong_explicit(&c->turn, &t, next, memory_order_seq_cst,
 	                                            memory_order_relaxed) &&
@@ -131,6 +132,7 @@ static void turn_skip_dead(const shmbus_bus_t *bus, struct sb_turn_ctl *c,
 
 	if (tok != 0 && sb_token_alive(bus, tok))
 		return;
+	SB_STEP("turn.turn_skip_dead.tok");
 	if (tok != 0)    /* relaxed: unregisters the dead; a CAS, so a new party is kept */
 		atomic_compare_exchange_strong_explicit(&slot[t], &tok, 0, memory_order_relaxed,
 		                                        memory_order_relaxed);
@@ -148,6 +150,7 @@ static int turn_gc(struct sb_chan *ch, uint32_t *reaped)
 		/* relaxed: a registration is a single word; the CAS decides. */
 		uint64_t tok = atomic_load_explicit(&slot[i], memory_order_relaxed);
 
+		SB_STEP("turn.turn_gc.tok");
 		if (tok != 0 && !sb_token_alive(ch->bus, tok) &&
 		    atomic_compare_exchange_strong_explicit(&slot[i], &tok, 0,
 		                                            memory_order_relaxed,
@@ -212,6 +215,7 @@ int shmbus_turn_close(shmbus_turn_t *t)
 		uint64_t tok = t->token;
 
 		/* relaxed: the slot is ours; the pass below publishes. */
+		SB_STEP("turn.turn_close.tok");
 		atomic_compare_exchange_strong_explicit(&t->slot[t->party], &tok, 0,
 		                                        memory_order_relaxed,
 		                                        memory_order_relaxed);
@@ -239,6 +243,7 @@ int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party)
 		if (tok != 0 && sb_token_alive(t->ch.bus, tok))
 			continue;
 		/* acq_rel: claims the slot; a racing registrant loses the CAS. */
+		SB_STEP("turn.turn_register.tok");
 		if (atomic_compare_exchange_strong_explicit(&t->slot[i], &tok, t->token,
 		                                            memory_order_acq_rel,
 		                                            memory_order_relaxed))
@@ -249,6 +254,7 @@ int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party)
 		              t->ch.name, t->max);
 	n = atomic_load_explicit(&t->c->nparties, memory_order_relaxed);
 	/* relaxed: a monotonic maximum; readers clamp it to max. */
+	SB_STEP("turn.turn_register.nparties");
 	while (n < i + 1 &&
 	       !atomic_compare_exchange_weak_explicit(&t->c->nparties, &n, i + 1,
 	                                              memory_order_relaxed,
@@ -289,11 +295,13 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 
 		/* seq_cst: announce, then re-read; pairs with turn_pass's CAS
 		 * and its load of waiters. */
+		SB_STEP("turn.turn_acquire.waiters");
 		atomic_fetch_add_explicit(&t->c->waiters, 1, memory_order_seq_cst);
 		cur = atomic_load_explicit(&t->c->turn, memory_order_seq_cst);
 		slice = left < 0 || left > live ? live : left;
 		r = cur != t->party ? sb_futex_wait(&t->c->turn, cur, slice) : 0;
 		/* relaxed: only the count matters to the releaser. */
+		SB_STEP("turn.turn_acquire.waiters");
 		atomic_fetch_sub_explicit(&t->c->waiters, 1, memory_order_relaxed);
 		/* acquire: pairs with the seq_cst CAS in turn_pass. */
 		cur = atomic_load_explicit(&t->c->turn, memory_order_acquire);
