@@ -29,7 +29,13 @@
  *   - Blocking calls take a timeout in nanoseconds: SHMBUS_FOREVER (-1)
  *     waits without limit, 0 never blocks. They return SHMBUS_ETIMEDOUT
  *     when the time runs out and SHMBUS_EINTR when a signal handler ran,
- *     so that a program can notice Ctrl+C.
+ *     so that a program can notice Ctrl+C. Within 1 s of the bus's file
+ *     being truncated (or its header overwritten) a blocked call returns
+ *     SHMBUS_ECORRUPT ("truncated while mapped"), and within 1 s of its
+ *     channel being deleted, SHMBUS_ENOENT; no call that touched pages
+ *     lost to a truncation reports success. Removing the bus's file
+ *     (unlink) is not an error for those who have it open: the memory
+ *     stays valid and they keep talking through it; only new opens fail.
  *   - Option structs start with a size field: set it to sizeof(the struct)
  *     (the *_init() helpers do) so that the struct can grow without
  *     breaking the ABI. Passing NULL for options means all defaults.

@@ -119,6 +119,8 @@ struct shmbus_bus {
 	struct sb_header *hdr;
 	struct sb_peer *peers;
 	struct sb_dirent *dir;
+	int fd;                    /* the segment's file, kept open so a wait
+	                              can fstat it (truncation); -1: none */
 	int32_t peer_slot;         /* -1 when not registered */
 	uint64_t token;
 	int64_t liveness_ns;
@@ -199,6 +201,29 @@ int64_t sb_deadline_left(const sb_deadline_t *d);
 int sb_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t timeout_ns);
 void sb_futex_wake(_Atomic uint32_t *addr, int n);
 
+/* Longest a blocking call sleeps between looks at its segment: a bus
+ * truncated or overwritten, or a channel deleted, while a call waits is
+ * reported within about two slices (the promise is 1 s). */
+#define SB_WAIT_SLICE_NS 250000000ll
+
+/* A sleep of ns (-1: no limit) cut to one slice. */
+static inline int64_t sb_wait_slice(int64_t ns)
+{
+	return ns < 0 || ns > SB_WAIT_SLICE_NS ? SB_WAIT_SLICE_NS : ns;
+}
+
+struct sb_chan;
+/* A waiter's look at its segment between sleeps (and spins): the damage
+ * mark at every call (one load), and once per slice of waiting the file's
+ * size, the header and the channel's directory entry. *next_check is the
+ * caller's, 0 when its call starts. Returns 0, SHMBUS_ECORRUPT (truncated
+ * or overwritten) or SHMBUS_ENOENT (the channel was deleted), detail set. */
+int sb_wait_check(const struct sb_chan *ch, uint64_t *next_check);
+/* SHMBUS_ECORRUPT with the detail for ch's segment found damaged (test
+ * sb_map_damaged(ch->bus->base) first: a call that touched lost pages
+ * never reports success). */
+int sb_chan_damage_err(const struct sb_chan *ch);
+
 static inline void sb_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -258,6 +283,12 @@ uint32_t sb_peer_reap(shmbus_bus_t *bus);
  * owner's death the directory is repaired before this returns 0. */
 int sb_bus_lock(shmbus_bus_t *bus);
 void sb_bus_unlock(shmbus_bus_t *bus);
+/* 0 while the bus's file still has the size it was mapped with and its
+ * header still reads as ours; else SHMBUS_ECORRUPT with the detail set
+ * (prefix: who asks, e.g. "state 'x': "), and the mapping is marked
+ * damaged so every later call reports it too. One fstat: for the waits'
+ * periodic checks, not for fast paths. */
+int sb_bus_health(shmbus_bus_t *bus, const char *prefix);
 /* 1 if [off, off+len) lies inside the heap, overflow-safe. */
 int sb_heap_range_ok(const shmbus_bus_t *bus, uint64_t off, uint64_t len);
 

@@ -212,6 +212,7 @@ struct sb_q_wait {
 	uint64_t next_live;          /* when to check the liveness of others */
 	int exact;                   /* consumer: has parked or checked liveness,
 	                                wants end of stream from head itself */
+	uint64_t next_check;         /* sb_wait_check's: next look at the file */
 };
 
 /* Spin budget before a spinning waiter starts yielding its CPU at each
@@ -253,13 +254,13 @@ static inline void sb_q_spin_round(const struct sb_q_wait *w, uint64_t now)
 		sb_cpu_relax();
 }
 
-/* How long a park may sleep: until the deadline or the next liveness
- * check, whichever comes first; -1 for no limit. */
+/* How long a park may sleep: until the deadline, the next liveness check
+ * or the end of a slice (sb_wait_check), whichever comes first. */
 static inline int64_t sb_q_sleep_ns(const struct sb_q_wait *w, uint64_t now, int64_t left)
 {
 	int64_t live = w->next_live > now ? (int64_t)(w->next_live - now) : 1;
 
-	return left < 0 || live < left ? live : left;
+	return sb_wait_slice(left < 0 || live < left ? live : left);
 }
 
 /* 1 if seq h may be written under gate: h - slots < gate. Written without

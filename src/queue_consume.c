@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "queue.h"
+#include "sigbus.h"
 
 /* Drop this member's hold and wake producers that sleep waiting for the
  * space it frees. */
@@ -322,6 +323,10 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 
 	if (!w->started)
 		sb_q_wait_start(w, q, timeout_ns);
+	/* Truncated, overwritten or deleted while we waited. */
+	r = sb_wait_check(&q->ch, &w->next_check);
+	if (r)
+		return r;
 	now = sb_now_ns();
 	if (now >= w->next_live) {
 		/* Blocked for the liveness timeout: a dead producer may hold
@@ -402,8 +407,9 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 			 * the mark of a shutter that died before copying it to
 			 * ctl->closed is seen then. */
 			r = take_one(q, &c, timeout_ns == 0 || w.exact, cp);
+			/* A copy from pages lost to a truncation is no message. */
 			if (r == 0 && cp && cp->taken)
-				return 0;
+				return sb_map_damaged(q->ch.bus->base) ? sb_chan_damage_err(&q->ch) : 0;
 			if (r == 0)
 				break;
 			if (r == SHMBUS_ELAPPED)
@@ -420,6 +426,10 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 	}
 	q->kept = 0;
 	sl = sb_q_slot(&q->v, q->held - 1);
+	if (sb_map_damaged(q->ch.bus->base)) {
+		shmbus_queue_release(q);
+		return sb_chan_damage_err(&q->ch);
+	}
 	if (sl->len > q->v.max_msg) {
 		uint32_t bad = sl->len;
 		uint64_t seq = q->held - 1;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "queue.h"
+#include "sigbus.h"
 
 static int closed_err(shmbus_queue_t *q)
 {
@@ -150,6 +151,10 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 			signal_consumers(q);
 		if (!w->started)
 			sb_q_wait_start(w, q, timeout_ns);
+		/* Truncated, overwritten or deleted while we waited. */
+		r = sb_wait_check(&q->ch, &w->next_check);
+		if (r)
+			return r;
 		now = sb_now_ns();
 		if (now >= w->next_live) {
 			/* Blocked for the liveness timeout: free the records of dead
@@ -314,7 +319,8 @@ int shmbus_queue_commit(shmbus_queue_t *q, size_t len)
 	sl->flags = 0;
 	sb_q_publish(&q->v, sl, q->claimed);
 	q->claimed = 0;
-	return 0;
+	/* Written into pages lost to a truncation: not delivered. */
+	return sb_map_damaged(q->ch.bus->base) ? sb_chan_damage_err(&q->ch) : 0;
 }
 
 int shmbus_queue_abort(shmbus_queue_t *q)
@@ -346,7 +352,8 @@ int shmbus_queue_put(shmbus_queue_t *q, const void *msg, size_t len, int64_t tim
 	sl->len = (uint32_t)len;
 	sl->flags = 0;
 	sb_q_publish(&q->v, sl, s + 1);
-	return 0;
+	/* Written into pages lost to a truncation: not delivered. */
+	return sb_map_damaged(q->ch.bus->base) ? sb_chan_damage_err(&q->ch) : 0;
 }
 
 int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size_t *lens,
@@ -385,5 +392,7 @@ int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size
 	}
 	if (q->unsignalled)
 		signal_consumers(q);
+	if (!r && sb_map_damaged(q->ch.bus->base))
+		r = sb_chan_damage_err(&q->ch);
 	return r;
 }

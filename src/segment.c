@@ -271,6 +271,7 @@ static shmbus_bus_t *bus_alloc(const char *name)
 	if (!bus)
 		return NULL;
 	snprintf(bus->name, sizeof(bus->name), "%s", name);
+	bus->fd = -1;
 	bus->peer_slot = -1;
 	bus->liveness_ns = SB_DEFAULT_LIVENESS_NS;
 	return bus;
@@ -300,6 +301,8 @@ static void bus_free(shmbus_bus_t *bus)
 		sb_map_unregister(bus->base);
 		munmap(bus->base, bus->size);
 	}
+	if (bus->fd >= 0)
+		close(bus->fd);
 	free(bus);
 }
 
@@ -441,7 +444,8 @@ static int open_at(const char *name, const char *path, int persistent,
 	r = bus_map(bus, fd);
 	if (r)
 		goto fail;
-	close(fd);
+	/* Kept: a waiter checks the file's size through it (sb_bus_health). */
+	bus->fd = fd;
 	fd = -1;
 	r = boot_recover(bus);
 	if (r)
@@ -614,6 +618,27 @@ int sb_bus_lock(shmbus_bus_t *bus)
 void sb_bus_unlock(shmbus_bus_t *bus)
 {
 	pthread_mutex_unlock(&bus->hdr->mutex);
+}
+
+int sb_bus_health(shmbus_bus_t *bus, const char *prefix)
+{
+	struct stat st;
+
+	if (sb_map_damaged(bus->base))
+		return sb_err(SHMBUS_ECORRUPT, "%sbus '%s' was truncated while mapped", prefix,
+		              bus->name);
+	if (bus->fd >= 0 && fstat(bus->fd, &st) == 0 && (uint64_t)st.st_size < bus->size) {
+		sb_map_mark_damaged(bus->base);
+		return sb_err(SHMBUS_ECORRUPT,
+		              "%sbus '%s' was truncated while mapped (%llu bytes left of %llu)",
+		              prefix, bus->name, (unsigned long long)st.st_size,
+		              (unsigned long long)bus->size);
+	}
+	/* The file is whole, so reading the header cannot fault. */
+	if (bus->hdr->magic != SB_MAGIC || bus->hdr->total_size != bus->size)
+		return sb_err(SHMBUS_ECORRUPT, "%sbus '%s': header overwritten while mapped",
+		              prefix, bus->name);
+	return 0;
 }
 
 int sb_heap_range_ok(const shmbus_bus_t *bus, uint64_t off, uint64_t len)

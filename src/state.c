@@ -586,11 +586,11 @@ int shmbus_state_read_validate(shmbus_state_t *st, uint64_t seq)
 /* ---- waiting -------------------------------------------------------- */
 
 static int wait_park(shmbus_state_t *st, uint64_t newer_than, sb_deadline_t *d,
-                     uint64_t *seq)
+                     uint64_t *seq, uint64_t *next_check)
 {
 	_Atomic uint32_t *word = sb_futex_low(&st->ctl->pub_seq);
 	uint64_t s;
-	int r = 0;
+	int r = 0, rc;
 
 	for (;;) {
 		int64_t left = sb_deadline_left(d);
@@ -606,9 +606,14 @@ static int wait_park(shmbus_state_t *st, uint64_t newer_than, sb_deadline_t *d,
 		if (left < 0 || left > st->ch.bus->liveness_ns)
 			left = st->ch.bus->liveness_ns;
 		if (s <= newer_than && left != 0)
-			r = sb_futex_wait(word, (uint32_t)s, left);
+			r = sb_futex_wait(word, (uint32_t)s, sb_wait_slice(left));
 		/* relaxed: only the count matters to the writer. */
 		atomic_fetch_sub_explicit(&st->ctl->waiters, 1, memory_order_relaxed);
+		/* Truncated, overwritten or deleted while we slept: no value
+		 * from lost pages is reported as new. */
+		rc = sb_wait_check(&st->ch, next_check);
+		if (rc)
+			return rc;
 		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
 		if (s > newer_than) {
 			*seq = s;
@@ -628,8 +633,9 @@ int shmbus_state_wait(shmbus_state_t *st, uint64_t newer_than, int64_t timeout_n
                       uint64_t *seq)
 {
 	sb_deadline_t d;
-	uint64_t s, spin_end;
+	uint64_t s, spin_end, next_check = 0;
 	unsigned i;
+	int r;
 
 	if (!st)
 		return sb_err(SHMBUS_EINVAL, "state is NULL");
@@ -646,6 +652,9 @@ int shmbus_state_wait(shmbus_state_t *st, uint64_t newer_than, int64_t timeout_n
 				return 0;
 			}
 			if ((i & 63) == 63) {
+				r = sb_wait_check(&st->ch, &next_check);
+				if (r)
+					return r;
 				if (sb_deadline_left(&d) == 0)
 					return sb_err(SHMBUS_ETIMEDOUT,
 					              "no value newer than %llu on state '%s'",
@@ -656,5 +665,5 @@ int shmbus_state_wait(shmbus_state_t *st, uint64_t newer_than, int64_t timeout_n
 			sb_cpu_relax();
 		}
 	}
-	return wait_park(st, newer_than, &d, seq);
+	return wait_park(st, newer_than, &d, seq, &next_check);
 }

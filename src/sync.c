@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sigbus.h"
 #include "sync.h"
 
 #define SB_LOCK_MAGIC 0x4b434f4cu  /* "LOCK" */
@@ -138,14 +139,15 @@ static int try_take(struct sb_rlock *l, uint64_t token)
 	                                               memory_order_relaxed);
 }
 
-int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
-                     int64_t liveness_ns)
+int sb_rlock_acquire(struct sb_rlock *l, const struct sb_chan *ch, uint64_t token,
+                     int64_t timeout_ns)
 {
+	int64_t liveness_ns = ch->bus->liveness_ns;
+	uint64_t cur, next_check = 0;
 	sb_deadline_t d;
-	uint64_t cur;
 	uint32_t w;
 	unsigned i;
-	int r;
+	int r, rc;
 
 	for (i = 0; i < SB_SYNC_SPIN; i++) {
 		/* relaxed: a hint; the CAS decides. */
@@ -172,7 +174,15 @@ int sb_rlock_acquire(struct sb_rlock *l, uint64_t token, int64_t timeout_ns,
 		 * the store of 0 and the flag check in sb_rlock_release. */
 		w = raise_flag(&l->contended);
 		cur = atomic_load_explicit(&l->owner, memory_order_seq_cst);
-		r = cur != 0 ? sb_futex_wait(&l->contended, w, slice) : 0;
+		r = cur != 0 ? sb_futex_wait(&l->contended, w, sb_wait_slice(slice)) : 0;
+		/* Truncated, overwritten or deleted while we slept: the lock
+		 * word may now be a zero page; never take it there. The wake-up
+		 * we may have taken is passed on. */
+		rc = sb_wait_check(ch, &next_check);
+		if (rc) {
+			wake_flagged(&l->contended);
+			return rc;
+		}
 		/* A woken waiter always tries before leaving, so the one
 		 * wake-up an unlock sends is never wasted. (relaxed owner
 		 * load: steal's CAS decides.) */
@@ -386,7 +396,12 @@ int shmbus_lock_lock(shmbus_lock_t *l, int64_t timeout_ns)
 	if (l->held)
 		return sb_err(SHMBUS_ESTATE, "lock '%s' is already held through this handle",
 		              l->ch.name);
-	r = sb_rlock_acquire(&l->a->rl, l->token, timeout_ns, l->ch.bus->liveness_ns);
+	r = sb_rlock_acquire(&l->a->rl, &l->ch, l->token, timeout_ns);
+	/* Taken on pages lost to a truncation: not a lock anyone else sees. */
+	if ((r == 0 || r == SHMBUS_EOWNERDEAD) && sb_map_damaged(l->ch.bus->base)) {
+		sb_rlock_release(&l->a->rl, l->token);
+		return sb_chan_damage_err(&l->ch);
+	}
 	switch (r) {
 	case 0:
 		l->held = 1;
@@ -563,16 +578,17 @@ int shmbus_event_is_set(shmbus_event_t *e)
 
 int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns)
 {
+	uint64_t next_check = 0;
 	sb_deadline_t d;
 	uint32_t w0, w;
-	int r;
+	int r, rc;
 
 	if (!e)
 		return sb_err(SHMBUS_EINVAL, "event is NULL");
 	/* acquire: pairs with the CAS in set. */
 	w0 = atomic_load_explicit(&e->a->word, memory_order_acquire);
 	if (w0 & 1u)
-		return 0;
+		return sb_map_damaged(e->ch.bus->base) ? sb_chan_damage_err(&e->ch) : 0;
 	sb_deadline_init(&d, timeout_ns);
 	for (;;) {
 		int64_t left = sb_deadline_left(&d);
@@ -584,9 +600,13 @@ int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns)
 		 * its load of waiters. */
 		atomic_fetch_add_explicit(&e->a->waiters, 1, memory_order_seq_cst);
 		w = atomic_load_explicit(&e->a->word, memory_order_seq_cst);
-		r = w == w0 ? sb_futex_wait(&e->a->word, w0, left) : 0;
+		r = w == w0 ? sb_futex_wait(&e->a->word, w0, sb_wait_slice(left)) : 0;
 		/* relaxed: only the count matters to set. */
 		atomic_fetch_sub_explicit(&e->a->waiters, 1, memory_order_relaxed);
+		/* Truncated, overwritten or deleted while we slept. */
+		rc = sb_wait_check(&e->ch, &next_check);
+		if (rc)
+			return rc;
 		/* acquire: pairs with the CAS in set. */
 		w = atomic_load_explicit(&e->a->word, memory_order_acquire);
 		if ((w & 1u) || (w >> 1) != (w0 >> 1))
@@ -731,16 +751,23 @@ static int sem_take(struct sb_sem_area *a)
 	return 0;
 }
 
+/* A unit taken from pages lost to a truncation is no unit. */
+static int sem_taken(shmbus_sem_t *s)
+{
+	return sb_map_damaged(s->ch.bus->base) ? sb_chan_damage_err(&s->ch) : 0;
+}
+
 int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
 {
+	uint64_t next_check = 0;
 	sb_deadline_t d;
 	uint32_t w;
-	int r;
+	int r, rc;
 
 	if (!s)
 		return sb_err(SHMBUS_EINVAL, "semaphore is NULL");
 	if (sem_take(s->a))
-		return 0;
+		return sem_taken(s);
 	sb_deadline_init(&d, timeout_ns);
 	for (;;) {
 		int64_t left = sb_deadline_left(&d);
@@ -751,7 +778,14 @@ int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
 		/* Raise the flag, then re-read (seq_cst); pairs with post. */
 		w = raise_flag(&s->a->contended);
 		r = atomic_load_explicit(&s->a->count, memory_order_seq_cst) == 0
-		            ? sb_futex_wait(&s->a->contended, w, left) : 0;
+		            ? sb_futex_wait(&s->a->contended, w, sb_wait_slice(left)) : 0;
+		/* Truncated, overwritten or deleted while we slept; a wake-up
+		 * we may have taken is passed on. */
+		rc = sb_wait_check(&s->ch, &next_check);
+		if (rc) {
+			sem_wake(s->a);
+			return rc;
+		}
 		if (sem_take(s->a)) {
 			/* The wake-up that freed us cleared the flag: others
 			 * may still sleep, so raise it again (seq_cst), and if
@@ -759,7 +793,7 @@ int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
 			raise_flag(&s->a->contended);
 			if (atomic_load_explicit(&s->a->count, memory_order_seq_cst) != 0)
 				sem_wake(s->a);
-			return 0;
+			return sem_taken(s);
 		}
 		if (r == SHMBUS_EINTR)
 			return sb_err(r, "interrupted while waiting on semaphore '%s'", s->ch.name);

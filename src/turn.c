@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sigbus.h"
 #include "sync.h"
 
 #define SB_TURN_MAGIC 0x4e525554u  /* "TURN" */
@@ -261,12 +262,22 @@ int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party)
 	return 0;
 }
 
+/* A turn read from pages lost to a truncation is no turn. */
+static int turn_taken(shmbus_turn_t *t)
+{
+	if (sb_map_damaged(t->ch.bus->base))
+		return sb_chan_damage_err(&t->ch);
+	t->holding = 1;
+	return 0;
+}
+
 int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 {
+	uint64_t next_check = 0;
 	sb_deadline_t d;
 	uint32_t cur;
 	unsigned i;
-	int r;
+	int r, rc;
 
 	if (!t)
 		return sb_err(SHMBUS_EINVAL, "turn is NULL");
@@ -276,10 +287,8 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 		return sb_err(SHMBUS_ESTATE, "turn '%s': already acquired", t->ch.name);
 	for (i = 0; i < SB_SYNC_SPIN; i++) {
 		/* acquire: pairs with the seq_cst CAS in turn_pass. */
-		if (atomic_load_explicit(&t->c->turn, memory_order_acquire) == t->party) {
-			t->holding = 1;
-			return 0;
-		}
+		if (atomic_load_explicit(&t->c->turn, memory_order_acquire) == t->party)
+			return turn_taken(t);
 		sb_cpu_relax();
 	}
 	sb_deadline_init(&d, timeout_ns);
@@ -292,15 +301,17 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 		atomic_fetch_add_explicit(&t->c->waiters, 1, memory_order_seq_cst);
 		cur = atomic_load_explicit(&t->c->turn, memory_order_seq_cst);
 		slice = left < 0 || left > live ? live : left;
-		r = cur != t->party ? sb_futex_wait(&t->c->turn, cur, slice) : 0;
+		r = cur != t->party ? sb_futex_wait(&t->c->turn, cur, sb_wait_slice(slice)) : 0;
 		/* relaxed: only the count matters to the releaser. */
 		atomic_fetch_sub_explicit(&t->c->waiters, 1, memory_order_relaxed);
+		/* Truncated, overwritten or deleted while we slept. */
+		rc = sb_wait_check(&t->ch, &next_check);
+		if (rc)
+			return rc;
 		/* acquire: pairs with the seq_cst CAS in turn_pass. */
 		cur = atomic_load_explicit(&t->c->turn, memory_order_acquire);
-		if (cur == t->party) {
-			t->holding = 1;
-			return 0;
-		}
+		if (cur == t->party)
+			return turn_taken(t);
 		if (cur >= t->max)
 			return sb_err(SHMBUS_ECORRUPT, "turn '%s' names party %u of %u",
 			              t->ch.name, cur, t->max);

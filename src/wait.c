@@ -18,7 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdio.h>
+
 #include "internal.h"
+#include "sigbus.h"
 
 uint64_t sb_now_ns(void)
 {
@@ -80,6 +83,53 @@ int sb_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t timeout_ns)
 void sb_futex_wake(_Atomic uint32_t *addr, int n)
 {
 	syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+static int segment_err(const struct sb_chan *ch)
+{
+	char who[SHMBUS_NAME_MAX + 32];
+
+	snprintf(who, sizeof(who), "%s '%s': ", shmbus_kind_name(ch->p.kind), ch->name);
+	return sb_bus_health(ch->bus, who);
+}
+
+int sb_chan_damage_err(const struct sb_chan *ch)
+{
+	int r = segment_err(ch);
+
+	return r ? r : sb_err(SHMBUS_ECORRUPT, "%s '%s': bus '%s' was truncated while mapped",
+	                      shmbus_kind_name(ch->p.kind), ch->name, ch->bus->name);
+}
+
+int sb_wait_check(const struct sb_chan *ch, uint64_t *next_check)
+{
+	shmbus_bus_t *bus = ch->bus;
+	const struct sb_dirent *e = &bus->dir[ch->index];
+	/* A little under one slice: the check after each slice's sleep runs. */
+	const uint64_t every = SB_WAIT_SLICE_NS - SB_WAIT_SLICE_NS / 8;
+	uint64_t now;
+	int r;
+
+	if (sb_map_damaged(bus->base))
+		return segment_err(ch);
+	now = sb_now_ns();
+	if (*next_check == 0 || now < *next_check) {
+		if (*next_check == 0)
+			*next_check = now + every;
+		return 0;
+	}
+	*next_check = now + every;
+	r = segment_err(ch);
+	if (r)
+		return r;
+	/* acquire: pairs with the release store of READY in entry_create;
+	 * generation is written before it and only under the bus mutex
+	 * (relaxed: a stale read only delays the report by a slice). */
+	if (atomic_load_explicit(&e->state, memory_order_acquire) != SB_DIR_READY ||
+	    __atomic_load_n(&e->generation, __ATOMIC_RELAXED) != ch->generation)
+		return sb_err(SHMBUS_ENOENT, "%s '%s' was deleted from bus '%s' while waiting",
+		              shmbus_kind_name(ch->p.kind), ch->name, bus->name);
+	return 0;
 }
 
 int sb_mutex_lock(pthread_mutex_t *m, int64_t timeout_ns)
