@@ -201,10 +201,25 @@ int64_t sb_deadline_left(const sb_deadline_t *d);
 int sb_futex_wait(_Atomic uint32_t *addr, uint32_t expected, int64_t timeout_ns);
 void sb_futex_wake(_Atomic uint32_t *addr, int n);
 
+static inline void sb_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
 /* Longest a blocking call sleeps between looks at its segment: a bus
  * truncated or overwritten, or a channel deleted, while a call waits is
  * reported within about two slices (the promise is 1 s). */
 #define SB_WAIT_SLICE_NS 250000000ll
+
+/* Spin budget before a spinning waiter starts yielding its CPU at each
+ * round: the peer it waits for may be runnable on the same CPU (more
+ * processes than CPUs), and a pure spin would keep it off until the time
+ * slice ends. */
+#define SB_PURE_SPIN_NS 2000u
 
 /* A sleep of ns (-1: no limit) cut to one slice. */
 static inline int64_t sb_wait_slice(int64_t ns)
@@ -224,14 +239,86 @@ int sb_wait_check(const struct sb_chan *ch, uint64_t *next_check);
  * never reports success). */
 int sb_chan_damage_err(const struct sb_chan *ch);
 
-static inline void sb_cpu_relax(void)
+/* ---- the park primitive (wait.c; the protocol is argued there) ------ */
+
+/* One blocking call's waiting: its deadline, its spin budget under the
+ * wait policy, and when to look at the segment next. */
+struct sb_park {
+	const struct sb_chan *ch;
+	sb_deadline_t d;
+	uint64_t spin_end;         /* spin until then; UINT64_MAX: never park,
+	                              0: park at once */
+	uint64_t yield_at;         /* spinning past this yields the CPU */
+	uint64_t next_check;       /* sb_wait_check's */
+	uint32_t spins;
+	int started;
+};
+
+/* Start waiting on ch for timeout_ns under policy (SHMBUS_WAIT_*) and
+ * spin budget spin_ns (0: the default, 50 us). */
+void sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_ns,
+                   int policy, int64_t spin_ns);
+int sb_park_spin_slow(struct sb_park *p);
+
+/* One round of the spin phase: 1 to test the condition again (after a
+ * pause, or past SB_PURE_SPIN_NS a yield), 0 to park, or an error to
+ * return: SHMBUS_ETIMEDOUT (no detail: the caller words it) or the
+ * segment's (sb_wait_check, detail set). */
+static inline int sb_park_spin(struct sb_park *p)
 {
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
+	if (p->spin_end == 0)           /* SHMBUS_WAIT_PARK */
+		return 0;
+	if ((++p->spins & 63u) != 0) {
+		sb_cpu_relax();
+		return 1;
+	}
+	return sb_park_spin_slow(p);
 }
+
+/* ns left before the deadline (>= 0), or -1 for none. */
+static inline int64_t sb_park_left(const struct sb_park *p)
+{
+	return sb_deadline_left(&p->d);
+}
+
+/* Announce a sleeper in a waiter count, before re-checking the condition.
+ * seq_cst: the store half of the waiter's store->load pair; the re-check
+ * that follows must load the condition seq_cst too. Pairs with the
+ * waker's seq_cst publication and its load in sb_park_wake. */
+static inline void sb_park_prepare(_Atomic uint32_t *count)
+{
+	atomic_fetch_add_explicit(count, 1, memory_order_seq_cst);
+}
+
+/* Sleep while *word == expected: at most to the deadline, cap_ns (-1: no
+ * cap; e.g. the liveness timeout) and one slice. Returns 0 (woken, or the
+ * word had changed), SHMBUS_ETIMEDOUT (slept the whole length),
+ * SHMBUS_EINTR, or another error (detail set). */
+int sb_park_sleep(struct sb_park *p, _Atomic uint32_t *word, uint32_t expected,
+                  int64_t cap_ns);
+
+/* Retract the announcement (count may be NULL: a flag-style waiter) and
+ * look at the segment: 0, or its error (sb_wait_check). */
+int sb_park_cancel(struct sb_park *p, _Atomic uint32_t *count);
+
+/* The waker, after its seq_cst publication: wake n sleepers on word if
+ * any may sleep. seq_cst load: the load half of the waker's store->load
+ * pair (with sb_park_prepare). */
+static inline void sb_park_wake(_Atomic uint32_t *count, _Atomic uint32_t *word, int n)
+{
+	if (atomic_load_explicit(count, memory_order_seq_cst) != 0)
+		sb_futex_wake(word, n);
+}
+
+/* Flag-style announcement, for words that are their own waiter mark
+ * (locks, semaphores): bit 0 of the futex word says someone may sleep,
+ * the bits above count wake-ups. Raise the flag and return the value to
+ * sleep on (seq_cst, as sb_park_prepare). */
+uint32_t sb_park_raise(_Atomic uint32_t *word);
+/* If the flag is up, lower it and bump the count in one CAS, and wake one
+ * sleeper (seq_cst: the waker's load half, as sb_park_wake). */
+void sb_park_wake_flagged(_Atomic uint32_t *word);
+
 
 /* The low 32 bits of a 64-bit atomic, as a futex word. */
 static inline _Atomic uint32_t *sb_futex_low(_Atomic uint64_t *w)
