@@ -252,6 +252,7 @@ struct sb_park {
 	uint64_t next_check;       /* sb_wait_check's */
 	uint32_t spins;
 	int started;
+	int poll;                  /* timeout 0 */
 };
 
 /* Start waiting on ch for timeout_ns under policy (SHMBUS_WAIT_*) and
@@ -266,8 +267,8 @@ int sb_park_spin_slow(struct sb_park *p);
  * segment's (sb_wait_check, detail set). */
 static inline int sb_park_spin(struct sb_park *p)
 {
-	if (p->spin_end == 0)           /* SHMBUS_WAIT_PARK */
-		return 0;
+	if (p->spin_end == 0)           /* SHMBUS_WAIT_PARK, or a poll */
+		return p->poll ? SHMBUS_ETIMEDOUT : 0;
 	if ((++p->spins & 63u) != 0) {
 		sb_cpu_relax();
 		return 1;

@@ -8,9 +8,6 @@
 
 #include "internal.h"
 
-/* Pause-spins before a sync object's waiter sleeps on a futex. */
-#define SB_SYNC_SPIN 200u
-
 /* Health of the data a robust lock guards. */
 enum { SB_RLOCK_OK = 0, SB_RLOCK_OWNER_DIED = 1, SB_RLOCK_UNRECOVERABLE = 2 };
 

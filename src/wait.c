@@ -228,7 +228,11 @@ void sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_
 	sb_deadline_init(&p->d, timeout_ns);
 	if (spin_ns <= 0)
 		spin_ns = SB_DEFAULT_SPIN_NS;
-	p->spin_end = policy == SHMBUS_WAIT_SPIN ? UINT64_MAX
+	/* A call with timeout 0 does not spin: sb_park_spin says time is up
+	 * after the caller's first look. */
+	p->poll = timeout_ns == 0;
+	p->spin_end = timeout_ns == 0 ? 0
+	            : policy == SHMBUS_WAIT_SPIN ? UINT64_MAX
 	            : policy == SHMBUS_WAIT_PARK ? 0 : now + (uint64_t)spin_ns;
 	p->yield_at = now + SB_PURE_SPIN_NS;
 }
