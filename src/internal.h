@@ -261,8 +261,8 @@ void sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_
                    int policy, int64_t spin_ns);
 int sb_park_spin_slow(struct sb_park *p);
 
-/* One round of the spin phase: 1 to test the condition again (after a
- * pause, or past SB_PURE_SPIN_NS a yield), 0 to park, or an error to
+/* One round of the spin phase: 1 to test the condition again after a
+ * pause, 2 after a yield (past SB_PURE_SPIN_NS), 0 to park, or an error to
  * return: SHMBUS_ETIMEDOUT (no detail: the caller words it) or the
  * segment's (sb_wait_check, detail set). */
 static inline int sb_park_spin(struct sb_park *p)

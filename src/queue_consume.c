@@ -317,16 +317,11 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 {
 	struct sb_q_ctl *ctl = q->v.ctl;
 	uint64_t now;
-	int64_t left;
 	uint32_t ev;
-	int i, r = 0;
+	int i, r = 0, rc;
 
 	if (!w->started)
 		sb_q_wait_start(w, q, timeout_ns);
-	/* Truncated, overwritten or deleted while we waited. */
-	r = sb_wait_check(&q->ch, &w->next_check);
-	if (r)
-		return r;
 	now = sb_now_ns();
 	if (now >= w->next_live) {
 		/* Blocked for the liveness timeout: a dead producer may hold
@@ -338,30 +333,37 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 		q->scan_orphans = 1;
 		return 0;
 	}
-	left = sb_deadline_left(&w->d);
-	if (left == 0)
+	if (sb_park_left(&w->pk) == 0)
+		r = SHMBUS_ETIMEDOUT;
+	/* Spin (a bounded number of rounds per call, so that the liveness
+	 * check above keeps running under SHMBUS_WAIT_SPIN). */
+	for (i = 0; !r && !w->parking && i < 64 && still_waiting(q, c, 0); i++) {
+		r = sb_park_spin(&w->pk);
+		if (r == 2)             /* yielded: look at the ring again */
+			return 0;
+		if (r == 1)
+			r = 0;
+		else if (r == 0)
+			w->parking = 1;
+	}
+	if (r == SHMBUS_ETIMEDOUT)
 		return sb_err(SHMBUS_ETIMEDOUT, "no message for group '%s' of queue '%s' (waiting for seq %llu)",
 		              q->group_name, q->ch.name, (unsigned long long)c);
-	if (sb_q_spinning(w, q, now)) {
-		if (now >= w->yield_at) {
-			sched_yield();
-			return 0;
-		}
-		for (i = 0; i < 64 && still_waiting(q, c, 0); i++)
-			sb_cpu_relax();
-		return 0;
-	}
+	if (r < 0 || !w->parking)
+		return r;
 	/* seq_cst: announce the sleeper, read the event, then ask for seq c
 	 * (sb_q_want) before re-checking; pairs with the store-load pair in
 	 * sb_q_publish / sb_q_signal_consumers. */
-	atomic_fetch_add_explicit(&ctl->cons_waiters, 1, memory_order_seq_cst);
+	sb_park_prepare(&ctl->cons_waiters);
 	ev = atomic_load_explicit(&ctl->cons_event, memory_order_seq_cst);
 	sb_q_want(&ctl->cons_need, c);
 	w->exact = 1;
 	if (still_waiting(q, c, 1))
-		r = sb_futex_wait(&ctl->cons_event, ev, sb_q_sleep_ns(w, now, left));
-	/* relaxed: only the count matters to the waking side. */
-	atomic_fetch_sub_explicit(&ctl->cons_waiters, 1, memory_order_relaxed);
+		r = sb_park_sleep(&w->pk, &ctl->cons_event, ev, sb_q_live_ns(w, now));
+	/* Truncated, overwritten or deleted while we waited. */
+	rc = sb_park_cancel(&w->pk, &ctl->cons_waiters);
+	if (rc)
+		return rc;
 	if (r == SHMBUS_EINTR)
 		return sb_err(r, "interrupted while waiting on queue '%s'", q->ch.name);
 	if (r < 0 && r != SHMBUS_ETIMEDOUT)

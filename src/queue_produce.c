@@ -125,10 +125,9 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 	struct sb_q_view *v = &q->v;
 	struct sb_q_ctl *ctl = v->ctl;
 	uint64_t gate, now, fw;
-	int64_t left;
 	int32_t blocker;
 	uint32_t ev;
-	int r = 0;
+	int i, r = 0, rc;
 
 	for (;;) {
 		gate = sb_q_gate(v, &blocker, &q->epoch);
@@ -151,10 +150,6 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 			signal_consumers(q);
 		if (!w->started)
 			sb_q_wait_start(w, q, timeout_ns);
-		/* Truncated, overwritten or deleted while we waited. */
-		r = sb_wait_check(&q->ch, &w->next_check);
-		if (r)
-			return r;
 		now = sb_now_ns();
 		if (now >= w->next_live) {
 			/* Blocked for the liveness timeout: free the records of dead
@@ -167,27 +162,37 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 			}
 			continue;
 		}
-		left = sb_deadline_left(&w->d);
-		if (left == 0)
+		if (sb_park_left(&w->pk) == 0)
 			return full_err(q, SHMBUS_ETIMEDOUT, blocker, gate);
-		if (sb_q_spinning(w, q, now)) {
-			sb_q_spin_round(w, now);
-			continue;
+		if (!w->parking) {
+			/* One round: a few pauses or one yield, then the gate
+			 * again. */
+			for (i = 0; i < 32 && (r = sb_park_spin(&w->pk)) == 1; i++)
+				;
+			if (r == SHMBUS_ETIMEDOUT)
+				return full_err(q, r, blocker, gate);
+			if (r < 0)
+				return r;
+			if (r > 0)
+				continue;
+			w->parking = 1;
 		}
 		/* seq_cst: announce ourselves and what we need (the gate at
 		 * which h fits) before re-reading the gate; pairs with the
 		 * store-load pair of a release (hold dropped, then
 		 * sb_q_release_wake). */
-		atomic_fetch_add_explicit(&ctl->prod_waiters, 1, memory_order_seq_cst);
+		sb_park_prepare(&ctl->prod_waiters);
 		ev = atomic_load_explicit(&ctl->prod_event, memory_order_seq_cst);
 		sb_q_want(&ctl->prod_need, h - v->size + 1);
 		gate = sb_q_gate(v, &blocker, &q->epoch);
 		q->gate = gate;
 		if (!sb_q_fits(h, gate, v->size) &&
 		    (owned || !(atomic_load_explicit(&ctl->head, memory_order_seq_cst) & SB_Q_CLOSED)))
-			r = sb_futex_wait(&ctl->prod_event, ev, sb_q_sleep_ns(w, now, left));
-		/* relaxed: only the count matters to the waking side. */
-		atomic_fetch_sub_explicit(&ctl->prod_waiters, 1, memory_order_relaxed);
+			r = sb_park_sleep(&w->pk, &ctl->prod_event, ev, sb_q_live_ns(w, now));
+		/* Truncated, overwritten or deleted while we waited. */
+		rc = sb_park_cancel(&w->pk, &ctl->prod_waiters);
+		if (rc)
+			return rc;
 		if (r == SHMBUS_EINTR)
 			return sb_err(r, "interrupted while waiting for space in queue '%s'", q->ch.name);
 		if (r < 0 && r != SHMBUS_ETIMEDOUT)

@@ -250,11 +250,12 @@ int sb_park_spin_slow(struct sb_park *p)
 	now = sb_now_ns();
 	if (now >= p->spin_end)
 		return 0;
-	if (now >= p->yield_at)
-		sched_yield();
-	else
+	if (now < p->yield_at) {
 		sb_cpu_relax();
-	return 1;
+		return 1;
+	}
+	sched_yield();
+	return 2;
 }
 
 int sb_park_sleep(struct sb_park *p, _Atomic uint32_t *word, uint32_t expected,
