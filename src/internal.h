@@ -253,6 +253,7 @@ struct sb_park {
 	uint32_t spins;
 	int started;
 	int poll;                  /* timeout 0 */
+	int yielding;              /* past yield_at: every round yields */
 };
 
 /* Start waiting on ch for timeout_ns under policy (SHMBUS_WAIT_*) and
@@ -269,7 +270,7 @@ static inline int sb_park_spin(struct sb_park *p)
 {
 	if (p->spin_end == 0)           /* SHMBUS_WAIT_PARK, or a poll */
 		return p->poll ? SHMBUS_ETIMEDOUT : 0;
-	if ((++p->spins & 63u) != 0) {
+	if ((++p->spins & 63u) != 0 && !p->yielding) {
 		sb_cpu_relax();
 		return 1;
 	}

@@ -231,6 +231,7 @@ void sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_
 	/* A call with timeout 0 does not spin: sb_park_spin says time is up
 	 * after the caller's first look. */
 	p->poll = timeout_ns == 0;
+	p->yielding = 0;
 	p->spin_end = timeout_ns == 0 ? 0
 	            : policy == SHMBUS_WAIT_SPIN ? UINT64_MAX
 	            : policy == SHMBUS_WAIT_PARK ? 0 : now + (uint64_t)spin_ns;
@@ -254,6 +255,7 @@ int sb_park_spin_slow(struct sb_park *p)
 		sb_cpu_relax();
 		return 1;
 	}
+	p->yielding = 1;
 	sched_yield();
 	return 2;
 }
