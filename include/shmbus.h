@@ -279,7 +279,8 @@ int shmbus_name_check(const char *name);
 
 typedef enum shmbus_wait_policy {
 	SHMBUS_WAIT_SPIN_PARK = 0, /* default: spin for spin_ns, then sleep on a futex */
-	SHMBUS_WAIT_SPIN = 1,      /* never sleep: burn the CPU, lowest latency */
+	SHMBUS_WAIT_SPIN = 1,      /* never sleep: burn the CPU, lowest latency
+	                              (after 2 us each round yields the CPU) */
 	SHMBUS_WAIT_PARK = 2,      /* sleep at once: no CPU while waiting */
 } shmbus_wait_policy_t;
 

@@ -257,8 +257,9 @@ struct sb_park {
 };
 
 /* Start waiting on ch for timeout_ns under policy (SHMBUS_WAIT_*) and
- * spin budget spin_ns (0: the default, 50 us). */
-void sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_ns,
+ * spin budget spin_ns (0: the default, 50 us). Returns the time it read
+ * (sb_now_ns), for callers with clocks of their own. */
+uint64_t sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_ns,
                    int policy, int64_t spin_ns);
 int sb_park_spin_slow(struct sb_park *p);
 
@@ -281,6 +282,14 @@ static inline int sb_park_spin(struct sb_park *p)
 static inline int64_t sb_park_left(const struct sb_park *p)
 {
 	return sb_deadline_left(&p->d);
+}
+
+/* The same, at time now (sb_now_ns) the caller has just read. */
+static inline int64_t sb_park_left_at(const struct sb_park *p, uint64_t now)
+{
+	if (p->d.end < 0)
+		return -1;
+	return p->d.end > (int64_t)now ? p->d.end - (int64_t)now : 0;
 }
 
 /* Announce a sleeper in a waiter count, before re-checking the condition.

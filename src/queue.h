@@ -216,9 +216,10 @@ struct sb_q_wait {
 static inline void sb_q_wait_start(struct sb_q_wait *w, const shmbus_queue_t *q,
                                    int64_t timeout_ns)
 {
+	uint64_t now = sb_park_start(&w->pk, &q->ch, timeout_ns, q->policy, q->spin_ns);
+
 	w->started = 1;
-	sb_park_start(&w->pk, &q->ch, timeout_ns, q->policy, q->spin_ns);
-	w->next_live = sb_now_ns() + (uint64_t)q->ch.bus->liveness_ns;
+	w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
 }
 
 /* How long a park may sleep before the next liveness check (the park

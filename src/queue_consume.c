@@ -333,7 +333,7 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 		q->scan_orphans = 1;
 		return 0;
 	}
-	if (sb_park_left(&w->pk) == 0)
+	if (sb_park_left_at(&w->pk, now) == 0)
 		r = SHMBUS_ETIMEDOUT;
 	/* Spin (a bounded number of rounds per call, so that the liveness
 	 * check above keeps running under SHMBUS_WAIT_SPIN). */

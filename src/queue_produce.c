@@ -162,7 +162,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 			}
 			continue;
 		}
-		if (sb_park_left(&w->pk) == 0)
+		if (sb_park_left_at(&w->pk, now) == 0)
 			return full_err(q, SHMBUS_ETIMEDOUT, blocker, gate);
 		if (!w->parking) {
 			/* One round: a few pauses or one yield, then the gate

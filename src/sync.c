@@ -6,7 +6,8 @@
  * Robust lock. One 64-bit word, owner, holds the token (pid + start time)
  * of the holding process, 0 when free; taking the lock is one CAS from 0 to
  * the caller's token, so the holder is known at every instant, even to a
- * process that finds it dead. A locker spins briefly, then raises the
+ * process that finds it dead. A locker spins (the park primitive's
+ * policy, wait.c), then raises the
  * flag bit of `contended` and sleeps on that word; an unlock stores 0 and,
  * only if the flag is up, clears it and bumps the generation in the bits
  * above (one CAS: +1 on an odd word) and wakes one sleeper. The seq_cst

@@ -216,8 +216,8 @@ void sb_racy_copy(void *dst, const void *src, size_t n)
 
 /* ---- the park primitive --------------------------------------------- */
 
-void sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_ns,
-                   int policy, int64_t spin_ns)
+uint64_t sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_ns,
+                       int policy, int64_t spin_ns)
 {
 	uint64_t now = sb_now_ns();
 
@@ -225,7 +225,10 @@ void sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_
 	p->started = 1;
 	p->spins = 0;
 	p->next_check = 0;
-	sb_deadline_init(&p->d, timeout_ns);
+	/* As sb_deadline_init, without a second clock read; a timeout so
+	 * large that the end would overflow is no limit at all. */
+	p->d.end = timeout_ns < 0 || timeout_ns > INT64_MAX - (int64_t)now
+	           ? -1 : (int64_t)now + timeout_ns;
 	if (spin_ns <= 0)
 		spin_ns = SB_DEFAULT_SPIN_NS;
 	/* A call with timeout 0 does not spin: sb_park_spin says time is up
@@ -236,6 +239,7 @@ void sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_
 	            : policy == SHMBUS_WAIT_SPIN ? UINT64_MAX
 	            : policy == SHMBUS_WAIT_PARK ? 0 : now + (uint64_t)spin_ns;
 	p->yield_at = now + SB_PURE_SPIN_NS;
+	return now;
 }
 
 int sb_park_spin_slow(struct sb_park *p)
