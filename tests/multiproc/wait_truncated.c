@@ -13,7 +13,8 @@
  * is killed and the test fails "hung".
  *
  * The same with the channel deleted (shmbus_channel_delete, as `shmbus rm
- * BUS CHANNEL` does): SHMBUS_ENOENT within 3 s. And the bus file removed
+ * BUS CHANNEL` does): SHMBUS_ENOENT within 3 s; and with the bus header's
+ * magic overwritten: SHMBUS_ECORRUPT within 3 s. And the bus file removed
  * (unlink, as `shmbus rm --force BUS` does): the mapping stays valid memory
  * and peers that have it mapped still talk, so the waiter keeps waiting and
  * gets the value written after the removal.
@@ -327,6 +328,34 @@ static void test_deleted_while_waiting(enum kind k)
 	unlink(path);
 }
 
+/* The bus header overwritten (magic destroyed) while a call is blocked. */
+static void test_damaged_while_waiting(enum kind k)
+{
+	static const char junk[8] = "garbage!";
+	struct held h;
+	uint64_t t_hit;
+	double dt;
+	int fd;
+
+	make_bus(k, &h);
+	start_waiter(k);
+	t_hit = test_now_ns();
+	fd = open(path, O_RDWR);
+	CHECK(fd >= 0 && pwrite(fd, junk, sizeof(junk), 0) == (ssize_t)sizeof(junk),
+	      "overwriting the header of %s: %s", path, strerror(errno));
+	close(fd);
+	dt = finish_waiter(k, t_hit, "overwritten");
+	CHECK(rep->rc == SHMBUS_ECORRUPT,
+	      "%s on a bus with a destroyed header returned %d (%s), expected SHMBUS_ECORRUPT; detail: %s",
+	      kind_name[k], rep->rc, shmbus_strerror(rep->rc), rep->msg);
+	CHECK(dt < 3.0, "%s: noticed the damage after %.2f s (promise: 1 s, allowed 3 s)",
+	      kind_name[k], dt);
+	printf("  %-16s header overwritten while blocked: SHMBUS_ECORRUPT after %.2f s\n",
+	       kind_name[k], dt);
+	close_held(&h);
+	unlink(path);
+}
+
 /* Removing the file leaves the mapping valid: the waiter is still served. */
 static void test_removed_bus_still_serves_its_peers(void)
 {
@@ -416,6 +445,8 @@ int main(int argc, char **argv)
 		test_truncated_while_waiting((enum kind)k);
 	for (k = 0; k < K_NKINDS; k++)
 		test_deleted_while_waiting((enum kind)k);
+	for (k = 0; k < K_NKINDS; k++)
+		test_damaged_while_waiting((enum kind)k);
 	test_removed_bus_still_serves_its_peers();
 	test_dict_read_after_truncation();
 	printf("wait_truncated: ok\n");
