@@ -121,6 +121,8 @@ struct shmbus_bus {
 	struct sb_dirent *dir;
 	int fd;                    /* the segment's file, kept open so a wait
 	                              can fstat it (truncation); -1: none */
+	uint64_t file_dev, file_ino; /* its identity: an fd the program closed
+	                              and reused for another file is not ours */
 	int32_t peer_slot;         /* -1 when not registered */
 	uint64_t token;
 	int64_t liveness_ns;

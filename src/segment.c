@@ -446,6 +446,8 @@ static int open_at(const char *name, const char *path, int persistent,
 		goto fail;
 	/* Kept: a waiter checks the file's size through it (sb_bus_health). */
 	bus->fd = fd;
+	bus->file_dev = (uint64_t)st.st_dev;
+	bus->file_ino = (uint64_t)st.st_ino;
 	fd = -1;
 	r = boot_recover(bus);
 	if (r)
@@ -627,7 +629,10 @@ int sb_bus_health(shmbus_bus_t *bus, const char *prefix)
 	if (sb_map_damaged(bus->base))
 		return sb_err(SHMBUS_ECORRUPT, "%sbus '%s' was truncated while mapped", prefix,
 		              bus->name);
-	if (bus->fd >= 0 && fstat(bus->fd, &st) == 0 && (uint64_t)st.st_size < bus->size) {
+	/* An fd the program closed behind our back (and maybe reused for
+	 * another file) says nothing about the bus: skipped. */
+	if (bus->fd >= 0 && fstat(bus->fd, &st) == 0 && (uint64_t)st.st_dev == bus->file_dev &&
+	    (uint64_t)st.st_ino == bus->file_ino && (uint64_t)st.st_size < bus->size) {
 		sb_map_mark_damaged(bus->base);
 		return sb_err(SHMBUS_ECORRUPT,
 		              "%sbus '%s' was truncated while mapped (%llu bytes left of %llu)",

@@ -378,6 +378,38 @@ static void test_removed_bus_still_serves_its_peers(void)
 	close_held(&h);
 }
 
+/* A program that closes the library's fd of the bus (a daemon closing every
+ * descriptor) and reuses the number for another file: that file's size says
+ * nothing about the bus, so a wait still times out normally. */
+static void test_fd_reused_by_the_program(void)
+{
+	struct held h;
+	char link[64], target[512];
+	uint64_t seq = 0;
+	int fd, found = -1, devnull;
+	ssize_t n;
+
+	make_bus(K_STATE, &h);
+	for (fd = 3; fd < 1024 && found < 0; fd++) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n > 0) {
+			target[n] = '\0';
+			if (strcmp(target, path) == 0)
+				found = fd;
+		}
+	}
+	CHECK(found >= 0, "no descriptor of %s found in /proc/self/fd", path);
+	devnull = open("/dev/null", O_RDWR);
+	CHECK(devnull >= 0 && dup2(devnull, found) == found, "dup2 over fd %d: %s", found,
+	      strerror(errno));
+	close(devnull);
+	EXPECT_CODE(shmbus_state_wait(h.st, 0, 700000000ll, &seq), SHMBUS_ETIMEDOUT);
+	printf("  bus fd replaced by /dev/null behind the library: a wait still times out normally\n");
+	close_held(&h);
+	unlink(path);
+}
+
 /* A dict read on a truncated bus names the truncation. */
 static void test_dict_read_after_truncation(void)
 {
@@ -448,6 +480,7 @@ int main(int argc, char **argv)
 	for (k = 0; k < K_NKINDS; k++)
 		test_damaged_while_waiting((enum kind)k);
 	test_removed_bus_still_serves_its_peers();
+	test_fd_reused_by_the_program();
 	test_dict_read_after_truncation();
 	printf("wait_truncated: ok\n");
 	return 0;
