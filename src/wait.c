@@ -141,18 +141,17 @@ int sb_chan_damage_err(const struct sb_chan *ch)
 	                      shmbus_kind_name(ch->p.kind), ch->name, ch->bus->name);
 }
 
-int sb_wait_check(const struct sb_chan *ch, uint64_t *next_check)
+/* sb_wait_check at time now (sb_now_ns), read by the caller. */
+static int wait_check_at(const struct sb_chan *ch, uint64_t *next_check, uint64_t now)
 {
 	shmbus_bus_t *bus = ch->bus;
 	const struct sb_dirent *e = &bus->dir[ch->index];
 	/* A little under one slice: the check after each slice's sleep runs. */
 	const uint64_t every = SB_WAIT_SLICE_NS - SB_WAIT_SLICE_NS / 8;
-	uint64_t now;
 	int r;
 
 	if (sb_map_damaged(bus->base))
 		return segment_err(ch);
-	now = sb_now_ns();
 	if (*next_check == 0 || now < *next_check) {
 		if (*next_check == 0)
 			*next_check = now + every;
@@ -170,6 +169,11 @@ int sb_wait_check(const struct sb_chan *ch, uint64_t *next_check)
 		return sb_err(SHMBUS_ENOENT, "%s '%s' was deleted from bus '%s' while waiting",
 		              shmbus_kind_name(ch->p.kind), ch->name, bus->name);
 	return 0;
+}
+
+int sb_wait_check(const struct sb_chan *ch, uint64_t *next_check)
+{
+	return wait_check_at(ch, next_check, sb_now_ns());
 }
 
 int sb_mutex_lock(pthread_mutex_t *m, int64_t timeout_ns)
@@ -244,15 +248,14 @@ uint64_t sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t time
 
 int sb_park_spin_slow(struct sb_park *p)
 {
-	uint64_t now;
+	uint64_t now = sb_now_ns();     /* one clock read for the round */
 	int r;
 
-	r = sb_wait_check(p->ch, &p->next_check);
+	r = wait_check_at(p->ch, &p->next_check, now);
 	if (r)
 		return r;
-	if (sb_deadline_left(&p->d) == 0)
+	if (sb_park_left_at(p, now) == 0)
 		return SHMBUS_ETIMEDOUT;
-	now = sb_now_ns();
 	if (now >= p->spin_end)
 		return 0;
 	if (now < p->yield_at) {
