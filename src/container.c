@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "container.h"
+#include "sigbus.h"
 
 #define SB_BOX_MAGIC 0x584f4253u       /* "SBOX" */
 #define SB_BLK_MAGIC 0x4b4c4253ull     /* "SBLK" */
@@ -376,9 +377,14 @@ int sb_box_lock(struct sb_boxh *h)
 	int r, rr = 0;
 
 	do
-		r = sb_rlock_acquire(h->ch.bus, &h->b->lock, h->token, SB_BOX_TIMEOUT_NS,
-		                     h->ch.bus->liveness_ns);
+		r = sb_rlock_acquire(&h->b->lock, &h->ch, h->token, SB_BOX_TIMEOUT_NS);
 	while (r == SHMBUS_EINTR);
+	/* Taken on pages lost to a truncation: report that, not what the
+	 * zeros would look like (a heap top of 0). */
+	if ((r == 0 || r == SHMBUS_EOWNERDEAD) && sb_map_damaged(h->ch.bus->base)) {
+		sb_rlock_release(&h->b->lock, h->token);
+		return sb_chan_damage_err(&h->ch);
+	}
 	if (r == SHMBUS_ETIMEDOUT)
 		/* relaxed: the holder's pid, for the message only. */
 		return sb_err(r, "%s '%s': lock held by pid %u for over %lld s",
@@ -443,7 +449,7 @@ int sb_box_gc(struct sb_chan *ch, uint32_t *reaped)
 	h.size = ch->area_size;
 	h.heap_off = SB_BOX_HEAP_OFF;
 	h.token = sb_self_token();
-	r = sb_rlock_acquire(ch->bus, &h.b->lock, h.token, 0, ch->bus->liveness_ns);
+	r = sb_rlock_acquire(&h.b->lock, ch, h.token, 0);
 	if (r != 0 && r != SHMBUS_EOWNERDEAD)
 		return 0;              /* held by a live process, or not ours to fix */
 	if (r == SHMBUS_EOWNERDEAD || h.b->jn != 0) {

@@ -76,8 +76,10 @@
  * bit; if the floor passed the cursor, the cursor jumps to the floor and
  * the member gets SHMBUS_ELAPPED once; otherwise it lost nothing.
  *
- * Waiting: spin for spin_ns (yielding the CPU after the first 2 us), then
- * park on a futex word with a waiter count (cons_event / prod_event); the
+ * Waiting (through the park primitive of wait.c, which argues the
+ * store-load pairs): spin for spin_ns (yielding the CPU after the first
+ * 2 us), then park on a futex word with a waiter count (cons_event /
+ * prod_event); the
  * waking side calls FUTEX_WAKE only when the count is non-zero, and the
  * store it made visible plus the count load are seq_cst, as are the
  * sleeper's count increment and re-check. A consumer also records the seq

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "queue.h"
+#include "sigbus.h"
 
 /* Drop this member's hold and wake producers that sleep waiting for the
  * space it frees. */
@@ -347,9 +348,8 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 {
 	struct sb_q_ctl *ctl = q->v.ctl;
 	uint64_t now;
-	int64_t left;
 	uint32_t ev;
-	int i, r = 0;
+	int i, r = 0, rc;
 
 	if (!w->started)
 		sb_q_wait_start(w, q, timeout_ns);
@@ -363,32 +363,37 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 		check_liveness(q, c);
 		return 0;
 	}
-	left = sb_deadline_left(&w->d);
-	if (left == 0)
+	if (sb_park_left_at(&w->pk, now) == 0)
+		r = SHMBUS_ETIMEDOUT;
+	/* Spin (a bounded number of rounds per call, so that the liveness
+	 * check above keeps running under SHMBUS_WAIT_SPIN). */
+	for (i = 0; !r && !w->parking && i < 64 && still_waiting(q, c, 0); i++) {
+		r = sb_park_spin(&w->pk);
+		if (r == 2)             /* yielded: look at the ring again */
+			return 0;
+		if (r == 1)
+			r = 0;
+		else if (r == 0)
+			w->parking = 1;
+	}
+	if (r == SHMBUS_ETIMEDOUT)
 		return sb_err(SHMBUS_ETIMEDOUT, "no message for group '%s' of queue '%s' (waiting for seq %llu)",
 		              q->group_name, q->ch.name, (unsigned long long)c);
-	if (sb_q_spinning(w, q, now)) {
-		if (now >= w->yield_at) {
-			sched_yield();
-			return 0;
-		}
-		for (i = 0; i < 64 && still_waiting(q, c, 0); i++)
-			sb_cpu_relax();
-		return 0;
-	}
+	if (r < 0 || !w->parking)
+		return r;
 	/* seq_cst: announce the sleeper, read the event, then ask for seq c
 	 * (sb_q_want) before re-checking; pairs with the store-load pair in
 	 * sb_q_publish / sb_q_signal_consumers. */
-	SB_STEP("queue.wait_data.cons_waiters");
-	atomic_fetch_add_explicit(&ctl->cons_waiters, 1, memory_order_seq_cst);
+	sb_park_prepare(&ctl->cons_waiters);
 	ev = atomic_load_explicit(&ctl->cons_event, memory_order_seq_cst);
 	sb_q_want(&ctl->cons_need, c);
 	w->exact = 1;
 	if (still_waiting(q, c, 1))
-		r = sb_futex_wait(&ctl->cons_event, ev, sb_q_sleep_ns(w, now, left));
-	/* relaxed: only the count matters to the waking side. */
-	SB_STEP("queue.wait_data.cons_waiters");
-	atomic_fetch_sub_explicit(&ctl->cons_waiters, 1, memory_order_relaxed);
+		r = sb_park_sleep(&w->pk, &ctl->cons_event, ev, sb_q_live_ns(w, now));
+	/* Truncated, overwritten or deleted while we waited. */
+	rc = sb_park_cancel(&w->pk, &ctl->cons_waiters);
+	if (rc)
+		return rc;
 	if (r == SHMBUS_EINTR)
 		return sb_err(r, "interrupted while waiting on queue '%s'", q->ch.name);
 	if (r < 0 && r != SHMBUS_ETIMEDOUT)
@@ -434,8 +439,9 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 			 * the mark of a shutter that died before copying it to
 			 * ctl->closed is seen then. */
 			r = take_one(q, &c, timeout_ns == 0 || w.exact, cp);
+			/* A copy from pages lost to a truncation is no message. */
 			if (r == 0 && cp && cp->taken)
-				return 0;
+				return sb_map_damaged(q->ch.bus->base) ? sb_chan_damage_err(&q->ch) : 0;
 			if (r == 0)
 				break;
 			if (r == SHMBUS_ELAPPED)
@@ -456,6 +462,10 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 	}
 	q->kept = 0;
 	sl = sb_q_slot(&q->v, q->held - 1);
+	if (sb_map_damaged(q->ch.bus->base)) {
+		shmbus_queue_release(q);
+		return sb_chan_damage_err(&q->ch);
+	}
 	if (sl->len > q->v.max_msg) {
 		uint32_t bad = sl->len;
 		uint64_t seq = q->held - 1;

@@ -285,6 +285,7 @@ static shmbus_bus_t *bus_alloc(const char *name)
 	if (!bus)
 		return NULL;
 	snprintf(bus->name, sizeof(bus->name), "%s", name);
+	bus->fd = -1;
 	bus->peer_slot = -1;
 	bus->live_fd = -1;
 	bus->liveness_ns = SB_DEFAULT_LIVENESS_NS;
@@ -316,6 +317,8 @@ static void bus_free(shmbus_bus_t *bus)
 		munmap(bus->base, bus->size);
 	}
 	sb_live_close(bus);
+	if (bus->fd >= 0)
+		close(bus->fd);
 	free(bus);
 }
 
@@ -506,7 +509,10 @@ static int open_at(const char *name, const char *path, int persistent,
 	r = bus_map(bus, fd);
 	if (r)
 		goto fail;
-	close(fd);
+	/* Kept: a waiter checks the file's size through it (sb_bus_health). */
+	bus->fd = fd;
+	bus->file_dev = (uint64_t)st.st_dev;
+	bus->file_ino = (uint64_t)st.st_ino;
 	fd = -1;
 	/* The liveness lock lives on a description of its own: the mapping
 	 * keeps its description open in every fork child, so a lock taken
@@ -692,6 +698,30 @@ void sb_bus_unlock(shmbus_bus_t *bus)
 {
 	SB_STEP("bus.bus_unlock.mutex_unlock");
 	pthread_mutex_unlock(&bus->hdr->mutex);
+}
+
+int sb_bus_health(shmbus_bus_t *bus, const char *prefix)
+{
+	struct stat st;
+
+	if (sb_map_damaged(bus->base))
+		return sb_err(SHMBUS_ECORRUPT, "%sbus '%s' was truncated while mapped", prefix,
+		              bus->name);
+	/* An fd the program closed behind our back (and maybe reused for
+	 * another file) says nothing about the bus: skipped. */
+	if (bus->fd >= 0 && fstat(bus->fd, &st) == 0 && (uint64_t)st.st_dev == bus->file_dev &&
+	    (uint64_t)st.st_ino == bus->file_ino && (uint64_t)st.st_size < bus->size) {
+		sb_map_mark_damaged(bus->base);
+		return sb_err(SHMBUS_ECORRUPT,
+		              "%sbus '%s' was truncated while mapped (%llu bytes left of %llu)",
+		              prefix, bus->name, (unsigned long long)st.st_size,
+		              (unsigned long long)bus->size);
+	}
+	/* The file is whole, so reading the header cannot fault. */
+	if (bus->hdr->magic != SB_MAGIC || bus->hdr->total_size != bus->size)
+		return sb_err(SHMBUS_ECORRUPT, "%sbus '%s': header overwritten while mapped",
+		              prefix, bus->name);
+	return 0;
 }
 
 int sb_heap_range_ok(const shmbus_bus_t *bus, uint64_t off, uint64_t len)
