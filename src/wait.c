@@ -171,7 +171,7 @@ static int wait_check_at(const struct sb_chan *ch, uint64_t *next_check, uint64_
 	 * generation is written before it and only under the bus mutex
 	 * (relaxed: a stale read only delays the report by a slice). */
 	if (atomic_load_explicit(&e->state, memory_order_acquire) != SB_DIR_READY ||
-	    __atomic_load_n(&e->generation, __ATOMIC_RELAXED) != ch->generation)
+	    atomic_load_explicit(&e->generation, memory_order_relaxed) != ch->generation)
 		return sb_err(SHMBUS_ENOENT, "%s '%s' was deleted from bus '%s' while waiting",
 		              shmbus_kind_name(ch->p.kind), ch->name, bus->name);
 	return 0;
