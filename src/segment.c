@@ -326,10 +326,14 @@ static void bus_free(shmbus_bus_t *bus)
 
 enum { SB_TMP_TAKE, SB_TMP_TEST };
 
-/* The creator's lock on its temporary file, over the whole file. Taking
- * it returns 0 (failure is harmless: the pid test still guards the file);
- * testing it returns 1 if another description holds it or we cannot
- * tell. */
+/* The creator's lock on its temporary file: one byte just below the
+ * liveness bytes (peers.c locks byte 2^62 + token), so that it never
+ * conflicts with a peer's liveness lock in the moment between the link
+ * that publishes the bus and the close that drops it. Taking it returns 0
+ * (failure is harmless: the pid test still guards the file); testing it
+ * returns 1 if another description holds it or we cannot tell. */
+#define SB_TMP_LOCK_BYTE ((1ll << 62) - 1)
+
 static int tmp_lock(int fd, int op)
 {
 	struct flock fl;
@@ -337,6 +341,8 @@ static int tmp_lock(int fd, int op)
 	memset(&fl, 0, sizeof(fl));
 	fl.l_type = F_WRLCK;
 	fl.l_whence = SEEK_SET;
+	fl.l_start = SB_TMP_LOCK_BYTE;
+	fl.l_len = 1;
 	if (op == SB_TMP_TAKE) {
 		(void)fcntl(fd, F_OFD_SETLK, &fl);
 		return 0;
@@ -434,6 +440,8 @@ static int create_at(const char *name, const char *path, const shmbus_bus_opts_t
 	if (link(tmp, path) != 0)
 		r = errno == EEXIST ? sb_err(SHMBUS_EEXIST, "bus '%s' exists", name)
 		                    : sb_err_sys(errno, "bus '%s': publishing %s", name, path);
+	else
+		SB_STEP("bus.create.published");     /* open to all, our fd still open */
 out:
 	close(fd);
 	unlink(tmp);
