@@ -459,6 +459,17 @@ static void test_gc_temporaries(void)
 		unlink(path);
 		FAIL("gc left the dead creator's temporary %s", path);
 	}
+
+	/* a live creator's temporary (ours) is being built: left alone */
+	snprintf(tag, sizeof tag, ".tmp-%d-t-out-live-%d", (int)getpid(), (int)getpid());
+	snprintf(path, sizeof path, "/dev/shm/shmbus-%s", tag);
+	fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
+	CHECK(fd >= 0, "create %s: %s", path, strerror(errno));
+	close(fd);
+	OK(shmbus_gc_temporaries(0, &n));
+	if (stat(path, &sb) != 0)
+		FAIL("gc removed the temporary of a live creator");
+	unlink(path);
 	printf("ok gc temporaries\n");
 }
 
