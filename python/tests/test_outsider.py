@@ -130,6 +130,51 @@ def test_transport_both_sides_write(name):
             pass
 
 
+_TRANSPORT_CHILD = """
+import sys, numpy as np
+sys.path.insert(0, %r)
+import shmbus
+ch = {"y": ("float64", (1,)), "img": np.zeros((4, 6), np.uint8),
+      "d": {"dtype": "int32", "shape": (3,)}, "s": (2,)}
+with shmbus.SharedMemoryTransport(%r, ch, timeout=15) as t:
+    t.wait("y", newer_than=0, timeout=15)
+    t.write("img", np.full((4, 6), 9, np.uint8))
+    t.write("d", np.array([1, 2, 3], np.int32))
+    t.write("s", [5.0, t.read("y")[0]])
+"""
+
+
+def test_transport_other_side_first_and_creator_unlinks(name):
+    """The controller side starts before the bus exists and waits for it;
+    every channel form (tuple, template array, dict, shape) works across
+    processes; the side that created the bus removes it on close."""
+    ch = {"y": ("float64", (1,)), "img": np.zeros((4, 6), np.uint8),
+          "d": {"dtype": "int32", "shape": (3,)}, "s": (2,)}
+    child = subprocess.Popen([sys.executable, "-c", _TRANSPORT_CHILD % (PYDIR, name)])
+    try:
+        time.sleep(0.3)                         # most likely waiting by now; either way works
+        t = shmbus.SharedMemoryTransport(name, ch, create=True)
+        t.write("y", np.array([3.0]))
+        assert child.wait(20) == 0
+        assert (t.read("img") == 9).all() and t.read("img").dtype == np.uint8
+        assert list(t.read("d")) == [1, 2, 3]
+        assert list(t.read("s")) == [5.0, 3.0]
+        assert [t.seq(c) for c in ("y", "img", "d", "s")] == [1, 1, 1, 1]
+        with shmbus.Bus(name) as b:
+            assert b.state("img", create=False).info()["writers"] == "many"
+        t.close()
+        assert name not in shmbus.list_buses()
+        with shmbus.Bus(name, create=True) as b:       # a one-writer channel is refused
+            b.state("y", dtype="float64", shape=(1,))
+            with pytest.raises(shmbus.TypeMismatch) as e:
+                shmbus.SharedMemoryTransport(name, {"y": (1,)}, timeout=1)
+            assert e.value.code == shmbus.ETYPE
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 # --- 2. a producer waiting for its consumers ----------------------------
 
 def _consumer(name, n, started):
