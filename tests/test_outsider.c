@@ -210,6 +210,8 @@ static void test_many_writers(void)
 		      r, shmbus_strerror(r), (unsigned long long)(el / 1000000));
 		CHECK(el >= 400000000ull && el < 5000000000ull,
 		      "EBUSY after %llu ms, expected about 500", (unsigned long long)(el / 1000000));
+		printf("  EBUSY after %llu ms (10 x 50 ms liveness)\n",
+		       (unsigned long long)(el / 1000000));
 		OK(shmbus_state_write(st, v, sizeof v));   /* dead now: taken over */
 	}
 
@@ -410,6 +412,8 @@ static void test_truncate(void)
 	      (unsigned long long)((test_now_ns() - t_trunc) / 1000000));
 	CHECK(bs.ns < 20000000000ull * 9 / 10 && bq.ns < 20000000000ull * 9 / 10,
 	      "the waits ran to their timeout");
+	printf("  state_wait returned after %llu ms, queue_get after %llu ms (truncated at ~300)\n",
+	       (unsigned long long)(bs.ns / 1000000), (unsigned long long)(bq.ns / 1000000));
 	shmbus_queue_close(q);
 	shmbus_state_close(st);
 	shmbus_bus_close(bus);
