@@ -378,6 +378,18 @@ def test_binding_errors_carry_code(name):
             assert e.value.code == code, (e.value, e.value.code, code)
 
 
+def test_bus_argument_errors_name_the_values(name):
+    """An out-of-range size or mode is InvalidArgument with .code, and its
+    message names the values (no printf directive left in it)."""
+    for kw in ({"size": -1}, {"mode": 0o70000}):
+        with pytest.raises(shmbus.InvalidArgument) as e:
+            shmbus.Bus(name, create=True, **kw)
+        assert e.value.code == shmbus.EINVAL
+        msg = str(e.value)
+        assert "%" not in msg, msg
+        assert "max_peers 0" in msg, msg
+    assert name not in shmbus.list_buses()
+
 # --- 6. gc and ls with a dead creator's temporary -------------------------
 
 def test_ls_never_lists_or_removes_temporaries_gc_dry_run_reports():
