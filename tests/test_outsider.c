@@ -477,6 +477,70 @@ static void test_gc_temporaries(void)
 	printf("ok gc temporaries\n");
 }
 
+/* --- 4b. nothing reported as done on lost pages ------------------------
+ * include/shmbus.h: "no call that touched pages lost to a truncation
+ * reports success"; docs/reliability.md: once a bus is marked damaged,
+ * "entry points return SHMBUS_ECORRUPT". One process, no timing: the bus
+ * file is cut to one page (the queue's ring lay beyond it), a put is told
+ * ECORRUPT, and then a get on the same bus must not hand out a message. */
+static void test_truncate_no_success(void)
+{
+	char name[160];
+	shmbus_bus_t *bus;
+	shmbus_state_t *st;
+	shmbus_queue_t *q, *c;
+	shmbus_bus_opts_t bo;
+	const void *ptr;
+	char buf[64];
+	size_t len = 0;
+	uint32_t m = 7;
+	uint64_t seq;
+	double v = 1.0;
+	int r, bad = 0;
+
+	snprintf(file_bus_path, sizeof file_bus_path, "/tmp/t-out-trunc2-%d", (int)getpid());
+	unlink(file_bus_path);
+	snprintf(name, sizeof name, "file:%s", file_bus_path);
+	shmbus_bus_opts_init(&bo);
+	bo.size = 1 << 20;
+	OK(shmbus_bus_create(name, &bo, &bus));
+	OK(shmbus_state_open(bus, "y", NULL, &st));
+	OK(shmbus_state_write(st, &v, sizeof v));
+	OK(shmbus_queue_open(bus, "q", NULL, &q));
+	OK(shmbus_queue_open(bus, "q", NULL, &c));
+	OK(shmbus_queue_join(c, "g", 0));
+	CHECK(truncate(file_bus_path, 4096) == 0, "truncate: %s", strerror(errno));
+
+	EXPECT_CODE(shmbus_state_read(st, &v, sizeof v, &seq), SHMBUS_ECORRUPT);
+	r = shmbus_state_read_begin(st, &ptr, &seq);
+	if (r != SHMBUS_ECORRUPT) {
+		fprintf(stderr, "BUG: state_read_begin on the damaged bus: %d (%s): %s\n",
+		        r, shmbus_strerror(r), shmbus_last_error());
+		bad++;
+	}
+	r = shmbus_queue_get(c, buf, sizeof buf, &len, NULL, 0);
+	if (r != SHMBUS_ECORRUPT) {
+		fprintf(stderr, "BUG: queue_get(timeout 0) on the damaged bus: %d (%s): %s\n",
+		        r, shmbus_strerror(r), shmbus_last_error());
+		bad++;
+	}
+	EXPECT_CODE(shmbus_queue_put(q, &m, sizeof m, 0), SHMBUS_ECORRUPT);
+	len = 0;
+	r = shmbus_queue_get(c, buf, sizeof buf, &len, NULL, 100000000);
+	if (r == 0) {
+		fprintf(stderr, "BUG: queue_get on the damaged bus reported success: "
+		        "a %zu-byte message whose put was told ECORRUPT\n", len);
+		bad++;
+	}
+	shmbus_queue_close(c);
+	shmbus_queue_close(q);
+	shmbus_state_close(st);
+	shmbus_bus_close(bus);
+	unlink(file_bus_path);
+	CHECK(bad == 0, "%d calls on a truncated bus did not report ECORRUPT", bad);
+	printf("ok no success on lost pages\n");
+}
+
 int main(void)
 {
 	test_many_writers();
@@ -484,6 +548,7 @@ int main(void)
 	test_foreign_owner();
 	test_truncate();
 	test_gc_temporaries();
+	test_truncate_no_success();
 	printf("test_outsider: all passed\n");
 	return 0;
 }

@@ -415,3 +415,41 @@ def test_ls_never_lists_or_removes_temporaries_gc_dry_run_reports():
     finally:
         if os.path.exists(path):
             os.unlink(path)
+
+
+# --- findings: the conversion rule not kept on two write paths -------------
+
+def test_float_array_add_refuses_a_delta_beyond_float32(name):
+    """docs/python.md: the rule covers `+=` and `add()`; a float32 channel
+    refuses "a finite value beyond float32's range, e.g. 1e39"."""
+    with shmbus.Bus(name, create=True) as bus:
+        a = bus.array("a", dtype="float32", length=2)
+        with pytest.raises(shmbus.InvalidArgument) as e:
+            a[0] = 1e39                                 # item assignment refuses it
+        assert e.value.code == shmbus.EINVAL
+        with pytest.raises(shmbus.InvalidArgument):
+            a.add(0, 1e39)                              # add() stores inf instead
+        assert a[0] == 0.0
+        with pytest.raises(shmbus.InvalidArgument):
+            a[1] += 1e39                                # and so does +=
+        assert a[1] == 0.0
+
+
+def test_bytes_state_takes_integers_in_range(name):
+    """docs/python.md's table: `bytes` channels take integers within the
+    dtype's range, like int8 ... uint64, on every write path (State.write
+    included); bytes Arrays do, bytes states refuse every integer."""
+    with shmbus.Bus(name, create=True) as bus:
+        ba = bus.array("ba", dtype="bytes", length=1)
+        ba[0] = 65
+        assert ba[0] == 65
+        with pytest.raises(shmbus.InvalidArgument):
+            ba[0] = 300
+        st = bus.state("b1", dtype="bytes", shape=())
+        st.write(65)                                    # TypeMismatch: "... or a number, not int"
+        assert st.read() == b"A"
+        with pytest.raises(shmbus.InvalidArgument):
+            st.write(300)
+        sv = bus.state("b2", dtype="bytes", shape=(2,))
+        sv.write([65, 66])                              # lists follow the rule element by element
+        assert sv.read() == b"AB"
