@@ -520,7 +520,7 @@ static int bus_init(PyObject *self, PyObject *args, PyObject *kw)
 	if (size < 0 || maxc < 0 || maxc > UINT32_MAX || maxp < 0 || maxp > UINT32_MAX ||
 	    mode > 07777) {
 		sbpy_fail(SHMBUS_EINVAL,
-		          "bus %R: size %zd, mode %o, max_channels %zd, max_peers %zd out of range",
+		          "bus %R: size %zd, mode 0x%x, max_channels %zd, max_peers %zd out of range",
 		          name, size, mode, maxc, maxp);
 		return -1;
 	}
