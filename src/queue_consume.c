@@ -480,6 +480,14 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 	return 0;
 }
 
+/* A bus that lost pages to a truncation hands nothing out: an entry
+ * check, and one after a take whose copy may have read zero pages. One
+ * relaxed load of a process-wide flag while no bus is damaged. */
+static int damaged(const shmbus_queue_t *q)
+{
+	return sb_map_damaged(q->ch.bus->base) ? sb_chan_damage_err(&q->ch) : 0;
+}
+
 int shmbus_queue_peek(shmbus_queue_t *q, shmbus_msg_t *msg, int64_t timeout_ns)
 {
 	struct sb_q_slot *sl;
@@ -488,6 +496,9 @@ int shmbus_queue_peek(shmbus_queue_t *q, shmbus_msg_t *msg, int64_t timeout_ns)
 
 	if (!q || !msg)
 		return sb_err(SHMBUS_EINVAL, "shmbus_queue_peek: NULL argument");
+	r = damaged(q);
+	if (r)
+		return r;
 	r = acquire_msg(q, timeout_ns, 0, NULL, &sl, &len);
 	if (r)
 		return r;
@@ -572,10 +583,16 @@ int shmbus_queue_get(shmbus_queue_t *q, void *buf, size_t cap, size_t *len, uint
 
 	if (!q || (!buf && cap))
 		return sb_err(SHMBUS_EINVAL, "shmbus_queue_get: NULL argument");
+	r = damaged(q);
+	if (r)
+		return r;
 	cp.buf = buf;
 	cp.cap = cap;
 	cp.taken = 0;
 	if (take_fast(q, &cp)) {
+		r = damaged(q);
+		if (r)
+			return r;
 		if (len)
 			*len = cp.len;
 		if (flags)
@@ -583,6 +600,8 @@ int shmbus_queue_get(shmbus_queue_t *q, void *buf, size_t cap, size_t *len, uint
 		return 0;
 	}
 	r = acquire_msg(q, timeout_ns, 0, &cp, &sl, &mlen);
+	if (!r)
+		r = damaged(q);
 	if (r)
 		return r;
 	if (cp.taken) {
@@ -608,6 +627,9 @@ int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs, const size_t *ca
 		*got = 0;
 	if (!q || !got || (n && (!bufs || !caps || !lens)))
 		return sb_err(SHMBUS_EINVAL, "shmbus_queue_get_many: NULL argument");
+	r = damaged(q);
+	if (r)
+		return r;
 	for (i = 0; i < n; i++) {
 		/* Blocks only for the first; an ELAPPED after the first waits for
 		 * the next call, as does a message too big for its buffer. */

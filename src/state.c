@@ -693,6 +693,8 @@ int shmbus_state_read_begin(shmbus_state_t *st, const void **ptr, uint64_t *seq)
 
 	if (!st || !ptr || !seq)
 		return sb_err(SHMBUS_EINVAL, "shmbus_state_read_begin: NULL argument");
+	if (sb_map_damaged(st->ch.bus->base))
+		return sb_chan_damage_err(&st->ch);
 	for (tries = 0; tries < 1000000; tries++) {
 		/* acquire: pairs with the seq_cst store in publish(). */
 		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
