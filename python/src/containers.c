@@ -25,6 +25,8 @@
 
 #include <structmember.h>
 #include <string.h>
+#include <float.h>
+#include <math.h>
 
 /* The dict and list parts of the library may be absent from an older
  * build; they are looked up weakly and reported as NotImplementedError. */
@@ -471,6 +473,11 @@ static int elem_add(sbpy_array *a, Py_ssize_t i, PyObject *delta, PyObject **old
 			PyErr_Clear();
 			return sbpy_fail_int(SHMBUS_EINVAL, "delta %R does not fit in a float", delta);
 		}
+		/* The rule of every write: a finite value beyond float32's range
+		 * is refused, not stored as inf. */
+		if (a->dtype == SHMBUS_FLOAT32 && isfinite(d) && fabs(d) > FLT_MAX)
+			return sbpy_fail_int(SHMBUS_EINVAL, "array %R holds float32: delta %R is beyond its range",
+			                     a->name, delta);
 		if ((r = shmbus_array_add_f64(a->a, (uint64_t)i, d, &o)))
 			return sbpy_raise_int(r);
 		if (old)

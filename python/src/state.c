@@ -332,8 +332,8 @@ static PyObject *state_write(PyObject *self, PyObject *v)
 	 * sequences by value through shmbus._convert. */
 	if (v == s->wobj) {
 		r = write_buffer(s, v, 1);
-	} else if (s->size <= sizeof(one) && s->dtype != SHMBUS_BYTES &&
-	           shmbus_dtype_size(s->dtype) == s->size && !cacheable(v) &&
+	} else if (s->size <= sizeof(one) && shmbus_dtype_size(s->dtype) == s->size &&
+	           !cacheable(v) &&
 	           sbpy_number_kind(v)) {
 		if (sbpy_pack(s->dtype, v, &one) < 0)
 			return NULL;
@@ -361,7 +361,8 @@ static PyObject *state_write(PyObject *self, PyObject *v)
 	} else {
 		sbpy_fail(SHMBUS_ETYPE,
 		          "state %R: write() takes a buffer of %zu bytes%s, not %.100s", s->name,
-		          s->size, s->size <= 8 ? " or a number" : "", Py_TYPE(v)->tp_name);
+		          s->size, s->size <= 8 && shmbus_dtype_size(s->dtype) == s->size ?
+		          " or a number" : "", Py_TYPE(v)->tp_name);
 		return NULL;
 	}
 	if (r < 0)

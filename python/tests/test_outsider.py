@@ -435,10 +435,11 @@ def test_float_array_add_refuses_a_delta_beyond_float32(name):
         assert a[1] == 0.0
 
 
-def test_bytes_state_takes_integers_in_range(name):
-    """docs/python.md's table: `bytes` channels take integers within the
-    dtype's range, like int8 ... uint64, on every write path (State.write
-    included); bytes Arrays do, bytes states refuse every integer."""
+def test_bytes_channels_follow_the_table(name):
+    """docs/python.md's table: the elements of a `bytes` Array take integers
+    within 0..255; a `bytes` State takes a bytes-like value of its size; a
+    scalar one (read as an integer) also an integer in 0..255; a longer one
+    refuses numbers and lists (TypeMismatch, the message offers no number)."""
     with shmbus.Bus(name, create=True) as bus:
         ba = bus.array("ba", dtype="bytes", length=1)
         ba[0] = 65
@@ -446,10 +447,17 @@ def test_bytes_state_takes_integers_in_range(name):
         with pytest.raises(shmbus.InvalidArgument):
             ba[0] = 300
         st = bus.state("b1", dtype="bytes", shape=())
-        st.write(65)                                    # TypeMismatch: "... or a number, not int"
-        assert st.read() == b"A"
+        st.write(65)
+        assert st.read() == 65
         with pytest.raises(shmbus.InvalidArgument):
             st.write(300)
+        st.write(b"B")
+        assert st.read() == 66
         sv = bus.state("b2", dtype="bytes", shape=(2,))
-        sv.write([65, 66])                              # lists follow the rule element by element
+        with pytest.raises(shmbus.TypeMismatch) as e:
+            sv.write(65)
+        assert e.value.code == shmbus.ETYPE and "number" not in str(e.value)
+        with pytest.raises(shmbus.TypeMismatch):
+            sv.write([65, 66])
+        sv.write(b"AB")
         assert sv.read() == b"AB"
