@@ -9,6 +9,7 @@ into the extension instead.
 """
 import glob
 import os
+import re
 
 from setuptools import Extension, setup
 
@@ -18,6 +19,18 @@ BUILD = os.environ.get("SHMBUS_BUILD_DIR", os.path.join(ROOT, "build"))
 if not os.path.isabs(BUILD):
     BUILD = os.path.join(HERE, BUILD)
 STATIC = os.path.join(BUILD, "libshmbus.a")
+
+
+def version():
+    """The VERSION file of the source tree (the one source of the version),
+    else the numbers in the public header it is kept equal to."""
+    path = os.path.join(ROOT, "VERSION")
+    if os.path.exists(path):
+        return open(path).read().strip()
+    header = open(os.path.join(ROOT, "include", "shmbus.h")).read()
+    return ".".join(re.search(r"#define SHMBUS_VERSION_%s (\d+)" % part, header).group(1)
+                    for part in ("MAJOR", "MINOR", "PATCH"))
+
 
 sources = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "src", "*.c")))
 extra_objects = []
@@ -42,7 +55,7 @@ ext = Extension(
 
 setup(
     name="shmbus",
-    version="0.1.0",
+    version=version(),
     description="Shared-memory channels between processes: state, queues, locks, containers",
     packages=["shmbus"],
     package_data={"shmbus": ["py.typed", "*.pyi"]},
