@@ -52,8 +52,8 @@ extern "C" {
 /* The version of this header: the VERSION file at the top of the source
  * tree, which the Makefile reads (for the shared library's names, shmbus.pc
  * and the CMake package) and refuses to build when these disagree with it.
- * Before 1.0.0 a minor release may change the API; from 1.0.0 on, only a
- * new major version removes or changes a function. */
+ * Only a new major version removes or changes a function (and changes the
+ * shared library's soname, libshmbus.so.MAJOR); other releases only add. */
 #define SHMBUS_VERSION_MAJOR 0
 #define SHMBUS_VERSION_MINOR 9
 #define SHMBUS_VERSION_PATCH 0
