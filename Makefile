@@ -75,6 +75,13 @@ LIBMAP   = src/libshmbus.map
 TOOL_SRC = $(wildcard tools/*.c)
 TEST_SRC = $(wildcard tests/test_*.c tests/multiproc/*.c tests/fault/*.c)
 TEST_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+# C++ tests (tests/test_*.cpp, of include/shmbus.hpp) when a C++ compiler
+# is installed; plain `make` needs none.
+HAVE_CXX := $(shell command -v $(CXX) >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_CXX),1)
+TEST_BIN += $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(wildcard tests/test_*.cpp))
+endif
+CXXWARN  = -Wall -Wextra $(WERROR) -Wno-missing-field-initializers
 EX_SRC   = $(wildcard examples/*/*.c)
 EX_BIN   = $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 
@@ -112,6 +119,10 @@ $(BUILD)/tests/%: tests/%.c $(STATIC) tests/testutil.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -Itests -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/tests/%: tests/%.cpp $(STATIC) include/shmbus.hpp include/shmbus.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(CFLAGS) $(CXXWARN) $(SANFLAGS) -pthread -Iinclude -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+
 $(BUILD)/examples/%: examples/%.c $(STATIC) $(wildcard examples/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
@@ -119,12 +130,15 @@ $(BUILD)/examples/%: examples/%.c $(STATIC) $(wildcard examples/*/*.h)
 # The public header must compile as C++ too (checked when a C++ compiler is
 # installed; without one, everything else builds and this says so).
 check-header: $(BUILD)/.header-ok
-$(BUILD)/.header-ok: include/shmbus.h
+$(BUILD)/.header-ok: include/shmbus.h include/shmbus.hpp
 	@mkdir -p $(BUILD)
 	echo '#include "shmbus.h"' | $(CC) -x c -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -
 	@if command -v $(CXX) >/dev/null 2>&1; then \
 		echo "echo '#include \"shmbus.h\"' | $(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only -"; \
-		echo '#include "shmbus.h"' | $(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only - && touch $@; \
+		echo '#include "shmbus.h"' | $(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only - && \
+		echo "echo '#include \"shmbus.hpp\"' | $(CXX) -x c++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -" && \
+		echo '#include "shmbus.hpp"' | $(CXX) -x c++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only - && \
+		echo '#include "shmbus.hpp"' | $(CXX) -x c++ -std=c++20 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only - && touch $@; \
 	else \
 		echo "check-header: no C++ compiler ($(CXX)): the header's C++ check is skipped"; \
 	fi
@@ -160,7 +174,7 @@ MANPAGES = $(wildcard man/*.[1-8])
 install: lib tools
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
 		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
-	install -m 644 include/shmbus.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/shmbus.h include/shmbus.hpp $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf $(notdir $(SHARED)) $(DESTDIR)$(LIBDIR)/$(SONAME)
@@ -175,7 +189,7 @@ install: lib tools
 		install -m 644 $(filter %.$(s),$(MANPAGES)) $(DESTDIR)$(MANDIR)/man$(s)/;)
 
 uninstall:
-	rm -f $(DESTDIR)$(INCLUDEDIR)/shmbus.h $(DESTDIR)$(LIBDIR)/libshmbus.* \
+	rm -f $(DESTDIR)$(INCLUDEDIR)/shmbus.h $(DESTDIR)$(INCLUDEDIR)/shmbus.hpp $(DESTDIR)$(LIBDIR)/libshmbus.* \
 	      $(DESTDIR)$(PKGCONFIGDIR)/shmbus.pc $(DESTDIR)$(BINDIR)/shmbus $(DESTDIR)$(BINDIR)/shmbus-bridge \
 	      $(DESTDIR)$(CMAKEDIR)/shmbus-config.cmake $(DESTDIR)$(CMAKEDIR)/shmbus-config-version.cmake \
 	      $(addprefix $(DESTDIR)$(MANDIR)/,$(foreach m,$(MANPAGES),man$(subst .,,$(suffix $(m)))/$(notdir $(m))))

@@ -11,7 +11,7 @@
 #      compare shmbus_version() with the header's) is built against that
 #      tree with pkg-config (PKG_CONFIG_SYSROOT_DIR), with CMake
 #      (find_package(shmbus VERSION CONFIG) -> shmbus::shmbus and
-#      shmbus::shmbus_static) and with meson (dependency('shmbus')), then
+#      shmbus::shmbus_static; and a C++17 one with shmbus.hpp) and with meson (dependency('shmbus')), then
 #      run with LD_LIBRARY_PATH to the installed lib only (ldd must show
 #      that lib); the installed CLI reads back each value.
 #   3. CMake refuses a version request the installed one does not meet.
@@ -21,7 +21,7 @@
 #
 # Installs the plain build (build/); under another BUILD (ASan, TSan) it
 # says so and stops, as that build's library needs its sanitizer's runtime.
-# Needs cc, pkg-config, cmake, meson, ninja (scripts/deps.sh).
+# Needs cc, c++, pkg-config, cmake, meson, ninja (scripts/deps.sh).
 #
 #   env BUILD=build bash tests/test_install.sh
 set -u
@@ -35,7 +35,7 @@ fi
 V=$(cat VERSION)
 MAJOR=${V%%.*}
 MM=${V%.*}
-for c in cc pkg-config cmake meson ninja; do
+for c in cc c++ pkg-config cmake meson ninja; do
 	command -v $c >/dev/null || { echo "FAIL  $c is not installed (bash scripts/deps.sh)"; exit 1; }
 done
 TMP=$(mktemp -d /tmp/shmbus-install.XXXXXX)
@@ -50,7 +50,7 @@ step() { local what=$1 log=$TMP/log.$RANDOM; shift
 
 R=$TMP/root
 step "make install DESTDIR=\$tmp/root PREFIX=/usr" make -s install DESTDIR="$R" PREFIX=/usr || exit 1
-for f in usr/include/shmbus.h usr/lib/libshmbus.a usr/lib/libshmbus.so.$V usr/lib/pkgconfig/shmbus.pc \
+for f in usr/include/shmbus.h usr/include/shmbus.hpp usr/lib/libshmbus.a usr/lib/libshmbus.so.$V usr/lib/pkgconfig/shmbus.pc \
 	usr/lib/cmake/shmbus/shmbus-config.cmake usr/lib/cmake/shmbus/shmbus-config-version.cmake usr/bin/shmbus; do
 	[ -f "$R/$f" ] || bad "not installed: /$f"
 done
@@ -103,6 +103,32 @@ int main(int argc, char **argv)
 }
 C
 
+cat >"$TMP/app/app.cpp" <<'CPP'
+// app BUS VALUE, in C++17 with shmbus.hpp
+#include <shmbus.hpp>
+#include <cstdio>
+#include <cstdlib>
+
+int main(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	try {
+		shmbus::Bus bus = shmbus::Bus::create(argv[1]);
+		shmbus::State<double> y(bus, "y");
+		y.write(std::atof(argv[2]));
+		uint64_t seq;
+		double got = y.read(&seq);
+		std::printf("%s y = %g (seq %llu, shmbus %s, C++)\n", argv[1], got, (unsigned long long)seq,
+			    shmbus::version().c_str());
+		return got == std::atof(argv[2]) ? 0 : 1;
+	} catch (const shmbus::error &e) {
+		std::fprintf(stderr, "%d: %s\n", e.code(), e.what());
+		return 1;
+	}
+}
+CPP
+
 # run WHAT APP VALUE: APP, with the installed lib only, makes its bus and
 # writes VALUE; ldd shows the installed lib (unless static); the installed
 # CLI reads VALUE back from another process; the bus is removed.
@@ -133,21 +159,25 @@ run "pkg-config build" "$TMP/app-pc" 1.5 "$R/usr/lib"
 # CMake: find_package(shmbus MAJOR.MINOR CONFIG) from CMAKE_PREFIX_PATH
 cat >"$TMP/app/CMakeLists.txt" <<CM
 cmake_minimum_required(VERSION 3.13)
-project(app C)
+project(app C CXX)
+set(CMAKE_CXX_STANDARD 17)
 find_package(shmbus \${WANT} CONFIG REQUIRED)
+add_executable(app_cpp app.cpp)
+target_link_libraries(app_cpp PRIVATE shmbus::shmbus)
 add_executable(app app.c)
 target_link_libraries(app PRIVATE shmbus::shmbus)
 add_executable(app_static app.c)
 target_link_libraries(app_static PRIVATE shmbus::shmbus_static)
 CM
 cmake_build() {  # cmake_build DIR PREFIX WANT
-	cmake -S "$TMP/app" -B "$1" -G Ninja -DCMAKE_PREFIX_PATH="$2" -DWANT="$3" -DCMAKE_C_FLAGS="-Wall -Werror" &&
+	cmake -S "$TMP/app" -B "$1" -G Ninja -DCMAKE_PREFIX_PATH="$2" -DWANT="$3" -DCMAKE_C_FLAGS="-Wall -Werror" -DCMAKE_CXX_FLAGS="-Wall -Werror" &&
 		cmake --build "$1"
 }
 step "CMake: find_package(shmbus $MM CONFIG), shmbus::shmbus and shmbus::shmbus_static" \
 	cmake_build "$TMP/cm" "$R/usr" "$MM"
 run "CMake build (shmbus::shmbus)" "$TMP/cm/app" 2.5 "$R/usr/lib"
 run "CMake build (shmbus::shmbus_static)" "$TMP/cm/app_static" 3.5 ""
+run "CMake build of C++17 with shmbus.hpp" "$TMP/cm/app_cpp" 3.25 "$R/usr/lib"
 if cmake -S "$TMP/app" -B "$TMP/cm-new" -DCMAKE_PREFIX_PATH="$R/usr" -DWANT=$((MAJOR + 1)).0 >"$TMP/cm-new.log" 2>&1; then
 	bad "CMake: find_package(shmbus $((MAJOR + 1)).0 CONFIG) accepted $V"
 elif grep -q "shmbus-config.cmake, version: $V" "$TMP/cm-new.log"; then
