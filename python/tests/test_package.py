@@ -1,6 +1,7 @@
 """The package: stubs agree with the module, help is useful, pip installs it."""
 import ast
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -8,7 +9,7 @@ import tempfile
 import pytest
 
 import shmbus
-from conftest import PYDIR
+from conftest import PYDIR, ROOT
 
 
 def test_stubs_match_module():
@@ -35,6 +36,13 @@ def test_stubs_match_module():
                 if issubclass(obj, BaseException):
                     continue
                 assert attr in stubbed, "%s.%s missing from the stub" % (cname, attr)
+
+
+def test_version_is_the_source_trees():
+    """__version__ is the VERSION file's, as the C library says it."""
+    want = open(os.path.join(ROOT, "VERSION")).read().strip()
+    assert shmbus.__version__ == want == shmbus.library_version()
+    assert re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", want), want
 
 
 def test_docstrings():
