@@ -2,6 +2,8 @@
 #   make              library (shared + static), CLI, examples, tests
 #   make demo         the use-case demo (README's first command)
 #   make test         the whole suite, plus ASan/UBSan and TSan runs (README's second command)
+#                     (test programs link build/libshmbus-test.a: the library plus the
+#                     kill-point hook, src/fault.h; never installed)
 #   make bench        benchmarks against peer transports (scripts/bench.sh)
 #   make soak         long mixed-workload run with kills (SOAK_SECONDS, default 1800)
 #   make install      PREFIX (/usr/local), LIBDIR, INCLUDEDIR, BINDIR, MANDIR, DESTDIR
@@ -62,9 +64,14 @@ ALLCFLAGS = -std=gnu11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) -fPIC -pthrea
 LDFLAGS += $(SANFLAGS) -pthread
 LDLIBS  += -lrt -lm
 
-LIB_SRC  = $(wildcard src/*.c)
+LIB_SRC  = $(filter-out src/fault.c,$(wildcard src/*.c))
 LIB_OBJ  = $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
 STATIC   = $(BUILD)/libshmbus.a
+# The test library: the same sources plus src/fault.c, built with the
+# kill-point hook (SB_STEP, src/fault.h). Only tests/ link against it;
+# libshmbus.a/.so and `make install` never contain the hook.
+TLIB_OBJ = $(LIB_OBJ:$(BUILD)/obj/%.o=$(BUILD)/tobj/%.o) $(BUILD)/tobj/fault.o
+TSTATIC  = $(BUILD)/libshmbus-test.a
 # The shared library: real name libshmbus.so.X.Y.Z, soname libshmbus.so.X
 # (the link a program records and the loader looks for), libshmbus.so for
 # -lshmbus. Only the shmbus_* functions are exported (src/libshmbus.map);
@@ -98,6 +105,14 @@ $(BUILD)/obj/%.o: src/%.c src/internal.h include/shmbus.h $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -c $< -o $@
 
+$(BUILD)/tobj/%.o: src/%.c src/internal.h include/shmbus.h $(wildcard src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALLCFLAGS) -DSHMBUS_FAULT_INJECT -c $< -o $@
+
+$(TSTATIC): $(TLIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -115,13 +130,13 @@ $(BUILD)/libshmbus.so: $(BUILD)/$(SONAME)
 $(BUILD)/shmbus: $(TOOL_SRC) $(STATIC) include/shmbus.h
 	$(CC) $(ALLCFLAGS) -o $@ $(TOOL_SRC) $(STATIC) $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(STATIC) tests/testutil.h
+$(BUILD)/tests/%: tests/%.c $(TSTATIC) tests/testutil.h tests/faultinject.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALLCFLAGS) -Itests -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALLCFLAGS) -Itests -o $@ $< $(TSTATIC) $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.cpp $(STATIC) include/shmbus.hpp include/shmbus.h
+$(BUILD)/tests/%: tests/%.cpp $(TSTATIC) include/shmbus.hpp include/shmbus.h
 	@mkdir -p $(dir $@)
-	$(CXX) -std=c++17 $(CFLAGS) $(CXXWARN) $(SANFLAGS) -pthread -Iinclude -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+	$(CXX) -std=c++17 $(CFLAGS) $(CXXWARN) $(SANFLAGS) -pthread -Iinclude -o $@ $< $(TSTATIC) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c $(STATIC) $(wildcard examples/*/*.h)
 	@mkdir -p $(dir $@)

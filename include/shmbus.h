@@ -32,7 +32,13 @@
  *     INT64_MAX (a deadline past the clock's range saturates, it does not
  *     wrap). They return SHMBUS_ETIMEDOUT
  *     when the time runs out and SHMBUS_EINTR when a signal handler ran,
- *     so that a program can notice Ctrl+C.
+ *     so that a program can notice Ctrl+C. Within 1 s of the bus's file
+ *     being truncated (or its header overwritten) a blocked call returns
+ *     SHMBUS_ECORRUPT ("truncated while mapped"), and within 1 s of its
+ *     channel being deleted, SHMBUS_ENOENT; no call that touched pages
+ *     lost to a truncation reports success. Removing the bus's file
+ *     (unlink) is not an error for those who have it open: the memory
+ *     stays valid and they keep talking through it; only new opens fail.
  *   - Option structs start with a size field: set it to sizeof(the struct)
  *     (the *_init() helpers do) so that the struct can grow without
  *     breaking the ABI. Passing NULL for options means all defaults.
@@ -305,7 +311,8 @@ int shmbus_name_check(const char *name);
 
 typedef enum shmbus_wait_policy {
 	SHMBUS_WAIT_SPIN_PARK = 0, /* default: spin for spin_ns, then sleep on a futex */
-	SHMBUS_WAIT_SPIN = 1,      /* never sleep: burn the CPU, lowest latency */
+	SHMBUS_WAIT_SPIN = 1,      /* never sleep: burn the CPU, lowest latency
+	                              (after 2 us each round yields the CPU) */
 	SHMBUS_WAIT_PARK = 2,      /* sleep at once: no CPU while waiting */
 } shmbus_wait_policy_t;
 

@@ -12,8 +12,50 @@
 # FUZZ_SECONDS (default 120) bounds the fuzz run; SOAK_SECONDS (default 60)
 # the soak; SKIP="asan tsan fuzz ..."
 # skips stages. Ends with "N passed, N failed"; exit status 0 only if all passed.
+#
+#   scripts/test.sh --under-load N
+# runs the whole suite N times in a row, each run with two CPU-burning
+# processes beside it (started before the run and stopped after it, by
+# pid), then prints one line per run and, last, "N passed, N failed" over
+# all the runs' test cases; exit status 0 only if every run passed.
 set -u
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--under-load" ]; then
+  runs=${2:-}
+  case $runs in ''|*[!0-9]*|0) echo "usage: scripts/test.sh [--under-load N]" >&2; exit 2;; esac
+  ULOG=$(mktemp -d /tmp/shmbus-load.XXXXXX)
+  burners=()
+  stop_burners() {
+    local p
+    for p in "${burners[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    burners=()
+  }
+  trap 'stop_burners' EXIT
+  trap 'stop_burners; exit 130' INT TERM
+  tp=0; tf=0; ok=0; lines=()
+  for i in $(seq 1 "$runs"); do
+    for b in 1 2; do ( while :; do :; done ) & burners+=($!); done
+    echo "== run $i of $runs (burners: ${burners[*]})"
+    t0=$(date +%s)
+    bash "$0" 2>&1 | tee "$ULOG/run$i.log"
+    rc=${PIPESTATUS[0]}
+    stop_burners
+    last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$ULOG/run$i.log" | tail -1)
+    p=$(echo "${last:-0 passed, 1 failed}" | awk '{print $1}')
+    f=$(echo "${last:-0 passed, 1 failed}" | awk '{print $3}')
+    tp=$((tp + p)); tf=$((tf + f))
+    [ "$rc" -eq 0 ] && [ "$f" -eq 0 ] && ok=$((ok + 1))
+    lines+=("run $i: $p passed, $f failed, exit $rc, $(( $(date +%s) - t0 )) s")
+  done
+  echo
+  echo "== under load (2 CPU burners), $runs runs, logs in $ULOG"
+  printf '%s\n' "${lines[@]}"
+  echo "$ok of $runs runs passed"
+  echo "$tp passed, $tf failed"
+  [ "$ok" -eq "$runs" ]
+  exit
+fi
 ROOT=$PWD
 export SHMBUS_TEST_SCALE=${SHMBUS_TEST_SCALE:-1}
 export FUZZ_SECONDS=${FUZZ_SECONDS:-120}
@@ -64,13 +106,20 @@ if ! make -j"$(nproc)" all >"$LOG/build.log" 2>&1; then
   tail -40 "$LOG/build.log"; echo "build failed"; echo "0 passed, 1 failed"; exit 1
 fi
 
+# The Python extension is built with the rest: the shell tests below use
+# it too (tests/test_multiuser.sh runs the multi-user recipe from Python).
+pybuilt=0
+if ! skip python && [ -d python ] && [ -f python/setup.py ]; then
+  make python PYTHON=$PY >"$LOG/python-build.log" 2>&1 && pybuilt=1
+fi
+
 echo "== C tests"
 c_tests build
 for t in tests/test_*.sh; do [ -f "$t" ] && run "$t" 300 env BUILD=build bash "$t"; done
 
 if ! skip python && [ -d python ] && [ -f python/setup.py ]; then
   echo "== Python"
-  if make python PYTHON=$PY >"$LOG/python-build.log" 2>&1; then
+  if [ $pybuilt -eq 1 ]; then
     run "python/pytest" 600 bash -c "cd python && $PY -m pytest -q -p no:cacheprovider tests; r=\$?; [ \$r -eq 5 ] && r=0; exit \$r"
   else
     fail=$((fail+1)); failed+=("python build"); tail -30 "$LOG/python-build.log"

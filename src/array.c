@@ -205,12 +205,16 @@ int shmbus_array_set(shmbus_array_t *a, uint64_t i, const void *value)
 	/* relaxed: a single aligned store, pairs with the loads in get. */
 	switch (a->esize) {
 	case 1: { uint8_t v; memcpy(&v, value, 1);
+		SB_STEP("array.set.element");
 		__atomic_store_n(EL(a, i, uint8_t), v, __ATOMIC_RELAXED); break; }
 	case 2: { uint16_t v; memcpy(&v, value, 2);
+		SB_STEP("array.set.element");
 		__atomic_store_n(EL(a, i, uint16_t), v, __ATOMIC_RELAXED); break; }
 	case 4: { uint32_t v; memcpy(&v, value, 4);
+		SB_STEP("array.set.element");
 		__atomic_store_n(EL(a, i, uint32_t), v, __ATOMIC_RELAXED); break; }
 	default: { uint64_t v; memcpy(&v, value, 8);
+		SB_STEP("array.set.element");
 		__atomic_store_n(EL(a, i, uint64_t), v, __ATOMIC_RELAXED); break; }
 	}
 	return 0;
@@ -241,6 +245,7 @@ int shmbus_array_add_i64(shmbus_array_t *a, uint64_t i, int64_t delta, int64_t *
 		return bad_index(a, i);
 	if (is_float(a->dtype))
 		return wrong_type(a, "add_i64");
+	SB_STEP("array.add_i64.element");
 	INT_RMW(a, i, fetch_add, delta, &o);
 	if (old)
 		*old = o;
@@ -255,6 +260,7 @@ int shmbus_array_xchg_i64(shmbus_array_t *a, uint64_t i, int64_t value, int64_t 
 		return bad_index(a, i);
 	if (is_float(a->dtype))
 		return wrong_type(a, "xchg_i64");
+	SB_STEP("array.xchg_i64.element");
 	INT_RMW(a, i, exchange_n, value, &o);
 	if (old)
 		*old = o;
@@ -281,6 +287,7 @@ int shmbus_array_cas_i64(shmbus_array_t *a, uint64_t i, int64_t *expected, int64
 		return sb_err(SHMBUS_EINVAL, "expected is NULL");
 	if (is_float(a->dtype))
 		return wrong_type(a, "cas_i64");
+	SB_STEP("array.cas_i64.element");
 	switch (a->dtype) {
 	case SHMBUS_INT8: INT_CAS(a, i, int8_t, expected, desired, &ok); break;
 	case SHMBUS_INT16: INT_CAS(a, i, int16_t, expected, desired, &ok); break;
@@ -312,6 +319,7 @@ int shmbus_array_add_f64(shmbus_array_t *a, uint64_t i, double delta, double *ol
 			memcpy(&nbits, &n, 8);
 			/* seq_cst: as INT_RMW; a failure reloads bits, meaning
 			 * another add landed, so the loop makes progress. */
+			SB_STEP("array.add_f64.element");
 		} while (!__atomic_compare_exchange_n(p, &bits, nbits, 1, __ATOMIC_SEQ_CST,
 		                                      __ATOMIC_RELAXED));
 		if (old)
@@ -327,6 +335,7 @@ int shmbus_array_add_f64(shmbus_array_t *a, uint64_t i, double delta, double *ol
 			n = (float)((double)o + delta);
 			memcpy(&nbits, &n, 4);
 			/* seq_cst: as above. */
+			SB_STEP("array.add_f64.element");
 		} while (!__atomic_compare_exchange_n(p, &bits, nbits, 1, __ATOMIC_SEQ_CST,
 		                                      __ATOMIC_RELAXED));
 		if (old)

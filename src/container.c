@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "container.h"
+#include "sigbus.h"
 
 #define SB_BOX_MAGIC 0x584f4253u       /* "SBOX" */
 #define SB_BLK_MAGIC 0x4b4c4253ull     /* "SBLK" */
@@ -131,6 +132,7 @@ static int rollback(struct sb_boxh *h)
 	uint64_t n = b->jn, i;
 
 	if (n > SB_BOX_JMAX) {
+		SB_STEP("box.rollback.jn");
 		/* relaxed: under the lock; a hostile count is dropped, and the
 		 * lock's release publishes that. */
 		__atomic_store_n(&b->jn, 0, __ATOMIC_RELAXED);
@@ -141,17 +143,20 @@ static int rollback(struct sb_boxh *h)
 		uint64_t off = b->j[i].off;
 
 		if (!jent_ok(h, off)) {
+			SB_STEP("box.rollback.jn");
 			/* relaxed: as above. */
 			__atomic_store_n(&b->jn, 0, __ATOMIC_RELAXED);
 			return sb_err(SHMBUS_ECORRUPT, "%s '%s': journal entry %llu names offset %llu",
 			              shmbus_kind_name(h->ch.p.kind), h->ch.name,
 			              (unsigned long long)i, (unsigned long long)off);
 		}
+		SB_STEP("box.rollback.restore");
 		memcpy(h->area + off, &b->j[i].old, 8);
 	}
 	/* compiler fence: the restores happen before the journal empties (a
 	 * repairer killed here repeats them, which is harmless). */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	SB_STEP("box.rollback.jn");
 	__atomic_store_n(&b->jn, 0, __ATOMIC_RELAXED);
 	return 0;
 }
@@ -175,8 +180,10 @@ int sb_box_set(struct sb_boxh *h, uint64_t *word, uint64_t v)
 	 * it executed is visible once it is dead, which the repairer learns
 	 * through the kernel (sb_token_alive) before taking the lock over.
 	 * For live users the lock's release on unlock publishes all of it. */
+	SB_STEP("box.box_set.jn");
 	__atomic_store_n(&b->jn, n + 1, __ATOMIC_RELEASE);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	SB_STEP("box.set.word");
 	*word = v;
 	return 0;
 }
@@ -250,11 +257,14 @@ static uint32_t recut(struct sb_boxh *h, uint64_t start, uint64_t end)
 	for (i = n; i-- > 0;) {
 		struct sb_blk *bk = (struct sb_blk *)(h->area + pos[i]);
 
+		SB_STEP("box.recut.link");
 		bk->aux = h->b->free_head[cls[i]];
 		/* compiler fence: the link is in place before the header names
 		 * the block (program order is what a killed process leaves). */
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		SB_STEP("box.recut.tag");
 		bk->tag = blk_tag(cls[i], SB_BLK_FREE);
+		SB_STEP("box.recut.push");
 		h->b->free_head[cls[i]] = pos[i];
 	}
 	return n;
@@ -282,9 +292,11 @@ static int rebuild_free(struct sb_boxh *h, int *changed)
 	int r;
 
 	*changed = 0;
+	SB_STEP("box.rebuild.mark");
 	b->rebuilding = 1;
 	/* compiler fence: the mark is up before any list word changes. */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	SB_STEP("box.rebuild.clear");
 	for (c = 0; c < SB_BOX_CLASSES; c++)
 		b->free_head[c] = 0;
 	/* Bounded: every step moves off forward by a block of 32 bytes or
@@ -303,6 +315,7 @@ static int rebuild_free(struct sb_boxh *h, int *changed)
 		}
 		if (inrun) {
 			if (off >= h->top) {
+				SB_STEP("box.rebuild.top");
 				b->top = run;
 				h->top = run;
 				*changed = 1;
@@ -325,6 +338,7 @@ static int rebuild_free(struct sb_boxh *h, int *changed)
 	/* compiler fence: every list and top store lands before the mark
 	 * comes down. */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	SB_STEP("box.rebuild.unmark");
 	b->rebuilding = 0;
 	b->rebuilds++;
 	return 0;
@@ -338,6 +352,7 @@ static int finish_rebuild(struct sb_boxh *h)
 
 	if (!h->b->rebuilding)
 		return 0;
+	SB_STEP("box.repairs");
 	h->b->repairs++;
 	return rebuild_free(h, &changed);
 }
@@ -362,9 +377,14 @@ int sb_box_lock(struct sb_boxh *h)
 	int r, rr = 0;
 
 	do
-		r = sb_rlock_acquire(h->ch.bus, &h->b->lock, h->token, SB_BOX_TIMEOUT_NS,
-		                     h->ch.bus->liveness_ns);
+		r = sb_rlock_acquire(&h->b->lock, &h->ch, h->token, SB_BOX_TIMEOUT_NS);
 	while (r == SHMBUS_EINTR);
+	/* Taken on pages lost to a truncation: report that, not what the
+	 * zeros would look like (a heap top of 0). */
+	if ((r == 0 || r == SHMBUS_EOWNERDEAD) && sb_map_damaged(h->ch.bus->base)) {
+		sb_rlock_release(&h->b->lock, h->token);
+		return sb_chan_damage_err(&h->ch);
+	}
 	if (r == SHMBUS_ETIMEDOUT)
 		/* relaxed: the holder's pid, for the message only. */
 		return sb_err(r, "%s '%s': lock held by pid %u for over %lld s",
@@ -403,6 +423,7 @@ void sb_box_unlock(struct sb_boxh *h)
 	/* compiler fence + release: every journaled store precedes the
 	 * commit; the lock's release publishes both. */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	SB_STEP("box.box_unlock.jn");
 	__atomic_store_n(&h->b->jn, 0, __ATOMIC_RELEASE);
 	h->locked = 0;
 	sb_rlock_release(&h->b->lock, h->token);
@@ -428,7 +449,7 @@ int sb_box_gc(struct sb_chan *ch, uint32_t *reaped)
 	h.size = ch->area_size;
 	h.heap_off = SB_BOX_HEAP_OFF;
 	h.token = sb_self_token();
-	r = sb_rlock_acquire(ch->bus, &h.b->lock, h.token, 0, ch->bus->liveness_ns);
+	r = sb_rlock_acquire(&h.b->lock, ch, h.token, 0);
 	if (r != 0 && r != SHMBUS_EOWNERDEAD)
 		return 0;              /* held by a live process, or not ours to fix */
 	if (r == SHMBUS_EOWNERDEAD || h.b->jn != 0) {
@@ -523,6 +544,7 @@ static int split_larger(struct sb_boxh *h, uint32_t c, uint64_t len, uint64_t *o
 	pos = head + cls_size(c);
 	for (k = c; k < cb; k++) {
 		nb = (struct sb_blk *)(h->area + pos);   /* inside the taken block */
+		SB_STEP("box.split.tag");
 		nb->tag = blk_tag(k, SB_BLK_FREE);
 		nb->aux = b->free_head[k];
 		if ((r = sb_box_set(h, &b->free_head[k], pos)) != 0)
@@ -579,6 +601,7 @@ int sb_box_alloc(struct sb_boxh *h, uint64_t len, uint64_t *off)
 		return r;
 	h->top += size;
 	bk = (struct sb_blk *)(h->area + *off);   /* fresh: not journaled */
+	SB_STEP("box.alloc.fresh");
 	bk->tag = blk_tag(c, SB_BLK_USED);
 	bk->aux = len;
 	return 0;

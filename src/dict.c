@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "container.h"
+#include "sigbus.h"
 
 #define ROOT_TABLE 0
 #define ROOT_CAP 1
@@ -382,6 +383,10 @@ int shmbus_dict_get(shmbus_dict_t *d, const void *key, size_t klen, void *buf, s
 			memcpy(buf, v, e->vlen);
 	}
 	sb_box_unlock(&d->h);
+	/* Read from pages lost to a truncation: say so, whatever the zeros
+	 * looked like. */
+	if (sb_map_damaged(d->h.ch.bus->base))
+		r = sb_chan_damage_err(&d->h.ch);
 	return r;
 }
 

@@ -258,7 +258,9 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 	off = bus->heap_off + used;
 	/* relaxed: under the bus mutex; lock-free readers act only on READY,
 	 * published below with release. */
+	SB_STEP("dir.entry_create.state");
 	atomic_store_explicit(&e->state, SB_DIR_CREATING, memory_order_relaxed);
+	SB_STEP("dir.entry_create.fill");
 	memset(e->name, 0, sizeof(e->name));
 	memcpy(e->name, name, strlen(name));
 	e->kind = (uint32_t)want->kind;
@@ -273,25 +275,30 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 	 * reads CREATING; the READY release below publishes it to
 	 * sb_chan_valid's acquire. A handle of the entry's previous channel
 	 * that reads it early sees a new number: deleted, as it is. */
+	SB_STEP("dir.entry_create.generation");
 	atomic_store_explicit(&e->generation,
 	                      atomic_fetch_add_explicit(&bus->hdr->generation, 1,
 	                                                memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
 	/* relaxed: under the mutex; shmbus_bus_info's lock-free read is a
 	 * display snapshot. */
+	SB_STEP("dir.entry_create.heap_used");
 	atomic_store_explicit(&bus->hdr->heap_used, used + area, memory_order_relaxed);
+	SB_STEP("dir.entry_create.zero");
 	memset(bus->base + off, 0, area);
 	r = ops->init(bus->base + off, area, want);
 	if (r) {
 		/* relaxed: under the mutex, as above. */
 		atomic_store_explicit(&bus->hdr->heap_used, used, memory_order_relaxed);
 		/* relaxed: never READY, so no lock-free reader used it. */
+		SB_STEP("dir.entry_create.state");
 		atomic_store_explicit(&e->state, SB_DIR_FREE, memory_order_relaxed);
 		return r;
 	}
 	/* release: the entry and the initialised area are complete before the
 	 * entry reads READY; pairs with the acquire load in sb_chan_valid and
 	 * shmbus_bus_gc (lookups also hold the mutex). */
+	SB_STEP("dir.entry_create.state");
 	atomic_store_explicit(&e->state, SB_DIR_READY, memory_order_release);
 	return entry_load(bus, (uint32_t)(e - bus->dir), ch);
 }
@@ -427,10 +434,12 @@ int shmbus_channel_delete(shmbus_bus_t *bus, const char *name)
 		/* The entry is free for reuse at once; its area is not (the heap
 		 * only grows), so handles still open keep valid memory and notice
 		 * the deletion through sb_chan_valid (state or generation). */
+		SB_STEP("dir.channel_delete.state");
 		/* release: under the mutex; a lock-free sb_chan_valid that
 		 * acquires FREE sees the entry gone (it needs no data). */
 		atomic_store_explicit(&bus->dir[idx].state, SB_DIR_FREE, memory_order_release);
 		/* relaxed: a change counter; the mutex orders it for lockers. */
+		SB_STEP("dir.channel_delete.generation");
 		atomic_fetch_add_explicit(&bus->hdr->generation, 1, memory_order_relaxed);
 	}
 	sb_bus_unlock(bus);

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "shmbus.h"
+#include "fault.h"
 
 #define SB_LINE 64
 #define SB_ALIGN(x, a) (((x) + ((a) - 1)) & ~((uint64_t)(a) - 1))
@@ -136,6 +137,10 @@ struct shmbus_bus {
 	struct sb_header *hdr;
 	struct sb_peer *peers;
 	struct sb_dirent *dir;
+	int fd;                    /* the segment's file, kept open so a wait
+	                              can fstat it (truncation); -1: none */
+	uint64_t file_dev, file_ino; /* its identity: an fd the program closed
+	                              and reused for another file is not ours */
 	int32_t peer_slot;         /* -1 when not registered */
 	uint64_t token;
 	int64_t liveness_ns;
@@ -240,6 +245,131 @@ static inline void sb_cpu_relax(void)
 #endif
 }
 
+/* Longest a blocking call sleeps between looks at its segment: a bus
+ * truncated or overwritten, or a channel deleted, while a call waits is
+ * reported within about two slices (the promise is 1 s). */
+#define SB_WAIT_SLICE_NS 250000000ll
+
+/* Spin budget before a spinning waiter starts yielding its CPU at each
+ * round: the peer it waits for may be runnable on the same CPU (more
+ * processes than CPUs), and a pure spin would keep it off until the time
+ * slice ends. */
+#define SB_PURE_SPIN_NS 2000u
+
+/* A sleep of ns (-1: no limit) cut to one slice. */
+static inline int64_t sb_wait_slice(int64_t ns)
+{
+	return ns < 0 || ns > SB_WAIT_SLICE_NS ? SB_WAIT_SLICE_NS : ns;
+}
+
+struct sb_chan;
+/* A waiter's look at its segment between sleeps (and spins): the damage
+ * mark at every call (one load), and once per slice of waiting the file's
+ * size, the header and the channel's directory entry. *next_check is the
+ * caller's, 0 when its call starts. Returns 0, SHMBUS_ECORRUPT (truncated
+ * or overwritten) or SHMBUS_ENOENT (the channel was deleted), detail set. */
+int sb_wait_check(const struct sb_chan *ch, uint64_t *next_check);
+/* SHMBUS_ECORRUPT with the detail for ch's segment found damaged (test
+ * sb_map_damaged(ch->bus->base) first: a call that touched lost pages
+ * never reports success). */
+int sb_chan_damage_err(const struct sb_chan *ch);
+
+/* ---- the park primitive (wait.c; the protocol is argued there) ------ */
+
+/* One blocking call's waiting: its deadline, its spin budget under the
+ * wait policy, and when to look at the segment next. */
+struct sb_park {
+	const struct sb_chan *ch;
+	sb_deadline_t d;
+	uint64_t spin_end;         /* spin until then; UINT64_MAX: never park,
+	                              0: park at once */
+	uint64_t yield_at;         /* spinning past this yields the CPU */
+	uint64_t next_check;       /* sb_wait_check's */
+	uint32_t spins;
+	int started;
+	int poll;                  /* timeout 0 */
+	int yielding;              /* past yield_at: every round yields */
+};
+
+/* Start waiting on ch for timeout_ns under policy (SHMBUS_WAIT_*) and
+ * spin budget spin_ns (0: the default, 50 us). Returns the time it read
+ * (sb_now_ns), for callers with clocks of their own. */
+uint64_t sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_ns,
+                   int policy, int64_t spin_ns);
+int sb_park_spin_slow(struct sb_park *p);
+
+/* One round of the spin phase: 1 to test the condition again after a
+ * pause, 2 after a yield (past SB_PURE_SPIN_NS), 0 to park, or an error to
+ * return: SHMBUS_ETIMEDOUT (no detail: the caller words it) or the
+ * segment's (sb_wait_check, detail set). */
+static inline int sb_park_spin(struct sb_park *p)
+{
+	if (p->spin_end == 0)           /* SHMBUS_WAIT_PARK, or a poll */
+		return p->poll ? SHMBUS_ETIMEDOUT : 0;
+	if ((++p->spins & 63u) != 0 && !p->yielding) {
+		sb_cpu_relax();
+		return 1;
+	}
+	return sb_park_spin_slow(p);
+}
+
+/* ns left before the deadline (>= 0), or -1 for none. */
+static inline int64_t sb_park_left(const struct sb_park *p)
+{
+	return sb_deadline_left(&p->d);
+}
+
+/* The same, at time now (sb_now_ns) the caller has just read. */
+static inline int64_t sb_park_left_at(const struct sb_park *p, uint64_t now)
+{
+	if (p->d.end < 0)
+		return -1;
+	return p->d.end > (int64_t)now ? p->d.end - (int64_t)now : 0;
+}
+
+/* Announce a sleeper in a waiter count, before re-checking the condition.
+ * seq_cst: the store half of the waiter's store->load pair; the re-check
+ * that follows must load the condition seq_cst too. Pairs with the
+ * waker's seq_cst publication and its load in sb_park_wake. */
+static inline void sb_park_prepare(_Atomic uint32_t *count)
+{
+	/* seq_cst: the sleeper is announced before the caller re-reads its
+	 * condition; pairs with the seq_cst load of count in sb_park_wake,
+	 * after the waker's change (the store-load pair of wait.c). */
+	SB_STEP("wait.park_prepare.count");
+	atomic_fetch_add_explicit(count, 1, memory_order_seq_cst);
+}
+
+/* Sleep while *word == expected: at most to the deadline, cap_ns (-1: no
+ * cap; e.g. the liveness timeout) and one slice. Returns 0 (woken, or the
+ * word had changed), SHMBUS_ETIMEDOUT (slept the whole length),
+ * SHMBUS_EINTR, or another error (detail set). */
+int sb_park_sleep(struct sb_park *p, _Atomic uint32_t *word, uint32_t expected,
+                  int64_t cap_ns);
+
+/* Retract the announcement (count may be NULL: a flag-style waiter) and
+ * look at the segment: 0, or its error (sb_wait_check). */
+int sb_park_cancel(struct sb_park *p, _Atomic uint32_t *count);
+
+/* The waker, after its seq_cst publication: wake n sleepers on word if
+ * any may sleep. seq_cst load: the load half of the waker's store->load
+ * pair (with sb_park_prepare). */
+static inline void sb_park_wake(_Atomic uint32_t *count, _Atomic uint32_t *word, int n)
+{
+	if (atomic_load_explicit(count, memory_order_seq_cst) != 0)
+		sb_futex_wake(word, n);
+}
+
+/* Flag-style announcement, for words that are their own waiter mark
+ * (locks, semaphores): bit 0 of the futex word says someone may sleep,
+ * the bits above count wake-ups. Raise the flag and return the value to
+ * sleep on (seq_cst, as sb_park_prepare). */
+uint32_t sb_park_raise(_Atomic uint32_t *word);
+/* If the flag is up, lower it and bump the count in one CAS, and wake one
+ * sleeper (seq_cst: the waker's load half, as sb_park_wake). */
+void sb_park_wake_flagged(_Atomic uint32_t *word);
+
+
 /* The low 32 bits of a 64-bit atomic, as a futex word. */
 static inline _Atomic uint32_t *sb_futex_low(_Atomic uint64_t *w)
 {
@@ -299,6 +429,12 @@ uint32_t sb_peer_reap(shmbus_bus_t *bus);
  * owner's death the directory is repaired before this returns 0. */
 int sb_bus_lock(shmbus_bus_t *bus);
 void sb_bus_unlock(shmbus_bus_t *bus);
+/* 0 while the bus's file still has the size it was mapped with and its
+ * header still reads as ours; else SHMBUS_ECORRUPT with the detail set
+ * (prefix: who asks, e.g. "state 'x': "), and the mapping is marked
+ * damaged so every later call reports it too. One fstat: for the waits'
+ * periodic checks, not for fast paths. */
+int sb_bus_health(shmbus_bus_t *bus, const char *prefix);
 /* 1 if [off, off+len) lies inside the heap, overflow-safe. */
 int sb_heap_range_ok(const shmbus_bus_t *bus, uint64_t off, uint64_t len);
 

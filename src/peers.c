@@ -289,6 +289,7 @@ int sb_peer_register(shmbus_bus_t *bus)
 			/* acq_rel: claims the slot; the acquire pairs with the
 			 * release that freed it (sb_peer_unregister or
 			 * sb_peer_reap), so the slot's last owner is done. */
+			SB_STEP("peers.register.token");
 			if (atomic_compare_exchange_strong_explicit(
 				    &bus->peers[i].token, &expect, me,
 				    memory_order_acq_rel, memory_order_relaxed)) {
@@ -318,6 +319,7 @@ void sb_peer_unregister(shmbus_bus_t *bus)
 		return;
 	}
 	/* release: our last writes to the slot happen before it is free. */
+	SB_STEP("peers.peer_unregister.token");
 	atomic_compare_exchange_strong_explicit(&bus->peers[bus->peer_slot].token,
 	                                        &expect, 0, memory_order_release,
 	                                        memory_order_relaxed);
@@ -337,6 +339,7 @@ uint32_t sb_peer_reap(shmbus_bus_t *bus)
 		if (t == 0 || sb_token_alive(bus, t))
 			continue;
 		/* release: frees the slot for a new registrant's CAS. */
+		SB_STEP("peers.reap.token");
 		if (atomic_compare_exchange_strong_explicit(
 			    &bus->peers[i].token, &t, 0, memory_order_release,
 			    memory_order_relaxed))

@@ -76,8 +76,10 @@
  * bit; if the floor passed the cursor, the cursor jumps to the floor and
  * the member gets SHMBUS_ELAPPED once; otherwise it lost nothing.
  *
- * Waiting: spin for spin_ns (yielding the CPU after the first 2 us), then
- * park on a futex word with a waiter count (cons_event / prod_event); the
+ * Waiting (through the park primitive of wait.c, which argues the
+ * store-load pairs): spin for spin_ns (yielding the CPU after the first
+ * 2 us), then park on a futex word with a waiter count (cons_event /
+ * prod_event); the
  * waking side calls FUTEX_WAKE only when the count is non-zero, and the
  * store it made visible plus the count load are seq_cst, as are the
  * sleeper's count increment and re-check. A consumer also records the seq
@@ -231,8 +233,10 @@ static int queue_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 	ctl->member_off = g.member_off;
 	ctl->slot_off = g.slot_off;
 	/* relaxed: the area is not published yet. */
+	SB_STEP("queue.queue_init.prod_need");
 	atomic_store_explicit(&ctl->prod_need, UINT64_MAX, memory_order_relaxed);
 	/* relaxed: as above. */
+	SB_STEP("queue.queue_init.cons_need");
 	atomic_store_explicit(&ctl->cons_need, UINT64_MAX, memory_order_relaxed);
 	return 0;
 }
@@ -312,9 +316,11 @@ void sb_q_wake_consumers(struct sb_q_ctl *ctl)
 	 * the reset comes before the event changes, so a request made after
 	 * it is made by a consumer whose futex wait then returns at once
 	 * (pairs with sb_q_want in wait_data). */
+	SB_STEP("queue.q_wake_consumers.cons_need");
 	atomic_store_explicit(&ctl->cons_need, UINT64_MAX, memory_order_seq_cst);
 	/* seq_cst: a sleeper read the event before re-checking its condition;
 	 * changing it makes a FUTEX_WAIT that has not started return at once. */
+	SB_STEP("queue.q_wake_consumers.cons_event");
 	atomic_fetch_add_explicit(&ctl->cons_event, 1, memory_order_seq_cst);
 	sb_futex_wake(&ctl->cons_event, INT_MAX);
 }
@@ -324,8 +330,10 @@ void sb_q_wake_producers(struct sb_q_ctl *ctl)
 	/* seq_cst: every sleeper wakes and asks again if it must sleep on;
 	 * the reset comes before the event changes, so a request made after
 	 * it is made by a producer whose futex wait then returns at once. */
+	SB_STEP("queue.q_wake_producers.prod_need");
 	atomic_store_explicit(&ctl->prod_need, UINT64_MAX, memory_order_seq_cst);
 	/* seq_cst: as in sb_q_wake_consumers, for prod_event. */
+	SB_STEP("queue.q_wake_producers.prod_event");
 	atomic_fetch_add_explicit(&ctl->prod_event, 1, memory_order_seq_cst);
 	sb_futex_wake(&ctl->prod_event, INT_MAX);
 }
@@ -539,19 +547,23 @@ static void leave_group(shmbus_queue_t *q)
 		/* A message handed out and not released is delivered again to
 		 * another member (or to this group's next member). acq_rel: the
 		 * record becomes an orphan with its hold in place. */
+		SB_STEP("queue.leave_group.token");
 		if (atomic_compare_exchange_strong_explicit(&m->token, &me, SB_Q_ORPHAN,
 		                                            memory_order_acq_rel,
 		                                            memory_order_relaxed)) {
 			/* release: a hint, counted after the record changed;
 			 * pairs with the acquire load in adopt(). */
+			SB_STEP("queue.leave_group.orphans");
 			atomic_fetch_add_explicit(&q->v.groups[q->group].orphans, 1,
 			                          memory_order_release);
 			sb_q_wake_consumers(q->v.ctl);
 		}
 	} else {
 		/* seq_cst: drop any tentative hold before the record is freed. */
+		SB_STEP("queue.leave_group.held");
 		atomic_store_explicit(&m->held, 0, memory_order_seq_cst);
 		/* release: our last use of the record happens before it is free. */
+		SB_STEP("queue.leave_group.token");
 		atomic_compare_exchange_strong_explicit(&m->token, &me, 0, memory_order_release,
 		                                        memory_order_relaxed);
 	}
@@ -589,7 +601,9 @@ int shmbus_queue_close(shmbus_queue_t *q)
 		uint64_t me = q->token;
 
 		/* release: the record is free once our publications are done. */
+		SB_STEP("queue.queue_close.intent");
 		atomic_store_explicit(&pr->intent, 0, memory_order_release);
+		SB_STEP("queue.queue_close.token");
 		atomic_compare_exchange_strong_explicit(&pr->token, &me, 0, memory_order_release,
 		                                        memory_order_relaxed);
 	}
@@ -625,17 +639,20 @@ static void finish_group(struct sb_q_view *v, uint32_t gi)
 
 	/* seq_cst: the group is visible (CREATING) before the epoch changes,
 	 * and the head is read after it. */
+	SB_STEP("queue.finish_group.epoch");
 	atomic_fetch_add_explicit(&ctl->epoch, 1, memory_order_seq_cst);
 	h = atomic_load_explicit(&ctl->head, memory_order_seq_cst) & SB_Q_SEQ;
 	if (g->flags & SHMBUS_GROUP_EARLIEST)
 		h = h > v->size ? h - v->size : 0;
 	/* relaxed: nobody takes from a group that is not READY. */
 	c = atomic_load_explicit(&g->cursor, memory_order_relaxed);
+	SB_STEP("queue.finish_group.cursor");
 	if (h > c)
 		/* seq_cst: the start moves forward only. */
 		atomic_store_explicit(&g->cursor, h, memory_order_seq_cst);
 	/* release: members (who acquire the state at join, under the mutex)
 	 * start from the final cursor. */
+	SB_STEP("queue.finish_group.state");
 	atomic_store_explicit(&g->state, SB_Q_GROUP_READY, memory_order_release);
 }
 
@@ -663,13 +680,17 @@ static int create_group(struct sb_q_view *v, const char *name, uint32_t flags)
 	g->flags = flags & (SHMBUS_GROUP_EARLIEST | SHMBUS_GROUP_DURABLE);
 	/* relaxed: the record is not yet visible; the release below
 	 * publishes floor, orphans and cursor together. */
+	SB_STEP("queue.create_group.floor");
 	atomic_store_explicit(&g->floor, 0, memory_order_relaxed);
+	SB_STEP("queue.create_group.orphans");
 	atomic_store_explicit(&g->orphans, 0, memory_order_relaxed);
+	SB_STEP("queue.create_group.cursor");
 	atomic_store_explicit(&g->cursor,
 	                      (flags & SHMBUS_GROUP_EARLIEST) ? (h > v->size ? h - v->size : 0) : h,
 	                      memory_order_relaxed);
 	/* release: the record is complete before producers count it; pairs
 	 * with the acquire load of state in sb_q_gate. */
+	SB_STEP("queue.create_group.state");
 	atomic_store_explicit(&g->state, SB_Q_GROUP_CREATING, memory_order_release);
 	sb_q_raise_hi(&v->ctl->groups_hi, i + 1);
 	finish_group(v, i);
@@ -694,10 +715,13 @@ static int add_member(struct sb_q_view *v, uint32_t gi, uint64_t token)
 			 * release. */
 			if (atomic_load_explicit(&m->token, memory_order_relaxed) != 0)
 				continue;
+			SB_STEP("queue.add_member.group");
 			atomic_store_explicit(&m->group, gi, memory_order_relaxed);
+			SB_STEP("queue.add_member.held");
 			atomic_store_explicit(&m->held, 0, memory_order_relaxed);
 			/* release: group and held are set before the record is in
 			 * use; pairs with the scanners' acquire loads of token. */
+			SB_STEP("queue.add_member.token");
 			if (atomic_compare_exchange_strong_explicit(&m->token, &expect, token,
 			                                            memory_order_release,
 			                                            memory_order_relaxed)) {
@@ -750,6 +774,7 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 			uint64_t me = q->token;
 
 			/* release: the record we filled is free again. */
+			SB_STEP("queue.queue_join.token");
 			atomic_compare_exchange_strong_explicit(&v->members[mi].token, &me, 0,
 			                                        memory_order_release,
 			                                        memory_order_relaxed);
@@ -757,6 +782,7 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 			return gi;
 		}
 		/* relaxed: the record is ours and its group was not yet READY. */
+		SB_STEP("queue.queue_join.group");
 		atomic_store_explicit(&v->members[mi].group, (uint32_t)gi, memory_order_relaxed);
 	} else {
 		/* relaxed: under the mutex. */
@@ -819,9 +845,11 @@ int shmbus_queue_drop_group(shmbus_queue_t *q, const char *group)
 	 * this record must neither be gated by them nor adopt them. */
 	sb_q_drop_orphans(v, (uint32_t)gi, UINT64_MAX);
 	/* relaxed: a hint; create_group resets it too. */
+	SB_STEP("queue.queue_drop_group.orphans");
 	atomic_store_explicit(&g->orphans, 0, memory_order_relaxed);
 	/* seq_cst: from here on gate scans skip the group (they acquire the
 	 * state); the record is free for create_group, under the mutex. */
+	SB_STEP("queue.queue_drop_group.state");
 	atomic_store_explicit(&g->state, SB_Q_GROUP_FREE, memory_order_seq_cst);
 	sb_bus_unlock(v->bus);
 	sb_q_wake_producers(v->ctl);
@@ -838,11 +866,13 @@ int shmbus_queue_shut(shmbus_queue_t *q)
 		return sb_err(SHMBUS_EINVAL, "queue is NULL");
 	/* seq_cst: claims before this RMW complete; later ones see the bit
 	 * (their CAS from a value without it fails). */
+	SB_STEP("queue.queue_shut.head");
 	h = atomic_fetch_or_explicit(&q->v.ctl->head, SB_Q_CLOSED, memory_order_seq_cst);
 	/* seq_cst: the copy spinning consumers poll (take_one); made after
 	 * the mark, so it never names a position head did not end at, and
 	 * before the wake-ups. Head stays the authority: a shutter that dies
 	 * before this store is seen by consumers when they park. */
+	SB_STEP("queue.queue_shut.closed");
 	atomic_store_explicit(&q->v.ctl->closed, (h & SB_Q_SEQ) | SB_Q_CLOSED,
 	                      memory_order_seq_cst);
 	sb_q_wake_consumers(q->v.ctl);

@@ -234,6 +234,7 @@ static inline uint32_t sb_q_hi(_Atomic uint32_t *w, uint32_t max)
  * used. seq_cst: scanners load it after the words that depend on it. */
 static inline void sb_q_raise_hi(_Atomic uint32_t *hi, uint32_t n)
 {
+	SB_STEP("queue.raise_hi.hi");
 	if (atomic_load_explicit(hi, memory_order_relaxed) < n)
 		atomic_store_explicit(hi, n, memory_order_seq_cst);
 }
@@ -242,60 +243,27 @@ static inline void sb_q_raise_hi(_Atomic uint32_t *hi, uint32_t n)
  * until the call actually has to wait. */
 struct sb_q_wait {
 	int started;
-	sb_deadline_t d;
-	uint64_t spin_end;
-	uint64_t yield_at;           /* spinning past this yields the CPU */
+	int parking;                 /* the spin phase is over */
+	struct sb_park pk;           /* deadline, spin budget, segment checks */
 	uint64_t next_live;          /* when to check the liveness of others */
 	int exact;                   /* consumer: has parked or checked liveness,
 	                                wants end of stream from head itself */
 };
 
-/* Spin budget before a spinning waiter starts yielding its CPU at each
- * round: the peer it waits for may be runnable on the same CPU (more
- * processes than CPUs), and a pure spin would keep it off until the time
- * slice ends. */
-#define SB_Q_PURE_SPIN_NS 2000u
-
 static inline void sb_q_wait_start(struct sb_q_wait *w, const shmbus_queue_t *q,
                                    int64_t timeout_ns)
 {
-	uint64_t now = sb_now_ns();
+	uint64_t now = sb_park_start(&w->pk, &q->ch, timeout_ns, q->policy, q->spin_ns);
 
 	w->started = 1;
-	sb_deadline_init(&w->d, timeout_ns);
-	w->spin_end = q->policy == SHMBUS_WAIT_SPIN_PARK ? now + (uint64_t)q->spin_ns : now;
-	w->yield_at = now + SB_Q_PURE_SPIN_NS;
 	w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
 }
 
-/* 1 while the call may still spin (else it parks). */
-static inline int sb_q_spinning(const struct sb_q_wait *w, const shmbus_queue_t *q,
-                                uint64_t now)
+/* How long a park may sleep before the next liveness check (the park
+ * also stops at the deadline and the end of a slice). */
+static inline int64_t sb_q_live_ns(const struct sb_q_wait *w, uint64_t now)
 {
-	return q->policy == SHMBUS_WAIT_SPIN || now < w->spin_end;
-}
-
-/* One round of spinning: a few pauses, or a yield once spinning has gone
- * on for SB_Q_PURE_SPIN_NS. */
-static inline void sb_q_spin_round(const struct sb_q_wait *w, uint64_t now)
-{
-	int i;
-
-	if (now >= w->yield_at) {
-		sched_yield();
-		return;
-	}
-	for (i = 0; i < 32; i++)
-		sb_cpu_relax();
-}
-
-/* How long a park may sleep: until the deadline or the next liveness
- * check, whichever comes first; -1 for no limit. */
-static inline int64_t sb_q_sleep_ns(const struct sb_q_wait *w, uint64_t now, int64_t left)
-{
-	int64_t live = w->next_live > now ? (int64_t)(w->next_live - now) : 1;
-
-	return left < 0 || live < left ? live : left;
+	return w->next_live > now ? (int64_t)(w->next_live - now) : 1;
 }
 
 /* 1 if seq h may be written under gate: h - slots < gate. Written without
@@ -374,6 +342,7 @@ static inline void sb_q_publish(struct sb_q_view *v, struct sb_q_slot *s, uint64
 	 * published by consumers) and, with the seq_cst loads of cons_waiters
 	 * and cons_need, forms the store-load pair wait_data relies on: either
 	 * we see its count and request or it sees this word before sleeping. */
+	SB_STEP("queue.publish.published");
 	atomic_store_explicit(&s->published, word, memory_order_seq_cst);
 	sb_q_signal_consumers(v->ctl, (word & SB_Q_SEQ) - 1);
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "queue.h"
+#include "sigbus.h"
 
 /* Drop this member's hold and wake producers that sleep waiting for the
  * space it frees. */
@@ -22,6 +23,7 @@ static void drop_hold(shmbus_queue_t *q, struct sb_q_member *m)
 {
 	/* seq_cst: the store half of the store-load pair with wait_space;
 	 * also orders our reads of the message before the slot's reuse. */
+	SB_STEP("queue.drop_hold.held");
 	atomic_store_explicit(&m->held, 0, memory_order_seq_cst);
 	sb_q_release_wake(q->v.ctl, &q->v.groups[q->group].cursor);
 }
@@ -60,17 +62,21 @@ static int adopt(shmbus_queue_t *q)
 			continue;
 		/* acq_rel: one adopter wins the record with its hold in place, so
 		 * the held seq never stops gating producers. */
+		SB_STEP("queue.adopt.token");
 		if (!atomic_compare_exchange_strong_explicit(&mr->token, &t, q->token,
 		                                             memory_order_acq_rel,
 		                                             memory_order_relaxed))
 			continue;
 		found = 1;
 		/* relaxed: the hint counts down after the record changed hands. */
+		SB_STEP("queue.adopt.orphans");
 		atomic_fetch_sub_explicit(&g->orphans, 1, memory_order_relaxed);
 		old = &v->members[q->member];
 		/* seq_cst: a tentative hold of our old record is gone before the
 		 * record is free; release: our last use precedes its reuse. */
+		SB_STEP("queue.adopt.held");
 		atomic_store_explicit(&old->held, 0, memory_order_seq_cst);
+		SB_STEP("queue.adopt.token");
 		atomic_store_explicit(&old->token, 0, memory_order_release);
 		q->member = (int32_t)i;
 		/* seq_cst: the final value of the dead owner's hold. */
@@ -96,6 +102,7 @@ static int adopt(shmbus_queue_t *q)
 	/* The hint said orphans but none was found (a reaper or adopter died
 	 * between its record change and its count): reset it, unless it moved
 	 * meanwhile. relaxed: a hint; the records are the truth. */
+	SB_STEP("queue.adopt.orphans");
 	if (!found && hint != 0)
 		atomic_compare_exchange_strong_explicit(&g->orphans, &hint, 0, memory_order_relaxed,
 		                                        memory_order_relaxed);
@@ -112,6 +119,7 @@ static int overtaken(shmbus_queue_t *q, uint64_t c, uint64_t p)
 
 	if (c < f) {
 		/* seq_cst: as the cursor CAS in take_one. */
+		SB_STEP("queue.overtaken.cursor");
 		if (atomic_compare_exchange_strong_explicit(&g->cursor, &c, f, memory_order_seq_cst,
 		                                            memory_order_relaxed)) {
 			q->elapsed += f - c;
@@ -153,6 +161,7 @@ static int take_copy(shmbus_queue_t *q, struct sb_q_slot *sl, uint64_t c, struct
 	/* seq_cst: the take; orders our reads of the slot before any
 	 * producer that sees the cursor past c rewrites it (sb_q_gate reads
 	 * cursors), and is the store half of sb_q_release_wake's pair. */
+	SB_STEP("queue.take_copy.cursor");
 	if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1, memory_order_seq_cst,
 	                                             memory_order_relaxed))
 		return 0;
@@ -201,6 +210,7 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 		if (p == c + 1) {
 			/* seq_cst: the hold is announced before the cursor is
 			 * re-read; pairs with sb_q_gate reading cursors then holds. */
+			SB_STEP("queue.take_one.held");
 			atomic_exchange_explicit(&m->held, (c + 1) | SB_Q_TENTATIVE,
 			                         memory_order_seq_cst);
 			tentative = 1;
@@ -219,10 +229,12 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 			if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) != c)
 				continue;
 			/* relaxed: confirms a hold that is already protected. */
+			SB_STEP("queue.take_one.held");
 			atomic_store_explicit(&m->held, c + 1, memory_order_relaxed);
 			/* seq_cst: the take; orders the hold before it, and keeps
 			 * every cursor change in the order sb_q_release_wake's
 			 * reasoning uses. */
+			SB_STEP("queue.take_one.cursor");
 			if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
 			                                             memory_order_seq_cst,
 			                                             memory_order_relaxed))
@@ -234,6 +246,7 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 		if (p == ((c + 1) | SB_Q_SKIP)) {
 			/* seq_cst: passing a skipped seq releases it (the store
 			 * half of the pair completed by sb_q_release_wake). */
+			SB_STEP("queue.take_one.cursor");
 			if (atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
 			                                            memory_order_seq_cst,
 			                                            memory_order_relaxed))
@@ -335,9 +348,8 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 {
 	struct sb_q_ctl *ctl = q->v.ctl;
 	uint64_t now;
-	int64_t left;
 	uint32_t ev;
-	int i, r = 0;
+	int i, r = 0, rc;
 
 	if (!w->started)
 		sb_q_wait_start(w, q, timeout_ns);
@@ -351,30 +363,37 @@ static int wait_data(shmbus_queue_t *q, uint64_t c, int64_t timeout_ns, struct s
 		check_liveness(q, c);
 		return 0;
 	}
-	left = sb_deadline_left(&w->d);
-	if (left == 0)
+	if (sb_park_left_at(&w->pk, now) == 0)
+		r = SHMBUS_ETIMEDOUT;
+	/* Spin (a bounded number of rounds per call, so that the liveness
+	 * check above keeps running under SHMBUS_WAIT_SPIN). */
+	for (i = 0; !r && !w->parking && i < 64 && still_waiting(q, c, 0); i++) {
+		r = sb_park_spin(&w->pk);
+		if (r == 2)             /* yielded: look at the ring again */
+			return 0;
+		if (r == 1)
+			r = 0;
+		else if (r == 0)
+			w->parking = 1;
+	}
+	if (r == SHMBUS_ETIMEDOUT)
 		return sb_err(SHMBUS_ETIMEDOUT, "no message for group '%s' of queue '%s' (waiting for seq %llu)",
 		              q->group_name, q->ch.name, (unsigned long long)c);
-	if (sb_q_spinning(w, q, now)) {
-		if (now >= w->yield_at) {
-			sched_yield();
-			return 0;
-		}
-		for (i = 0; i < 64 && still_waiting(q, c, 0); i++)
-			sb_cpu_relax();
-		return 0;
-	}
+	if (r < 0 || !w->parking)
+		return r;
 	/* seq_cst: announce the sleeper, read the event, then ask for seq c
 	 * (sb_q_want) before re-checking; pairs with the store-load pair in
 	 * sb_q_publish / sb_q_signal_consumers. */
-	atomic_fetch_add_explicit(&ctl->cons_waiters, 1, memory_order_seq_cst);
+	sb_park_prepare(&ctl->cons_waiters);
 	ev = atomic_load_explicit(&ctl->cons_event, memory_order_seq_cst);
 	sb_q_want(&ctl->cons_need, c);
 	w->exact = 1;
 	if (still_waiting(q, c, 1))
-		r = sb_futex_wait(&ctl->cons_event, ev, sb_q_sleep_ns(w, now, left));
-	/* relaxed: only the count matters to the waking side. */
-	atomic_fetch_sub_explicit(&ctl->cons_waiters, 1, memory_order_relaxed);
+		r = sb_park_sleep(&w->pk, &ctl->cons_event, ev, sb_q_live_ns(w, now));
+	/* Truncated, overwritten or deleted while we waited. */
+	rc = sb_park_cancel(&w->pk, &ctl->cons_waiters);
+	if (rc)
+		return rc;
 	if (r == SHMBUS_EINTR)
 		return sb_err(r, "interrupted while waiting on queue '%s'", q->ch.name);
 	if (r < 0 && r != SHMBUS_ETIMEDOUT)
@@ -420,8 +439,9 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 			 * the mark of a shutter that died before copying it to
 			 * ctl->closed is seen then. */
 			r = take_one(q, &c, timeout_ns == 0 || w.exact, cp);
+			/* A copy from pages lost to a truncation is no message. */
 			if (r == 0 && cp && cp->taken)
-				return 0;
+				return sb_map_damaged(q->ch.bus->base) ? sb_chan_damage_err(&q->ch) : 0;
 			if (r == 0)
 				break;
 			if (r == SHMBUS_ELAPPED)
@@ -442,6 +462,10 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 	}
 	q->kept = 0;
 	sl = sb_q_slot(&q->v, q->held - 1);
+	if (sb_map_damaged(q->ch.bus->base)) {
+		shmbus_queue_release(q);
+		return sb_chan_damage_err(&q->ch);
+	}
 	if (sl->len > q->v.max_msg) {
 		uint32_t bad = sl->len;
 		uint64_t seq = q->held - 1;

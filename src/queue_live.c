@@ -39,6 +39,7 @@ int sb_q_live_due(struct sb_q_view *v, int32_t gi, uint64_t now, int64_t livenes
 	if (now >= last && now - last < (uint64_t)liveness_ns)
 		return 0;
 	/* relaxed: one caller of those that found it due owns the round. */
+	SB_STEP("queue.live_due.live_ns");
 	if (!atomic_compare_exchange_strong_explicit(t, &last, now, memory_order_relaxed,
 	                                             memory_order_relaxed))
 		return 0;
@@ -88,6 +89,7 @@ int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
 	}
 	/* release: a SKIP carries no data. Fails if the owner published after
 	 * all (it was then alive, and its publication wins). */
+	SB_STEP("queue.q_skip_abandoned.published");
 	if (!atomic_compare_exchange_strong_explicit(&s->published, &p,
 	                                             (seq + 1) | SB_Q_SKIP,
 	                                             memory_order_release,
@@ -113,6 +115,7 @@ uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphane
 		if (gi >= v->max_groups) {
 			/* A joiner died before its new group existed: nothing held.
 			 * release: the record is free. */
+			SB_STEP("queue.q_reap_members.token");
 			if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0,
 			                                            memory_order_release,
 			                                            memory_order_relaxed))
@@ -121,6 +124,7 @@ uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphane
 		}
 		/* seq_cst: the hold is final, its owner is dead. */
 		held = atomic_load_explicit(&m->held, memory_order_seq_cst);
+		SB_STEP("queue.q_reap_members.token");
 		if (held != 0 && !(held & SB_Q_TENTATIVE)) {
 			/* acq_rel: one reaper turns the record into an orphan; the
 			 * hold stays in place and keeps gating until adopted. */
@@ -129,6 +133,7 @@ uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphane
 			                                            memory_order_relaxed)) {
 				/* release: a hint counted after the record changed;
 				 * pairs with the acquire load in adopt(). */
+				SB_STEP("queue.q_reap_members.orphans");
 				atomic_fetch_add_explicit(&v->groups[gi].orphans, 1,
 				                          memory_order_release);
 				orph++;
@@ -168,6 +173,7 @@ uint32_t sb_q_reap_producers(struct sb_q_view *v)
 			sb_q_skip_abandoned(v, in - 1);
 		/* release: the record is free; its intent is reset by the next
 		 * owner before it takes the record. */
+		SB_STEP("queue.q_reap_producers.token");
 		if (atomic_compare_exchange_strong_explicit(&pr->token, &t, 0,
 		                                            memory_order_release,
 		                                            memory_order_relaxed))
@@ -217,6 +223,7 @@ int sb_q_maybe_detach(struct sb_q_view *v, int32_t group)
 	    sb_q_live_members(v, (uint32_t)group, NULL) == 0) {
 		fw = atomic_load_explicit(&g->floor, memory_order_relaxed);
 		/* release: producers that see DETACHED may raise the floor. */
+		SB_STEP("queue.q_maybe_detach.floor");
 		while (!(fw & SB_Q_DETACHED) &&
 		       !atomic_compare_exchange_weak_explicit(&g->floor, &fw, fw | SB_Q_DETACHED,
 		                                              memory_order_release,
@@ -240,6 +247,7 @@ uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
 		return 0;
 	/* acq_rel: after this, producers no longer raise the floor (their CAS
 	 * needs DETACHED); the floor we leave bounds every gate they computed. */
+	SB_STEP("queue.q_reactivate.floor");
 	while (!atomic_compare_exchange_weak_explicit(&g->floor, &fw, fw & ~SB_Q_DETACHED,
 	                                              memory_order_acq_rel, memory_order_acquire))
 		;
@@ -249,6 +257,7 @@ uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi)
 	if (c < f) {
 		lost = f - c;
 		/* seq_cst: nobody else takes from this group (no live member). */
+		SB_STEP("queue.q_reactivate.cursor");
 		atomic_store_explicit(&g->cursor, f, memory_order_seq_cst);
 	}
 	/* Dead holders' messages below the floor may be overwritten: lost too. */
@@ -280,9 +289,11 @@ uint32_t sb_q_drop_orphans(struct sb_q_view *v, uint32_t gi, uint64_t below)
 			continue;
 		/* release: the orphan is dropped (gate scans skip free records,
 		 * and join resets held before reusing one). */
+		SB_STEP("queue.q_drop_orphans.token");
 		if (atomic_compare_exchange_strong_explicit(&m->token, &t, 0, memory_order_release,
 		                                            memory_order_relaxed)) {
 			/* relaxed: a hint, counted down after the record changed. */
+			SB_STEP("queue.q_drop_orphans.orphans");
 			atomic_fetch_sub_explicit(&g->orphans, 1, memory_order_relaxed);
 			dropped++;
 		}

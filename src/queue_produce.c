@@ -41,9 +41,11 @@ static int attach_producer(shmbus_queue_t *q)
 			 * the intent reset is published by its release. */
 			if (atomic_load_explicit(&pr->token, memory_order_relaxed) != 0)
 				continue;
+			SB_STEP("queue.attach_producer.intent");
 			atomic_store_explicit(&pr->intent, 0, memory_order_relaxed);
 			/* release: the reset intent is visible before the record
 			 * counts as ours (scanners acquire the token first). */
+			SB_STEP("queue.attach_producer.token");
 			if (atomic_compare_exchange_strong_explicit(&pr->token, &expect, q->token,
 			                                            memory_order_release,
 			                                            memory_order_relaxed)) {
@@ -101,6 +103,7 @@ static void raise_floor(struct sb_q_view *v, int32_t gi, uint64_t h)
 	/* release: only while DETACHED (a rejoin clears it, and then the floor
 	 * it read bounds every gate computed from it); pairs with the acquire
 	 * load of floor in sb_q_gate and reactivate. */
+	SB_STEP("queue.raise_floor.floor");
 	while ((fw & SB_Q_DETACHED) && (fw >> 1) < target)
 		if (atomic_compare_exchange_weak_explicit(&g->floor, &fw, target << 1 | SB_Q_DETACHED,
 		                                          memory_order_release,
@@ -143,10 +146,9 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 	struct sb_q_view *v = &q->v;
 	struct sb_q_ctl *ctl = v->ctl;
 	uint64_t gate, now, fw;
-	int64_t left;
 	int32_t blocker;
 	uint32_t ev;
-	int r = 0, due, polled = 0;
+	int i, r = 0, rc, due, polled = 0;
 
 	for (;;) {
 		gate = sb_q_gate(v, &blocker, &q->epoch);
@@ -190,27 +192,37 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 			check_liveness(v, blocker, gate, due == 2);
 			continue;
 		}
-		left = sb_deadline_left(&w->d);
-		if (left == 0)
+		if (sb_park_left_at(&w->pk, now) == 0)
 			return full_err(q, SHMBUS_ETIMEDOUT, blocker, gate);
-		if (sb_q_spinning(w, q, now)) {
-			sb_q_spin_round(w, now);
-			continue;
+		if (!w->parking) {
+			/* One round: a few pauses or one yield, then the gate
+			 * again. */
+			for (i = 0; i < 32 && (r = sb_park_spin(&w->pk)) == 1; i++)
+				;
+			if (r == SHMBUS_ETIMEDOUT)
+				return full_err(q, r, blocker, gate);
+			if (r < 0)
+				return r;
+			if (r > 0)
+				continue;
+			w->parking = 1;
 		}
 		/* seq_cst: announce ourselves and what we need (the gate at
 		 * which h fits) before re-reading the gate; pairs with the
 		 * store-load pair of a release (hold dropped, then
 		 * sb_q_release_wake). */
-		atomic_fetch_add_explicit(&ctl->prod_waiters, 1, memory_order_seq_cst);
+		sb_park_prepare(&ctl->prod_waiters);
 		ev = atomic_load_explicit(&ctl->prod_event, memory_order_seq_cst);
 		sb_q_want(&ctl->prod_need, h - v->size + 1);
 		gate = sb_q_gate(v, &blocker, &q->epoch);
 		q->gate = gate;
 		if (!sb_q_fits(h, gate, v->size) &&
 		    (owned || !(atomic_load_explicit(&ctl->head, memory_order_seq_cst) & SB_Q_CLOSED)))
-			r = sb_futex_wait(&ctl->prod_event, ev, sb_q_sleep_ns(w, now, left));
-		/* relaxed: only the count matters to the waking side. */
-		atomic_fetch_sub_explicit(&ctl->prod_waiters, 1, memory_order_relaxed);
+			r = sb_park_sleep(&w->pk, &ctl->prod_event, ev, sb_q_live_ns(w, now));
+		/* Truncated, overwritten or deleted while we waited. */
+		rc = sb_park_cancel(&w->pk, &ctl->prod_waiters);
+		if (rc)
+			return rc;
 		if (r == SHMBUS_EINTR)
 			return sb_err(r, "interrupted while waiting for space in queue '%s'", q->ch.name);
 		if (r < 0 && r != SHMBUS_ETIMEDOUT)
@@ -251,8 +263,10 @@ static int claim(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w, uin
 		 * seq_cst RMW (so a release) after it, and a scanner that
 		 * acquires head at or past our claim (the release sequence of
 		 * head's RMWs) then reads this intent or a later one. */
+		SB_STEP("queue.claim.intent");
 		atomic_store_explicit(&rec->intent, h + 1, memory_order_release);
 		/* seq_cst: the claim; a failed CAS reloads h (and sees CLOSED). */
+		SB_STEP("queue.claim.head");
 		if (atomic_compare_exchange_weak_explicit(&ctl->head, &h, h + 1,
 		                                          memory_order_seq_cst,
 		                                          memory_order_relaxed))
@@ -345,7 +359,8 @@ int shmbus_queue_commit(shmbus_queue_t *q, size_t len)
 	sb_q_set_len(sl, len);
 	sb_q_publish(&q->v, sl, q->claimed);
 	q->claimed = 0;
-	return 0;
+	/* Written into pages lost to a truncation: not delivered. */
+	return sb_map_damaged(q->ch.bus->base) ? sb_chan_damage_err(&q->ch) : 0;
 }
 
 int shmbus_queue_abort(shmbus_queue_t *q)
@@ -372,11 +387,13 @@ int shmbus_queue_put(shmbus_queue_t *q, const void *msg, size_t len, int64_t tim
 	if (r)
 		return r;
 	sl = sb_q_slot(&q->v, s);
+	SB_STEP("queue.put.copy");
 	if (len)
 		sb_q_copy(sb_q_data(&q->v, sl), msg, len);
 	sb_q_set_len(sl, len);
 	sb_q_publish(&q->v, sl, s + 1);
-	return 0;
+	/* Written into pages lost to a truncation: not delivered. */
+	return sb_map_damaged(q->ch.bus->base) ? sb_chan_damage_err(&q->ch) : 0;
 }
 
 int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size_t *lens,
@@ -402,11 +419,13 @@ int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size
 		if (r)
 			break;
 		sl = sb_q_slot(&q->v, s);
+		SB_STEP("queue.put_many.copy");
 		if (lens[i])
 			sb_q_copy(sb_q_data(&q->v, sl), msgs[i], lens[i]);
 		sb_q_set_len(sl, lens[i]);
 		/* release: publishes the message; the waiter check is done once
 		 * for the batch (signal_consumers), or before any wait. */
+		SB_STEP("queue.queue_put_many.published");
 		atomic_store_explicit(&sl->published, s + 1, memory_order_release);
 		q->unsignalled = s + 1;
 		if (done)
@@ -414,6 +433,8 @@ int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size
 	}
 	if (q->unsignalled)
 		signal_consumers(q);
+	if (!r && sb_map_damaged(q->ch.bus->base))
+		r = sb_chan_damage_err(&q->ch);
 	return r;
 }
 

@@ -146,6 +146,7 @@ static int boot_recover(shmbus_bus_t *bus)
 			return 0;
 		/* acquire: one process wins the right to rebuild; it pairs with
 		 * the release store of the new boot hash below. */
+		SB_STEP("bus.boot_recover.boot_hash");
 		if (seen != SB_BOOT_RECOVERING &&
 		    atomic_compare_exchange_strong_explicit(&bus->hdr->boot_hash, &seen,
 		                                            SB_BOOT_RECOVERING,
@@ -160,13 +161,16 @@ static int boot_recover(shmbus_bus_t *bus)
 	}
 	/* relaxed: tokens of the previous boot mean nothing; the release
 	 * store of the boot hash below publishes the cleared table. */
+	SB_STEP("bus.boot_recover.token");
 	for (i = 0; i < bus->max_peers; i++)
 		atomic_store_explicit(&bus->peers[i].token, 0, memory_order_relaxed);
 	if (mutex_init(&bus->hdr->mutex)) {
+		SB_STEP("bus.boot_recover.boot_hash");
 		atomic_store_explicit(&bus->hdr->boot_hash, seen, memory_order_release);
 		return SHMBUS_ESYS;
 	}
 	/* release: publishes the new mutex; pairs with the acquire above. */
+	SB_STEP("bus.boot_recover.boot_hash");
 	atomic_store_explicit(&bus->hdr->boot_hash, mine, memory_order_release);
 	return 0;
 }
@@ -281,6 +285,7 @@ static shmbus_bus_t *bus_alloc(const char *name)
 	if (!bus)
 		return NULL;
 	snprintf(bus->name, sizeof(bus->name), "%s", name);
+	bus->fd = -1;
 	bus->peer_slot = -1;
 	bus->live_fd = -1;
 	bus->liveness_ns = SB_DEFAULT_LIVENESS_NS;
@@ -312,6 +317,8 @@ static void bus_free(shmbus_bus_t *bus)
 		munmap(bus->base, bus->size);
 	}
 	sb_live_close(bus);
+	if (bus->fd >= 0)
+		close(bus->fd);
 	free(bus);
 }
 
@@ -372,6 +379,7 @@ static int build_segment(const char *name, int fd, const shmbus_bus_opts_t *o,
 	h->mode = o->mode;
 	/* relaxed: the segment is still private (temporary name); link()
 	 * publishes the whole header. */
+	SB_STEP("bus.build_segment.boot_hash");
 	atomic_store_explicit(&h->boot_hash, boot_hash(), memory_order_relaxed);
 	r = mutex_init(&h->mutex);
 	h->state = SB_HDR_READY;
@@ -422,6 +430,7 @@ static int create_at(const char *name, const char *path, const shmbus_bus_opts_t
 		goto out;
 	}
 	/* The atomic publication: the final name appears fully built. */
+	SB_STEP("bus.create.link");
 	if (link(tmp, path) != 0)
 		r = errno == EEXIST ? sb_err(SHMBUS_EEXIST, "bus '%s' exists", name)
 		                    : sb_err_sys(errno, "bus '%s': publishing %s", name, path);
@@ -500,7 +509,10 @@ static int open_at(const char *name, const char *path, int persistent,
 	r = bus_map(bus, fd);
 	if (r)
 		goto fail;
-	close(fd);
+	/* Kept: a waiter checks the file's size through it (sb_bus_health). */
+	bus->fd = fd;
+	bus->file_dev = (uint64_t)st.st_dev;
+	bus->file_ino = (uint64_t)st.st_ino;
 	fd = -1;
 	/* The liveness lock lives on a description of its own: the mapping
 	 * keeps its description open in every fork child, so a lock taken
@@ -648,6 +660,7 @@ static void repair_directory(shmbus_bus_t *bus)
 	/* The dead owner may have been half-way through creating a channel:
 	 * such an entry never became READY, so nobody uses it; free it (its
 	 * heap space stays allocated and unused). */
+	SB_STEP("bus.repair_directory.state");
 	/* relaxed (load and store): under the mutex; a CREATING entry was
 	 * never published, so no lock-free reader acts on it. */
 	for (i = 0; i < bus->max_channels; i++)
@@ -669,6 +682,7 @@ int sb_bus_lock(shmbus_bus_t *bus)
 		return 0;
 	if (r == EOWNERDEAD) {
 		repair_directory(bus);
+		SB_STEP("bus.bus_lock.mutex_consistent");
 		pthread_mutex_consistent(&bus->hdr->mutex);
 		return 0;
 	}
@@ -682,7 +696,32 @@ int sb_bus_lock(shmbus_bus_t *bus)
 
 void sb_bus_unlock(shmbus_bus_t *bus)
 {
+	SB_STEP("bus.bus_unlock.mutex_unlock");
 	pthread_mutex_unlock(&bus->hdr->mutex);
+}
+
+int sb_bus_health(shmbus_bus_t *bus, const char *prefix)
+{
+	struct stat st;
+
+	if (sb_map_damaged(bus->base))
+		return sb_err(SHMBUS_ECORRUPT, "%sbus '%s' was truncated while mapped", prefix,
+		              bus->name);
+	/* An fd the program closed behind our back (and maybe reused for
+	 * another file) says nothing about the bus: skipped. */
+	if (bus->fd >= 0 && fstat(bus->fd, &st) == 0 && (uint64_t)st.st_dev == bus->file_dev &&
+	    (uint64_t)st.st_ino == bus->file_ino && (uint64_t)st.st_size < bus->size) {
+		sb_map_mark_damaged(bus->base);
+		return sb_err(SHMBUS_ECORRUPT,
+		              "%sbus '%s' was truncated while mapped (%llu bytes left of %llu)",
+		              prefix, bus->name, (unsigned long long)st.st_size,
+		              (unsigned long long)bus->size);
+	}
+	/* The file is whole, so reading the header cannot fault. */
+	if (bus->hdr->magic != SB_MAGIC || bus->hdr->total_size != bus->size)
+		return sb_err(SHMBUS_ECORRUPT, "%sbus '%s': header overwritten while mapped",
+		              prefix, bus->name);
+	return 0;
 }
 
 int sb_heap_range_ok(const shmbus_bus_t *bus, uint64_t off, uint64_t len)

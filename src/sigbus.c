@@ -151,3 +151,17 @@ int sb_map_damaged_slow(const void *base)
 			return (int)atomic_load_explicit(&maps[i].damaged, memory_order_relaxed);
 	return 0;
 }
+
+void sb_map_mark_damaged(const void *base)
+{
+	int i;
+
+	/* acquire: pairs with the release store of base at registration.
+	 * seq_cst stores of the marks, as in the handler. */
+	for (i = 0; i < SB_MAPS; i++)
+		if (atomic_load_explicit(&maps[i].base, memory_order_acquire) == (uintptr_t)base) {
+			atomic_store(&maps[i].damaged, 1);
+			atomic_store(&sb_maps_damaged, 1);
+			return;
+		}
+}

@@ -24,6 +24,9 @@ void sb_map_unregister(void *base);
 /* Non-zero once any registered mapping was hit by a SIGBUS. */
 extern _Atomic uint32_t sb_maps_damaged;
 int sb_map_damaged_slow(const void *base);
+/* Mark the mapping at base damaged (a truncation found by fstat before any
+ * access faulted), so every entry point reports it from now on. */
+void sb_map_mark_damaged(const void *base);
 
 /* 1 if the mapping at base lost pages to a truncation. */
 static inline int sb_map_damaged(const void *base)

@@ -204,6 +204,7 @@ static int state_gc(struct sb_chan *ch, uint32_t *reaped)
 	*reaped = 0;
 	/* relaxed: a dead writer published nothing more; a new writer's
 	 * claim CAS orders itself. */
+	SB_STEP("state.state_gc.writer");
 	if (w != 0 && !sb_token_alive(ch->bus, w) &&
 	    atomic_compare_exchange_strong_explicit(&ctl->writer, &w, 0,
 	                                            memory_order_relaxed,
@@ -464,6 +465,7 @@ static int claim_writer(shmbus_state_t *st)
 	 * that (an odd mark, part of a copy) is ordered only by its death,
 	 * which sb_token_alive saw through the kernel after the exit; begin()
 	 * rewrites that buffer whole, odd mark first. */
+	SB_STEP("state.claim_writer.writer");
 	if (!atomic_compare_exchange_strong_explicit(&st->ctl->writer, &cur, st->token,
 	                                             memory_order_acq_rel,
 	                                             memory_order_acquire))
@@ -488,6 +490,7 @@ int shmbus_state_release_writer(shmbus_state_t *st)
 	}
 	me = st->token;
 	/* release: our publications happen before the next writer's claim. */
+	SB_STEP("state.state_release_writer.writer");
 	atomic_compare_exchange_strong_explicit(&st->ctl->writer, &me, 0,
 	                                        memory_order_release, memory_order_relaxed);
 	st->is_writer = 0;
@@ -524,6 +527,7 @@ static int begin(shmbus_state_t *st, uint64_t *seq, struct sb_state_buf **bp)
 	 * store below; a reader whose copy saw any of them sees the mark on
 	 * its re-check (pairs with the acquire fence in read_once). */
 	b = buf_of(st, s);
+	SB_STEP("state.begin.seq");
 	atomic_store_explicit(&b->seq, 2 * s + 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 	*seq = s;
@@ -535,14 +539,15 @@ static void publish(shmbus_state_t *st, uint64_t s, struct sb_state_buf *b)
 {
 	/* release: the value's bytes are complete before the even mark; pairs
 	 * with the acquire load of buf->seq in read_once. */
+	SB_STEP("state.publish.seq");
 	atomic_store_explicit(&b->seq, 2 * s, memory_order_release);
 	/* seq_cst: publishes s (pairs with the acquire load of pub_seq by
 	 * readers) and, with the seq_cst load of waiters below, forms the
-	 * store-load pair that wait_park relies on: either we see its waiter
-	 * count or it sees our new pub_seq before sleeping. */
+	 * store-load pair that shmbus_state_wait relies on: either we see its
+	 * waiter count or it sees our new pub_seq before sleeping (wait.c). */
+	SB_STEP("state.publish.pub_seq");
 	atomic_store_explicit(&st->ctl->pub_seq, s, memory_order_seq_cst);
-	if (atomic_load_explicit(&st->ctl->waiters, memory_order_seq_cst) != 0)
-		sb_futex_wake(sb_futex_low(&st->ctl->pub_seq), INT_MAX);
+	sb_park_wake(&st->ctl->waiters, sb_futex_low(&st->ctl->pub_seq), INT_MAX);
 }
 
 int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len)
@@ -564,6 +569,7 @@ int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len)
 	r = begin(st, &s, &b);
 	if (r)
 		return r;
+	SB_STEP("state.write.copy");
 	sb_racy_copy(data_of(st, b), value, len);
 	publish(st, s, b);
 	if (st->many)
@@ -723,76 +729,75 @@ int shmbus_state_read_validate(shmbus_state_t *st, uint64_t seq)
 
 /* ---- waiting -------------------------------------------------------- */
 
-static int wait_park(shmbus_state_t *st, uint64_t newer_than, sb_deadline_t *d,
-                     uint64_t *seq)
+static int wait_err(shmbus_state_t *st, int r, uint64_t newer_than)
 {
-	_Atomic uint32_t *word = sb_futex_low(&st->ctl->pub_seq);
-	uint64_t s;
-	int r = 0;
-
-	for (;;) {
-		int64_t left = sb_deadline_left(d);
-
-		/* seq_cst: announce the sleeper before re-checking pub_seq; pairs
-		 * with the seq_cst store/load pair in publish(). */
-		atomic_fetch_add_explicit(&st->ctl->waiters, 1, memory_order_seq_cst);
-		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_seq_cst);
-		/* A writer killed between publishing and FUTEX_WAKE leaves us
-		 * asleep on a word that already changed under a value we never
-		 * saw (tests/model/state.pml, `nowake`): sleep at most one
-		 * liveness timeout, then re-check pub_seq. */
-		if (left < 0 || left > st->ch.bus->liveness_ns)
-			left = st->ch.bus->liveness_ns;
-		if (s <= newer_than && left != 0)
-			r = sb_futex_wait(word, (uint32_t)s, left);
-		/* relaxed: only the count matters to the writer. */
-		atomic_fetch_sub_explicit(&st->ctl->waiters, 1, memory_order_relaxed);
-		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
-		if (s > newer_than) {
-			*seq = s;
-			return 0;
-		}
-		if (r == SHMBUS_EINTR)
-			return sb_err(r, "interrupted while waiting on state '%s'", st->ch.name);
-		if (r < 0 && r != SHMBUS_ETIMEDOUT)
-			return r;
-		if (sb_deadline_left(d) == 0)
-			return sb_err(SHMBUS_ETIMEDOUT, "no value newer than %llu on state '%s'",
-			              (unsigned long long)newer_than, st->ch.name);
-	}
+	if (r == SHMBUS_ETIMEDOUT)
+		return sb_err(r, "no value newer than %llu on state '%s'",
+		              (unsigned long long)newer_than, st->ch.name);
+	if (r == SHMBUS_EINTR)
+		return sb_err(r, "interrupted while waiting on state '%s'", st->ch.name);
+	return r;
 }
 
 int shmbus_state_wait(shmbus_state_t *st, uint64_t newer_than, int64_t timeout_ns,
                       uint64_t *seq)
 {
-	sb_deadline_t d;
-	uint64_t s, spin_end;
-	unsigned i;
+	_Atomic uint32_t *word;
+	struct sb_park p;
+	uint64_t s;
+	int r, rc;
 
 	if (!st)
 		return sb_err(SHMBUS_EINVAL, "state is NULL");
 	if (!seq)
 		seq = &s;
-	sb_deadline_init(&d, timeout_ns);
-	if (st->policy != SHMBUS_WAIT_PARK) {
-		spin_end = st->policy == SHMBUS_WAIT_SPIN ? UINT64_MAX : sb_now_ns() + (uint64_t)st->spin_ns;
-		for (i = 0;; i++) {
-			/* acquire: pairs with the store in publish(). */
-			s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
-			if (s > newer_than) {
-				*seq = s;
-				return 0;
-			}
-			if ((i & 63) == 63) {
-				if (sb_deadline_left(&d) == 0)
-					return sb_err(SHMBUS_ETIMEDOUT,
-					              "no value newer than %llu on state '%s'",
-					              (unsigned long long)newer_than, st->ch.name);
-				if (sb_now_ns() >= spin_end)
-					break;
-			}
-			sb_cpu_relax();
-		}
+	/* acquire: pairs with the store in publish(). News already there
+	 * costs no clock read. */
+	s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
+	if (s > newer_than) {
+		*seq = s;
+		return 0;
 	}
-	return wait_park(st, newer_than, &d, seq);
+	sb_park_start(&p, &st->ch, timeout_ns, st->policy, st->spin_ns);
+	for (;;) {
+		/* acquire: pairs with the store in publish(). */
+		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
+		if (s > newer_than) {
+			*seq = s;
+			return 0;
+		}
+		r = sb_park_spin(&p);
+		if (r < 0)
+			return wait_err(st, r, newer_than);
+		if (r == 0)
+			break;
+	}
+	word = sb_futex_low(&st->ctl->pub_seq);
+	for (;;) {
+		sb_park_prepare(&st->ctl->waiters);
+		/* seq_cst: the re-check after announcing the sleeper; pairs
+		 * with the seq_cst store/load pair in publish(). */
+		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_seq_cst);
+		/* A writer killed between publishing and FUTEX_WAKE leaves us
+		 * asleep on a word that already changed under a value we never
+		 * saw (tests/model/state.pml, `nowake`): sleep at most one
+		 * liveness timeout, then re-check pub_seq. */
+		r = s <= newer_than ? sb_park_sleep(&p, word, (uint32_t)s, st->ch.bus->liveness_ns)
+		                    : 0;
+		/* Truncated, overwritten or deleted while we slept: no value
+		 * from lost pages is reported as new. */
+		rc = sb_park_cancel(&p, &st->ctl->waiters);
+		if (rc)
+			return rc;
+		/* acquire: pairs with the store in publish(). */
+		s = atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire);
+		if (s > newer_than) {
+			*seq = s;
+			return 0;
+		}
+		if (r != 0 && r != SHMBUS_ETIMEDOUT)
+			return wait_err(st, r, newer_than);
+		if (sb_park_left(&p) == 0)
+			return wait_err(st, SHMBUS_ETIMEDOUT, newer_than);
+	}
 }

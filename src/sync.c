@@ -6,7 +6,8 @@
  * Robust lock. One 64-bit word, owner, holds the token (peers.c) of the
  * holding process, 0 when free; taking the lock is one CAS from 0 to
  * the caller's token, so the holder is known at every instant, even to a
- * process that finds it dead. A locker spins briefly, then raises the
+ * process that finds it dead. A locker spins (the park primitive's
+ * policy, wait.c), then raises the
  * flag bit of `contended` and sleeps on that word; an unlock stores 0 and,
  * only if the flag is up, clears it and bumps the generation in the bits
  * above (one CAS: +1 on an odd word) and wakes one sleeper. The seq_cst
@@ -52,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sigbus.h"
 #include "sync.h"
 
 #define SB_LOCK_MAGIC 0x4b434f4cu  /* "LOCK" */
@@ -73,6 +75,7 @@ static int took(struct sb_rlock *l, uint64_t token)
 		return SHMBUS_EOWNERDEAD;
 	/* Anything else (UNRECOVERABLE or garbage): give it back. relaxed:
 	 * we hold the lock; the release in sb_rlock_release publishes it. */
+	SB_STEP("sync.took.health");
 	atomic_store_explicit(&l->health, SB_RLOCK_UNRECOVERABLE, memory_order_relaxed);
 	sb_rlock_release(l, token);
 	return SHMBUS_ENOTRECOVERABLE;
@@ -94,44 +97,16 @@ static int steal(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t dead,
 	 * holding the lock in C11 terms: its death does, which sb_token_alive
 	 * observed through the kernel (kill(2), /proc) after its exit had
 	 * completed every store. */
+	SB_STEP("sync.steal.owner");
 	if (!atomic_compare_exchange_strong_explicit(&l->owner, &dead, token,
 	                                             memory_order_acquire,
 	                                             memory_order_relaxed))
 		return 0;
 	/* relaxed: under the lock; published by the release in unlock. */
+	SB_STEP("sync.steal.health");
 	atomic_compare_exchange_strong_explicit(&l->health, &ok, SB_RLOCK_OWNER_DIED,
 	                                        memory_order_relaxed, memory_order_relaxed);
 	return 1;
-}
-
-/* Raise the flag of a contended word (bit 0; the bits above count the
- * wake-ups) and return the value raised, which the caller sleeps on. */
-static uint32_t raise_flag(_Atomic uint32_t *c)
-{
-	/* seq_cst: the raise comes before the caller re-reads what it waits
-	 * for; pairs with the waker's change, then its load of this word. */
-	uint32_t w = atomic_load_explicit(c, memory_order_seq_cst);
-
-	while (!(w & 1u) &&
-	       !atomic_compare_exchange_weak_explicit(c, &w, w | 1u, memory_order_seq_cst,
-	                                              memory_order_seq_cst))
-		;
-	return w | 1u;
-}
-
-/* If the flag is up, lower it and bump the generation (w + 1 on an odd
- * word) in one CAS, and wake one sleeper on the word. */
-static void wake_flagged(_Atomic uint32_t *c)
-{
-	/* seq_cst: the load half of the store-load pair with raise_flag and
-	 * the waiter's re-read; the CAS changes the word a late sleeper
-	 * expects, so its futex wait returns at once. */
-	uint32_t w = atomic_load_explicit(c, memory_order_seq_cst);
-
-	if ((w & 1u) &&
-	    atomic_compare_exchange_strong_explicit(c, &w, w + 1u, memory_order_seq_cst,
-	                                            memory_order_relaxed))
-		sb_futex_wake(c, 1);
 }
 
 static int try_take(struct sb_rlock *l, uint64_t token)
@@ -140,46 +115,58 @@ static int try_take(struct sb_rlock *l, uint64_t token)
 
 	/* acquire: pairs with the seq_cst (release) store of 0 in
 	 * sb_rlock_release; the previous holder's writes are visible. */
+	SB_STEP("sync.try_take.owner");
 	return atomic_compare_exchange_strong_explicit(&l->owner, &free_, token,
 	                                               memory_order_acquire,
 	                                               memory_order_relaxed);
 }
 
-int sb_rlock_acquire(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token,
-                     int64_t timeout_ns, int64_t liveness_ns)
+int sb_rlock_acquire(struct sb_rlock *l, const struct sb_chan *ch, uint64_t token,
+                     int64_t timeout_ns)
 {
-	sb_deadline_t d;
+	const shmbus_bus_t *bus = ch->bus;
+	int64_t liveness_ns = bus->liveness_ns;
+	struct sb_park p;
 	uint64_t cur;
 	uint32_t w;
-	unsigned i;
-	int r;
+	int r, rc;
 
-	for (i = 0; i < SB_SYNC_SPIN; i++) {
+	/* relaxed: a hint; the CAS decides. A free lock costs no clock read. */
+	if (atomic_load_explicit(&l->owner, memory_order_relaxed) == 0 && try_take(l, token))
+		return took(l, token);
+	sb_park_start(&p, ch, timeout_ns, SHMBUS_WAIT_SPIN_PARK, 0);
+	for (;;) {
 		/* relaxed: a hint; the CAS decides. */
 		if (atomic_load_explicit(&l->owner, memory_order_relaxed) == 0 &&
 		    try_take(l, token))
 			return took(l, token);
-		sb_cpu_relax();
+		r = sb_park_spin(&p);
+		if (r <= 0)
+			break;
 	}
-	if (timeout_ns == 0) {
+	if (r == SHMBUS_ETIMEDOUT && p.poll) {
 		/* relaxed: only the token's value matters; steal's CAS decides. */
 		cur = atomic_load_explicit(&l->owner, memory_order_relaxed);
 		if (steal(bus, l, cur, token))
 			return took(l, token);
 		return SHMBUS_ETIMEDOUT;
 	}
-	sb_deadline_init(&d, timeout_ns);
+	if (r < 0 && r != SHMBUS_ETIMEDOUT)
+		return r;
 	for (;;) {
-		int64_t left = sb_deadline_left(&d), slice;
-
-		if (left == 0)
-			return SHMBUS_ETIMEDOUT;
-		slice = left < 0 || left > liveness_ns ? liveness_ns : left;
 		/* Raise the flag before re-reading owner (seq_cst); pairs with
 		 * the store of 0 and the flag check in sb_rlock_release. */
-		w = raise_flag(&l->contended);
+		w = sb_park_raise(&l->contended);
 		cur = atomic_load_explicit(&l->owner, memory_order_seq_cst);
-		r = cur != 0 ? sb_futex_wait(&l->contended, w, slice) : 0;
+		r = cur != 0 ? sb_park_sleep(&p, &l->contended, w, liveness_ns) : 0;
+		/* Truncated, overwritten or deleted while we slept: the lock
+		 * word may now be a zero page; never take it there. The wake-up
+		 * we may have taken is passed on. */
+		rc = sb_park_cancel(&p, NULL);
+		if (rc) {
+			sb_park_wake_flagged(&l->contended);
+			return rc;
+		}
 		/* A woken waiter always tries before leaving, so the one
 		 * wake-up an unlock sends is never wasted. (relaxed owner
 		 * load: steal's CAS decides.) */
@@ -187,6 +174,7 @@ int sb_rlock_acquire(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token
 		    (r == SHMBUS_ETIMEDOUT &&
 		     steal(bus, l, atomic_load_explicit(&l->owner, memory_order_relaxed), token))) {
 			/* relaxed: read by our own unlock; others may sleep. */
+			SB_STEP("sync.rlock_acquire.contended");
 			atomic_fetch_or_explicit(&l->contended, 1u, memory_order_relaxed);
 			return took(l, token);
 		}
@@ -194,12 +182,15 @@ int sb_rlock_acquire(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token
 			return r;
 		if (r < 0 && r != SHMBUS_ETIMEDOUT)
 			return r;
+		if (sb_park_left(&p) == 0)
+			return SHMBUS_ETIMEDOUT;
 	}
 }
 
 void sb_rlock_consistent(struct sb_rlock *l)
 {
 	/* relaxed: under the lock; published by the release in unlock. */
+	SB_STEP("sync.rlock_consistent.health");
 	atomic_store_explicit(&l->health, SB_RLOCK_OK, memory_order_relaxed);
 }
 
@@ -208,7 +199,7 @@ static void wake_one(struct sb_rlock *l)
 {
 	/* Clearing the flag means a waiter that died asleep costs at most
 	 * one wake-up. */
-	wake_flagged(&l->contended);
+	sb_park_wake_flagged(&l->contended);
 }
 
 void sb_rlock_release(struct sb_rlock *l, uint64_t token)
@@ -216,11 +207,13 @@ void sb_rlock_release(struct sb_rlock *l, uint64_t token)
 	uint32_t died = SB_RLOCK_OWNER_DIED;
 
 	/* relaxed: under the lock; published by the release below. */
+	SB_STEP("sync.rlock_release.health");
 	atomic_compare_exchange_strong_explicit(&l->health, &died, SB_RLOCK_UNRECOVERABLE,
 	                                        memory_order_relaxed, memory_order_relaxed);
 	/* seq_cst: releases the guarded data (pairs with the acquiring CAS in
 	 * try_take) and, with the seq_cst load of contended, forms the
 	 * store-load pair the sleepers in sb_rlock_acquire rely on. */
+	SB_STEP("sync.rlock_release.owner");
 	if (!atomic_compare_exchange_strong_explicit(&l->owner, &token, 0,
 	                                             memory_order_seq_cst,
 	                                             memory_order_relaxed))
@@ -237,6 +230,7 @@ int sb_rlock_reap(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token)
 		return 0;
 	/* seq_cst: as in sb_rlock_release, but health stays OWNER_DIED so the
 	 * next locker repairs. */
+	SB_STEP("sync.rlock_reap.owner");
 	atomic_store_explicit(&l->owner, 0, memory_order_seq_cst);
 	wake_one(l);
 	return 1;
@@ -393,7 +387,12 @@ int shmbus_lock_lock(shmbus_lock_t *l, int64_t timeout_ns)
 	if (l->held)
 		return sb_err(SHMBUS_ESTATE, "lock '%s' is already held through this handle",
 		              l->ch.name);
-	r = sb_rlock_acquire(l->ch.bus, &l->a->rl, l->token, timeout_ns, l->ch.bus->liveness_ns);
+	r = sb_rlock_acquire(&l->a->rl, &l->ch, l->token, timeout_ns);
+	/* Taken on pages lost to a truncation: not a lock anyone else sees. */
+	if ((r == 0 || r == SHMBUS_EOWNERDEAD) && sb_map_damaged(l->ch.bus->base)) {
+		sb_rlock_release(&l->a->rl, l->token);
+		return sb_chan_damage_err(&l->ch);
+	}
 	switch (r) {
 	case 0:
 		l->held = 1;
@@ -544,11 +543,11 @@ int shmbus_event_set(shmbus_event_t *e)
 		/* seq_cst: publishes what the setter wrote before (pairs with
 		 * the acquire loads in wait) and forms the store-load pair with
 		 * the waiters load below. */
+		SB_STEP("sync.event_set.word");
 	} while (!atomic_compare_exchange_weak_explicit(&e->a->word, &w, (w + 2u) | 1u,
 	                                                memory_order_seq_cst,
 	                                                memory_order_relaxed));
-	if (atomic_load_explicit(&e->a->waiters, memory_order_seq_cst) != 0)
-		sb_futex_wake(&e->a->word, INT_MAX);
+	sb_park_wake(&e->a->waiters, &e->a->word, INT_MAX);
 	return 0;
 }
 
@@ -557,6 +556,7 @@ int shmbus_event_clear(shmbus_event_t *e)
 	if (!e)
 		return sb_err(SHMBUS_EINVAL, "event is NULL");
 	/* release: keeps the set count; waiters only look at bit 0 and it. */
+	SB_STEP("sync.event_clear.word");
 	atomic_fetch_and_explicit(&e->a->word, ~1u, memory_order_release);
 	return 0;
 }
@@ -569,41 +569,55 @@ int shmbus_event_is_set(shmbus_event_t *e)
 	return (int)(atomic_load_explicit(&e->a->word, memory_order_acquire) & 1u);
 }
 
+static int event_err(shmbus_event_t *e, int r)
+{
+	if (r == SHMBUS_ETIMEDOUT)
+		return sb_err(r, "event '%s' not set within the timeout", e->ch.name);
+	if (r == SHMBUS_EINTR)
+		return sb_err(r, "interrupted while waiting on event '%s'", e->ch.name);
+	return r;
+}
+
 int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns)
 {
-	sb_deadline_t d;
+	struct sb_park p;
 	uint32_t w0, w;
-	int r;
+	int r, rc;
 
 	if (!e)
 		return sb_err(SHMBUS_EINVAL, "event is NULL");
 	/* acquire: pairs with the CAS in set. */
 	w0 = atomic_load_explicit(&e->a->word, memory_order_acquire);
 	if (w0 & 1u)
-		return 0;
-	sb_deadline_init(&d, timeout_ns);
+		return sb_map_damaged(e->ch.bus->base) ? sb_chan_damage_err(&e->ch) : 0;
+	sb_park_start(&p, &e->ch, timeout_ns, SHMBUS_WAIT_SPIN_PARK, 0);
+	while ((r = sb_park_spin(&p)) > 0) {
+		/* acquire: pairs with the CAS in set. */
+		w = atomic_load_explicit(&e->a->word, memory_order_acquire);
+		if ((w & 1u) || (w >> 1) != (w0 >> 1))
+			return sb_map_damaged(e->ch.bus->base) ? sb_chan_damage_err(&e->ch) : 0;
+	}
+	if (r < 0)
+		return event_err(e, r);
 	for (;;) {
-		int64_t left = sb_deadline_left(&d);
-
-		if (left == 0)
-			return sb_err(SHMBUS_ETIMEDOUT, "event '%s' not set within the timeout",
-			              e->ch.name);
-		/* seq_cst: announce, then re-read; pairs with set's CAS and
-		 * its load of waiters. */
-		atomic_fetch_add_explicit(&e->a->waiters, 1, memory_order_seq_cst);
+		sb_park_prepare(&e->a->waiters);
+		/* seq_cst: the re-check; pairs with set's CAS and its load of
+		 * waiters (sb_park_wake). */
 		w = atomic_load_explicit(&e->a->word, memory_order_seq_cst);
-		r = w == w0 ? sb_futex_wait(&e->a->word, w0, left) : 0;
-		/* relaxed: only the count matters to set. */
-		atomic_fetch_sub_explicit(&e->a->waiters, 1, memory_order_relaxed);
+		r = w == w0 ? sb_park_sleep(&p, &e->a->word, w0, -1) : 0;
+		/* Truncated, overwritten or deleted while we slept. */
+		rc = sb_park_cancel(&p, &e->a->waiters);
+		if (rc)
+			return rc;
 		/* acquire: pairs with the CAS in set. */
 		w = atomic_load_explicit(&e->a->word, memory_order_acquire);
 		if ((w & 1u) || (w >> 1) != (w0 >> 1))
 			return 0;
 		w0 = w;
-		if (r == SHMBUS_EINTR)
-			return sb_err(r, "interrupted while waiting on event '%s'", e->ch.name);
-		if (r < 0 && r != SHMBUS_ETIMEDOUT)
-			return r;
+		if (r != 0 && r != SHMBUS_ETIMEDOUT)
+			return event_err(e, r);
+		if (sb_park_left(&p) == 0)
+			return event_err(e, SHMBUS_ETIMEDOUT);
 	}
 }
 
@@ -637,6 +651,7 @@ static int sem_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 	/* param[1] - 1 is the initial count (0 in the directory means any).
 	 * relaxed: the area is not published yet (the directory's READY
 	 * release does that). */
+	SB_STEP("sync.sem_init.count");
 	atomic_store_explicit(&a->count, p->param[1] ? (uint32_t)(p->param[1] - 1) : 0,
 	                      memory_order_relaxed);
 	return 0;
@@ -702,7 +717,7 @@ int shmbus_sem_close(shmbus_sem_t *s)
  * most one wake-up. */
 static void sem_wake(struct sb_sem_area *a)
 {
-	wake_flagged(&a->contended);
+	sb_park_wake_flagged(&a->contended);
 }
 
 int shmbus_sem_post(shmbus_sem_t *s)
@@ -720,6 +735,7 @@ int shmbus_sem_post(shmbus_sem_t *s)
 		/* seq_cst: publishes the poster's writes (pairs with the
 		 * acquiring CAS in take) and, with the load of contended in
 		 * sem_wake, forms the store-load pair the sleepers rely on. */
+		SB_STEP("sync.sem_post.count");
 	} while (!atomic_compare_exchange_weak_explicit(&s->a->count, &c, c + 1,
 	                                                memory_order_seq_cst,
 	                                                memory_order_relaxed));
@@ -732,6 +748,7 @@ static int sem_take(struct sb_sem_area *a)
 	/* relaxed: the CAS below re-reads. */
 	uint32_t c = atomic_load_explicit(&a->count, memory_order_relaxed);
 
+	SB_STEP("sync.sem_take.count");
 	while (c != 0 && c < UINT32_MAX)
 		/* acquire: pairs with the CAS in post. */
 		if (atomic_compare_exchange_weak_explicit(&a->count, &c, c - 1,
@@ -741,40 +758,66 @@ static int sem_take(struct sb_sem_area *a)
 	return 0;
 }
 
+/* A unit taken from pages lost to a truncation is no unit. */
+static int sem_taken(shmbus_sem_t *s)
+{
+	return sb_map_damaged(s->ch.bus->base) ? sb_chan_damage_err(&s->ch) : 0;
+}
+
+static int sem_err(shmbus_sem_t *s, int r)
+{
+	if (r == SHMBUS_ETIMEDOUT)
+		return sb_err(r, "semaphore '%s' stayed at 0 for the timeout", s->ch.name);
+	if (r == SHMBUS_EINTR)
+		return sb_err(r, "interrupted while waiting on semaphore '%s'", s->ch.name);
+	return r;
+}
+
 int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
 {
-	sb_deadline_t d;
+	struct sb_park p;
 	uint32_t w;
-	int r;
+	int r, rc;
 
 	if (!s)
 		return sb_err(SHMBUS_EINVAL, "semaphore is NULL");
-	if (sem_take(s->a))
-		return 0;
-	sb_deadline_init(&d, timeout_ns);
+	if (sem_take(s->a))             /* a unit there costs no clock read */
+		return sem_taken(s);
+	sb_park_start(&p, &s->ch, timeout_ns, SHMBUS_WAIT_SPIN_PARK, 0);
 	for (;;) {
-		int64_t left = sb_deadline_left(&d);
-
-		if (left == 0)
-			return sb_err(SHMBUS_ETIMEDOUT, "semaphore '%s' stayed at 0 for the timeout",
-			              s->ch.name);
+		if (sem_take(s->a))
+			return sem_taken(s);
+		r = sb_park_spin(&p);
+		if (r < 0)
+			return sem_err(s, r);
+		if (r == 0)
+			break;
+	}
+	for (;;) {
 		/* Raise the flag, then re-read (seq_cst); pairs with post. */
-		w = raise_flag(&s->a->contended);
+		w = sb_park_raise(&s->a->contended);
 		r = atomic_load_explicit(&s->a->count, memory_order_seq_cst) == 0
-		            ? sb_futex_wait(&s->a->contended, w, left) : 0;
+		            ? sb_park_sleep(&p, &s->a->contended, w, -1) : 0;
+		/* Truncated, overwritten or deleted while we slept; a wake-up
+		 * we may have taken is passed on. */
+		rc = sb_park_cancel(&p, NULL);
+		if (rc) {
+			sem_wake(s->a);
+			return rc;
+		}
 		if (sem_take(s->a)) {
 			/* The wake-up that freed us cleared the flag: others
 			 * may still sleep, so raise it again (seq_cst), and if
 			 * units are left, pass one wake-up on. */
-			raise_flag(&s->a->contended);
+			sb_park_raise(&s->a->contended);
 			if (atomic_load_explicit(&s->a->count, memory_order_seq_cst) != 0)
 				sem_wake(s->a);
-			return 0;
+			return sem_taken(s);
 		}
-		if (r == SHMBUS_EINTR)
-			return sb_err(r, "interrupted while waiting on semaphore '%s'", s->ch.name);
-		if (r < 0 && r != SHMBUS_ETIMEDOUT)
-			return r;
+		if (r != 0 && r != SHMBUS_ETIMEDOUT)
+			return sem_err(s, r);
+		if (sb_park_left(&p) == 0)
+			return sem_err(s, SHMBUS_ETIMEDOUT);
 	}
 }
 

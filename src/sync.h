@@ -8,9 +8,6 @@
 
 #include "internal.h"
 
-/* Pause-spins before a sync object's waiter sleeps on a futex. */
-#define SB_SYNC_SPIN 200u
-
 /* Health of the data a robust lock guards. */
 enum { SB_RLOCK_OK = 0, SB_RLOCK_OWNER_DIED = 1, SB_RLOCK_UNRECOVERABLE = 2 };
 
@@ -24,14 +21,16 @@ struct sb_rlock {
 };
 _Static_assert(sizeof(struct sb_rlock) == SB_LINE, "a robust lock is one line");
 
-/* Take the lock for token within timeout_ns (-1: no limit, 0: try once).
- * A holder found dead (checked once per liveness_ns of waiting, and at
- * once when the lock is busy at timeout 0) is replaced. Returns 0,
- * SHMBUS_EOWNERDEAD (held; repair, then sb_rlock_consistent),
- * SHMBUS_ENOTRECOVERABLE (not held), SHMBUS_ETIMEDOUT or SHMBUS_EINTR
- * (not held; the detail is left to the caller). */
-int sb_rlock_acquire(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token,
-                     int64_t timeout_ns, int64_t liveness_ns);
+/* Take the lock (in channel ch's area) for token within timeout_ns (-1:
+ * no limit, 0: try once). A holder found dead (checked once per liveness
+ * timeout of waiting, and at once when the lock is busy at timeout 0) is
+ * replaced. Returns 0, SHMBUS_EOWNERDEAD (held; repair, then
+ * sb_rlock_consistent), SHMBUS_ENOTRECOVERABLE (not held), SHMBUS_ETIMEDOUT
+ * or SHMBUS_EINTR (not held; the detail is left to the caller), or the
+ * error of sb_wait_check (not held; detail set). A lock taken on pages
+ * lost to a truncation returns 0 here: callers test sb_map_damaged. */
+int sb_rlock_acquire(struct sb_rlock *l, const struct sb_chan *ch, uint64_t token,
+                     int64_t timeout_ns);
 /* Mark the guarded data repaired after SHMBUS_EOWNERDEAD. */
 void sb_rlock_consistent(struct sb_rlock *l);
 /* Release; a lock released while its data is still marked as left by a

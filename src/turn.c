@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sigbus.h"
 #include "sync.h"
 
 #define SB_TURN_MAGIC 0x4e525554u  /* "TURN" */
@@ -115,11 +116,11 @@ static void turn_pass(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t ma
 	 * acquire load in acquire) and, with the load of waiters, forms the
 	 * store-load pair with a waiter's announce-then-read. Fails
 	 * harmlessly if someone already moved the turn on. */
+	SB_STEP("turn.turn_pass.turn");
 	if (next != t &&
 	    atomic_compare_exchange_strong_explicit(&c->turn, &t, next, memory_order_seq_cst,
-	                                            memory_order_relaxed) &&
-	    atomic_load_explicit(&c->waiters, memory_order_seq_cst) != 0)
-		sb_futex_wake(&c->turn, INT_MAX);
+	                                            memory_order_relaxed))
+		sb_park_wake(&c->waiters, &c->turn, INT_MAX);
 }
 
 /* Skip party t if its slot is empty or its process is dead. */
@@ -131,6 +132,7 @@ static void turn_skip_dead(const shmbus_bus_t *bus, struct sb_turn_ctl *c,
 
 	if (tok != 0 && sb_token_alive(bus, tok))
 		return;
+	SB_STEP("turn.turn_skip_dead.tok");
 	if (tok != 0)    /* relaxed: unregisters the dead; a CAS, so a new party is kept */
 		atomic_compare_exchange_strong_explicit(&slot[t], &tok, 0, memory_order_relaxed,
 		                                        memory_order_relaxed);
@@ -148,6 +150,7 @@ static int turn_gc(struct sb_chan *ch, uint32_t *reaped)
 		/* relaxed: a registration is a single word; the CAS decides. */
 		uint64_t tok = atomic_load_explicit(&slot[i], memory_order_relaxed);
 
+		SB_STEP("turn.turn_gc.tok");
 		if (tok != 0 && !sb_token_alive(ch->bus, tok) &&
 		    atomic_compare_exchange_strong_explicit(&slot[i], &tok, 0,
 		                                            memory_order_relaxed,
@@ -212,6 +215,7 @@ int shmbus_turn_close(shmbus_turn_t *t)
 		uint64_t tok = t->token;
 
 		/* relaxed: the slot is ours; the pass below publishes. */
+		SB_STEP("turn.turn_close.tok");
 		atomic_compare_exchange_strong_explicit(&t->slot[t->party], &tok, 0,
 		                                        memory_order_relaxed,
 		                                        memory_order_relaxed);
@@ -239,6 +243,7 @@ int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party)
 		if (tok != 0 && sb_token_alive(t->ch.bus, tok))
 			continue;
 		/* acq_rel: claims the slot; a racing registrant loses the CAS. */
+		SB_STEP("turn.turn_register.tok");
 		if (atomic_compare_exchange_strong_explicit(&t->slot[i], &tok, t->token,
 		                                            memory_order_acq_rel,
 		                                            memory_order_relaxed))
@@ -249,6 +254,7 @@ int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party)
 		              t->ch.name, t->max);
 	n = atomic_load_explicit(&t->c->nparties, memory_order_relaxed);
 	/* relaxed: a monotonic maximum; readers clamp it to max. */
+	SB_STEP("turn.turn_register.nparties");
 	while (n < i + 1 &&
 	       !atomic_compare_exchange_weak_explicit(&t->c->nparties, &n, i + 1,
 	                                              memory_order_relaxed,
@@ -261,12 +267,21 @@ int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party)
 	return 0;
 }
 
+/* A turn read from pages lost to a truncation is no turn. */
+static int turn_taken(shmbus_turn_t *t)
+{
+	if (sb_map_damaged(t->ch.bus->base))
+		return sb_chan_damage_err(&t->ch);
+	t->holding = 1;
+	return 0;
+}
+
 int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 {
-	sb_deadline_t d;
+	int64_t live = t ? t->ch.bus->liveness_ns : 0;
+	struct sb_park p;
 	uint32_t cur;
-	unsigned i;
-	int r;
+	int r, rc;
 
 	if (!t)
 		return sb_err(SHMBUS_EINVAL, "turn is NULL");
@@ -274,33 +289,38 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 		return sb_err(SHMBUS_ESTATE, "turn '%s': register before acquire", t->ch.name);
 	if (t->holding)
 		return sb_err(SHMBUS_ESTATE, "turn '%s': already acquired", t->ch.name);
-	for (i = 0; i < SB_SYNC_SPIN; i++) {
-		/* acquire: pairs with the seq_cst CAS in turn_pass. */
-		if (atomic_load_explicit(&t->c->turn, memory_order_acquire) == t->party) {
-			t->holding = 1;
-			return 0;
-		}
-		sb_cpu_relax();
-	}
-	sb_deadline_init(&d, timeout_ns);
+	/* acquire: pairs with the seq_cst CAS in turn_pass. Our turn already
+	 * costs no clock read. */
+	if (atomic_load_explicit(&t->c->turn, memory_order_acquire) == t->party)
+		return turn_taken(t);
+	sb_park_start(&p, &t->ch, timeout_ns, SHMBUS_WAIT_SPIN_PARK, 0);
 	for (;;) {
-		int64_t left = sb_deadline_left(&d), slice;
-		int64_t live = t->ch.bus->liveness_ns;
-
-		/* seq_cst: announce, then re-read; pairs with turn_pass's CAS
-		 * and its load of waiters. */
-		atomic_fetch_add_explicit(&t->c->waiters, 1, memory_order_seq_cst);
-		cur = atomic_load_explicit(&t->c->turn, memory_order_seq_cst);
-		slice = left < 0 || left > live ? live : left;
-		r = cur != t->party ? sb_futex_wait(&t->c->turn, cur, slice) : 0;
-		/* relaxed: only the count matters to the releaser. */
-		atomic_fetch_sub_explicit(&t->c->waiters, 1, memory_order_relaxed);
 		/* acquire: pairs with the seq_cst CAS in turn_pass. */
 		cur = atomic_load_explicit(&t->c->turn, memory_order_acquire);
-		if (cur == t->party) {
-			t->holding = 1;
-			return 0;
-		}
+		if (cur == t->party)
+			return turn_taken(t);
+		/* Out of time: the park below still looks for dead parties
+		 * once (a sleep of 0 ns times out at once). */
+		r = sb_park_spin(&p);
+		if (r == 0 || r == SHMBUS_ETIMEDOUT)
+			break;
+		if (r < 0)
+			return r;
+	}
+	for (;;) {
+		sb_park_prepare(&t->c->waiters);
+		/* seq_cst: the re-check; pairs with turn_pass's CAS and its load
+		 * of waiters. */
+		cur = atomic_load_explicit(&t->c->turn, memory_order_seq_cst);
+		r = cur != t->party ? sb_park_sleep(&p, &t->c->turn, cur, live) : 0;
+		/* Truncated, overwritten or deleted while we slept. */
+		rc = sb_park_cancel(&p, &t->c->waiters);
+		if (rc)
+			return rc;
+		/* acquire: pairs with the seq_cst CAS in turn_pass. */
+		cur = atomic_load_explicit(&t->c->turn, memory_order_acquire);
+		if (cur == t->party)
+			return turn_taken(t);
 		if (cur >= t->max)
 			return sb_err(SHMBUS_ECORRUPT, "turn '%s' names party %u of %u",
 			              t->ch.name, cur, t->max);
@@ -311,7 +331,7 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 			turn_skip_dead(t->ch.bus, t->c, t->slot, t->max, cur);
 		else if (r < 0)
 			return r;
-		if (sb_deadline_left(&d) == 0)
+		if (sb_park_left(&p) == 0)
 			return sb_err(SHMBUS_ETIMEDOUT, "turn '%s': party %u still has the turn",
 			              t->ch.name, cur);
 	}

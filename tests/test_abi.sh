@@ -7,7 +7,8 @@
 # function fails here rather than in a user's program. Also: every exported
 # name is a function declared in include/shmbus.h and every function
 # declared there is exported; every export carries a version node of
-# src/libshmbus.map; the soname is libshmbus.so.MAJOR.
+# src/libshmbus.map; the soname is libshmbus.so.MAJOR; the kill-point hook
+# of the test library is not in it.
 #
 # When a change of the list is intended:
 #   - a new function: declare it in include/shmbus.h, put it in a new node
@@ -57,6 +58,11 @@ unversioned=$(echo "$got" | grep -v '@@\?SHMBUS_' || true)
 [ -z "$unversioned" ] || bad "exported without a version node of src/libshmbus.map:" $unversioned
 notours=$(echo "$got" | grep -v '^shmbus_' || true)
 [ -z "$notours" ] || bad "exported without the shmbus_ prefix:" $notours
+
+# No test switch in the installed library: the kill-point hook (src/fault.c,
+# SHMBUS_FAULT_INJECT) lives only in the test library, not even as a local.
+hook=$(nm "$LIB" | awk '{ print $NF }' | grep '^sb_fault_' || true)
+[ -z "$hook" ] || bad "the kill-point hook is in the shared library:" $hook
 
 names=$(echo "$got" | sed 's/@.*//' | LC_ALL=C sort -u)
 declared=$(grep -o '\bshmbus_[a-z0-9_]*(' include/shmbus.h | tr -d '(' | LC_ALL=C sort -u)

@@ -555,15 +555,22 @@ static int one_case(const char *what, int holder_ns, int checker_ns, int fork_ch
 
 static int tmp_files(const char *name, int pid)
 {
-	char prefix[128];
+	char prefix[128], suffix[128];
 	struct dirent *e;
 	DIR *d = opendir("/dev/shm");
+	size_t len, slen;
 	int n = 0;
 
 	CHECK(d, "opendir /dev/shm");
-	snprintf(prefix, sizeof(prefix), "shmbus-%s.tmp-%d-", name, pid);
-	while ((e = readdir(d)) != NULL)
-		n += !strncmp(e->d_name, prefix, strlen(prefix));
+	/* shmbus-.tmp-PID-STAMP-NAME (segment.c, tmp_path) */
+	snprintf(prefix, sizeof(prefix), "shmbus-.tmp-%d-", pid);
+	snprintf(suffix, sizeof(suffix), "-%s", name);
+	slen = strlen(suffix);
+	while ((e = readdir(d)) != NULL) {
+		len = strlen(e->d_name);
+		n += !strncmp(e->d_name, prefix, strlen(prefix)) && len > slen &&
+		     !strcmp(e->d_name + len - slen, suffix);
+	}
 	closedir(d);
 	return n;
 }
@@ -585,6 +592,7 @@ static void creator_in_other_namespace(void)
 	struct proc c;
 	shmbus_bus_t *b;
 	int pid = 0, max = 32768, n = 0, r;
+	uint32_t removed = 0;
 	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
 
 	if (f) {
@@ -604,12 +612,16 @@ static void creator_in_other_namespace(void)
 	CHECK(tmp_files(bus_name, pid) == 1,
 	      "listing removed the temporary file of a live creator (pid %d in its namespace)",
 	      pid);
+	OK(shmbus_gc_temporaries(0, &removed));
+	CHECK(tmp_files(bus_name, pid) == 1,
+	      "gc removed the temporary file of a live creator (pid %d in its namespace)",
+	      pid);
 	CHECK(write(c.in, "\n", 1) == 1, "write");
 	r = finish(&c, 0);
 	CHECK(r == 0, "creator in another namespace failed (exit %d)", r);
 	OK(shmbus_bus_open(bus_name, NULL, &b));
 	shmbus_bus_close(b);
-	printf("  creator in another pid namespace (pid %d there, none here): its temporary file survived a listing\n",
+	printf("  creator in another pid namespace (pid %d there, none here): its temporary file survived a listing and gc\n",
 	       pid);
 }
 

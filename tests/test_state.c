@@ -266,7 +266,7 @@ static void test_threads_no_torn_read(void)
 	shmbus_state_t *r[2];
 	pthread_t th[2];
 	uint64_t buf[TW];
-	uint64_t i, n = (uint64_t)(200000 * test_scale());
+	uint64_t i, n = (uint64_t)(200000 * test_scale()), t0;
 	int k;
 
 	shmbus_state_opts_init(&o);
@@ -279,17 +279,24 @@ static void test_threads_no_torn_read(void)
 		OK(shmbus_state_open(bus, "tw", &o, &r[k]));
 		pthread_create(&th[k], NULL, tw_read, r[k]);
 	}
-	for (i = 0; i < n; i++) {
+	/* At least n writes, and on until the readers have read 1000 values
+	 * between them (on a loaded machine the writer may finish its n
+	 * before a reader thread first runs); 60 s at most. */
+	t0 = test_now_ns();
+	for (i = 0; i < n || (atomic_load(&tw_reads) < 1000 &&
+	                      test_now_ns() - t0 < 60000000000ull); i++) {
 		for (k = 0; k < TW; k++)
 			buf[k] = i * 1000 + (uint64_t)k;
 		OK(shmbus_state_write(tw_writer, buf, sizeof(buf)));
 	}
+	n = i;
 	atomic_store(&tw_stop, 1);
 	for (k = 0; k < 2; k++) {
 		pthread_join(th[k], NULL);
 		shmbus_state_close(r[k]);
 	}
-	CHECK(atomic_load(&tw_reads) > 0, "readers read something");
+	CHECK(atomic_load(&tw_reads) >= 1000, "readers read 1000 values in 60 s (%lu)",
+	      atomic_load(&tw_reads));
 	printf("  threads: %llu writes, %lu whole reads\n", (unsigned long long)n,
 	       atomic_load(&tw_reads));
 	shmbus_state_close(tw_writer);

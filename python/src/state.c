@@ -202,9 +202,8 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 	} else if (writers && strcmp(writers, "many") == 0) {
 		o.writers = SHMBUS_WRITERS_MANY;
 	} else if (writers) {
-		PyErr_Format(sbpy_InvalidArgument, "state %R: writers=%s; use 'one', 'many' or None",
-		             name, writers);
-		return NULL;
+		return sbpy_fail(SHMBUS_EINVAL, "state %R: writers=%s; use 'one', 'many' or None",
+		                 name, writers);
 	}
 	if (sbpy_parse_wait(pol, spin, &o.wait_policy, &o.spin_ns) < 0)
 		return NULL;

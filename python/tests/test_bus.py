@@ -185,7 +185,7 @@ def test_allow_foreign_owner_opt_in(busname):
     # by another user, with the same opt-in (tests/test_multiuser.sh runs the
     # real multi-user case as other uids).
     with shmbus.Bus(busname, create=True, size=1 << 20, mode=0o600) as owner:
-        owner.state("y").write(1.5)
+        owner.state("y", writers="many").write(1.5)  # as the transport makes it
         os.chmod("/dev/shm/shmbus-" + busname, 0o660)
         with pytest.raises(shmbus.PermissionDenied, match="allow_foreign_owner=True"):
             shmbus.Bus(busname)

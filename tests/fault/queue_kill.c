@@ -12,7 +12,12 @@
  *     claim is skipped once the producer is known dead;
  *   - a work member while it holds a message (peeked, not released): that
  *     message must come again to another member, flagged REDELIVERED;
- * and respawns the victim. Every message has a unique id, drawn from a
+ * and respawns the victim. In every other round of each of those two
+ * kinds the victim stops itself (SIGSTOP) at the point -- holding the
+ * reservation, holding the message -- and is killed there, so those kills
+ * never depend on timing; the rest land where a short wait leaves them.
+ * (Each kill point of put, reserve/commit and peek/release is enumerated
+ * by tests/fault/killpoints.c.) Every message has a unique id, drawn from a
  * shared counter; a producer marks it committed once commit returned.
  * Every few rounds the "fragile" member is killed and kept dead for
  * several liveness timeouts: producers must go on past it (the ring turns
@@ -88,6 +93,8 @@ struct shared {
 	atomic_uint inres[NPROD];       /* id+1 while a reservation is open */
 	atomic_uint ready[NSLOTS];
 	atomic_uint holding[NWORK];     /* id+1 while a member holds a message */
+	atomic_int stop_holding[NWORK]; /* 1: stop (SIGSTOP) while holding the next one */
+	atomic_int stop_inres[NPROD];   /* 1: stop inside the next reservation */
 	atomic_ullong elapsed;          /* ELAPPED results seen by "fragile" */
 	atomic_uchar state[MAX_ID];
 	atomic_uchar plain[NGROUPS][MAX_ID];   /* unflagged deliveries */
@@ -214,6 +221,10 @@ static void producer(int k)
 			if (r == 0) {
 				memcpy(ptr, buf, len);
 				atomic_store(&sh->inres[k], id + 1);
+				/* Asked to: wait between reserve and commit,
+				 * stopped, for the parent's SIGKILL. */
+				if (atomic_exchange(&sh->stop_inres[k], 0))
+					raise(SIGSTOP);
 				if (n % 8 == 0)
 					usleep(300);    /* a wide window for the killer */
 				r = shmbus_queue_commit(q, len);
@@ -268,6 +279,8 @@ static void member(int slot, int g, int dawdle)
 		}
 		if (g == G_WORK) {
 			atomic_store(&sh->holding[slot], id + 1);
+			if (atomic_exchange(&sh->stop_holding[slot], 0))
+				raise(SIGSTOP);    /* holding it, for the parent's SIGKILL */
 			if (dawdle && ++n % 4 == 0)
 				usleep(200);    /* a wide window for the killer */
 			/* Cleared before the release: a kill that finds it set
@@ -430,6 +443,22 @@ static void kill_reap(pid_t pid)
 	CHECK(waitpid(pid, &st, 0) == pid, "waitpid %d", (int)pid);
 	CHECK(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == 0),
 	      "victim %d had failed before the kill (status %d): %s", (int)pid, st, sh->why);
+}
+
+/* A victim asked to stop itself at its next chance: wait until it is
+ * stopped (it is busy; 10 s is a generous bound). */
+static void wait_stopped(pid_t pid)
+{
+	uint64_t t0 = test_now_ns();
+	int st;
+	pid_t r;
+
+	while ((r = waitpid(pid, &st, WNOHANG | WUNTRACED)) == 0) {
+		CHECK(!atomic_load(&sh->failed), "a process failed: %s", sh->why);
+		CHECK(test_now_ns() - t0 < 10000000000ull, "victim %d never stopped", (int)pid);
+		usleep(100);
+	}
+	CHECK(r == pid && WIFSTOPPED(st), "victim %d: status %d, not stopped", (int)pid, st);
 }
 
 static void wait_ready(int slot)
@@ -622,13 +651,19 @@ int main(void)
 			continue;
 		}
 		if (i % 3 == 2) {
-			/* A work member holding a message. */
+			/* A work member holding a message: every other such
+			 * round it stops itself holding one (no timing). */
 			int k = rand() % NWORK, tries;
 			unsigned h = 0;
 
 			slot = NPROD + k;
-			for (tries = 0; tries < 2000 && !(h = atomic_load(&sh->holding[k])); tries++)
-				usleep(50);
+			if (i % 2 == 0) {
+				atomic_store(&sh->stop_holding[k], 1);
+				wait_stopped(pids[slot]);
+			} else {
+				for (tries = 0; tries < 2000 && !(h = atomic_load(&sh->holding[k])); tries++)
+					usleep(50);
+			}
 			kill_reap(pids[slot]);
 			/* Still set once it is dead: it died before its release. */
 			h = atomic_load(&sh->holding[k]);
@@ -641,7 +676,11 @@ int main(void)
 			int k = rand() % NPROD, tries;
 
 			slot = k;
-			if (i % 3 == 0)
+			if (i % 3 == 0 && i % 2 == 0) {
+				/* Stopped by itself between reserve and commit. */
+				atomic_store(&sh->stop_inres[k], 1);
+				wait_stopped(pids[slot]);
+			} else if (i % 3 == 0)
 				for (tries = 0; tries < 2000 && !atomic_load(&sh->inres[k]); tries++)
 					usleep(50);
 			else

@@ -15,20 +15,25 @@
  * goes up by exactly one), the old value must be there whole, and the
  * container must validate block by block.
  *
- * Then, random kills for coverage: victims and one survivor hammer one
- * dict and one list: counter updates, set/overwrite/delete of
- * self-checking values (which free and reuse heap blocks and grow the
- * table), appends, pops from both ends (the front rebuilds the offset
- * array) and element updates. After every kill the parent validates both
- * containers block by block and checks every value's pattern; at the end
- * the counters must lie within [increments reported done, that + number
- * of kills]: an operation in flight at a kill is applied entirely or not
- * at all, never twice and never half. A third, tight dict (64 KiB for
- * more than it can hold) keeps its writers merging and splitting free
- * space while they are killed: it too must validate, block by block and
- * against a walk of its heap, with every value whole. Where the random
- * kills land (mid-mutation, mid-merge) is reported, not required: the
- * first part proves the promise without luck.
+ * Then, kills at the kill-point hook. Victims and one survivor hammer one
+ * dict and one list: counter updates, set/overwrite/delete of self-checking values
+ * (which free and reuse heap blocks and grow the table), appends, pops
+ * from both ends (the front rebuilds the offset array) and element
+ * updates. After every kill the parent validates both containers block by
+ * block and checks every value's pattern; at the end the counters must
+ * lie within [increments reported done, that + number of kills]: an
+ * operation in flight at a kill is applied entirely or not at all, never
+ * twice and never half. A third, tight dict (64 KiB for more than it can
+ * hold) keeps its writers merging and splitting free space while they are
+ * killed: it too must validate, block by block and against a walk of its
+ * heap, with every value whole.
+ *
+ * No kill is left to timing: each victim arms the kill-point hook
+ * (tests/faultinject.h) and dies just before its Nth shared-memory
+ * mutation (N varies over the rounds), so every kill lands inside a
+ * mutating call. Every individual kill point of each call, the heap merge
+ * included, is enumerated by tests/fault/killpoints.c; this test adds the
+ * concurrency (a live survivor) around kills at those points.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -38,6 +43,7 @@
 #include "testutil.h"
 #include "container.h"
 #include "testarea.h"
+#include "faultinject.h"
 
 struct shared {
 	_Atomic long dict_done;    /* counter increments whose call returned */
@@ -70,14 +76,17 @@ static int check_val(const char *buf, uint64_t tag, size_t len)
 	return 1;
 }
 
-static void worker(int survivor, int ready_fd, int tight_only)
+/* kill_at > 0 (a victim): the kill-point hook kills the worker just
+ * before its kill_at-th shared-memory mutation after its first operation
+ * -- always inside a mutating call, never between two. */
+static void worker(int survivor, int ready_fd, int tight_only, long kill_at)
 {
 	shmbus_bus_t *b;
 	shmbus_dict_t *d;
 	shmbus_list_t *l;
 	shmbus_dict_t *t;
 	char key[32], val[300];
-	uint64_t x = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;
+	uint64_t x = (uint64_t)(kill_at ? kill_at : getpid()) * 0x9E3779B97F4A7C15ull;
 
 	OK(shmbus_bus_open(bus_name, NULL, &b));
 	OK(shmbus_bus_set_liveness(b, 20000000));
@@ -166,10 +175,11 @@ static void worker(int survivor, int ready_fd, int tight_only)
 done:
 		if (survivor)
 			atomic_fetch_add(&sh->survivor_ops, 1);
-		if (ready_fd >= 0) {   /* started: the kill may come now */
+		if (ready_fd >= 0) {   /* started: the kill point is armed now */
 			CHECK(write(ready_fd, "r", 1) == 1, "ready pipe");
 			close(ready_fd);
 			ready_fd = -1;
+			sb_fault_arm(kill_at, SIGKILL);
 		}
 	}
 	_exit(0);
@@ -430,6 +440,7 @@ int main(void)
 	int64_t zero = 0, dc = 0, lc = 0;
 	size_t n;
 	pid_t surv, v;
+	uint64_t t0;
 	long before;
 	int mid_rebuild = 0;
 	shmbus_channel_info_t di, li;
@@ -453,7 +464,7 @@ int main(void)
 	fflush(stdout);
 	surv = fork();
 	if (surv == 0)
-		worker(1, -1, 0);
+		worker(1, -1, 0, 0);
 	for (round = 0; round < rounds; round++) {
 		int fds[2];
 		char c;
@@ -463,14 +474,22 @@ int main(void)
 		v = fork();
 		if (v == 0) {
 			close(fds[0]);
-			worker(0, fds[1], round % 2);  /* odd rounds: the tight dict only */
+			/* odd rounds: the tight dict only; the kill point
+			 * varies over the rounds */
+			worker(0, fds[1], round % 2, 20 + (round * 97) % 600);
 		}
 		close(fds[1]);
 		CHECK(read(fds[0], &c, 1) == 1, "round %d: the victim never started", round);
 		close(fds[0]);
-		usleep((useconds_t)(rand() % 3000));
-		kill(v, SIGKILL);
-		CHECK(waitpid(v, &status, 0) == v && WIFSIGNALED(status),
+		/* The victim kills itself at its kill point (bounded: it
+		 * mutates on every operation). */
+		for (t0 = test_now_ns(); waitpid(v, &status, WNOHANG) == 0; usleep(1000))
+			if (test_now_ns() - t0 > 60000000000ull) {
+				kill(v, SIGKILL);
+				waitpid(v, &status, 0);
+				FAIL("round %d: the victim never reached its kill point", round);
+			}
+		CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
 		      "round %d: victim killed (status %d)", round, status);
 		/* The victim died merging free space (unless the survivor
 		 * already redid it): for the report. */
@@ -482,13 +501,9 @@ int main(void)
 	/* The survivor goes on after the last kill (10 s: generous for a
 	 * loaded machine; it needs only the 20 ms liveness timeout). */
 	before = atomic_load(&sh->survivor_ops);
-	{
-		uint64_t t0 = test_now_ns();
-
-		while (atomic_load(&sh->survivor_ops) == before &&
-		       test_now_ns() - t0 < 10000000000ull)
-			usleep(10000);
-	}
+	t0 = test_now_ns();
+	while (atomic_load(&sh->survivor_ops) == before && test_now_ns() - t0 < 10000000000ull)
+		usleep(10000);
 	CHECK(atomic_load(&sh->survivor_ops) > before,
 	      "the survivor stalled after the kills (no operation in 10 s)");
 	atomic_store(&sh->stop, 1);
@@ -505,11 +520,12 @@ int main(void)
 	CHECK(lc >= atomic_load(&sh->list_done) && lc <= atomic_load(&sh->list_done) + rounds,
 	      "list counter %lld outside [%ld, %ld]", (long long)lc, atomic_load(&sh->list_done),
 	      atomic_load(&sh->list_done) + rounds);
-	/* Where the random kills landed is luck: reported, not required
-	 * (trap_kills proved the rollback); the 2 + 1 come from trap_kills. */
+	/* Where in a call the hooked kills landed is reported, not required
+	 * (trap_kills and killpoints prove the rollback); the 2 + 1 come from
+	 * trap_kills. */
 	OK(shmbus_channel_info(b, "d", &di));
 	OK(shmbus_channel_info(b, "l", &li));
-	printf("  %d mutators killed at random, %u dict + %u list operations rolled back; containers valid after each; counters %lld/%lld within [done, done+kills]; survivor did %ld ops\n",
+	printf("  %d mutators killed at kill points, %u dict + %u list operations rolled back; containers valid after each; counters %lld/%lld within [done, done+kills]; survivor did %ld ops\n",
 	       rounds, di.flags - 1, li.flags - 2, (long long)dc, (long long)lc,
 	       atomic_load(&sh->survivor_ops));
 	printf("  tight dict (64 KiB): free space merged %llu times, %llu repairs (rollbacks and rebuilds redone), %d victims seen dead in the middle of a merge; valid and whole after each kill\n",

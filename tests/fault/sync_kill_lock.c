@@ -7,6 +7,12 @@
  * two counters that are equal outside the critical section; a locker
  * given EOWNERDEAD repairs them, one given 0 must find them equal.
  *
+ * Every other holder stops itself (SIGSTOP) half-way through the guarded
+ * update and is killed there, so at least that many takeovers must see
+ * EOWNERDEAD; the others die wherever a random sleep leaves them. Each
+ * kill point inside lock and unlock is enumerated by
+ * tests/fault/killpoints.c.
+ *
  * Then the same for a turn: a party killed while it has the turn is
  * skipped, and the survivors' turns go on in order.
  */
@@ -26,6 +32,7 @@ struct shared {
 	_Atomic long turn_bad;
 	_Atomic long turns;
 	_Atomic int holder;        /* pid inside the critical section, or 0 */
+	_Atomic int stop_in_cs;    /* pid to stop itself inside the critical section */
 };
 
 static const char *bus_name;
@@ -55,6 +62,10 @@ static void locker(int survivor)
 		}
 		sh->a++;
 		atomic_store(&sh->holder, (int)getpid());
+		/* Chosen to die holding the lock: stop here (half-way through
+		 * the guarded update) for the parent's SIGKILL. */
+		if (atomic_load(&sh->stop_in_cs) == (int)getpid())
+			raise(SIGSTOP);
 		for (spin = 0; spin < 20000; spin++)
 			;
 		atomic_store(&sh->holder, 0);
@@ -106,15 +117,20 @@ static void run_kills(void (*fn)(int), int rounds, const char *what)
 	for (round = 0; round < rounds; round++) {
 		fflush(stdout);
 		v = fork();
-		if (v == 0)
+		if (v == 0) {
+			/* Every other round, the locker stops itself inside the
+			 * critical section and is killed there (no timing). */
+			if (fn == locker && round % 2 == 0)
+				atomic_store(&sh->stop_in_cs, (int)getpid());
 			fn(0);
-		usleep((useconds_t)(1000 + rand() % 4000));
-		/* Every other round, kill it inside the critical section. */
+		}
 		if (fn == locker && round % 2 == 0) {
-			uint64_t end = test_now_ns() + 200000000ull;
-
-			while (atomic_load(&sh->holder) != (int)v && test_now_ns() < end)
-				;
+			CHECK(waitpid(v, &status, WUNTRACED) == v && WIFSTOPPED(status),
+			      "%s round %d: the victim did not stop in the critical section (status %d)",
+			      what, round, status);
+		} else {
+			/* Odd rounds: anywhere (inside or outside the lock). */
+			usleep((useconds_t)(1000 + rand() % 4000));
 		}
 		kill(v, SIGKILL);
 		CHECK(waitpid(v, &status, 0) == v && WIFSIGNALED(status),
@@ -158,9 +174,9 @@ int main(void)
 	}
 	CHECK(sh->a == sh->b, "guarded counters differ at the end: %ld vs %ld", sh->a, sh->b);
 	OK(shmbus_lock_unlock(l));
-	CHECK(atomic_load(&sh->ownerdead) > 0,
-	      "no kill landed while the lock was held in %d rounds (the test proved nothing)",
-	      rounds);
+	CHECK(atomic_load(&sh->ownerdead) >= rounds / 2,
+	      "%ld EOWNERDEAD takeovers for %d holders killed inside the critical section",
+	      atomic_load(&sh->ownerdead), rounds / 2);
 	printf("  lock: %d holders killed, %ld EOWNERDEAD takeovers repaired, %ld survivor ops, %ld increments consistent\n",
 	       rounds, atomic_load(&sh->ownerdead), atomic_load(&sh->survivor_ops), sh->a);
 

@@ -73,5 +73,12 @@ check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=1 -DG0M=2 -DG1M=0 -DBUG_GATE_NO_HO
 check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=1 -DG0M=2 -DG1M=0 -DBUG_HOLDS_FIRST
 check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=1 -DG0M=2 -DG1M=0 -DMDEATHS=0 -DBUG_COPY_AFTER_TAKE
 
+# The park primitive (src/wait.c): the store->load pairs every blocking kind
+# relies on; a mutant per side drops the fence between its store and load.
+check wait.pml ok -DWAITERS=2 -DPUBS=2
+check wait.pml ok -DWAITERS=2 -DPUBS=3
+check wait.pml error -DWAITERS=2 -DPUBS=2 -DBUG_WAITER_NO_FENCE
+check wait.pml error -DWAITERS=2 -DPUBS=2 -DBUG_WAKER_NO_FENCE
+
 [ $fail -eq 0 ] && echo "model: all checks passed" || echo "model: FAILED"
 exit $fail

@@ -30,7 +30,7 @@
  *   - no lost wake-up: a sleeper is woken whenever a newer value exists,
  *     unless the writer that published it died between the publication and
  *     FUTEX_WAKE -- then only its bounded sleep (the liveness timeout, see
- *     wait_park) gets it out, which the model shows as a `timeout` wake-up.
+ *     shmbus_state_wait) gets it out, which the model shows as a `timeout` wake-up.
  *
  * Spin interleaves whole statements with sequentially consistent memory;
  * what that does and does not prove is in docs/reliability.md.
@@ -269,7 +269,7 @@ next:		skip
 	od
 }
 
-/* wait_park(): announce, re-check, sleep while pub_seq is unchanged. */
+/* shmbus_state_wait()'s park (sb_park_*): announce, re-check, sleep while pub_seq is unchanged. */
 proctype waiter()
 {
 	byte s;
