@@ -6,13 +6,39 @@
 #                     kill-point hook, src/fault.h; never installed)
 #   make bench        benchmarks against peer transports (scripts/bench.sh)
 #   make soak         long mixed-workload run with kills (SOAK_SECONDS, default 1800)
-#   make install PREFIX=/usr/local
+#   make install      PREFIX (/usr/local), LIBDIR, INCLUDEDIR, BINDIR, MANDIR, DESTDIR
+#                     (docs/install.md)
 #   make SAN=asan | SAN=tsan   sanitizer builds in build-asan/ and build-tsan/
 
 CC      ?= gcc
-PREFIX  ?= /usr/local
 PYTHON  ?= /usr/bin/python3
 SAN     ?=
+
+# Where `make install` puts things (each may be given on the command line;
+# DESTDIR is prepended to all of them, for staging and packaging). LIBDIR
+# stays PREFIX/lib unless given, e.g. LIBDIR=/usr/lib/x86_64-linux-gnu for
+# Debian's multiarch layout.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CMAKEDIR   ?= $(LIBDIR)/cmake/shmbus
+
+# The version: the VERSION file is the one source. include/shmbus.h carries
+# it as SHMBUS_VERSION_MAJOR/MINOR/PATCH, checked here, so a release that
+# changes one and not the other does not build.
+VERSION       := $(strip $(shell cat VERSION))
+VERSION_PARTS := $(subst ., ,$(VERSION))
+VERSION_MAJOR := $(word 1,$(VERSION_PARTS))
+HEADER_VERSION := $(shell sed -n 's/^\#define SHMBUS_VERSION_\(MAJOR\|MINOR\|PATCH\) *\([0-9][0-9]*\)$$/\2/p' include/shmbus.h | paste -sd.)
+ifneq ($(words $(VERSION_PARTS)),3)
+$(error VERSION holds "$(VERSION)", not MAJOR.MINOR.PATCH)
+endif
+ifneq ($(VERSION),$(HEADER_VERSION))
+$(error VERSION says $(VERSION) but include/shmbus.h's SHMBUS_VERSION_* say $(HEADER_VERSION); make them agree)
+endif
 
 ifeq ($(SAN),asan)
 BUILD   ?= build-asan
@@ -46,10 +72,23 @@ STATIC   = $(BUILD)/libshmbus.a
 # libshmbus.a/.so and `make install` never contain the hook.
 TLIB_OBJ = $(LIB_OBJ:$(BUILD)/obj/%.o=$(BUILD)/tobj/%.o) $(BUILD)/tobj/fault.o
 TSTATIC  = $(BUILD)/libshmbus-test.a
-SHARED   = $(BUILD)/libshmbus.so.0
+# The shared library: real name libshmbus.so.X.Y.Z, soname libshmbus.so.X
+# (the link a program records and the loader looks for), libshmbus.so for
+# -lshmbus. Only the shmbus_* functions are exported (src/libshmbus.map);
+# tests/test_abi.sh compares them with src/libshmbus.symbols.
+SONAME   = libshmbus.so.$(VERSION_MAJOR)
+SHARED   = $(BUILD)/libshmbus.so.$(VERSION)
+LIBMAP   = src/libshmbus.map
 TOOL_SRC = $(wildcard tools/*.c)
 TEST_SRC = $(wildcard tests/test_*.c tests/multiproc/*.c tests/fault/*.c)
 TEST_BIN = $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+# C++ tests (tests/test_*.cpp, of include/shmbus.hpp) when a C++ compiler
+# is installed; plain `make` needs none.
+HAVE_CXX := $(shell command -v $(CXX) >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_CXX),1)
+TEST_BIN += $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(wildcard tests/test_*.cpp))
+endif
+CXXWARN  = -Wall -Wextra $(WERROR) -Wno-missing-field-initializers
 EX_SRC   = $(wildcard examples/*/*.c)
 EX_BIN   = $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 
@@ -57,7 +96,7 @@ EX_BIN   = $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 
 all: lib tools examples tests check-header
 
-lib: $(STATIC) $(SHARED) $(BUILD)/shmbus.pc
+lib: $(STATIC) $(SHARED) $(BUILD)/$(SONAME) $(BUILD)/libshmbus.so
 tools: $(if $(TOOL_SRC),$(BUILD)/shmbus)
 tests: $(TEST_BIN)
 examples: $(EX_BIN)
@@ -78,13 +117,15 @@ $(STATIC): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(SHARED): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libshmbus.so.0 $(LDFLAGS) -o $@ $^ $(LDLIBS)
-	ln -sf libshmbus.so.0 $(BUILD)/libshmbus.so
+$(SHARED): $(LIB_OBJ) $(LIBMAP)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=$(LIBMAP) -Wl,-z,defs \
+		$(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
 
-$(BUILD)/shmbus.pc: shmbus.pc.in
-	@mkdir -p $(BUILD)
-	sed -e 's|@PREFIX@|$(PREFIX)|' $< > $@
+$(BUILD)/$(SONAME): $(SHARED)
+	ln -sf $(notdir $(SHARED)) $@
+
+$(BUILD)/libshmbus.so: $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(BUILD)/shmbus: $(TOOL_SRC) $(STATIC) include/shmbus.h
 	$(CC) $(ALLCFLAGS) -o $@ $(TOOL_SRC) $(STATIC) $(LDFLAGS) $(LDLIBS)
@@ -93,17 +134,29 @@ $(BUILD)/tests/%: tests/%.c $(TSTATIC) tests/testutil.h tests/faultinject.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -Itests -o $@ $< $(TSTATIC) $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/tests/%: tests/%.cpp $(TSTATIC) include/shmbus.hpp include/shmbus.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(CFLAGS) $(CXXWARN) $(SANFLAGS) -pthread -Iinclude -o $@ $< $(TSTATIC) $(LDFLAGS) $(LDLIBS)
+
 $(BUILD)/examples/%: examples/%.c $(STATIC) $(wildcard examples/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 
-# The public header must compile as C++ too.
+# The public header must compile as C++ too (checked when a C++ compiler is
+# installed; without one, everything else builds and this says so).
 check-header: $(BUILD)/.header-ok
-$(BUILD)/.header-ok: include/shmbus.h
+$(BUILD)/.header-ok: include/shmbus.h include/shmbus.hpp
 	@mkdir -p $(BUILD)
-	echo '#include "shmbus.h"' | g++ -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only -
 	echo '#include "shmbus.h"' | $(CC) -x c -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -
-	@touch $@
+	@if command -v $(CXX) >/dev/null 2>&1; then \
+		echo "echo '#include \"shmbus.h\"' | $(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only -"; \
+		echo '#include "shmbus.h"' | $(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only - && \
+		echo "echo '#include \"shmbus.hpp\"' | $(CXX) -x c++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -" && \
+		echo '#include "shmbus.hpp"' | $(CXX) -x c++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only - && \
+		echo '#include "shmbus.hpp"' | $(CXX) -x c++ -std=c++20 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only - && touch $@; \
+	else \
+		echo "check-header: no C++ compiler ($(CXX)): the header's C++ check is skipped"; \
+	fi
 
 demo:
 	bash scripts/demo.sh
@@ -121,18 +174,41 @@ soak: all
 python: lib
 	cd python && $(PYTHON) setup.py build_ext --inplace -q
 
+# pkg-config and CMake files name the installed directories; libdir and
+# includedir are written relative to prefix when under it.
+PC_LIBDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(PC_LIBDIR)|g' \
+	-e 's|@INCLUDEDIR@|$(PC_INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@VERSION_MAJOR@|$(VERSION_MAJOR)|g' -e 's|@SONAME@|$(SONAME)|g' \
+	-e 's|@SIZEOF_POINTER@|$(shell echo __SIZEOF_POINTER__ | $(CC) -E -P -x c - | tail -n 1)|g' \
+	-e 's|@CMAKE_TO_LIBDIR@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(LIBDIR))|g' \
+	-e 's|@CMAKE_TO_INCLUDEDIR@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(INCLUDEDIR))|g'
+MANPAGES = $(wildcard man/*.[1-8])
+
 install: lib tools
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
-	install -m 644 include/shmbus.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libshmbus.so.0 $(DESTDIR)$(PREFIX)/lib/libshmbus.so
-	install -m 644 $(BUILD)/shmbus.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
-	install -m 755 $(BUILD)/shmbus $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(CMAKEDIR)
+	install -m 644 include/shmbus.h include/shmbus.hpp $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(notdir $(SHARED)) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libshmbus.so
+	$(SUBST) shmbus.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/shmbus.pc
+	$(SUBST) cmake/shmbus-config.cmake.in >$(DESTDIR)$(CMAKEDIR)/shmbus-config.cmake
+	$(SUBST) cmake/shmbus-config-version.cmake.in >$(DESTDIR)$(CMAKEDIR)/shmbus-config-version.cmake
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/shmbus.pc $(DESTDIR)$(CMAKEDIR)/shmbus-config*.cmake
+	install -m 755 $(BUILD)/shmbus $(DESTDIR)$(BINDIR)/
+	$(if $(wildcard $(BUILD)/bridge/shmbus-bridge),install -m 755 $(BUILD)/bridge/shmbus-bridge $(DESTDIR)$(BINDIR)/)
+	$(foreach s,$(sort $(subst .,,$(suffix $(MANPAGES)))),install -d $(DESTDIR)$(MANDIR)/man$(s) && \
+		install -m 644 $(filter %.$(s),$(MANPAGES)) $(DESTDIR)$(MANDIR)/man$(s)/;)
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/shmbus.h $(DESTDIR)$(PREFIX)/lib/libshmbus.* \
-	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/shmbus.pc $(DESTDIR)$(PREFIX)/bin/shmbus
+	rm -f $(DESTDIR)$(INCLUDEDIR)/shmbus.h $(DESTDIR)$(INCLUDEDIR)/shmbus.hpp $(DESTDIR)$(LIBDIR)/libshmbus.* \
+	      $(DESTDIR)$(PKGCONFIGDIR)/shmbus.pc $(DESTDIR)$(BINDIR)/shmbus $(DESTDIR)$(BINDIR)/shmbus-bridge \
+	      $(DESTDIR)$(CMAKEDIR)/shmbus-config.cmake $(DESTDIR)$(CMAKEDIR)/shmbus-config-version.cmake \
+	      $(addprefix $(DESTDIR)$(MANDIR)/,$(foreach m,$(MANPAGES),man$(subst .,,$(suffix $(m)))/$(notdir $(m))))
+	-rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null
 
 clean:
 	rm -rf build build-asan build-tsan python/build python/*.so
@@ -161,3 +237,7 @@ $(BUILD)/bridge/%: bench/bridge/%.c $(STATIC) include/shmbus.h
 	$(CC) $(ALLCFLAGS) $(NATS_CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(NATS_LIBS) $(LDLIBS)
 endif
 # --- end bridge ---
+# the bridge is installed with the CLI when it is built
+ifeq ($(HAVE_NATS),1)
+install: bridge-bin
+endif

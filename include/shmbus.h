@@ -55,8 +55,13 @@
 extern "C" {
 #endif
 
+/* The version of this header: the VERSION file at the top of the source
+ * tree, which the Makefile reads (for the shared library's names, shmbus.pc
+ * and the CMake package) and refuses to build when these disagree with it.
+ * Only a new major version removes or changes a function (and changes the
+ * shared library's soname, libshmbus.so.MAJOR); other releases only add. */
 #define SHMBUS_VERSION_MAJOR 0
-#define SHMBUS_VERSION_MINOR 1
+#define SHMBUS_VERSION_MINOR 9
 #define SHMBUS_VERSION_PATCH 0
 
 /* ---------------------------------------------------------------------- */
@@ -96,8 +101,12 @@ const char *shmbus_strerror(int code);
  * Valid until the next shmbus call in this thread. */
 const char *shmbus_last_error(void);
 
-/* The library's version as "MAJOR.MINOR.PATCH". */
-const char *shmbus_version(void);
+/* The version of the library actually loaded (which may be newer than the
+ * header a program was compiled with: compare with SHMBUS_VERSION_*).
+ * Stores its parts in *major, *minor and *patch (each may be NULL) and
+ * returns it as "MAJOR.MINOR.PATCH"; never NULL; static storage. Never
+ * fails. */
+const char *shmbus_version(int *major, int *minor, int *patch);
 
 #define SHMBUS_FOREVER ((int64_t)-1)
 

@@ -9,6 +9,7 @@ into the extension instead.
 """
 import glob
 import os
+import re
 
 from setuptools import Extension, setup
 
@@ -19,13 +20,28 @@ if not os.path.isabs(BUILD):
     BUILD = os.path.join(HERE, BUILD)
 STATIC = os.path.join(BUILD, "libshmbus.a")
 
+
+def version():
+    """The VERSION file of the source tree (the one source of the version),
+    else the numbers in the public header it is kept equal to."""
+    path = os.path.join(ROOT, "VERSION")
+    if os.path.exists(path):
+        return open(path).read().strip()
+    header = open(os.path.join(ROOT, "include", "shmbus.h")).read()
+    return ".".join(re.search(r"#define SHMBUS_VERSION_%s (\d+)" % part, header).group(1)
+                    for part in ("MAJOR", "MINOR", "PATCH"))
+
+
 sources = sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, "src", "*.c")))
 extra_objects = []
 extra_link = []
 if os.path.exists(STATIC) and not os.environ.get("SHMBUS_FROM_SOURCE"):
     extra_link = ["-Wl,--whole-archive", STATIC, "-Wl,--no-whole-archive"]
 else:
-    sources += sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(ROOT, "src", "*.c")))
+    # the library's sources, as the Makefile's LIB_SRC: src/fault.c is the
+    # test library's kill-point hook, never part of the library
+    sources += sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(ROOT, "src", "*.c"))
+                      if os.path.basename(p) != "fault.c")
 
 ext = Extension(
     "shmbus._shmbus",
@@ -42,7 +58,7 @@ ext = Extension(
 
 setup(
     name="shmbus",
-    version="0.1.0",
+    version=version(),
     description="Shared-memory channels between processes: state, queues, locks, containers",
     packages=["shmbus"],
     package_data={"shmbus": ["py.typed", "*.pyi"]},

@@ -4,7 +4,7 @@
 set -u
 
 PKGS=(
-  gcc g++ make pkg-config bc
+  gcc g++ make pkg-config bc cmake meson ninja-build
   python3-dev python3-numpy python3-pytest python3-setuptools python3-matplotlib python3-venv
   libnats-dev nats-server
   libzmq3-dev iceoryx libiceoryx-binding-c-dev

@@ -47,11 +47,6 @@ const char *shmbus_last_error(void)
 	return last_error;
 }
 
-const char *shmbus_version(void)
-{
-	return "0.1.0";
-}
-
 void sb_err_clear(void)
 {
 	last_error[0] = '\0';

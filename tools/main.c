@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 		return EX_OK;
 	}
 	if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
-		printf("shmbus %s\n", shmbus_version());
+		printf("shmbus %s\n", shmbus_version(NULL, NULL, NULL));
 		return EX_OK;
 	}
 	if (!strcmp(name, "help")) {

@@ -104,7 +104,10 @@ def turn(bus, name, max_parties=0):
         t = per_bus[name] = bus.turn(name, max_parties=max_parties)
     return t
 
-__version__ = "0.1.0"
+# The version of the C library built into the extension: the VERSION file
+# of the source tree, as include/shmbus.h carries it (setup.py names the
+# distribution with the same number).
+__version__ = library_version()
 
 __all__ = [
     "Bus", "State", "Queue", "SharedMemoryTransport",

@@ -1039,7 +1039,7 @@ static PyObject *mod_version(PyObject *m, PyObject *unused)
 {
 	(void)m;
 	(void)unused;
-	return PyUnicode_FromString(shmbus_version());
+	return PyUnicode_FromString(shmbus_version(NULL, NULL, NULL));
 }
 
 static PyObject *mod_error(PyObject *m, PyObject *args)

@@ -1,6 +1,8 @@
 """The package: stubs agree with the module, help is useful, pip installs it."""
 import ast
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -8,7 +10,7 @@ import tempfile
 import pytest
 
 import shmbus
-from conftest import PYDIR
+from conftest import PYDIR, ROOT
 
 
 def test_stubs_match_module():
@@ -37,6 +39,13 @@ def test_stubs_match_module():
                 assert attr in stubbed, "%s.%s missing from the stub" % (cname, attr)
 
 
+def test_version_is_the_source_trees():
+    """__version__ is the VERSION file's, as the C library says it."""
+    want = open(os.path.join(ROOT, "VERSION")).read().strip()
+    assert shmbus.__version__ == want == shmbus.library_version()
+    assert re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", want), want
+
+
 def test_docstrings():
     for obj in (shmbus.Bus, shmbus.State, shmbus.Queue, shmbus.Lock, shmbus.Array, shmbus.Dict,
                 shmbus.List, shmbus.SharedMemoryTransport, shmbus.Bus.state, shmbus.Bus.queue,
@@ -45,22 +54,38 @@ def test_docstrings():
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/python3"), reason="needs /usr/bin/python3")
-def test_pip_install_into_venv():
+@pytest.mark.parametrize("from_source", [False, True], ids=["static-lib", "from-source"])
+def test_pip_install_into_venv(from_source):
+    """pip installs ./python: with the built libshmbus.a, and as on a fresh
+    checkout (no build/: setup.py compiles the library's sources, which
+    must leave out the test library's kill-point hook, src/fault.c)."""
     with tempfile.TemporaryDirectory() as d:
         venv = os.path.join(d, "venv")
         subprocess.check_call(["/usr/bin/python3", "-m", "venv", "--system-site-packages", venv])
         py = os.path.join(venv, "bin", "python")
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-index", PYDIR], env=env,
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SHMBUS_FROM_SOURCE")}
+        src = PYDIR
+        if from_source:
+            # what a fresh checkout holds: no build/, no built extension
+            tree = os.path.join(d, "tree")
+            os.mkdir(tree)
+            for f in ("src", "include", "VERSION"):
+                subprocess.check_call(["cp", "-r", os.path.join(ROOT, f), tree])
+            shutil.copytree(PYDIR, os.path.join(tree, "python"), ignore=shutil.ignore_patterns(
+                "build", "*.so", "*.egg-info", "__pycache__"))
+            src = os.path.join(tree, "python")
+        r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-index", src], env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=400)
         assert r.returncode == 0, r.stdout[-2000:]
         out = subprocess.check_output(
             [py, "-c", "import shmbus; print(shmbus.__file__); "
              "b = shmbus.Bus('t-py-pip-%d', create=True, unlink=True); "
-             "b.state('x').write(2.0); print(b.state('x').read()); b.close()" % os.getpid()],
+             "b.state('x').write(2.0); print(b.state('x').read()); b.close(); "
+             "print(shmbus.__version__)" % os.getpid()],
             env=env, cwd=d, text=True)
         assert out.split()[0].startswith(venv) and out.split()[1] == "2.0"
+        assert out.split()[2] == open(os.path.join(ROOT, "VERSION")).read().strip()
     for p in (os.path.join(PYDIR, "shmbus.egg-info"),):
         if os.path.isdir(p):
             subprocess.call(["rm", "-rf", p])
