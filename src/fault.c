@@ -94,6 +94,10 @@ void sb_fault_step(const char *name)
 {
 	long n, at;
 
+	/* relaxed (all below): process-local test counters, armed and read by
+	 * the same process (a forked child counts its own); no other memory
+	 * is published through them. The exchange makes one thread read the
+	 * environment once. */
 	if (!atomic_load_explicit(&env_done, memory_order_relaxed) &&
 	    !atomic_exchange(&env_done, 1))
 		from_env();

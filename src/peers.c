@@ -387,6 +387,8 @@ int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
 		if (n < cap) {
 			peers[n].pid = sb_token_pid(t);
 			peers[n].alive = (uint32_t)sb_token_alive(bus, t);
+			/* relaxed: for display, like the attach time; a slot
+			 * caught changing owner may show the old owner's. */
 			peers[n].start_time = atomic_load_explicit(&bus->peers[i].start_time,
 			                                          memory_order_relaxed);
 			peers[n].attach_time_ns = attach_of(&bus->peers[i], t);
