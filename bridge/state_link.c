@@ -37,7 +37,8 @@
  * single-writer channel whose writer role a live local program holds, the
  * remote value cannot be written: it waits (the newest one only) and is
  * written as soon as that program gives the role up; the link goes on and
- * says so once. A value an importer wrote is never exported again by this
+ * says so once. The importer itself holds such a role only for the moment
+ * of each write, so a local program may take it between two imports. A value an importer wrote is never exported again by this
  * bridge (the echo set below), so a channel both exported and imported
  * does not bounce between two bridges; and when both sides write such a
  * channel at once, the stamps (below) make both keep the later write.
@@ -513,7 +514,10 @@ static int open_local(struct importer *im, const struct vtype *t)
 
 /* Under rec_mu: write one value into the local channel; its local seq
  * goes into the echo set first (see above). SHMBUS_EBUSY: a live local
- * single writer. */
+ * single writer. On a single-writer channel the role is given up again
+ * after the write: the importer holds it only while it writes, so a local
+ * program that starts writing later gets it (last writer wins), and the
+ * importer's next value waits for that program instead. */
 static int write_local(struct importer *im, const void *data, size_t len)
 {
 	void *p;
@@ -530,7 +534,10 @@ static int write_local(struct importer *im, const void *data, size_t len)
 	if (im->rec)
 		im->rec->seq[im->rec->n++ % ECHO_RING] = s;
 	memcpy(p, data, len);
-	return shmbus_state_write_commit(im->st);
+	r = shmbus_state_write_commit(im->st);
+	/* (a many-writer channel's turn ended with the commit: no-op there) */
+	shmbus_state_release_writer(im->st);
+	return r;
 }
 
 /* Returns 0 (applied or skipped), 1 (kept out by a local writer: keep m

@@ -8,6 +8,8 @@
  *                                        wait until the channel holds exactly
  *                                        this type and value
  *   count BUS CHAN                       print the channel's sequence number
+ *   waitseq BUS CHAN TIMEOUT_MS SEQ      wait (shmbus_state_wait) until the
+ *                                        channel's sequence number is SEQ or more
  *   get BUS CHAN                         print "seq v0 v1 ..." (values as numbers)
  *   produce BUS QUEUE N ID [shut]        N messages of producer ID, then
  *                                        optionally end of stream
@@ -216,6 +218,48 @@ static int cmd_expect(int argc, char **argv)
 	shmbus_bus_close(bus);
 	free(want);
 	free(got);
+	return 1;
+}
+
+static int cmd_waitseq(int argc, char **argv)
+{
+	shmbus_state_opts_t so;
+	shmbus_state_t *st = NULL;
+	shmbus_bus_t *bus;
+	uint64_t deadline, want, seq = 0;
+	int r = 0;
+
+	if (argc < 6)
+		return 2;
+	deadline = now_ms() + strtoull(argv[4], NULL, 10);
+	want = strtoull(argv[5], NULL, 10);
+	bus = open_bus(argv[2], 1);
+	shmbus_state_opts_init(&so);
+	so.create = 0;
+	so.ndim = 0;
+	while (now_ms() < deadline) {
+		if (!st && (r = shmbus_state_open(bus, argv[3], &so, &st)) != 0) {
+			struct timespec ts = { 0, 20000000 };
+
+			st = NULL;
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		seq = shmbus_state_seq(st);
+		if (seq >= want) {
+			printf("waitseq %s:%s reached seq %" PRIu64 "\n", argv[2], argv[3], seq);
+			shmbus_state_close(st);
+			shmbus_bus_close(bus);
+			return 0;
+		}
+		/* wakes at the next value; the timeout only bounds each wait */
+		shmbus_state_wait(st, seq, 50000000, &seq);
+	}
+	fprintf(stderr, "waitseq %s:%s: seq %" PRIu64 " after %s ms, wanted %" PRIu64 "%s\n",
+	        argv[2], argv[3], seq, argv[4], want, st ? "" : " (no channel)");
+	(void)r;
+	shmbus_state_close(st);
+	shmbus_bus_close(bus);
 	return 1;
 }
 
@@ -462,6 +506,8 @@ int main(int argc, char **argv)
 		return cmd_put(argc, argv);
 	if (!strcmp(argv[1], "expect"))
 		return cmd_expect(argc, argv);
+	if (!strcmp(argv[1], "waitseq"))
+		return cmd_waitseq(argc, argv);
 	if (!strcmp(argv[1], "count"))
 		return cmd_count(argc, argv);
 	if (!strcmp(argv[1], "get"))

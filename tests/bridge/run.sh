@@ -43,7 +43,8 @@
 #                              the node the bridges use, mid-stream
 #
 # Environment: BUILD (default build), SHMBUS_TEST_SCALE (default 1; scales the
-# message counts), ONLY="name ..." runs only those checks, KEEP=1 keeps the
+# message counts), ONLY="name ..." runs only those checks (by check name,
+# e.g. local_writer_meets_import, or function, t_local_meets), KEEP=1 keeps the
 # temp dir, NATS_TRACE=1 runs the servers with -DV, FAILED_LOGS=DIR is where
 # the logs of a failed check are copied (default /tmp/shmbus-bridge-failed.PID).
 # A nats-server that panics fails the check that started it, and its panic
@@ -187,7 +188,7 @@ status_field() {
 
 check() {  # check NAME FUNCTION
   local name=$1 fn=$2 t0 rc
-  if [ -n "$ONLY" ] && [[ " $ONLY " != *" $fn "* ]]; then return; fi
+  if [ -n "$ONLY" ] && [[ " $ONLY " != *" $fn "* && " $ONLY " != *" $name "* ]]; then return; fi
   local npids=${#PIDS[@]} nnats=${#NATS_NAMES[@]} i deaths
   t0=$(date +%s)
   { $fn; } >"$TMP/check-$fn.out" 2>&1; rc=$?
@@ -455,9 +456,15 @@ PYEOF
 
 # A local program that holds the writer role of a (single-writer) channel
 # the bridge imports into: the import waits, says so once, and does not
-# stop; the value lands when that program ends. Then a channel that both
-# bridges export and import under one name: a value written on either side
-# reaches the other once, and nothing bounces (the sequence numbers settle).
+# stop; the value lands when that program ends. The program starts after
+# the importer has written the channel (the importer holds the role only
+# while it writes: last writer wins). Then a channel that both bridges
+# export and import under one name: a value written on either side reaches
+# the other once, and nothing bounces (the sequence numbers settle).
+# Every wait is for an event (a value, a seq, a log line, a status
+# counter), bounded generously: the bridges' intervals here are 100 ms (KV)
+# and 200 ms (status), their second look at the bucket 350 ms after
+# subscribing.
 t_local_meets() {
   local A B url P=$((BASE + 4)) pre="t$TAG.lm" S=$BUILD/shmbus hold sa sb
   A=$(bus lmA); B=$(bus lmB)
@@ -467,7 +474,10 @@ t_local_meets() {
   "$TOOL" put "$A" v float64 1 0 >/dev/null || return 1
   start_bridge lm-a --nats $url --prefix $pre --export "$A:v"
   start_bridge lm-b --nats $url --prefix $pre --import-state "$B:v"
-  "$TOOL" expect "$B" v 10000 float64 1 0 || return 1
+  # A:v's 0 imported into B:v (seq 2: B's own put was seq 1), live or from
+  # the bucket; from here on nothing is imported until A is written again
+  "$TOOL" waitseq "$B" v 20000 2 || { echo "A:v's value not imported into B:v"; return 1; }
+  "$TOOL" expect "$B" v 100 float64 1 0 || return 1
   # (the FIFO's write end is opened after the bridges started: they must
   # not hold it, or the holder would never see its end)
   mkfifo "$TMP/lm.fifo"
@@ -475,7 +485,8 @@ t_local_meets() {
   hold=$!; PIDS+=("$hold")
   exec 8>"$TMP/lm.fifo"
   echo 1 >&8                                   # the holder is B:v's writer now
-  "$TOOL" expect "$B" v 5000 float64 1 1 || return 1
+  "$TOOL" expect "$B" v 10000 float64 1 1 8>&- || {
+    echo "a local writer after an import: $(cat "$TMP/lm-hold.log")"; exec 8>&-; return 1; }
   "$TOOL" put "$A" v float64 1 7 8>&- >/dev/null || return 1
   waits() { grep -q "import $B:v: .*the remote value waits" "$TMP/lm-b.log"; }
   wait_for 10 waits || { echo "no word about the waiting value"; return 1; }
@@ -494,7 +505,10 @@ t_local_meets() {
   start_bridge lm-c --nats $url --prefix $pre --export "$A:e" --import-state "$A:e"
   start_bridge lm-d --nats $url --prefix $pre --export "$B:e" --import-state "$B:e"
   "$TOOL" expect "$A" e 100 float64 1 0 || return 1
-  sleep 1                                     # both links up (their KV reads done)
+  # both links of each bridge running (a value that comes before an import
+  # subscribed still arrives, through the bucket; the stamps order them)
+  links_up() { [ "$(status_field "$A" lm-c 6)" = 2 ] && [ "$(status_field "$B" lm-d 6)" = 2 ]; }
+  wait_for 20 links_up || { echo "lm-c/lm-d links not running"; return 1; }
   "$S" put "$A" e 1 >/dev/null || return 1
   "$TOOL" expect "$B" e 10000 float64 1 1 || return 1
   "$S" put "$B" e 2 >/dev/null || return 1
@@ -511,12 +525,18 @@ t_local_meets() {
   # both sides write at once: with the server stopped, A writes 10, then
   # B writes 20; both values are on their way when it resumes. The later
   # write (20) must win on both buses, not each bus keep the other's value.
-  local sp; sp=$(cat "$TMP/lm.pid")
+  # Each write counts as sent (status field 8, values out) once its
+  # exporter has read and stamped it: B's 20 is written only after A's 10
+  # was stamped, and the server resumes only after 20 was.
+  local sp o; sp=$(cat "$TMP/lm.pid")
+  out_gt() { [ "$(status_field "$1" "$2" 8)" -gt "$3" ]; }
   kill -STOP "$sp"
+  o=$(status_field "$A" lm-c 8)
   "$S" put "$A" e 10 >/dev/null || { kill -CONT "$sp"; return 1; }
-  sleep 0.3
+  wait_for 20 out_gt "$A" lm-c "$o" || { kill -CONT "$sp"; echo "lm-c did not send A's 10"; return 1; }
+  o=$(status_field "$B" lm-d 8)
   "$S" put "$B" e 20 >/dev/null || { kill -CONT "$sp"; return 1; }
-  sleep 0.3
+  wait_for 20 out_gt "$B" lm-d "$o" || { kill -CONT "$sp"; echo "lm-d did not send B's 20"; return 1; }
   kill -CONT "$sp"
   "$TOOL" expect "$A" e 10000 float64 1 20 || { echo "A kept '$("$TOOL" get "$A" e)', B has '$("$TOOL" get "$B" e)'"; return 1; }
   sleep 1
