@@ -1,40 +1,62 @@
 /*
  * matrix.c -- the fault matrix (promises 1, 2, 3, 6): every role is killed
- * with SIGKILL at a random point, round after round, and the survivors
- * check that nothing hangs beyond the liveness timeout, no committed data
- * is lost, no value is torn, and that gc leaves nothing behind.
+ * with SIGKILL at every point of a fixed script, enumerated, and the
+ * survivors check that nothing hangs beyond the liveness timeout, no
+ * committed data is lost, no value is torn, and that gc leaves nothing
+ * behind.
  *
- * Each round picks a role, forks a victim playing it, lets it run a random
- * 0-3 ms after it said it was ready, kills it, and checks from this process
- * (a separate process from the victim, i.e. a survivor):
+ * Each round forks a victim playing one role. It sets up (opens the bus,
+ * the channel), arms the kill-point hook (tests/faultinject.h) and runs its
+ * role's script; it dies by SIGKILL just before its Nth shared-memory step.
+ * For each role N runs 1, 2, ... until the script completes without
+ * reaching N (that round is checked too). Points between steps are placed
+ * by the victim itself: a state writer killed part-way through filling a
+ * zero-copy value (1/4, 2/4, 3/4) and inside the library's copy of a
+ * copying write (the source has an unmapped page at 1/4 or 2/4 of the
+ * value: the copy faults there and the victim kills itself); a state reader
+ * killed part-way through a zero-copy read and inside its copying read
+ * (the destination has the unmapped page). This process (a survivor)
+ * then checks:
  *
  *   state writer   the value read is whole and its seq did not go back; a
  *                  waiter blocked in shmbus_state_wait wakes once a new
  *                  writer (we) takes the role and publishes;
- *   state reader   killed mid-read (zero-copy or copying): the writer never
- *                  notices; reads stay whole;
+ *                  (script: a copying write, a zero-copy write)
+ *   state reader   killed mid-read (zero-copy or copying) or inside a
+ *                  parked wait: the writer never notices; reads stay whole;
+ *                  (script: read_begin/validate, read, a 1 ms parked wait)
  *   bus creator    killed inside shmbus_bus_create or right after: the name
  *                  is absent or a whole bus; a bus left behind is stale (a
  *                  registered peer, none alive): `shmbus ls` says so and
  *                  `shmbus gc` removes it (when the CLI is built next to
  *                  us), else gc + unlink;
  *                  no temporary file survives a listing;
+ *                  (script: create, open a state channel, write it)
  *   producer       every message whose put returned is delivered, in order,
  *                  intact; a claimed-but-unpublished slot does not stall the
  *                  consumer beyond the liveness timeout;
- *   group member   killed between peek and release: every message is
+ *                  (script: reserve+commit, put, reserve+commit)
+ *   group member   killed anywhere from join to release: every message is
  *                  delivered to the surviving member or was recorded by the
  *                  victim; a second copy only ever comes flagged;
- *   lock holder    killed inside its critical section: the next locker gets
- *                  EOWNERDEAD (or a clean lock) in bounded time and repairs;
+ *                  (script: join, then peek, record, release 3 times)
+ *   lock holder    killed inside lock, critical section or unlock: the next
+ *                  locker gets EOWNERDEAD (or a clean lock) in bounded time
+ *                  and repairs;
+ *                  (script: lock, add, add, unlock, twice)
  *   dict mutator   killed mid-set/delete: the dict stays walkable, every
  *                  value intact, and usable.
+ *                  (script: insert, insert, overwrite, delete, insert)
  *
- * Every blocking call of the survivor is timed against a generous bound
- * (liveness timeout x 10 + 2 s; the machine may be loaded). At the end the
- * dead peers are reaped (gc), the bus is removed, and nothing of ours is
- * left in /dev/shm. FAULT_SECONDS (default 15 x SHMBUS_TEST_SCALE) bounds
- * the run; rounds stop at 2000.
+ * The rounds run on one bus, one after another, so each victim starts from
+ * what the earlier ones left. Every blocking call of the survivor is timed
+ * against a generous bound (liveness timeout x 10 + 2 s; the machine may
+ * be loaded), and so is each victim's run. At the end the dead peers are
+ * reaped (gc), the bus is removed, and nothing of ours is left in
+ * /dev/shm. One pass explores every point once; further passes repeat
+ * them on the bus as the earlier ones left it (dead members and producers
+ * reaped, a dict heap with holes) until FAULT_SECONDS (default 15 x
+ * SHMBUS_TEST_SCALE) have gone: at least one pass, whatever the load.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,12 +66,14 @@
 #include <sys/wait.h>
 
 #include "testutil.h"
+#include "faultinject.h"
 
 #define LIVENESS_NS 20000000ll          /* 20 ms */
 #define BOUND_NS (LIVENESS_NS * 10 + 2000000000ll)
-#define WORDS 512                       /* state value: 4 KiB */
+#define PAGE 4096
+#define WORDS 2048                      /* state value: 16 KiB, 4 pages */
 #define MEMBER_MSGS 16
-#define MAX_ROUNDS 2000
+#define MAXSTEP 1024
 
 enum { R_WRITER, R_READER, R_CREATOR, R_PRODUCER, R_MEMBER, R_LOCK, R_DICT, NROLES };
 static const char *const role_name[NROLES] = {
@@ -57,17 +81,33 @@ static const char *const role_name[NROLES] = {
 	"lock holder", "dict mutator",
 };
 
+/* Where a victim dies: before its Nth step, or at a place it picks itself
+ * (frac: 1/4 .. 3/4 of the value). */
+enum { AT_STEP, AT_FILL, AT_COPY, AT_READ };
+static const char *const at_name[] = {
+	"step", "part-way through a zero-copy fill", "inside the library's copy",
+	"part-way through a zero-copy read",
+};
+
+struct point {
+	int at;
+	long n;                          /* AT_STEP: the step */
+	int frac;                        /* the others: quarters of the value */
+};
+
 struct shared {
-	atomic_int ready;
 	atomic_ullong committed;        /* producer: puts that returned */
 	atomic_uchar taken[MEMBER_MSGS];/* member: recorded by the victim */
 	char creator_name[64];
+	const char *trace[MAXSTEP];     /* the victim's steps, in order */
+	const char *self_at;            /* a self-placed death: the latest step */
+	int self_killed;
 };
 
 static struct shared *sh;
 static const char *bus_name;
 static int has_queue, has_sync;
-static unsigned rounds_of[NROLES];
+static unsigned rounds_of[NROLES], self_of[NROLES];
 static double secs_of[NROLES];
 static unsigned n_cli_gc, n_stale, n_absent, n_ownerdead, n_redelivered;
 
@@ -116,38 +156,85 @@ static shmbus_queue_t *open_queue(shmbus_bus_t *b)
 	return q;
 }
 
-static void ready(void)
-{
-	atomic_store(&sh->ready, 1);
-}
-
 /* ---- victims ---------------------------------------------------------- */
 
-static void victim_writer(void)
+/* Set up done: from here on the steps count, and the Nth kills. */
+static void arm(const struct point *pt)
+{
+	sb_fault_trace(sh->trace, MAXSTEP);
+	sb_fault_arm(pt->at == AT_STEP ? pt->n : 0, SIGKILL);
+}
+
+static void die_here(void)
+{
+	sh->self_at = sb_fault_last();
+	sh->self_killed = 1;
+	raise(SIGKILL);
+	_exit(19);
+}
+
+static void on_fault(int sig)
+{
+	(void)sig;
+	die_here();
+}
+
+/* A page-aligned value buffer; for AT_COPY its page pt->frac becomes
+ * unmapped once filled (hole()), so a copy from or into it faults there,
+ * after pt->frac quarters: the head and tail pages stay mapped. */
+static uint64_t *value_buf(void)
+{
+	void *p = mmap(NULL, WORDS * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	               -1, 0);
+
+	if (p == MAP_FAILED)
+		_exit(18);
+	return p;
+}
+
+static void hole(uint64_t *v, const struct point *pt)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fault;
+	sigaction(SIGSEGV, &sa, NULL);
+	if (mprotect((char *)v + (size_t)pt->frac * PAGE, PAGE, PROT_NONE))
+		_exit(17);
+}
+
+static void victim_writer(const struct point *pt)
 {
 	shmbus_bus_t *b = victim_bus();
 	shmbus_state_t *st = open_state(b);
-	uint64_t v[WORDS], tag = (uint64_t)getpid() << 20, i;
+	uint64_t *v = value_buf(), tag = (uint64_t)getpid() << 20, i;
+	int k;
 	void *p;
 
-	for (;;) {
+	arm(pt);
+	for (k = 0; k < 2; k++) {
 		tag++;
 		v[0] = tag;
 		for (i = 1; i < WORDS; i++)
 			v[i] = word_of(tag, i);
-		if (tag & 1) {
-			if (shmbus_state_write(st, v, sizeof(v)) != 0)
+		if (k == 0) {
+			if (pt->at == AT_COPY)
+				hole(v, pt);
+			if (shmbus_state_write(st, v, WORDS * 8) != 0)
 				_exit(21);
 		} else {
 			if (shmbus_state_write_begin(st, &p) != 0)
 				_exit(22);
-			for (i = 0; i < WORDS; i++)     /* slow fill: kills land inside */
+			for (i = 0; i < WORDS; i++) {
+				if (pt->at == AT_FILL && i == (uint64_t)pt->frac * WORDS / 4)
+					die_here();
 				((volatile uint64_t *)p)[i] = v[i];
+			}
 			if (shmbus_state_write_commit(st) != 0)
 				_exit(23);
 		}
-		ready();
 	}
+	_exit(0);
 }
 
 static void check_value(const uint64_t *v, uint64_t seq, int round)
@@ -159,41 +246,52 @@ static void check_value(const uint64_t *v, uint64_t seq, int round)
 		      round, (unsigned long long)seq, (unsigned long long)i);
 }
 
-static void victim_reader(void)
+static void victim_reader(const struct point *pt)
 {
 	shmbus_bus_t *b = victim_bus();
 	shmbus_state_t *st = open_state(b);
-	uint64_t v[WORDS], seq, i, x = 0;
+	uint64_t *v = value_buf(), seq, i, x = 0;
 	const void *p;
+	int r;
 
-	for (;;) {
-		if (shmbus_state_read_begin(st, &p, &seq) == 0) {
-			for (i = 0; i < WORDS; i++)
-				x += ((const volatile uint64_t *)p)[i];
-			shmbus_state_read_validate(st, seq);
-		}
-		if (shmbus_state_read(st, v, sizeof(v), &seq) == 0)
-			check_value(v, seq, -1);
-		ready();
+	shmbus_state_set_wait(st, SHMBUS_WAIT_PARK, 0);
+	arm(pt);
+	if (shmbus_state_read_begin(st, &p, &seq) != 0)
+		_exit(24);
+	for (i = 0; i < WORDS; i++) {
+		if (pt->at == AT_READ && i == (uint64_t)pt->frac * WORDS / 4)
+			die_here();
+		x += ((const volatile uint64_t *)p)[i];
 	}
+	shmbus_state_read_validate(st, seq);
+	if (pt->at == AT_COPY)
+		hole(v, pt);
+	if (shmbus_state_read(st, v, WORDS * 8, &seq) != 0)
+		_exit(25);
+	for (i = 1; i < WORDS; i++)
+		if (v[i] != word_of(v[0], i))
+			_exit(26);
+	/* nobody writes meanwhile: a parked wait that times out */
+	r = shmbus_state_wait(st, seq, 1000000, &seq);
+	_exit(r == 0 || r == SHMBUS_ETIMEDOUT ? (int)(x & 0) : 27);
 }
 
-static void victim_creator(void)
+static void victim_creator(const struct point *pt)
 {
 	shmbus_bus_opts_t o;
 	shmbus_bus_t *b;
 	shmbus_state_t *st;
-	uint64_t v[WORDS] = {0};
+	uint64_t *v = value_buf();
 
 	shmbus_bus_opts_init(&o);
 	o.size = 8 << 20;
-	ready();
+	arm(pt);
 	if (shmbus_bus_create(sh->creator_name, &o, &b) != 0)
-		_exit(24);
+		_exit(28);
 	st = open_state(b);
-	shmbus_state_write(st, v, sizeof(v));
-	for (;;)
-		pause();
+	if (shmbus_state_write(st, v, WORDS * 8) != 0)
+		_exit(29);
+	_exit(0);
 }
 
 struct qmsg {
@@ -202,62 +300,65 @@ struct qmsg {
 	uint64_t check;
 };
 
-static void victim_producer(void)
+static void victim_producer(const struct point *pt)
 {
 	shmbus_bus_t *b = victim_bus();
 	shmbus_queue_t *q = open_queue(b);
 	struct qmsg m = {(uint32_t)getpid(), 0, 0};
 	void *p;
 
-	for (;; m.i++) {
+	arm(pt);
+	for (; m.i < 3; m.i++) {
 		m.check = test_hash(&m, 8);
 		if (m.i & 1) {
-			if (shmbus_queue_put(q, &m, sizeof(m), SHMBUS_FOREVER) != 0)
-				_exit(25);
+			if (shmbus_queue_put(q, &m, sizeof(m), BOUND_NS) != 0)
+				_exit(30);
 		} else {
-			if (shmbus_queue_reserve(q, sizeof(m), &p, SHMBUS_FOREVER) != 0)
-				_exit(26);
+			if (shmbus_queue_reserve(q, sizeof(m), &p, BOUND_NS) != 0)
+				_exit(31);
 			memcpy(p, &m, sizeof(m));
 			if (shmbus_queue_commit(q, sizeof(m)) != 0)
-				_exit(27);
+				_exit(32);
 		}
 		atomic_store(&sh->committed, (unsigned long long)m.i + 1);
-		ready();
 	}
+	_exit(0);
 }
 
-static void victim_member(void)
+static void victim_member(const struct point *pt)
 {
 	shmbus_bus_t *b = victim_bus();
 	shmbus_queue_t *q = open_queue(b);
 	shmbus_msg_t m;
 	uint32_t id;
+	int k;
 
+	arm(pt);
 	if (shmbus_queue_join(q, "work", SHMBUS_GROUP_EARLIEST) != 0)
-		_exit(28);
-	ready();
-	for (;;) {
-		if (shmbus_queue_peek(q, &m, SHMBUS_FOREVER) != 0)
-			_exit(29);
+		_exit(33);
+	for (k = 0; k < 3; k++) {
+		if (shmbus_queue_peek(q, &m, BOUND_NS) != 0)
+			_exit(34);
 		memcpy(&id, m.data, 4);
 		if (id < MEMBER_MSGS)
 			atomic_store(&sh->taken[id], 1);
-		usleep(100);
 		shmbus_queue_release(q);
 	}
+	_exit(0);
 }
 
-static void victim_lock(void)
+static void victim_lock(const struct point *pt)
 {
 	shmbus_bus_t *b = victim_bus();
 	shmbus_lock_t *l;
 	shmbus_array_t *a;
-	int r;
+	int r, k;
 
 	OK(shmbus_lock_open(b, "lk", 1, &l));
 	OK(shmbus_array_open(b, "a", SHMBUS_INT64, 2, 1, &a));
-	for (;;) {
-		r = shmbus_lock_lock(l, SHMBUS_FOREVER);
+	arm(pt);
+	for (k = 0; k < 2; k++) {
+		r = shmbus_lock_lock(l, BOUND_NS);
 		if (r == SHMBUS_EOWNERDEAD) {
 			int64_t x;
 
@@ -265,14 +366,13 @@ static void victim_lock(void)
 			shmbus_array_set(a, 1, &x);
 			shmbus_lock_consistent(l);
 		} else if (r != 0) {
-			_exit(30);
+			_exit(35);
 		}
-		ready();
 		shmbus_array_add_i64(a, 0, 1, NULL);
-		usleep((useconds_t)(rand() % 300));
 		shmbus_array_add_i64(a, 1, 1, NULL);
 		shmbus_lock_unlock(l);
 	}
+	_exit(0);
 }
 
 struct dval {
@@ -280,30 +380,33 @@ struct dval {
 	uint8_t pad[48];
 };
 
-static void victim_dict(void)
+static void victim_dict(const struct point *pt)
 {
+	/* insert, insert, overwrite, delete, insert (into the freed space) */
+	static const char *const keys[] = { "k0", "k1", "k0", "k1", "k2" };
 	shmbus_bus_t *b = victim_bus();
 	shmbus_dict_t *d;
 	struct dval v;
 	uint64_t k;
-	char key[16];
 
 	OK(shmbus_dict_open(b, "d", 1, 1 << 20, &d));
-	srand((unsigned)getpid());
-	for (k = 0;; k++) {
-		snprintf(key, sizeof(key), "k%u", (unsigned)(k % 32));
-		memset(&v, (int)k, sizeof(v));
+	arm(pt);
+	for (k = 0; k < 5; k++) {
+		memset(&v, (int)k + 1, sizeof(v));
 		v.k = k;
 		v.check = test_hash(v.pad, sizeof(v.pad)) ^ k;
-		if (rand() % 4 == 0)
-			shmbus_dict_del(d, key, strlen(key));
-		else if (shmbus_dict_set(d, key, strlen(key), &v, sizeof(v)) != 0)
-			_exit(31);
-		ready();
+		if (k == 3) {
+			if (shmbus_dict_del(d, keys[k], 2) != 0)
+				_exit(36);
+		} else if (shmbus_dict_set(d, keys[k], 2, &v, sizeof(v)) != 0) {
+			_exit(37);
+		}
 	}
+	_exit(0);
 }
 
 /* ---- survivors' checks ------------------------------------------------ */
+
 
 static struct {
 	shmbus_bus_t *b;
@@ -597,20 +700,27 @@ static void check_dict(int round)
 
 /* ---- driver ----------------------------------------------------------- */
 
-static void (*const victims[NROLES])(void) = {
+/* ---- driver ----------------------------------------------------------- */
+
+static void (*const victims[NROLES])(const struct point *) = {
 	victim_writer, victim_reader, victim_creator, victim_producer, victim_member,
 	victim_lock, victim_dict,
 };
 
-static void one_round(int round, int role)
+/* One round: the victim plays role until pt, then the survivor checks.
+ * Returns 1 when the victim completed its script (pt past its last step). */
+static int one_round(int round, int role, const struct point *pt)
 {
 	uint8_t got[MEMBER_MSGS] = {0};
 	pid_t pid, waiter = -1;
 	uint64_t t0;
-	int status, i;
+	int status, i, done;
+	char where[160];
 
-	atomic_store(&sh->ready, 0);
 	atomic_store(&sh->committed, 0);
+	sh->self_at = NULL;
+	sh->self_killed = 0;
+	memset(sh->trace, 0, sizeof(sh->trace));
 	if (role == R_CREATOR)
 		snprintf(sh->creator_name, sizeof(sh->creator_name), "t-mxc-%d-%d", (int)getpid(),
 		         round);
@@ -625,28 +735,41 @@ static void one_round(int round, int role)
 	if (role == R_WRITER)
 		waiter = spawn_waiter(round);
 	fflush(stdout);
+	t0 = test_now_ns();
 	pid = fork();
 	CHECK(pid >= 0, "fork");
 	if (pid == 0) {
-		srand((unsigned)getpid());
-		victims[role]();
+		victims[role](pt);
 		_exit(0);
 	}
-	t0 = test_now_ns();
-	while (!atomic_load(&sh->ready)) {
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			FAIL("round %d: %s victim exited early (status 0x%x)", round, role_name[role],
-			     status);
-		CHECK(test_now_ns() - t0 < (uint64_t)BOUND_NS, "round %d: %s never got ready",
-		      round, role_name[role]);
-		usleep(50);
+	/* The victim runs a short script: it ends (killed or done) within the
+	 * bound, or it hung. */
+	while (waitpid(pid, &status, WNOHANG) != pid) {
+		if (test_now_ns() - t0 >= (uint64_t)BOUND_NS) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			FAIL("round %d: %s victim still running after %.1f s (%s %ld)", round,
+			     role_name[role], BOUND_NS / 1e9, at_name[pt->at],
+			     pt->at == AT_STEP ? pt->n : (long)pt->frac);
+		}
+		usleep(200);
 	}
-	usleep((useconds_t)(rand() % 3000));
-	kill(pid, SIGKILL);
-	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
-	CHECK(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0),
-	      "round %d: %s victim failed before the kill (status 0x%x)", round, role_name[role],
+	if (pt->at == AT_STEP)
+		snprintf(where, sizeof(where), "step %ld (%s)", pt->n,
+		         pt->n <= MAXSTEP && sh->trace[pt->n - 1] ? sh->trace[pt->n - 1] : "-");
+	else
+		snprintf(where, sizeof(where), "%s at %d/4", at_name[pt->at], pt->frac);
+	done = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	CHECK(done || (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL),
+	      "round %d: %s victim failed before %s (status 0x%x)", round, role_name[role], where,
 	      status);
+	CHECK(pt->at == AT_STEP || (!done && sh->self_killed),
+	      "round %d: %s victim never got %s", round, role_name[role], where);
+	/* The writer's copy faults inside shmbus_state_write's copy. */
+	if (pt->at == AT_COPY && role == R_WRITER)
+		CHECK(sh->self_at && strcmp(sh->self_at, "state.write.copy") == 0,
+		      "round %d: the writer's fault was not in the copy (latest step %s)", round,
+		      sh->self_at ? sh->self_at : "none");
 	switch (role) {
 	case R_WRITER: check_writer(round, waiter); break;
 	case R_READER: check_reader(round); break;
@@ -674,8 +797,53 @@ static void one_round(int round, int role)
 	case R_LOCK: check_lock(round); break;
 	case R_DICT: check_dict(round); break;
 	}
-	rounds_of[role]++;
+	if (!done || pt->at != AT_STEP) {
+		rounds_of[role]++;
+		self_of[role] += pt->at != AT_STEP;
+	}
 	secs_of[role] += (test_now_ns() - t0) / 1e9;
+	return done;
+}
+
+/* Drain what earlier rounds left in both groups, so "audit" sees only this
+ * round's messages and "work" only this round's ids, and neither gates. */
+static void drain(void)
+{
+	uint8_t buf[64];
+	size_t len;
+
+	while (shmbus_queue_get(S.audit, buf, sizeof(buf), &len, NULL, 0) == 0)
+		;
+	while (shmbus_queue_get(S.work, buf, sizeof(buf), &len, NULL, 0) == 0)
+		;
+}
+
+/* Every point of one role: each step, then the self-placed ones. */
+static int one_role(int *round, int role)
+{
+	struct point pt = { AT_STEP, 0, 0 };
+	int n0 = *round, f;
+
+	for (pt.n = 1; pt.n <= MAXSTEP; pt.n++) {
+		if (role == R_PRODUCER || role == R_MEMBER)
+			drain();
+		if (one_round((*round)++, role, &pt))
+			break;
+	}
+	CHECK(pt.n > 1 && pt.n <= MAXSTEP, "%s: script of %ld steps", role_name[role], pt.n - 1);
+	if (role == R_WRITER || role == R_READER) {
+		for (f = 1; f <= 3; f++) {
+			pt.at = role == R_WRITER ? AT_FILL : AT_READ;
+			pt.frac = f;
+			one_round((*round)++, role, &pt);
+		}
+		for (f = 1; f <= 2; f++) {
+			pt.at = AT_COPY;
+			pt.frac = f;
+			one_round((*round)++, role, &pt);
+		}
+	}
+	return *round - n0;
 }
 
 int main(void)
@@ -684,9 +852,9 @@ int main(void)
 	double secs = fs ? atof(fs) : 15 * test_scale();
 	shmbus_bus_opts_t o;
 	shmbus_bus_info_t bi;
-	uint64_t end;
+	uint64_t start, end;
 	uint32_t reaped;
-	int round, role, total = 0;
+	int round = 0, role, total = 0, passes = 0, distinct = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	bus_name = test_bus_name("mx");
@@ -717,33 +885,23 @@ int main(void)
 	has_sync = shmbus_lock_open(S.b, "lk", 1, &S.lk) == 0 &&
 	           shmbus_array_open(S.b, "a", SHMBUS_INT64, 2, 1, &S.a) == 0 &&
 	           shmbus_dict_open(S.b, "d", 1, 1 << 20, &S.d) == 0;
-	srand((unsigned)getpid());
-	end = test_now_ns() + (uint64_t)(secs * 1e9);
-	for (round = 0; round < MAX_ROUNDS && (test_now_ns() < end || round < 2 * NROLES);
-	     round++) {
-		role = round < NROLES ? round : rand() % NROLES;
-		if ((role == R_PRODUCER || role == R_MEMBER) && !has_queue)
-			continue;
-		if ((role == R_LOCK || role == R_DICT) && !has_sync)
-			continue;
-		if (role == R_PRODUCER || role == R_MEMBER) {
-			/* Drain what earlier rounds left in both groups, so
-			 * "audit" sees only this round's messages and "work"
-			 * only this round's ids, and neither gates. */
-			uint8_t buf[64];
-			size_t len;
-
-			while (shmbus_queue_get(S.audit, buf, sizeof(buf), &len, NULL, 0) == 0)
-				;
-			while (shmbus_queue_get(S.work, buf, sizeof(buf), &len, NULL, 0) == 0)
-				;
+	start = test_now_ns();
+	end = start + (uint64_t)(secs * 1e9);
+	do {
+		for (role = 0; role < NROLES; role++) {
+			if ((role == R_PRODUCER || role == R_MEMBER) && !has_queue)
+				continue;
+			if ((role == R_LOCK || role == R_DICT) && !has_sync)
+				continue;
+			total += one_role(&round, role);
 		}
-		one_round(round, role);
-		total++;
-	}
+		if (!passes++)
+			for (role = 0; role < NROLES; role++)
+				distinct += (int)rounds_of[role];
+	} while (test_now_ns() < end);
 	for (role = 0; role < NROLES; role++)
-		printf("  %-13s killed %4u times (%.1f s)\n", role_name[role], rounds_of[role],
-		       secs_of[role]);
+		printf("  %-13s killed at %4u points (%u placed by itself) (%.1f s)\n",
+		       role_name[role], rounds_of[role], self_of[role], secs_of[role]);
 	/* Nothing left behind: dead peers reaped, bus removed. */
 	OK(shmbus_bus_gc(S.b, &reaped));
 	OK(shmbus_bus_info(S.b, &bi));
@@ -764,8 +922,10 @@ int main(void)
 	CHECK(leftover_tmp(bus_name) == 0, "files of '%s' left in /dev/shm", bus_name);
 	printf("  creator: %u stale buses gc'd (%u by 'shmbus ls'/'gc'), %u names absent; locks: %u EOWNERDEAD repairs; "
 	       "members: %u redeliveries\n", n_stale, n_cli_gc, n_absent, n_ownerdead, n_redelivered);
-	printf("  %d rounds in %.0f s; gc reaped %u dead peers; nothing left in /dev/shm\n", total,
-	       secs, reaped);
+	printf("  %d kill points explored, each in %d pass%s (%d rounds, the completed scripts"
+	       " included) in %.1f s; gc reaped %u dead peers; nothing left in /dev/shm\n",
+	       distinct, passes, passes == 1 ? "" : "es", total, (test_now_ns() - start) / 1e9,
+	       reaped);
 	printf("matrix: ok\n");
 	return 0;
 }
