@@ -108,6 +108,7 @@ static void run_kills(void (*fn)(int), int rounds, const char *what)
 	pid_t surv, v;
 	int round, status;
 	long before;
+	uint64_t t0;
 
 	atomic_store(&sh->stop, 0);
 	fflush(stdout);
@@ -136,11 +137,15 @@ static void run_kills(void (*fn)(int), int rounds, const char *what)
 		CHECK(waitpid(v, &status, 0) == v && WIFSIGNALED(status),
 		      "%s round %d: victim killed (status %d)", what, round, status);
 	}
-	/* The survivor still makes progress after the last kill. */
+	/* The survivor still makes progress after the last kill: it needs
+	 * one liveness timeout (20 ms); 10 s is for a loaded machine. */
 	before = fn == locker ? atomic_load(&sh->survivor_ops) : atomic_load(&sh->turns);
-	usleep(300000);
+	t0 = test_now_ns();
+	while ((fn == locker ? atomic_load(&sh->survivor_ops) : atomic_load(&sh->turns)) == before &&
+	       test_now_ns() - t0 < 10000000000ull)
+		usleep(1000);
 	CHECK((fn == locker ? atomic_load(&sh->survivor_ops) : atomic_load(&sh->turns)) > before,
-	      "%s: the survivor made no progress after the kills", what);
+	      "%s: the survivor made no progress in 10 s after the kills", what);
 	atomic_store(&sh->stop, 1);
 	CHECK(waitpid(surv, &status, 0) == surv && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "%s: survivor exit status %d", what, status);
