@@ -9,12 +9,15 @@
  *
  * Every other holder stops itself (SIGSTOP) half-way through the guarded
  * update and is killed there, so at least that many takeovers must see
- * EOWNERDEAD; the others die wherever a random sleep leaves them. Each
- * kill point inside lock and unlock is enumerated by
- * tests/fault/killpoints.c.
+ * EOWNERDEAD; the others die by the kill-point hook (tests/faultinject.h)
+ * just before their Nth shared-memory step counted from before they open
+ * the bus, N = 1, 2, 3, ... over those rounds: inside bus open, lock open,
+ * lock and unlock, while the survivor contends. Each kill point inside
+ * lock and unlock is also enumerated alone by tests/fault/killpoints.c.
  *
- * Then the same for a turn: a party killed while it has the turn is
- * skipped, and the survivors' turns go on in order.
+ * Then the same for a turn (every victim by the hook): a party killed while
+ * it registers, acquires or releases is skipped, and the survivors' turns
+ * go on in order.
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -22,6 +25,7 @@
 #include <sys/wait.h>
 
 #include "testutil.h"
+#include "faultinject.h"
 
 struct shared {
 	volatile long a, b;        /* guarded by the lock: equal when unlocked */
@@ -103,10 +107,12 @@ static void party(int survivor)
 	_exit(0);
 }
 
+static int hook_kills;
+
 static void run_kills(void (*fn)(int), int rounds, const char *what)
 {
 	pid_t surv, v;
-	int round, status;
+	int round, status, k = 0, stop;
 	long before;
 	uint64_t t0;
 
@@ -116,26 +122,44 @@ static void run_kills(void (*fn)(int), int rounds, const char *what)
 	if (surv == 0)
 		fn(1);
 	for (round = 0; round < rounds; round++) {
+		stop = fn == locker && round % 2 == 0;
 		fflush(stdout);
 		v = fork();
 		if (v == 0) {
 			/* Every other round, the locker stops itself inside the
-			 * critical section and is killed there (no timing). */
-			if (fn == locker && round % 2 == 0)
+			 * critical section and is killed there (no timing); the
+			 * others die at their Nth step. */
+			if (stop)
 				atomic_store(&sh->stop_in_cs, (int)getpid());
+			else
+				sb_fault_arm(k + 1, SIGKILL);
 			fn(0);
 		}
-		if (fn == locker && round % 2 == 0) {
+		if (stop) {
 			CHECK(waitpid(v, &status, WUNTRACED) == v && WIFSTOPPED(status),
 			      "%s round %d: the victim did not stop in the critical section (status %d)",
 			      what, round, status);
+			kill(v, SIGKILL);
+			CHECK(waitpid(v, &status, 0) == v && WIFSIGNALED(status),
+			      "%s round %d: victim killed (status %d)", what, round, status);
 		} else {
-			/* Odd rounds: anywhere (inside or outside the lock). */
-			usleep((useconds_t)(1000 + rand() % 4000));
+			/* It loops until stopped: it reaches step k + 1 (a few
+			 * calls; 20 s only catches a hang). */
+			t0 = test_now_ns();
+			while (waitpid(v, &status, WNOHANG) != v) {
+				if (test_now_ns() - t0 > 20000000000ull) {
+					kill(v, SIGKILL);
+					FAIL("%s round %d: the victim never reached step %d", what,
+					     round, k + 1);
+				}
+				usleep(200);
+			}
+			CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+			      "%s round %d: victim not killed at step %d (status %d)", what, round,
+			      k + 1, status);
+			k++;
+			hook_kills++;
 		}
-		kill(v, SIGKILL);
-		CHECK(waitpid(v, &status, 0) == v && WIFSIGNALED(status),
-		      "%s round %d: victim killed (status %d)", what, round, status);
 	}
 	/* The survivor still makes progress after the last kill: it needs
 	 * one liveness timeout (20 ms); 10 s is for a loaded machine. */
@@ -168,7 +192,6 @@ int main(void)
 	OK(shmbus_turn_open(b, "T", 1, 256, &t));
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(sh != MAP_FAILED, "mmap");
-	srand((unsigned)getpid());
 
 	run_kills(locker, rounds, "lock");
 	r = shmbus_lock_lock(l, 5000000000ll);
@@ -182,12 +205,14 @@ int main(void)
 	CHECK(atomic_load(&sh->ownerdead) >= rounds / 2,
 	      "%ld EOWNERDEAD takeovers for %d holders killed inside the critical section",
 	      atomic_load(&sh->ownerdead), rounds / 2);
-	printf("  lock: %d holders killed, %ld EOWNERDEAD takeovers repaired, %ld survivor ops, %ld increments consistent\n",
-	       rounds, atomic_load(&sh->ownerdead), atomic_load(&sh->survivor_ops), sh->a);
+	printf("  lock: %d holders killed (%d at steps 1..%d), %ld EOWNERDEAD takeovers repaired, %ld survivor ops, %ld increments consistent\n",
+	       rounds, hook_kills, hook_kills, atomic_load(&sh->ownerdead),
+	       atomic_load(&sh->survivor_ops), sh->a);
+	hook_kills = 0;
 
 	run_kills(party, rounds / 2, "turn");
-	printf("  turn: %d parties killed while taking turns, %ld turns, survivor kept its turns\n",
-	       rounds / 2, atomic_load(&sh->turns));
+	printf("  turn: %d parties killed at steps 1..%d, %ld turns, survivor kept its turns\n",
+	       rounds / 2, hook_kills, atomic_load(&sh->turns));
 	shmbus_turn_close(t);
 	shmbus_lock_close(l);
 	shmbus_bus_close(b);
