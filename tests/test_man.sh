@@ -11,7 +11,9 @@
 #   - the global options of `shmbus --help`'s usage line and every exit code
 #     its table lists appear in shmbus(1);
 #   - when the bridge is built, every option of `shmbus-bridge --help`
-#     appears in shmbus-bridge(1).
+#     appears in shmbus-bridge(1);
+#   - libshmbus(3)'s example program compiles and links against the
+#     library, and (in a private /dev/shm) does what the page says.
 # So a new command or option without its page fails here.
 #
 #   env BUILD=build bash tests/test_man.sh
@@ -113,6 +115,25 @@ if [ -x "$BR" ]; then
 	done
 else
 	echo "note: $BR not built (no libnats): its options are not checked against shmbus-bridge(1)"
+fi
+
+# 5. libshmbus(3)'s example program compiles against the header and links
+# with the library; where a private /dev/shm can be had (unshare), it runs
+# and `shmbus get plant y` then prints 1.5, as the page says
+awk '/^# EXAMPLE/ { on = 1; next } on && /^```$/ { n++; if (n == 2) exit; next } on && n == 1' \
+	man/libshmbus.3.scd | sed 's/^\t//; s/\\\\/\\/g' >"$T/example.c"
+if ! grep -q 'int main' "$T/example.c"; then
+	bad "no example program found in man/libshmbus.3.scd (# EXAMPLE, a \`\`\` block)"
+elif cc -Wall -Wextra -Werror -Iinclude -o "$T/example" "$T/example.c" "$BUILD/libshmbus.a" -pthread -lrt -lm 2>"$T/err"; then
+	ok
+	if unshare -rm true 2>/dev/null; then
+		got=$(unshare -rm bash -c 'mount -t tmpfs none /dev/shm && "$1" && "$2" get plant y' _ "$T/example" "$CLI" 2>&1)
+		[ "$got" = 1.5 ] && ok || bad "libshmbus(3)'s example, then 'shmbus get plant y': '$got', not 1.5"
+	else
+		echo "note: no private /dev/shm (unshare -rm): libshmbus(3)'s example is compiled, not run"
+	fi
+else
+	bad "libshmbus(3)'s example does not compile:" "$(head -5 "$T/err")"
 fi
 
 echo "$checks checks passed, $fail failed"
