@@ -54,23 +54,25 @@ T=$(mktemp -d /tmp/shmbus-deb.XXXXXX)
 BUS=t-deb-$$
 installed_by_us=0
 
+uninstall() {
+	[ $installed_by_us -eq 1 ] || return 0
+	installed_by_us=0
+	# ours, and what their install brought in (nothing else: another
+	# process may install packages meanwhile), so the machine's package set
+	# is as it was
+	apt-get purge -y -qq -o DPkg::Lock::Timeout=300 "${PKGS[@]}" $(cat "$T/pulled") >"$T/purge.log" 2>&1 \
+		|| { bad "apt-get purge ${PKGS[*]} $(cat "$T/pulled"):"; tail -5 "$T/purge.log"; }
+	left=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${PKGS[@]}" $(cat "$T/pulled") 2>/dev/null \
+		| awk '$1 != "un" && $1 != "pn" { print $2 }')
+	[ -z "$left" ] && ok "purged ${PKGS[*]} $(cat "$T/pulled")" || bad "still installed after the purge: $left"
+}
 cleanup() {
+	rc=$?
 	rm -f "/dev/shm/shmbus-$BUS"
-	if [ $installed_by_us -eq 1 ]; then
-		# ours first, then what their install brought in, so the machine's
-		# package set is as it was
-		apt-get purge -y -qq -o DPkg::Lock::Timeout=300 "${PKGS[@]}" >"$T/purge.log" 2>&1 \
-			|| { echo "FAIL  apt-get purge ${PKGS[*]}:"; tail -5 "$T/purge.log"; }
-		dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" { print $2 }' | sort >"$T/pkgs-after"
-		extra=$(comm -13 "$T/pkgs-before" "$T/pkgs-after")
-		if [ -n "$extra" ]; then
-			apt-get purge -y -qq -o DPkg::Lock::Timeout=300 $extra >>"$T/purge.log" 2>&1 \
-				|| echo "FAIL  could not purge what the install pulled in:" $extra
-		fi
-		left=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "${PKGS[@]}" 2>/dev/null | awk '$1 != "un" && $1 != "pn" { print $2 }')
-		[ -z "$left" ] || echo "FAIL  still installed after the purge: $left"
-	fi
+	uninstall
 	rm -rf "$T"
+	[ $fail -eq 0 ] || [ $rc -ne 0 ] || rc=1
+	exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -124,7 +126,15 @@ if [ "$MODE" = apt ]; then
 			exit 1
 		fi
 	done
-	dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" { print $2 }' | sort >"$T/pkgs-before"
+	# what the install will do: it may add the dependencies that are
+	# missing (purged again at exit), it must not remove anything
+	apt-get install -s --no-install-recommends "${debs[@]}" >"$T/sim.log" 2>&1 \
+		|| { bad "apt-get install -s:"; tail -20 "$T/sim.log"; exit 1; }
+	if grep -q '^Remv ' "$T/sim.log"; then
+		bad "installing the packages would remove:" $(awk '/^Remv / { print $2 }' "$T/sim.log"); exit 1
+	fi
+	awk '/^Inst / { print $2 }' "$T/sim.log" | grep -vxF -f <(printf '%s\n' "${PKGS[@]}") >"$T/pulled" || true
+	[ -s "$T/pulled" ] && echo "note: the install pulls in (purged at exit):" $(cat "$T/pulled")
 	installed_by_us=1
 	if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		-o DPkg::Lock::Timeout=300 "${debs[@]}" >"$T/install.log" 2>&1; then
@@ -137,7 +147,7 @@ if [ "$MODE" = apt ]; then
 else
 	R=$T/root
 	for d in "${debs[@]}"; do dpkg-deb -x "$d" "$R"; done
-	ok "unpacked into $R (not root: a throwaway root)"
+	ok "unpacked into the throwaway root $R"
 	export PATH=$R/usr/bin:$PATH LD_LIBRARY_PATH=$R/usr/lib/$MA
 	export PKG_CONFIG_SYSROOT_DIR=$R PKG_CONFIG_LIBDIR=$R/usr/lib/$MA/pkgconfig
 	export PYTHONPATH=$R/usr/lib/python3/dist-packages
@@ -204,7 +214,9 @@ else
 	bad "building against the installed libshmbus-dev:"; cat cc.err
 fi
 so=$(ldd ./writer 2>/dev/null | awk '$1 == "libshmbus.so.0" { print $3 }')
-[ "$so" = "$R/usr/lib/$MA/libshmbus.so.0" ] && ok "writer runs with $so" || bad "writer links '$so', not $R/usr/lib/$MA/libshmbus.so.0"
+# (compared resolved: with merged /usr, the loader names /lib/MA)
+[ -n "$so" ] && [ "$(readlink -f "$so")" = "$(readlink -f "$R/usr/lib/$MA/libshmbus.so.0")" ] \
+	&& ok "writer runs with $so" || bad "writer links '$so', not $R/usr/lib/$MA/libshmbus.so.0"
 if ./writer "$BUS" 2>run.err; then ok "writer ran"; else bad "writer:"; cat run.err; fi
 got=$(shmbus get "$BUS" y 2>&1)
 [ "$got" = 2.5 ] && ok "shmbus get reads the C program's value: $got" || bad "shmbus get $BUS y says '$got', not 2.5"
@@ -237,6 +249,8 @@ if R=$R /usr/bin/python3 -s check.py >py.out 2>&1; then ok "$(cat py.out)"; else
 got=$(shmbus get "$BUS" z 2>&1)
 [ "$got" = 7.25 ] && ok "shmbus get reads Python's value: $got" || bad "shmbus get $BUS z says '$got', not 7.25"
 shmbus rm "$BUS" >/dev/null 2>&1 || bad "shmbus rm $BUS"
+cd "$SRC"
+uninstall
 
 echo "$checks passed, $fail failed"
 [ $fail -eq 0 ]
