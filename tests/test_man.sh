@@ -124,7 +124,9 @@ awk '/^# EXAMPLE/ { on = 1; next } on && /^```$/ { n++; if (n == 2) exit; next }
 	man/libshmbus.3.scd | sed 's/^\t//; s/\\\\/\\/g' >"$T/example.c"
 if ! grep -q 'int main' "$T/example.c"; then
 	bad "no example program found in man/libshmbus.3.scd (# EXAMPLE, a \`\`\` block)"
-elif cc -Wall -Wextra -Werror -Iinclude -o "$T/example" "$T/example.c" "$BUILD/libshmbus.a" -pthread -lrt -lm 2>"$T/err"; then
+elif san=$(nm "$BUILD/libshmbus.a" 2>/dev/null | grep -q __asan_ && echo -fsanitize=address,undefined
+	nm "$BUILD/libshmbus.a" 2>/dev/null | grep -q __tsan_ && echo -fsanitize=thread)   # a sanitizer build's library
+	cc -Wall -Wextra -Werror $san -Iinclude -o "$T/example" "$T/example.c" "$BUILD/libshmbus.a" -pthread -lrt -lm 2>"$T/err"; then
 	ok
 	if unshare -rm true 2>/dev/null; then
 		got=$(unshare -rm bash -c 'mount -t tmpfs none /dev/shm && "$1" && "$2" get plant y' _ "$T/example" "$CLI" 2>&1)
