@@ -6,8 +6,11 @@
 #                     kill-point hook, src/fault.h; never installed)
 #   make bench        benchmarks against peer transports (scripts/bench.sh)
 #   make soak         long mixed-workload run with kills (SOAK_SECONDS, default 1800)
+#   make man          the man pages, from man/*.scd (needs scdoc; part of `all` when
+#                     scdoc is installed) into BUILD/man/
 #   make install      PREFIX (/usr/local), LIBDIR, INCLUDEDIR, BINDIR, MANDIR, DESTDIR
 #                     (docs/install.md)
+#   make deb          Debian packages into ../ (dpkg-buildpackage -b -us -uc; debian/)
 #   make SAN=asan | SAN=tsan   sanitizer builds in build-asan/ and build-tsan/
 
 CC      ?= gcc
@@ -92,7 +95,7 @@ CXXWARN  = -Wall -Wextra $(WERROR) -Wno-missing-field-initializers
 EX_SRC   = $(wildcard examples/*/*.c)
 EX_BIN   = $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 
-.PHONY: all lib tools tests examples demo test install uninstall clean bench soak python check-header
+.PHONY: all lib tools tests examples demo test install uninstall clean bench soak python check-header man deb
 
 all: lib tools examples tests check-header
 
@@ -184,7 +187,28 @@ SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(PC_LIBDIR)|g' \
 	-e 's|@SIZEOF_POINTER@|$(shell echo __SIZEOF_POINTER__ | $(CC) -E -P -x c - | tail -n 1)|g' \
 	-e 's|@CMAKE_TO_LIBDIR@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(LIBDIR))|g' \
 	-e 's|@CMAKE_TO_INCLUDEDIR@|$(shell realpath -m --relative-to=$(CMAKEDIR) $(INCLUDEDIR))|g'
-MANPAGES = $(wildcard man/*.[1-8])
+# Man pages: man/NAME.SECTION.scd, one source each, kept with the code and
+# turned into roff by scdoc. Plain `make` (and `make install`) work without
+# scdoc: the pages are then neither built nor installed, and `make man`
+# says why.
+MAN_SRC  = $(wildcard man/*.scd)
+MANPAGES = $(patsubst man/%.scd,$(BUILD)/man/%,$(MAN_SRC))
+HAVE_SCDOC := $(shell command -v scdoc >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_SCDOC),1)
+all: man
+man: $(MANPAGES)
+install: man
+INSTALL_MAN = $(foreach s,$(sort $(subst .,,$(suffix $(MANPAGES)))),install -d $(DESTDIR)$(MANDIR)/man$(s) && \
+	install -m 644 $(filter %.$(s),$(MANPAGES)) $(DESTDIR)$(MANDIR)/man$(s)/;)
+else
+man:
+	@echo "make man: scdoc is not installed (Debian package scdoc, scripts/deps.sh); no man pages built" >&2; exit 1
+INSTALL_MAN = @echo "install: scdoc is not installed: no man pages"
+endif
+
+$(BUILD)/man/%: man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc <$< >$@.tmp && mv $@.tmp $@
 
 install: lib tools
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
@@ -200,8 +224,7 @@ install: lib tools
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/shmbus.pc $(DESTDIR)$(CMAKEDIR)/shmbus-config*.cmake
 	install -m 755 $(BUILD)/shmbus $(DESTDIR)$(BINDIR)/
 	$(if $(wildcard $(BUILD)/bridge/shmbus-bridge),install -m 755 $(BUILD)/bridge/shmbus-bridge $(DESTDIR)$(BINDIR)/)
-	$(foreach s,$(sort $(subst .,,$(suffix $(MANPAGES)))),install -d $(DESTDIR)$(MANDIR)/man$(s) && \
-		install -m 644 $(filter %.$(s),$(MANPAGES)) $(DESTDIR)$(MANDIR)/man$(s)/;)
+	$(INSTALL_MAN)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/shmbus.h $(DESTDIR)$(INCLUDEDIR)/shmbus.hpp $(DESTDIR)$(LIBDIR)/libshmbus.* \
@@ -209,6 +232,11 @@ uninstall:
 	      $(DESTDIR)$(CMAKEDIR)/shmbus-config.cmake $(DESTDIR)$(CMAKEDIR)/shmbus-config-version.cmake \
 	      $(addprefix $(DESTDIR)$(MANDIR)/,$(foreach m,$(MANPAGES),man$(subst .,,$(suffix $(m)))/$(notdir $(m))))
 	-rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null
+
+# The Debian packages (debian/, docs/install.md), built in place; the .debs
+# land in the directory above. tests/test_debian.sh builds them from a copy.
+deb:
+	dpkg-buildpackage -b -us -uc
 
 clean:
 	rm -rf build build-asan build-tsan python/build python/*.so

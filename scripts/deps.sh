@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deps.sh -- install the Debian packages shmbus needs to build, test, demo
+# deps.sh -- install the Debian packages shmbus needs to build, package, test, demo
 # and benchmark. Installs only what is missing; needs root (or sudo).
 set -u
 
@@ -10,6 +10,8 @@ PKGS=(
   libzmq3-dev iceoryx libiceoryx-binding-c-dev
   clang libclang-rt-14-dev afl++ spin valgrind
   gnuplot-nox hyperfine
+  scdoc man-db groff-base
+  dpkg-dev debhelper dh-python python3-all-dev lintian
 )
 
 missing=()

@@ -3,14 +3,15 @@
 #
 #   1. install what is missing (scripts/deps.sh)
 #   2. build everything warning-free (-Wall -Wextra -Werror)
-#   3. run every C test program, the CLI test, the Python suite, the bridge
-#      tests against a real nats-server, the model checks and a bounded fuzz run
+#   3. run every C test program, the CLI and other shell tests, the Debian
+#      packages' test, the Python suite, the bridge tests against a real
+#      nats-server, the model checks and a bounded fuzz run
 #   4. rebuild under AddressSanitizer + UBSan and run the C tests again
 #   5. rebuild under ThreadSanitizer and run the concurrency tests
 #
 # Environment: SHMBUS_TEST_SCALE (default 1) scales stress durations;
 # FUZZ_SECONDS (default 120) bounds the fuzz run; SOAK_SECONDS (default 60)
-# the soak; SKIP="asan tsan fuzz ..."
+# the soak; SKIP="asan tsan fuzz debian ..."
 # skips stages. Ends with "N passed, N failed"; exit status 0 only if all passed.
 #
 #   scripts/test.sh --under-load N
@@ -115,7 +116,11 @@ fi
 
 echo "== C tests"
 c_tests build
-for t in tests/test_*.sh; do [ -f "$t" ] && run "$t" 300 env BUILD=build bash "$t"; done
+for t in tests/test_*.sh; do [ -f "$t" ] && [ "$t" != tests/test_debian.sh ] && run "$t" 300 env BUILD=build bash "$t"; done
+
+if ! skip debian && [ -f tests/test_debian.sh ]; then
+  echo "== Debian packages (build from a copy, lintian, install, use, purge)"; run "tests/test_debian.sh" 900 bash tests/test_debian.sh
+fi
 
 if ! skip python && [ -d python ] && [ -f python/setup.py ]; then
   echo "== Python"
@@ -146,7 +151,7 @@ if ! skip asan; then
   if make -j"$(nproc)" SAN=asan lib tools tests >"$LOG/asan-build.log" 2>&1; then
     export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     c_tests build-asan
-    for t in tests/test_*.sh; do [ -f "$t" ] && run "asan:$t" 300 env BUILD=build-asan bash "$t"; done
+    for t in tests/test_*.sh; do [ -f "$t" ] && [ "$t" != tests/test_debian.sh ] && run "asan:$t" 300 env BUILD=build-asan bash "$t"; done
     unset ASAN_OPTIONS UBSAN_OPTIONS
   else
     fail=$((fail+1)); failed+=("asan build"); tail -30 "$LOG/asan-build.log"

@@ -210,6 +210,12 @@ for f in "$L2/libshmbus.so.$V" "$L2/libshmbus.a" "$L2/pkgconfig/shmbus.pc" "$L2/
 	[ -f "$f" ] || bad "not installed: ${f#$R2}"
 done
 [ -e "$R2/opt/sb/lib/libshmbus.so.$V" ] && bad "installed into PREFIX/lib although LIBDIR was given"
+# the man pages, built from man/*.scd when scdoc is there (docs/install.md)
+if command -v scdoc >/dev/null 2>&1; then
+	for f in man1/shmbus.1 man1/shmbus-bridge.1 man3/libshmbus.3 man7/shmbus.7; do
+		[ -f "$R2/opt/sb/man/$f" ] || bad "not installed: /opt/sb/man/$f (MANDIR)"
+	done
+fi
 grep -qx "libdir=\${prefix}/lib/$ARCH" "$L2/pkgconfig/shmbus.pc" &&
 	grep -qx 'includedir=${prefix}/include/sb' "$L2/pkgconfig/shmbus.pc" ||
 	{ bad "shmbus.pc does not name the given LIBDIR and INCLUDEDIR:"; sed 's/^/      | /' "$L2/pkgconfig/shmbus.pc"; }
