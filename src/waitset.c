@@ -180,6 +180,11 @@ struct shmbus_waitset {
 
 static int no_waitv;               /* futex_waitv said ENOSYS */
 
+/* How often a waiting set looks at every member and segment: each slice.
+ * Only tests change it (before any set waits), to see that every report
+ * they expect comes from a ring, not from the periodic look. */
+int64_t sb_ws_full_ns = SB_WAIT_SLICE_NS;
+
 static void bump_priv(shmbus_waitset_t *ws)
 {
 	/* seq_cst: the change a parked thread's futex_waitv compares with;
@@ -455,7 +460,7 @@ static int wait_locked(shmbus_waitset_t *ws, int64_t timeout_ns, int policy, int
 	spin_end = timeout_ns == 0 || policy == SHMBUS_WAIT_PARK ? 0
 	         : policy == SHMBUS_WAIT_SPIN ? UINT64_MAX : now + (uint64_t)spin_ns;
 	if (ws->next_full == 0)
-		ws->next_full = now + SB_WAIT_SLICE_NS;
+		ws->next_full = now + (uint64_t)sb_ws_full_ns;
 	for (;;) {
 		if (fd_thread && (ws->stop || ws->signalled))
 			return 1;
@@ -466,7 +471,7 @@ static int wait_locked(shmbus_waitset_t *ws, int64_t timeout_ns, int policy, int
 		if (now >= ws->next_full) {
 			full(ws);
 			live = 1;
-			ws->next_full = now + SB_WAIT_SLICE_NS;
+			ws->next_full = now + (uint64_t)sb_ws_full_ns;
 		}
 		for (wb = ws->buses; wb; wb = wb->next)
 			drain(ws, wb);
