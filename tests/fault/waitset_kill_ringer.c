@@ -1,0 +1,151 @@
+/*
+ * waitset_kill_ringer.c -- a writer killed with SIGKILL after publishing a
+ * value and before ringing the bus's bell does not leave a wait set asleep
+ * on that value: the set finds it at its next full look, within a slice
+ * (250 ms; asserted < 3 s for a loaded 2-CPU machine), and the set keeps
+ * working: the next write, by another process, wakes it through the bell.
+ *
+ * The kill point is exact, not luck: the writer process traces the steps
+ * of one write (the kill-point hook, tests/faultinject.h) to learn the
+ * number of the step "waitset.ring.head" (the ring's claim, after the
+ * value is published), then arms the hook to SIGKILL itself just before
+ * that step of its next write. The parent checks that the writer died of
+ * SIGKILL at exactly that step, while the parent waits in the set.
+ */
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "faultinject.h"
+#include "testutil.h"
+
+#define SECOND 1000000000ll
+#define NAMES 256
+
+static const char *bus_name;
+static const char **names;      /* shared with the writer: its trace */
+
+static void put(shmbus_state_t *st, double v)
+{
+	OK(shmbus_state_write(st, &v, sizeof(v)));
+}
+
+static void writer(int to_parent, int from_parent)
+{
+	shmbus_bus_t *b;
+	shmbus_state_t *st;
+	long n, i, ring = 0;
+	char c;
+
+	OK(shmbus_bus_open(bus_name, NULL, &b));
+	OK(shmbus_state_open(b, "a", NULL, &st));
+	put(st, 1);                     /* takes the writer role */
+	sb_fault_arm(0, 0);             /* count only */
+	sb_fault_trace(names, NAMES);
+	put(st, 2);
+	n = sb_fault_steps();
+	sb_fault_trace(NULL, 0);
+	for (i = 0; i < n && i < NAMES; i++)
+		if (strcmp(names[i], "waitset.ring.head") == 0)
+			ring = i + 1;
+	if (ring == 0)
+		_exit(20);              /* the write did not ring: no set seen */
+	if (write(to_parent, &ring, sizeof(ring)) != sizeof(ring) ||
+	    read(from_parent, &c, 1) != 1)
+		_exit(21);
+	usleep(50000);                  /* the parent is asleep in its wait */
+	memset(names, 0, NAMES * sizeof(*names));
+	sb_fault_arm(ring, SIGKILL);
+	sb_fault_trace(names, NAMES);
+	put(st, 3);                     /* dies before its ring */
+	_exit(22);
+}
+
+static void other_writer(void)
+{
+	shmbus_bus_t *b;
+	shmbus_state_t *st;
+
+	OK(shmbus_bus_open(bus_name, NULL, &b));
+	OK(shmbus_state_open(b, "b", NULL, &st));
+	put(st, 7);
+	_exit(0);
+}
+
+/* Wait until tag's state has reached seq (reports of earlier values are
+ * taken on the way). */
+static uint64_t wait_for(shmbus_waitset_t *ws, shmbus_state_t *st, uint64_t tag, uint64_t seq)
+{
+	uint64_t t0 = test_now_ns(), tags[4];
+	size_t n, i;
+
+	for (;;) {
+		OK(shmbus_waitset_wait(ws, 20 * SECOND, tags, 4, &n));
+		for (i = 0; i < n; i++)
+			CHECK(tags[i] == tag, "tag %llu reported, waiting for %llu",
+			      (unsigned long long)tags[i], (unsigned long long)tag);
+		if (shmbus_state_seq(st) >= seq)
+			return test_now_ns() - t0;
+	}
+}
+
+int main(void)
+{
+	shmbus_waitset_t *ws;
+	shmbus_state_t *a, *b;
+	shmbus_bus_t *bus;
+	int up[2], down[2], status;
+	uint64_t el;
+	long ring;
+	pid_t pid;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	names = mmap(NULL, NAMES * sizeof(*names), PROT_READ | PROT_WRITE,
+	             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(names != MAP_FAILED, "mmap");
+	bus_name = test_bus_name("wskill");
+	OK(shmbus_bus_create(bus_name, NULL, &bus));
+	OK(shmbus_state_open(bus, "a", NULL, &a));
+	OK(shmbus_state_open(bus, "b", NULL, &b));
+	OK(shmbus_waitset_new(&ws));
+	OK(shmbus_waitset_add_state(ws, a, 0, 1));
+	OK(shmbus_waitset_add_state(ws, b, 0, 2));
+
+	CHECK(pipe(up) == 0 && pipe(down) == 0, "pipe");
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0)
+		writer(up[1], down[0]);
+	CHECK(read(up[0], &ring, sizeof(ring)) == sizeof(ring), "the writer failed early");
+	wait_for(ws, a, 1, 2);          /* values 1 and 2, rung as usual */
+	CHECK(write(down[1], "g", 1) == 1, "pipe");
+	el = wait_for(ws, a, 1, 3);     /* value 3: published, never rung */
+	CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+	      "the writer was not killed (status %d)", status);
+	CHECK(names[ring - 1] && strcmp(names[ring - 1], "waitset.ring.head") == 0,
+	      "the writer died at step %ld '%s', not before its ring", ring,
+	      names[ring - 1] ? names[ring - 1] : "?");
+	CHECK(el < 3 * SECOND, "the value of the writer killed before its ring took %llu ms",
+	      (unsigned long long)(el / 1000000));
+	printf("ok  a writer killed between publishing and ringing: value seen in %llu ms\n",
+	       (unsigned long long)(el / 1000000));
+
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0)
+		other_writer();
+	el = wait_for(ws, b, 2, 1);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "the second writer failed");
+	printf("ok  the set keeps working: the next write by another process wakes it (%llu ms)\n",
+	       (unsigned long long)(el / 1000000));
+
+	OK(shmbus_waitset_free(ws));
+	shmbus_state_close(a);
+	shmbus_state_close(b);
+	shmbus_bus_close(bus);
+	OK(shmbus_bus_unlink(bus_name));
+	printf("waitset_kill_ringer: ok\n");
+	return 0;
+}
