@@ -681,8 +681,11 @@ int sb_queue_ready(shmbus_queue_t *q, int cond, int32_t gi, uint64_t *scratch, i
 	/* Every load seq_cst: the re-check half of the store-load pair with a
 	 * waker's seq_cst change, then its load of the bell's `sets`. */
 	h = atomic_load_explicit(&v->ctl->head, memory_order_seq_cst);
+	/* Full at a full look (live): the gating group may hold a dead
+	 * member's message; the producer's own call with timeout 0 runs the
+	 * liveness checks when due (at most one needless report a slice). */
 	if (cond == SHMBUS_ON_SPACE)
-		return (h & SB_Q_CLOSED) ||
+		return live || (h & SB_Q_CLOSED) ||
 		       sb_q_fits(h & SB_Q_SEQ, sb_q_gate_with(v, scratch, &blocker, &epoch),
 		                 v->size);
 	if (gi < 0 || (uint32_t)gi >= v->max_groups)

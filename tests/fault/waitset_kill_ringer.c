@@ -20,7 +20,9 @@
  * the consumer's loop of wait + get(timeout 0) reaches the get that skips
  * the dead producer's seq (after the liveness timeout) and receives the
  * message, within 3 s (the promise is one liveness timeout, 200 ms, plus a
- * slice).
+ * slice). The same for space: the only consumer of a full ring, killed
+ * while it holds a message, does not leave a producer's set asleep for
+ * ever; its loop of wait + put(timeout 0) gets the message in.
  */
 #include <signal.h>
 #include <sys/mman.h>
@@ -144,6 +146,7 @@ static void test_dead_claim(shmbus_bus_t *bus)
 	CHECK(pid >= 0, "fork");
 	if (pid == 0)
 		dead_producer(fds[1]);
+	close(fds[1]);
 	CHECK(read(fds[0], buf, 1) == 1, "the producer failed to reserve");
 	kill(pid, SIGKILL);
 	CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status), "producer not killed");
@@ -168,6 +171,69 @@ static void test_dead_claim(shmbus_bus_t *bus)
 	OK(shmbus_waitset_free(ws));
 	shmbus_queue_close(q);
 	printf("ok  a producer killed between reserve and commit: the set's loop gets the next message in %llu ms\n",
+	       (unsigned long long)(el / 1000000));
+}
+
+static void dead_consumer(int to_parent)
+{
+	shmbus_msg_t m;
+	shmbus_bus_t *b;
+	shmbus_queue_t *q;
+
+	OK(shmbus_bus_open(bus_name, NULL, &b));
+	OK(shmbus_queue_open(b, "qf", NULL, &q));
+	OK(shmbus_queue_join(q, "g", 0));
+	OK(shmbus_queue_peek(q, &m, 10 * SECOND));
+	if (write(to_parent, "p", 1) != 1)
+		_exit(21);
+	pause();                        /* killed here, holding message 0 */
+	_exit(22);
+}
+
+static void test_dead_consumer(shmbus_bus_t *bus)
+{
+	shmbus_queue_opts_t qo;
+	shmbus_waitset_t *ws;
+	shmbus_queue_t *q;
+	uint64_t t0, el, tags[4];
+	int fds[2], status, r = SHMBUS_EAGAIN;
+	char c;
+	size_t n;
+	pid_t pid;
+
+	shmbus_queue_opts_init(&qo);
+	qo.slots = 2;
+	OK(shmbus_queue_open(bus, "qf", &qo, &q));
+	CHECK(pipe(fds) == 0, "pipe");
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0)
+		dead_consumer(fds[1]);
+	close(fds[1]);
+	/* The child's group gates from its join: fill the ring behind it. */
+	OK(shmbus_queue_wait_groups(q, 1, 10 * SECOND));
+	OK(shmbus_queue_put(q, "m0", 2, 0));
+	CHECK(read(fds[0], &c, 1) == 1, "the consumer failed to peek");
+	OK(shmbus_queue_put(q, "m1", 2, 0));
+	EXPECT_CODE(shmbus_queue_put(q, "m2", 2, 0), SHMBUS_EAGAIN);
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status), "consumer not killed");
+	OK(shmbus_waitset_new(&ws));
+	OK(shmbus_waitset_add_queue(ws, q, SHMBUS_ON_SPACE, 6));
+	t0 = test_now_ns();
+	while (r == SHMBUS_EAGAIN) {
+		CHECK(test_now_ns() - t0 < 20 * SECOND, "no space after 20 s");
+		OK(shmbus_waitset_wait(ws, 20 * SECOND, tags, 4, &n));
+		CHECK(n == 1 && tags[0] == 6, "%zu tags reported", n);
+		r = shmbus_queue_put(q, "m2", 2, 0);
+	}
+	el = test_now_ns() - t0;
+	OK(r);
+	CHECK(el < 3 * SECOND, "space behind a dead consumer took %llu ms",
+	      (unsigned long long)(el / 1000000));
+	OK(shmbus_waitset_free(ws));
+	shmbus_queue_close(q);
+	printf("ok  the only consumer killed holding a message: the producer's loop puts in %llu ms\n",
 	       (unsigned long long)(el / 1000000));
 }
 
@@ -198,6 +264,7 @@ int main(void)
 	CHECK(pid >= 0, "fork");
 	if (pid == 0)
 		writer(up[1], down[0]);
+	close(up[1]);
 	CHECK(read(up[0], &ring, sizeof(ring)) == sizeof(ring), "the writer failed early");
 	wait_for(ws, a, 1, 2);          /* values 1 and 2, rung as usual */
 	CHECK(write(down[1], "g", 1) == 1, "pipe");
@@ -227,6 +294,7 @@ int main(void)
 	shmbus_state_close(a);
 	shmbus_state_close(b);
 	test_dead_claim(bus);
+	test_dead_consumer(bus);
 	shmbus_bus_close(bus);
 	OK(shmbus_bus_unlink(bus_name));
 	printf("waitset_kill_ringer: ok\n");
