@@ -22,7 +22,10 @@
  * message, within 3 s (the promise is one liveness timeout, 200 ms, plus a
  * slice). The same for space: the only consumer of a full ring, killed
  * while it holds a message, does not leave a producer's set asleep for
- * ever; its loop of wait + put(timeout 0) gets the message in.
+ * ever; its loop of wait + put(timeout 0) gets the message in. And a lock
+ * or a turn whose holder is killed holding it is reported at the next full
+ * look: the lock's own call then says SHMBUS_EOWNERDEAD, the turn's takes
+ * it.
  */
 #include <signal.h>
 #include <sys/mman.h>
@@ -237,6 +240,84 @@ static void test_dead_consumer(shmbus_bus_t *bus)
 	       (unsigned long long)(el / 1000000));
 }
 
+static void dead_holder(int to_parent)
+{
+	shmbus_bus_t *b;
+	shmbus_lock_t *l;
+	shmbus_turn_t *t;
+	uint32_t party;
+
+	OK(shmbus_bus_open(bus_name, NULL, &b));
+	OK(shmbus_lock_open(b, "l", 0, &l));
+	OK(shmbus_lock_lock(l, 0));
+	OK(shmbus_turn_open(b, "t", 0, 2, &t));
+	OK(shmbus_turn_register(t, &party));
+	OK(shmbus_turn_acquire(t, 0));
+	if (write(to_parent, "h", 1) != 1)
+		_exit(21);
+	pause();                        /* killed here, holding both */
+	_exit(22);
+}
+
+static void test_dead_holder(shmbus_bus_t *bus)
+{
+	shmbus_waitset_t *ws;
+	shmbus_lock_t *l;
+	shmbus_turn_t *t;
+	uint64_t t0, el, tags[4];
+	int fds[2], status, got_lock = 0, got_turn = 0;
+	uint32_t party;
+	size_t n, i;
+	char c;
+	pid_t pid;
+
+	OK(shmbus_lock_open(bus, "l", 1, &l));
+	OK(shmbus_turn_open(bus, "t", 1, 2, &t));
+	CHECK(pipe(fds) == 0, "pipe");
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0)
+		dead_holder(fds[1]);
+	close(fds[1]);
+	CHECK(read(fds[0], &c, 1) == 1, "the holder failed");
+	OK(shmbus_turn_register(t, &party));
+	OK(shmbus_waitset_new(&ws));
+	OK(shmbus_waitset_add_lock(ws, l, 8));
+	OK(shmbus_waitset_add_turn(ws, t, 9));
+	EXPECT_CODE(shmbus_waitset_wait(ws, 0, tags, 4, &n), SHMBUS_ETIMEDOUT);
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status), "holder not killed");
+	t0 = test_now_ns();
+	while (!got_lock || !got_turn) {
+		CHECK(test_now_ns() - t0 < 20 * SECOND, "lock %d turn %d after 20 s", got_lock,
+		      got_turn);
+		OK(shmbus_waitset_wait(ws, 20 * SECOND, tags, 4, &n));
+		for (i = 0; i < n; i++) {
+			if (tags[i] == 8 && !got_lock) {
+				EXPECT_CODE(shmbus_lock_lock(l, 0), SHMBUS_EOWNERDEAD);
+				OK(shmbus_waitset_remove(ws, 8));
+				got_lock = 1;
+			} else if (tags[i] == 9 && !got_turn) {
+				OK(shmbus_turn_acquire(t, 0));
+				OK(shmbus_waitset_remove(ws, 9));
+				got_turn = 1;
+			} else
+				FAIL("tag %llu reported", (unsigned long long)tags[i]);
+		}
+	}
+	el = test_now_ns() - t0;
+	CHECK(el < 3 * SECOND, "a dead holder's lock and turn took %llu ms",
+	      (unsigned long long)(el / 1000000));
+	OK(shmbus_lock_consistent(l));
+	OK(shmbus_lock_unlock(l));
+	OK(shmbus_turn_release(t));
+	OK(shmbus_waitset_free(ws));
+	shmbus_lock_close(l);
+	shmbus_turn_close(t);
+	printf("ok  a lock and a turn whose holder was killed: reported and taken in %llu ms\n",
+	       (unsigned long long)(el / 1000000));
+}
+
 int main(void)
 {
 	shmbus_waitset_t *ws;
@@ -295,6 +376,7 @@ int main(void)
 	shmbus_state_close(b);
 	test_dead_claim(bus);
 	test_dead_consumer(bus);
+	test_dead_holder(bus);
 	shmbus_bus_close(bus);
 	OK(shmbus_bus_unlink(bus_name));
 	printf("waitset_kill_ringer: ok\n");
