@@ -74,6 +74,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -178,12 +179,23 @@ struct shmbus_waitset {
 	int thr_started, stop, signalled;
 };
 
-static int no_waitv;               /* futex_waitv said ENOSYS */
+/* futex_waitv said ENOSYS (Linux before 5.16); tests set it to run the
+ * fallback. */
+int sb_ws_no_waitv;
 
 /* How often a waiting set looks at every member and segment: each slice.
  * Only tests change it (before any set waits), to see that every report
  * they expect comes from a ring, not from the periodic look. */
 int64_t sb_ws_full_ns = SB_WAIT_SLICE_NS;
+
+/* Sleep on the set's own word (process-private) while it reads pw, at
+ * most ns (-1: no limit). */
+static void sb_futex_wait_private(_Atomic uint32_t *w, uint32_t pw, int64_t ns)
+{
+	struct timespec ts = {ns / 1000000000ll, ns % 1000000000ll};
+
+	syscall(SYS_futex, (uint32_t *)w, FUTEX_WAIT_PRIVATE, pw, ns < 0 ? NULL : &ts, NULL, 0);
+}
 
 static void bump_priv(shmbus_waitset_t *ws)
 {
@@ -373,7 +385,7 @@ static int waitv(struct futex_waitv *fw, uint32_t k, int64_t ns)
 	uint64_t end = sb_now_ns() + (uint64_t)ns;
 	long r;
 
-	if (!no_waitv) {
+	if (!sb_ws_no_waitv) {
 		ts.tv_sec = (time_t)(end / 1000000000ull);
 		ts.tv_nsec = (long)(end % 1000000000ull);
 		r = syscall(SYS_futex_waitv, fw, k, 0, &ts, CLOCK_MONOTONIC);
@@ -383,15 +395,20 @@ static int waitv(struct futex_waitv *fw, uint32_t k, int64_t ns)
 		case EAGAIN: return 0;
 		case ETIMEDOUT: return SHMBUS_ETIMEDOUT;
 		case EINTR: return SHMBUS_EINTR;
-		case ENOSYS: no_waitv = 1; break;
+		case ENOSYS: sb_ws_no_waitv = 1; break;
 		default: return sb_err_sys(errno, "futex_waitv");
 		}
 	}
 	/* Linux before 5.16: the first bus's word (else the set's own), a
 	 * short sleep so the other buses and membership changes are seen. */
-	fw = k > 1 ? &fw[1] : &fw[0];
-	return sb_futex_wait((_Atomic uint32_t *)(uintptr_t)fw->uaddr, (uint32_t)fw->val,
-	                     ns < WS_FALLBACK_NS ? ns : WS_FALLBACK_NS);
+	if (ns > WS_FALLBACK_NS)
+		ns = WS_FALLBACK_NS;
+	if (k == 1) {
+		sb_futex_wait_private((_Atomic uint32_t *)(uintptr_t)fw[0].uaddr,
+		                      (uint32_t)fw[0].val, ns);
+		return 0;
+	}
+	return sb_futex_wait((_Atomic uint32_t *)(uintptr_t)fw[1].uaddr, (uint32_t)fw[1].val, ns);
 }
 
 /* Sleep until a ring on one of the buses, a change of the private word
@@ -847,6 +864,7 @@ static void *fd_main(void *arg)
 	uint64_t one = 1;
 	uint32_t pw;
 	size_t n = 0;
+	int r;
 
 	pthread_mutex_lock(&ws->mu);
 	while (!ws->stop) {
@@ -854,16 +872,24 @@ static void *fd_main(void *arg)
 			/* seq_cst: pairs with bump_priv, made under the mutex. */
 			pw = atomic_load_explicit(&ws->priv, memory_order_seq_cst);
 			pthread_mutex_unlock(&ws->mu);
-			syscall(SYS_futex, (uint32_t *)&ws->priv, FUTEX_WAIT_PRIVATE, pw, NULL, NULL, 0);
+			sb_futex_wait_private(&ws->priv, pw, -1);
 			pthread_mutex_lock(&ws->mu);
 			continue;
 		}
 		/* Never reports, never moves a mark: only counts. */
-		if (wait_locked(ws, -1, SHMBUS_WAIT_PARK, 0, NULL, 0, &n, 1) == 0 && !ws->stop) {
+		r = wait_locked(ws, -1, SHMBUS_WAIT_PARK, 0, NULL, 0, &n, 1);
+		if (r == 0 && !ws->stop) {
 			ws->signalled = 1;
 			if (write(ws->efd, &one, sizeof(one)) < 0) {
 				/* EAGAIN: the counter is full, so it is readable. */
 			}
+		} else if (r < 0 && !ws->stop) {
+			/* A failed sleep (futex_waitv refused): look again
+			 * after a slice, not in a busy loop. */
+			pw = atomic_load_explicit(&ws->priv, memory_order_seq_cst);
+			pthread_mutex_unlock(&ws->mu);
+			sb_futex_wait_private(&ws->priv, pw, SB_WAIT_SLICE_NS);
+			pthread_mutex_lock(&ws->mu);
 		}
 	}
 	pthread_mutex_unlock(&ws->mu);
@@ -881,12 +907,28 @@ int shmbus_waitset_fd(shmbus_waitset_t *ws, int *fd)
 		ws->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (ws->efd < 0)
 			r = sb_err_sys(errno, "eventfd");
-		else if ((r = pthread_create(&ws->thr, NULL, fd_main, ws)) != 0) {
-			r = sb_err_sys(r, "wait set thread");
-			close(ws->efd);
-			ws->efd = -1;
-		} else
-			ws->thr_started = 1;
+		else {
+			sigset_t all, old;
+
+			/* The thread takes no asynchronous signal (a Ctrl+C
+			 * must reach the program's own threads), but keeps the
+			 * faults: a SIGBUS from a truncated bus is handled
+			 * (sigbus.c), and a blocked fault would kill. */
+			sigfillset(&all);
+			sigdelset(&all, SIGBUS);
+			sigdelset(&all, SIGSEGV);
+			sigdelset(&all, SIGFPE);
+			sigdelset(&all, SIGILL);
+			pthread_sigmask(SIG_SETMASK, &all, &old);
+			r = pthread_create(&ws->thr, NULL, fd_main, ws);
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			if (r != 0) {
+				r = sb_err_sys(r, "wait set thread");
+				close(ws->efd);
+				ws->efd = -1;
+			} else
+				ws->thr_started = 1;
+		}
 	}
 	if (!r)
 		*fd = ws->efd;

@@ -19,7 +19,8 @@
  *    write; the set is freed while its thread is parked;
  *  - the bus file truncated while the set waits: the member is reported
  *    within 3 s (the promise is 1 s; margin for a loaded 2-CPU machine)
- *    and its own call returns SHMBUS_ECORRUPT.
+ *    and its own call returns SHMBUS_ECORRUPT;
+ *  - the same again (but truncation) as on a kernel without futex_waitv.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -37,6 +38,9 @@
  * to ring fails here, instead of being covered by the next full look --
  * except the truncation test, which needs the periodic look. */
 extern int64_t sb_ws_full_ns;
+/* Set: the library sleeps as on a kernel without futex_waitv (before
+ * 5.16), on its first bus's word, 10 ms at a time. */
+extern int sb_ws_no_waitv;
 
 static char file_path[256];
 
@@ -744,6 +748,13 @@ int main(void)
 	test_fd();
 	sb_ws_full_ns = 250 * MS;
 	test_truncated();
+	printf("-- again without futex_waitv (Linux before 5.16)\n");
+	sb_ws_no_waitv = 1;
+	sb_ws_full_ns = 3600 * SECOND;
+	test_every_kind();
+	test_add_while_waiting();
+	test_many();
+	test_fd();
 	printf("test_waitset: ok\n");
 	return 0;
 }
