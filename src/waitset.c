@@ -143,6 +143,8 @@ struct ws_member {
 	uint32_t party;            /* turn: the handle's party */
 	uint64_t *scratch;         /* queue space: the gate's, max_groups entries */
 	int cand;                  /* on the candidate list */
+	int live;                  /* put there by a full look: check holders'
+	                              liveness too, until reported or dropped */
 	struct ws_member *tnext;   /* tag hash chain */
 	struct ws_member *inext;   /* members at the same directory index */
 };
@@ -266,16 +268,19 @@ static void cand_drop(shmbus_waitset_t *ws, size_t i)
 	ws->cand[i] = ws->cand[--ws->ncand];
 }
 
-/* Every member of wb may be ready. Out of memory: the next slice's full
- * check finds them. */
-static void bus_all(shmbus_waitset_t *ws, struct ws_bus *wb)
+/* Every member of wb may be ready (live: a full look, see ws_member).
+ * Out of memory: the next slice's full check finds them. */
+static void bus_all(shmbus_waitset_t *ws, struct ws_bus *wb, int live)
 {
 	struct ws_member *m;
 	uint32_t i;
 
 	for (i = 0; i < wb->nidx; i++)
-		for (m = wb->map[i]; m; m = m->inext)
+		for (m = wb->map[i]; m; m = m->inext) {
+			if (live)
+				m->live = 1;
 			cand_add(ws, m);
+		}
 }
 
 /* Read wb's ring from the cursor to its head: the members it names are
@@ -294,7 +299,7 @@ static void drain(shmbus_waitset_t *ws, struct ws_bus *wb)
 		return;
 	/* Lapped (or a head that went back: damage): look at them all. */
 	if (h - wb->cursor > SB_BELL_RING) {
-		bus_all(ws, wb);
+		bus_all(ws, wb, 0);
 		wb->cursor = h;
 		return;
 	}
@@ -304,7 +309,7 @@ static void drain(shmbus_waitset_t *ws, struct ws_bus *wb)
 		e = atomic_load_explicit(&b->ring[s % SB_BELL_RING], memory_order_acquire);
 		if ((uint32_t)(e >> 32) != (uint32_t)s) {
 			/* not yet written, or overwritten */
-			bus_all(ws, wb);
+			bus_all(ws, wb, 0);
 			break;
 		}
 		idx = (uint32_t)e;
@@ -341,9 +346,12 @@ static int member_ready(struct ws_member *m, int live, uint64_t *seq)
 	return 1;
 }
 
-/* Check the candidates; report up to cap of the ready ones (report: moves
- * state marks) or only count them. Ready members stay candidates. */
-static size_t check(shmbus_waitset_t *ws, int live, uint64_t *out, size_t cap, size_t *n)
+/* Check the candidates; report up to cap of the ready ones (out: moves
+ * state marks) or only count them (the fd thread). Ready members stay
+ * candidates (level-triggered). A full look's liveness hint lasts until
+ * the member is reported or found not ready: a report the fd thread
+ * signals is still there for the wait(0) that follows. */
+static size_t check(shmbus_waitset_t *ws, uint64_t *out, size_t cap, size_t *n)
 {
 	size_t i = 0, k = 0;
 	uint64_t seq = 0;
@@ -351,7 +359,8 @@ static size_t check(shmbus_waitset_t *ws, int live, uint64_t *out, size_t cap, s
 	while (i < ws->ncand) {
 		struct ws_member *m = ws->cand[i];
 
-		if (!member_ready(m, live, &seq)) {
+		if (!member_ready(m, m->live, &seq)) {
+			m->live = 0;
 			cand_drop(ws, i);
 			continue;
 		}
@@ -360,6 +369,9 @@ static size_t check(shmbus_waitset_t *ws, int live, uint64_t *out, size_t cap, s
 			out[(*n)++] = m->tag;
 			if (m->cond == SHMBUS_ON_STATE && seq > m->mark)
 				m->mark = seq;
+			/* Once per full look: a full ring behind a live but
+			 * slow consumer is not reported at every wait. */
+			m->live = 0;
 		}
 		i++;
 	}
@@ -375,7 +387,7 @@ static void full(shmbus_waitset_t *ws)
 	for (wb = ws->buses; wb; wb = wb->next) {
 		/* Marks the mapping damaged when the file shrank. */
 		sb_bus_health(wb->bus, "wait set: ");
-		bus_all(ws, wb);
+		bus_all(ws, wb, 1);
 	}
 }
 
@@ -469,7 +481,7 @@ static int wait_locked(shmbus_waitset_t *ws, int64_t timeout_ns, int policy, int
 	uint64_t now = sb_now_ns(), spin_end, yield_at = now + SB_PURE_SPIN_NS;
 	struct ws_bus *wb;
 	uint32_t pw;
-	int live, r;
+	int r;
 
 	sb_deadline_init(&d, timeout_ns);
 	if (spin_ns <= 0)
@@ -484,15 +496,13 @@ static int wait_locked(shmbus_waitset_t *ws, int64_t timeout_ns, int policy, int
 		/* seq_cst: read before the look, so a change made after the
 		 * look wakes the park below (pairs with bump_priv). */
 		pw = atomic_load_explicit(&ws->priv, memory_order_seq_cst);
-		live = 0;
 		if (now >= ws->next_full) {
 			full(ws);
-			live = 1;
 			ws->next_full = now + (uint64_t)sb_ws_full_ns;
 		}
 		for (wb = ws->buses; wb; wb = wb->next)
 			drain(ws, wb);
-		if (check(ws, live, out, cap, n))
+		if (check(ws, out, cap, n))
 			return 0;
 		if (sb_deadline_left(&d) == 0)
 			return SHMBUS_ETIMEDOUT;
