@@ -7,11 +7,11 @@
  * number parked on the word now (`sleepers`), and a ring of the last 256
  * channels that changed (entry s: s << 32 | directory index, at s % 256;
  * `head` counts the rings). Every wake site of the library (a state
- * publication, a queue put, get, release, leave or shut, an event set, a
- * lock unlock, a semaphore post, a turn passed) rings it after publishing
+ * publication, a queue put, get, release, join, leave or shut, an event
+ * set, a lock unlock, a semaphore post, a turn passed) rings it after publishing
  * its condition: sb_bell_ring loads `sets` and, with no wait set on the bus
  * (the common case), does nothing more. Otherwise it claims slot s =
- * head++ , writes the entry, and if a wait set sleeps bumps the word and
+ * head++, writes the entry, and if a wait set sleeps bumps the word and
  * wakes it. The per-channel waiter counts and futex wake-ups of single
  * waits are untouched.
  *
@@ -34,11 +34,16 @@
  * the buses' words (and on a process-private word of the set, bumped by
  * add, remove and the fd machinery, so a waiting thread sees membership
  * change) for at most a slice (250 ms) and the deadline; then sleepers--.
- * Each slice every member is checked again, with the liveness of lock and
- * turn holders, and every bus's segment (sb_bus_health): this covers a
- * waker killed between publishing and ringing, a dead holder, and a bus
- * truncated while we sleep -- a damaged bus makes all its members ready,
- * and the caller's own call then returns the error.
+ * Each slice every member is checked again (a full look), with the
+ * liveness of lock and turn holders, and every bus's segment
+ * (sb_bus_health): this covers a waker killed between publishing and
+ * ringing, a dead holder, and a bus truncated while we sleep -- a damaged
+ * bus makes all its members ready, and the caller's own call then returns
+ * the error. A full look also reports a queue member whose next seq stays
+ * claimed and unpublished, or whose ring stays full: the caller's own call
+ * (timeout 0) runs the liveness checks that repair a dead producer's claim
+ * or a dead consumer's hold. What a full look found stays a report until
+ * a wait reports it once (so the wait(0) after the fd's signal sees it).
  *
  * Why no wake-up is lost: two Dekker pairs, all four accesses of each
  * seq_cst, as in wait.c.
