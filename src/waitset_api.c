@@ -398,7 +398,9 @@ static void *fd_main(void *arg)
 	pthread_mutex_lock(&ws->mu);
 	while (!ws->stop) {
 		if (ws->signalled) {
-			/* seq_cst: pairs with bump_priv, made under the mutex. */
+			/* seq_cst: read under the mutex; pairs with bump_priv
+			 * (made under it too) of the next wait, so the sleep
+			 * below cannot miss that wait's re-arm. */
 			pw = atomic_load_explicit(&ws->priv, memory_order_seq_cst);
 			pthread_mutex_unlock(&ws->mu);
 			sb_ws_futex_wait_private(&ws->priv, pw, -1);
@@ -414,7 +416,9 @@ static void *fd_main(void *arg)
 			}
 		} else if (r < 0 && !ws->stop) {
 			/* A failed sleep (futex_waitv refused): look again
-			 * after a slice, not in a busy loop. */
+			 * after a slice, not in a busy loop. seq_cst: read
+			 * under the mutex, so a change (bump_priv) made after
+			 * it ends the sleep at once. */
 			pw = atomic_load_explicit(&ws->priv, memory_order_seq_cst);
 			pthread_mutex_unlock(&ws->mu);
 			sb_ws_futex_wait_private(&ws->priv, pw, SB_WAIT_SLICE_NS);
