@@ -9,7 +9,7 @@
  * kills, round after round, a producer or a work member (each in turn) and
  * respawns it. No kill depends on timing: each lands at a point chosen
  * before the round.
- *   - In every other producer round of three the producer stops itself
+ *   - In one producer round of four the producer stops itself
  *     (SIGSTOP) between reserve and commit and is killed there; in the
  *     others it dies by the kill-point hook (tests/faultinject.h) inside
  *     put, reserve or commit (in turn). The others must go on; the dead
