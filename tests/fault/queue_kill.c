@@ -257,7 +257,7 @@ static void producer(int k)
 	uint32_t id, me = (uint32_t)getpid(), n = 0;
 	void *ptr;
 	size_t len;
-	int r, plan, armed = 0, c_armed = 0;
+	int r, plan, armed, p_armed = 0, c_armed = 0;
 
 	while (!atomic_load(&sh->stop)) {
 		id = atomic_fetch_add(&sh->next_id, 1);
@@ -268,7 +268,7 @@ static void producer(int k)
 		plan = atomic_load(&sh->hook_call[k]);
 		if (plan == C_PUT || (plan == C_NONE && n % 4 == 3)) {
 			/* Copying put. */
-			armed = hook_arm(k, C_PUT);
+			p_armed = hook_arm(k, C_PUT);
 			r = shmbus_queue_put(q, buf, len, TIMEOUT);
 		} else {
 			armed = hook_arm(k, C_RESERVE);
@@ -291,9 +291,10 @@ static void producer(int k)
 		if (r)
 			fail_shared("producer %d: %s: %s", k, shmbus_strerror(r), shmbus_last_error());
 		atomic_store(&sh->state[id], ST_COMMITTED);
-		/* Committed, then stopped: a kill here must lose nothing. */
-		hook_returned(k, c_armed || (armed && plan == C_PUT));
-		armed = c_armed = 0;
+		/* Planned to die in the put or commit, which returned: stopped
+		 * with the message committed (it must not be lost). */
+		hook_returned(k, p_armed || c_armed);
+		p_armed = c_armed = 0;
 		if (n % 8 == 0)
 			usleep(300);    /* a pace: ids (MAX_ID) last at any scale */
 		if (++n == 16)
@@ -629,7 +630,7 @@ static int hook_wait(int slot, int c, atomic_int *trapped)
 	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
 	      "process %d planned to die at step %ld of %s: status %d: %s", slot, at, cnames[c],
 	      st, sh->why);
-	name = at <= TRACE ? sh->trace[slot][at - 1] : NULL;
+	name = at <= TRACE ? sh->trace[slot][at - 1] : "(past the record)";
 	CHECK(name, "process %d died at step %ld of %s, which it did not record", slot, at,
 	      cnames[c]);
 	for (i = 0; i < nseen && (seen[i].call != c || strcmp(seen[i].name, name)); i++)
@@ -647,8 +648,8 @@ static int hook_wait(int slot, int c, atomic_int *trapped)
 
 static int gm_kills, gm_inside, gm_copied, gm_returned, gm_trapped, gm_fallback;
 
-/* Kill the fragile member at a planned step, keep it dead while producers turn the ring
- * over, check its group kept its cursor, bring it back. */
+/* Kill the fragile member at a planned step, keep it dead while producers
+ * turn the ring over, check its group kept its cursor, bring it back. */
 static void fragile_round(shmbus_queue_t *q)
 {
 	const int slot = NPROD + NWORK + 1;
