@@ -17,7 +17,10 @@
  * magic overwritten: SHMBUS_ECORRUPT within 3 s. And the bus file removed
  * (unlink, as `shmbus rm --force BUS` does): the mapping stays valid memory
  * and peers that have it mapped still talk, so the waiter keeps waiting and
- * gets the value written after the removal.
+ * gets the value written after the removal. The parent writes it only once
+ * the waiter has looked at the file after the removal and gone back to
+ * sleep, which it learns from the waiter's steps (recorded by the
+ * kill-point hook, tests/faultinject.h), not from a sleep.
  *
  * Finally, a dict read on a truncated bus says "truncated", not what the
  * zero pages look like.
