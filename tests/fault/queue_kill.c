@@ -6,33 +6,47 @@
  * Two producers, a work group of three members ("work"), a broadcast group
  * of one member that is never killed ("bc"), and a broadcast group of one
  * member that is killed and left dead for a while ("fragile"). The parent
- * kills, round after round:
- *   - a producer between reserve and commit (it says when it holds a
- *     reservation) or at a random point: the others must go on, the dead
- *     claim is skipped once the producer is known dead;
- *   - a work member while it holds a message (peeked, not released): that
- *     message must come again to another member, flagged REDELIVERED;
- * and respawns the victim. In every other round of each of those two
- * kinds the victim stops itself (SIGSTOP) at the point -- holding the
- * reservation, holding the message -- and is killed there, so those kills
- * never depend on timing; the rest land where a short wait leaves them.
- * (Each kill point of put, reserve/commit and peek/release is enumerated
- * by tests/fault/killpoints.c.) Every message has a unique id, drawn from a
- * shared counter; a producer marks it committed once commit returned.
- * Every few rounds the "fragile" member is killed and kept dead for
- * several liveness timeouts: producers must go on past it (the ring turns
- * over), its group must keep its cursor, and the member that comes back
- * is told (SHMBUS_ELAPPED) that it was overtaken, then reads on.
+ * kills, round after round, a producer or a work member (each in turn) and
+ * respawns it. No kill depends on timing: each lands at a point chosen
+ * before the round.
+ *   - In one producer round of four the producer stops itself
+ *     (SIGSTOP) between reserve and commit and is killed there; in the
+ *     others it dies by the kill-point hook (tests/faultinject.h) inside
+ *     put, reserve or commit (in turn). The others must go on; the dead
+ *     claim is skipped once the producer is known dead.
+ *   - Every other work-member round the member stops itself holding a
+ *     message (peeked, not released) and is killed there: that message
+ *     must come again to another member, flagged REDELIVERED. In the
+ *     others it dies by the hook inside peek, release or leave (closing
+ *     its handle while it holds a message), in turn; after a leave its
+ *     successor dies by the hook inside join, and a third one takes over.
+ * A hook victim arms the hook as its next call of the planned kind starts
+ * and dies just before that call's Nth shared-memory step; N counts 1, 2,
+ * 3, ... over the rounds of that call until a call returns before step N
+ * (the victim then stops right after the call and is killed there), and
+ * starts again at 1. The victim records the names of its steps in the
+ * shared mapping, and the test prints per call the steps it killed at and
+ * the number of kill points explored. (Each kill point of put,
+ * reserve/commit and peek/release on a quiet queue is also enumerated by
+ * tests/fault/killpoints.c; here they come with the others running.)
+ * Every message has a unique id, drawn from a shared counter; a producer
+ * marks it committed once commit returned. Every few rounds the "fragile"
+ * member dies by the hook in its peek and is kept dead for several
+ * liveness timeouts: producers must go on past it (the ring turns over),
+ * its group must keep its cursor, and the member that comes back is told
+ * (SHMBUS_ELAPPED) that it was overtaken, then reads on.
  *
  * Two more members of "work" consume with shmbus_queue_get_many (batches
  * of 8 to 32, often after a pause so that a batch finds several messages)
  * into buffers, lengths, flags and a count that live in the shared
- * mapping, so the parent sees how far a call got. Every few rounds one is
- * killed inside the call: mostly mid-batch, stopped at the copy of entry j
- * (1 to 4) because the parent had that entry's buffer replaced by a
- * PROT_NONE page (its SIGSEGV handler waits for the kill), otherwise after
- * a random delay. The kill lands only while the member is inside the call
- * (a phase word it leaves by CAS when the call returns). A copying
+ * mapping, so the parent sees how far a call got. Every fourth round one
+ * (in turn) is killed inside the call: every other time mid-batch, stopped
+ * at the copy of entry j (1 to 4, in turn) because the parent had that
+ * entry's buffer replaced by a PROT_NONE page (its SIGSEGV handler waits
+ * for the kill); otherwise, and when no call reaches entry j within
+ * 200 ms, by the hook at step N of its next call, as above. A trapped
+ * member is killed only while it is inside the call (a phase word it
+ * leaves by CAS when the call returns). A copying
  * call takes each message as it copies it (docs/queue.md, "What a kill
  * inside a copying call loses"): the messages a killed call had copied may
  * be lost. The parent records them from the shared buffers -- entries
@@ -58,6 +72,7 @@
 #include <sys/wait.h>
 
 #include "testutil.h"
+#include "faultinject.h"
 
 #define MAX_MSG 128
 #define SLOTS 64
@@ -76,6 +91,13 @@ static const char *const gnames[NGROUPS] = {"work", "bc", "fragile"};
 
 enum { ST_NONE, ST_RESERVED, ST_COMMITTED };
 
+/* The calls whose steps the kill-point hook enumerates, by role. */
+enum { C_NONE, C_PUT, C_RESERVE, C_COMMIT, C_JOIN, C_PEEK, C_RELEASE, C_LEAVE, C_GET_MANY,
+       NCALLS };
+static const char *const cnames[NCALLS] = {"-", "put", "reserve", "commit", "join", "peek",
+                                           "release", "leave (close holding)", "get_many"};
+#define TRACE 256                    /* steps of an armed call recorded */
+
 /* A get_many member's phase: the parent kills it only after moving it from
  * PH_CALL to PH_KILLING, so never while it records a returned batch. */
 enum { PH_IDLE, PH_CALL, PH_RECORDING, PH_KILLING };
@@ -90,8 +112,15 @@ struct shared {
 	char why[512];
 	atomic_int stop;                /* producers: stop producing */
 	atomic_uint next_id;
-	atomic_uint inres[NPROD];       /* id+1 while a reservation is open */
 	atomic_uint ready[NSLOTS];
+	/* The kill-point plan of each process slot: at its next call of kind
+	 * hook_call it arms the hook to die just before the call's step
+	 * hook_at; a call that returns before that step stops the process
+	 * (SIGSTOP) right after it, with hook_short = its steps + 1. */
+	atomic_int hook_call[NSLOTS];
+	atomic_long hook_at[NSLOTS];
+	atomic_long hook_short[NSLOTS];
+	const char *trace[NSLOTS][TRACE]; /* names of the armed call's steps */
 	atomic_uint holding[NWORK];     /* id+1 while a member holds a message */
 	atomic_int stop_holding[NWORK]; /* 1: stop (SIGSTOP) while holding the next one */
 	atomic_int stop_inres[NPROD];   /* 1: stop inside the next reservation */
@@ -197,6 +226,29 @@ static shmbus_queue_t *open_queue(shmbus_bus_t **b)
 	return q;
 }
 
+/* In a victim, before a call of kind c: if the parent planned a kill in
+ * it, arm the hook (counting from here) and record the call's steps. */
+static int hook_arm(int slot, int c)
+{
+	if (atomic_load(&sh->hook_call[slot]) != c)
+		return 0;
+	memset(sh->trace[slot], 0, sizeof(sh->trace[slot]));
+	sb_fault_trace(sh->trace[slot], TRACE);
+	sb_fault_arm(atomic_load(&sh->hook_at[slot]), SIGKILL);
+	return 1;
+}
+
+/* After the armed call returned: it had fewer steps than planned. Stop
+ * here, just after it, for the parent's SIGKILL. */
+static void hook_returned(int slot, int armed)
+{
+	if (!armed)
+		return;
+	sb_fault_disarm();
+	atomic_store(&sh->hook_short[slot], sb_fault_steps() + 1);
+	raise(SIGSTOP);
+}
+
 static void producer(int k)
 {
 	uint8_t buf[MAX_MSG];
@@ -205,7 +257,7 @@ static void producer(int k)
 	uint32_t id, me = (uint32_t)getpid(), n = 0;
 	void *ptr;
 	size_t len;
-	int r;
+	int r, plan, armed, p_armed = 0, c_armed = 0;
 
 	while (!atomic_load(&sh->stop)) {
 		id = atomic_fetch_add(&sh->next_id, 1);
@@ -213,22 +265,25 @@ static void producer(int k)
 			break;
 		len = fill(buf, id, me);
 		atomic_store(&sh->state[id], ST_RESERVED);
-		if (n % 4 == 3) {
-			/* Copying put: killed anywhere inside it. */
+		plan = atomic_load(&sh->hook_call[k]);
+		if (plan == C_PUT || (plan == C_NONE && n % 4 == 3)) {
+			/* Copying put. */
+			p_armed = hook_arm(k, C_PUT);
 			r = shmbus_queue_put(q, buf, len, TIMEOUT);
 		} else {
+			armed = hook_arm(k, C_RESERVE);
 			r = shmbus_queue_reserve(q, MAX_MSG, &ptr, TIMEOUT);
 			if (r == 0) {
 				memcpy(ptr, buf, len);
-				atomic_store(&sh->inres[k], id + 1);
+				/* Planned to die in reserve, which returned:
+				 * stopped holding the reservation. */
+				hook_returned(k, armed);
 				/* Asked to: wait between reserve and commit,
 				 * stopped, for the parent's SIGKILL. */
 				if (atomic_exchange(&sh->stop_inres[k], 0))
 					raise(SIGSTOP);
-				if (n % 8 == 0)
-					usleep(300);    /* a wide window for the killer */
+				c_armed = hook_arm(k, C_COMMIT);
 				r = shmbus_queue_commit(q, len);
-				atomic_store(&sh->inres[k], 0);
 			}
 		}
 		if (r == SHMBUS_ECLOSED)
@@ -236,6 +291,12 @@ static void producer(int k)
 		if (r)
 			fail_shared("producer %d: %s: %s", k, shmbus_strerror(r), shmbus_last_error());
 		atomic_store(&sh->state[id], ST_COMMITTED);
+		/* Planned to die in the put or commit, which returned: stopped
+		 * with the message committed (it must not be lost). */
+		hook_returned(k, p_armed || c_armed);
+		p_armed = c_armed = 0;
+		if (n % 8 == 0)
+			usleep(300);    /* a pace: ids (MAX_ID) last at any scale */
 		if (++n == 16)
 			atomic_store(&sh->ready[k], 1);
 	}
@@ -244,21 +305,24 @@ static void producer(int k)
 	_exit(0);
 }
 
-static void member(int slot, int g, int dawdle)
+static void member(int slot, int g)
 {
 	uint32_t last[64] = {0}, lastpid[64] = {0};
 	char who[32];
 	shmbus_bus_t *b;
 	shmbus_queue_t *q = open_queue(&b);
 	shmbus_msg_t m;
-	uint32_t id, pid, n = 0;
-	int r;
+	uint32_t id, pid;
+	int r, armed, me = NPROD + slot;
 
 	snprintf(who, sizeof(who), "%s member %d", gnames[g], slot);
+	armed = hook_arm(me, C_JOIN);
 	if (shmbus_queue_join(q, gnames[g], 0))
 		fail_shared("%s: join: %s", who, shmbus_last_error());
-	atomic_store(&sh->ready[NPROD + slot], 1);
+	hook_returned(me, armed);
+	atomic_store(&sh->ready[me], 1);
 	for (;;) {
+		armed = hook_arm(me, C_PEEK);
 		r = shmbus_queue_peek(q, &m, TIMEOUT);
 		if (r == SHMBUS_ECLOSED)
 			break;
@@ -277,18 +341,28 @@ static void member(int slot, int g, int dawdle)
 			in_order(last, lastpid, id, pid, who);
 			atomic_fetch_add(&sh->plain[g][id], 1);
 		}
-		if (g == G_WORK) {
+		if (g == G_WORK)
 			atomic_store(&sh->holding[slot], id + 1);
+		/* Planned to die in the peek, which returned: stopped holding
+		 * the message. */
+		hook_returned(me, armed);
+		if (g == G_WORK) {
 			if (atomic_exchange(&sh->stop_holding[slot], 0))
 				raise(SIGSTOP);    /* holding it, for the parent's SIGKILL */
-			if (dawdle && ++n % 4 == 0)
-				usleep(200);    /* a wide window for the killer */
+			/* Leave the group holding it: close the handle (the
+			 * message goes to another member, flagged), then stop. */
+			if ((armed = hook_arm(me, C_LEAVE)) != 0) {
+				shmbus_queue_close(q);
+				hook_returned(me, armed);
+			}
 			/* Cleared before the release: a kill that finds it set
 			 * came before the release. */
 			atomic_store(&sh->holding[slot], 0);
 		}
+		armed = hook_arm(me, C_RELEASE);
 		if (shmbus_queue_release(q))
 			fail_shared("%s: release: %s", who, shmbus_last_error());
+		hook_returned(me, armed);
 	}
 	shmbus_queue_close(q);
 	shmbus_bus_close(b);
@@ -354,7 +428,7 @@ static void gm_member(int k)
 	shmbus_bus_t *b;
 	shmbus_queue_t *q = open_queue(&b);
 	unsigned ph;
-	int r;
+	int r, armed;
 
 	snprintf(who, sizeof(who), "work get_many member %d", k);
 	gm_self = k;
@@ -389,9 +463,13 @@ static void gm_member(int k)
 		/* seq_cst: the buffers are cleared before the parent may find
 		 * us in the call (its CAS on phase). */
 		atomic_store(&sh->phase[k], PH_CALL);
+		armed = hook_arm(GM0 + k, C_GET_MANY);
 		r = shmbus_queue_get_many(q, bufs, caps, sh->lens[k], sh->flags[k], n, TIMEOUT,
 		                          &sh->got[k]);
 		atomic_store(&sh->returned[k], 1);
+		/* Planned to die in the call, which returned first: stopped
+		 * just after it (the parent records the batch). */
+		hook_returned(GM0 + k, armed);
 		ph = PH_CALL;
 		if (!atomic_compare_exchange_strong(&sh->phase[k], &ph, PH_RECORDING))
 			for (;;)
@@ -426,11 +504,11 @@ static pid_t spawn(int slot)
 		if (slot < NPROD)
 			producer(slot);
 		else if (slot < NPROD + NWORK)
-			member(slot - NPROD, G_WORK, 1);
+			member(slot - NPROD, G_WORK);
 		else if (slot >= GM0)
 			gm_member(slot - GM0);
 		else
-			member(slot - NPROD, slot == NPROD + NWORK ? G_BC : G_FRAGILE, 0);
+			member(slot - NPROD, slot == NPROD + NWORK ? G_BC : G_FRAGILE);
 	}
 	return pid;
 }
@@ -479,8 +557,7 @@ static void respawn(int slot)
 	atomic_store(&sh->ready[slot], 0);
 	if (slot >= NPROD && slot < NPROD + NWORK)
 		atomic_store(&sh->holding[slot - NPROD], 0);
-	if (slot < NPROD)
-		atomic_store(&sh->inres[slot], 0);
+	atomic_store(&sh->hook_call[slot], C_NONE);
 	if (slot >= GM0) {
 		atomic_store(&sh->phase[slot - GM0], PH_IDLE);
 		atomic_store(&sh->trap[slot - GM0], 0);
@@ -490,8 +567,89 @@ static void respawn(int slot)
 	wait_ready(slot);
 }
 
-/* Kill the fragile member, keep it dead while producers turn the ring
- * over, check its group kept its cursor, bring it back. */
+/* The kill points explored, per call: kills by the hook, the highest step
+ * killed at, and how often the call returned before the planned step (the
+ * victim was then killed just after it, and the next plan starts again
+ * at step 1). seen[]: the distinct (call, step name) pairs killed at. */
+static int hook_kills[NCALLS], hook_max[NCALLS], hook_wraps[NCALLS];
+static long next_at[NCALLS];
+static struct {
+	int call;
+	const char *name;
+} seen[256];
+static int nseen;
+
+enum { V_HOOKED, V_SHORT, V_TRAPPED };
+
+/* Plan the death of the process in slot at the next step of its next
+ * call of kind c (step 1, 2, ... over the rounds). seq_cst: hook_at is
+ * stored before hook_call, which the victim loads first. */
+static void hook_plan(int slot, int c)
+{
+	if (next_at[c] == 0)
+		next_at[c] = 1;
+	atomic_store(&sh->hook_short[slot], 0);
+	atomic_store(&sh->hook_at[slot], next_at[c]);
+	atomic_store(&sh->hook_call[slot], c);
+}
+
+/* Wait for the victim of a plan: killed by the hook at the planned step
+ * (V_HOOKED), or stopped just after the call, which had fewer steps
+ * (V_SHORT: killed there); both reaped. V_TRAPPED (not reaped): a
+ * get_many member stopped at its guard page first. 20 s: it is busy and
+ * reaches its next call within milliseconds; the bound only catches a
+ * hang on a loaded machine. */
+static int hook_wait(int slot, int c, atomic_int *trapped)
+{
+	long at = atomic_load(&sh->hook_at[slot]), sh_at;
+	uint64_t t0 = test_now_ns();
+	const char *name;
+	pid_t r;
+	int st, i;
+
+	while ((r = waitpid(pids[slot], &st, WNOHANG | WUNTRACED)) == 0) {
+		if (trapped && atomic_load(trapped))
+			return V_TRAPPED;
+		CHECK(!atomic_load(&sh->failed), "a process failed: %s", sh->why);
+		CHECK(test_now_ns() - t0 < 20000000000ull,
+		      "process %d never reached step %ld of its next %s", slot, at, cnames[c]);
+		usleep(100);
+	}
+	CHECK(r == pids[slot], "waitpid %d", (int)pids[slot]);
+	atomic_store(&sh->hook_call[slot], C_NONE);
+	if (WIFSTOPPED(st)) {
+		sh_at = atomic_load(&sh->hook_short[slot]);
+		CHECK(sh_at >= 1 && sh_at <= at,
+		      "process %d stopped, but not after a %s short of step %ld (%ld)", slot,
+		      cnames[c], at, sh_at);
+		kill_reap(pids[slot]);
+		hook_wraps[c]++;
+		next_at[c] = 1;
+		return V_SHORT;
+	}
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+	      "process %d planned to die at step %ld of %s: status %d: %s", slot, at, cnames[c],
+	      st, sh->why);
+	name = at <= TRACE ? sh->trace[slot][at - 1] : "(past the record)";
+	CHECK(name, "process %d died at step %ld of %s, which it did not record", slot, at,
+	      cnames[c]);
+	for (i = 0; i < nseen && (seen[i].call != c || strcmp(seen[i].name, name)); i++)
+		;
+	if (i == nseen && nseen < (int)(sizeof(seen) / sizeof(seen[0]))) {
+		seen[nseen].call = c;
+		seen[nseen++].name = name;
+	}
+	hook_kills[c]++;
+	if (at > hook_max[c])
+		hook_max[c] = (int)at;
+	next_at[c]++;
+	return V_HOOKED;
+}
+
+static int gm_kills, gm_inside, gm_copied, gm_returned, gm_trapped, gm_fallback;
+
+/* Kill the fragile member at a planned step, keep it dead while producers
+ * turn the ring over, check its group kept its cursor, bring it back. */
 static void fragile_round(shmbus_queue_t *q)
 {
 	const int slot = NPROD + NWORK + 1;
@@ -499,7 +657,9 @@ static void fragile_round(shmbus_queue_t *q)
 	shmbus_queue_info_t info;
 	uint64_t cursor, head0, t0;
 
-	kill_reap(pids[slot]);
+	/* It dies by the hook in its peek (step 1, 2, ... as the others). */
+	hook_plan(slot, C_PEEK);
+	hook_wait(slot, C_PEEK, NULL);
 	OK(shmbus_queue_info(q, &info, gi, NGROUPS));
 	CHECK(strcmp(gi[G_FRAGILE].name, "fragile") == 0, "group order: %s", gi[G_FRAGILE].name);
 	cursor = gi[G_FRAGILE].cursor;
@@ -517,19 +677,19 @@ static void fragile_round(shmbus_queue_t *q)
 	respawn(slot);
 }
 
-static int gm_kills, gm_inside, gm_copied, gm_returned, gm_trapped;
-
-/* Kill a get_many member inside the call. Two rounds in three, mid-batch:
- * entry j (1 to 4) of its calls goes to a guard page, and the member stops
- * at that copy with j messages copied (if no call reaches entry j within
- * 200 ms, as below). Otherwise after a random delay, which mostly finds it
- * waiting for a first message: a batch is copied in about a microsecond.
- * A batch the call returned counts as delivered (the parent records it,
- * the member could not); the messages of a call killed inside may be lost,
- * and the parent notes which. */
-static void gm_round(void)
+/* Kill a get_many member inside its call, at a point chosen in advance.
+ * Every other gm round, mid-copy: entry j (1 to 4, in turn) of its calls
+ * goes to a guard page, and the member stops at that copy with j
+ * messages copied. If no call reaches entry j within 200 ms (batches
+ * were short), and in the other rounds, by the hook: at step N of its
+ * next call, N = 1, 2, ... until a call returns before step N (then it is
+ * killed just after that call, and N starts again). A batch the call
+ * returned counts as delivered (the parent records it, the member could
+ * not); the messages of a call killed inside may be lost, and the parent
+ * notes which. */
+static void gm_round(int round)
 {
-	int k = rand() % NGM, trap = rand() % 3 ? 1 + rand() % 4 : 0, trapped = 0;
+	int k = round % NGM, trap = round % 2 == 0 ? 1 + round / 2 % 4 : 0, trapped = 0, v;
 	size_t got, n, i;
 	uint32_t id, pid, says;
 	uint64_t t0;
@@ -540,19 +700,30 @@ static void gm_round(void)
 		t0 = test_now_ns();
 		while (!atomic_load(&sh->trapped[k]) && test_now_ns() - t0 < 200000000ull)
 			usleep(100);
+		if (!atomic_load(&sh->trapped[k])) {
+			/* The call that is running may still stop there. */
+			atomic_store(&sh->trap[k], 0);
+			gm_fallback++;
+		}
 	}
 	if (!atomic_load(&sh->trapped[k]))
-		usleep((useconds_t)(rand() % 1500));
-	t0 = test_now_ns();
-	for (;;) {
-		ph = PH_CALL;
-		if (atomic_compare_exchange_strong(&sh->phase[k], &ph, PH_KILLING))
-			break;
-		CHECK(!atomic_load(&sh->failed), "a process failed: %s", sh->why);
-		CHECK(test_now_ns() - t0 < 10000000000ull, "get_many member %d never in a call", k);
-		usleep(20);
+		hook_plan(GM0 + k, C_GET_MANY);
+	v = atomic_load(&sh->trapped[k]) ? V_TRAPPED
+	                                 : hook_wait(GM0 + k, C_GET_MANY, &sh->trapped[k]);
+	if (v == V_TRAPPED) {
+		/* Stopped in its handler, inside the call. */
+		t0 = test_now_ns();
+		for (;;) {
+			ph = PH_CALL;
+			if (atomic_compare_exchange_strong(&sh->phase[k], &ph, PH_KILLING))
+				break;
+			CHECK(!atomic_load(&sh->failed), "a process failed: %s", sh->why);
+			CHECK(test_now_ns() - t0 < 10000000000ull,
+			      "get_many member %d trapped but not in a call", k);
+			usleep(20);
+		}
+		kill_reap(pids[GM0 + k]);
 	}
-	kill_reap(pids[GM0 + k]);
 	gm_kills++;
 	/* Read after the kill: a trap that came late counts too. */
 	trapped = atomic_load(&sh->trapped[k]);
@@ -612,8 +783,11 @@ static void cleanup(void)
 
 int main(void)
 {
+	static const int prod_calls[] = {C_PUT, C_RESERVE, C_COMMIT},
+	                 hold_calls[] = {C_PEEK, C_RELEASE, C_LEAVE};
 	int rounds = (int)(300 * test_scale()), i, slot, st, redeliver_kills = 0, prod_kills = 0,
-	    fragile_rounds = 0;
+	    fragile_rounds = 0, holder_rounds = 0, prod_hooks = 0, gm_rounds = 0, join_kills = 0,
+	    c, points = 0;
 	shmbus_bus_opts_t bo;
 	shmbus_bus_t *bus;
 	shmbus_queue_t *q;
@@ -623,7 +797,6 @@ int main(void)
 	uint32_t id, reaped = 0;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	srand((unsigned)getpid());
 	parent = getpid();
 	atexit(cleanup);
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -651,46 +824,61 @@ int main(void)
 			continue;
 		}
 		if (i % 3 == 2) {
-			/* A work member holding a message: every other such
-			 * round it stops itself holding one (no timing). */
-			int k = rand() % NWORK, tries;
-			unsigned h = 0;
+			/* A work member (in turn): every other such round it
+			 * stops itself holding a message; in the others it dies
+			 * by the hook in peek, release or leave (close holding a
+			 * message), in turn; after a leave, its successor dies
+			 * in join too. */
+			int k = holder_rounds % NWORK;
+			unsigned h;
 
+			c = i % 2 == 0 ? C_NONE : hold_calls[holder_rounds / 2 % 3];
+			holder_rounds++;
 			slot = NPROD + k;
-			if (i % 2 == 0) {
+			if (c == C_NONE) {
 				atomic_store(&sh->stop_holding[k], 1);
 				wait_stopped(pids[slot]);
+				kill_reap(pids[slot]);
 			} else {
-				for (tries = 0; tries < 2000 && !(h = atomic_load(&sh->holding[k])); tries++)
-					usleep(50);
+				hook_plan(slot, c);
+				hook_wait(slot, c, NULL);
 			}
-			kill_reap(pids[slot]);
 			/* Still set once it is dead: it died before its release. */
 			h = atomic_load(&sh->holding[k]);
 			if (h) {
 				atomic_store(&sh->must_redeliver[h - 1], 1);
 				redeliver_kills++;
 			}
+			if (c == C_LEAVE) {
+				atomic_store(&sh->holding[k], 0);
+				atomic_store(&sh->ready[slot], 0);
+				hook_plan(slot, C_JOIN);
+				pids[slot] = spawn(slot);
+				hook_wait(slot, C_JOIN, NULL);
+				join_kills++;
+			}
 		} else {
-			/* A producer, mostly between reserve and commit. */
-			int k = rand() % NPROD, tries;
+			/* A producer (in turn): every other such round of
+			 * three it stops itself between reserve and commit; in
+			 * the others it dies by the hook in put, reserve or
+			 * commit, in turn. */
+			int k = prod_kills % NPROD;
 
 			slot = k;
 			if (i % 3 == 0 && i % 2 == 0) {
-				/* Stopped by itself between reserve and commit. */
 				atomic_store(&sh->stop_inres[k], 1);
 				wait_stopped(pids[slot]);
-			} else if (i % 3 == 0)
-				for (tries = 0; tries < 2000 && !atomic_load(&sh->inres[k]); tries++)
-					usleep(50);
-			else
-				usleep((useconds_t)(rand() % 1000));
-			kill_reap(pids[slot]);
+				kill_reap(pids[slot]);
+			} else {
+				c = prod_calls[prod_hooks++ % 3];
+				hook_plan(slot, c);
+				hook_wait(slot, c, NULL);
+			}
 			prod_kills++;
 		}
 		respawn(slot);
 		if (i % 4 == 1)
-			gm_round();
+			gm_round(gm_rounds++);
 	}
 	/* Stop: producers finish, the queue is shut, members drain. */
 	atomic_store(&sh->stop, 1);
@@ -749,6 +937,24 @@ int main(void)
 	       gm_trapped, gm_returned, (unsigned long long)(gm_lost[GM_COPIED] + gm_lost[GM_INFLIGHT]),
 	       (unsigned long long)gm_lost[GM_COPIED], (unsigned long long)gm_lost[GM_INFLIGHT],
 	       (unsigned long long)gm_again);
+	for (c = 1; c < NCALLS; c++) {
+		int j;
+
+		points += hook_kills[c];
+		printf("queue_kill: %s: %d kills by the hook at steps 1..%d, %d calls returned before the planned step; steps:",
+		       cnames[c], hook_kills[c], hook_max[c], hook_wraps[c]);
+		for (j = 0; j < nseen; j++)
+			if (seen[j].call == c)
+				printf(" %s", seen[j].name);
+		printf("\n");
+	}
+	printf("queue_kill: %d kill points explored (%d distinct call x step), %d victims killed just after a call that returned first, %d in join after a leave, %d get_many traps fell back to the hook\n",
+	       points, nseen, hook_wraps[C_PUT] + hook_wraps[C_RESERVE] + hook_wraps[C_COMMIT] +
+	       hook_wraps[C_JOIN] + hook_wraps[C_PEEK] + hook_wraps[C_RELEASE] +
+	       hook_wraps[C_LEAVE] + hook_wraps[C_GET_MANY], join_kills, gm_fallback);
+	CHECK(points > 0 && hook_kills[C_PUT] && hook_kills[C_RESERVE] && hook_kills[C_COMMIT] &&
+	      hook_kills[C_PEEK] && hook_kills[C_RELEASE] && hook_kills[C_GET_MANY],
+	      "a call was never killed inside by the hook");
 	CHECK(lost == 0 && dup == 0 && unflagged_redeliver == 0 && gm_again_plain == 0,
 	      "%llu committed messages lost, %llu unflagged duplicates, %llu redeliveries not flagged, %llu copied unflagged by a killed get_many and delivered again unflagged",
 	      (unsigned long long)lost, (unsigned long long)dup,

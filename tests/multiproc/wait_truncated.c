@@ -17,7 +17,10 @@
  * magic overwritten: SHMBUS_ECORRUPT within 3 s. And the bus file removed
  * (unlink, as `shmbus rm --force BUS` does): the mapping stays valid memory
  * and peers that have it mapped still talk, so the waiter keeps waiting and
- * gets the value written after the removal.
+ * gets the value written after the removal. The parent writes it only once
+ * the waiter has looked at the file after the removal and gone back to
+ * sleep, which it learns from the waiter's steps (recorded by the
+ * kill-point hook, tests/faultinject.h), not from a sleep.
  *
  * Finally, a dict read on a truncated bus says "truncated", not what the
  * zero pages look like.
@@ -31,8 +34,11 @@
 #include <sys/wait.h>
 
 #include "testutil.h"
+#include "faultinject.h"
+#include "internal.h"
 
 #define SECOND 1000000000ll
+#define TRACE_N 4096
 
 enum kind { K_STATE, K_QGET, K_QPEEK, K_QPUT, K_LOCK, K_EVENT, K_SEM, K_TURN, K_NKINDS };
 static const char *kind_name[] = {"state wait", "queue get", "queue peek",
@@ -50,8 +56,12 @@ struct report {
 	int rc;
 	uint64_t t_done;
 	char msg[512];
+	/* With trace_steps: the names of the waiter's shared-memory steps,
+	 * in order (the kill-point hook's record, tests/faultinject.h). */
+	const char *trace[TRACE_N];
 };
 static struct report *rep;
+static int trace_steps;        /* the next waiter records its steps */
 
 static void cleanup(void)
 {
@@ -160,6 +170,10 @@ static void waiter(enum kind k)
 	size_t len;
 	int rc = 0;
 
+	if (trace_steps) {
+		sb_fault_trace(rep->trace, TRACE_N);
+		sb_fault_arm(0, 0);          /* count and record only */
+	}
 	OK(shmbus_bus_open(bus_name, NULL, &b));
 	switch (k) {
 	case K_STATE:
@@ -356,17 +370,52 @@ static void test_damaged_while_waiting(enum kind k)
 	unlink(path);
 }
 
+/* The waiter's step i (0-based), or NULL if it has not taken it yet. The
+ * hook stores the names in order (plain stores to this shared page). */
+static const char *step_name(long i)
+{
+	return i < TRACE_N ? __atomic_load_n(&rep->trace[i], __ATOMIC_ACQUIRE) : NULL;
+}
+
 /* Removing the file leaves the mapping valid: the waiter is still served. */
 static void test_removed_bus_still_serves_its_peers(void)
 {
 	struct held h;
 	double v = 42.0;
-	uint64_t t_w;
+	uint64_t t_w, t_rm;
+	long n0, i;
+	int checked = 0;
 
 	make_bus(K_STATE, &h);
+	trace_steps = 1;
 	start_waiter(K_STATE);
+	trace_steps = 0;
 	CHECK(unlink(path) == 0, "unlink %s: %s", path, strerror(errno));
-	usleep(600000);        /* two slices: the waiter has looked at the file */
+	t_rm = test_now_ns();
+	/* The waiter looks at the file (fstat) after a slice's sleep, when
+	 * its step wait.park_cancel.count is followed by sb_wait_check, at
+	 * most SB_WAIT_SLICE_NS apart. So a park_cancel it takes after
+	 * t_rm + one slice runs a check that comes after the removal, and
+	 * the step it takes next (it sleeps again) says the check found
+	 * nothing wrong. Wait for both (10 s: a loaded machine). */
+	while (test_now_ns() - t_rm < (uint64_t)SB_WAIT_SLICE_NS)
+		usleep(10000);
+	for (n0 = 0; step_name(n0); n0++)
+		;
+	for (i = n0; !checked;) {
+		CHECK(!atomic_load(&rep->done),
+		      "state wait returned %d when the bus file was removed: %s", rep->rc, rep->msg);
+		CHECK(test_now_ns() - t_rm < 10ull * SECOND,
+		      "the waiter took no slice after the removal in 10 s (%ld steps, last %s)", i,
+		      i ? step_name(i - 1) : "none");
+		CHECK(i + 1 < TRACE_N, "the waiter took over %d steps", TRACE_N);
+		if (!step_name(i + 1)) {
+			usleep(2000);
+			continue;
+		}
+		checked = strcmp(step_name(i), "wait.park_cancel.count") == 0;
+		i++;
+	}
 	CHECK(!atomic_load(&rep->done), "state wait returned %d when the bus file was removed: %s",
 	      rep->rc, rep->msg);
 	t_w = test_now_ns();
@@ -374,7 +423,8 @@ static void test_removed_bus_still_serves_its_peers(void)
 	finish_waiter(K_STATE, t_w, "written");
 	CHECK(rep->rc == 0, "state wait after removal returned %d (%s): %s", rep->rc,
 	      shmbus_strerror(rep->rc), rep->msg);
-	printf("  bus file removed while blocked: the waiter still gets the next value\n");
+	printf("  bus file removed while blocked: the waiter looked at the file after the removal (seen %.2f s after it, at its step %ld) and still gets the next value\n",
+	       (double)(t_w - t_rm) / 1e9, i);
 	close_held(&h);
 }
 
