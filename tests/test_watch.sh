@@ -62,15 +62,18 @@ expect() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi;
 code() { [ "$rc" -eq "$1" ]; }
 out_is() { [ "$out" = "$1" ]; }
 err_has() { grep -qE -- "$1" "$TMP/err"; }
-lines() { grep -c . "$1" 2>/dev/null || true; }
+lines() { local n; n=$(grep -c . "$1" 2>/dev/null); echo "${n:-0}"; }
 # wait_for SECONDS CMD...: poll until CMD succeeds (generous: a loaded box).
 wait_for() {
 	local end=$((SECONDS + $1)); shift
 	until "$@"; do [ $SECONDS -ge $end ] && return 1; sleep 0.05; done
 }
-# start ARGS...: run watch in the background into $TMP/w.out.
+# start ARGS...: run watch in the background into $TMP/w.out (emptied
+# first: the shell truncates it only once the child runs, and lines of the
+# last watch must not count as this one's).
 start() {
 	last="watch $*"
+	: >"$TMP/w.out"
 	"$S" watch "$@" >"$TMP/w.out" 2>"$TMP/w.err" &
 	wp=$!; pids+=("$wp")
 }
