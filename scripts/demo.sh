@@ -26,6 +26,9 @@ $B/plant_controller/operator --bus demo_plant_ws; p=$?
 wait $ctl; c=$?
 check $((p + c)) "controller on a wait set: setpoint change, reset and stop commands"
 
+step "1c. a socket and a shmbus queue in one epoll loop (the wait set's fd), the other side in a second process"
+$B/epoll/epoll_loop --bus demo_epoll; check $? "epoll loop: socket and queue"
+
 if [ -x $B/producer_consumers/demo ]; then
   step "2. one producer fanning out to consumer processes: broadcast and work queue"
   $B/producer_consumers/demo; check $? "producer/consumers (C)"
