@@ -519,7 +519,7 @@ static inline void sb_chan_ring(const struct sb_chan *ch)
 int sb_state_ready(shmbus_state_t *st, uint64_t mark, uint64_t *seq);
 /* gi: the handle's group when it was added (sb_queue_group), scratch:
  * max_groups entries of the caller's. */
-int sb_queue_ready(shmbus_queue_t *q, int cond, int32_t gi, uint64_t *scratch);
+int sb_queue_ready(shmbus_queue_t *q, int cond, int32_t gi, uint64_t *scratch, int live);
 int sb_queue_group(shmbus_queue_t *q, uint32_t *groups);
 int sb_lock_ready(shmbus_lock_t *l, int live);
 int sb_event_ready(shmbus_event_t *e);

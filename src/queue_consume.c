@@ -671,7 +671,7 @@ int sb_queue_group(shmbus_queue_t *q, uint32_t *groups)
 	return q->group;
 }
 
-int sb_queue_ready(shmbus_queue_t *q, int cond, int32_t gi, uint64_t *scratch)
+int sb_queue_ready(shmbus_queue_t *q, int cond, int32_t gi, uint64_t *scratch, int live)
 {
 	struct sb_q_view *v = &q->v;
 	struct sb_q_group *g;
@@ -681,8 +681,11 @@ int sb_queue_ready(shmbus_queue_t *q, int cond, int32_t gi, uint64_t *scratch)
 	/* Every load seq_cst: the re-check half of the store-load pair with a
 	 * waker's seq_cst change, then its load of the bell's `sets`. */
 	h = atomic_load_explicit(&v->ctl->head, memory_order_seq_cst);
+	/* Full at a full look (live): the gating group may hold a dead
+	 * member's message; the producer's own call with timeout 0 runs the
+	 * liveness checks when due (at most one needless report a slice). */
 	if (cond == SHMBUS_ON_SPACE)
-		return (h & SB_Q_CLOSED) ||
+		return live || (h & SB_Q_CLOSED) ||
 		       sb_q_fits(h & SB_Q_SEQ, sb_q_gate_with(v, scratch, &blocker, &epoch),
 		                 v->size);
 	if (gi < 0 || (uint32_t)gi >= v->max_groups)
@@ -694,6 +697,11 @@ int sb_queue_ready(shmbus_queue_t *q, int cond, int32_t gi, uint64_t *scratch)
 		p = atomic_load_explicit(&sb_q_slot(v, c)->published, memory_order_seq_cst);
 		if ((p & SB_Q_SEQ) >= c + 1 ||
 		    atomic_load_explicit(&g->orphans, memory_order_seq_cst) > 0)
+			return 1;
+		/* Seq c claimed and not published: its producer may have died
+		 * (then no ring comes). Once a slice, let the consumer's own
+		 * call look: it skips a dead producer's seq (sb_q_live_due). */
+		if (live && (h & SB_Q_SEQ) > c)
 			return 1;
 		/* The head read before the cursor may predate a shut. */
 		h = atomic_load_explicit(&v->ctl->head, memory_order_seq_cst);

@@ -330,9 +330,14 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 		if (r == SHMBUS_EINTR)
 			return sb_err(r, "interrupted while waiting for a turn on '%s'",
 			              t->ch.name);
-		if (r == SHMBUS_ETIMEDOUT)
+		if (r == SHMBUS_ETIMEDOUT) {
 			turn_skip_dead(&t->ch, t->c, t->slot, t->max, cur);
-		else if (r < 0)
+			/* The skip may have passed the turn to us: a call
+			 * whose time is up (timeout 0) still takes it.
+			 * acquire: pairs with the seq_cst CAS in turn_pass. */
+			if (atomic_load_explicit(&t->c->turn, memory_order_acquire) == t->party)
+				return turn_taken(t);
+		} else if (r < 0)
 			return r;
 		if (sb_park_left(&p) == 0)
 			return sb_err(SHMBUS_ETIMEDOUT, "turn '%s': party %u still has the turn",

@@ -316,7 +316,7 @@ static int member_ready(struct ws_member *m, int live, uint64_t *seq)
 	case SHMBUS_ON_MESSAGE:
 	case SHMBUS_ON_SPACE:
 	case SHMBUS_ON_END:
-		return sb_queue_ready(m->h, m->cond, m->group, m->scratch);
+		return sb_queue_ready(m->h, m->cond, m->group, m->scratch, live);
 	case SHMBUS_ON_EVENT:
 		return sb_event_ready(m->h);
 	case SHMBUS_ON_LOCK:
