@@ -490,6 +490,8 @@ void sb_racy_copy(void *dst, const void *src, size_t n);
 void sb_bell_ring_slow(struct sb_bell *b, uint32_t index);
 /* A wait set's period of full looks (default: one slice); tests only. */
 extern int64_t sb_ws_full_ns;
+/* Non-zero: wait sets sleep without futex_waitv (its ENOSYS; tests set it). */
+extern int sb_ws_no_waitv;
 
 /* Tell the wait sets on the bus that channel `index` changed. Every wake
  * site calls it after publishing the condition a waiter looks at (a value,

@@ -12,6 +12,7 @@
  *    thread is seen asleep first) is reported when it becomes ready;
  *  - 1,000 state channels on one bus, one written: exactly that one; 200
  *    channels over 3 buses, one written: exactly that one;
+ *  - 127 buses in one set; the 128th is SHMBUS_ENOSPC until one leaves;
  *  - 1,000 writes on 300 of 400 channels while nobody waits (the bell's
  *    ring of 256 entries overflows): one wait reports exactly the 300;
  *  - the fd: epoll sees it readable after a write in another process,
@@ -19,7 +20,8 @@
  *    write; the set is freed while its thread is parked;
  *  - the bus file truncated while the set waits: the member is reported
  *    within 3 s (the promise is 1 s; margin for a loaded 2-CPU machine)
- *    and its own call returns SHMBUS_ECORRUPT.
+ *    and its own call returns SHMBUS_ECORRUPT;
+ *  - the same again (but truncation) as on a kernel without futex_waitv.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -37,6 +39,9 @@
  * to ring fails here, instead of being covered by the next full look --
  * except the truncation test, which needs the periodic look. */
 extern int64_t sb_ws_full_ns;
+/* Set: the library sleeps as on a kernel without futex_waitv (before
+ * 5.16), on its first bus's word, 10 ms at a time. */
+extern int sb_ws_no_waitv;
 
 static char file_path[256];
 
@@ -618,6 +623,47 @@ static void test_many(void)
 	printf("ok  200 channels on 3 buses: the one written is reported\n");
 }
 
+/* ---- the bus limit -------------------------------------------------- */
+
+static void test_bus_limit(void)
+{
+	enum { NB = 128 };
+	shmbus_bus_opts_t bo;
+	shmbus_bus_t *b[NB];
+	shmbus_event_t *e[NB];
+	shmbus_waitset_t *ws;
+	char name[64];
+	int i;
+
+	shmbus_bus_opts_init(&bo);
+	bo.size = 64 << 10;
+	bo.max_channels = 4;
+	bo.max_peers = 4;
+	OK(shmbus_waitset_new(&ws));
+	for (i = 0; i < NB; i++) {
+		snprintf(name, sizeof(name), "t-wslim%d-%d", i, (int)getpid());
+		OK(shmbus_bus_create(name, &bo, &b[i]));
+		OK(shmbus_event_open(b[i], "e", 1, &e[i]));
+		if (i < NB - 1)
+			OK(shmbus_waitset_add_event(ws, e[i], (uint64_t)i));
+	}
+	EXPECT_CODE(shmbus_waitset_add_event(ws, e[NB - 1], NB - 1), SHMBUS_ENOSPC);
+	CHECK(shmbus_waitset_size(ws) == NB - 1, "size %zu", shmbus_waitset_size(ws));
+	expect_timeout(ws, 0);
+	OK(shmbus_waitset_remove(ws, 5));       /* bus 5 leaves the set */
+	OK(shmbus_waitset_add_event(ws, e[NB - 1], NB - 1));
+	child_once(shmbus_bus_name(b[NB - 1]), ev_set, 0);
+	expect_only(ws, NB - 1, "the 127th bus, added after one left");
+	OK(shmbus_waitset_free(ws));
+	for (i = 0; i < NB; i++) {
+		snprintf(name, sizeof(name), "t-wslim%d-%d", i, (int)getpid());
+		shmbus_event_close(e[i]);
+		shmbus_bus_close(b[i]);
+		OK(shmbus_bus_unlink(name));
+	}
+	printf("ok  127 buses in a set; the 128th is ENOSPC until one leaves\n");
+}
+
 /* ---- the fd --------------------------------------------------------- */
 
 static int readable(int ep, int ms)
@@ -741,9 +787,17 @@ int main(void)
 	test_every_kind();
 	test_add_while_waiting();
 	test_many();
+	test_bus_limit();
 	test_fd();
 	sb_ws_full_ns = 250 * MS;
 	test_truncated();
+	printf("-- again without futex_waitv (Linux before 5.16)\n");
+	sb_ws_no_waitv = 1;
+	sb_ws_full_ns = 3600 * SECOND;
+	test_every_kind();
+	test_add_while_waiting();
+	test_many();
+	test_fd();
 	printf("test_waitset: ok\n");
 	return 0;
 }

@@ -25,8 +25,12 @@
  * ever; its loop of wait + put(timeout 0) gets the message in. And a lock
  * or a turn whose holder is killed holding it is reported at the next full
  * look: the lock's own call then says SHMBUS_EOWNERDEAD, the turn's takes
- * it.
+ * it. Through the set's fd too: the fd's thread finds the dead holder,
+ * and the wait(0) the program makes when the fd polls readable reports
+ * the lock (it must not lose what the thread saw).
  */
+#include <poll.h>
+#include <errno.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -318,6 +322,59 @@ static void test_dead_holder(shmbus_bus_t *bus)
 	       (unsigned long long)(el / 1000000));
 }
 
+static void test_dead_holder_fd(shmbus_bus_t *bus)
+{
+	shmbus_waitset_t *ws;
+	shmbus_lock_t *l;
+	struct pollfd pfd;
+	uint64_t t0, el, tags[4];
+	int fds[2], status, k;
+	size_t n;
+	char c;
+	pid_t pid;
+
+	OK(shmbus_lock_open(bus, "l2", 1, &l));
+	CHECK(pipe(fds) == 0, "pipe");
+	pid = fork();
+	CHECK(pid >= 0, "fork");
+	if (pid == 0) {
+		shmbus_bus_t *b;
+		shmbus_lock_t *cl;
+
+		OK(shmbus_bus_open(bus_name, NULL, &b));
+		OK(shmbus_lock_open(b, "l2", 0, &cl));
+		OK(shmbus_lock_lock(cl, 0));
+		if (write(fds[1], "h", 1) != 1)
+			_exit(21);
+		pause();                /* killed here, holding the lock */
+		_exit(22);
+	}
+	close(fds[1]);
+	CHECK(read(fds[0], &c, 1) == 1, "the holder failed");
+	OK(shmbus_waitset_new(&ws));
+	OK(shmbus_waitset_add_lock(ws, l, 10));
+	OK(shmbus_waitset_fd(ws, &pfd.fd));
+	pfd.events = POLLIN;
+	kill(pid, SIGKILL);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status), "holder not killed");
+	t0 = test_now_ns();
+	do
+		k = poll(&pfd, 1, 10000);
+	while (k < 0 && errno == EINTR);
+	CHECK(k == 1, "the fd did not poll readable within 10 s of the holder's death");
+	OK(shmbus_waitset_wait(ws, 0, tags, 4, &n));
+	CHECK(n == 1 && tags[0] == 10, "wait(0) after the fd: %zu tags", n);
+	el = test_now_ns() - t0;
+	EXPECT_CODE(shmbus_lock_lock(l, 0), SHMBUS_EOWNERDEAD);
+	CHECK(el < 3 * SECOND, "took %llu ms", (unsigned long long)(el / 1000000));
+	OK(shmbus_lock_consistent(l));
+	OK(shmbus_lock_unlock(l));
+	OK(shmbus_waitset_free(ws));
+	shmbus_lock_close(l);
+	printf("ok  a lock whose holder was killed, through the fd: readable and reported in %llu ms\n",
+	       (unsigned long long)(el / 1000000));
+}
+
 int main(void)
 {
 	shmbus_waitset_t *ws;
@@ -377,6 +434,7 @@ int main(void)
 	test_dead_claim(bus);
 	test_dead_consumer(bus);
 	test_dead_holder(bus);
+	test_dead_holder_fd(bus);
 	shmbus_bus_close(bus);
 	OK(shmbus_bus_unlink(bus_name));
 	printf("waitset_kill_ringer: ok\n");
