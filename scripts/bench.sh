@@ -25,6 +25,8 @@
 #                     ZeroMQ ipc:// and iceoryx; throughput and round trips
 #   bench/statebench  state channels against the raw cache line and a futex
 #   bench/queuebench  many producers and consumer groups; frame writing
+#   bench/waitbench   wake-ups through a wait set, its fd in epoll, a set of
+#                     1000, against same-run baselines (park and spin-park)
 # iceoryx needs its daemon: this script starts iox-roudi with
 # bench/roudi.toml and stops it by pid at the end (also on Ctrl+C).
 set -euo pipefail
@@ -157,6 +159,11 @@ fg bench/statebench "${SB_ARGS[@]}" --json "$RES/statebench.json" || status=1
 echo
 echo "== queuebench ${QB_ARGS[*]}"
 fg bench/queuebench "${QB_ARGS[@]}" --json "$RES/queuebench.json" || status=1
+
+echo
+echo "== waitbench ${SB_ARGS[*]}"
+fg bench/waitbench "${SB_ARGS[@]}" --json "$RES/waitbench-park.json" || status=1
+fg bench/waitbench "${SB_ARGS[@]}" --policy spin-park --json "$RES/waitbench-spin-park.json" || status=1
 
 # The Python binding against multiprocessing, and a queue across the NATS
 # bridge against NATS used directly: full runs only (they write their own

@@ -20,6 +20,15 @@ $B/plant_controller/plant --bus demo_plant; p=$?
 wait $ctl; c=$?
 check $((p + c)) "plant/controller (C)"
 
+step "1b. the controller waiting on y, a setpoint and a command queue at once (one wait set)"
+$B/plant_controller/controller_ws --bus demo_plant_ws & ctl=$!
+$B/plant_controller/operator --bus demo_plant_ws; p=$?
+wait $ctl; c=$?
+check $((p + c)) "controller on a wait set: setpoint change, reset and stop commands"
+
+step "1c. a socket and a shmbus queue in one epoll loop (the wait set's fd), the other side in a second process"
+$B/epoll/epoll_loop --bus demo_epoll; check $? "epoll loop: socket and queue"
+
 if [ -x $B/producer_consumers/demo ]; then
   step "2. one producer fanning out to consumer processes: broadcast and work queue"
   $B/producer_consumers/demo; check $? "producer/consumers (C)"

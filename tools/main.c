@@ -16,7 +16,7 @@ static const struct {
 	{"info", cmd_info, "channels, peers, queue depth and group lag of a bus"},
 	{"get", cmd_get, "print a state value or container, or take messages from a queue"},
 	{"put", cmd_put, "write a state value or container, or add messages to a queue"},
-	{"watch", cmd_watch, "print each new value of a channel until Ctrl+C"},
+	{"watch", cmd_watch, "print each change of channels on one or more buses until Ctrl+C"},
 	{"create", cmd_create, "create an empty bus"},
 	{"rm", cmd_rm, "remove a bus (or a channel), refusing while peers live"},
 	{"gc", cmd_gc, "reap dead peers, remove stale buses, report"},

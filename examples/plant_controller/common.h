@@ -82,7 +82,7 @@ static shmbus_state_t *open_scalar(shmbus_bus_t *bus, const char *name, const ch
 }
 
 /* Sleep until the absolute time *next, then advance it by period_ns. */
-static void tick(struct timespec *next, long period_ns)
+static inline void tick(struct timespec *next, long period_ns)
 {
 	next->tv_nsec += period_ns;
 	while (next->tv_nsec >= 1000000000l) {
