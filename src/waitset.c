@@ -88,6 +88,7 @@
 #include "waitset.h"
 
 #define WS_FALLBACK_NS 10000000ll  /* the sleep without futex_waitv */
+#define WS_DIRECT_MAX 8            /* a set this small spins on its members */
 
 /* ---- the waker's side ----------------------------------------------- */
 
@@ -188,6 +189,7 @@ static void drain(shmbus_waitset_t *ws, struct ws_bus *wb)
 	struct ws_member *m;
 	uint64_t h, s, e;
 	uint32_t idx;
+	int spins;
 
 	/* seq_cst: a claim seen here orders its publication before our
 	 * checks (pair 1), and it is the re-read of pair 2 in park(). */
@@ -204,8 +206,20 @@ static void drain(shmbus_waitset_t *ws, struct ws_bus *wb)
 		/* acquire: pairs with the release store of the entry in
 		 * sb_bell_ring_slow. */
 		e = atomic_load_explicit(&b->ring[s % SB_BELL_RING], memory_order_acquire);
+		/* Claimed but not yet written: the ringer is between its
+		 * fetch_add of head and its store of the entry, two
+		 * instructions apart. Wait a little for it (acquire, as
+		 * above) rather than look at every member of the bus, which a
+		 * spinning set would do on nearly every ring. */
+		for (spins = 0; (uint32_t)(e >> 32) != (uint32_t)s && spins < 200; spins++) {
+			if ((int32_t)((uint32_t)(e >> 32) - (uint32_t)s) > 0)
+				break;  /* overwritten by a later lap */
+			sb_cpu_relax();
+			e = atomic_load_explicit(&b->ring[s % SB_BELL_RING], memory_order_acquire);
+		}
 		if ((uint32_t)(e >> 32) != (uint32_t)s) {
-			/* not yet written, or overwritten */
+			/* not written (its ringer stopped or died), or
+			 * overwritten: look at them all */
 			bus_all(ws, wb, 0);
 			break;
 		}
@@ -215,6 +229,17 @@ static void drain(shmbus_waitset_t *ws, struct ws_bus *wb)
 				sb_ws_cand_add(ws, m);
 	}
 	wb->cursor = h;
+}
+
+/* Every member is a candidate: the look of a small set while it spins. */
+static void direct(shmbus_waitset_t *ws)
+{
+	struct ws_member *m;
+	size_t i;
+
+	for (i = 0; i < ws->nbuckets; i++)
+		for (m = ws->tags[i]; m; m = m->tnext)
+			sb_ws_cand_add(ws, m);
 }
 
 static int member_ready(struct ws_member *m, int live, uint64_t *seq)
@@ -394,8 +419,19 @@ int sb_ws_wait_locked(shmbus_waitset_t *ws, int64_t timeout_ns, int policy, int6
 			full(ws);
 			ws->next_full = now + (uint64_t)sb_ws_full_ns;
 		}
-		for (wb = ws->buses; wb; wb = wb->next)
-			drain(ws, wb);
+		if (now < spin_end && ws->n <= WS_DIRECT_MAX) {
+			/* Spinning on a small set: look at every member, not
+			 * at the rings. A spinner that reads the bell's lines
+			 * pulls them from the ringer's cache on every ring,
+			 * which doubled a spinning round trip; the members'
+			 * own lines are the ones the waker writes first. The
+			 * cursors catch up (drain) before the set parks:
+			 * park() sees head != cursor and comes back here. */
+			direct(ws);
+		} else {
+			for (wb = ws->buses; wb; wb = wb->next)
+				drain(ws, wb);
+		}
 		if (check(ws, out, cap, n))
 			return 0;
 		if (sb_deadline_left(&d) == 0)
