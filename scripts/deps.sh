@@ -6,6 +6,7 @@ set -u
 PKGS=(
   gcc g++ make pkg-config bc cmake meson ninja-build
   python3-dev python3-numpy python3-pytest python3-setuptools python3-matplotlib python3-venv
+  python3-wheel python3-build
   libnats-dev nats-server
   libzmq3-dev iceoryx libiceoryx-binding-c-dev
   clang libclang-rt-14-dev afl++ spin valgrind

@@ -4,7 +4,8 @@
 #   1. install what is missing (scripts/deps.sh)
 #   2. build everything warning-free (-Wall -Wextra -Werror)
 #   3. run every C test program, the CLI and other shell tests, the Debian
-#      packages' test, the Python suite, the bridge tests against a real
+#      packages' test, the Python suite (in the tree, and installed from the
+#      sdist's wheel: tests/test_wheel.sh), the bridge tests against a real
 #      nats-server, the model checks and a bounded fuzz run
 #   4. rebuild under AddressSanitizer + UBSan and run the C tests again
 #   5. rebuild under ThreadSanitizer and run the concurrency tests
@@ -116,7 +117,7 @@ fi
 
 echo "== C tests"
 c_tests build
-for t in tests/test_*.sh; do [ -f "$t" ] && [ "$t" != tests/test_debian.sh ] && run "$t" 300 env BUILD=build bash "$t"; done
+for t in tests/test_*.sh; do [ -f "$t" ] && [ "$t" != tests/test_debian.sh ] && [ "$t" != tests/test_wheel.sh ] && run "$t" 300 env BUILD=build bash "$t"; done
 
 if ! skip debian && [ -f tests/test_debian.sh ]; then
   echo "== Debian packages (build from a copy, lintian, install, use, purge)"; run "tests/test_debian.sh" 900 bash tests/test_debian.sh
@@ -129,6 +130,7 @@ if ! skip python && [ -d python ] && [ -f python/setup.py ]; then
   else
     fail=$((fail+1)); failed+=("python build"); tail -30 "$LOG/python-build.log"
   fi
+  [ -f tests/test_wheel.sh ] && run "tests/test_wheel.sh" 900 env BUILD=build bash tests/test_wheel.sh
 fi
 
 if ! skip bridge && [ -x tests/bridge/run.sh ] || [ -f tests/bridge/run.sh ]; then
@@ -151,7 +153,7 @@ if ! skip asan; then
   if make -j"$(nproc)" SAN=asan lib tools tests >"$LOG/asan-build.log" 2>&1; then
     export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     c_tests build-asan
-    for t in tests/test_*.sh; do [ -f "$t" ] && [ "$t" != tests/test_debian.sh ] && run "asan:$t" 300 env BUILD=build-asan bash "$t"; done
+    for t in tests/test_*.sh; do [ -f "$t" ] && [ "$t" != tests/test_debian.sh ] && [ "$t" != tests/test_wheel.sh ] && run "asan:$t" 300 env BUILD=build-asan bash "$t"; done
     unset ASAN_OPTIONS UBSAN_OPTIONS
   else
     fail=$((fail+1)); failed+=("asan build"); tail -30 "$LOG/asan-build.log"

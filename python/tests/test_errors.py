@@ -149,7 +149,7 @@ def test_no_error_is_raised_without_a_code():
                 bad.append("%s raises OverflowError" % where)
             elif cls == "PyExc_TypeError" and not re.match(r'(how == 0 \? )?"[a-z_]*\(|"array ', rest):
                 bad.append("%s raises TypeError: %s" % (where, rest[:60]))
-    for path in sorted(glob.glob(os.path.join(PYDIR, "shmbus", "*.py"))):
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(shmbus.__file__), "*.py"))):
         for n, line in enumerate(open(path), 1):
             m = re.search(r"raise (\w+(?:\.\w+)?)\(", line)
             if m and m.group(1) not in ("KeyError", "_shmbus._error", "_corrupt", "_type_error",
