@@ -29,6 +29,7 @@ typedef struct {
 	uint64_t next_id;
 	pid_t pid;              /* the process that made it */
 	int busy;               /* a wait() is running with the GIL released */
+	int calls;              /* add/remove calls running with the GIL released */
 	PyObject *weaklist;
 } sbpy_waitset;
 
@@ -243,13 +244,22 @@ static int ws_remove_id(sbpy_waitset *w, PyObject *idn)
 	if (!rec)
 		return -1;
 	Py_INCREF(rec);
-	r = shmbus_waitset_remove(w->ws, id);
-	((sbpy_child *)PyTuple_GET_ITEM(rec, 0))->wsrefs--;
+	/* Out of the dicts first (GIL held), so no other thread picks it. */
 	if (PyDict_DelItem(w->keys, PyTuple_GET_ITEM(rec, 1)) < 0 ||
 	    PyDict_DelItem(w->ids, idn) < 0) {
 		Py_DECREF(rec);
 		return -1;
 	}
+	/* GIL released: removing a bus's last member waits for a thread
+	 * parked on that bus (the fd's, or a wait() in another thread) to
+	 * leave its park. The handle stays unclosable (wsrefs) until the
+	 * library's set no longer names it. */
+	w->calls++;
+	Py_BEGIN_ALLOW_THREADS
+	r = shmbus_waitset_remove(w->ws, id);
+	Py_END_ALLOW_THREADS
+	w->calls--;
+	((sbpy_child *)PyTuple_GET_ITEM(rec, 0))->wsrefs--;
 	Py_DECREF(rec);
 	return r ? sbpy_raise_int(r) : 0;
 }
@@ -398,9 +408,9 @@ static PyObject *ws_close(PyObject *self, PyObject *unused)
 	sbpy_waitset *w = (sbpy_waitset *)self;
 
 	(void)unused;
-	if (w->busy) {
+	if (w->busy || w->calls) {
 		PyErr_SetString(PyExc_RuntimeError,
-		                "cannot close: another thread is waiting on this WaitSet");
+		                "cannot close: another thread is using this WaitSet");
 		return NULL;
 	}
 	ws_do_close(w);
