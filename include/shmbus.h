@@ -616,7 +616,29 @@ int shmbus_turn_release(shmbus_turn_t *t);
  * A wake-up costs in proportion to the members that changed, not to the
  * size of the set (see docs/design.md, "Wait sets"). The handles must
  * stay open while they are members. A wait set belongs to one process;
- * its calls are thread-safe, but only one thread at a time should wait. */
+ * its calls are thread-safe, but only one thread at a time should wait,
+ * and none while another frees the set. It does not cross fork: a child
+ * must not use its parent's set (make its own).
+ *
+ * Reports are level-triggered: a member is reported by every wait while
+ * it is ready (a queue with a message not yet taken, a set event, a free
+ * lock), except state members, reported once per new value (their mark).
+ * A bus truncated or overwritten makes all its members ready, and a
+ * deleted channel its member: the member's own call returns the error
+ * (SHMBUS_ECORRUPT, SHMBUS_ENOENT). A waker killed between publishing and
+ * telling the set, a lock or turn holder that died, a queue slot claimed
+ * by a producer that died or a full ring behind a dead consumer are seen
+ * at the set's next look at every member, once per slice (250 ms): the
+ * member is reported then, and its own call (timeout 0) runs the repairs
+ * of single waits; in the last two cases it may say SHMBUS_EAGAIN until
+ * the liveness timeout has passed, and the caller waits again.
+ *
+ * Limits: members on at most 127 buses per set (futex_waitv takes 128
+ * words, one is the set's own): SHMBUS_ENOSPC on the 128th. Linux 5.16
+ * or later (futex_waitv); older kernels work, the set then sleeps on its
+ * first bus for at most 10 ms at a time. Buses made by a library without
+ * wait sets (layout version 2) are refused with SHMBUS_EVERSION: their
+ * writers would not wake a set. */
 typedef struct shmbus_waitset shmbus_waitset_t;
 
 typedef enum shmbus_cond {
@@ -639,20 +661,28 @@ int shmbus_waitset_free(shmbus_waitset_t *ws);
  * A state member is ready while the channel's sequence number is above its
  * mark; the mark starts at `after` and moves to the sequence number each
  * time shmbus_waitset_wait reports the member (so each new value is
- * reported once; shmbus_waitset_set_mark moves it by hand). */
+ * reported once; shmbus_waitset_set_mark moves it by hand).
+ * Errors of every add: SHMBUS_EINVAL (NULL), SHMBUS_EEXIST,
+ * SHMBUS_ENOSPC (a 128th bus), SHMBUS_ENOMEM; the member is then not
+ * added. A member added while another thread waits is seen by that wait. */
 int shmbus_waitset_add_state(shmbus_waitset_t *ws, shmbus_state_t *st,
                              uint64_t after, uint64_t tag);
-/* cond: SHMBUS_ON_MESSAGE, SHMBUS_ON_SPACE or SHMBUS_ON_END. */
+/* cond: SHMBUS_ON_MESSAGE, SHMBUS_ON_SPACE or SHMBUS_ON_END (else
+ * SHMBUS_EINVAL). MESSAGE and END are about the group the handle is in
+ * when it is added: join first (SHMBUS_ESTATE if not joined). */
 int shmbus_waitset_add_queue(shmbus_waitset_t *ws, shmbus_queue_t *q, int cond,
                              uint64_t tag);
 int shmbus_waitset_add_event(shmbus_waitset_t *ws, shmbus_event_t *e, uint64_t tag);
 int shmbus_waitset_add_lock(shmbus_waitset_t *ws, shmbus_lock_t *l, uint64_t tag);
 int shmbus_waitset_add_sem(shmbus_waitset_t *ws, shmbus_sem_t *s, uint64_t tag);
+/* The handle's party: register first (SHMBUS_ESTATE if not). */
 int shmbus_waitset_add_turn(shmbus_waitset_t *ws, shmbus_turn_t *t, uint64_t tag);
 /* Move a state member's mark (SHMBUS_ENOENT: no such tag; SHMBUS_EINVAL:
  * not a state member). */
 int shmbus_waitset_set_mark(shmbus_waitset_t *ws, uint64_t tag, uint64_t after);
-/* Remove a member (SHMBUS_ENOENT: no such tag). */
+/* Remove a member (SHMBUS_ENOENT: no such tag). When it returns, the set
+ * no longer touches the member's handle or, if it was the bus's last
+ * member, the bus: either may be closed. */
 int shmbus_waitset_remove(shmbus_waitset_t *ws, uint64_t tag);
 /* The number of members. */
 size_t shmbus_waitset_size(shmbus_waitset_t *ws);
@@ -660,18 +690,26 @@ size_t shmbus_waitset_size(shmbus_waitset_t *ws);
 /* Wait until at least one member is ready, or timeout_ns (-1: no limit,
  * 0: look once). Writes up to cap ready tags to ready[] and their number
  * to *n; returns 0, SHMBUS_ETIMEDOUT (*n = 0), SHMBUS_EINTR, or
- * SHMBUS_EINVAL (an empty set with no timeout). More ready members than
- * cap are reported by the next call. Waits with the set's policy
- * (shmbus_waitset_set_wait; default spin then park, as single waits). */
+ * SHMBUS_EINVAL (NULL ready or n, cap 0, or an empty set with no
+ * timeout). More ready members than cap are reported by the next call.
+ * Waits with the set's policy (shmbus_waitset_set_wait; default spin then
+ * park, as single waits). */
 int shmbus_waitset_wait(shmbus_waitset_t *ws, int64_t timeout_ns, uint64_t *ready,
                         size_t cap, size_t *n);
+/* policy: SHMBUS_WAIT_SPIN_PARK, _SPIN or _PARK; spin_ns: the spin budget
+ * (0: 50 us). SHMBUS_EINVAL for another policy or a negative budget. */
 int shmbus_waitset_set_wait(shmbus_waitset_t *ws, int policy, int64_t spin_ns);
 
 /* A file descriptor that polls readable while a member is ready, for
  * epoll/poll/select and event loops (libuv, GLib, asyncio). The set owns
  * it (do not close it). When it polls readable, call shmbus_waitset_wait
  * with timeout 0 to learn which members are ready; that call also
- * re-arms the fd. Costs one thread per set, parked while nothing is ready. */
+ * re-arms the fd: it reads empty until a member is ready again (members
+ * still ready make it readable again at once). Every call returns the same
+ * fd. Costs one thread per set, started by the first call and stopped by
+ * shmbus_waitset_free; the thread sleeps while nothing is ready, waking
+ * once per slice (250 ms) for the set's look at every member. Errors:
+ * SHMBUS_EINVAL, or the system's (no eventfd, no thread). */
 int shmbus_waitset_fd(shmbus_waitset_t *ws, int *fd);
 
 /* ---------------------------------------------------------------------- */

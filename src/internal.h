@@ -14,6 +14,7 @@
 #define SHMBUS_INTERNAL_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -27,7 +28,9 @@
 #define SB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #define SB_MAGIC 0x3130535542534853ull /* "SHSBUS01" little-endian */
-#define SB_ABI 2u /* 2: tokens are pid + random bits, liveness by OFD lock */
+/* 2: tokens are pid + random bits, liveness by OFD lock; 3: the bell (wait
+ * sets) in the header page, which every waker must ring. */
+#define SB_ABI 3u
 #define SB_HEADER_SIZE 4096u
 #define SB_SHM_DIR "/dev/shm"
 #define SB_SHM_PREFIX "shmbus-"
@@ -49,6 +52,26 @@
 #define SB_HDR_READY 0x52454459u /* "READY" */
 
 /* ---- shared structures ---------------------------------------------- */
+
+/* The bell: how a wait set (waitset.c) learns which channels of a bus
+ * changed. Every wake site rings it after publishing its condition
+ * (sb_bell_ring); the common case, no wait set on the bus, costs one load
+ * of `sets`. A ring appends the channel's directory index to `ring` and,
+ * if a wait set sleeps, bumps `word` and wakes it. The protocol and its
+ * lost-wake-up argument are at the top of waitset.c. */
+#define SB_BELL_RING 256u
+
+struct sb_bell {
+	_Atomic uint32_t word;     /* futex word: bumped by a ring when sleepers > 0 */
+	_Atomic uint32_t sets;     /* wait sets (any process) with a member here */
+	_Atomic uint32_t sleepers; /* wait sets parked on word now */
+	uint32_t pad_;
+	_Atomic uint64_t head;     /* rings so far */
+	uint8_t pad[SB_LINE - 24];
+	/* entry of ring number s: (s << 32) | directory index, at s % 256 */
+	_Atomic uint64_t ring[SB_BELL_RING];
+};
+_Static_assert(sizeof(struct sb_bell) == SB_LINE + 8 * SB_BELL_RING, "bell layout");
 
 struct sb_header {
 	uint64_t magic;
@@ -81,10 +104,14 @@ struct sb_header {
 		pthread_mutex_t mutex;
 		uint8_t mutex_space[64];
 	};
-	uint8_t pad1[SB_HEADER_SIZE - 256 - 64];
+	uint8_t pad1[SB_LINE];     /* keeps the mutex's line off the bell's */
+	struct sb_bell bell;       /* wait sets (waitset.c) */
+	uint8_t pad2[SB_HEADER_SIZE - 256 - 64 - SB_LINE - sizeof(struct sb_bell)];
 };
 _Static_assert(sizeof(pthread_mutex_t) <= 64, "mutex fits its space");
 _Static_assert(sizeof(struct sb_header) == SB_HEADER_SIZE, "header is one page");
+_Static_assert(offsetof(struct sb_header, bell) == 384, "the bell is at a fixed offset");
+_Static_assert(offsetof(struct sb_header, bell) % SB_LINE == 0, "the bell is line aligned");
 
 #define SB_BOOT_RECOVERING 1ull
 
@@ -457,5 +484,49 @@ int sb_shape_bytes(int dtype, uint32_t ndim, const uint64_t *shape, uint64_t *by
  * Under ThreadSanitizer it copies with relaxed atomics so the race that
  * the protocol tolerates is not reported. */
 void sb_racy_copy(void *dst, const void *src, size_t n);
+
+/* ---- the bell (waitset.c; the protocol is argued there) ------------- */
+
+void sb_bell_ring_slow(struct sb_bell *b, uint32_t index);
+/* A wait set's period of full looks (default: one slice); tests only. */
+extern int64_t sb_ws_full_ns;
+/* Non-zero: wait sets sleep without futex_waitv (its ENOSYS; tests set it). */
+extern int sb_ws_no_waitv;
+
+/* Tell the wait sets on the bus that channel `index` changed. Every wake
+ * site calls it after publishing the condition a waiter looks at (a value,
+ * a message, space, end of stream, a set event, a free lock, a unit, a
+ * turn), whether or not a single waiter sleeps. */
+static inline void sb_bell_ring(const shmbus_bus_t *bus, uint32_t index)
+{
+	struct sb_bell *b = &bus->hdr->bell;
+
+	/* seq_cst: the load half of the store-load pair whose store half is
+	 * the caller's seq_cst publication of the condition; pairs with a
+	 * wait set's seq_cst sets++ then its look at the condition. */
+	if (atomic_load_explicit(&b->sets, memory_order_seq_cst) != 0)
+		sb_bell_ring_slow(b, index);
+}
+
+static inline void sb_chan_ring(const struct sb_chan *ch)
+{
+	sb_bell_ring(ch->bus, ch->index);
+}
+
+/* Readiness of a wait set's member, next to each kind's code: non-zero if
+ * the matching call would not block now (it would succeed or fail). None
+ * blocks or consumes. live: also count a holder whose process died (a
+ * system call per look; wait sets ask once per slice). Every handle type
+ * starts with its struct sb_chan. */
+int sb_state_ready(shmbus_state_t *st, uint64_t mark, uint64_t *seq);
+/* gi: the handle's group when it was added (sb_queue_group), scratch:
+ * max_groups entries of the caller's. */
+int sb_queue_ready(shmbus_queue_t *q, int cond, int32_t gi, uint64_t *scratch, int live);
+int sb_queue_group(shmbus_queue_t *q, uint32_t *groups);
+int sb_lock_ready(shmbus_lock_t *l, int live);
+int sb_event_ready(shmbus_event_t *e);
+int sb_sem_ready(shmbus_sem_t *s);
+int sb_turn_ready(shmbus_turn_t *t, uint32_t party, int live);
+int sb_turn_party(shmbus_turn_t *t, uint32_t *party);
 
 #endif /* SHMBUS_INTERNAL_H */

@@ -282,6 +282,7 @@ int sb_q_view_init(struct sb_q_view *v, struct sb_chan *ch)
 	    g.area > ch->area_size)
 		return sb_err(SHMBUS_ECORRUPT, "queue '%s': bad geometry", ch->name);
 	v->bus = ch->bus;
+	v->index = ch->index;
 	v->name = ch->name;
 	v->ctl = (struct sb_q_ctl *)ch->area;
 	v->prods = (struct sb_q_prod *)(ch->area + g.prod_off);
@@ -310,8 +311,10 @@ void sb_q_view_free(struct sb_q_view *v)
 
 /* ---- waking --------------------------------------------------------- */
 
-void sb_q_wake_consumers(struct sb_q_ctl *ctl)
+void sb_q_wake_consumers(struct sb_q_view *v)
 {
+	struct sb_q_ctl *ctl = v->ctl;
+
 	/* seq_cst: every sleeper wakes and asks again if it must sleep on;
 	 * the reset comes before the event changes, so a request made after
 	 * it is made by a consumer whose futex wait then returns at once
@@ -322,11 +325,16 @@ void sb_q_wake_consumers(struct sb_q_ctl *ctl)
 	 * changing it makes a FUTEX_WAIT that has not started return at once. */
 	SB_STEP("queue.q_wake_consumers.cons_event");
 	atomic_fetch_add_explicit(&ctl->cons_event, 1, memory_order_seq_cst);
-	sb_futex_wake(&ctl->cons_event, INT_MAX);
+	/* The count's seq_cst load after the change: the waker's half of the
+	 * store-load pair with wait_data's sb_park_prepare. */
+	sb_park_wake(&ctl->cons_waiters, &ctl->cons_event, INT_MAX);
+	sb_bell_ring(v->bus, v->index);
 }
 
-void sb_q_wake_producers(struct sb_q_ctl *ctl)
+void sb_q_wake_producers(struct sb_q_view *v)
 {
+	struct sb_q_ctl *ctl = v->ctl;
+
 	/* seq_cst: every sleeper wakes and asks again if it must sleep on;
 	 * the reset comes before the event changes, so a request made after
 	 * it is made by a producer whose futex wait then returns at once. */
@@ -335,15 +343,24 @@ void sb_q_wake_producers(struct sb_q_ctl *ctl)
 	/* seq_cst: as in sb_q_wake_consumers, for prod_event. */
 	SB_STEP("queue.q_wake_producers.prod_event");
 	atomic_fetch_add_explicit(&ctl->prod_event, 1, memory_order_seq_cst);
-	sb_futex_wake(&ctl->prod_event, INT_MAX);
+	/* As in sb_q_wake_consumers; shmbus_queue_wait_groups counts itself
+	 * in prod_waiters too. */
+	sb_park_wake(&ctl->prod_waiters, &ctl->prod_event, INT_MAX);
+	sb_bell_ring(v->bus, v->index);
 }
 
 /* ---- the gate ------------------------------------------------------- */
 
 uint64_t sb_q_gate(struct sb_q_view *v, int32_t *blocker, uint64_t *epoch)
 {
+	return sb_q_gate_with(v, v->pos, blocker, epoch);
+}
+
+uint64_t sb_q_gate_with(struct sb_q_view *v, uint64_t *pos, int32_t *blocker,
+                        uint64_t *epoch)
+{
 	struct sb_q_ctl *ctl = v->ctl;
-	uint64_t h, gate, *pos = v->pos;
+	uint64_t h, gate;
 	uint32_t ng, nm, i;
 
 	/* seq_cst: the epoch is read before the group table, so a group
@@ -556,7 +573,7 @@ static void leave_group(shmbus_queue_t *q)
 			SB_STEP("queue.leave_group.orphans");
 			atomic_fetch_add_explicit(&q->v.groups[q->group].orphans, 1,
 			                          memory_order_release);
-			sb_q_wake_consumers(q->v.ctl);
+			sb_q_wake_consumers(&q->v);
 		}
 	} else {
 		/* seq_cst: drop any tentative hold before the record is freed. */
@@ -569,7 +586,9 @@ static void leave_group(shmbus_queue_t *q)
 	}
 	/* seq_cst: store-load pair with a producer that announced itself. */
 	if (atomic_load_explicit(&q->v.ctl->prod_waiters, memory_order_seq_cst))
-		sb_q_wake_producers(q->v.ctl);
+		sb_q_wake_producers(&q->v);
+	else
+		sb_bell_ring(q->v.bus, q->v.index);
 	q->held = 0;
 	q->group = q->member = -1;
 }
@@ -796,7 +815,7 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 	q->member = mi;
 	q->elapsed = lost;
 	snprintf(q->group_name, sizeof(q->group_name), "%s", group);
-	sb_q_wake_producers(v->ctl);
+	sb_q_wake_producers(v);
 	return 0;
 }
 
@@ -852,7 +871,7 @@ int shmbus_queue_drop_group(shmbus_queue_t *q, const char *group)
 	SB_STEP("queue.queue_drop_group.state");
 	atomic_store_explicit(&g->state, SB_Q_GROUP_FREE, memory_order_seq_cst);
 	sb_bus_unlock(v->bus);
-	sb_q_wake_producers(v->ctl);
+	sb_q_wake_producers(v);
 	return 0;
 }
 
@@ -875,8 +894,8 @@ int shmbus_queue_shut(shmbus_queue_t *q)
 	SB_STEP("queue.queue_shut.closed");
 	atomic_store_explicit(&q->v.ctl->closed, (h & SB_Q_SEQ) | SB_Q_CLOSED,
 	                      memory_order_seq_cst);
-	sb_q_wake_consumers(q->v.ctl);
-	sb_q_wake_producers(q->v.ctl);
+	sb_q_wake_consumers(&q->v);
+	sb_q_wake_producers(&q->v);
 	return 0;
 }
 

@@ -140,6 +140,7 @@ extern int sb_q_make_line_stride;
 /* Process-local, validated view of one queue area. */
 struct sb_q_view {
 	shmbus_bus_t *bus;
+	uint32_t index;                        /* directory slot: the bell's channel */
 	const char *name;
 	struct sb_q_ctl *ctl;
 	struct sb_q_prod *prods;
@@ -180,6 +181,7 @@ struct shmbus_queue {
 	int scan_orphans;                      /* look for orphans even without the hint */
 	uint64_t elapsed;                      /* skipped messages to report once */
 };
+_Static_assert(offsetof(struct shmbus_queue, ch) == 0, "wait sets find the channel first");
 
 static inline struct sb_q_slot *sb_q_slot(const struct sb_q_view *v, uint64_t seq)
 {
@@ -274,8 +276,10 @@ static inline int sb_q_fits(uint64_t h, uint64_t gate, uint64_t slots)
 	return h < gate || h - gate < slots;
 }
 
-void sb_q_wake_consumers(struct sb_q_ctl *ctl);
-void sb_q_wake_producers(struct sb_q_ctl *ctl);
+/* Wake every sleeping consumer (producer) and ring the bus's bell (a wait
+ * set's message/end (space) members), after a seq_cst change. */
+void sb_q_wake_consumers(struct sb_q_view *v);
+void sb_q_wake_producers(struct sb_q_view *v);
 
 /* A waiter about to sleep asks to be woken once its condition may hold:
  * *w (prod_need: the gate a producer needs; cons_need: the seq a consumer
@@ -305,10 +309,13 @@ static inline void sb_q_want(_Atomic uint64_t *w, uint64_t need)
  * seq passed), wake sleeping producers if the releasing group's cursor has
  * reached the lowest request: the release that lets a producer through is
  * made by a group whose cursor is then at or past the request. */
-static inline void sb_q_release_wake(struct sb_q_ctl *ctl, _Atomic uint64_t *cursor)
+static inline void sb_q_release_wake(struct sb_q_view *v, _Atomic uint64_t *cursor)
 {
+	struct sb_q_ctl *ctl = v->ctl;
 	uint64_t need;
 
+	/* Wait sets look for space themselves (sb_queue_ready). */
+	sb_bell_ring(v->bus, v->index);
 	/* seq_cst: the load half of the store-load pair with wait_space
 	 * (prod_waiters, prod_need, then the gate's cursor and hold loads). */
 	if (atomic_load_explicit(&ctl->prod_waiters, memory_order_seq_cst) == 0)
@@ -316,22 +323,26 @@ static inline void sb_q_release_wake(struct sb_q_ctl *ctl, _Atomic uint64_t *cur
 	/* seq_cst: the request before the cursor (see wait_space). */
 	need = atomic_load_explicit(&ctl->prod_need, memory_order_seq_cst);
 	if (atomic_load_explicit(cursor, memory_order_seq_cst) >= need)
-		sb_q_wake_producers(ctl);
+		sb_q_wake_producers(v);
 }
 
 /* After seq_cst publications up to seq last (word last+1), wake sleeping
  * consumers if one may be waiting for one of them: a sleeper waits for
  * its group's cursor c and asked for c in cons_need; a publication below
  * the lowest request helps nobody (cursors never move back). */
-static inline void sb_q_signal_consumers(struct sb_q_ctl *ctl, uint64_t last)
+static inline void sb_q_signal_consumers(struct sb_q_view *v, uint64_t last)
 {
+	struct sb_q_ctl *ctl = v->ctl;
+
+	/* Wait sets decide for themselves which group the message serves. */
+	sb_bell_ring(v->bus, v->index);
 	/* seq_cst: the load half of the store-load pair with wait_data (its
 	 * count increment and request, then its re-check of the slot). */
 	if (atomic_load_explicit(&ctl->cons_waiters, memory_order_seq_cst) == 0)
 		return;
 	/* seq_cst: the request after the count (see sb_q_want). */
 	if (last >= atomic_load_explicit(&ctl->cons_need, memory_order_seq_cst))
-		sb_q_wake_consumers(ctl);
+		sb_q_wake_consumers(v);
 }
 
 /* Publish seq (word = seq+1, | SB_Q_SKIP for no message) and wake sleeping
@@ -344,13 +355,17 @@ static inline void sb_q_publish(struct sb_q_view *v, struct sb_q_slot *s, uint64
 	 * we see its count and request or it sees this word before sleeping. */
 	SB_STEP("queue.publish.published");
 	atomic_store_explicit(&s->published, word, memory_order_seq_cst);
-	sb_q_signal_consumers(v->ctl, (word & SB_Q_SEQ) - 1);
+	sb_q_signal_consumers(v, (word & SB_Q_SEQ) - 1);
 }
 
 /* The gate: the lowest sequence some gating group has not released (head if
  * no group gates). *blocker gets the group that sets it (-1: none), *epoch
  * the epoch the computation is valid for. */
 uint64_t sb_q_gate(struct sb_q_view *v, int32_t *blocker, uint64_t *epoch);
+/* The same with scratch pos[] of max_groups entries of the caller's (a
+ * wait set's, which may look while the handle's owner uses v->pos). */
+uint64_t sb_q_gate_with(struct sb_q_view *v, uint64_t *pos, int32_t *blocker,
+                        uint64_t *epoch);
 
 /* Publish the skip of a claim whose wait failed (queue_produce.c). */
 int sb_q_pay_owed(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w);

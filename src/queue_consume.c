@@ -25,7 +25,7 @@ static void drop_hold(shmbus_queue_t *q, struct sb_q_member *m)
 	 * also orders our reads of the message before the slot's reuse. */
 	SB_STEP("queue.drop_hold.held");
 	atomic_store_explicit(&m->held, 0, memory_order_seq_cst);
-	sb_q_release_wake(q->v.ctl, &q->v.groups[q->group].cursor);
+	sb_q_release_wake(&q->v, &q->v.groups[q->group].cursor);
 }
 
 /* Release a message get_many copied out but whose hold it meant to hand
@@ -165,7 +165,7 @@ static int take_copy(shmbus_queue_t *q, struct sb_q_slot *sl, uint64_t c, struct
 	if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1, memory_order_seq_cst,
 	                                             memory_order_relaxed))
 		return 0;
-	sb_q_release_wake(q->v.ctl, &g->cursor);
+	sb_q_release_wake(&q->v, &g->cursor);
 	cp->len = n;
 	cp->taken = 1;
 	return 1;
@@ -222,7 +222,7 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 				 * and it is the store half of sb_q_release_wake's pair). */
 				q->spent = 0;
 				q->held = 0;
-				sb_q_release_wake(v->ctl, &g->cursor);
+				sb_q_release_wake(v, &g->cursor);
 			}
 			/* seq_cst: re-check after the tentative hold, the load
 			 * half of the hold/gate pair with sb_q_gate. */
@@ -250,7 +250,7 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 			if (atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
 			                                            memory_order_seq_cst,
 			                                            memory_order_relaxed))
-				sb_q_release_wake(v->ctl, &g->cursor);
+				sb_q_release_wake(v, &g->cursor);
 			continue;
 		}
 		if (tentative) {
@@ -269,7 +269,7 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 			if (r == 0)
 				continue;
 			if (r == SHMBUS_ELAPPED)
-				sb_q_wake_producers(v->ctl);
+				sb_q_wake_producers(v);
 			return r;
 		}
 		/* acquire: pairs with the fetch_or in shut (head), or with its
@@ -661,4 +661,50 @@ int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs, const size_t *ca
 	}
 	release_spent(q);
 	return *got > 0 ? 0 : r;
+}
+
+/* ---- readiness, for wait sets (waitset.c) --------------------------- */
+
+int sb_queue_group(shmbus_queue_t *q, uint32_t *groups)
+{
+	*groups = q->v.max_groups;
+	return q->group;
+}
+
+int sb_queue_ready(shmbus_queue_t *q, int cond, int32_t gi, uint64_t *scratch, int live)
+{
+	struct sb_q_view *v = &q->v;
+	struct sb_q_group *g;
+	int32_t blocker;
+	uint64_t h, c, p, epoch;
+
+	/* Every load seq_cst: the re-check half of the store-load pair with a
+	 * waker's seq_cst change, then its load of the bell's `sets`. */
+	h = atomic_load_explicit(&v->ctl->head, memory_order_seq_cst);
+	/* Full at a full look (live): the gating group may hold a dead
+	 * member's message; the producer's own call with timeout 0 runs the
+	 * liveness checks when due (at most one needless report a slice). */
+	if (cond == SHMBUS_ON_SPACE)
+		return live || (h & SB_Q_CLOSED) ||
+		       sb_q_fits(h & SB_Q_SEQ, sb_q_gate_with(v, scratch, &blocker, &epoch),
+		                 v->size);
+	if (gi < 0 || (uint32_t)gi >= v->max_groups)
+		return 1;              /* not a consumer: the call fails at once */
+	g = &v->groups[gi];
+	c = atomic_load_explicit(&g->cursor, memory_order_seq_cst);
+	if (cond == SHMBUS_ON_MESSAGE) {
+		/* The slot of c is picked with the local mask: in bounds. */
+		p = atomic_load_explicit(&sb_q_slot(v, c)->published, memory_order_seq_cst);
+		if ((p & SB_Q_SEQ) >= c + 1 ||
+		    atomic_load_explicit(&g->orphans, memory_order_seq_cst) > 0)
+			return 1;
+		/* Seq c claimed and not published: its producer may have died
+		 * (then no ring comes). Once a slice, let the consumer's own
+		 * call look: it skips a dead producer's seq (sb_q_live_due). */
+		if (live && (h & SB_Q_SEQ) > c)
+			return 1;
+		/* The head read before the cursor may predate a shut. */
+		h = atomic_load_explicit(&v->ctl->head, memory_order_seq_cst);
+	}
+	return (h & SB_Q_CLOSED) && c >= (h & SB_Q_SEQ);
 }

@@ -95,7 +95,7 @@ int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
 	                                             memory_order_release,
 	                                             memory_order_relaxed))
 		return 0;
-	sb_q_wake_consumers(v->ctl);
+	sb_q_wake_consumers(v);
 	return 1;
 }
 
@@ -148,9 +148,9 @@ uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphane
 		}
 	}
 	if (orph)
-		sb_q_wake_consumers(v->ctl);
+		sb_q_wake_consumers(v);
 	if (reaped)
-		sb_q_wake_producers(v->ctl);
+		sb_q_wake_producers(v);
 	if (orphaned)
 		*orphaned = orph;
 	return reaped;

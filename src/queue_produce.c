@@ -81,7 +81,7 @@ static void signal_consumers(shmbus_queue_t *q)
 	 * sb_q_publish). The handle's claims rise, so last is the batch's
 	 * highest seq: a sleeper waiting for any of them asked for at most it. */
 	atomic_thread_fence(memory_order_seq_cst);
-	sb_q_signal_consumers(q->v.ctl, last);
+	sb_q_signal_consumers(&q->v, last);
 }
 
 /* A detached group blocks seq h: raise its floor so that h fits, plus a
@@ -110,7 +110,7 @@ static void raise_floor(struct sb_q_view *v, int32_t gi, uint64_t h)
 		                                          memory_order_acquire))
 			raised = 1;
 	if (raised)
-		sb_q_wake_producers(v->ctl);
+		sb_q_wake_producers(v);
 }
 
 static int full_err(shmbus_queue_t *q, int code, int32_t blocker, uint64_t gate)
@@ -464,10 +464,9 @@ static uint32_t receiving_groups(struct sb_q_view *v)
 int shmbus_queue_wait_groups(shmbus_queue_t *q, uint32_t n, int64_t timeout_ns)
 {
 	struct sb_q_ctl *ctl;
-	sb_deadline_t d;
-	int64_t left, slice;
+	struct sb_park p;
 	uint32_t ev, have;
-	int r;
+	int r, rc;
 
 	if (!q)
 		return sb_err(SHMBUS_EINVAL, "queue is NULL");
@@ -475,13 +474,13 @@ int shmbus_queue_wait_groups(shmbus_queue_t *q, uint32_t n, int64_t timeout_ns)
 		return sb_err(SHMBUS_EINVAL, "queue '%s' holds at most %u groups; %u would never come",
 		              q->ch.name, q->v.max_groups, n);
 	ctl = q->v.ctl;
-	sb_deadline_init(&d, timeout_ns);
+	/* Groups come seldom: park at once, no spinning. */
+	sb_park_start(&p, &q->ch, timeout_ns, SHMBUS_WAIT_PARK, 0);
 	for (;;) {
 		/* seq_cst: the event before the groups. join makes a group
 		 * READY, then bumps prod_event (seq_cst, sb_q_wake_producers,
-		 * always, waiters or not): if the count below misses the
-		 * group, this load preceded the bump and the futex wait
-		 * returns at once. */
+		 * always): if the count below misses the group, this load
+		 * preceded the bump and the futex wait returns at once. */
 		ev = atomic_load_explicit(&ctl->prod_event, memory_order_seq_cst);
 		have = receiving_groups(&q->v);
 		if (have >= n)
@@ -489,15 +488,20 @@ int shmbus_queue_wait_groups(shmbus_queue_t *q, uint32_t n, int64_t timeout_ns)
 		if (sb_map_damaged(q->ch.bus->base))
 			return sb_err(SHMBUS_ECORRUPT, "queue '%s': bus '%s' was truncated while mapped",
 			              q->ch.name, q->ch.bus->name);
-		left = sb_deadline_left(&d);
-		if (left == 0)
+		if (sb_park_left(&p) == 0)
 			return sb_err(timeout_ns == 0 ? SHMBUS_EAGAIN : SHMBUS_ETIMEDOUT,
 			              "queue '%s' has %u consumer group%s; waiting for %u",
 			              q->ch.name, have, have == 1 ? "" : "s", n);
-		/* Look again at least once per liveness timeout, as every
-		 * blocking call does. */
-		slice = left < 0 || left > q->ch.bus->liveness_ns ? q->ch.bus->liveness_ns : left;
-		r = sb_futex_wait(&ctl->prod_event, ev, slice);
+		sb_park_prepare(&ctl->prod_waiters);
+		/* seq_cst: the re-check after announcing the sleeper; a bump
+		 * that sb_q_wake_producers made before our count was visible
+		 * to it is seen here (and its group with it). */
+		r = atomic_load_explicit(&ctl->prod_event, memory_order_seq_cst) != ev ? 0
+		    : sb_park_sleep(&p, &ctl->prod_event, ev, q->ch.bus->liveness_ns);
+		/* Looks at the segment too: truncated, or the queue deleted. */
+		rc = sb_park_cancel(&p, &ctl->prod_waiters);
+		if (rc)
+			return rc;
 		if (r == SHMBUS_EINTR)
 			return sb_err(r, "interrupted while waiting for groups of queue '%s'", q->ch.name);
 		if (r < 0 && r != SHMBUS_ETIMEDOUT)

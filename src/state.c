@@ -127,6 +127,7 @@ struct shmbus_state {
 	int many;                  /* SHMBUS_WRITERS_MANY, from the directory */
 	uint64_t writing;          /* seq of a write_begin not yet committed */
 };
+_Static_assert(offsetof(struct shmbus_state, ch) == 0, "wait sets find the channel first");
 
 static int state_plan(struct sb_params *p, uint64_t *area)
 {
@@ -548,6 +549,7 @@ static void publish(shmbus_state_t *st, uint64_t s, struct sb_state_buf *b)
 	SB_STEP("state.publish.pub_seq");
 	atomic_store_explicit(&st->ctl->pub_seq, s, memory_order_seq_cst);
 	sb_park_wake(&st->ctl->waiters, sb_futex_low(&st->ctl->pub_seq), INT_MAX);
+	sb_chan_ring(&st->ch);
 }
 
 int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len)
@@ -802,4 +804,14 @@ int shmbus_state_wait(shmbus_state_t *st, uint64_t newer_than, int64_t timeout_n
 		if (sb_park_left(&p) == 0)
 			return wait_err(st, SHMBUS_ETIMEDOUT, newer_than);
 	}
+}
+
+/* ---- readiness, for wait sets (waitset.c) --------------------------- */
+
+int sb_state_ready(shmbus_state_t *st, uint64_t mark, uint64_t *seq)
+{
+	/* seq_cst: the re-check half of the store-load pair with publish()
+	 * (its pub_seq store, then its load of the bell's `sets`). */
+	*seq = atomic_load_explicit(&st->ctl->pub_seq, memory_order_seq_cst);
+	return *seq > mark;
 }

@@ -300,6 +300,7 @@ struct shmbus_lock {
 	uint64_t token;
 	int held;                  /* 1 held, 2 held with repair pending */
 };
+_Static_assert(offsetof(struct shmbus_lock, ch) == 0, "wait sets find the channel first");
 
 static int lock_plan(struct sb_params *p, uint64_t *area)
 {
@@ -326,6 +327,8 @@ static int lock_gc(struct sb_chan *ch, uint32_t *reaped)
 	struct sb_lock_area *a = (struct sb_lock_area *)ch->area;
 
 	*reaped = (uint32_t)sb_rlock_reap(ch->bus, &a->rl, sb_self_token());
+	if (*reaped)
+		sb_chan_ring(ch);
 	return 0;
 }
 
@@ -372,8 +375,10 @@ int shmbus_lock_close(shmbus_lock_t *l)
 {
 	if (!l)
 		return 0;
-	if (l->held)
+	if (l->held) {
 		sb_rlock_release(&l->a->rl, l->token);
+		sb_chan_ring(&l->ch);
+	}
 	free(l);
 	return 0;
 }
@@ -442,6 +447,7 @@ int shmbus_lock_unlock(shmbus_lock_t *l)
 		              l->ch.name);
 	}
 	sb_rlock_release(&l->a->rl, l->token);
+	sb_chan_ring(&l->ch);
 	l->held = 0;
 	return 0;
 }
@@ -460,6 +466,7 @@ struct shmbus_event {
 	struct sb_chan ch;
 	struct sb_event_area *a;
 };
+_Static_assert(offsetof(struct shmbus_event, ch) == 0, "wait sets find the channel first");
 
 static int event_plan(struct sb_params *p, uint64_t *area)
 {
@@ -548,6 +555,7 @@ int shmbus_event_set(shmbus_event_t *e)
 	                                                memory_order_seq_cst,
 	                                                memory_order_relaxed));
 	sb_park_wake(&e->a->waiters, &e->a->word, INT_MAX);
+	sb_chan_ring(&e->ch);
 	return 0;
 }
 
@@ -636,6 +644,7 @@ struct shmbus_sem {
 	struct sb_chan ch;
 	struct sb_sem_area *a;
 };
+_Static_assert(offsetof(struct shmbus_sem, ch) == 0, "wait sets find the channel first");
 
 static int sem_plan(struct sb_params *p, uint64_t *area)
 {
@@ -740,6 +749,7 @@ int shmbus_sem_post(shmbus_sem_t *s)
 	                                                memory_order_seq_cst,
 	                                                memory_order_relaxed));
 	sem_wake(s->a);
+	sb_chan_ring(&s->ch);
 	return 0;
 }
 
@@ -828,4 +838,29 @@ int shmbus_sem_value(shmbus_sem_t *s, uint32_t *value)
 	/* relaxed: a snapshot; it may change at once. */
 	*value = atomic_load_explicit(&s->a->count, memory_order_relaxed);
 	return 0;
+}
+
+/* ---- readiness, for wait sets (waitset.c) --------------------------- */
+
+/* Every load below is seq_cst: the re-check half of the store-load pair
+ * with the waker's seq_cst change, then its load of the bell's `sets`. */
+
+int sb_lock_ready(shmbus_lock_t *l, int live)
+{
+	uint64_t o = atomic_load_explicit(&l->a->rl.owner, memory_order_seq_cst);
+
+	/* A dead owner's lock is taken over by the next locker. */
+	return o == 0 || (live && !sb_token_alive(l->ch.bus, o));
+}
+
+int sb_event_ready(shmbus_event_t *e)
+{
+	return (int)(atomic_load_explicit(&e->a->word, memory_order_seq_cst) & 1u);
+}
+
+int sb_sem_ready(shmbus_sem_t *s)
+{
+	uint32_t c = atomic_load_explicit(&s->a->count, memory_order_seq_cst);
+
+	return c != 0 && c < UINT32_MAX;
 }

@@ -45,6 +45,7 @@ struct shmbus_turn {
 	uint64_t token;
 	int registered, holding;
 };
+_Static_assert(offsetof(struct shmbus_turn, ch) == 0, "wait sets find the channel first");
 
 static int turn_plan(struct sb_params *p, uint64_t *area)
 {
@@ -106,8 +107,8 @@ static uint32_t turn_count(struct sb_turn_ctl *c, uint32_t max)
 }
 
 /* Hand the turn from party t to the next one and wake the sleepers. */
-static void turn_pass(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t max,
-                      uint32_t t)
+static void turn_pass(const struct sb_chan *ch, struct sb_turn_ctl *c,
+                      _Atomic uint64_t *slot, uint32_t max, uint32_t t)
 {
 	uint32_t n = turn_count(c, max);
 	uint32_t next = n ? turn_next(slot, n, t) : t;
@@ -119,24 +120,26 @@ static void turn_pass(struct sb_turn_ctl *c, _Atomic uint64_t *slot, uint32_t ma
 	SB_STEP("turn.turn_pass.turn");
 	if (next != t &&
 	    atomic_compare_exchange_strong_explicit(&c->turn, &t, next, memory_order_seq_cst,
-	                                            memory_order_relaxed))
+	                                            memory_order_relaxed)) {
 		sb_park_wake(&c->waiters, &c->turn, INT_MAX);
+		sb_chan_ring(ch);
+	}
 }
 
 /* Skip party t if its slot is empty or its process is dead. */
-static void turn_skip_dead(const shmbus_bus_t *bus, struct sb_turn_ctl *c,
+static void turn_skip_dead(const struct sb_chan *ch, struct sb_turn_ctl *c,
                            _Atomic uint64_t *slot, uint32_t max, uint32_t t)
 {
 	/* relaxed: a registration is a single word; the CAS decides. */
 	uint64_t tok = atomic_load_explicit(&slot[t], memory_order_relaxed);
 
-	if (tok != 0 && sb_token_alive(bus, tok))
+	if (tok != 0 && sb_token_alive(ch->bus, tok))
 		return;
 	SB_STEP("turn.turn_skip_dead.tok");
 	if (tok != 0)    /* relaxed: unregisters the dead; a CAS, so a new party is kept */
 		atomic_compare_exchange_strong_explicit(&slot[t], &tok, 0, memory_order_relaxed,
 		                                        memory_order_relaxed);
-	turn_pass(c, slot, max, t);
+	turn_pass(ch, c, slot, max, t);
 }
 
 static int turn_gc(struct sb_chan *ch, uint32_t *reaped)
@@ -160,7 +163,7 @@ static int turn_gc(struct sb_chan *ch, uint32_t *reaped)
 	/* relaxed: turn_pass's CAS decides. */
 	t = atomic_load_explicit(&c->turn, memory_order_relaxed);
 	if (t < max && atomic_load_explicit(&slot[t], memory_order_relaxed) == 0)
-		turn_pass(c, slot, max, t);
+		turn_pass(ch, c, slot, max, t);
 	return 0;
 }
 
@@ -219,7 +222,7 @@ int shmbus_turn_close(shmbus_turn_t *t)
 		atomic_compare_exchange_strong_explicit(&t->slot[t->party], &tok, 0,
 		                                        memory_order_relaxed,
 		                                        memory_order_relaxed);
-		turn_pass(t->c, t->slot, t->max, t->party);
+		turn_pass(&t->ch, t->c, t->slot, t->max, t->party);
 	}
 	free(t);
 	return 0;
@@ -327,9 +330,14 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 		if (r == SHMBUS_EINTR)
 			return sb_err(r, "interrupted while waiting for a turn on '%s'",
 			              t->ch.name);
-		if (r == SHMBUS_ETIMEDOUT)
-			turn_skip_dead(t->ch.bus, t->c, t->slot, t->max, cur);
-		else if (r < 0)
+		if (r == SHMBUS_ETIMEDOUT) {
+			turn_skip_dead(&t->ch, t->c, t->slot, t->max, cur);
+			/* The skip may have passed the turn to us: a call
+			 * whose time is up (timeout 0) still takes it.
+			 * acquire: pairs with the seq_cst CAS in turn_pass. */
+			if (atomic_load_explicit(&t->c->turn, memory_order_acquire) == t->party)
+				return turn_taken(t);
+		} else if (r < 0)
 			return r;
 		if (sb_park_left(&p) == 0)
 			return sb_err(SHMBUS_ETIMEDOUT, "turn '%s': party %u still has the turn",
@@ -344,6 +352,31 @@ int shmbus_turn_release(shmbus_turn_t *t)
 	if (!t->holding)
 		return sb_err(SHMBUS_ESTATE, "turn '%s': release without acquire", t->ch.name);
 	t->holding = 0;
-	turn_pass(t->c, t->slot, t->max, t->party);
+	turn_pass(&t->ch, t->c, t->slot, t->max, t->party);
 	return 0;
+}
+
+/* ---- readiness, for wait sets (waitset.c) --------------------------- */
+
+int sb_turn_party(shmbus_turn_t *t, uint32_t *party)
+{
+	*party = t->party;
+	return t->registered ? 0 : SHMBUS_ESTATE;
+}
+
+int sb_turn_ready(shmbus_turn_t *t, uint32_t party, int live)
+{
+	/* seq_cst: the re-check half of the store-load pair with turn_pass
+	 * (its CAS, then its load of the bell's `sets`). */
+	uint32_t cur = atomic_load_explicit(&t->c->turn, memory_order_seq_cst);
+	uint64_t tok;
+
+	if (cur == party || cur >= t->max)
+		return 1;              /* ours, or garbage: acquire reports it */
+	if (!live)
+		return 0;
+	/* relaxed: a registration is a single word. An empty slot or a dead
+	 * holder is skipped by the next acquire. */
+	tok = atomic_load_explicit(&t->slot[cur], memory_order_relaxed);
+	return tok == 0 || !sb_token_alive(t->ch.bus, tok);
 }

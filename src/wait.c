@@ -44,10 +44,11 @@
  * passes. A waker that dies between K1 and K2 is covered by the slices:
  * no sleep outlasts the caller's cap (the liveness timeout) or 250 ms.
  *
- * Waiting on several channels at once (a future wait-set) will use
- * futex_waitv (Linux 5.16+), one entry per channel's word, with the same
- * prepare/recheck on each channel; without it, a fallback word per
- * waiting process (see docs/design.md).
+ * Waiting on several channels at once is waitset.c's: every wake site
+ * above also rings its bus's bell (sb_bell_ring, after the same seq_cst
+ * publication), and a wait set sleeps with futex_waitv on the bells of
+ * its buses, not on the channels' words; the same store->load argument,
+ * twice, is written there.
  */
 #include <errno.h>
 #include <limits.h>

@@ -80,5 +80,14 @@ check wait.pml ok -DWAITERS=2 -DPUBS=3
 check wait.pml error -DWAITERS=2 -DPUBS=2 -DBUG_WAITER_NO_FENCE
 check wait.pml error -DWAITERS=2 -DPUBS=2 -DBUG_WAKER_NO_FENCE
 
+# The bell of wait sets (src/waitset.c): the sets/condition and the
+# sleepers/head store->load pairs; a mutant per side of each pair.
+check waitset.pml ok -DPUBS=2
+check waitset.pml ok -DPUBS=3
+check waitset.pml error -DPUBS=2 -DBUG_REGISTER_NO_FENCE
+check waitset.pml error -DPUBS=2 -DBUG_PUBLISH_NO_FENCE
+check waitset.pml error -DPUBS=2 -DBUG_PARK_NO_FENCE
+check waitset.pml error -DPUBS=2 -DBUG_RING_NO_FENCE
+
 [ $fail -eq 0 ] && echo "model: all checks passed" || echo "model: FAILED"
 exit $fail
