@@ -161,12 +161,13 @@ struct ws_bus {
 
 struct shmbus_waitset {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;         /* parkers == 0 (a bus may be dropped) */
+	pthread_cond_t cv;         /* parkers == 0 (a bus may be dropped), droppers == 0 */
 	struct ws_member **tags;   /* hash buckets, nbuckets a power of 2 */
 	size_t nbuckets, n;
 	struct ws_bus *buses;
 	uint32_t nbuses;
 	uint32_t parkers;          /* threads inside park() using bus words */
+	uint32_t droppers;         /* removes waiting for parkers == 0 */
 	struct ws_member **cand;
 	size_t ncand, capcand;
 	/* Process-private futex word: bumped (seq_cst, then a wake) by every
@@ -433,6 +434,14 @@ static int park(shmbus_waitset_t *ws, uint32_t pw, int64_t ns)
 	uint32_t k = 0, i;
 	int moved = 0, r = 0;
 
+	/* A remove is waiting for the parkers to leave so it can drop a bus:
+	 * do not park again (the fd thread would, at once, and the remove
+	 * would wait forever); wait for it, then look again. */
+	if (ws->droppers) {
+		while (ws->droppers)
+			pthread_cond_wait(&ws->cv, &ws->mu);
+		return 0;
+	}
 	memset(fw, 0, sizeof(fw));
 	fw[k].val = pw;
 	fw[k].uaddr = (uint64_t)(uintptr_t)&ws->priv;
@@ -795,9 +804,12 @@ int shmbus_waitset_remove(shmbus_waitset_t *ws, uint64_t tag)
 	if (--wb->nmemb == 0) {
 		/* A parked thread still counts itself in the bus's sleepers:
 		 * let it leave before the caller may close the bus. */
+		ws->droppers++;
 		while (ws->parkers)
 			pthread_cond_wait(&ws->cv, &ws->mu);
 		drop_bus(ws, wb);
+		if (--ws->droppers == 0)
+			pthread_cond_broadcast(&ws->cv);
 	}
 	pthread_mutex_unlock(&ws->mu);
 	free(m->scratch);
