@@ -7,7 +7,7 @@ named by argv[1] and carries out one command per stdin line, answering
   write N       write N to state "s"              set     set event "e"
   lock/unlock   take/release lock "L"             post    post semaphore "S"
   turn          take and hand on turn "T" (this process registers second)
-  produce N     put messages 0..N-1 on "q" (4-byte numbers), quickly
+  produce N Q   put messages 0..N-1 (4-byte numbers) on queue Q, quickly
 """
 import struct
 import sys
@@ -48,8 +48,9 @@ for line in sys.stdin:
         turn.acquire(timeout=30)
         turn.release()
     elif cmd[0] == "produce":
-        for i in range(int(cmd[1])):
-            q.put(struct.pack("<I", i), timeout=60)
+        with bus.queue(cmd[2], create=False) as out:
+            for i in range(int(cmd[1])):
+                out.put(struct.pack("<I", i), timeout=60)
     elif cmd[0] == "exit":
         break
     print("ok", cmd[0], reply, flush=True)
