@@ -211,3 +211,18 @@ def test_ctrl_c_while_awaiting_holds_nothing(bus, busname, child_env):
     other.release()
     bus.queue("q").put(b"after")
     assert q.get(timeout=5) == b"after"   # the child's await consumed nothing
+
+
+def test_docs_examples_run(busname):
+    """The Python blocks of docs/python.md's "Waiting on many channels, and
+    asyncio" section, run as written (with this test's bus names)."""
+    from conftest import ROOT
+    text = open(os.path.join(ROOT, "docs", "python.md")).read()
+    sec = text[text.index("## Waiting on many channels, and asyncio"):]
+    sec = sec[:sec.index("\n## ", 5)]
+    blocks = [b.split("```", 1)[0] for b in sec.split("```python\n")[1:]]
+    assert len(blocks) == 2
+    for k, code in enumerate(blocks):
+        for name in ("docs_waitset", "docs_asyncio"):
+            code = code.replace('"%s"' % name, '"%s-%d"' % (busname, k))
+        exec(compile(code, "docs/python.md block %d" % k, "exec"), {"__name__": "docs"})
