@@ -17,51 +17,98 @@ member is removed in the finally) or after the coroutine returned (the
 task holds the result; Task.cancel() then returns False).
 """
 import asyncio
+import time
 import weakref
 
 from ._shmbus import Closed, Timeout, WaitSet
 
 _AGAIN = object()
 
+# Before it parks, an await whose loop has nothing else to run polls its
+# call for up to this long, as the blocking calls spin before they sleep
+# (the library's default spin budget): a reply that comes within it costs
+# no thread wake-up. 0 turns it off.
+SPIN_NS = 50_000
+_now = time.perf_counter_ns
+
 
 class _Reactor:
-    """One loop's WaitSet, its fd on the loop, and the Futures waiting on it."""
+    """One loop's WaitSet, its fd on the loop, and the Futures waiting on it.
+
+    A Queue or sync member stays in the set after it fired, keyed by
+    (handle, cond), so the next await on it adds nothing (each add and
+    remove wakes the set's fd thread); it leaves when it is reported ready
+    with nobody waiting, or when its handle is closed (evict). A State
+    member carries its caller's mark and is added per await."""
 
     def __init__(self, loop):
         self.ws = WaitSet()
-        self.futs = {}        # tag -> Future; a tag is here iff it is a member
         self.next = 0
+        self.waiters = {}     # tag -> list of Futures; a tag is here iff it is a member
+        self.cached = {}      # (id(handle), cond) -> tag, for the kept members
+        self.key = {}         # tag -> (id(handle), cond), or None for a State member
         loop.add_reader(self.ws.fileno(), self._ready)
 
     def watch(self, loop, obj, cond, after):
-        self.next += 1
-        tag = self.next
         fut = loop.create_future()
-        self.ws.add(obj, cond, tag, after)
-        self.futs[tag] = fut
+        key = None if after is not None else (id(obj), cond)
+        tag = self.cached.get(key) if key is not None else None
+        if tag is None:
+            self.next += 1
+            tag = self.next
+            self.ws.add(obj, cond, tag, after)
+            self.waiters[tag] = []
+            self.key[tag] = key
+            if key is not None:
+                self.cached[key] = tag
+        self.waiters[tag].append(fut)
         return tag, fut
 
-    def unwatch(self, tag):
-        if self.futs.pop(tag, None) is not None:
-            self.ws.remove(tag)
+    def unwatch(self, tag, fut):
+        futs = self.waiters.get(tag)
+        if futs is None:
+            return
+        if fut in futs:
+            futs.remove(fut)
+        if not futs and self.key[tag] is None:
+            self._drop(tag)
+
+    def _drop(self, tag):
+        key = self.key.pop(tag)
+        del self.waiters[tag]
+        if key is not None:
+            del self.cached[key]
+        self.ws.remove(tag)
+
+    def evict(self, obj):
+        for cond in ("message", "space", None):
+            tag = self.cached.get((id(obj), cond))
+            if tag is not None and not self.waiters[tag]:
+                self._drop(tag)
 
     def _ready(self):
         try:
             tags = self.ws.wait(0)
         except BaseException as e:  # e.g. a member's bus truncated: tell every waiter
-            for tag in list(self.futs):
-                fut = self.futs.pop(tag)
-                self.ws.remove(tag)
-                if not fut.done():
-                    fut.set_exception(e)
+            for tag in list(self.waiters):
+                futs = self.waiters[tag]
+                self._drop(tag)
+                for fut in futs:
+                    if not fut.done():
+                        fut.set_exception(e)
             return
         for tag in tags:
-            fut = self.futs.pop(tag, None)
-            if fut is None:
+            futs = self.waiters.get(tag)
+            if futs is None:
                 continue
-            self.ws.remove(tag)   # it did its job; the coroutine adds it again if it must
-            if not fut.done():
-                fut.set_result(None)
+            if not futs or self.key[tag] is None:
+                # ready with nobody waiting (or a State member, done): stop
+                # watching it, or the fd would fire again and again
+                self._drop(tag)
+            for fut in futs:
+                if not fut.done():
+                    fut.set_result(None)
+            futs.clear()
 
 
 _reactors = weakref.WeakKeyDictionary()
@@ -72,6 +119,13 @@ def _reactor(loop):
     if r is None:
         r = _reactors[loop] = _Reactor(loop)
     return r
+
+
+def evict(obj):
+    """Called by a handle's close(): drop the members the reactors keep
+    for it while no coroutine awaits it."""
+    for r in list(_reactors.values()):
+        r.evict(obj)
 
 
 def _wake(fut):
@@ -89,6 +143,12 @@ async def _until(obj, cond, attempt, last, timeout, after=None):
     if timeout is not None and timeout <= 0:
         return last()
     loop = asyncio.get_running_loop()
+    if SPIN_NS > 0 and not getattr(loop, "_ready", True):   # nothing else is runnable
+        end = _now() + SPIN_NS
+        while _now() < end:
+            v = attempt()
+            if v is not _AGAIN:
+                return v
     deadline = None if timeout is None else loop.time() + timeout
     r = _reactor(loop)
     while True:
@@ -97,7 +157,7 @@ async def _until(obj, cond, attempt, last, timeout, after=None):
         try:
             await fut
         finally:
-            r.unwatch(tag)
+            r.unwatch(tag, fut)
             if timer is not None:
                 timer.cancel()
         # no await from here to the return: this call's result is ours

@@ -146,6 +146,10 @@ static inline void sbpy_unclaim(sbpy_child *c)
 	c->busy = 0;
 }
 
+/* Let the asyncio reactors drop the members they keep for c while no
+ * coroutine awaits it (shmbus/_aio.py); never raises. */
+void sbpy_ws_evict(sbpy_child *c);
+
 /* For close(): refuse while a call on the handle is running, or while a
  * WaitSet (or an awaiting coroutine) has it as a member: the library's
  * wait set would be left pointing at a closed handle. In a forked copy
@@ -157,6 +161,8 @@ static inline int sbpy_check_idle(sbpy_child *c)
 		                "cannot close: a call on this shmbus handle is running in another thread");
 		return -1;
 	}
+	if (c->wsrefs && !sbpy_child_foreign(c))
+		sbpy_ws_evict(c);
 	if (c->wsrefs && !sbpy_child_foreign(c)) {
 		PyErr_SetString(PyExc_RuntimeError,
 		                "cannot close: this shmbus handle is a member of a WaitSet (remove it, "

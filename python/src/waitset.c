@@ -550,6 +550,23 @@ PyObject *sbpy_aio_call(const char *fn, PyObject *self, PyObject *args, PyObject
 	return res;
 }
 
+void sbpy_ws_evict(sbpy_child *c)
+{
+	PyObject *name, *mod, *r, *et, *ev, *tb;
+
+	PyErr_Fetch(&et, &ev, &tb);
+	name = PyUnicode_FromString("shmbus._aio");
+	mod = name ? PyImport_GetModule(name) : NULL;  /* only if already loaded */
+	Py_XDECREF(name);
+	if (mod) {
+		r = PyObject_CallMethod(mod, "evict", "O", (PyObject *)c);
+		Py_XDECREF(r);
+		Py_DECREF(mod);
+	}
+	PyErr_Clear();
+	PyErr_Restore(et, ev, tb);
+}
+
 int sbpy_waitset_init_types(PyObject *m)
 {
 	if (PyType_Ready(&sbpy_WaitSetType) < 0)

@@ -226,3 +226,34 @@ def test_docs_examples_run(busname):
         for name in ("docs_waitset", "docs_asyncio"):
             code = code.replace('"%s"' % name, '"%s-%d"' % (busname, k))
         exec(compile(code, "docs/python.md block %d" % k, "exec"), {"__name__": "docs"})
+
+
+def test_handle_closes_after_awaiting_but_not_during(bus):
+    """The loop's set keeps a member for a handle between awaits; closing
+    the handle drops it. While a coroutine awaits the handle, closing it
+    is refused (RuntimeError), as for a thread blocked in a call."""
+    q = bus.queue("q", group="g")
+    prod = bus.queue("q")
+    from shmbus import _aio
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.1, prod.put, b"x")
+        _aio.SPIN_NS, spin = 0, _aio.SPIN_NS   # make it wait through the fd
+        try:
+            assert await q.get_async(timeout=10) == b"x"
+            task = asyncio.ensure_future(q.get_async())
+            await asyncio.sleep(0.05)
+            with pytest.raises(RuntimeError):
+                q.detach()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            _aio.SPIN_NS = spin
+        q.detach()                               # nobody awaits it now
+        assert q.detached
+
+    asyncio.run(main())
+    prod.detach()
+    bus.close()
