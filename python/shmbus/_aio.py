@@ -144,7 +144,7 @@ async def _until(obj, cond, attempt, last, timeout, after=None):
         return last()
     loop = asyncio.get_running_loop()
     if SPIN_NS > 0 and not getattr(loop, "_ready", True):   # nothing else is runnable
-        end = _now() + SPIN_NS
+        end = _now() + (SPIN_NS if timeout is None else min(SPIN_NS, int(timeout * 1e9)))
         while _now() < end:
             v = attempt()
             if v is not _AGAIN:
