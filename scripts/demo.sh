@@ -45,7 +45,7 @@ if [ -f examples/python/matrix_reader.py ] && make python >/dev/null 2>&1; then
 fi
 
 if [ -d examples/python ] && make python >/dev/null 2>&1; then
-  for ex in plant_controller.py producer_consumers.py shared_counter.py persistent.py; do
+  for ex in plant_controller.py producer_consumers.py shared_counter.py persistent.py asyncio_service.py; do
     [ -f examples/python/$ex ] || continue
     step "Python: $ex"
     PYTHONPATH=python $PY examples/python/$ex; check $? "python $ex"

@@ -355,6 +355,14 @@ static int park(shmbus_waitset_t *ws, uint32_t pw, int64_t ns)
 	uint32_t k = 0, i;
 	int moved = 0, r = 0;
 
+	/* A remove is waiting for the parkers to leave so it can drop a bus:
+	 * do not park again (the fd thread would, at once, and the remove
+	 * would wait forever); wait for it, then look again. */
+	if (ws->droppers) {
+		while (ws->droppers)
+			pthread_cond_wait(&ws->cv, &ws->mu);
+		return 0;
+	}
 	memset(fw, 0, sizeof(fw));
 	fw[k].val = pw;
 	fw[k].uaddr = (uint64_t)(uintptr_t)&ws->priv;

@@ -62,12 +62,13 @@ struct ws_bus {
 
 struct shmbus_waitset {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;         /* parkers == 0 (a bus may be dropped) */
+	pthread_cond_t cv;         /* parkers == 0 (a bus may be dropped), droppers == 0 */
 	struct ws_member **tags;   /* hash buckets, nbuckets a power of 2 */
 	size_t nbuckets, n;
 	struct ws_bus *buses;
 	uint32_t nbuses;
 	uint32_t parkers;          /* threads inside park() using bus words */
+	uint32_t droppers;         /* removes waiting for parkers == 0 */
 	struct ws_member **cand;
 	size_t ncand, capcand;
 	/* Process-private futex word: bumped (seq_cst, then a wake) by every

@@ -314,9 +314,12 @@ int shmbus_waitset_remove(shmbus_waitset_t *ws, uint64_t tag)
 	if (--wb->nmemb == 0) {
 		/* A parked thread still counts itself in the bus's sleepers:
 		 * let it leave before the caller may close the bus. */
+		ws->droppers++;
 		while (ws->parkers)
 			pthread_cond_wait(&ws->cv, &ws->mu);
 		drop_bus(ws, wb);
+		if (--ws->droppers == 0)
+			pthread_cond_broadcast(&ws->cv);
 	}
 	pthread_mutex_unlock(&ws->mu);
 	free(m->scratch);

@@ -520,6 +520,12 @@ def write_report(path, args, elapsed):
               "into sleeping every round; `spin` never sleeps (lowest latency, burns a core), "
               "`park` sleeps at once. The load average at the start of the run: %s." % LOAD,
               ""]
+    # keep the section asyncio_bench.py writes
+    begin, end = "<!-- asyncio-bench begin -->", "<!-- asyncio-bench end -->"
+    old = open(path).read() if os.path.exists(path) else ""
+    if begin in old and end in old:
+        lines.append(old[old.index(begin):old.index(end) + len(end)])
+        lines.append("")
     with open(path, "w") as f:
         f.write("\n".join(lines))
 

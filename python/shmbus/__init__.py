@@ -17,7 +17,10 @@ Errors are :class:`Error` subclasses carrying the library's message and
 :class:`TypeMismatch`, :class:`Corrupt`, :class:`PermissionDenied`, and a few
 more.
 
-Blocking calls release the GIL and wake on Ctrl+C. numpy is optional: with it,
+Blocking calls release the GIL and wake on Ctrl+C. :class:`WaitSet` and
+:func:`wait` wait on many channels at once; every blocking call has an
+asyncio form (``await q.get_async()``, ``async for m in q``, ...) that uses
+no thread per call. numpy is optional: with it,
 reads return numpy arrays; without it, bytes.
 """
 from ._shmbus import (  # noqa: F401
@@ -43,7 +46,7 @@ from ._shmbus import (  # noqa: F401
     list_buses,
     unlink,
 )
-from ._shmbus import Array, Event, Lock, Semaphore, Turn  # noqa: F401
+from ._shmbus import Array, Event, Lock, Semaphore, Turn, WaitSet  # noqa: F401
 from ._shmbus import (  # noqa: F401  -- the SHMBUS_E* codes, as Error.code
     EAGAIN, EBUSY, ECLOSED, ECORRUPT, EEXIST, EINTR, EINVAL, ELAPPED, ENODATA, ENOENT,
     ENOMEM, ENOSPC, ENOTRECOVERABLE, EOWNERDEAD, EPERM, ESTATE, ESYS, ETIMEDOUT, ETOOBIG,
@@ -104,6 +107,25 @@ def turn(bus, name, max_parties=0):
         t = per_bus[name] = bus.turn(name, max_parties=max_parties)
     return t
 
+def wait(objs, timeout=None):
+    """wait(objs, timeout=None) -> list: the members of objs that are ready.
+
+    objs holds State, Queue, Lock, Event, Semaphore and Turn handles, or
+    (handle, cond) pairs (cond as for WaitSet.add: a queue's "message",
+    "space" or "end"). Waits until at least one is ready and returns those
+    (as given), or [] after `timeout` seconds. A State is ready when it holds
+    a newer value than the handle last read or waited for (its last_seq).
+    Nothing is consumed: make the call (timeout=0) yourself. One temporary
+    WaitSet per call; keep a WaitSet to wait again and again."""
+    with WaitSet() as ws:
+        for o in objs:
+            if isinstance(o, tuple):
+                ws.add(o[0], o[1], tag=o)
+            else:
+                ws.add(o)
+        return ws.wait(timeout)
+
+
 # The version of the C library built into the extension: the VERSION file
 # of the source tree, as include/shmbus.h carries it (setup.py names the
 # distribution with the same number).
@@ -111,7 +133,7 @@ __version__ = library_version()
 
 __all__ = [
     "Bus", "State", "Queue", "SharedMemoryTransport",
-    "Lock", "Event", "Semaphore", "Turn", "turn", "Array", "Dict", "List", "encode", "decode",
+    "Lock", "Event", "Semaphore", "Turn", "turn", "WaitSet", "wait", "Array", "Dict", "List", "encode", "decode",
     "Error", "Timeout", "Closed", "NotFound", "Exists", "TypeMismatch", "Corrupt",
     "Busy", "NoSpace", "TooBig", "NoData", "OwnerDead", "InvalidArgument", "PermissionDenied",
     "EAGAIN", "EBUSY", "ECLOSED", "ECORRUPT", "EEXIST", "EINTR", "EINVAL", "ELAPPED", "ENODATA",

@@ -446,6 +446,7 @@ void sbpy_child_attach(sbpy_child *c, sbpy_bus *bus, void (*close_fn)(sbpy_child
 	Py_INCREF(bus);
 	c->bus = bus;
 	c->busy = 0;
+	c->wsrefs = 0;
 	c->close_fn = close_fn;
 	c->next = bus->children.next;
 	c->prev = &bus->children;
@@ -1138,7 +1139,8 @@ PyMODINIT_FUNC PyInit__shmbus(void)
 	if (PyModule_AddObject(m, "Bus", (PyObject *)&sbpy_BusType) < 0)
 		goto fail;
 	if (sbpy_state_init_types(m) < 0 || sbpy_queue_init_types(m) < 0 ||
-	    sbpy_sync_init_types(m) < 0 || sbpy_containers_init_types(m) < 0)
+	    sbpy_sync_init_types(m) < 0 || sbpy_containers_init_types(m) < 0 ||
+	    sbpy_waitset_init_types(m) < 0)
 		goto fail;
 	PyModule_AddIntConstant(m, "FOREVER", -1);
 	{

@@ -58,6 +58,15 @@ static int queue_check(sbpy_queue *q)
 	return sbpy_closed(q->q, "queue handle");
 }
 
+shmbus_queue_t *sbpy_queue_of(PyObject *o)
+{
+	sbpy_queue *q = (sbpy_queue *)o;
+
+	if (!PyObject_TypeCheck(o, &sbpy_QueueType) || queue_check(q) < 0)
+		return NULL;
+	return q->q;
+}
+
 static int do_join(sbpy_queue *q, PyObject *group, int earliest, int durable)
 {
 	const char *g = sbpy_name_arg(group, "group");
@@ -686,6 +695,18 @@ static void queue_dealloc(PyObject *self)
 	PyObject_Free(self);
 }
 
+SBPY_AIO_METHOD(queue_get_async, "queue_get")
+SBPY_AIO_METHOD(queue_put_async, "queue_put")
+
+static PyObject *queue_aiter(PyObject *self)
+{
+	return sbpy_aio_call("queue_aiter", self, NULL, NULL);
+}
+
+static PyAsyncMethods queue_as_async = {
+	.am_aiter = queue_aiter,
+};
+
 static PyMethodDef queue_methods[] = {
 	{"put", (PyCFunction)(void (*)(void))queue_put, METH_FASTCALL | METH_KEYWORDS,
 	 "put(data, timeout=None)\n\nAppend one message (any bytes-like object of up to max_msg "
@@ -700,6 +721,13 @@ static PyMethodDef queue_methods[] = {
 	{"get", (PyCFunction)(void (*)(void))queue_get, METH_FASTCALL | METH_KEYWORDS,
 	 "get(timeout=None) -> bytes\n\nThe next message of this handle's group (join first). "
 	 "Timeout after\n`timeout` seconds; Closed at end of stream (closed and drained)."},
+	{"get_async", (PyCFunction)(void (*)(void))queue_get_async, METH_VARARGS | METH_KEYWORDS,
+	 "get_async(timeout=None) -> bytes (a coroutine)\n\nget() for asyncio: awaits the next "
+	 "message without blocking the event\nloop or using a thread. Cancelling it consumes "
+	 "nothing. `async for m in q`\nyields messages until end of stream."},
+	{"put_async", (PyCFunction)(void (*)(void))queue_put_async, METH_VARARGS | METH_KEYWORDS,
+	 "put_async(data, timeout=None) (a coroutine)\n\nput() for asyncio: awaits room. "
+	 "Cancelling it before it returns puts nothing."},
 	{"get_with_info", (PyCFunction)(void (*)(void))queue_get_info, METH_VARARGS | METH_KEYWORDS,
 	 "get_with_info(timeout=None) -> (bytes, seq, redelivered)"},
 	{"get_into", (PyCFunction)(void (*)(void))queue_get_into, METH_VARARGS | METH_KEYWORDS,
@@ -758,6 +786,7 @@ PyTypeObject sbpy_QueueType = {
 	.tp_weaklistoffset = offsetof(sbpy_queue, h.weaklist),
 	.tp_iter = queue_iter,
 	.tp_iternext = queue_iternext,
+	.tp_as_async = &queue_as_async,
 	.tp_methods = queue_methods,
 	.tp_members = queue_members,
 	.tp_getset = queue_getset,

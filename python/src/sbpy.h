@@ -39,6 +39,7 @@ struct sbpy_child {
 	void (*close_fn)(sbpy_child *); /* closes the C handle, sets it NULL */
 	PyObject *weaklist;
 	int busy;                       /* a GIL-free call on it is running */
+	int wsrefs;                     /* wait-set members naming it (waitset.c) */
 };
 
 struct sbpy_bus {
@@ -145,14 +146,30 @@ static inline void sbpy_unclaim(sbpy_child *c)
 	c->busy = 0;
 }
 
-/* For close(): refuse while a call on the handle is running. */
+/* Let the asyncio reactors drop the members they keep for c while no
+ * coroutine awaits it (shmbus/_aio.py); never raises. */
+void sbpy_ws_evict(sbpy_child *c);
+
+/* For close(): refuse while a call on the handle is running, or while a
+ * WaitSet (or an awaiting coroutine) has it as a member: the library's
+ * wait set would be left pointing at a closed handle. In a forked copy
+ * nothing is closed, so nothing is refused. */
 static inline int sbpy_check_idle(sbpy_child *c)
 {
-	if (!c->busy)
-		return 0;
-	PyErr_SetString(PyExc_RuntimeError,
-	                "cannot close: a call on this shmbus handle is running in another thread");
-	return -1;
+	if (c->busy) {
+		PyErr_SetString(PyExc_RuntimeError,
+		                "cannot close: a call on this shmbus handle is running in another thread");
+		return -1;
+	}
+	if (c->wsrefs && !sbpy_child_foreign(c))
+		sbpy_ws_evict(c);
+	if (c->wsrefs && !sbpy_child_foreign(c)) {
+		PyErr_SetString(PyExc_RuntimeError,
+		                "cannot close: this shmbus handle is a member of a WaitSet (remove it, "
+		                "or let the awaiting coroutine finish or be cancelled, first)");
+		return -1;
+	}
+	return 0;
 }
 
 /* NULL-handle check helper: raises ValueError("... is closed"). */
@@ -163,9 +180,28 @@ PyObject *sbpy_view_new(sbpy_bus *bus, PyObject *owner, void *ptr, Py_ssize_t le
                         int readonly, int dtype, int ndim, const uint64_t *shape);
 void sbpy_view_invalidate(PyObject *view);
 
+/* The library handle behind a binding object, for wait sets: NULL (no
+ * exception) if o is not of that type; a closed handle raises ValueError
+ * (NULL with an exception). */
+shmbus_state_t *sbpy_state_of(PyObject *o, uint64_t *last_seq);
+shmbus_queue_t *sbpy_queue_of(PyObject *o);
+/* Lock, Event, Semaphore or Turn; *cond gets its SHMBUS_ON_* condition. */
+void *sbpy_sync_of(PyObject *o, int *cond);
+
+/* Call shmbus._aio.<fn>(self, *args, **kw): the asyncio methods of the
+ * handle types are written in Python (shmbus/_aio.py) and reached through
+ * this. */
+PyObject *sbpy_aio_call(const char *fn, PyObject *self, PyObject *args, PyObject *kw);
+#define SBPY_AIO_METHOD(cname, pyname)                                         \
+	static PyObject *cname(PyObject *self, PyObject *args, PyObject *kw)   \
+	{                                                                      \
+		return sbpy_aio_call(pyname, self, args, kw);                  \
+	}
+
 int sbpy_state_init_types(PyObject *m);
 int sbpy_queue_init_types(PyObject *m);
 int sbpy_sync_init_types(PyObject *m);
 int sbpy_containers_init_types(PyObject *m);
+int sbpy_waitset_init_types(PyObject *m);
 
 #endif

@@ -74,6 +74,16 @@ static int state_check(sbpy_state *s)
 	return sbpy_closed(s->st, "state channel");
 }
 
+shmbus_state_t *sbpy_state_of(PyObject *o, uint64_t *last_seq)
+{
+	sbpy_state *s = (sbpy_state *)o;
+
+	if (!PyObject_TypeCheck(o, &sbpy_StateType) || state_check(s) < 0)
+		return NULL;
+	*last_seq = s->last_seq;
+	return s->st;
+}
+
 static int parse_shape(PyObject *o, uint32_t *ndim, uint64_t *shape)
 {
 	Py_ssize_t n, k;
@@ -792,6 +802,9 @@ static void state_dealloc(PyObject *self)
 	PyObject_GC_Del(self);
 }
 
+SBPY_AIO_METHOD(state_wait_async, "state_wait")
+SBPY_AIO_METHOD(state_read_async, "state_read")
+
 static PyMethodDef state_methods[] = {
 	{"write", state_write, METH_O,
 	 "write(value)\n\nPublish a new value: a buffer (numpy array, bytes, ...) of exactly the\n"
@@ -813,6 +826,13 @@ static PyMethodDef state_methods[] = {
 	 "wait(newer_than=None, timeout=None) -> seq\n\nBlock until a value newer than sequence "
 	 "newer_than is published (default:\nthe last one this handle read or waited for); "
 	 "returns its sequence.\nTimeout after `timeout` seconds (None: forever). Ctrl+C interrupts."},
+	{"wait_async", (PyCFunction)(void (*)(void))state_wait_async, METH_VARARGS | METH_KEYWORDS,
+	 "wait_async(newer_than=None, timeout=None) -> seq (a coroutine)\n\nwait() for asyncio: "
+	 "awaits a value newer than newer_than (default:\nthe last one this handle read or waited "
+	 "for) without blocking the loop."},
+	{"read_async", (PyCFunction)(void (*)(void))state_read_async, METH_VARARGS | METH_KEYWORDS,
+	 "read_async(out=None, timeout=None) -> value (a coroutine)\n\nAwait a value newer than "
+	 "the last one this handle read (wait_async),\nthen read() it."},
 	{"peek", state_peek, METH_NOARGS,
 	 "peek() -> context manager\n\nZero-copy read: `with st.peek() as arr:` gives the latest "
 	 "value in shared\nmemory (read-only), valid inside the block only. After the block, the\n"

@@ -64,6 +64,20 @@ static int sync_check(sbpy_sync *s)
 	return sbpy_closed(s->obj, what[s->kind]);
 }
 
+void *sbpy_sync_of(PyObject *o, int *cond)
+{
+	static const int conds[] = {SHMBUS_ON_LOCK, SHMBUS_ON_EVENT, SHMBUS_ON_SEM, SHMBUS_ON_TURN};
+	sbpy_sync *s = (sbpy_sync *)o;
+
+	if (!PyObject_TypeCheck(o, &sbpy_LockType) && !PyObject_TypeCheck(o, &sbpy_EventType) &&
+	    !PyObject_TypeCheck(o, &sbpy_SemType) && !PyObject_TypeCheck(o, &sbpy_TurnType))
+		return NULL;
+	if (sync_check(s) < 0)
+		return NULL;
+	*cond = conds[s->kind];
+	return s->obj;
+}
+
 static PyObject *sync_wrap(sbpy_bus *bus, PyTypeObject *t, int kind, PyObject *name, void *obj)
 {
 	sbpy_sync *s = PyObject_New(sbpy_sync, t);
@@ -485,6 +499,16 @@ static void sync_dealloc(PyObject *self)
 	PyObject_Free(self);
 }
 
+SBPY_AIO_METHOD(sync_acquire_async, "sync_acquire")
+SBPY_AIO_METHOD(event_wait_async, "event_wait")
+
+#define ACQUIRE_ASYNC_METHOD \
+	{"acquire_async", (PyCFunction)(void (*)(void))sync_acquire_async, \
+	 METH_VARARGS | METH_KEYWORDS, \
+	 "acquire_async(timeout=None) -> bool (a coroutine)\n\nacquire() for asyncio: awaits " \
+	 "without blocking the event loop; True\nwhen acquired, False when the timeout ran out. " \
+	 "Cancelled, it holds nothing."}
+
 #define COMMON_METHODS \
 	{"close", sync_close, METH_NOARGS, "close(): release this handle (the object stays)."}, \
 	{"__enter__", sync_enter, METH_NOARGS, NULL}, \
@@ -499,6 +523,7 @@ static PyMethodDef lock_methods[] = {
 	 ACQUIRE_DOC("Take the lock. If its previous holder died holding it, this still\n"
 	             "takes it and sets .owner_died: repair, then consistent().")},
 	{"release", sync_release, METH_NOARGS, "release(): unlock."},
+	ACQUIRE_ASYNC_METHOD,
 	{"consistent", lock_consistent, METH_NOARGS,
 	 "consistent(): after an acquire with .owner_died, declare the protected\n"
 	 "data repaired (otherwise release() makes the lock unrecoverable)."},
@@ -512,6 +537,8 @@ static PyMethodDef event_methods[] = {
 	{"is_set", event_is_set, METH_NOARGS, "is_set() -> bool"},
 	{"wait", (PyCFunction)(void (*)(void))event_wait, METH_VARARGS | METH_KEYWORDS,
 	 "wait(timeout=None) -> bool: True once set, False if the timeout ran out."},
+	{"wait_async", (PyCFunction)(void (*)(void))event_wait_async, METH_VARARGS | METH_KEYWORDS,
+	 "wait_async(timeout=None) -> bool (a coroutine): wait() for asyncio."},
 	{"close", sync_close, METH_NOARGS, "close(): release this handle (the object stays)."},
 	{NULL, NULL, 0, NULL},
 };
@@ -520,6 +547,7 @@ static PyMethodDef sem_methods[] = {
 	{"acquire", (PyCFunction)(void (*)(void))sync_acquire, METH_VARARGS | METH_KEYWORDS,
 	 ACQUIRE_DOC("Take one unit, waiting while the count is 0.")},
 	{"release", sem_release, METH_VARARGS, "release(n=1): give n units back, waking waiters."},
+	ACQUIRE_ASYNC_METHOD,
 	COMMON_METHODS,
 	{NULL, NULL, 0, NULL},
 };
@@ -528,6 +556,7 @@ static PyMethodDef turn_methods[] = {
 	{"acquire", (PyCFunction)(void (*)(void))sync_acquire, METH_VARARGS | METH_KEYWORDS,
 	 ACQUIRE_DOC("Wait for this party's turn.")},
 	{"release", sync_release, METH_NOARGS, "release(): hand the turn to the next live party."},
+	ACQUIRE_ASYNC_METHOD,
 	{"register", turn_register, METH_NOARGS,
 	 "register() -> party: take the next party slot (Bus.turn does it unless register=False)."},
 	COMMON_METHODS,

@@ -49,3 +49,9 @@ def test_shared_counter(child_env):
         pytest.skip("no shared_counter.py")
     out = run(child_env, path, "--procs", "3", "--rounds", "50")
     assert out.rstrip().endswith("exact")
+
+
+def test_asyncio_service(child_env):
+    out = run(child_env, os.path.join(EX, "asyncio_service.py"), "--requests", "500",
+              "--bus", "t-py-aio-%d" % os.getpid())
+    assert out.rstrip().endswith("asyncio service: ok"), out
