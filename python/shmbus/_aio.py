@@ -212,7 +212,12 @@ def queue_aiter(q):
 
 # ---- State ----------------------------------------------------------------
 
-async def state_wait(st, newer_than=None, timeout=None):
+async def state_wait(st, newer_than=None, timeout=None, *, after=None):
+    # after= is another name for newer_than= (the name WaitSet.add uses).
+    if after is not None:
+        if newer_than is not None:
+            raise TypeError("wait_async() takes newer_than= or after=, not both")
+        newer_than = after
     mark = st.last_seq if newer_than is None else newer_than
 
     def attempt():

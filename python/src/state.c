@@ -827,7 +827,7 @@ static PyMethodDef state_methods[] = {
 	 "newer_than is published (default:\nthe last one this handle read or waited for); "
 	 "returns its sequence.\nTimeout after `timeout` seconds (None: forever). Ctrl+C interrupts."},
 	{"wait_async", (PyCFunction)(void (*)(void))state_wait_async, METH_VARARGS | METH_KEYWORDS,
-	 "wait_async(newer_than=None, timeout=None) -> seq (a coroutine)\n\nwait() for asyncio: "
+	 "wait_async(newer_than=None, timeout=None, *, after=None) -> seq (a coroutine)\n\nwait() for asyncio: "
 	 "awaits a value newer than newer_than (default:\nthe last one this handle read or waited "
 	 "for) without blocking the loop."},
 	{"read_async", (PyCFunction)(void (*)(void))state_read_async, METH_VARARGS | METH_KEYWORDS,

@@ -88,6 +88,12 @@ def test_state_event_lock_semaphore_turn(other):
         assert await s.read_async(timeout=30) == 12
         with pytest.raises(shmbus.Timeout):
             await s.wait_async(timeout=0.1)      # nothing newer than 12
+        # after= names the same mark as newer_than=
+        assert await s.wait_async(after=s.seq - 1, timeout=0) == s.seq
+        with pytest.raises(shmbus.Timeout):
+            await s.wait_async(after=s.seq, timeout=0.1)
+        with pytest.raises(TypeError):
+            await s.wait_async(0, after=0)
 
         task = asyncio.create_task(e.wait_async())
         await asyncio.sleep(0.05)
