@@ -61,7 +61,7 @@ extern "C" {
  * Only a new major version removes or changes a function (and changes the
  * shared library's soname, libshmbus.so.MAJOR); other releases only add. */
 #define SHMBUS_VERSION_MAJOR 0
-#define SHMBUS_VERSION_MINOR 9
+#define SHMBUS_VERSION_MINOR 10
 #define SHMBUS_VERSION_PATCH 0
 
 /* ---------------------------------------------------------------------- */

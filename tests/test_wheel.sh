@@ -126,7 +126,7 @@ mkdir -p "$R/python"
 cp -r python/tests "$R/python/tests"
 find "$R/python/tests" -name __pycache__ -prune -exec rm -rf {} +
 ln -s "$SRC/$BUILD" "$R/build"
-for f in examples VERSION src include; do ln -s "$SRC/$f" "$R/$f"; done
+for f in examples VERSION src include docs; do ln -s "$SRC/$f" "$R/$f"; done
 ln -s "$SRC/python/src" "$R/python/src"
 # (a module: multiprocessing's spawn children import the parent's __main__)
 cat >"$T/runtests.py" <<'EOF'

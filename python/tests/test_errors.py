@@ -152,6 +152,9 @@ def test_no_error_is_raised_without_a_code():
     for path in sorted(glob.glob(os.path.join(os.path.dirname(shmbus.__file__), "*.py"))):
         for n, line in enumerate(open(path), 1):
             m = re.search(r"raise (\w+(?:\.\w+)?)\(", line)
+            # a call-signature TypeError names its function, as in C
+            if m and m.group(1) == "TypeError" and re.search(r'raise TypeError\("[a-z_]*\(', line):
+                continue
             if m and m.group(1) not in ("KeyError", "_shmbus._error", "_corrupt", "_type_error",
                                         "_range_error"):
                 bad.append("%s:%d raises %s" % (os.path.basename(path), n, m.group(1)))
