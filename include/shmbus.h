@@ -707,8 +707,12 @@ int shmbus_waitset_set_wait(shmbus_waitset_t *ws, int policy, int64_t spin_ns);
  * re-arms the fd: it reads empty until a member is ready again (members
  * still ready make it readable again at once). Every call returns the same
  * fd. Costs one thread per set, started by the first call and stopped by
- * shmbus_waitset_free; the thread sleeps while nothing is ready, waking
- * once per slice (250 ms) for the set's look at every member. Errors:
+ * shmbus_waitset_free. The thread waits with the set's policy
+ * (shmbus_waitset_set_wait): by default it spins up to 50 us after each
+ * look -- so an answer that comes back quickly costs one wake-up, the
+ * eventfd's, not two -- then sleeps while nothing is ready, waking once
+ * per slice (250 ms) for the set's look at every member; with
+ * SHMBUS_WAIT_PARK it never spins. Errors:
  * SHMBUS_EINVAL, or the system's (no eventfd, no thread). */
 int shmbus_waitset_fd(shmbus_waitset_t *ws, int *fd);
 

@@ -69,7 +69,8 @@
  * then costs a FUTEX_WAKE); both are costs, never lost wake-ups.
  *
  * The fd (shmbus_waitset_fd): an eventfd and one thread per set that waits
- * as above without reporting (it never moves a mark) and, when a member is
+ * as above, with the set's policy (spin, then park), without reporting (it
+ * never moves a mark) and, when a member is
  * ready, writes 1 to the eventfd, then sleeps on the set's private word
  * until the next shmbus_waitset_wait, which reads the eventfd to 0 and
  * bumps the word: the thread looks again, and signals again while members

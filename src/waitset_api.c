@@ -411,7 +411,7 @@ static void *fd_main(void *arg)
 			continue;
 		}
 		/* Never reports, never moves a mark: only counts. */
-		r = sb_ws_wait_locked(ws, -1, SHMBUS_WAIT_PARK, 0, NULL, 0, &n, 1);
+		r = sb_ws_wait_locked(ws, -1, ws->policy, ws->spin_ns, NULL, 0, &n, 1);
 		if (r == 0 && !ws->stop) {
 			ws->signalled = 1;
 			if (write(ws->efd, &one, sizeof(one)) < 0) {
