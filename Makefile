@@ -94,6 +94,10 @@ endif
 CXXWARN  = -Wall -Wextra $(WERROR) -Wno-missing-field-initializers
 EX_SRC   = $(wildcard examples/*/*.c)
 EX_BIN   = $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
+# C++ examples (of include/shmbus.hpp), likewise only with a C++ compiler.
+ifeq ($(HAVE_CXX),1)
+EX_BIN  += $(patsubst examples/%.cpp,$(BUILD)/examples/%,$(wildcard examples/*/*.cpp))
+endif
 
 .PHONY: all lib tools tests examples demo test install uninstall clean bench soak python check-header man deb
 
@@ -144,6 +148,10 @@ $(BUILD)/tests/%: tests/%.cpp $(TSTATIC) include/shmbus.hpp include/shmbus.h
 $(BUILD)/examples/%: examples/%.c $(STATIC) $(wildcard examples/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALLCFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/examples/%: examples/%.cpp $(STATIC) include/shmbus.hpp include/shmbus.h
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(CFLAGS) $(CXXWARN) $(SANFLAGS) -pthread -Iinclude -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 
 # The public header must compile as C++ too (checked when a C++ compiler is
 # installed; without one, everything else builds and this says so).

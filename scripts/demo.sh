@@ -42,6 +42,11 @@ if [ -f examples/python/matrix_reader.py ] && make python >/dev/null 2>&1; then
   step "3b. the same frames into numpy"
   PYTHONPATH=python $PY examples/python/matrix_reader.py --writer $B/matrix_stream/matrix_writer
   check $? "matrix stream C -> Python"
+  if [ -x $B/matrix_stream/matrix_writer_cpp ]; then
+    step "3c. the simulation in C++ (shmbus.hpp), the frames into numpy"
+    PYTHONPATH=python $PY examples/python/matrix_reader.py --writer $B/matrix_stream/matrix_writer_cpp
+    check $? "matrix stream C++ -> Python"
+  fi
 fi
 
 if [ -d examples/python ] && make python >/dev/null 2>&1; then
