@@ -91,7 +91,7 @@ HAVE_CXX := $(shell command -v $(CXX) >/dev/null 2>&1 && echo 1)
 ifeq ($(HAVE_CXX),1)
 TEST_BIN += $(patsubst tests/%.cpp,$(BUILD)/tests/%,$(wildcard tests/test_*.cpp))
 endif
-CXXWARN  = -Wall -Wextra $(WERROR) -Wno-missing-field-initializers
+CXXWARN  = -Wall -Wextra $(WERROR) -Wshadow -Wno-missing-field-initializers
 EX_SRC   = $(wildcard examples/*/*.c)
 EX_BIN   = $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 # C++ examples (of include/shmbus.hpp), likewise only with a C++ compiler.
@@ -160,11 +160,11 @@ $(BUILD)/.header-ok: include/shmbus.h include/shmbus.hpp
 	@mkdir -p $(BUILD)
 	echo '#include "shmbus.h"' | $(CC) -x c -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -
 	@if command -v $(CXX) >/dev/null 2>&1; then \
-		echo "echo '#include \"shmbus.h\"' | $(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only -"; \
-		echo '#include "shmbus.h"' | $(CXX) -x c++ -std=c++11 -Wall -Wextra -Werror -Iinclude -fsyntax-only - && \
-		echo "echo '#include \"shmbus.hpp\"' | $(CXX) -x c++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only -" && \
-		echo '#include "shmbus.hpp"' | $(CXX) -x c++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only - && \
-		echo '#include "shmbus.hpp"' | $(CXX) -x c++ -std=c++20 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only - && touch $@; \
+		echo "echo '#include \"shmbus.h\"' | $(CXX) -x c++ -std=c++11 -Wall -Wextra -Wshadow -Werror -Iinclude -fsyntax-only -"; \
+		echo '#include "shmbus.h"' | $(CXX) -x c++ -std=c++11 -Wall -Wextra -Wshadow -Werror -Iinclude -fsyntax-only - && \
+		echo "echo '#include \"shmbus.hpp\"' | $(CXX) -x c++ -std=c++17 -Wall -Wextra -Wshadow -Werror -pedantic -Iinclude -fsyntax-only -" && \
+		echo '#include "shmbus.hpp"' | $(CXX) -x c++ -std=c++17 -Wall -Wextra -Wshadow -Werror -pedantic -Iinclude -fsyntax-only - && \
+		echo '#include "shmbus.hpp"' | $(CXX) -x c++ -std=c++20 -Wall -Wextra -Wshadow -Werror -pedantic -Iinclude -fsyntax-only - && touch $@; \
 	else \
 		echo "check-header: no C++ compiler ($(CXX)): the header's C++ check is skipped"; \
 	fi

@@ -207,7 +207,7 @@ int shmbus_bus_close(shmbus_bus_t *bus);
 /* Remove the name; processes that have it open keep their mapping. */
 int shmbus_bus_unlink(const char *name);
 
-typedef struct shmbus_bus_info {
+typedef struct shmbus_bus_info_s {  /* _s: C++ would hide it behind the function of the same name */
 	uint32_t size_of;
 	uint32_t abi_version;
 	uint64_t size;          /* bytes mapped */
@@ -270,7 +270,7 @@ int shmbus_gc_temporaries(int dry_run, uint32_t *count);
 /* Channel directory                                                      */
 /* ---------------------------------------------------------------------- */
 
-typedef struct shmbus_channel_info {
+typedef struct shmbus_channel_info_s {  /* _s: see shmbus_bus_info_s */
 	uint32_t size_of;
 	int32_t kind;           /* shmbus_kind_t */
 	char name[SHMBUS_NAME_MAX + 1];
@@ -534,7 +534,7 @@ typedef struct shmbus_group_info {
 	uint32_t reserved_;
 } shmbus_group_info_t;
 
-typedef struct shmbus_queue_info {
+typedef struct shmbus_queue_info_s {  /* _s: see shmbus_bus_info_s */
 	uint32_t size_of;
 	uint32_t slots;
 	uint64_t max_msg;
