@@ -26,9 +26,12 @@ import sys
 import tempfile
 import time
 
-import shmbus
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+try:
+    import shmbus
+except ImportError:             # run from the source tree: its built package
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    import shmbus
 MSG = b"m" * 64
 BEGIN, END = "<!-- asyncio-bench begin -->", "<!-- asyncio-bench end -->"
 now = time.perf_counter_ns

@@ -42,7 +42,7 @@ class _Reactor:
     member carries its caller's mark and is added per await."""
 
     def __init__(self, loop):
-        self.ws = WaitSet()
+        self.ws = WaitSet(wait_policy="park")
         self.next = 0
         self.waiters = {}     # tag -> list of Futures; a tag is here iff it is a member
         self.cached = {}      # (id(handle), cond) -> tag, for the kept members

@@ -34,7 +34,7 @@ typedef struct {
 	char redelivered;
 } sbpy_peek;
 
-int sbpy_parse_wait(PyObject *policy_o, PyObject *spin_o, int *policy, int64_t *spin_ns);
+
 
 static void queue_close_fn(sbpy_child *c)
 {

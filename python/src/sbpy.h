@@ -204,4 +204,8 @@ int sbpy_sync_init_types(PyObject *m);
 int sbpy_containers_init_types(PyObject *m);
 int sbpy_waitset_init_types(PyObject *m);
 
+/* wait_policy ("spin_park", "spin", "park" or a number) and spin (seconds)
+ * into a policy and a spin budget (0, or -1 with an exception set). */
+int sbpy_parse_wait(PyObject *policy_o, PyObject *spin_o, int *policy, int64_t *spin_ns);
+
 #endif

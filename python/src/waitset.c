@@ -50,11 +50,15 @@ static int ws_check(sbpy_waitset *w)
 
 static PyObject *ws_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = {NULL};
+	static char *kwlist[] = {"wait_policy", "spin", NULL};
+	PyObject *pol = NULL, *spin = NULL;
 	sbpy_waitset *w;
-	int r;
+	int64_t ns = 0;
+	int r, p = SHMBUS_WAIT_SPIN_PARK;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, ":WaitSet", kwlist))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:WaitSet", kwlist, &pol, &spin))
+		return NULL;
+	if ((pol || spin) && sbpy_parse_wait(pol, spin, &p, &ns) < 0)
 		return NULL;
 	w = (sbpy_waitset *)type->tp_alloc(type, 0);
 	if (!w)
@@ -67,6 +71,10 @@ static PyObject *ws_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 		return NULL;
 	}
 	if ((r = shmbus_waitset_new(&w->ws))) {
+		Py_DECREF(w);
+		return sbpy_raise(r);
+	}
+	if ((pol || spin) && (r = shmbus_waitset_set_wait(w->ws, p, ns))) {
 		Py_DECREF(w);
 		return sbpy_raise(r);
 	}

@@ -133,6 +133,18 @@ def test_wait_times_out_with_an_empty_list(bus):
             ws.wait()   # nothing could ever wake it
 
 
+def test_wait_policy_of_a_set(bus):
+    st = bus.state("pol", dtype="int64", shape=())
+    for pol in ("park", "spin_park", "spin"):
+        with shmbus.WaitSet(wait_policy=pol, spin=0.0001) as ws:
+            ws.add(st, tag="s", after=st.seq)
+            assert ws.wait(timeout=0.05) == []
+            st.write(1)
+            assert ws.wait(timeout=5) == ["s"]
+    with pytest.raises(shmbus.InvalidArgument):
+        shmbus.WaitSet(wait_policy="bogus")
+
+
 def test_add_remove_keys_and_errors(bus):
     q = bus.queue("q", group="g")
     e = bus.event("e")
