@@ -707,12 +707,13 @@ int shmbus_waitset_set_wait(shmbus_waitset_t *ws, int policy, int64_t spin_ns);
  * re-arms the fd: it reads empty until a member is ready again (members
  * still ready make it readable again at once). Every call returns the same
  * fd. Costs one thread per set, started by the first call and stopped by
- * shmbus_waitset_free. The thread waits with the set's policy
- * (shmbus_waitset_set_wait): by default it spins up to 50 us after each
- * look -- so an answer that comes back quickly costs one wake-up, the
- * eventfd's, not two -- then sleeps while nothing is ready, waking once
- * per slice (250 ms) for the set's look at every member; with
- * SHMBUS_WAIT_PARK it never spins. Errors:
+ * shmbus_waitset_free. By default the thread sleeps while nothing is
+ * ready (waking once per slice, 250 ms, for the set's look at every
+ * member), so each delivery wakes two threads: it, then the event loop.
+ * After shmbus_waitset_set_wait it follows that policy: with SPIN_PARK it
+ * spins up to spin_ns after each look, and an answer that comes within it
+ * costs one wake-up, the eventfd's -- faster on an idle machine, a CPU
+ * taken from the event loop on a busy one. Errors:
  * SHMBUS_EINVAL, or the system's (no eventfd, no thread). */
 int shmbus_waitset_fd(shmbus_waitset_t *ws, int *fd);
 

@@ -28,6 +28,15 @@
  * never consumes) and dropped when not ready. A state member's mark moves
  * to the sequence number it is reported with.
  *
+ * A small set (up to WS_DIRECT_MAX members) that spins looks at its
+ * members directly and, while it does, is not counted in `sets` (quiet):
+ * wakers on its buses then skip the ring. Before it reads the rings or
+ * parks it is counted again (listen): sets++, cursor = head, and every
+ * member of the bus becomes a candidate -- a registration like the first,
+ * so pair (1) below covers what was published meanwhile. A small set is
+ * thus counted only while it sleeps, which also bounds what a set killed
+ * while spinning leaves behind.
+ *
  * Waiting: drain the rings and check the candidates; if none is ready,
  * spin (the set's policy), then park: on every bus sleepers++, w = word,
  * then read head again: moved -> back to the start; else futex_waitv on
@@ -243,6 +252,51 @@ static void direct(shmbus_waitset_t *ws)
 			sb_ws_cand_add(ws, m);
 }
 
+/* A small set that spins looks at its members, not at the rings, so it
+ * stops being counted in its buses' `sets` while it does: wakers there
+ * then skip the ring (one load of a line nobody writes) instead of
+ * claiming an entry on a line both sides of a ping-pong write. Only when
+ * no other thread of the set is parked on the bells (the fd's thread). */
+static void quiet(shmbus_waitset_t *ws)
+{
+	struct ws_bus *wb;
+
+	if (ws->parkers)
+		return;
+	for (wb = ws->buses; wb; wb = wb->next)
+		if (wb->registered) {
+			/* relaxed: a waker that still sees the count rings
+			 * for nobody, harmlessly; the next listen() orders
+			 * its own registration. */
+			SB_STEP("waitset.quiet.sets");
+			atomic_fetch_sub_explicit(&wb->bell->sets, 1, memory_order_relaxed);
+			wb->registered = 0;
+		}
+}
+
+/* Be counted again before reading the rings: as a new registration
+ * (bus_of), sets++ then the cursor, and every member of the bus becomes a
+ * candidate, so the look that follows sees whatever was published while
+ * the set was not counted (pair 1). */
+static void listen(shmbus_waitset_t *ws)
+{
+	struct ws_bus *wb;
+
+	for (wb = ws->buses; wb; wb = wb->next)
+		if (!wb->registered) {
+			/* seq_cst: the store half of pair 1, before the look
+			 * at the members below; pairs with the waker's load
+			 * of sets after its publication. */
+			SB_STEP("waitset.listen.sets");
+			atomic_fetch_add_explicit(&wb->bell->sets, 1, memory_order_seq_cst);
+			/* seq_cst: after the registration: every ring from
+			 * here on is read. */
+			wb->cursor = atomic_load_explicit(&wb->bell->head, memory_order_seq_cst);
+			wb->registered = 1;
+			bus_all(ws, wb, 0);
+		}
+}
+
 static int member_ready(struct ws_member *m, int live, uint64_t *seq)
 {
 	const struct sb_chan *ch = m->ch;
@@ -436,8 +490,10 @@ int sb_ws_wait_locked(shmbus_waitset_t *ws, int64_t timeout_ns, int policy, int6
 			 * own lines are the ones the waker writes first. The
 			 * cursors catch up (drain) before the set parks:
 			 * park() sees head != cursor and comes back here. */
+			quiet(ws);
 			direct(ws);
 		} else {
+			listen(ws);
 			for (wb = ws->buses; wb; wb = wb->next)
 				drain(ws, wb);
 		}

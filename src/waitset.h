@@ -54,6 +54,7 @@ struct ws_bus {
 	shmbus_bus_t *bus;
 	struct sb_bell *bell;
 	uint64_t cursor;           /* next ring entry to read */
+	int registered;            /* counted in the bell's sets (listen/quiet) */
 	uint32_t nmemb;
 	uint32_t nidx;             /* the bus's max_channels (local copy) */
 	struct ws_member **map;    /* nidx chains, by directory index */
@@ -76,6 +77,7 @@ struct shmbus_waitset {
 	 * it read under the mutex before its look, so it misses none. */
 	_Atomic uint32_t priv;
 	int policy;
+	int policy_set;             /* set_wait was called: the fd's thread follows it */
 	int64_t spin_ns;
 	uint64_t next_full;        /* when the next full check is due */
 	int efd;                   /* eventfd, -1 until shmbus_waitset_fd */

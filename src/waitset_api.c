@@ -85,8 +85,10 @@ static void drop_bus(shmbus_waitset_t *ws, struct ws_bus *wb)
 	ws->nbuses--;
 	/* seq_cst: the set stops listening; a waker that still sees the
 	 * count rings for nobody, harmlessly. */
-	SB_STEP("waitset.drop_bus.sets");
-	atomic_fetch_sub_explicit(&wb->bell->sets, 1, memory_order_seq_cst);
+	if (wb->registered) {
+		SB_STEP("waitset.drop_bus.sets");
+		atomic_fetch_sub_explicit(&wb->bell->sets, 1, memory_order_seq_cst);
+	}
 	free(wb->map);
 	free(wb);
 }
@@ -153,6 +155,7 @@ static int bus_of(shmbus_waitset_t *ws, const struct sb_chan *ch, struct ws_bus 
 	atomic_fetch_add_explicit(&wb->bell->sets, 1, memory_order_seq_cst);
 	/* seq_cst: after the registration: every ring from here on is read. */
 	wb->cursor = atomic_load_explicit(&wb->bell->head, memory_order_seq_cst);
+	wb->registered = 1;
 	wb->next = ws->buses;
 	ws->buses = wb;
 	ws->nbuses++;
@@ -352,6 +355,7 @@ int shmbus_waitset_set_wait(shmbus_waitset_t *ws, int policy, int64_t spin_ns)
 	pthread_mutex_lock(&ws->mu);
 	ws->policy = policy;
 	ws->spin_ns = spin_ns;
+	ws->policy_set = 1;
 	pthread_mutex_unlock(&ws->mu);
 	return 0;
 }
@@ -411,7 +415,12 @@ static void *fd_main(void *arg)
 			continue;
 		}
 		/* Never reports, never moves a mark: only counts. */
-		r = sb_ws_wait_locked(ws, -1, ws->policy, ws->spin_ns, NULL, 0, &n, 1);
+		/* The thread parks at once unless the set's policy was
+		 * chosen (shmbus_waitset_set_wait): a thread spinning beside
+		 * an event loop saves it a wake-up on an idle machine but
+		 * competes with it for the CPUs on a busy one. */
+		r = sb_ws_wait_locked(ws, -1, ws->policy_set ? ws->policy : SHMBUS_WAIT_PARK,
+		                      ws->spin_ns, NULL, 0, &n, 1);
 		if (r == 0 && !ws->stop) {
 			ws->signalled = 1;
 			if (write(ws->efd, &one, sizeof(one)) < 0) {
