@@ -78,8 +78,9 @@
  * then costs a FUTEX_WAKE); both are costs, never lost wake-ups.
  *
  * The fd (shmbus_waitset_fd): an eventfd and one thread per set that waits
- * as above, with the set's policy (spin, then park), without reporting (it
- * never moves a mark) and, when a member is
+ * as above (parking at once, unless the program chose the set's policy
+ * with shmbus_waitset_set_wait), without reporting (it never moves a mark)
+ * and, when a member is
  * ready, writes 1 to the eventfd, then sleeps on the set's private word
  * until the next shmbus_waitset_wait, which reads the eventfd to 0 and
  * bumps the word: the thread looks again, and signals again while members
