@@ -45,32 +45,11 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-# run ARGS...: run shmbus; sets rc, out, err (stdin passes through).
-run() {
-	last="$*"
-	"$S" "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
-	out=$(cat "$TMP/out"); err=$(cat "$TMP/err")
-}
-ok() { pass=$((pass+1)); echo "ok    $1"; }
-bad() {
-	fail=$((fail+1))
-	echo "FAIL  $1"
-	echo "      command: shmbus $last"
-	echo "      exit code: $rc"
-	echo "      stdout: $(head -c 800 "$TMP/out" | sed '2,$s/^/              /')"
-	echo "      stderr: $(head -c 800 "$TMP/err" | sed '2,$s/^/              /')"
-}
-# expect NAME CMD...: a check on the last run; passes if CMD succeeds.
-expect() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-code() { [ "$rc" -eq "$1" ]; }
-out_is() { [ "$out" = "$1" ]; }
-out_has() { grep -qE -- "$1" "$TMP/out"; }
-err_has() { grep -qE -- "$1" "$TMP/err"; }
+. tests/clicheck.sh
 # json PYTHON: d is the parsed stdout; the expression must be true.
 json() { "$PY" -c "import json,sys; d=json.load(open('$TMP/out')); sys.exit(0 if ($1) else 1)" 2>>"$TMP/err"; }
 # jsonl PYTHON: L is the list of parsed stdout lines.
 jsonl() { "$PY" -c "import json,sys; L=[json.loads(l) for l in open('$TMP/out') if l.strip()]; sys.exit(0 if ($1) else 1)" 2>>"$TMP/err"; }
-exists() { [ -e "/dev/shm/shmbus-$1" ]; }
 # interrupt PID: Ctrl+C until it ends (a signal that lands before the
 # command installed its handler is ignored, as in any background job);
 # sets rc to its exit code.

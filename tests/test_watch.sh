@@ -44,24 +44,7 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 
-run() {
-	last="$*"
-	"$S" "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?
-	out=$(cat "$TMP/out")
-}
-ok() { pass=$((pass+1)); echo "ok    $1"; }
-bad() {
-	fail=$((fail+1))
-	echo "FAIL  $1"
-	echo "      command: shmbus $last"
-	echo "      exit code: $rc"
-	echo "      stdout: $(head -c 1200 "$TMP/out" | sed '2,$s/^/              /')"
-	echo "      stderr: $(head -c 800 "$TMP/err" | sed '2,$s/^/              /')"
-}
-expect() { local name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-code() { [ "$rc" -eq "$1" ]; }
-out_is() { [ "$out" = "$1" ]; }
-err_has() { grep -qE -- "$1" "$TMP/err"; }
+. tests/clicheck.sh
 lines() { local n; n=$(grep -c . "$1" 2>/dev/null); echo "${n:-0}"; }
 # wait_for SECONDS CMD...: poll until CMD succeeds (generous: a loaded box).
 wait_for() {
