@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "shmbus.h"
+#include "small.h"
 
 #define BLOCKS 5
 #define IDLE 999                /* idle members of the big set */
@@ -69,22 +70,7 @@ static void on_signal(int sig)
 	_exit(130);
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
 
 static void die(const char *what, int r)
 {
@@ -273,12 +259,6 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* One run of variant v: p50 and p99 of the round trips, in ns. */
 static int run(int v, double *p50, double *p99)
@@ -312,11 +292,6 @@ static int run(int v, double *p50, double *p99)
 	return 0;
 }
 
-static double median(double *x, int n)
-{
-	qsort(x, (size_t)n, sizeof(*x), cmp_double);
-	return n % 2 ? x[n / 2] : (x[n / 2 - 1] + x[n / 2]) / 2;
-}
 
 int main(int argc, char **argv)
 {
