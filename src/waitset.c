@@ -329,6 +329,32 @@ static int member_ready(struct ws_member *m, int live, uint64_t *seq)
  * candidates (level-triggered). A full look's liveness hint lasts until
  * the member is reported or found not ready: a report the fd thread
  * signals is still there for the wait(0) that follows. */
+/* More members were ready than the caller had room for: the ones just
+ * reported go to the back of the candidates, so the next call reports
+ * the others first (a level-triggered member at the front would
+ * otherwise be reported at every call, and the rest never). */
+static void rotate(shmbus_waitset_t *ws)
+{
+	size_t i = 0, end = ws->ncand;
+	struct ws_member *t;
+
+	/* Stable, in place: the others keep their order (a partition that
+	 * swapped could leave one member between two that take turns). At
+	 * most cap moves of the list: only when more were ready than cap. */
+	while (i < end) {
+		if (!ws->cand[i]->reported) {
+			i++;
+			continue;
+		}
+		t = ws->cand[i];
+		memmove(&ws->cand[i], &ws->cand[i + 1], (ws->ncand - i - 1) * sizeof(*ws->cand));
+		ws->cand[ws->ncand - 1] = t;
+		end--;
+	}
+	for (i = 0; i < ws->ncand; i++)
+		ws->cand[i]->reported = 0;
+}
+
 static size_t check(shmbus_waitset_t *ws, uint64_t *out, size_t cap, size_t *n)
 {
 	size_t i = 0, k = 0;
@@ -350,9 +376,15 @@ static size_t check(shmbus_waitset_t *ws, uint64_t *out, size_t cap, size_t *n)
 			/* Once per full look: a full ring behind a live but
 			 * slow consumer is not reported at every wait. */
 			m->live = 0;
+			m->reported = 1;
 		}
 		i++;
 	}
+	if (out && k > *n)
+		rotate(ws);
+	else
+		for (i = 0; i < ws->ncand; i++)
+			ws->cand[i]->reported = 0;
 	return k;
 }
 

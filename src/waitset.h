@@ -44,6 +44,7 @@ struct ws_member {
 	uint32_t party;            /* turn: the handle's party */
 	uint64_t *scratch;         /* queue space: the gate's, max_groups entries */
 	int cand;                  /* on the candidate list */
+	int reported;              /* by the check under way (check()) */
 	int live;                  /* put there by a full look: check holders'
 	                              liveness too, until reported or dropped */
 	struct ws_member *tnext;   /* tag hash chain */

@@ -1,14 +1,17 @@
 /*
  * test_outsider.c -- the promises of include/shmbus.h and docs/ for
  * many-writer state channels, wait_groups, foreign-owner buses, blocking
- * calls on a truncated file: bus, and the gc of creators' temporaries,
+ * calls on a truncated file: bus, the gc of creators' temporaries, and
+ * wait sets,
  * checked the way a program using only the public header would.
  */
 #include "testutil.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 static char file_bus_path[128];
 
@@ -541,6 +544,138 @@ static void test_truncate_no_success(void)
 	printf("ok no success on lost pages\n");
 }
 
+/* Wait sets, from the header's "Wait sets" comments alone: a state, a
+ * queue and an event changed by another process are reported with their
+ * tags; nothing is consumed; a state is reported once per value, the
+ * others while ready; cap and the next call; the documented errors; the
+ * fd polls readable while a member is ready and wait(0) re-arms it. */
+static int has(const uint64_t *t, size_t n, uint64_t tag)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (t[i] == tag)
+			return 1;
+	return 0;
+}
+
+static void child_writes(const char *name, int what)
+{
+	shmbus_bus_t *b;
+	shmbus_state_t *y;
+	shmbus_queue_t *q;
+	shmbus_event_t *e;
+	shmbus_state_opts_t so;
+	int64_t v = 7 + what;
+
+	shmbus_state_opts_init(&so);
+	so.dtype = SHMBUS_INT64;
+	if (shmbus_bus_open(name, NULL, &b) || shmbus_state_open(b, "y", &so, &y) ||
+	    shmbus_state_write(y, &v, sizeof(v))) {
+		fprintf(stderr, "writer: %s\n", shmbus_last_error());
+		_exit(1);
+	}
+	if (what == 0 && (shmbus_queue_open(b, "q", NULL, &q) || shmbus_queue_put(q, "hi", 2, 0) ||
+	                  shmbus_event_open(b, "e", 0, &e) || shmbus_event_set(e)))
+		_exit(2);
+	_exit(0);
+}
+
+static void run_child(const char *name, int what)
+{
+	int status;
+	pid_t p = fork();
+
+	CHECK(p >= 0, "fork");
+	if (p == 0)
+		child_writes(name, what);
+	CHECK(waitpid(p, &status, 0) == p && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "writer child failed (status 0x%x)", status);
+}
+
+static void test_waitset(void)
+{
+	const char *name = test_bus_name("out-ws");
+	shmbus_bus_t *bus;
+	shmbus_state_t *y;
+	shmbus_queue_t *q;
+	shmbus_event_t *e;
+	shmbus_state_opts_t so;
+	shmbus_waitset_t *ws;
+	uint64_t t[4], all[8];
+	size_t n, k = 0;
+	int i;
+	char buf[8];
+	size_t len;
+	struct pollfd pf;
+	int fd;
+
+	OK(shmbus_bus_create(name, NULL, &bus));
+	shmbus_state_opts_init(&so);
+	so.dtype = SHMBUS_INT64;
+	OK(shmbus_state_open(bus, "y", &so, &y));
+	OK(shmbus_queue_open(bus, "q", NULL, &q));
+	OK(shmbus_event_open(bus, "e", 1, &e));
+	OK(shmbus_waitset_new(&ws));
+	EXPECT_CODE(shmbus_waitset_wait(ws, -1, t, 4, &n), SHMBUS_EINVAL);  /* empty, no timeout */
+	EXPECT_CODE(shmbus_waitset_add_queue(ws, q, SHMBUS_ON_MESSAGE, 2), SHMBUS_ESTATE);
+	OK(shmbus_queue_join(q, "g", 0));
+	OK(shmbus_waitset_add_state(ws, y, 0, 1));
+	OK(shmbus_waitset_add_queue(ws, q, SHMBUS_ON_MESSAGE, 2));
+	OK(shmbus_waitset_add_event(ws, e, 3));
+	EXPECT_CODE(shmbus_waitset_add_event(ws, e, 3), SHMBUS_EEXIST);
+	EXPECT_CODE(shmbus_waitset_add_queue(ws, q, 99, 4), SHMBUS_EINVAL);
+	CHECK(shmbus_waitset_size(ws) == 3, "size %zu", shmbus_waitset_size(ws));
+	EXPECT_CODE(shmbus_waitset_wait(ws, 0, t, 4, &n), SHMBUS_ETIMEDOUT);
+	CHECK(n == 0, "n %zu after a timeout", n);
+
+	run_child(name, 0);     /* writes y, puts "hi", sets e */
+	/* cap 1: one tag now, the others by the next calls */
+	OK(shmbus_waitset_wait(ws, 5000000000ll, t, 1, &n));
+	CHECK(n == 1, "cap 1 gave %zu", n);
+	all[k++] = t[0];
+	for (i = 0; k < 3 && i < 6; i++) {     /* each ready member within a few calls */
+		OK(shmbus_waitset_wait(ws, 0, t, 1, &n));
+		if (!has(all, k, t[0]))
+			all[k++] = t[0];
+	}
+	CHECK(has(all, 3, 1) && has(all, 3, 2) && has(all, 3, 3), "tags %llu %llu %llu",
+	      (unsigned long long)all[0], (unsigned long long)all[1], (unsigned long long)all[2]);
+	/* nothing consumed; the state once per value, the others while ready */
+	OK(shmbus_waitset_wait(ws, 0, t, 4, &n));
+	CHECK(n == 2 && has(t, n, 2) && has(t, n, 3) && !has(t, n, 1), "level: n %zu", n);
+	OK(shmbus_queue_get(q, buf, sizeof(buf), &len, NULL, 0));
+	CHECK(len == 2 && !memcmp(buf, "hi", 2), "the message was consumed by the set");
+	OK(shmbus_event_clear(e));
+	EXPECT_CODE(shmbus_waitset_wait(ws, 0, t, 4, &n), SHMBUS_ETIMEDOUT);
+
+	/* the fd: readable while a member is ready; wait(0) re-arms it */
+	OK(shmbus_waitset_fd(ws, &fd));
+	pf.fd = fd;
+	pf.events = POLLIN;
+	CHECK(poll(&pf, 1, 0) == 0, "fd readable with nothing ready");
+	run_child(name, 1);     /* writes y again */
+	CHECK(poll(&pf, 1, 5000) == 1 && (pf.revents & POLLIN), "fd not readable after a write");
+	OK(shmbus_waitset_wait(ws, 0, t, 4, &n));
+	CHECK(n == 1 && t[0] == 1, "fd: n %zu", n);
+	CHECK(poll(&pf, 1, 300) == 0, "fd still readable after wait(0) with nothing ready");
+
+	EXPECT_CODE(shmbus_waitset_set_mark(ws, 2, 0), SHMBUS_EINVAL);
+	EXPECT_CODE(shmbus_waitset_set_mark(ws, 99, 0), SHMBUS_ENOENT);
+	OK(shmbus_waitset_set_mark(ws, 1, 0));  /* by hand: the value is newer again */
+	OK(shmbus_waitset_wait(ws, 0, t, 4, &n));
+	CHECK(n == 1 && t[0] == 1, "set_mark: n %zu", n);
+	EXPECT_CODE(shmbus_waitset_remove(ws, 99), SHMBUS_ENOENT);
+	OK(shmbus_waitset_remove(ws, 1));
+	CHECK(shmbus_waitset_size(ws) == 2, "size after remove %zu", shmbus_waitset_size(ws));
+	OK(shmbus_waitset_free(ws));
+	shmbus_state_close(y);
+	shmbus_queue_close(q);
+	shmbus_event_close(e);
+	shmbus_bus_close(bus);
+	shmbus_bus_unlink(name);
+}
+
 int main(void)
 {
 	test_many_writers();
@@ -549,6 +684,7 @@ int main(void)
 	test_truncate();
 	test_gc_temporaries();
 	test_truncate_no_success();
+	test_waitset();
 	printf("test_outsider: all passed\n");
 	return 0;
 }
