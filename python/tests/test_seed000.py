@@ -42,7 +42,16 @@ def test_seed000_plant_and_controller(child_env):
         controller = _spawn("controller.py", env)
         # Watch y from a third process while the plant runs (~12 s).
         with shmbus.Bus(name, create=False, wait=10) as bus:
-            y = bus.state("y", create=False)
+            # The plant creates y after its bus: under load the watcher can
+            # come in between, so it waits for y as it waited for the bus.
+            while True:
+                try:
+                    y = bus.state("y", create=False)
+                    break
+                except shmbus.NotFound:
+                    assert plant.poll() is None, plant.communicate()[0]
+                    assert time.monotonic() < deadline, "the plant did not create y"
+                    time.sleep(0.02)
             while plant.poll() is None:
                 try:
                     ys.append(float(y.read()[0]))
