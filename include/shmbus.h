@@ -68,33 +68,72 @@ extern "C" {
 /* Errors                                                                 */
 /* ---------------------------------------------------------------------- */
 
-enum {
-	SHMBUS_OK = 0,
-	SHMBUS_EINVAL = -1,     /* an argument is invalid (the message says which) */
-	SHMBUS_ENOENT = -2,     /* no such bus or channel */
-	SHMBUS_EEXIST = -3,     /* a bus or channel of that name exists */
-	SHMBUS_ETYPE = -4,      /* the channel exists with another kind, dtype or shape */
-	SHMBUS_ECORRUPT = -5,   /* shared contents fail validation */
-	SHMBUS_EVERSION = -6,   /* the segment was made by another ABI version */
-	SHMBUS_ENOSPC = -7,     /* out of room: segment heap, directory, peer table, /dev/shm */
-	SHMBUS_ETIMEDOUT = -8,  /* the timeout ran out */
-	SHMBUS_EAGAIN = -9,     /* would block: queue full or empty under a zero timeout */
-	SHMBUS_ECLOSED = -10,   /* end of stream: the queue is closed and drained */
-	SHMBUS_EBUSY = -11,     /* held by another live process (e.g. a state writer) */
-	SHMBUS_EOWNERDEAD = -12,/* lock acquired; its previous owner died holding it */
-	SHMBUS_ESYS = -13,      /* a system call failed (the message has errno's words) */
-	SHMBUS_EPERM = -14,     /* permission or ownership refused */
-	SHMBUS_ETOOBIG = -15,   /* a message or value is larger than the channel allows */
-	SHMBUS_EINTR = -16,     /* a signal interrupted a blocking call */
-	SHMBUS_ENODATA = -17,   /* nothing to read yet (a state never written) */
-	SHMBUS_ENOMEM = -18,    /* the process is out of memory */
-	SHMBUS_ESTATE = -19,    /* call out of order (commit without reserve, ...) */
-	SHMBUS_ENOTRECOVERABLE = -20, /* lock owner died and state was never repaired */
-	SHMBUS_ELAPPED = -21,   /* a detached consumer group was overtaken; messages were skipped */
-};
+/* Every error code, once: X(NAME, value, words). The enum below, the words
+ * of shmbus_strerror(), the names of shmbus_errname(), the CLI's exit codes
+ * and the Python binding's exception classes are all generated from it, so
+ * they cannot drift apart. The values are the ABI: never renumbered, new
+ * codes are added at the end. Use it as libuv's UV_ERRNO_MAP:
+ *     #define CASE(name, value, words) case SHMBUS_##name: ...
+ *     SHMBUS_ERRORS(CASE)                                                  */
+#define SHMBUS_ERRORS(X) \
+	X(OK,                0, "success") \
+	/* an argument is invalid (the message says which) */ \
+	X(EINVAL,           -1, "invalid argument") \
+	/* no such bus or channel */ \
+	X(ENOENT,           -2, "no such bus or channel") \
+	/* a bus or channel of that name exists */ \
+	X(EEXIST,           -3, "already exists") \
+	/* the channel exists with another kind, dtype or shape */ \
+	X(ETYPE,            -4, "channel exists with another kind, dtype or shape") \
+	/* shared contents fail validation */ \
+	X(ECORRUPT,         -5, "shared memory contents are corrupt") \
+	/* the segment was made by another ABI version */ \
+	X(EVERSION,         -6, "segment made by another shmbus ABI version") \
+	/* out of room: segment heap, directory, peer table, /dev/shm */ \
+	X(ENOSPC,           -7, "out of space") \
+	/* the timeout ran out */ \
+	X(ETIMEDOUT,        -8, "timed out") \
+	/* would block: queue full or empty under a zero timeout */ \
+	X(EAGAIN,           -9, "would block") \
+	/* end of stream: the queue is closed and drained */ \
+	X(ECLOSED,         -10, "end of stream") \
+	/* held by another live process (e.g. a state writer) */ \
+	X(EBUSY,           -11, "held by another process") \
+	/* lock acquired; its previous owner died holding it */ \
+	X(EOWNERDEAD,      -12, "previous owner died") \
+	/* a system call failed (the message has errno's words) */ \
+	X(ESYS,            -13, "system call failed") \
+	/* permission or ownership refused */ \
+	X(EPERM,           -14, "permission denied") \
+	/* a message or value is larger than the channel allows */ \
+	X(ETOOBIG,         -15, "too big") \
+	/* a signal interrupted a blocking call */ \
+	X(EINTR,           -16, "interrupted by a signal") \
+	/* nothing to read yet (a state never written) */ \
+	X(ENODATA,         -17, "no data yet") \
+	/* the process is out of memory */ \
+	X(ENOMEM,          -18, "out of memory") \
+	/* call out of order (commit without reserve, ...) */ \
+	X(ESTATE,          -19, "call out of order") \
+	/* lock owner died and state was never repaired */ \
+	X(ENOTRECOVERABLE, -20, "state not recoverable") \
+	/* a detached consumer group was overtaken; messages were skipped */ \
+	X(ELAPPED,         -21, "consumer group was overtaken; messages skipped")
 
-/* The words for an error code; never NULL; static storage. */
+#define SHMBUS_ERROR_ENUM_(name, value, words) SHMBUS_##name = (value),
+enum {
+	SHMBUS_ERRORS(SHMBUS_ERROR_ENUM_)
+};
+#undef SHMBUS_ERROR_ENUM_
+
+/* The words for an error code ("invalid argument"); "unknown error" for a
+ * code not in SHMBUS_ERRORS; never NULL; static storage. Never fails. */
 const char *shmbus_strerror(int code);
+
+/* The name of an error code as this header spells it ("SHMBUS_EINVAL",
+ * "SHMBUS_OK"); "SHMBUS_E?" for a code not in SHMBUS_ERRORS; never NULL;
+ * static storage. Never fails. */
+const char *shmbus_errname(int code);
 
 /* The detail of the last failure in this thread (e.g. "channel 'y' exists
  * with dtype float64 shape [1], asked for int32 shape [3]"); "" if none.
