@@ -360,10 +360,10 @@ typedef struct shmbus_channel_info_s {  /* _s: see shmbus_bus_info_s */
 
 /* Fill up to cap entries describing the live channels of the bus; *count
  * gets how many there are.
- * Errors (of the three calls below too): SHMBUS_EINVAL (NULL, a bad
- * name), SHMBUS_ETIMEDOUT (the directory lock held past its 2 s timeout),
- * SHMBUS_ECORRUPT (a damaged directory entry or lock, or the bus
- * truncated while mapped); info and delete: SHMBUS_ENOENT (no such
+ * Errors (of channel_info and channel_delete too): SHMBUS_EINVAL (NULL,
+ * a bad name), SHMBUS_ETIMEDOUT (the directory lock held past its 2 s
+ * timeout), SHMBUS_ECORRUPT (a damaged directory entry or lock, or the
+ * bus truncated while mapped); info and delete: SHMBUS_ENOENT (no such
  * channel). */
 int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos,
                         size_t cap, size_t *count);
