@@ -68,37 +68,76 @@ extern "C" {
 /* Errors                                                                 */
 /* ---------------------------------------------------------------------- */
 
-enum {
-	SHMBUS_OK = 0,
-	SHMBUS_EINVAL = -1,     /* an argument is invalid (the message says which) */
-	SHMBUS_ENOENT = -2,     /* no such bus or channel */
-	SHMBUS_EEXIST = -3,     /* a bus or channel of that name exists */
-	SHMBUS_ETYPE = -4,      /* the channel exists with another kind, dtype or shape */
-	SHMBUS_ECORRUPT = -5,   /* shared contents fail validation */
-	SHMBUS_EVERSION = -6,   /* the segment was made by another ABI version */
-	SHMBUS_ENOSPC = -7,     /* out of room: segment heap, directory, peer table, /dev/shm */
-	SHMBUS_ETIMEDOUT = -8,  /* the timeout ran out */
-	SHMBUS_EAGAIN = -9,     /* would block: queue full or empty under a zero timeout */
-	SHMBUS_ECLOSED = -10,   /* end of stream: the queue is closed and drained */
-	SHMBUS_EBUSY = -11,     /* held by another live process (e.g. a state writer) */
-	SHMBUS_EOWNERDEAD = -12,/* lock acquired; its previous owner died holding it */
-	SHMBUS_ESYS = -13,      /* a system call failed (the message has errno's words) */
-	SHMBUS_EPERM = -14,     /* permission or ownership refused */
-	SHMBUS_ETOOBIG = -15,   /* a message or value is larger than the channel allows */
-	SHMBUS_EINTR = -16,     /* a signal interrupted a blocking call */
-	SHMBUS_ENODATA = -17,   /* nothing to read yet (a state never written) */
-	SHMBUS_ENOMEM = -18,    /* the process is out of memory */
-	SHMBUS_ESTATE = -19,    /* call out of order (commit without reserve, ...) */
-	SHMBUS_ENOTRECOVERABLE = -20, /* lock owner died and state was never repaired */
-	SHMBUS_ELAPPED = -21,   /* a detached consumer group was overtaken; messages were skipped */
-};
+/* Every error code, once: X(NAME, value, words). The enum below, the words
+ * of shmbus_strerror(), the names of shmbus_errname(), the CLI's exit codes
+ * and the Python binding's exception classes are all generated from it, so
+ * they cannot drift apart. The values are the ABI: never renumbered, new
+ * codes are added at the end. Use it as libuv's UV_ERRNO_MAP:
+ *     #define CASE(name, value, words) case SHMBUS_##name: ...
+ *     SHMBUS_ERRORS(CASE)                                                  */
+#define SHMBUS_ERRORS(X) \
+	X(OK,                0, "success") \
+	/* an argument is invalid (the message says which) */ \
+	X(EINVAL,           -1, "invalid argument") \
+	/* no such bus or channel */ \
+	X(ENOENT,           -2, "no such bus or channel") \
+	/* a bus or channel of that name exists */ \
+	X(EEXIST,           -3, "already exists") \
+	/* the channel exists with another kind, dtype or shape */ \
+	X(ETYPE,            -4, "channel exists with another kind, dtype or shape") \
+	/* shared contents fail validation */ \
+	X(ECORRUPT,         -5, "shared memory contents are corrupt") \
+	/* the segment was made by another ABI version */ \
+	X(EVERSION,         -6, "segment made by another shmbus ABI version") \
+	/* out of room: segment heap, directory, peer table, /dev/shm */ \
+	X(ENOSPC,           -7, "out of space") \
+	/* the timeout ran out */ \
+	X(ETIMEDOUT,        -8, "timed out") \
+	/* would block: queue full or empty under a zero timeout */ \
+	X(EAGAIN,           -9, "would block") \
+	/* end of stream: the queue is closed and drained */ \
+	X(ECLOSED,         -10, "end of stream") \
+	/* held by another live process (e.g. a state writer) */ \
+	X(EBUSY,           -11, "held by another process") \
+	/* lock acquired; its previous owner died holding it */ \
+	X(EOWNERDEAD,      -12, "previous owner died") \
+	/* a system call failed (the message has errno's words) */ \
+	X(ESYS,            -13, "system call failed") \
+	/* permission or ownership refused */ \
+	X(EPERM,           -14, "permission denied") \
+	/* a message or value is larger than the channel allows */ \
+	X(ETOOBIG,         -15, "too big") \
+	/* a signal interrupted a blocking call */ \
+	X(EINTR,           -16, "interrupted by a signal") \
+	/* nothing to read yet (a state never written) */ \
+	X(ENODATA,         -17, "no data yet") \
+	/* the process is out of memory */ \
+	X(ENOMEM,          -18, "out of memory") \
+	/* call out of order (commit without reserve, ...) */ \
+	X(ESTATE,          -19, "call out of order") \
+	/* lock owner died and state was never repaired */ \
+	X(ENOTRECOVERABLE, -20, "state not recoverable") \
+	/* a detached consumer group was overtaken; messages were skipped */ \
+	X(ELAPPED,         -21, "consumer group was overtaken; messages skipped")
 
-/* The words for an error code; never NULL; static storage. */
+#define SHMBUS_ERROR_ENUM_(name, value, words) SHMBUS_##name = (value),
+enum {
+	SHMBUS_ERRORS(SHMBUS_ERROR_ENUM_)
+};
+#undef SHMBUS_ERROR_ENUM_
+
+/* The words for an error code ("invalid argument"); "unknown error" for a
+ * code not in SHMBUS_ERRORS; never NULL; static storage. Never fails. */
 const char *shmbus_strerror(int code);
+
+/* The name of an error code as this header spells it ("SHMBUS_EINVAL",
+ * "SHMBUS_OK"); "SHMBUS_E?" for a code not in SHMBUS_ERRORS; never NULL;
+ * static storage. Never fails. */
+const char *shmbus_errname(int code);
 
 /* The detail of the last failure in this thread (e.g. "channel 'y' exists
  * with dtype float64 shape [1], asked for int32 shape [3]"); "" if none.
- * Valid until the next shmbus call in this thread. */
+ * Valid until the next shmbus call in this thread. Never fails. */
 const char *shmbus_last_error(void);
 
 /* The version of the library actually loaded (which may be newer than the
@@ -122,12 +161,13 @@ typedef enum shmbus_dtype {
 	SHMBUS_DTYPE_COUNT
 } shmbus_dtype_t;
 
-/* Size in bytes of one element of dtype; 0 for an invalid dtype. */
+/* Size in bytes of one element of dtype; 0 for an invalid dtype. Never
+ * fails. */
 size_t shmbus_dtype_size(int dtype);
-/* Name of a dtype ("float64"); NULL for an invalid dtype. */
+/* Name of a dtype ("float64"); NULL for an invalid dtype. Never fails. */
 const char *shmbus_dtype_name(int dtype);
 /* Parse a dtype name ("float64", "f8", "int32", "bytes", ...); returns the
- * dtype or SHMBUS_EINVAL. */
+ * dtype. Errors: SHMBUS_EINVAL (NULL, or not a dtype name). */
 int shmbus_dtype_parse(const char *name);
 
 typedef enum shmbus_kind {
@@ -138,6 +178,8 @@ typedef enum shmbus_kind {
 	SHMBUS_KIND_COUNT
 } shmbus_kind_t;
 
+/* Name of a channel kind ("state", "queue", ...); "unknown" for an invalid
+ * kind. Never fails. */
 const char *shmbus_kind_name(int kind);
 
 #define SHMBUS_NAME_MAX 63      /* longest bus or channel name, in bytes */
@@ -167,13 +209,20 @@ typedef struct shmbus_bus_opts {
 /* Do not register this process in the peer table (read-only tools). */
 #define SHMBUS_BUS_NO_PEER 0x2u
 
+/* Fill opts with the defaults (size_of set, everything else 0). Never
+ * fails. */
 void shmbus_bus_opts_init(shmbus_bus_opts_t *opts);
 
 /* Create a new bus. Fails with SHMBUS_EEXIST if the name is taken. The
  * segment's pages are reserved now, so a full /dev/shm or disk fails here
  * with SHMBUS_ENOSPC rather than later. Other processes never see a
  * half-initialised segment: it is built under a temporary name and
- * published with one atomic link. */
+ * published with one atomic link.
+ * Errors: SHMBUS_EINVAL (bad name or options, NULL out), SHMBUS_EEXIST,
+ * SHMBUS_ENOSPC (/dev/shm or the disk is full), SHMBUS_EPERM (the
+ * directory refuses the file), SHMBUS_ENOENT (a file: bus whose directory
+ * does not exist, or a bus unlinked by another process before this call
+ * opened it), SHMBUS_ENOMEM, SHMBUS_ESYS (another system call failed). */
 int shmbus_bus_create(const char *name, const shmbus_bus_opts_t *opts,
                       shmbus_bus_t **out);
 
@@ -183,28 +232,42 @@ int shmbus_bus_create(const char *name, const shmbus_bus_opts_t *opts,
  * used. The handle keeps one file descriptor open (close-on-exec): through
  * it the process holds the kernel file lock by which other processes, in
  * any pid namespace, see it alive. Handles inherited through fork belong
- * to the parent; the child gets a lock of its own on them. */
+ * to the parent; the child gets a lock of its own on them.
+ * Errors: SHMBUS_EINVAL (bad name or options, NULL out), SHMBUS_ENOENT,
+ * SHMBUS_EPERM (owned by another user, or its mode widened since its
+ * creation, without SHMBUS_BUS_ALLOW_FOREIGN_OWNER; a symbolic link; the
+ * file's permissions), SHMBUS_ECORRUPT (not a shmbus segment: bad magic,
+ * smaller than its header, inconsistent tables, not a regular file),
+ * SHMBUS_EVERSION, SHMBUS_ENOSPC (peer table full), SHMBUS_ETIMEDOUT
+ * (another process kept recovering it after a reboot for over 2 s),
+ * SHMBUS_ENOMEM, SHMBUS_ESYS (a system call failed). */
 int shmbus_bus_open(const char *name, const shmbus_bus_opts_t *opts,
                     shmbus_bus_t **out);
 
 /* Open the bus, creating it with opts if it does not exist. Safe when
  * several processes race to create the same name. *created (if not NULL)
- * tells whether this call created it. */
+ * tells whether this call created it. Errors: those of shmbus_bus_open
+ * and shmbus_bus_create; SHMBUS_ENOENT and SHMBUS_EEXIST only when other
+ * processes created and removed the name through 8 attempts in a row. */
 int shmbus_bus_open_or_create(const char *name, const shmbus_bus_opts_t *opts,
                               shmbus_bus_t **out, int *created);
 
 /* Like shmbus_bus_open_or_create, but waits up to timeout_ns for another
- * process to create it instead of creating it. */
+ * process to create it instead of creating it. Errors: those of
+ * shmbus_bus_open but SHMBUS_ENOENT, which it waits out: SHMBUS_ETIMEDOUT
+ * when the bus did not appear in time, SHMBUS_EINTR on a signal. */
 int shmbus_bus_wait_open(const char *name, const shmbus_bus_opts_t *opts,
                          int64_t timeout_ns, shmbus_bus_t **out);
 
 /* Detach: leave the peer table, unmap, close the descriptor. Channel
  * handles of this bus must be closed first: once a process has closed
  * every handle of a bus, what it still owns there counts as a dead
- * process's. */
+ * process's. Never fails (returns 0). */
 int shmbus_bus_close(shmbus_bus_t *bus);
 
-/* Remove the name; processes that have it open keep their mapping. */
+/* Remove the name; processes that have it open keep their mapping.
+ * Errors: SHMBUS_EINVAL (bad name), SHMBUS_ENOENT, SHMBUS_EPERM (not
+ * allowed to remove the file), SHMBUS_ESYS (unlink failed otherwise). */
 int shmbus_bus_unlink(const char *name);
 
 typedef struct shmbus_bus_info_s {  /* _s: C++ would hide it behind the function of the same name */
@@ -225,9 +288,11 @@ typedef struct shmbus_bus_info_s {  /* _s: C++ would hide it behind the function
 	uint32_t reserved_;
 } shmbus_bus_info_t;
 
+/* Describe the bus. Errors: SHMBUS_EINVAL (NULL), SHMBUS_ECORRUPT (the
+ * file was truncated while mapped; *info is filled all the same). */
 int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info);
 
-/* The name the bus was opened with. */
+/* The name the bus was opened with ("" for NULL). Never fails. */
 const char *shmbus_bus_name(shmbus_bus_t *bus);
 
 typedef struct shmbus_peer_info {
@@ -238,32 +303,37 @@ typedef struct shmbus_peer_info {
 } shmbus_peer_info_t;
 
 /* Fill up to cap entries with the registered peers; *count gets how many
- * there are. */
+ * there are. Errors: SHMBUS_EINVAL (NULL bus or count, NULL peers with
+ * cap > 0). */
 int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
                      size_t *count);
 
 /* Reap dead peers: free their peer slots, release what they held (writer
  * roles, group memberships, claimed queue slots, locks). *reaped gets how
  * many (may be NULL). Any peer may call it; blocked calls do it lazily.
- * Errors: SHMBUS_ETIMEDOUT when the directory lock stays held past its
- * 2 s timeout (a stuck holder or a damaged lock word): the collection stops
+ * Errors: SHMBUS_EINVAL (NULL bus), SHMBUS_ETIMEDOUT when the directory
+ * lock stays held past its 2 s timeout (a stuck holder or a damaged lock word): the collection stops
  * at the first such timeout, *reaped counts what was done before. */
 int shmbus_bus_gc(shmbus_bus_t *bus, uint32_t *reaped);
 
 /* The liveness timeout in ns: how long a blocked call waits before it
- * checks whether the peer it waits on is dead. Default 200 ms. */
+ * checks whether the peer it waits on is dead. Default 200 ms.
+ * Errors: SHMBUS_EINVAL (NULL bus, timeout <= 0). */
 int shmbus_bus_set_liveness(shmbus_bus_t *bus, int64_t timeout_ns);
 
 /* Enumerate the shmbus segments in /dev/shm. For each, calls fn(name, arg);
  * a non-zero return stops the walk and is returned. It only reads: nothing
- * is removed, and a creation's temporary file is not listed. */
+ * is removed, and a creation's temporary file is not listed.
+ * Errors: SHMBUS_EINVAL (NULL fn), and when /dev/shm cannot be read
+ * SHMBUS_ENOENT, SHMBUS_EPERM, SHMBUS_ENOMEM or SHMBUS_ESYS. */
 int shmbus_list(int (*fn)(const char *name, void *arg), void *arg);
 
 /* Remove the temporary files in /dev/shm that creators killed inside
  * shmbus_bus_create left behind (their process is gone, so nobody can
  * publish them). A bus is never one of them: temporaries have names no bus
  * can have. With dry_run nonzero nothing is removed, only counted. *count
- * (may be NULL) gets how many. Errors: SHMBUS_ESYS (cannot read /dev/shm). */
+ * (may be NULL) gets how many. Errors, when /dev/shm cannot be read:
+ * SHMBUS_ENOENT, SHMBUS_EPERM, SHMBUS_ENOMEM or SHMBUS_ESYS. */
 int shmbus_gc_temporaries(int dry_run, uint32_t *count);
 
 /* ---------------------------------------------------------------------- */
@@ -289,20 +359,26 @@ typedef struct shmbus_channel_info_s {  /* _s: see shmbus_bus_info_s */
 #define SHMBUS_CHANNEL_MANY_WRITERS 0x1u /* state made with SHMBUS_WRITERS_MANY */
 
 /* Fill up to cap entries describing the live channels of the bus; *count
- * gets how many there are. */
+ * gets how many there are.
+ * Errors (of channel_info and channel_delete too): SHMBUS_EINVAL (NULL,
+ * a bad name), SHMBUS_ETIMEDOUT (the directory lock held past its 2 s
+ * timeout), SHMBUS_ECORRUPT (a damaged directory entry or lock, or the
+ * bus truncated while mapped); info and delete: SHMBUS_ENOENT (no such
+ * channel). */
 int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos,
                         size_t cap, size_t *count);
 
-/* Describe one channel by name. */
+/* Describe one channel by name. Errors: see shmbus_channel_list. */
 int shmbus_channel_info(shmbus_bus_t *bus, const char *name,
                         shmbus_channel_info_t *info);
 
 /* Delete a channel. Open handles keep working on its memory until closed;
- * the heap space is freed when the bus is next re-created. */
+ * the heap space is freed when the bus is next re-created. Errors: see
+ * shmbus_channel_list. */
 int shmbus_channel_delete(shmbus_bus_t *bus, const char *name);
 
 /* Check a name: 1..SHMBUS_NAME_MAX bytes of [A-Za-z0-9_.-], not starting
- * with '.'. Returns 0 or SHMBUS_EINVAL with the reason. */
+ * with '.'. Errors: SHMBUS_EINVAL (the message gives the reason). */
 int shmbus_name_check(const char *name);
 
 /* ---------------------------------------------------------------------- */
@@ -349,17 +425,27 @@ typedef struct shmbus_state_opts {
 	uint32_t reserved_;
 } shmbus_state_opts_t;
 
+/* Fill opts with the defaults (size_of set). Never fails. */
 void shmbus_state_opts_init(shmbus_state_opts_t *opts);
 
 /* Open (and by default create) a state channel. If it exists, its dtype and
  * shape must match opts (SHMBUS_ETYPE otherwise); with opts->create == 0 and
- * opts->ndim == 0 any existing type is accepted. */
+ * opts->ndim == 0 any existing type is accepted.
+ * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, dtype, shape,
+ * nbuf, writers, wait policy), SHMBUS_ENOENT (missing and create == 0),
+ * SHMBUS_ETYPE (another kind, dtype, shape or writers), SHMBUS_ETOOBIG
+ * (a value over 1 TiB), SHMBUS_ENOSPC (directory or heap full),
+ * SHMBUS_ETIMEDOUT (the directory lock held past 2 s), SHMBUS_ECORRUPT
+ * (a damaged entry or control block), SHMBUS_ENOMEM.
+ * shmbus_state_close never fails. */
 int shmbus_state_open(shmbus_bus_t *bus, const char *name,
                       const shmbus_state_opts_t *opts, shmbus_state_t **out);
 int shmbus_state_close(shmbus_state_t *st);
 
-/* Bytes of one value (dtype size x elements). */
+/* Bytes of one value (dtype size x elements); 0 for NULL. Never fails. */
 size_t shmbus_state_size(shmbus_state_t *st);
+/* Describe the channel. Errors: SHMBUS_EINVAL (NULL), and those of
+ * shmbus_channel_info (SHMBUS_ENOENT: deleted). */
 int shmbus_state_info(shmbus_state_t *st, shmbus_channel_info_t *info);
 
 /* Publish a new value of exactly shmbus_state_size() bytes.
@@ -372,42 +458,62 @@ int shmbus_state_info(shmbus_state_t *st, shmbus_channel_info_t *info);
  * Multi-writer channel (SHMBUS_WRITERS_MANY): any process, and any handle,
  * may write; a write waits only for a write in progress (see
  * shmbus_writers_t), and a writer killed mid-write is replaced at once with
- * the last complete value still readable. */
+ * the last complete value still readable.
+ * Errors: SHMBUS_EINVAL (NULL, len not the value size), SHMBUS_ESTATE (a
+ * write_begin not committed), SHMBUS_EBUSY (another live writer; on a
+ * multi-writer channel, a turn held past 10 x the liveness timeout),
+ * SHMBUS_ECORRUPT (the bus truncated while mapped). */
 int shmbus_state_write(shmbus_state_t *st, const void *value, size_t len);
 
 /* Zero-copy write: *ptr gets the buffer the next value goes into; fill it,
  * then commit. Readers go on reading the previous value meanwhile. On a
  * multi-writer channel the turn is held from begin to commit: other writers
- * wait meanwhile, so fill the buffer promptly. */
+ * wait meanwhile, so fill the buffer promptly.
+ * Errors: SHMBUS_EINVAL (NULL); begin: SHMBUS_ESTATE (called twice),
+ * SHMBUS_EBUSY (as shmbus_state_write); commit: SHMBUS_ESTATE (no
+ * begin). */
 int shmbus_state_write_begin(shmbus_state_t *st, void **ptr);
 int shmbus_state_write_commit(shmbus_state_t *st);
 
 /* Give up the writer role (also done by close). On a multi-writer channel:
- * give up a turn left open by write_begin (the value is not published). */
+ * give up a turn left open by write_begin (the value is not published).
+ * Errors: SHMBUS_EINVAL (NULL). */
 int shmbus_state_release_writer(shmbus_state_t *st);
 
 /* Copy the latest complete value into buf (len >= value size); *seq (may be
  * NULL) gets its sequence number: 1 for the first write, +1 per write, so a
  * reader knows how many it missed. SHMBUS_ENODATA if never written. Never
- * blocks the writer; retries internally if the writer laps it. */
+ * blocks the writer; retries internally if the writer laps it.
+ * Errors: SHMBUS_EINVAL (NULL), SHMBUS_ETOOBIG (len below the value size),
+ * SHMBUS_ENODATA, SHMBUS_EAGAIN (the writer kept lapping it: no stable
+ * value found), SHMBUS_ECORRUPT (damaged control words, or the bus
+ * truncated while mapped). */
 int shmbus_state_read(shmbus_state_t *st, void *buf, size_t len, uint64_t *seq);
 
 /* Zero-copy read: *ptr points at the latest value in shared memory, *seq
  * its sequence number. Use the bytes, then call read_validate: 0 means they
  * were a whole value; SHMBUS_EAGAIN means the writer overwrote them meanwhile
- * and the caller must begin again. */
+ * and the caller must begin again.
+ * Errors: SHMBUS_EINVAL (NULL), SHMBUS_ECORRUPT (the bus truncated while
+ * mapped); begin: SHMBUS_ENODATA, SHMBUS_EAGAIN (no stable value found);
+ * validate: SHMBUS_EAGAIN. */
 int shmbus_state_read_begin(shmbus_state_t *st, const void **ptr, uint64_t *seq);
 int shmbus_state_read_validate(shmbus_state_t *st, uint64_t seq);
 
-/* The sequence number of the latest value (0 if none), without copying. */
+/* The sequence number of the latest value (0 if none, or NULL), without
+ * copying. Never fails. */
 uint64_t shmbus_state_seq(shmbus_state_t *st);
 
 /* Wait until a value newer than newer_than is published; *seq gets it.
- * Uses the channel handle's wait policy. */
+ * Uses the channel handle's wait policy.
+ * Errors: SHMBUS_EINVAL (NULL), SHMBUS_ETIMEDOUT, SHMBUS_EINTR,
+ * SHMBUS_ECORRUPT (the bus truncated or overwritten), SHMBUS_ENOENT (the
+ * channel deleted), SHMBUS_ESYS (the futex call failed). */
 int shmbus_state_wait(shmbus_state_t *st, uint64_t newer_than,
                       int64_t timeout_ns, uint64_t *seq);
 
-/* Change the wait policy and spin budget of this handle. */
+/* Change the wait policy and spin budget of this handle.
+ * Errors: SHMBUS_EINVAL (NULL, another policy, a negative budget). */
 int shmbus_state_set_wait(shmbus_state_t *st, int policy, int64_t spin_ns);
 
 /* ---------------------------------------------------------------------- */
@@ -431,8 +537,19 @@ typedef struct shmbus_queue_opts {
 	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
 } shmbus_queue_opts_t;
 
+/* Fill opts with the defaults (size_of set). Never fails. */
 void shmbus_queue_opts_init(shmbus_queue_opts_t *opts);
 
+/* Open (and by default create) a queue channel. If it exists, each of
+ * slots, max_msg, max_groups, max_members and max_producers that opts sets
+ * (non-zero) must match it.
+ * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, slots,
+ * max_msg, wait policy), SHMBUS_ENOENT (missing and create == 0),
+ * SHMBUS_ETYPE (another kind, or a limit that does not match),
+ * SHMBUS_ENOSPC (directory
+ * or heap full), SHMBUS_ETIMEDOUT (the directory lock held past 2 s),
+ * SHMBUS_ECORRUPT (a damaged entry or control block), SHMBUS_ENOMEM.
+ * shmbus_queue_close never fails. */
 int shmbus_queue_open(shmbus_bus_t *bus, const char *name,
                       const shmbus_queue_opts_t *opts, shmbus_queue_t **out);
 int shmbus_queue_close(shmbus_queue_t *q);
@@ -440,16 +557,28 @@ int shmbus_queue_close(shmbus_queue_t *q);
 /* Producing. A message is 0..max_msg bytes. put copies it in; reserve hands
  * out the slot's memory (valid until commit/abort) for the caller to fill.
  * With timeout 0 a full ring gives SHMBUS_EAGAIN; after close, SHMBUS_ECLOSED.
- * A message longer than max_msg gives SHMBUS_ETOOBIG. */
+ * A message longer than max_msg gives SHMBUS_ETOOBIG.
+ * Errors (put, reserve, put_many): SHMBUS_EINVAL (NULL), SHMBUS_ETOOBIG,
+ * SHMBUS_ESTATE (a reservation of this handle is open), SHMBUS_ENOSPC (the
+ * queue's max_producers records in use, at a handle's first put),
+ * SHMBUS_EAGAIN, SHMBUS_ETIMEDOUT (full; or, at a handle's first put, the
+ * directory lock held past 2 s), SHMBUS_ECLOSED, SHMBUS_EINTR,
+ * SHMBUS_ECORRUPT (the bus truncated or overwritten), SHMBUS_ENOENT (the
+ * channel deleted), SHMBUS_ESYS (the futex call failed). */
 int shmbus_queue_put(shmbus_queue_t *q, const void *msg, size_t len,
                      int64_t timeout_ns);
 int shmbus_queue_reserve(shmbus_queue_t *q, size_t len, void **ptr,
                          int64_t timeout_ns);
-/* Publish the reserved message, shortened to len (<= the reserved length). */
+/* Publish the reserved message, shortened to len (<= the reserved length).
+ * Errors: SHMBUS_EINVAL (NULL, len over the reserved length),
+ * SHMBUS_ESTATE (no reservation), SHMBUS_ECORRUPT (the bus truncated while
+ * mapped). */
 int shmbus_queue_commit(shmbus_queue_t *q, size_t len);
-/* Give up a reservation: consumers skip the slot. */
+/* Give up a reservation: consumers skip the slot. Errors: SHMBUS_EINVAL
+ * (NULL), SHMBUS_ESTATE (no reservation). */
 int shmbus_queue_abort(shmbus_queue_t *q);
-/* Put n messages; *done gets how many went in (all, unless an error). */
+/* Put n messages; *done gets how many went in (all, unless an error).
+ * Errors: those of put (SHMBUS_EINVAL also for a NULL message). */
 int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs,
                           const size_t *lens, size_t n, int64_t timeout_ns,
                           size_t *done);
@@ -468,13 +597,19 @@ int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs,
  * counts. n = 0 returns 0 at once. SHMBUS_EAGAIN with timeout 0 and fewer
  * groups, SHMBUS_ETIMEDOUT after timeout_ns (the detail says how many
  * there are), SHMBUS_EINVAL if n exceeds the queue's max_groups,
- * SHMBUS_EINTR on a signal. */
+ * SHMBUS_EINTR on a signal.
+ * Errors: SHMBUS_EINVAL (NULL, n over max_groups), SHMBUS_EAGAIN,
+ * SHMBUS_ETIMEDOUT, SHMBUS_EINTR, SHMBUS_ECORRUPT (the bus truncated or
+ * overwritten), SHMBUS_ENOENT (the channel deleted), SHMBUS_ESYS (the
+ * futex call failed). */
 int shmbus_queue_wait_groups(shmbus_queue_t *q, uint32_t n, int64_t timeout_ns);
 
 /* Mark end of stream. Consumers drain what is committed, then get
- * SHMBUS_ECLOSED. Later puts fail with SHMBUS_ECLOSED. */
+ * SHMBUS_ECLOSED. Later puts fail with SHMBUS_ECLOSED.
+ * Errors: SHMBUS_EINVAL (NULL). */
 int shmbus_queue_shut(shmbus_queue_t *q);
-/* 1 if closed (end of stream marked), else 0. */
+/* 1 if closed (end of stream marked), else 0 (also for NULL). Never
+ * fails. */
 int shmbus_queue_is_shut(shmbus_queue_t *q);
 
 /* Consuming. Each consumer handle belongs to one named group; join it
@@ -489,12 +624,19 @@ int shmbus_queue_is_shut(shmbus_queue_t *q);
 /* Keep gating producers even when every member is dead (default: a group
  * with no live member stops gating after the liveness timeout). */
 #define SHMBUS_GROUP_DURABLE 0x2u
+/* Errors: SHMBUS_EINVAL (NULL, bad group name, unknown flags),
+ * SHMBUS_ESTATE (this handle is a member of another group), SHMBUS_ENOSPC
+ * (max_groups groups or max_members members), SHMBUS_ETIMEDOUT (the
+ * directory lock held past 2 s), SHMBUS_ECORRUPT (a damaged lock). */
 int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags);
 /* Remove a group that nobody will use again: it stops gating producers at
  * once (a DURABLE group otherwise gates for ever) and its name may be
  * joined afresh later, as a new group. Messages held by its dead members
  * are dropped with it. SHMBUS_EBUSY while a member is alive (this handle's
- * own group included), SHMBUS_ENOENT if there is no such group. */
+ * own group included), SHMBUS_ENOENT if there is no such group.
+ * Errors: SHMBUS_EINVAL (NULL, bad group name), SHMBUS_EBUSY,
+ * SHMBUS_ENOENT, SHMBUS_ETIMEDOUT (the directory lock held past 2 s),
+ * SHMBUS_ECORRUPT (a damaged lock). */
 int shmbus_queue_drop_group(shmbus_queue_t *q, const char *group);
 
 #define SHMBUS_MSG_REDELIVERED 0x1u
@@ -508,18 +650,30 @@ typedef struct shmbus_msg {
 } shmbus_msg_t;
 
 /* Zero-copy: hand out the next message of this member's group; the caller
- * must release it before the next peek/get. */
+ * must release it before the next peek/get.
+ * Errors (peek, get, get_many): SHMBUS_EINVAL (NULL), SHMBUS_ESTATE (not
+ * joined, or the last message not released), SHMBUS_EAGAIN (empty, timeout
+ * 0), SHMBUS_ETIMEDOUT, SHMBUS_ECLOSED (shut and drained for this group),
+ * SHMBUS_ELAPPED (a detached group overtaken), SHMBUS_EINTR,
+ * SHMBUS_ECORRUPT (damaged slot or cursor, or the bus truncated or
+ * overwritten), SHMBUS_ENOENT (the channel deleted), SHMBUS_ESYS (the
+ * futex call failed); get and get_many also SHMBUS_ETOOBIG.
+ * release: SHMBUS_EINVAL (NULL), SHMBUS_ESTATE (no message held). */
 int shmbus_queue_peek(shmbus_queue_t *q, shmbus_msg_t *msg, int64_t timeout_ns);
 int shmbus_queue_release(shmbus_queue_t *q);
 /* Copying: *len gets the length; a message longer than cap gives
- * SHMBUS_ETOOBIG and stays queued for a larger buffer. flags may be NULL. */
+ * SHMBUS_ETOOBIG and stays queued for a larger buffer. flags may be NULL.
+ * Errors: those of peek (above), and SHMBUS_ETOOBIG. */
 int shmbus_queue_get(shmbus_queue_t *q, void *buf, size_t cap, size_t *len,
                      uint32_t *flags, int64_t timeout_ns);
 /* Get up to n messages into bufs[i] (each of caps[i] bytes), lengths in
  * lens[i], SHMBUS_MSG_* in flags[i] (flags may be NULL); *got gets how
  * many. Blocks only for the first. The messages are taken as each is
  * copied: a process killed inside the call loses those it copied (use
- * peek/release for messages that must survive the consumer's death). */
+ * peek/release for messages that must survive the consumer's death).
+ * Errors: those of peek (above), and SHMBUS_ETOOBIG; only when no message
+ * was taken (after one, the call returns 0 and the next call reports the
+ * error). */
 int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs,
                           const size_t *caps, size_t *lens, uint32_t *flags,
                           size_t n, int64_t timeout_ns, size_t *got);
@@ -546,9 +700,13 @@ typedef struct shmbus_queue_info_s {  /* _s: see shmbus_bus_info_s */
 	uint32_t reserved_;
 } shmbus_queue_info_t;
 
+/* Describe the queue and up to cap of its groups (groups may be NULL with
+ * cap 0). Errors: SHMBUS_EINVAL (NULL). */
 int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *info,
                       shmbus_group_info_t *groups, size_t cap);
 
+/* Change the wait policy and spin budget of this handle.
+ * Errors: SHMBUS_EINVAL (NULL, another policy, a negative budget). */
 int shmbus_queue_set_wait(shmbus_queue_t *q, int policy, int64_t spin_ns);
 
 /* ---------------------------------------------------------------------- */
@@ -566,6 +724,15 @@ typedef struct shmbus_turn shmbus_turn_t;
  * the lock becomes SHMBUS_ENOTRECOVERABLE). */
 int shmbus_lock_open(shmbus_bus_t *bus, const char *name, int create,
                      shmbus_lock_t **out);
+/* close never fails (a lock held through the handle is released).
+ * Errors: SHMBUS_EINVAL (NULL); lock: SHMBUS_ESTATE (already held
+ * through this handle), SHMBUS_EOWNERDEAD (acquired all the same),
+ * SHMBUS_ENOTRECOVERABLE, SHMBUS_ETIMEDOUT, SHMBUS_EINTR,
+ * SHMBUS_ECORRUPT (the bus truncated or overwritten), SHMBUS_ENOENT (the
+ * channel deleted), SHMBUS_ESYS (the futex call failed); consistent:
+ * SHMBUS_ESTATE (not taken with SHMBUS_EOWNERDEAD); unlock: SHMBUS_ESTATE
+ * (not held through this handle), SHMBUS_EPERM (taken from this process,
+ * reaped as dead). */
 int shmbus_lock_close(shmbus_lock_t *l);
 int shmbus_lock_lock(shmbus_lock_t *l, int64_t timeout_ns);
 int shmbus_lock_consistent(shmbus_lock_t *l);
@@ -574,6 +741,10 @@ int shmbus_lock_unlock(shmbus_lock_t *l);
 /* A manual-reset event: set wakes every waiter and stays set until clear. */
 int shmbus_event_open(shmbus_bus_t *bus, const char *name, int create,
                       shmbus_event_t **out);
+/* close never fails. Errors: SHMBUS_EINVAL (NULL); wait: SHMBUS_ETIMEDOUT,
+ * SHMBUS_EINTR, SHMBUS_ECORRUPT (the bus truncated or overwritten),
+ * SHMBUS_ENOENT (the channel deleted), SHMBUS_ESYS (the futex call
+ * failed). */
 int shmbus_event_close(shmbus_event_t *e);
 int shmbus_event_set(shmbus_event_t *e);
 int shmbus_event_clear(shmbus_event_t *e);
@@ -583,6 +754,10 @@ int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns);
 /* A counting semaphore; initial is used only when this call creates it. */
 int shmbus_sem_open(shmbus_bus_t *bus, const char *name, int create,
                     uint32_t initial, shmbus_sem_t **out);
+/* close never fails. Errors: SHMBUS_EINVAL (NULL); post: SHMBUS_ETOOBIG
+ * (the count at its maximum); wait: SHMBUS_ETIMEDOUT, SHMBUS_EINTR,
+ * SHMBUS_ECORRUPT (the bus truncated or overwritten), SHMBUS_ENOENT (the
+ * channel deleted), SHMBUS_ESYS (the futex call failed). */
 int shmbus_sem_close(shmbus_sem_t *s);
 int shmbus_sem_post(shmbus_sem_t *s);
 int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns);
@@ -593,6 +768,13 @@ int shmbus_sem_value(shmbus_sem_t *s, uint32_t *value);
  * turn; release hands the turn on to the next live party. */
 int shmbus_turn_open(shmbus_bus_t *bus, const char *name, int create,
                      uint32_t max_parties, shmbus_turn_t **out);
+/* close never fails (a turn held is passed on). Errors: SHMBUS_EINVAL
+ * (NULL); register: SHMBUS_ENOSPC (every party registered); acquire:
+ * SHMBUS_ESTATE (not registered, or already acquired), SHMBUS_ETIMEDOUT,
+ * SHMBUS_EINTR, SHMBUS_ECORRUPT (the bus truncated or overwritten, or a
+ * party number out of range), SHMBUS_ENOENT (the channel deleted),
+ * SHMBUS_ESYS (the futex call failed); release: SHMBUS_ESTATE (not
+ * acquired). */
 int shmbus_turn_close(shmbus_turn_t *t);
 int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party);
 int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns);
@@ -653,8 +835,10 @@ typedef enum shmbus_cond {
 	SHMBUS_ON_TURN = 8,    /* turn: this handle's party has the turn */
 } shmbus_cond_t;
 
+/* A new, empty set. Errors: SHMBUS_EINVAL (NULL out), SHMBUS_ENOMEM. */
 int shmbus_waitset_new(shmbus_waitset_t **out);
-/* Frees the set (and its fd, if one was asked for); the handles stay open. */
+/* Frees the set (and its fd, if one was asked for); the handles stay open.
+ * Never fails. */
 int shmbus_waitset_free(shmbus_waitset_t *ws);
 
 /* Add a member. tag: any value, unique in the set (SHMBUS_EEXIST if not).
@@ -662,29 +846,33 @@ int shmbus_waitset_free(shmbus_waitset_t *ws);
  * mark; the mark starts at `after` and moves to the sequence number each
  * time shmbus_waitset_wait reports the member (so each new value is
  * reported once; shmbus_waitset_set_mark moves it by hand).
- * Errors of every add: SHMBUS_EINVAL (NULL), SHMBUS_EEXIST,
+ * Errors (of every add): SHMBUS_EINVAL (NULL), SHMBUS_EEXIST,
  * SHMBUS_ENOSPC (a 128th bus), SHMBUS_ENOMEM; the member is then not
  * added. A member added while another thread waits is seen by that wait. */
 int shmbus_waitset_add_state(shmbus_waitset_t *ws, shmbus_state_t *st,
                              uint64_t after, uint64_t tag);
 /* cond: SHMBUS_ON_MESSAGE, SHMBUS_ON_SPACE or SHMBUS_ON_END (else
  * SHMBUS_EINVAL). MESSAGE and END are about the group the handle is in
- * when it is added: join first (SHMBUS_ESTATE if not joined). */
+ * when it is added: join first (SHMBUS_ESTATE if not joined).
+ * Errors (of these four adds): those of every add; queue also
+ * SHMBUS_EINVAL (another cond) and SHMBUS_ESTATE (not joined). */
 int shmbus_waitset_add_queue(shmbus_waitset_t *ws, shmbus_queue_t *q, int cond,
                              uint64_t tag);
 int shmbus_waitset_add_event(shmbus_waitset_t *ws, shmbus_event_t *e, uint64_t tag);
 int shmbus_waitset_add_lock(shmbus_waitset_t *ws, shmbus_lock_t *l, uint64_t tag);
 int shmbus_waitset_add_sem(shmbus_waitset_t *ws, shmbus_sem_t *s, uint64_t tag);
-/* The handle's party: register first (SHMBUS_ESTATE if not). */
+/* The handle's party: register first (SHMBUS_ESTATE if not).
+ * Errors: those of every add, and SHMBUS_ESTATE (not registered). */
 int shmbus_waitset_add_turn(shmbus_waitset_t *ws, shmbus_turn_t *t, uint64_t tag);
-/* Move a state member's mark (SHMBUS_ENOENT: no such tag; SHMBUS_EINVAL:
- * not a state member). */
+/* Move a state member's mark. Errors: SHMBUS_ENOENT (no such tag),
+ * SHMBUS_EINVAL (NULL set, or not a state member), SHMBUS_ENOMEM. */
 int shmbus_waitset_set_mark(shmbus_waitset_t *ws, uint64_t tag, uint64_t after);
-/* Remove a member (SHMBUS_ENOENT: no such tag). When it returns, the set
+/* Remove a member. Errors: SHMBUS_EINVAL (NULL set), SHMBUS_ENOENT (no
+ * such tag). When it returns, the set
  * no longer touches the member's handle or, if it was the bus's last
  * member, the bus: either may be closed. */
 int shmbus_waitset_remove(shmbus_waitset_t *ws, uint64_t tag);
-/* The number of members. */
+/* The number of members (0 for NULL). Never fails. */
 size_t shmbus_waitset_size(shmbus_waitset_t *ws);
 
 /* Wait until at least one member is ready, or timeout_ns (-1: no limit,
@@ -693,11 +881,13 @@ size_t shmbus_waitset_size(shmbus_waitset_t *ws);
  * SHMBUS_EINVAL (NULL ready or n, cap 0, or an empty set with no
  * timeout). More ready members than cap are reported by the next call.
  * Waits with the set's policy (shmbus_waitset_set_wait; default spin then
- * park, as single waits). */
+ * park, as single waits). Errors: SHMBUS_EINVAL, SHMBUS_ETIMEDOUT,
+ * SHMBUS_EINTR, SHMBUS_ESYS (futex_waitv failed). */
 int shmbus_waitset_wait(shmbus_waitset_t *ws, int64_t timeout_ns, uint64_t *ready,
                         size_t cap, size_t *n);
 /* policy: SHMBUS_WAIT_SPIN_PARK, _SPIN or _PARK; spin_ns: the spin budget
- * (0: 50 us). SHMBUS_EINVAL for another policy or a negative budget. */
+ * (0: 50 us). Errors: SHMBUS_EINVAL (NULL set, another policy, a negative
+ * budget). */
 int shmbus_waitset_set_wait(shmbus_waitset_t *ws, int policy, int64_t spin_ns);
 
 /* A file descriptor that polls readable while a member is ready, for
@@ -713,8 +903,8 @@ int shmbus_waitset_set_wait(shmbus_waitset_t *ws, int policy, int64_t spin_ns);
  * After shmbus_waitset_set_wait it follows that policy: with SPIN_PARK it
  * spins up to spin_ns after each look, and an answer that comes within it
  * costs one wake-up, the eventfd's -- faster on an idle machine, a CPU
- * taken from the event loop on a busy one. Errors:
- * SHMBUS_EINVAL, or the system's (no eventfd, no thread). */
+ * taken from the event loop on a busy one. Errors: SHMBUS_EINVAL (NULL),
+ * SHMBUS_ENOMEM or SHMBUS_ESYS (no eventfd, no thread). */
 int shmbus_waitset_fd(shmbus_waitset_t *ws, int *fd);
 
 /* ---------------------------------------------------------------------- */
@@ -729,19 +919,26 @@ typedef struct shmbus_list shmbus_list_t;
  * dtypes: add, exchange, compare-and-swap; float dtypes: add). */
 int shmbus_array_open(shmbus_bus_t *bus, const char *name, int dtype,
                       uint64_t length, int create, shmbus_array_t **out);
+/* close never fails; length is 0 for NULL. Errors: dtype returns
+ * SHMBUS_EINVAL for NULL. */
 int shmbus_array_close(shmbus_array_t *a);
 uint64_t shmbus_array_length(shmbus_array_t *a);
 int shmbus_array_dtype(shmbus_array_t *a);
-/* The elements in shared memory, for bulk access (valid until close). */
+/* The elements in shared memory, for bulk access (valid until close);
+ * NULL for NULL. Never fails. */
 void *shmbus_array_data(shmbus_array_t *a);
+/* Errors (get, set and the atomic operations below): SHMBUS_EINVAL (NULL,
+ * an index out of range); add_i64, xchg_i64 and cas_i64 on a float array
+ * and add_f64 on an integer one: SHMBUS_ETYPE. */
 int shmbus_array_get(shmbus_array_t *a, uint64_t i, void *value);
 int shmbus_array_set(shmbus_array_t *a, uint64_t i, const void *value);
-/* *old (may be NULL) gets the value before the addition. */
+/* *old (may be NULL) gets the value before the addition. Errors: as get
+ * (above). */
 int shmbus_array_add_i64(shmbus_array_t *a, uint64_t i, int64_t delta, int64_t *old);
 int shmbus_array_add_f64(shmbus_array_t *a, uint64_t i, double delta, double *old);
 int shmbus_array_xchg_i64(shmbus_array_t *a, uint64_t i, int64_t value, int64_t *old);
 /* Returns 0 if swapped, SHMBUS_EAGAIN if the element was not *expected (then
- * *expected gets its value). */
+ * *expected gets its value). Errors: SHMBUS_EAGAIN, and those above. */
 int shmbus_array_cas_i64(shmbus_array_t *a, uint64_t i, int64_t *expected,
                          int64_t desired);
 
@@ -753,11 +950,19 @@ int shmbus_array_cas_i64(shmbus_array_t *a, uint64_t i, int64_t *expected,
  * free, else half of what is free (see docs/containers.md). */
 int shmbus_dict_open(shmbus_bus_t *bus, const char *name, int create,
                      uint64_t area_bytes, shmbus_dict_t **out);
+/* close never fails. Errors of every other call on the dict: SHMBUS_EINVAL
+ * (NULL), SHMBUS_ETIMEDOUT (its lock held by a live
+ * process for over 10 s), SHMBUS_ECORRUPT (damaged contents, or the bus
+ * truncated while mapped), SHMBUS_ENOENT (the channel deleted while this
+ * call waited for its lock); set and update: SHMBUS_ETOOBIG (a key or value
+ * over 4 GiB), SHMBUS_ENOSPC (the area is full). */
 int shmbus_dict_close(shmbus_dict_t *d);
 int shmbus_dict_set(shmbus_dict_t *d, const void *key, size_t klen,
                     const void *val, size_t vlen);
 /* Copies the value into buf; *vlen gets its length. SHMBUS_ENOENT if absent,
- * SHMBUS_ETOOBIG (with *vlen set) if cap is too small. */
+ * SHMBUS_ETOOBIG (with *vlen set) if cap is too small. Errors: those of
+ * every dict call, SHMBUS_ENOENT, SHMBUS_ETOOBIG. del: SHMBUS_ENOENT if
+ * absent. */
 int shmbus_dict_get(shmbus_dict_t *d, const void *key, size_t klen,
                     void *buf, size_t cap, size_t *vlen);
 int shmbus_dict_del(shmbus_dict_t *d, const void *key, size_t klen);
@@ -771,19 +976,34 @@ int shmbus_dict_len(shmbus_dict_t *d, uint64_t *len);
  * the last call's result is stored, so fn should not have side effects. */
 typedef int (*shmbus_update_fn)(const void *old, size_t oldlen, void *out,
                                 size_t cap, size_t *outlen, void *arg);
+/* Errors: those of every dict call and of set, fn's own negative code,
+ * SHMBUS_EINVAL (fn wrote more than cap), SHMBUS_ETOOBIG (fn asked for a
+ * larger cap twice), SHMBUS_ENOMEM. */
 int shmbus_dict_update(shmbus_dict_t *d, const void *key, size_t klen,
                        shmbus_update_fn fn, void *arg);
 /* Iterate: *cursor starts at 0; each call copies one key (and value) and
- * advances; SHMBUS_ENOENT at the end. */
+ * advances; SHMBUS_ENOENT at the end. Errors: those of every dict call,
+ * SHMBUS_ENOENT, SHMBUS_ETOOBIG (kcap or vcap too small). */
 int shmbus_dict_next(shmbus_dict_t *d, uint64_t *cursor, void *kbuf,
                      size_t kcap, size_t *klen, void *vbuf, size_t vcap,
                      size_t *vlen);
 /* Walk the whole container under its lock and check every block, count
- * and link: 0, or SHMBUS_ECORRUPT naming what is wrong. */
+ * and link: 0, or SHMBUS_ECORRUPT naming what is wrong. Errors: those of
+ * every dict call. */
 int shmbus_dict_validate(shmbus_dict_t *d);
 
 int shmbus_list_open(shmbus_bus_t *bus, const char *name, int create,
                      uint64_t area_bytes, shmbus_list_t **out);
+/* close never fails. Errors of every other call on the list (the dict's,
+ * and the same for update): SHMBUS_EINVAL (NULL), SHMBUS_ETIMEDOUT (its lock held by a live
+ * process for over 10 s), SHMBUS_ECORRUPT (damaged contents, or the bus
+ * truncated while mapped), SHMBUS_ENOENT (the channel deleted while this
+ * call waited for its lock). A negative index counts from the end; get,
+ * set, pop and update: one out of range is SHMBUS_ENOENT (insert clamps
+ * it); get and pop: SHMBUS_ETOOBIG (cap too small); append, insert, set
+ * and update: SHMBUS_ENOSPC (the area is full, or the element larger than
+ * it); update: as shmbus_dict_update; validate: SHMBUS_ECORRUPT naming
+ * what is wrong. */
 int shmbus_list_close(shmbus_list_t *l);
 int shmbus_list_len(shmbus_list_t *l, uint64_t *len);
 int shmbus_list_append(shmbus_list_t *l, const void *val, size_t len);
@@ -792,7 +1012,8 @@ int shmbus_list_get(shmbus_list_t *l, int64_t index, void *buf, size_t cap,
                     size_t *len);
 int shmbus_list_set(shmbus_list_t *l, int64_t index, const void *val, size_t len);
 /* Remove and copy out the element at index (negative counts from the end);
- * buf may be NULL to just delete. */
+ * buf may be NULL to just delete. Errors of pop and of the calls below:
+ * see shmbus_list_close. */
 int shmbus_list_pop(shmbus_list_t *l, int64_t index, void *buf, size_t cap,
                     size_t *len);
 int shmbus_list_update(shmbus_list_t *l, int64_t index, shmbus_update_fn fn,

@@ -13,33 +13,25 @@
 
 static _Thread_local char last_error[512];
 
+/* Both come from the one table in the header (SHMBUS_ERRORS). */
 const char *shmbus_strerror(int code)
 {
+#define WORDS(name, value, words) case SHMBUS_##name: return words;
 	switch (code) {
-	case SHMBUS_OK: return "success";
-	case SHMBUS_EINVAL: return "invalid argument";
-	case SHMBUS_ENOENT: return "no such bus or channel";
-	case SHMBUS_EEXIST: return "already exists";
-	case SHMBUS_ETYPE: return "channel exists with another kind, dtype or shape";
-	case SHMBUS_ECORRUPT: return "shared memory contents are corrupt";
-	case SHMBUS_EVERSION: return "segment made by another shmbus ABI version";
-	case SHMBUS_ENOSPC: return "out of space";
-	case SHMBUS_ETIMEDOUT: return "timed out";
-	case SHMBUS_EAGAIN: return "would block";
-	case SHMBUS_ECLOSED: return "end of stream";
-	case SHMBUS_EBUSY: return "held by another process";
-	case SHMBUS_EOWNERDEAD: return "previous owner died";
-	case SHMBUS_ESYS: return "system call failed";
-	case SHMBUS_EPERM: return "permission denied";
-	case SHMBUS_ETOOBIG: return "too big";
-	case SHMBUS_EINTR: return "interrupted by a signal";
-	case SHMBUS_ENODATA: return "no data yet";
-	case SHMBUS_ENOMEM: return "out of memory";
-	case SHMBUS_ESTATE: return "call out of order";
-	case SHMBUS_ENOTRECOVERABLE: return "state not recoverable";
-	case SHMBUS_ELAPPED: return "consumer group was overtaken; messages skipped";
+	SHMBUS_ERRORS(WORDS)
 	default: return "unknown error";
 	}
+#undef WORDS
+}
+
+const char *shmbus_errname(int code)
+{
+#define NAME(name, value, words) case SHMBUS_##name: return "SHMBUS_" #name;
+	switch (code) {
+	SHMBUS_ERRORS(NAME)
+	default: return "SHMBUS_E?";
+	}
+#undef NAME
 }
 
 const char *shmbus_last_error(void)

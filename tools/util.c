@@ -41,22 +41,42 @@ void cli_signals(void)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* The exit code of each library error: one line per entry of the header's
+ * SHMBUS_ERRORS, so a code added there without its line here does not
+ * compile. docs/cli.md ("Exit codes") lists the same table, and
+ * tests/test_errors.sh compares the header, this table, the page and what
+ * the command really returns. */
+#define CLI_EXIT_OK              EX_OK
+#define CLI_EXIT_EINVAL          EX_USAGE
+#define CLI_EXIT_ENOENT          EX_NOTFOUND
+#define CLI_EXIT_EEXIST          EX_ERROR
+#define CLI_EXIT_ETYPE           EX_USAGE
+#define CLI_EXIT_ECORRUPT        EX_ERROR
+#define CLI_EXIT_EVERSION        EX_ERROR
+#define CLI_EXIT_ENOSPC          EX_ERROR
+#define CLI_EXIT_ETIMEDOUT       EX_TIMEOUT
+#define CLI_EXIT_EAGAIN          EX_TIMEOUT
+#define CLI_EXIT_ECLOSED         EX_CLOSED
+#define CLI_EXIT_EBUSY           EX_BUSY
+#define CLI_EXIT_EOWNERDEAD      EX_ERROR
+#define CLI_EXIT_ESYS            EX_ERROR
+#define CLI_EXIT_EPERM           EX_ERROR
+#define CLI_EXIT_ETOOBIG         EX_USAGE
+#define CLI_EXIT_EINTR           EX_INTR
+#define CLI_EXIT_ENODATA         EX_TIMEOUT
+#define CLI_EXIT_ENOMEM          EX_ERROR
+#define CLI_EXIT_ESTATE          EX_ERROR
+#define CLI_EXIT_ENOTRECOVERABLE EX_ERROR
+#define CLI_EXIT_ELAPPED         EX_ERROR
+
 int cli_exit_code(int code)
 {
+#define EXIT_CODE(name, value, words) case SHMBUS_##name: return CLI_EXIT_##name;
 	switch (code) {
-	case SHMBUS_OK: return EX_OK;
-	case SHMBUS_EINVAL: return EX_USAGE;
-	case SHMBUS_ETOOBIG:
-	case SHMBUS_ETYPE: return EX_USAGE;
-	case SHMBUS_ENOENT: return EX_NOTFOUND;
-	case SHMBUS_ETIMEDOUT:
-	case SHMBUS_EAGAIN:
-	case SHMBUS_ENODATA: return EX_TIMEOUT;
-	case SHMBUS_EBUSY: return EX_BUSY;
-	case SHMBUS_ECLOSED: return EX_CLOSED;
-	case SHMBUS_EINTR: return EX_INTR;
-	default: return EX_ERROR;
+	SHMBUS_ERRORS(EXIT_CODE)
+	default: return EX_ERROR;       /* a code from a newer library */
 	}
+#undef EXIT_CODE
 }
 
 /* Messages name buses and channels found in /dev/shm and in segments:

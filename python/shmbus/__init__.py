@@ -11,11 +11,12 @@ A *bus* is one named shared-memory segment ("name" in /dev/shm, or
 * ``bus.array(name, dtype, length)``, ``bus.dict(name)``, ``bus.list(name)``
   -- shared containers; ``c[k] += v`` is atomic across processes.
 
-Errors are :class:`Error` subclasses carrying the library's message and
-``.code`` (one of the ``E*`` constants here, the library's SHMBUS_E* codes):
-:class:`Timeout`, :class:`Closed`, :class:`NotFound`, :class:`Exists`,
-:class:`TypeMismatch`, :class:`Corrupt`, :class:`PermissionDenied`, and a few
-more.
+Errors are :class:`Error` subclasses, one per SHMBUS_E* code of the
+library, carrying its message, ``.code`` (one of the ``E*`` constants here)
+and ``.errname`` ("SHMBUS_ETIMEDOUT"): :class:`Timeout`, :class:`Closed`,
+:class:`NotFound`, :class:`Exists`, :class:`TypeMismatch`, :class:`Corrupt`,
+:class:`PermissionDenied`, and more (``ERRORS`` maps every code to its name,
+:func:`errname` names one).
 
 Blocking calls release the GIL and wake on Ctrl+C. :class:`WaitSet` and
 :func:`wait` wait on many channels at once; every blocking call has an
@@ -24,6 +25,7 @@ no thread per call. numpy is optional: with it,
 reads return numpy arrays; without it, bytes.
 """
 from ._shmbus import (  # noqa: F401
+    ERRORS,
     FOREVER,
     Bus,
     Busy,
@@ -31,17 +33,26 @@ from ._shmbus import (  # noqa: F401
     Corrupt,
     Error,
     Exists,
+    Interrupted,
     InvalidArgument,
+    Lapped,
     NoData,
     NoSpace,
     NotFound,
+    NotRecoverable,
+    OutOfMemory,
+    OutOfOrder,
     OwnerDead,
     PermissionDenied,
     Queue,
     State,
+    SystemCallFailed,
     Timeout,
     TooBig,
     TypeMismatch,
+    VersionMismatch,
+    WouldBlock,
+    errname,
     library_version,
     list_buses,
     unlink,
@@ -136,6 +147,8 @@ __all__ = [
     "Lock", "Event", "Semaphore", "Turn", "turn", "WaitSet", "wait", "Array", "Dict", "List", "encode", "decode",
     "Error", "Timeout", "Closed", "NotFound", "Exists", "TypeMismatch", "Corrupt",
     "Busy", "NoSpace", "TooBig", "NoData", "OwnerDead", "InvalidArgument", "PermissionDenied",
+    "VersionMismatch", "WouldBlock", "SystemCallFailed", "Interrupted", "OutOfMemory",
+    "OutOfOrder", "NotRecoverable", "Lapped", "ERRORS", "errname",
     "EAGAIN", "EBUSY", "ECLOSED", "ECORRUPT", "EEXIST", "EINTR", "EINVAL", "ELAPPED", "ENODATA",
     "ENOENT", "ENOMEM", "ENOSPC", "ENOTRECOVERABLE", "EOWNERDEAD", "EPERM", "ESTATE", "ESYS",
     "ETIMEDOUT", "ETOOBIG", "ETYPE", "EVERSION",

@@ -12,6 +12,7 @@
 
 #include <structmember.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -39,24 +40,82 @@ PyObject *sbpy_numpy(void)
 /* Errors                                                                 */
 /* ---------------------------------------------------------------------- */
 
+/* The exception class of each code: its name, the code whose class it
+ * derives from (0: shmbus.Error itself), the builtin exception it also is
+ * (NULL: none) and its doc. One line per entry of the header's
+ * SHMBUS_ERRORS, so a code added there without its class here does not
+ * compile. A class made for a code that once shared another's (EAGAIN
+ * with ETIMEDOUT, EVERSION with ECORRUPT, ENOTRECOVERABLE with
+ * EOWNERDEAD) derives from that class, so handlers written for it still
+ * catch it. */
+#define SBPY_EXC_OK              NULL, 0, NULL, NULL
+#define SBPY_EXC_EINVAL          "InvalidArgument", 0, &PyExc_ValueError, \
+	"An argument is invalid (the message says which)."
+#define SBPY_EXC_ENOENT          "NotFound", 0, &PyExc_LookupError, \
+	"No such bus or channel."
+#define SBPY_EXC_EEXIST          "Exists", 0, NULL, \
+	"A bus or channel of that name exists."
+#define SBPY_EXC_ETYPE           "TypeMismatch", 0, &PyExc_TypeError, \
+	"Another kind, dtype or shape than asked for."
+#define SBPY_EXC_ECORRUPT        "Corrupt", 0, NULL, \
+	"Shared contents fail validation (or another ABI version)."
+#define SBPY_EXC_EVERSION        "VersionMismatch", SHMBUS_ECORRUPT, NULL, \
+	"The segment was made by another ABI version of shmbus (a Corrupt)."
+#define SBPY_EXC_ENOSPC          "NoSpace", 0, NULL, \
+	"Out of room: heap, directory, peer table or /dev/shm."
+#define SBPY_EXC_ETIMEDOUT       "Timeout", 0, &PyExc_TimeoutError, \
+	"The timeout ran out (or a non-blocking call would block)."
+#define SBPY_EXC_EAGAIN          "WouldBlock", SHMBUS_ETIMEDOUT, NULL, \
+	"A call with timeout 0 would block: queue full or empty (a Timeout)."
+#define SBPY_EXC_ECLOSED         "Closed", 0, NULL, \
+	"End of stream: the queue is closed (and drained)."
+#define SBPY_EXC_EBUSY           "Busy", 0, NULL, \
+	"Held by another live process (e.g. a state's writer)."
+#define SBPY_EXC_EOWNERDEAD      "OwnerDead", 0, NULL, \
+	"A lock's previous owner died holding it."
+#define SBPY_EXC_ESYS            "SystemCallFailed", 0, &PyExc_OSError, \
+	"A system call failed (the message has the system's words)."
+#define SBPY_EXC_EPERM           "PermissionDenied", 0, &PyExc_PermissionError, \
+	"Refused by permissions or ownership (e.g. a bus owned by another user)."
+#define SBPY_EXC_ETOOBIG         "TooBig", 0, &PyExc_ValueError, \
+	"A message or value is larger than the channel allows."
+#define SBPY_EXC_EINTR           "Interrupted", 0, &PyExc_InterruptedError, \
+	"A signal interrupted a blocking call."
+#define SBPY_EXC_ENODATA         "NoData", 0, NULL, \
+	"Nothing to read yet (a state never written)."
+#define SBPY_EXC_ENOMEM          "OutOfMemory", 0, &PyExc_MemoryError, \
+	"The library ran out of memory."
+#define SBPY_EXC_ESTATE          "OutOfOrder", 0, NULL, \
+	"A call out of order (commit without reserve, a wait set member of a queue not joined, ...)."
+#define SBPY_EXC_ENOTRECOVERABLE "NotRecoverable", SHMBUS_EOWNERDEAD, NULL, \
+	"A lock whose owner died was unlocked without being marked consistent (an OwnerDead)."
+#define SBPY_EXC_ELAPPED         "Lapped", 0, NULL, \
+	"A detached consumer group was overtaken; messages were skipped."
+
+static const struct sbpy_exc_spec {
+	int code;
+	const char *errname;
+	const char *cls;
+	int parent;
+	PyObject **builtin;
+	const char *doc;
+} exc_specs[] = {
+#define SPEC(name, value, words) { SHMBUS_##name, "SHMBUS_" #name, SBPY_EXC_##name },
+	SHMBUS_ERRORS(SPEC)
+#undef SPEC
+};
+#define N_EXC (sizeof(exc_specs) / sizeof(exc_specs[0]))
+
+static PyObject *exc_classes[N_EXC];    /* by index into exc_specs */
+
 static PyObject *error_class(int code)
 {
-	switch (code) {
-	case SHMBUS_ETIMEDOUT: case SHMBUS_EAGAIN: return sbpy_Timeout;
-	case SHMBUS_ECLOSED: return sbpy_Closed;
-	case SHMBUS_ENOENT: return sbpy_NotFound;
-	case SHMBUS_EEXIST: return sbpy_Exists;
-	case SHMBUS_ETYPE: return sbpy_TypeMismatch;
-	case SHMBUS_ECORRUPT: case SHMBUS_EVERSION: return sbpy_Corrupt;
-	case SHMBUS_EBUSY: return sbpy_Busy;
-	case SHMBUS_ENOSPC: return sbpy_NoSpace;
-	case SHMBUS_ETOOBIG: return sbpy_TooBig;
-	case SHMBUS_ENODATA: return sbpy_NoData;
-	case SHMBUS_EOWNERDEAD: case SHMBUS_ENOTRECOVERABLE: return sbpy_OwnerDead;
-	case SHMBUS_EINVAL: return sbpy_InvalidArgument;
-	case SHMBUS_EPERM: return sbpy_PermissionDenied;
-	default: return sbpy_Error;
-	}
+	size_t i;
+
+	for (i = 0; i < N_EXC; i++)
+		if (exc_specs[i].code == code && exc_classes[i])
+			return exc_classes[i];
+	return sbpy_Error;      /* a code from a newer library */
 }
 
 /* Raise an instance of code's class with message msg (a new reference,
@@ -79,6 +138,13 @@ static PyObject *raise_msg(int code, PyObject *msg)
 		return NULL;
 	}
 	Py_DECREF(c);
+	c = PyUnicode_FromString(shmbus_errname(code));
+	if (!c || PyObject_SetAttrString(exc, "errname", c) < 0) {
+		Py_XDECREF(c);
+		Py_DECREF(exc);
+		return NULL;
+	}
+	Py_DECREF(c);
 	PyErr_SetObject(cls, exc);
 	Py_DECREF(exc);
 	return NULL;
@@ -90,8 +156,6 @@ PyObject *sbpy_raise(int code)
 
 	if (code == SBPY_PYERR)
 		return NULL;
-	if (code == SHMBUS_ENOMEM)
-		return PyErr_NoMemory();
 	/* %s decodes with errors='replace': a detail naming bytes taken from
 	 * a damaged segment still gives a message. */
 	if (detail && *detail)
@@ -1043,6 +1107,25 @@ static PyObject *mod_version(PyObject *m, PyObject *unused)
 	return PyUnicode_FromString(shmbus_version(NULL, NULL, NULL));
 }
 
+static PyObject *mod_errname(PyObject *m, PyObject *arg)
+{
+	int overflow;
+	long code;
+
+	(void)m;
+	if (!PyLong_Check(arg)) {
+		PyErr_Format(PyExc_TypeError, "errname() takes an int, not %.100s",
+		             Py_TYPE(arg)->tp_name);
+		return NULL;
+	}
+	code = PyLong_AsLongAndOverflow(arg, &overflow);
+	if (code == -1 && PyErr_Occurred())
+		return NULL;
+	if (overflow || code < INT_MIN || code > INT_MAX)
+		code = INT_MIN;         /* no code: "SHMBUS_E?" */
+	return PyUnicode_FromString(shmbus_errname((int)code));
+}
+
 static PyObject *mod_error(PyObject *m, PyObject *args)
 {
 	PyObject *msg, *type, *value, *tb;
@@ -1068,6 +1151,8 @@ static PyMethodDef mod_methods[] = {
 	{"unlink", mod_unlink, METH_O, "unlink(name): remove a bus's name (NotFound if absent)."},
 	{"list_buses", mod_list, METH_NOARGS, "list_buses() -> list of the bus names in /dev/shm."},
 	{"library_version", mod_version, METH_NOARGS, "library_version() -> the C library's version."},
+	{"errname", mod_errname, METH_O,
+	 "errname(code) -> the code's name (\"SHMBUS_EINVAL\"); \"SHMBUS_E?\" for an unknown code."},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -1077,14 +1162,16 @@ static struct PyModuleDef moddef = {
 	NULL, NULL, NULL, NULL,
 };
 
-static PyObject *new_exc(PyObject *m, const char *name, PyObject *bases, const char *doc)
+static PyObject *new_exc(PyObject *m, const char *name, PyObject *bases, PyObject *dict,
+                         const char *doc)
 {
 	char full[64];
 	PyObject *e;
 
 	snprintf(full, sizeof(full), "shmbus.%s", name);
-	e = PyErr_NewExceptionWithDoc(full, doc, bases, NULL);
+	e = bases ? PyErr_NewExceptionWithDoc(full, doc, bases, dict) : NULL;
 	Py_XDECREF(bases);
+	Py_XDECREF(dict);
 	if (!e)
 		return NULL;
 	Py_INCREF(e);
@@ -1095,7 +1182,85 @@ static PyObject *new_exc(PyObject *m, const char *name, PyObject *bases, const c
 	return e;
 }
 
-#define BASES2(a, b) PyTuple_Pack(2, (a), (b))
+/* shmbus.Error, then one class per code of exc_specs (a parent before the
+ * classes deriving from it: the table lists every parent first, as its
+ * code is nearer 0), each with the class attributes code and errname. */
+static int init_errors(PyObject *m)
+{
+	size_t i, j;
+
+	sbpy_Error = new_exc(m, "Error", Py_BuildValue("(O)", PyExc_Exception), NULL,
+	                     "Base of every shmbus error; .code is the SHMBUS_E* code, "
+	                     ".errname its name (\"SHMBUS_EINVAL\").");
+	if (!sbpy_Error)
+		return -1;
+	for (i = 0; i < N_EXC; i++) {
+		const struct sbpy_exc_spec *x = &exc_specs[i];
+		PyObject *parent = sbpy_Error, *bases, *dict;
+
+		if (!x->cls)
+			continue;       /* SHMBUS_OK */
+		for (j = 0; j < i && x->parent; j++)
+			if (exc_specs[j].code == x->parent)
+				parent = exc_classes[j];
+		if (!parent) {
+			PyErr_Format(PyExc_SystemError, "%s: parent class not made yet", x->cls);
+			return -1;
+		}
+		bases = x->builtin ? PyTuple_Pack(2, parent, *x->builtin)
+		                   : PyTuple_Pack(1, parent);
+		dict = Py_BuildValue("{siss}", "code", x->code, "errname", x->errname);
+		if (!dict) {
+			Py_XDECREF(bases);
+			return -1;
+		}
+		if (!(exc_classes[i] = new_exc(m, x->cls, bases, dict, x->doc)))
+			return -1;
+	}
+	sbpy_Timeout = error_class(SHMBUS_ETIMEDOUT);
+	sbpy_Closed = error_class(SHMBUS_ECLOSED);
+	sbpy_NotFound = error_class(SHMBUS_ENOENT);
+	sbpy_Exists = error_class(SHMBUS_EEXIST);
+	sbpy_TypeMismatch = error_class(SHMBUS_ETYPE);
+	sbpy_Corrupt = error_class(SHMBUS_ECORRUPT);
+	sbpy_Busy = error_class(SHMBUS_EBUSY);
+	sbpy_NoSpace = error_class(SHMBUS_ENOSPC);
+	sbpy_TooBig = error_class(SHMBUS_ETOOBIG);
+	sbpy_NoData = error_class(SHMBUS_ENODATA);
+	sbpy_OwnerDead = error_class(SHMBUS_EOWNERDEAD);
+	sbpy_InvalidArgument = error_class(SHMBUS_EINVAL);
+	sbpy_PermissionDenied = error_class(SHMBUS_EPERM);
+	return 0;
+}
+
+/* The SHMBUS_E* codes as E* constants (for comparing with Error.code) and
+ * ERRORS, {code: "SHMBUS_NAME"} for every code of the header's table. */
+static int init_codes(PyObject *m)
+{
+	PyObject *errors = PyDict_New();
+	size_t i;
+
+	if (!errors)
+		return -1;
+	for (i = 0; i < N_EXC; i++) {
+		const struct sbpy_exc_spec *x = &exc_specs[i];
+		PyObject *k = PyLong_FromLong(x->code), *v = PyUnicode_FromString(x->errname);
+		int r = k && v ? PyDict_SetItem(errors, k, v) : -1;
+
+		Py_XDECREF(k);
+		Py_XDECREF(v);
+		if (r < 0 || (x->code != SHMBUS_OK &&
+		              PyModule_AddIntConstant(m, x->errname + strlen("SHMBUS_"), x->code) < 0)) {
+			Py_DECREF(errors);
+			return -1;
+		}
+	}
+	if (PyModule_AddObject(m, "ERRORS", errors) < 0) {
+		Py_DECREF(errors);
+		return -1;
+	}
+	return 0;
+}
 
 PyMODINIT_FUNC PyInit__shmbus(void)
 {
@@ -1103,35 +1268,7 @@ PyMODINIT_FUNC PyInit__shmbus(void)
 
 	if (!m)
 		return NULL;
-	if (!(sbpy_Error = new_exc(m, "Error", Py_BuildValue("(O)", PyExc_Exception),
-	                           "Base of every shmbus error; .code is the SHMBUS_E* code.")) ||
-	    !(sbpy_Timeout = new_exc(m, "Timeout", BASES2(sbpy_Error, PyExc_TimeoutError),
-	                             "The timeout ran out (or a non-blocking call would block).")) ||
-	    !(sbpy_Closed = new_exc(m, "Closed", Py_BuildValue("(O)", sbpy_Error),
-	                            "End of stream: the queue is closed (and drained).")) ||
-	    !(sbpy_NotFound = new_exc(m, "NotFound", BASES2(sbpy_Error, PyExc_LookupError),
-	                              "No such bus or channel.")) ||
-	    !(sbpy_Exists = new_exc(m, "Exists", Py_BuildValue("(O)", sbpy_Error),
-	                            "A bus or channel of that name exists.")) ||
-	    !(sbpy_TypeMismatch = new_exc(m, "TypeMismatch", BASES2(sbpy_Error, PyExc_TypeError),
-	                                  "Another kind, dtype or shape than asked for.")) ||
-	    !(sbpy_Corrupt = new_exc(m, "Corrupt", Py_BuildValue("(O)", sbpy_Error),
-	                             "Shared contents fail validation (or another ABI version).")) ||
-	    !(sbpy_Busy = new_exc(m, "Busy", Py_BuildValue("(O)", sbpy_Error),
-	                          "Held by another live process (e.g. a state's writer).")) ||
-	    !(sbpy_NoSpace = new_exc(m, "NoSpace", Py_BuildValue("(O)", sbpy_Error),
-	                             "Out of room: heap, directory, peer table or /dev/shm.")) ||
-	    !(sbpy_TooBig = new_exc(m, "TooBig", BASES2(sbpy_Error, PyExc_ValueError),
-	                            "A message or value is larger than the channel allows.")) ||
-	    !(sbpy_NoData = new_exc(m, "NoData", Py_BuildValue("(O)", sbpy_Error),
-	                            "Nothing to read yet (a state never written).")) ||
-	    !(sbpy_OwnerDead = new_exc(m, "OwnerDead", Py_BuildValue("(O)", sbpy_Error),
-	                               "A lock's previous owner died holding it.")) ||
-	    !(sbpy_InvalidArgument = new_exc(m, "InvalidArgument", BASES2(sbpy_Error, PyExc_ValueError),
-	                                     "An argument is invalid (the message says which).")) ||
-	    !(sbpy_PermissionDenied = new_exc(m, "PermissionDenied",
-	                                      BASES2(sbpy_Error, PyExc_PermissionError),
-	                                      "Refused by permissions or ownership (e.g. a bus owned by another user).")))
+	if (init_errors(m) < 0)
 		goto fail;
 	if (PyType_Ready(&sbpy_ViewType) < 0 || PyType_Ready(&sbpy_BusType) < 0)
 		goto fail;
@@ -1143,27 +1280,8 @@ PyMODINIT_FUNC PyInit__shmbus(void)
 	    sbpy_waitset_init_types(m) < 0)
 		goto fail;
 	PyModule_AddIntConstant(m, "FOREVER", -1);
-	{
-		/* The SHMBUS_E* codes, for comparing with Error.code. */
-		static const struct { const char *name; int code; } codes[] = {
-			{"EINVAL", SHMBUS_EINVAL}, {"ENOENT", SHMBUS_ENOENT},
-			{"EEXIST", SHMBUS_EEXIST}, {"ETYPE", SHMBUS_ETYPE},
-			{"ECORRUPT", SHMBUS_ECORRUPT}, {"EVERSION", SHMBUS_EVERSION},
-			{"ENOSPC", SHMBUS_ENOSPC}, {"ETIMEDOUT", SHMBUS_ETIMEDOUT},
-			{"EAGAIN", SHMBUS_EAGAIN}, {"ECLOSED", SHMBUS_ECLOSED},
-			{"EBUSY", SHMBUS_EBUSY}, {"EOWNERDEAD", SHMBUS_EOWNERDEAD},
-			{"ESYS", SHMBUS_ESYS}, {"EPERM", SHMBUS_EPERM},
-			{"ETOOBIG", SHMBUS_ETOOBIG}, {"EINTR", SHMBUS_EINTR},
-			{"ENODATA", SHMBUS_ENODATA}, {"ENOMEM", SHMBUS_ENOMEM},
-			{"ESTATE", SHMBUS_ESTATE}, {"ENOTRECOVERABLE", SHMBUS_ENOTRECOVERABLE},
-			{"ELAPPED", SHMBUS_ELAPPED},
-		};
-		size_t k;
-
-		for (k = 0; k < sizeof(codes) / sizeof(codes[0]); k++)
-			if (PyModule_AddIntConstant(m, codes[k].name, codes[k].code) < 0)
-				goto fail;
-	}
+	if (init_codes(m) < 0)
+		goto fail;
 	return m;
 fail:
 	Py_DECREF(m);

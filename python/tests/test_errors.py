@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import shmbus
-from conftest import PYDIR
+from conftest import PYDIR, ROOT
 
 
 def check(exc_info, cls, code):
@@ -37,6 +37,89 @@ def test_codes_are_the_library_codes():
     assert shmbus.ECORRUPT == -5 and shmbus.EPERM == -14 and shmbus.ETIMEDOUT == -8
     assert issubclass(shmbus.PermissionDenied, shmbus.Error)
     assert issubclass(shmbus.PermissionDenied, PermissionError)
+
+
+def _header_errors():
+    """The header's error table, SHMBUS_ERRORS: [(name, value, words)],
+    read from include/shmbus.h as a C programmer reads it."""
+    lines = open(os.path.join(ROOT, "include", "shmbus.h")).read().splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("#define SHMBUS_ERRORS(X)"))
+    block = []
+    for line in lines[start:]:
+        block.append(line)
+        if not line.rstrip().endswith("\\"):
+            break
+    table = [("SHMBUS_" + n, int(v), w) for n, v, w in
+             re.findall(r'\bX\(\s*(\w+)\s*,\s*(-?\d+)\s*,\s*"([^"]*)"\s*\)', "\n".join(block))]
+    assert len(table) >= 22, table
+    return table
+
+
+def test_every_code_of_the_header_has_its_class():
+    """Each SHMBUS_ERRORS entry but SHMBUS_OK has a class of its own, an
+    Error subclass exported by the package, with the code and its name as
+    class attributes; the E* constants, ERRORS and errname() agree with the
+    header."""
+    table = _header_errors()
+    seen = {}
+    for name, value, words in table:
+        assert shmbus.ERRORS[value] == name, (value, shmbus.ERRORS.get(value), name)
+        assert shmbus.errname(value) == name
+        if value == 0:
+            continue
+        assert getattr(shmbus, name[len("SHMBUS_"):]) == value, name
+        classes = [c for c in vars(shmbus).values() if isinstance(c, type) and
+                   issubclass(c, shmbus.Error) and c.__dict__.get("code") == value]
+        assert len(classes) == 1, "%s: classes %r" % (name, classes)
+        cls = classes[0]
+        assert cls.errname == name and cls.code == value, (cls, cls.errname, cls.code)
+        assert cls.__name__ in shmbus.__all__, cls.__name__
+        assert cls.__module__ == "shmbus", cls
+        assert cls not in seen, "%s shared by %s and %s" % (cls.__name__, seen.get(cls), name)
+        seen[cls] = name
+    assert sorted(shmbus.ERRORS) == sorted(v for _, v, _ in table)
+    assert shmbus.errname(1) == shmbus.errname(-10 ** 6) == shmbus.errname(10 ** 40) == "SHMBUS_E?"
+
+
+def test_raising_from_c_gives_the_codes_class():
+    """For every code, the C side's raise (the path of every library error
+    and of the binding's own) raises the code's class with .code, .errname
+    and the library's words for it."""
+    for name, value, words in _header_errors():
+        if value == 0:
+            continue
+        e = shmbus._shmbus._error(value, "provoked")
+        with pytest.raises(shmbus.Error) as ei:
+            raise e
+        cls = [c for c in vars(shmbus).values() if isinstance(c, type) and
+               issubclass(c, shmbus.Error) and c.__dict__.get("code") == value][0]
+        check(ei, cls, value)
+        assert ei.value.errname == name, (ei.value, ei.value.errname)
+        if value != shmbus.ETYPE:   # the binding says "type mismatch" for a value's type
+            assert str(ei.value) == words + ": provoked", str(ei.value)
+
+
+def test_classes_keep_the_hierarchy_handlers_rely_on():
+    """The classes that existed before one class per code still catch what
+    they caught: a would-block is a Timeout, another ABI version Corrupt,
+    an unrecoverable lock OwnerDead; the builtin bases stay."""
+    for cls, bases in [
+            (shmbus.WouldBlock, (shmbus.Timeout, TimeoutError)),
+            (shmbus.VersionMismatch, (shmbus.Corrupt,)),
+            (shmbus.NotRecoverable, (shmbus.OwnerDead,)),
+            (shmbus.Timeout, (TimeoutError,)), (shmbus.NotFound, (LookupError,)),
+            (shmbus.TypeMismatch, (TypeError,)), (shmbus.TooBig, (ValueError,)),
+            (shmbus.InvalidArgument, (ValueError,)), (shmbus.PermissionDenied, (PermissionError,)),
+            (shmbus.OutOfMemory, (MemoryError,)), (shmbus.Interrupted, (InterruptedError,)),
+            (shmbus.SystemCallFailed, (OSError,))]:
+        for b in bases + (shmbus.Error,):
+            assert issubclass(cls, b), (cls, b)
+
+
+def test_a_would_block_is_a_timeout(bus):
+    q = bus.queue("q", group="g")
+    e = raises(shmbus.WouldBlock, shmbus.EAGAIN, q.get, timeout=0)
+    assert isinstance(e, shmbus.Timeout) and e.errname == "SHMBUS_EAGAIN"
 
 
 def test_argument_errors_found_by_the_binding(bus, busname):

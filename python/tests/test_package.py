@@ -19,11 +19,13 @@ def test_stubs_match_module():
     tree = ast.parse(open(os.path.join(os.path.dirname(shmbus.__file__), "__init__.pyi")).read())
     classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
     funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    consts = {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)} - {"__version__"}
+    consts = {n.target.id: ast.unparse(n.annotation) for n in tree.body
+              if isinstance(n, ast.AnnAssign) and n.target.id != "__version__"}
     for name in shmbus.__all__:
         assert name in classes or name in funcs or name in consts, name
-    for name in consts:
-        assert isinstance(getattr(shmbus, name), int), name
+    for name, ann in consts.items():
+        want = {"int": int, "Mapping[int, str]": dict}[ann]
+        assert isinstance(getattr(shmbus, name), want), (name, ann)
     for cname, node in classes.items():
         obj = getattr(shmbus, cname, None)
         if obj is None:  # StatePeek, QueuePeek: returned, not exported
