@@ -41,13 +41,26 @@
  *     stays valid and they keep talking through it; only new opens fail.
  *   - Option structs start with a size field: set it to sizeof(the struct)
  *     (the *_init() helpers do) so that the struct can grow without
- *     breaking the ABI. Passing NULL for options means all defaults.
+ *     breaking the ABI. Passing NULL for options means all defaults. A
+ *     size_of below the first published (1.0) layout is SHMBUS_EINVAL, and
+ *     so is a larger struct (from a newer header) with a nonzero byte past
+ *     what this library knows, or a nonzero reserved_ field: an option is
+ *     refused, never silently ignored.
+ *   - Structs the library fills (shmbus_bus_info_t, shmbus_channel_info_t,
+ *     shmbus_queue_info_t) also start with size_of: set it to sizeof(the
+ *     struct) before the call (an older, smaller struct is fine: at least
+ *     8 bytes; SHMBUS_EINVAL below that, or above 4096). The library
+ *     writes at most size_of bytes (fields past its own layout are zeroed)
+ *     and leaves in size_of how many bytes it filled.
+ *   - Functions that only look take a const handle. "shut" is the end of
+ *     a queue's stream (shmbus_queue_shut); "close" releases a handle.
  *   - Pointers handed out by zero-copy calls are valid until the matching
  *     commit/release/close call, and not after.
  */
 #ifndef SHMBUS_H
 #define SHMBUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -225,10 +238,10 @@ typedef struct shmbus_bus_info_s {  /* _s: C++ would hide it behind the function
 	uint32_t reserved_;
 } shmbus_bus_info_t;
 
-int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info);
+int shmbus_bus_info(const shmbus_bus_t *bus, shmbus_bus_info_t *info);
 
 /* The name the bus was opened with. */
-const char *shmbus_bus_name(shmbus_bus_t *bus);
+const char *shmbus_bus_name(const shmbus_bus_t *bus);
 
 typedef struct shmbus_peer_info {
 	uint32_t pid;           /* as the peer's own pid namespace numbers it */
@@ -239,7 +252,7 @@ typedef struct shmbus_peer_info {
 
 /* Fill up to cap entries with the registered peers; *count gets how many
  * there are. */
-int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
+int shmbus_bus_peers(const shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
                      size_t *count);
 
 /* Reap dead peers: free their peer slots, release what they held (writer
@@ -289,12 +302,13 @@ typedef struct shmbus_channel_info_s {  /* _s: see shmbus_bus_info_s */
 #define SHMBUS_CHANNEL_MANY_WRITERS 0x1u /* state made with SHMBUS_WRITERS_MANY */
 
 /* Fill up to cap entries describing the live channels of the bus; *count
- * gets how many there are. */
-int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos,
+ * gets how many there are. Set infos[0].size_of to sizeof(*infos): it is
+ * the size of every entry (see "Structs the library fills" below). */
+int shmbus_channel_list(const shmbus_bus_t *bus, shmbus_channel_info_t *infos,
                         size_t cap, size_t *count);
 
 /* Describe one channel by name. */
-int shmbus_channel_info(shmbus_bus_t *bus, const char *name,
+int shmbus_channel_info(const shmbus_bus_t *bus, const char *name,
                         shmbus_channel_info_t *info);
 
 /* Delete a channel. Open handles keep working on its memory until closed;
@@ -359,8 +373,8 @@ int shmbus_state_open(shmbus_bus_t *bus, const char *name,
 int shmbus_state_close(shmbus_state_t *st);
 
 /* Bytes of one value (dtype size x elements). */
-size_t shmbus_state_size(shmbus_state_t *st);
-int shmbus_state_info(shmbus_state_t *st, shmbus_channel_info_t *info);
+size_t shmbus_state_size(const shmbus_state_t *st);
+int shmbus_state_info(const shmbus_state_t *st, shmbus_channel_info_t *info);
 
 /* Publish a new value of exactly shmbus_state_size() bytes.
  * Single-writer channel (the default): the first write makes this process
@@ -400,7 +414,7 @@ int shmbus_state_read_begin(shmbus_state_t *st, const void **ptr, uint64_t *seq)
 int shmbus_state_read_validate(shmbus_state_t *st, uint64_t seq);
 
 /* The sequence number of the latest value (0 if none), without copying. */
-uint64_t shmbus_state_seq(shmbus_state_t *st);
+uint64_t shmbus_state_seq(const shmbus_state_t *st);
 
 /* Wait until a value newer than newer_than is published; *seq gets it.
  * Uses the channel handle's wait policy. */
@@ -474,8 +488,11 @@ int shmbus_queue_wait_groups(shmbus_queue_t *q, uint32_t n, int64_t timeout_ns);
 /* Mark end of stream. Consumers drain what is committed, then get
  * SHMBUS_ECLOSED. Later puts fail with SHMBUS_ECLOSED. */
 int shmbus_queue_shut(shmbus_queue_t *q);
-/* 1 if closed (end of stream marked), else 0. */
-int shmbus_queue_is_shut(shmbus_queue_t *q);
+/* Whether the end of the stream is marked (shmbus_queue_shut; messages
+ * may still wait to be drained). false for NULL. On a bus truncated while
+ * mapped the lost page reads as zero: false; the queue's calls report
+ * SHMBUS_ECORRUPT. */
+bool shmbus_queue_is_shut(const shmbus_queue_t *q);
 
 /* Consuming. Each consumer handle belongs to one named group; join it
  * before the first get. Every group sees every message; the members of one
@@ -560,39 +577,97 @@ typedef struct shmbus_event shmbus_event_t;
 typedef struct shmbus_sem shmbus_sem_t;
 typedef struct shmbus_turn shmbus_turn_t;
 
+/* Every kind opens the same way: shmbus_KIND_open(bus, name, opts, &out)
+ * with an options struct made by shmbus_KIND_opts_init (NULL: all the
+ * defaults). Set size_of to sizeof the struct (the _init does); a size_of
+ * below 1.0's layout, or a newer caller's larger struct with a nonzero
+ * byte this library does not know (nor a nonzero reserved_), is
+ * SHMBUS_EINVAL, so an option is never silently ignored. Common members:
+ *   create       1: create the channel if missing (the default);
+ *                0: it must exist (SHMBUS_ENOENT if not).
+ *   wait_policy  shmbus_wait_policy_t for this handle's blocking calls
+ *                (lock, wait, acquire); spin_ns: the spin budget before
+ *                parking, 0 means 50 us. A waiter under SHMBUS_WAIT_SPIN
+ *                never sleeps, and still notices a dead holder once per
+ *                liveness timeout.
+ * A channel of that name and another kind is SHMBUS_ETYPE. */
+typedef struct shmbus_lock_opts {
+	uint32_t size_of;        /* sizeof(shmbus_lock_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_lock_lock */
+	uint32_t reserved_;      /* 0 */
+	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+} shmbus_lock_opts_t;
+
+typedef struct shmbus_event_opts {
+	uint32_t size_of;        /* sizeof(shmbus_event_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_event_wait */
+	uint32_t reserved_;      /* 0 */
+	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+} shmbus_event_opts_t;
+
+typedef struct shmbus_sem_opts {
+	uint32_t size_of;        /* sizeof(shmbus_sem_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_sem_wait */
+	uint32_t initial;        /* the count, when this call creates it; default 0,
+	                            at most UINT32_MAX - 1 */
+	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+} shmbus_sem_opts_t;
+
+typedef struct shmbus_turn_opts {
+	uint32_t size_of;        /* sizeof(shmbus_turn_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_turn_acquire */
+	uint32_t max_parties;    /* party slots, when this call creates it;
+	                            0 means 16, at most 4096 */
+	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+} shmbus_turn_opts_t;
+
+void shmbus_lock_opts_init(shmbus_lock_opts_t *opts);
+void shmbus_event_opts_init(shmbus_event_opts_t *opts);
+void shmbus_sem_opts_init(shmbus_sem_opts_t *opts);
+void shmbus_turn_opts_init(shmbus_turn_opts_t *opts);
+
 /* A robust process-shared mutex. lock returns 0, or SHMBUS_EOWNERDEAD when
  * the previous owner died holding it: the caller owns it now, repairs what
  * it protects and calls shmbus_lock_consistent() before unlock (otherwise
  * the lock becomes SHMBUS_ENOTRECOVERABLE). */
-int shmbus_lock_open(shmbus_bus_t *bus, const char *name, int create,
-                     shmbus_lock_t **out);
+int shmbus_lock_open(shmbus_bus_t *bus, const char *name,
+                     const shmbus_lock_opts_t *opts, shmbus_lock_t **out);
 int shmbus_lock_close(shmbus_lock_t *l);
 int shmbus_lock_lock(shmbus_lock_t *l, int64_t timeout_ns);
 int shmbus_lock_consistent(shmbus_lock_t *l);
 int shmbus_lock_unlock(shmbus_lock_t *l);
 
 /* A manual-reset event: set wakes every waiter and stays set until clear. */
-int shmbus_event_open(shmbus_bus_t *bus, const char *name, int create,
-                      shmbus_event_t **out);
+int shmbus_event_open(shmbus_bus_t *bus, const char *name,
+                      const shmbus_event_opts_t *opts, shmbus_event_t **out);
 int shmbus_event_close(shmbus_event_t *e);
 int shmbus_event_set(shmbus_event_t *e);
 int shmbus_event_clear(shmbus_event_t *e);
-int shmbus_event_is_set(shmbus_event_t *e);
+/* Whether the event is set now (a snapshot: it may change at once). false
+ * for NULL. On a bus truncated while mapped the lost page reads as zero:
+ * false ("not set"); shmbus_event_wait reports SHMBUS_ECORRUPT. */
+bool shmbus_event_is_set(const shmbus_event_t *e);
 int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns);
 
-/* A counting semaphore; initial is used only when this call creates it. */
-int shmbus_sem_open(shmbus_bus_t *bus, const char *name, int create,
-                    uint32_t initial, shmbus_sem_t **out);
+/* A counting semaphore (opts->initial: its count when this call creates
+ * it). */
+int shmbus_sem_open(shmbus_bus_t *bus, const char *name,
+                    const shmbus_sem_opts_t *opts, shmbus_sem_t **out);
 int shmbus_sem_close(shmbus_sem_t *s);
 int shmbus_sem_post(shmbus_sem_t *s);
 int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns);
-int shmbus_sem_value(shmbus_sem_t *s, uint32_t *value);
+/* The count now (a snapshot). */
+int shmbus_sem_value(const shmbus_sem_t *s, uint32_t *value);
 
 /* Turn-taking among parties that register in order: party k runs after
  * party k-1, and party 0 after the last. acquire waits for this party's
  * turn; release hands the turn on to the next live party. */
-int shmbus_turn_open(shmbus_bus_t *bus, const char *name, int create,
-                     uint32_t max_parties, shmbus_turn_t **out);
+int shmbus_turn_open(shmbus_bus_t *bus, const char *name,
+                     const shmbus_turn_opts_t *opts, shmbus_turn_t **out);
 int shmbus_turn_close(shmbus_turn_t *t);
 int shmbus_turn_register(shmbus_turn_t *t, uint32_t *party);
 int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns);
@@ -685,7 +760,7 @@ int shmbus_waitset_set_mark(shmbus_waitset_t *ws, uint64_t tag, uint64_t after);
  * member, the bus: either may be closed. */
 int shmbus_waitset_remove(shmbus_waitset_t *ws, uint64_t tag);
 /* The number of members. */
-size_t shmbus_waitset_size(shmbus_waitset_t *ws);
+size_t shmbus_waitset_size(const shmbus_waitset_t *ws);
 
 /* Wait until at least one member is ready, or timeout_ns (-1: no limit,
  * 0: look once). Writes up to cap ready tags to ready[] and their number
@@ -725,16 +800,45 @@ typedef struct shmbus_array shmbus_array_t;
 typedef struct shmbus_dict shmbus_dict_t;
 typedef struct shmbus_list shmbus_list_t;
 
+/* Options of array, dict and list channels (see "Every kind opens the
+ * same way" above for size_of and create). */
+typedef struct shmbus_array_opts {
+	uint32_t size_of;        /* sizeof(shmbus_array_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t dtype;           /* shmbus_dtype_t; default SHMBUS_INT64 */
+	uint32_t reserved_;      /* 0 */
+	uint64_t length;         /* elements; an existing array must match (else
+	                            SHMBUS_ETYPE, as must dtype). 0 (the default)
+	                            opens an existing array of any dtype and
+	                            length, and never creates one (SHMBUS_ENOENT) */
+} shmbus_array_opts_t;
+
+typedef struct shmbus_dict_opts {
+	uint32_t size_of;        /* sizeof(shmbus_dict_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	uint64_t area_bytes;     /* see shmbus_dict_open */
+} shmbus_dict_opts_t;
+
+typedef struct shmbus_list_opts {
+	uint32_t size_of;        /* sizeof(shmbus_list_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	uint64_t area_bytes;     /* see shmbus_dict_open */
+} shmbus_list_opts_t;
+
+void shmbus_array_opts_init(shmbus_array_opts_t *opts);
+void shmbus_dict_opts_init(shmbus_dict_opts_t *opts);
+void shmbus_list_opts_init(shmbus_list_opts_t *opts);
+
 /* A fixed-length typed array with atomic element operations (integer
  * dtypes: add, exchange, compare-and-swap; float dtypes: add). */
-int shmbus_array_open(shmbus_bus_t *bus, const char *name, int dtype,
-                      uint64_t length, int create, shmbus_array_t **out);
+int shmbus_array_open(shmbus_bus_t *bus, const char *name,
+                      const shmbus_array_opts_t *opts, shmbus_array_t **out);
 int shmbus_array_close(shmbus_array_t *a);
-uint64_t shmbus_array_length(shmbus_array_t *a);
-int shmbus_array_dtype(shmbus_array_t *a);
+uint64_t shmbus_array_length(const shmbus_array_t *a);
+int shmbus_array_dtype(const shmbus_array_t *a);
 /* The elements in shared memory, for bulk access (valid until close). */
 void *shmbus_array_data(shmbus_array_t *a);
-int shmbus_array_get(shmbus_array_t *a, uint64_t i, void *value);
+int shmbus_array_get(const shmbus_array_t *a, uint64_t i, void *value);
 int shmbus_array_set(shmbus_array_t *a, uint64_t i, const void *value);
 /* *old (may be NULL) gets the value before the addition. */
 int shmbus_array_add_i64(shmbus_array_t *a, uint64_t i, int64_t delta, int64_t *old);
@@ -747,12 +851,12 @@ int shmbus_array_cas_i64(shmbus_array_t *a, uint64_t i, int64_t *expected,
 
 /* A bytes-to-bytes map and a list of byte strings living in the bus heap.
  * Every operation is atomic; a process killed in the middle of one leaves
- * the container consistent for the next user. area_bytes (used only when
- * the call creates the container): the bytes of heap it gets; 0 is the
- * default, which follows the bus: 1 MiB when that fits in the heap still
- * free, else half of what is free (see docs/containers.md). */
-int shmbus_dict_open(shmbus_bus_t *bus, const char *name, int create,
-                     uint64_t area_bytes, shmbus_dict_t **out);
+ * the container consistent for the next user. opts->area_bytes (used
+ * only when the call creates the container): the bytes of heap it gets; 0
+ * is the default, which follows the bus: 1 MiB when that fits in the heap
+ * still free, else half of what is free (see docs/containers.md). */
+int shmbus_dict_open(shmbus_bus_t *bus, const char *name,
+                     const shmbus_dict_opts_t *opts, shmbus_dict_t **out);
 int shmbus_dict_close(shmbus_dict_t *d);
 int shmbus_dict_set(shmbus_dict_t *d, const void *key, size_t klen,
                     const void *val, size_t vlen);
@@ -782,8 +886,8 @@ int shmbus_dict_next(shmbus_dict_t *d, uint64_t *cursor, void *kbuf,
  * and link: 0, or SHMBUS_ECORRUPT naming what is wrong. */
 int shmbus_dict_validate(shmbus_dict_t *d);
 
-int shmbus_list_open(shmbus_bus_t *bus, const char *name, int create,
-                     uint64_t area_bytes, shmbus_list_t **out);
+int shmbus_list_open(shmbus_bus_t *bus, const char *name,
+                     const shmbus_list_opts_t *opts, shmbus_list_t **out);
 int shmbus_list_close(shmbus_list_t *l);
 int shmbus_list_len(shmbus_list_t *l, uint64_t *len);
 int shmbus_list_append(shmbus_list_t *l, const void *val, size_t len);
