@@ -565,9 +565,12 @@ static void child_writes(const char *name, int what)
 	shmbus_state_t *y;
 	shmbus_queue_t *q;
 	shmbus_event_t *e;
+	shmbus_event_opts_t eo;
 	shmbus_state_opts_t so;
 	int64_t v = 7 + what;
 
+	shmbus_event_opts_init(&eo);
+	eo.create = 0;          /* the parent made it */
 	shmbus_state_opts_init(&so);
 	so.dtype = SHMBUS_INT64;
 	if (shmbus_bus_open(name, NULL, &b) || shmbus_state_open(b, "y", &so, &y) ||
@@ -576,7 +579,7 @@ static void child_writes(const char *name, int what)
 		_exit(1);
 	}
 	if (what == 0 && (shmbus_queue_open(b, "q", NULL, &q) || shmbus_queue_put(q, "hi", 2, 0) ||
-	                  shmbus_event_open(b, "e", T_OPTS(shmbus_event_opts_t, .create = 0), &e) || shmbus_event_set(e)))
+	                  shmbus_event_open(b, "e", &eo, &e) || shmbus_event_set(e)))
 		_exit(2);
 	_exit(0);
 }
