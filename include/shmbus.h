@@ -73,8 +73,8 @@ extern "C" {
  * and the CMake package) and refuses to build when these disagree with it.
  * Only a new major version removes or changes a function (and changes the
  * shared library's soname, libshmbus.so.MAJOR); other releases only add. */
-#define SHMBUS_VERSION_MAJOR 0
-#define SHMBUS_VERSION_MINOR 10
+#define SHMBUS_VERSION_MAJOR 1
+#define SHMBUS_VERSION_MINOR 0
 #define SHMBUS_VERSION_PATCH 0
 
 /* ---------------------------------------------------------------------- */
