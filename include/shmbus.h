@@ -453,7 +453,7 @@ int shmbus_queue_close(shmbus_queue_t *q);
 
 /* Producing. A message is 0..max_msg bytes. put copies it in; reserve hands
  * out the slot's memory (valid until commit/abort) for the caller to fill.
- * With timeout 0 a full ring gives SHMBUS_EAGAIN; after close, SHMBUS_ECLOSED.
+ * With timeout 0 a full ring gives SHMBUS_EAGAIN; after shut, SHMBUS_ECLOSED.
  * A message longer than max_msg gives SHMBUS_ETOOBIG. */
 int shmbus_queue_put(shmbus_queue_t *q, const void *msg, size_t len,
                      int64_t timeout_ns);
