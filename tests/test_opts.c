@@ -217,6 +217,7 @@ static void test_members_take_effect(void)
 	OK(shmbus_sem_open(bus, "m-sem", &so, &s2));
 	OK(shmbus_sem_value(s2, &v));
 	CHECK(v == 3, "reopening with initial 7 changed the count to %u", v);
+	shmbus_sem_close(s2);
 	so.initial = UINT32_MAX;
 	EXPECT_CODE(shmbus_sem_open(bus, "m-sem2", &so, &s2), SHMBUS_EINVAL);
 	shmbus_sem_close(s);
