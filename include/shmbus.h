@@ -41,13 +41,26 @@
  *     stays valid and they keep talking through it; only new opens fail.
  *   - Option structs start with a size field: set it to sizeof(the struct)
  *     (the *_init() helpers do) so that the struct can grow without
- *     breaking the ABI. Passing NULL for options means all defaults.
+ *     breaking the ABI. Passing NULL for options means all defaults. A
+ *     size_of below the first published (1.0) layout is SHMBUS_EINVAL, and
+ *     so is a larger struct (from a newer header) with a nonzero byte past
+ *     what this library knows, or a nonzero reserved_ field: an option is
+ *     refused, never silently ignored.
+ *   - Structs the library fills (shmbus_bus_info_t, shmbus_channel_info_t,
+ *     shmbus_queue_info_t) also start with size_of: set it to sizeof(the
+ *     struct) before the call (an older, smaller struct is fine: at least
+ *     8 bytes; SHMBUS_EINVAL below that, or above 4096). The library
+ *     writes at most size_of bytes (fields past its own layout are zeroed)
+ *     and leaves in size_of how many bytes it filled.
+ *   - Functions that only look take a const handle. "shut" is the end of
+ *     a queue's stream (shmbus_queue_shut); "close" releases a handle.
  *   - Pointers handed out by zero-copy calls are valid until the matching
  *     commit/release/close call, and not after.
  */
 #ifndef SHMBUS_H
 #define SHMBUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,8 +73,8 @@ extern "C" {
  * and the CMake package) and refuses to build when these disagree with it.
  * Only a new major version removes or changes a function (and changes the
  * shared library's soname, libshmbus.so.MAJOR); other releases only add. */
-#define SHMBUS_VERSION_MAJOR 0
-#define SHMBUS_VERSION_MINOR 10
+#define SHMBUS_VERSION_MAJOR 1
+#define SHMBUS_VERSION_MINOR 0
 #define SHMBUS_VERSION_PATCH 0
 
 /* ---------------------------------------------------------------------- */
@@ -290,10 +303,10 @@ typedef struct shmbus_bus_info_s {  /* _s: C++ would hide it behind the function
 
 /* Describe the bus. Errors: SHMBUS_EINVAL (NULL), SHMBUS_ECORRUPT (the
  * file was truncated while mapped; *info is filled all the same). */
-int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info);
+int shmbus_bus_info(const shmbus_bus_t *bus, shmbus_bus_info_t *info);
 
 /* The name the bus was opened with ("" for NULL). Never fails. */
-const char *shmbus_bus_name(shmbus_bus_t *bus);
+const char *shmbus_bus_name(const shmbus_bus_t *bus);
 
 typedef struct shmbus_peer_info {
 	uint32_t pid;           /* as the peer's own pid namespace numbers it */
@@ -305,7 +318,7 @@ typedef struct shmbus_peer_info {
 /* Fill up to cap entries with the registered peers; *count gets how many
  * there are. Errors: SHMBUS_EINVAL (NULL bus or count, NULL peers with
  * cap > 0). */
-int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
+int shmbus_bus_peers(const shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
                      size_t *count);
 
 /* Reap dead peers: free their peer slots, release what they held (writer
@@ -359,17 +372,18 @@ typedef struct shmbus_channel_info_s {  /* _s: see shmbus_bus_info_s */
 #define SHMBUS_CHANNEL_MANY_WRITERS 0x1u /* state made with SHMBUS_WRITERS_MANY */
 
 /* Fill up to cap entries describing the live channels of the bus; *count
- * gets how many there are.
+ * gets how many there are. Set infos[0].size_of to sizeof(*infos): it is
+ * the size of every entry (see "Structs the library fills" below).
  * Errors (of channel_info and channel_delete too): SHMBUS_EINVAL (NULL,
- * a bad name), SHMBUS_ETIMEDOUT (the directory lock held past its 2 s
- * timeout), SHMBUS_ECORRUPT (a damaged directory entry or lock, or the
- * bus truncated while mapped); info and delete: SHMBUS_ENOENT (no such
- * channel). */
-int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos,
+ * a bad name, a size_of too small), SHMBUS_ETIMEDOUT (the directory lock
+ * held past its 2 s timeout), SHMBUS_ECORRUPT (a damaged directory entry
+ * or lock, or the bus truncated while mapped); info and delete:
+ * SHMBUS_ENOENT (no such channel). */
+int shmbus_channel_list(const shmbus_bus_t *bus, shmbus_channel_info_t *infos,
                         size_t cap, size_t *count);
 
 /* Describe one channel by name. Errors: see shmbus_channel_list. */
-int shmbus_channel_info(shmbus_bus_t *bus, const char *name,
+int shmbus_channel_info(const shmbus_bus_t *bus, const char *name,
                         shmbus_channel_info_t *info);
 
 /* Delete a channel. Open handles keep working on its memory until closed;
@@ -443,10 +457,10 @@ int shmbus_state_open(shmbus_bus_t *bus, const char *name,
 int shmbus_state_close(shmbus_state_t *st);
 
 /* Bytes of one value (dtype size x elements); 0 for NULL. Never fails. */
-size_t shmbus_state_size(shmbus_state_t *st);
+size_t shmbus_state_size(const shmbus_state_t *st);
 /* Describe the channel. Errors: SHMBUS_EINVAL (NULL), and those of
  * shmbus_channel_info (SHMBUS_ENOENT: deleted). */
-int shmbus_state_info(shmbus_state_t *st, shmbus_channel_info_t *info);
+int shmbus_state_info(const shmbus_state_t *st, shmbus_channel_info_t *info);
 
 /* Publish a new value of exactly shmbus_state_size() bytes.
  * Single-writer channel (the default): the first write makes this process
@@ -502,7 +516,7 @@ int shmbus_state_read_validate(shmbus_state_t *st, uint64_t seq);
 
 /* The sequence number of the latest value (0 if none, or NULL), without
  * copying. Never fails. */
-uint64_t shmbus_state_seq(shmbus_state_t *st);
+uint64_t shmbus_state_seq(const shmbus_state_t *st);
 
 /* Wait until a value newer than newer_than is published; *seq gets it.
  * Uses the channel handle's wait policy.
@@ -556,7 +570,7 @@ int shmbus_queue_close(shmbus_queue_t *q);
 
 /* Producing. A message is 0..max_msg bytes. put copies it in; reserve hands
  * out the slot's memory (valid until commit/abort) for the caller to fill.
- * With timeout 0 a full ring gives SHMBUS_EAGAIN; after close, SHMBUS_ECLOSED.
+ * With timeout 0 a full ring gives SHMBUS_EAGAIN; after shut, SHMBUS_ECLOSED.
  * A message longer than max_msg gives SHMBUS_ETOOBIG.
  * Errors (put, reserve, put_many): SHMBUS_EINVAL (NULL), SHMBUS_ETOOBIG,
  * SHMBUS_ESTATE (a reservation of this handle is open), SHMBUS_ENOSPC (the
@@ -608,9 +622,11 @@ int shmbus_queue_wait_groups(shmbus_queue_t *q, uint32_t n, int64_t timeout_ns);
  * SHMBUS_ECLOSED. Later puts fail with SHMBUS_ECLOSED.
  * Errors: SHMBUS_EINVAL (NULL). */
 int shmbus_queue_shut(shmbus_queue_t *q);
-/* 1 if closed (end of stream marked), else 0 (also for NULL). Never
- * fails. */
-int shmbus_queue_is_shut(shmbus_queue_t *q);
+/* Whether the end of the stream is marked (shmbus_queue_shut; messages
+ * may still wait to be drained). false for NULL. On a bus truncated while
+ * mapped the lost page reads as zero: false; the queue's calls report
+ * SHMBUS_ECORRUPT. Never fails. */
+bool shmbus_queue_is_shut(const shmbus_queue_t *q);
 
 /* Consuming. Each consumer handle belongs to one named group; join it
  * before the first get. Every group sees every message; the members of one
@@ -718,12 +734,71 @@ typedef struct shmbus_event shmbus_event_t;
 typedef struct shmbus_sem shmbus_sem_t;
 typedef struct shmbus_turn shmbus_turn_t;
 
+/* Every kind opens the same way: shmbus_KIND_open(bus, name, opts, &out)
+ * with an options struct made by shmbus_KIND_opts_init (NULL: all the
+ * defaults). Set size_of to sizeof the struct (the _init does); a size_of
+ * below 1.0's layout, or a newer caller's larger struct with a nonzero
+ * byte this library does not know (nor a nonzero reserved_), is
+ * SHMBUS_EINVAL, so an option is never silently ignored. Common members:
+ *   create       1: create the channel if missing (the default);
+ *                0: it must exist (SHMBUS_ENOENT if not).
+ *   wait_policy  shmbus_wait_policy_t for this handle's blocking calls
+ *                (lock, wait, acquire); spin_ns: the spin budget before
+ *                parking, 0 means 50 us. A waiter under SHMBUS_WAIT_SPIN
+ *                never sleeps, and still notices a dead holder once per
+ *                liveness timeout.
+ * A channel of that name and another kind is SHMBUS_ETYPE. */
+typedef struct shmbus_lock_opts {
+	uint32_t size_of;        /* sizeof(shmbus_lock_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_lock_lock */
+	uint32_t reserved_;      /* 0 */
+	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+} shmbus_lock_opts_t;
+
+typedef struct shmbus_event_opts {
+	uint32_t size_of;        /* sizeof(shmbus_event_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_event_wait */
+	uint32_t reserved_;      /* 0 */
+	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+} shmbus_event_opts_t;
+
+typedef struct shmbus_sem_opts {
+	uint32_t size_of;        /* sizeof(shmbus_sem_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_sem_wait */
+	uint32_t initial;        /* the count, when this call creates it; default 0,
+	                            at most UINT32_MAX - 1 */
+	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+} shmbus_sem_opts_t;
+
+typedef struct shmbus_turn_opts {
+	uint32_t size_of;        /* sizeof(shmbus_turn_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t wait_policy;     /* shmbus_wait_policy_t for shmbus_turn_acquire */
+	uint32_t max_parties;    /* party slots, when this call creates it;
+	                            0 means 16, at most 4096 */
+	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+} shmbus_turn_opts_t;
+
+/* Fill opts with the defaults (size_of set). Never fails. */
+void shmbus_lock_opts_init(shmbus_lock_opts_t *opts);
+void shmbus_event_opts_init(shmbus_event_opts_t *opts);
+void shmbus_sem_opts_init(shmbus_sem_opts_t *opts);
+void shmbus_turn_opts_init(shmbus_turn_opts_t *opts);
+
 /* A robust process-shared mutex. lock returns 0, or SHMBUS_EOWNERDEAD when
  * the previous owner died holding it: the caller owns it now, repairs what
  * it protects and calls shmbus_lock_consistent() before unlock (otherwise
- * the lock becomes SHMBUS_ENOTRECOVERABLE). */
-int shmbus_lock_open(shmbus_bus_t *bus, const char *name, int create,
-                     shmbus_lock_t **out);
+ * the lock becomes SHMBUS_ENOTRECOVERABLE).
+ * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, create, wait policy),
+ * SHMBUS_ENOENT (missing and create == 0), SHMBUS_ETYPE (a channel of
+ * that name and another kind), SHMBUS_ENOSPC (directory or heap
+ * full), SHMBUS_ETIMEDOUT (the directory lock held past 2 s),
+ * SHMBUS_ECORRUPT (a damaged entry or control block), SHMBUS_ENOMEM. */
+int shmbus_lock_open(shmbus_bus_t *bus, const char *name,
+                     const shmbus_lock_opts_t *opts, shmbus_lock_t **out);
 /* close never fails (a lock held through the handle is released).
  * Errors: SHMBUS_EINVAL (NULL); lock: SHMBUS_ESTATE (already held
  * through this handle), SHMBUS_EOWNERDEAD (acquired all the same),
@@ -738,9 +813,14 @@ int shmbus_lock_lock(shmbus_lock_t *l, int64_t timeout_ns);
 int shmbus_lock_consistent(shmbus_lock_t *l);
 int shmbus_lock_unlock(shmbus_lock_t *l);
 
-/* A manual-reset event: set wakes every waiter and stays set until clear. */
-int shmbus_event_open(shmbus_bus_t *bus, const char *name, int create,
-                      shmbus_event_t **out);
+/* A manual-reset event: set wakes every waiter and stays set until clear.
+ * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, create, wait policy),
+ * SHMBUS_ENOENT (missing and create == 0), SHMBUS_ETYPE (a channel of
+ * that name and another kind), SHMBUS_ENOSPC (directory or heap
+ * full), SHMBUS_ETIMEDOUT (the directory lock held past 2 s),
+ * SHMBUS_ECORRUPT (a damaged entry or control block), SHMBUS_ENOMEM. */
+int shmbus_event_open(shmbus_bus_t *bus, const char *name,
+                      const shmbus_event_opts_t *opts, shmbus_event_t **out);
 /* close never fails. Errors: SHMBUS_EINVAL (NULL); wait: SHMBUS_ETIMEDOUT,
  * SHMBUS_EINTR, SHMBUS_ECORRUPT (the bus truncated or overwritten),
  * SHMBUS_ENOENT (the channel deleted), SHMBUS_ESYS (the futex call
@@ -748,12 +828,23 @@ int shmbus_event_open(shmbus_bus_t *bus, const char *name, int create,
 int shmbus_event_close(shmbus_event_t *e);
 int shmbus_event_set(shmbus_event_t *e);
 int shmbus_event_clear(shmbus_event_t *e);
-int shmbus_event_is_set(shmbus_event_t *e);
+/* Whether the event is set now (a snapshot: it may change at once). false
+ * for NULL. On a bus truncated while mapped the lost page reads as zero:
+ * false ("not set"); shmbus_event_wait reports SHMBUS_ECORRUPT. Never
+ * fails. */
+bool shmbus_event_is_set(const shmbus_event_t *e);
+/* Wait until the event is set. Errors: those of the group above. */
 int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns);
 
-/* A counting semaphore; initial is used only when this call creates it. */
-int shmbus_sem_open(shmbus_bus_t *bus, const char *name, int create,
-                    uint32_t initial, shmbus_sem_t **out);
+/* A counting semaphore (opts->initial: its count when this call creates
+ * it).
+ * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, create, wait policy, initial),
+ * SHMBUS_ENOENT (missing and create == 0), SHMBUS_ETYPE (a channel of
+ * that name and another kind), SHMBUS_ENOSPC (directory or heap
+ * full), SHMBUS_ETIMEDOUT (the directory lock held past 2 s),
+ * SHMBUS_ECORRUPT (a damaged entry or control block), SHMBUS_ENOMEM. */
+int shmbus_sem_open(shmbus_bus_t *bus, const char *name,
+                    const shmbus_sem_opts_t *opts, shmbus_sem_t **out);
 /* close never fails. Errors: SHMBUS_EINVAL (NULL); post: SHMBUS_ETOOBIG
  * (the count at its maximum); wait: SHMBUS_ETIMEDOUT, SHMBUS_EINTR,
  * SHMBUS_ECORRUPT (the bus truncated or overwritten), SHMBUS_ENOENT (the
@@ -761,13 +852,19 @@ int shmbus_sem_open(shmbus_bus_t *bus, const char *name, int create,
 int shmbus_sem_close(shmbus_sem_t *s);
 int shmbus_sem_post(shmbus_sem_t *s);
 int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns);
-int shmbus_sem_value(shmbus_sem_t *s, uint32_t *value);
+/* The count now (a snapshot). Errors: SHMBUS_EINVAL (NULL). */
+int shmbus_sem_value(const shmbus_sem_t *s, uint32_t *value);
 
 /* Turn-taking among parties that register in order: party k runs after
  * party k-1, and party 0 after the last. acquire waits for this party's
- * turn; release hands the turn on to the next live party. */
-int shmbus_turn_open(shmbus_bus_t *bus, const char *name, int create,
-                     uint32_t max_parties, shmbus_turn_t **out);
+ * turn; release hands the turn on to the next live party.
+ * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, create, wait policy, max_parties),
+ * SHMBUS_ENOENT (missing and create == 0), SHMBUS_ETYPE (a channel of
+ * that name and another kind), SHMBUS_ENOSPC (directory or heap
+ * full), SHMBUS_ETIMEDOUT (the directory lock held past 2 s),
+ * SHMBUS_ECORRUPT (a damaged entry or control block), SHMBUS_ENOMEM. */
+int shmbus_turn_open(shmbus_bus_t *bus, const char *name,
+                     const shmbus_turn_opts_t *opts, shmbus_turn_t **out);
 /* close never fails (a turn held is passed on). Errors: SHMBUS_EINVAL
  * (NULL); register: SHMBUS_ENOSPC (every party registered); acquire:
  * SHMBUS_ESTATE (not registered, or already acquired), SHMBUS_ETIMEDOUT,
@@ -873,7 +970,7 @@ int shmbus_waitset_set_mark(shmbus_waitset_t *ws, uint64_t tag, uint64_t after);
  * member, the bus: either may be closed. */
 int shmbus_waitset_remove(shmbus_waitset_t *ws, uint64_t tag);
 /* The number of members (0 for NULL). Never fails. */
-size_t shmbus_waitset_size(shmbus_waitset_t *ws);
+size_t shmbus_waitset_size(const shmbus_waitset_t *ws);
 
 /* Wait until at least one member is ready, or timeout_ns (-1: no limit,
  * 0: look once). Writes up to cap ready tags to ready[] and their number
@@ -915,22 +1012,57 @@ typedef struct shmbus_array shmbus_array_t;
 typedef struct shmbus_dict shmbus_dict_t;
 typedef struct shmbus_list shmbus_list_t;
 
+/* Options of array, dict and list channels (see "Every kind opens the
+ * same way" above for size_of and create). */
+typedef struct shmbus_array_opts {
+	uint32_t size_of;        /* sizeof(shmbus_array_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	int32_t dtype;           /* shmbus_dtype_t; default SHMBUS_INT64 */
+	uint32_t reserved_;      /* 0 */
+	uint64_t length;         /* elements; an existing array must match (else
+	                            SHMBUS_ETYPE, as must dtype). 0 (the default)
+	                            opens an existing array of any dtype and
+	                            length, and never creates one (SHMBUS_ENOENT) */
+} shmbus_array_opts_t;
+
+typedef struct shmbus_dict_opts {
+	uint32_t size_of;        /* sizeof(shmbus_dict_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	uint64_t area_bytes;     /* see shmbus_dict_open */
+} shmbus_dict_opts_t;
+
+typedef struct shmbus_list_opts {
+	uint32_t size_of;        /* sizeof(shmbus_list_opts_t) */
+	int32_t create;          /* 1: create if missing (default); 0: must exist */
+	uint64_t area_bytes;     /* see shmbus_dict_open */
+} shmbus_list_opts_t;
+
+/* Fill opts with the defaults (size_of set). Never fails. */
+void shmbus_array_opts_init(shmbus_array_opts_t *opts);
+void shmbus_dict_opts_init(shmbus_dict_opts_t *opts);
+void shmbus_list_opts_init(shmbus_list_opts_t *opts);
+
 /* A fixed-length typed array with atomic element operations (integer
- * dtypes: add, exchange, compare-and-swap; float dtypes: add). */
-int shmbus_array_open(shmbus_bus_t *bus, const char *name, int dtype,
-                      uint64_t length, int create, shmbus_array_t **out);
+ * dtypes: add, exchange, compare-and-swap; float dtypes: add).
+ * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, create, dtype, length),
+ * SHMBUS_ENOENT (missing and create == 0), SHMBUS_ETYPE (a channel of
+ * that name and another kind, dtype or length), SHMBUS_ENOSPC (directory or heap
+ * full), SHMBUS_ETIMEDOUT (the directory lock held past 2 s),
+ * SHMBUS_ECORRUPT (a damaged entry or control block), SHMBUS_ENOMEM. */
+int shmbus_array_open(shmbus_bus_t *bus, const char *name,
+                      const shmbus_array_opts_t *opts, shmbus_array_t **out);
 /* close never fails; length is 0 for NULL. Errors: dtype returns
  * SHMBUS_EINVAL for NULL. */
 int shmbus_array_close(shmbus_array_t *a);
-uint64_t shmbus_array_length(shmbus_array_t *a);
-int shmbus_array_dtype(shmbus_array_t *a);
+uint64_t shmbus_array_length(const shmbus_array_t *a);
+int shmbus_array_dtype(const shmbus_array_t *a);
 /* The elements in shared memory, for bulk access (valid until close);
  * NULL for NULL. Never fails. */
 void *shmbus_array_data(shmbus_array_t *a);
 /* Errors (get, set and the atomic operations below): SHMBUS_EINVAL (NULL,
  * an index out of range); add_i64, xchg_i64 and cas_i64 on a float array
  * and add_f64 on an integer one: SHMBUS_ETYPE. */
-int shmbus_array_get(shmbus_array_t *a, uint64_t i, void *value);
+int shmbus_array_get(const shmbus_array_t *a, uint64_t i, void *value);
 int shmbus_array_set(shmbus_array_t *a, uint64_t i, const void *value);
 /* *old (may be NULL) gets the value before the addition. Errors: as get
  * (above). */
@@ -944,12 +1076,17 @@ int shmbus_array_cas_i64(shmbus_array_t *a, uint64_t i, int64_t *expected,
 
 /* A bytes-to-bytes map and a list of byte strings living in the bus heap.
  * Every operation is atomic; a process killed in the middle of one leaves
- * the container consistent for the next user. area_bytes (used only when
- * the call creates the container): the bytes of heap it gets; 0 is the
- * default, which follows the bus: 1 MiB when that fits in the heap still
- * free, else half of what is free (see docs/containers.md). */
-int shmbus_dict_open(shmbus_bus_t *bus, const char *name, int create,
-                     uint64_t area_bytes, shmbus_dict_t **out);
+ * the container consistent for the next user. opts->area_bytes (used
+ * only when the call creates the container): the bytes of heap it gets; 0
+ * is the default, which follows the bus: 1 MiB when that fits in the heap
+ * still free, else half of what is free (see docs/containers.md).
+ * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, create, area_bytes),
+ * SHMBUS_ENOENT (missing and create == 0), SHMBUS_ETYPE (a channel of
+ * that name and another kind), SHMBUS_ENOSPC (directory or heap
+ * full), SHMBUS_ETIMEDOUT (the directory lock held past 2 s),
+ * SHMBUS_ECORRUPT (a damaged entry or control block), SHMBUS_ENOMEM. */
+int shmbus_dict_open(shmbus_bus_t *bus, const char *name,
+                     const shmbus_dict_opts_t *opts, shmbus_dict_t **out);
 /* close never fails. Errors of every other call on the dict: SHMBUS_EINVAL
  * (NULL), SHMBUS_ETIMEDOUT (its lock held by a live
  * process for over 10 s), SHMBUS_ECORRUPT (damaged contents, or the bus
@@ -992,8 +1129,14 @@ int shmbus_dict_next(shmbus_dict_t *d, uint64_t *cursor, void *kbuf,
  * every dict call. */
 int shmbus_dict_validate(shmbus_dict_t *d);
 
-int shmbus_list_open(shmbus_bus_t *bus, const char *name, int create,
-                     uint64_t area_bytes, shmbus_list_t **out);
+/* Open (and by default create) a list; see shmbus_dict_open.
+ * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, create, area_bytes),
+ * SHMBUS_ENOENT (missing and create == 0), SHMBUS_ETYPE (a channel of
+ * that name and another kind), SHMBUS_ENOSPC (directory or heap
+ * full), SHMBUS_ETIMEDOUT (the directory lock held past 2 s),
+ * SHMBUS_ECORRUPT (a damaged entry or control block), SHMBUS_ENOMEM. */
+int shmbus_list_open(shmbus_bus_t *bus, const char *name,
+                     const shmbus_list_opts_t *opts, shmbus_list_t **out);
 /* close never fails. Errors of every other call on the list (the dict's,
  * and the same for update): SHMBUS_EINVAL (NULL), SHMBUS_ETIMEDOUT (its lock held by a live
  * process for over 10 s), SHMBUS_ECORRUPT (damaged contents, or the bus

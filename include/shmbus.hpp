@@ -227,6 +227,7 @@ public:
 	shmbus_bus_info_t info() const
 	{
 		shmbus_bus_info_t i{};
+		i.size_of = sizeof(i);
 		check(shmbus_bus_info(b_, &i));
 		return i;
 	}
@@ -513,7 +514,7 @@ public:
 	}
 	/* End of stream. */
 	void shut() { check(shmbus_queue_shut(q_)); }
-	bool is_shut() const { return check(shmbus_queue_is_shut(q_)) != 0; }
+	bool is_shut() const { return shmbus_queue_is_shut(q_); }
 
 	/* Consuming: join a group first. */
 	void join(const std::string &group, uint32_t flags = SHMBUS_GROUP_LATEST)

@@ -91,39 +91,70 @@ const struct sb_kind_ops sb_array_ops = {
 	.info = array_info,
 };
 
-int shmbus_array_open(shmbus_bus_t *bus, const char *name, int dtype, uint64_t length,
-                      int create, shmbus_array_t **out)
+void shmbus_array_opts_init(shmbus_array_opts_t *opts)
 {
-	struct sb_params want;
+	memset(opts, 0, sizeof(*opts));
+	opts->size_of = sizeof(*opts);
+	opts->create = 1;
+	opts->dtype = SHMBUS_INT64;
+}
+
+static void array_opts_init(void *opts)
+{
+	shmbus_array_opts_init(opts);
+}
+
+static int array_opts_check(void *opts, const char *name, struct sb_params *want)
+{
+	shmbus_array_opts_t *o = opts;
+
+	if (o->reserved_)
+		return sb_err(SHMBUS_EINVAL, "array '%s' options: reserved_ is %u, not 0", name,
+		              o->reserved_);
+	if (o->length == 0) {
+		/* Length 0 opens an existing array of any type; it cannot
+		 * create (want->ndim 0 matches any dtype and shape). */
+		o->create = 0;
+		return 0;
+	}
+	if (!shmbus_dtype_name(o->dtype))
+		return sb_err(SHMBUS_EINVAL, "array '%s': invalid dtype %d", name, o->dtype);
+	want->dtype = o->dtype;
+	want->ndim = 1;
+	want->shape[0] = o->length;
+	return 0;
+}
+
+/* 1.0's layout, the smallest size_of accepted. */
+#define SB_ARRAY_OPTS_1_0 24u
+_Static_assert(sizeof(shmbus_array_opts_t) == SB_ARRAY_OPTS_1_0, "1.0 is the layout now");
+
+static const struct sb_open_desc array_desc = {
+	.kind = SHMBUS_KIND_ARRAY,
+	.size = sizeof(shmbus_array_opts_t),
+	.size_1_0 = SB_ARRAY_OPTS_1_0,
+	.create_off = offsetof(shmbus_array_opts_t, create),
+	.init = array_opts_init,
+	.check = array_opts_check,
+};
+
+int shmbus_array_open(shmbus_bus_t *bus, const char *name, const shmbus_array_opts_t *opts,
+                      shmbus_array_t **out)
+{
+	shmbus_array_opts_t o;
 	shmbus_array_t *a;
 	int r;
 
 	if (!bus || !out)
 		return sb_err(SHMBUS_EINVAL, "shmbus_array_open: NULL argument");
 	*out = NULL;
-	memset(&want, 0, sizeof(want));
-	want.kind = SHMBUS_KIND_ARRAY;
-	if (length != 0) {
-		if (!shmbus_dtype_name(dtype))
-			return sb_err(SHMBUS_EINVAL, "array '%s': invalid dtype %d",
-			              name ? name : "", dtype);
-		want.dtype = dtype;
-		want.ndim = 1;
-		want.shape[0] = length;
-	} else if (create) {
-		/* Length 0 opens an existing array of any type; it cannot create. */
-		create = 0;
-	}
 	if (!(a = calloc(1, sizeof(*a))))
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
-	r = sb_chan_open(bus, name, &want, create, &a->ch);
-	if (r == SHMBUS_ENOENT && length == 0)
+	shmbus_array_opts_init(&o);
+	r = sb_kind_open(bus, name, &array_desc, opts, &o, &a->ch);
+	if (r == SHMBUS_ENOENT && o.length == 0)
 		sb_err(r, "array '%s' does not exist; give a dtype and a length to create it",
 		       name);
-	if (!r && length == 0 && dtype >= 0 && dtype != a->ch.p.dtype)
-		r = sb_err(SHMBUS_ETYPE, "array '%s' has dtype %s, asked for %s", name,
-		           shmbus_dtype_name(a->ch.p.dtype),
-		           shmbus_dtype_name(dtype) ? shmbus_dtype_name(dtype) : "?");
 	if (r) {
 		free(a);
 		return r;
@@ -142,12 +173,12 @@ int shmbus_array_close(shmbus_array_t *a)
 	return 0;
 }
 
-uint64_t shmbus_array_length(shmbus_array_t *a)
+uint64_t shmbus_array_length(const shmbus_array_t *a)
 {
 	return a ? a->len : 0;
 }
 
-int shmbus_array_dtype(shmbus_array_t *a)
+int shmbus_array_dtype(const shmbus_array_t *a)
 {
 	return a ? a->dtype : SHMBUS_EINVAL;
 }
@@ -157,7 +188,7 @@ void *shmbus_array_data(shmbus_array_t *a)
 	return a ? a->data : NULL;
 }
 
-static int bad_index(shmbus_array_t *a, uint64_t i)
+static int bad_index(const shmbus_array_t *a, uint64_t i)
 {
 	if (!a)
 		return sb_err(SHMBUS_EINVAL, "array is NULL");
@@ -179,7 +210,7 @@ static int wrong_type(shmbus_array_t *a, const char *op)
 
 #define EL(a, i, T) ((T *)(void *)((a)->data + (i) * sizeof(T)))
 
-int shmbus_array_get(shmbus_array_t *a, uint64_t i, void *value)
+int shmbus_array_get(const shmbus_array_t *a, uint64_t i, void *value)
 {
 	if (!a || i >= a->len || !value)
 		return value ? bad_index(a, i) : sb_err(SHMBUS_EINVAL, "value is NULL");

@@ -377,7 +377,8 @@ int sb_box_lock(struct sb_boxh *h)
 	int r, rr = 0;
 
 	do
-		r = sb_rlock_acquire(&h->b->lock, &h->ch, h->token, SB_BOX_TIMEOUT_NS);
+		r = sb_rlock_acquire(&h->b->lock, &h->ch, h->token, SB_BOX_TIMEOUT_NS,
+	                     SHMBUS_WAIT_SPIN_PARK, 0);
 	while (r == SHMBUS_EINTR);
 	/* Taken on pages lost to a truncation: report that, not what the
 	 * zeros would look like (a heap top of 0). */
@@ -449,7 +450,7 @@ int sb_box_gc(struct sb_chan *ch, uint32_t *reaped)
 	h.size = ch->area_size;
 	h.heap_off = SB_BOX_HEAP_OFF;
 	h.token = sb_self_token();
-	r = sb_rlock_acquire(&h.b->lock, ch, h.token, 0);
+	r = sb_rlock_acquire(&h.b->lock, ch, h.token, 0, SHMBUS_WAIT_SPIN_PARK, 0);
 	if (r != 0 && r != SHMBUS_EOWNERDEAD)
 		return 0;              /* held by a live process, or not ours to fix */
 	if (r == SHMBUS_EOWNERDEAD || h.b->jn != 0) {
@@ -470,17 +471,50 @@ int sb_box_gc(struct sb_chan *ch, uint32_t *reaped)
 
 /* ---- open / close --------------------------------------------------- */
 
-int sb_box_open(shmbus_bus_t *bus, const char *name, int kind, int create,
-                uint64_t area_bytes, struct sb_boxh *h)
+_Static_assert(sizeof(shmbus_dict_opts_t) == sizeof(shmbus_list_opts_t) &&
+               offsetof(shmbus_dict_opts_t, create) == offsetof(shmbus_list_opts_t, create) &&
+               offsetof(shmbus_dict_opts_t, area_bytes) ==
+                       offsetof(shmbus_list_opts_t, area_bytes),
+               "dict and list options share one layout");
+/* 1.0's layout, the smallest size_of accepted. */
+#define SB_BOX_OPTS_1_0 16u
+_Static_assert(sizeof(shmbus_dict_opts_t) == SB_BOX_OPTS_1_0, "1.0 is the layout now");
+
+void sb_box_opts_init(void *opts, size_t size)
 {
-	struct sb_params want;
+	shmbus_dict_opts_t *o = opts;
+
+	memset(o, 0, size);
+	o->size_of = (uint32_t)size;
+	o->create = 1;
+}
+
+static int box_opts_check(void *opts, const char *name, struct sb_params *want)
+{
+	const shmbus_dict_opts_t *o = opts;
+
+	(void)name;
+	want->param[0] = o->area_bytes;  /* 0: the default (sb_box_plan) */
+	return 0;
+}
+
+int sb_box_open(shmbus_bus_t *bus, const char *name, int kind, void (*init)(void *opts),
+                const void *opts, struct sb_boxh *h)
+{
+	const struct sb_open_desc d = {
+		.kind = kind,
+		.flags = SB_OPEN_ANY_PARAMS,    /* area_bytes only creates */
+		.size = sizeof(shmbus_dict_opts_t),
+		.size_1_0 = SB_BOX_OPTS_1_0,
+		.create_off = offsetof(shmbus_dict_opts_t, create),
+		.init = init,
+		.check = box_opts_check,
+	};
+	shmbus_dict_opts_t o;
 	int r;
 
 	memset(h, 0, sizeof(*h));
-	memset(&want, 0, sizeof(want));
-	want.kind = kind;
-	want.param[0] = area_bytes;
-	r = sb_chan_open_lenient(bus, name, &want, create, &h->ch);
+	r = sb_kind_open(bus, name, &d, opts, &o, &h->ch);
 	if (r)
 		return r;
 	h->b = (struct sb_box *)h->ch.area;

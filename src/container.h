@@ -61,8 +61,13 @@ int sb_box_check(const uint8_t *area, uint64_t size, const struct sb_params *p,
                  uint32_t kind);
 int sb_box_gc(struct sb_chan *ch, uint32_t *reaped);
 
-int sb_box_open(shmbus_bus_t *bus, const char *name, int kind, int create,
-                uint64_t area_bytes, struct sb_boxh *h);
+/* Open a dict or list (kind) through sb_kind_open: opts is the caller's
+ * shmbus_dict_opts_t or shmbus_list_opts_t (NULL: defaults), which share
+ * one layout; init is the kind's _opts_init. */
+int sb_box_open(shmbus_bus_t *bus, const char *name, int kind, void (*init)(void *opts),
+                const void *opts, struct sb_boxh *h);
+/* The defaults of either options struct (size bytes). */
+void sb_box_opts_init(void *opts, size_t size);
 void sb_box_close(struct sb_boxh *h);
 
 /* Lock (rolling back what a dead holder left half done); unlock commits,

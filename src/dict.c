@@ -305,7 +305,17 @@ static int finish(shmbus_dict_t *d, int r)
 	return r;
 }
 
-int shmbus_dict_open(shmbus_bus_t *bus, const char *name, int create, uint64_t area_bytes,
+void shmbus_dict_opts_init(shmbus_dict_opts_t *opts)
+{
+	sb_box_opts_init(opts, sizeof(*opts));
+}
+
+static void dict_opts_init(void *opts)
+{
+	shmbus_dict_opts_init(opts);
+}
+
+int shmbus_dict_open(shmbus_bus_t *bus, const char *name, const shmbus_dict_opts_t *opts,
                      shmbus_dict_t **out)
 {
 	shmbus_dict_t *d;
@@ -316,7 +326,7 @@ int shmbus_dict_open(shmbus_bus_t *bus, const char *name, int create, uint64_t a
 	*out = NULL;
 	if (!(d = calloc(1, sizeof(*d))))
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
-	if ((r = sb_box_open(bus, name, SHMBUS_KIND_DICT, create, area_bytes, &d->h)) != 0) {
+	if ((r = sb_box_open(bus, name, SHMBUS_KIND_DICT, dict_opts_init, opts, &d->h)) != 0) {
 		free(d);
 		return r;
 	}

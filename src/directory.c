@@ -191,7 +191,7 @@ static int entry_find(shmbus_bus_t *bus, const char *name, uint32_t *idx)
 	return 0;
 }
 
-static int match(const struct sb_chan *ch, const struct sb_params *want)
+static int match(const struct sb_chan *ch, const struct sb_params *want, int flags)
 {
 	char a[96], b[96];
 	int i;
@@ -209,7 +209,7 @@ static int match(const struct sb_chan *ch, const struct sb_params *want)
 		              ch->name, shmbus_dtype_name(ch->p.dtype), a,
 		              shmbus_dtype_name(want->dtype), b);
 	}
-	for (i = 0; i < SB_PARAMS; i++)
+	for (i = 0; i < SB_PARAMS && !(flags & SB_OPEN_ANY_PARAMS); i++)
 		if (want->param[i] != 0 && want->param[i] != ch->p.param[i])
 			return sb_err(SHMBUS_ETYPE,
 			              "channel '%s' (%s) exists with parameter %d = %llu, asked for %llu",
@@ -304,7 +304,7 @@ static int entry_create(shmbus_bus_t *bus, const char *name, struct sb_params *w
 }
 
 int sb_chan_open(shmbus_bus_t *bus, const char *name, struct sb_params *want,
-                 int create, struct sb_chan *ch)
+                 int flags, struct sb_chan *ch)
 {
 	uint32_t idx;
 	int r;
@@ -320,8 +320,8 @@ int sb_chan_open(shmbus_bus_t *bus, const char *name, struct sb_params *want,
 	if (entry_find(bus, name, &idx)) {
 		r = entry_load(bus, idx, ch);
 		if (!r)
-			r = match(ch, want);
-	} else if (create) {
+			r = match(ch, want, flags);
+	} else if (flags & SB_OPEN_CREATE) {
 		r = entry_create(bus, name, want, ch);
 	} else {
 		r = sb_err(SHMBUS_ENOENT, "bus '%s' has no channel '%s'", bus->name, name);
@@ -342,9 +342,11 @@ int sb_chan_valid(const struct sb_chan *ch)
 	       atomic_load_explicit(&e->generation, memory_order_relaxed) == ch->generation;
 }
 
-static void fill_info(struct sb_chan *ch, shmbus_channel_info_t *info)
+/* Describe ch in the caller's struct, at most its size_of bytes. */
+static void fill_info(struct sb_chan *ch, shmbus_channel_info_t *out)
 {
 	const struct sb_kind_ops *ops = sb_kind_ops(ch->p.kind);
+	shmbus_channel_info_t full, *info = &full;
 
 	memset(info, 0, sizeof(*info));
 	info->size_of = sizeof(*info);
@@ -357,18 +359,29 @@ static void fill_info(struct sb_chan *ch, shmbus_channel_info_t *info)
 	info->area_size = ch->area_size;
 	if (ops && ops->info)
 		ops->info(ch, info);
+	sb_out_copy(out, info, sizeof(*info));
 }
 
-int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos, size_t cap,
+int shmbus_channel_list(const shmbus_bus_t *cbus, shmbus_channel_info_t *infos, size_t cap,
                         size_t *count)
 {
+	/* The handle is only read; ch below is a local view of an entry. */
+	shmbus_bus_t *bus = (shmbus_bus_t *)cbus;
 	struct sb_chan ch;
+	uint32_t stride = 0;
 	size_t n = 0;
 	uint32_t i;
 	int r;
 
 	if (!bus || !count || (!infos && cap))
 		return sb_err(SHMBUS_EINVAL, "shmbus_channel_list: NULL argument");
+	if (cap) {
+		/* infos[0].size_of is the caller's entry size: each entry is
+		 * written at that stride, at most that many bytes. */
+		if ((r = sb_out_check(infos, "shmbus_channel_list: infos[0]")) != 0)
+			return r;
+		stride = infos[0].size_of;
+	}
 	r = sb_bus_lock(bus);
 	if (r)
 		return r;
@@ -380,8 +393,13 @@ int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos, size_t 
 			r = SHMBUS_ECORRUPT;
 			break;
 		}
-		if (n < cap)
-			fill_info(&ch, &infos[n]);
+		if (n < cap) {
+			shmbus_channel_info_t *e =
+			        (shmbus_channel_info_t *)((uint8_t *)infos + n * stride);
+
+			memcpy(e, &stride, sizeof(stride));
+			fill_info(&ch, e);
+		}
 		n++;
 	}
 	sb_bus_unlock(bus);
@@ -391,14 +409,18 @@ int shmbus_channel_list(shmbus_bus_t *bus, shmbus_channel_info_t *infos, size_t 
 	return r;
 }
 
-int shmbus_channel_info(shmbus_bus_t *bus, const char *name, shmbus_channel_info_t *info)
+int shmbus_channel_info(const shmbus_bus_t *cbus, const char *name, shmbus_channel_info_t *info)
 {
+	/* The handle is only read; ch below is a local view of the entry. */
+	shmbus_bus_t *bus = (shmbus_bus_t *)cbus;
 	struct sb_chan ch;
 	uint32_t idx;
 	int r;
 
 	if (!bus || !info)
 		return sb_err(SHMBUS_EINVAL, "shmbus_channel_info: NULL argument");
+	if ((r = sb_out_check(info, "shmbus_channel_info: info")) != 0)
+		return r;
 	r = shmbus_name_check(name);
 	if (r)
 		return sb_err(r, "channel %s", shmbus_last_error());

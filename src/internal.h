@@ -316,7 +316,14 @@ struct sb_park {
 	int started;
 	int poll;                  /* timeout 0 */
 	int yielding;              /* past yield_at: every round yields */
+	uint64_t live_every;       /* sb_park_liveness's period; 0: none */
+	uint64_t live_at;          /* the next SB_PARK_LIVE round */
 };
+
+/* sb_park_spin's answer when a liveness look is due (sb_park_liveness):
+ * the caller checks whether the process it waits on is dead, then tests
+ * its condition again. Callers that never ask treat it as 1. */
+#define SB_PARK_LIVE 3
 
 /* Start waiting on ch for timeout_ns under policy (SHMBUS_WAIT_*) and
  * spin budget spin_ns (0: the default, 50 us). Returns the time it read
@@ -324,6 +331,10 @@ struct sb_park {
 uint64_t sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t timeout_ns,
                    int policy, int64_t spin_ns);
 int sb_park_spin_slow(struct sb_park *p);
+/* Ask the spin phase for a liveness look every ns (the bus's liveness
+ * timeout): a waiter under SHMBUS_WAIT_SPIN never parks, so it would
+ * otherwise never look for a dead holder. Call after sb_park_start. */
+void sb_park_liveness(struct sb_park *p, int64_t ns);
 
 /* One round of the spin phase: 1 to test the condition again after a
  * pause, 2 after a yield (past SB_PURE_SPIN_NS), 0 to park, or an error to
@@ -454,8 +465,8 @@ uint32_t sb_peer_reap(shmbus_bus_t *bus);
 
 /* Lock the directory mutex (robust; bounded by SB_LOCK_TIMEOUT_NS). On an
  * owner's death the directory is repaired before this returns 0. */
-int sb_bus_lock(shmbus_bus_t *bus);
-void sb_bus_unlock(shmbus_bus_t *bus);
+int sb_bus_lock(const shmbus_bus_t *bus);
+void sb_bus_unlock(const shmbus_bus_t *bus);
 /* 0 while the bus's file still has the size it was mapped with and its
  * header still reads as ours; else SHMBUS_ECORRUPT with the detail set
  * (prefix: who asks, e.g. "state 'x': "), and the mapping is marked
@@ -467,12 +478,52 @@ int sb_heap_range_ok(const shmbus_bus_t *bus, uint64_t off, uint64_t len);
 
 /* ---- directory.c ---------------------------------------------------- */
 
-/* Open channel `name` of kind want->kind. If it exists it must match want
- * (dtype/shape when want->ndim != 0; each param[i] when want->param[i] != 0)
- * else SHMBUS_ETYPE. If missing: create it when create != 0 (after
- * ops->plan), else SHMBUS_ENOENT. */
+/* Open channel `name` of kind want->kind, in one hold of the bus mutex.
+ * If it exists it must match want (dtype/shape when want->ndim != 0; each
+ * param[i] when want->param[i] != 0, unless flags has SB_OPEN_ANY_PARAMS)
+ * else SHMBUS_ETYPE. If missing: create it with want when flags has
+ * SB_OPEN_CREATE (after ops->plan), else SHMBUS_ENOENT. The public opens
+ * go through sb_kind_open (opts.c). */
+#define SB_OPEN_CREATE 0x1
+#define SB_OPEN_ANY_PARAMS 0x2   /* param[] only for creating */
 int sb_chan_open(shmbus_bus_t *bus, const char *name, struct sb_params *want,
-                 int create, struct sb_chan *ch);
+                 int flags, struct sb_chan *ch);
+
+/* ---- opts.c: the one open of every kind, options in, structs out ----- */
+
+/* How a kind reads its options struct. The public struct starts with
+ * uint32_t size_of and has int32_t create at create_off. */
+struct sb_open_desc {
+	int kind;                  /* SHMBUS_KIND_* */
+	int flags;                 /* SB_OPEN_ANY_PARAMS or 0 */
+	size_t size;               /* sizeof the struct this library knows */
+	size_t size_1_0;           /* its first published layout (1.0) */
+	size_t create_off;         /* offsetof(..., create) */
+	/* The kind's shmbus_KIND_opts_init. */
+	void (*init)(void *opts);
+	/* Check the copied options (reserved_ zero, ranges) and fill *want
+	 * (zeroed, kind set): the dtype/shape an existing channel must have,
+	 * param[] for creating it. May clear create (a request that can
+	 * only open). */
+	int (*check)(void *opts, const char *name, struct sb_params *want);
+};
+
+/* Read the caller's options (NULL: the defaults) into o, this library's
+ * struct: size_of below size_1_0 or over 4096, or a nonzero byte past
+ * d->size, is SHMBUS_EINVAL. Then check them, and open the channel or
+ * create it (create member) as sb_chan_open does. */
+int sb_kind_open(shmbus_bus_t *bus, const char *name, const struct sb_open_desc *d,
+                 const void *opts, void *o, struct sb_chan *ch);
+/* The wait members every blocking kind's options share. */
+int sb_wait_opts_check(const char *kind, const char *name, int32_t policy, int64_t spin_ns);
+
+/* An output struct (size_of first, set by the caller): 0 if size_of is
+ * usable (8..4096), else SHMBUS_EINVAL naming fn. */
+int sb_out_check(const void *out, const char *fn);
+/* Copy full (this library's struct of size bytes) into out, at most its
+ * size_of bytes, zeroing the bytes past size up to size_of; size_of is
+ * left as the bytes filled. Checked by sb_out_check first. */
+void sb_out_copy(void *out, const void *full, size_t size);
 /* 1 if the channel's directory entry still names this channel. */
 int sb_chan_valid(const struct sb_chan *ch);
 /* Compute element count * dtype size into *bytes, overflow-checked. */

@@ -223,7 +223,17 @@ static int remove_locked(shmbus_list_t *l, struct arr *a, uint64_t i)
 	return r ? r : sb_box_free(&l->h, elem);
 }
 
-int shmbus_list_open(shmbus_bus_t *bus, const char *name, int create, uint64_t area_bytes,
+void shmbus_list_opts_init(shmbus_list_opts_t *opts)
+{
+	sb_box_opts_init(opts, sizeof(*opts));
+}
+
+static void list_opts_init(void *opts)
+{
+	shmbus_list_opts_init(opts);
+}
+
+int shmbus_list_open(shmbus_bus_t *bus, const char *name, const shmbus_list_opts_t *opts,
                      shmbus_list_t **out)
 {
 	shmbus_list_t *l;
@@ -234,7 +244,7 @@ int shmbus_list_open(shmbus_bus_t *bus, const char *name, int create, uint64_t a
 	*out = NULL;
 	if (!(l = calloc(1, sizeof(*l))))
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
-	if ((r = sb_box_open(bus, name, SHMBUS_KIND_LIST, create, area_bytes, &l->h)) != 0) {
+	if ((r = sb_box_open(bus, name, SHMBUS_KIND_LIST, list_opts_init, opts, &l->h)) != 0) {
 		free(l);
 		return r;
 	}

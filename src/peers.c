@@ -368,7 +368,7 @@ static uint64_t attach_of(struct sb_peer *p, uint64_t t)
 	return s1 == t && s2 == t ? a : 0;
 }
 
-int shmbus_bus_peers(shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
+int shmbus_bus_peers(const shmbus_bus_t *bus, shmbus_peer_info_t *peers, size_t cap,
                      size_t *count)
 {
 	size_t n = 0;

@@ -482,49 +482,66 @@ static int check_match(shmbus_queue_t *q, const shmbus_queue_opts_t *o)
 	return 0;
 }
 
+static void queue_opts_init(void *opts)
+{
+	shmbus_queue_opts_init(opts);
+}
+
+static int queue_opts_check(void *opts, const char *name, struct sb_params *want)
+{
+	const shmbus_queue_opts_t *o = opts;
+	int r;
+
+	if (o->reserved_)
+		return sb_err(SHMBUS_EINVAL, "queue '%s' options: reserved_ is %d, not 0", name,
+		              o->reserved_);
+	if ((r = sb_wait_opts_check("queue", name, o->wait_policy, o->spin_ns)) != 0)
+		return r;
+	if (o->slots > SB_Q_MAX_SLOTS)
+		return sb_err(SHMBUS_EINVAL, "queue '%s': %u slots, the limit is %u",
+		              name, o->slots, SB_Q_MAX_SLOTS);
+	if (o->max_msg > SB_Q_MAX_MSG)
+		return sb_err(SHMBUS_EINVAL, "queue '%s': max_msg %llu bytes, the limit is %llu (1 GiB)",
+		              name, (unsigned long long)o->max_msg, SB_Q_MAX_MSG);
+	/* For creating; an existing queue is compared by check_match, with
+	 * a message that names the parameter. */
+	want->param[0] = o->slots ? round_pow2(o->slots) : 0;
+	want->param[1] = o->max_msg;
+	want->param[2] = o->max_groups;
+	want->param[3] = o->max_members;
+	want->param[4] = o->max_producers;
+	return 0;
+}
+
+/* 1.0's layout, the smallest size_of accepted. */
+#define SB_QUEUE_OPTS_1_0 48u
+_Static_assert(sizeof(shmbus_queue_opts_t) == SB_QUEUE_OPTS_1_0, "1.0 is the layout now");
+
+static const struct sb_open_desc queue_desc = {
+	.kind = SHMBUS_KIND_QUEUE,
+	.flags = SB_OPEN_ANY_PARAMS,
+	.size = sizeof(shmbus_queue_opts_t),
+	.size_1_0 = SB_QUEUE_OPTS_1_0,
+	.create_off = offsetof(shmbus_queue_opts_t, create),
+	.init = queue_opts_init,
+	.check = queue_opts_check,
+};
+
 int shmbus_queue_open(shmbus_bus_t *bus, const char *name, const shmbus_queue_opts_t *opts,
                       shmbus_queue_t **out)
 {
 	shmbus_queue_opts_t o;
-	struct sb_params want;
 	shmbus_queue_t *q;
 	int r;
 
 	if (!bus || !out)
 		return sb_err(SHMBUS_EINVAL, "shmbus_queue_open: NULL argument");
 	*out = NULL;
-	shmbus_queue_opts_init(&o);
-	if (opts) {
-		if (opts->size_of < offsetof(shmbus_queue_opts_t, spin_ns) || opts->size_of > 4096)
-			return sb_err(SHMBUS_EINVAL, "queue options: size_of is %u; call shmbus_queue_opts_init()",
-			              opts->size_of);
-		memcpy(&o, opts, opts->size_of < sizeof(o) ? opts->size_of : sizeof(o));
-	}
-	if (o.wait_policy < 0 || o.wait_policy > SHMBUS_WAIT_PARK || o.spin_ns < 0)
-		return sb_err(SHMBUS_EINVAL, "queue options: wait policy %d / spin_ns %lld invalid",
-		              o.wait_policy, (long long)o.spin_ns);
-	if (o.slots > SB_Q_MAX_SLOTS)
-		return sb_err(SHMBUS_EINVAL, "queue '%s': %u slots, the limit is %u",
-		              name ? name : "", o.slots, SB_Q_MAX_SLOTS);
-	if (o.max_msg > SB_Q_MAX_MSG)
-		return sb_err(SHMBUS_EINVAL, "queue '%s': max_msg %llu bytes, the limit is %llu (1 GiB)",
-		              name ? name : "", (unsigned long long)o.max_msg, SB_Q_MAX_MSG);
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
-	/* Open what exists (any parameters), then compare with a message that
-	 * names the parameter; create only if missing. */
-	memset(&want, 0, sizeof(want));
-	want.kind = SHMBUS_KIND_QUEUE;
-	r = sb_chan_open(bus, name, &want, 0, &q->ch);
-	if (r == SHMBUS_ENOENT && o.create) {
-		want.param[0] = o.slots ? round_pow2(o.slots) : 0;
-		want.param[1] = o.max_msg;
-		want.param[2] = o.max_groups;
-		want.param[3] = o.max_members;
-		want.param[4] = o.max_producers;
-		r = sb_chan_open(bus, name, &want, 1, &q->ch);
-	}
+	shmbus_queue_opts_init(&o);
+	r = sb_kind_open(bus, name, &queue_desc, opts, &o, &q->ch);
 	if (!r)
 		r = check_match(q, &o);
 	if (!r)
@@ -899,22 +916,26 @@ int shmbus_queue_shut(shmbus_queue_t *q)
 	return 0;
 }
 
-int shmbus_queue_is_shut(shmbus_queue_t *q)
+bool shmbus_queue_is_shut(const shmbus_queue_t *q)
 {
 	/* acquire: pairs with the fetch_or in shmbus_queue_shut. */
-	return q && (atomic_load_explicit(&q->v.ctl->head, memory_order_acquire) & SB_Q_CLOSED) ? 1 : 0;
+	return q && (atomic_load_explicit(&q->v.ctl->head, memory_order_acquire) & SB_Q_CLOSED);
 }
 
-int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *info,
+int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *out,
                       shmbus_group_info_t *groups, size_t cap)
 {
+	shmbus_queue_info_t full, *info = &full;
 	struct sb_q_view *v;
 	uint64_t h, gate, ep;
 	uint32_t ng, np, i, n = 0;
 	int32_t blocker;
+	int r;
 
-	if (!q || !info || (!groups && cap))
+	if (!q || !out || (!groups && cap))
 		return sb_err(SHMBUS_EINVAL, "shmbus_queue_info: NULL argument");
+	if ((r = sb_out_check(out, "shmbus_queue_info: info")) != 0)
+		return r;
 	v = &q->v;
 	memset(info, 0, sizeof(*info));
 	info->size_of = sizeof(*info);
@@ -956,5 +977,6 @@ int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *info,
 		n++;
 	}
 	info->groups = n;
+	sb_out_copy(out, info, sizeof(*info));
 	return 0;
 }

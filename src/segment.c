@@ -646,7 +646,7 @@ int shmbus_bus_unlink(const char *name)
 	return 0;
 }
 
-const char *shmbus_bus_name(shmbus_bus_t *bus)
+const char *shmbus_bus_name(const shmbus_bus_t *bus)
 {
 	return bus ? bus->name : "";
 }
@@ -661,7 +661,7 @@ int shmbus_bus_set_liveness(shmbus_bus_t *bus, int64_t timeout_ns)
 
 /* ---- the directory lock --------------------------------------------- */
 
-static void repair_directory(shmbus_bus_t *bus)
+static void repair_directory(const shmbus_bus_t *bus)
 {
 	uint32_t i;
 
@@ -682,7 +682,7 @@ static void repair_directory(shmbus_bus_t *bus)
 		atomic_store_explicit(&bus->hdr->heap_used, bus->heap_size, memory_order_relaxed);
 }
 
-int sb_bus_lock(shmbus_bus_t *bus)
+int sb_bus_lock(const shmbus_bus_t *bus)
 {
 	int r = sb_mutex_lock(&bus->hdr->mutex, SB_LOCK_TIMEOUT_NS);
 
@@ -702,7 +702,7 @@ int sb_bus_lock(shmbus_bus_t *bus)
 	              strerror(r));
 }
 
-void sb_bus_unlock(shmbus_bus_t *bus)
+void sb_bus_unlock(const shmbus_bus_t *bus)
 {
 	SB_STEP("bus.bus_unlock.mutex_unlock");
 	pthread_mutex_unlock(&bus->hdr->mutex);
@@ -739,12 +739,16 @@ int sb_heap_range_ok(const shmbus_bus_t *bus, uint64_t off, uint64_t len)
 
 /* ---- info, list, gc ------------------------------------------------- */
 
-int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info)
+int shmbus_bus_info(const shmbus_bus_t *bus, shmbus_bus_info_t *out)
 {
+	shmbus_bus_info_t full, *info = &full;
 	uint32_t i;
+	int r;
 
-	if (!bus || !info)
+	if (!bus || !out)
 		return sb_err(SHMBUS_EINVAL, "shmbus_bus_info: NULL argument");
+	if ((r = sb_out_check(out, "shmbus_bus_info: info")) != 0)
+		return r;
 	memset(info, 0, sizeof(*info));
 	info->size_of = sizeof(*info);
 	info->abi_version = SB_ABI;
@@ -774,6 +778,7 @@ int shmbus_bus_info(shmbus_bus_t *bus, shmbus_bus_info_t *info)
 	info->creator_pid = bus->hdr->creator_pid;
 	info->create_time_ns = bus->hdr->create_time_ns;
 	info->persistent = bus->persistent;
+	sb_out_copy(out, info, sizeof(*info));
 	if (sb_map_damaged(bus->base))
 		return sb_err(SHMBUS_ECORRUPT, "bus '%s' was truncated while mapped", bus->name);
 	return 0;

@@ -243,59 +243,77 @@ void shmbus_state_opts_init(shmbus_state_opts_t *opts)
 	opts->create = 1;
 }
 
+static void state_opts_init(void *opts)
+{
+	shmbus_state_opts_init(opts);
+}
+
+static int state_opts_check(void *opts, const char *name, struct sb_params *want)
+{
+	const shmbus_state_opts_t *o = opts;
+	int r;
+
+	if (o->reserved_)
+		return sb_err(SHMBUS_EINVAL, "state '%s' options: reserved_ is %u, not 0", name,
+		              o->reserved_);
+	if ((r = sb_wait_opts_check("state", name, o->wait_policy, o->spin_ns)) != 0)
+		return r;
+	if (o->ndim > SHMBUS_MAX_DIMS)
+		return sb_err(SHMBUS_EINVAL, "state '%s': %u dimensions, the limit is %d",
+		              name, o->ndim, SHMBUS_MAX_DIMS);
+	if (o->writers < SHMBUS_WRITERS_DEFAULT || o->writers > SHMBUS_WRITERS_MANY)
+		return sb_err(SHMBUS_EINVAL, "state '%s': writers %d; use SHMBUS_WRITERS_ONE or _MANY",
+		              name, o->writers);
+	want->dtype = o->dtype;
+	want->ndim = o->ndim;
+	memcpy(want->shape, o->shape, sizeof(want->shape));
+	if (o->create && o->ndim == 0) {  /* a scalar */
+		want->ndim = 1;
+		want->shape[0] = 1;
+	}
+	if (want->ndim != 0) {
+		uint64_t bytes;
+
+		if (!shmbus_dtype_name(o->dtype))
+			return sb_err(SHMBUS_EINVAL, "state '%s': invalid dtype %d", name, o->dtype);
+		r = sb_shape_bytes(want->dtype, want->ndim, want->shape, &bytes);
+		if (r)
+			return sb_err(r, "state '%s': %s", name, shmbus_last_error());
+		want->value_size = bytes;
+	}
+	want->param[0] = o->nbuf;
+	want->param[1] = (uint64_t)o->writers;   /* 0: as the channel is */
+	return 0;
+}
+
+/* 1.0's layout, the smallest size_of accepted. */
+#define SB_STATE_OPTS_1_0 72u
+_Static_assert(sizeof(shmbus_state_opts_t) == SB_STATE_OPTS_1_0, "1.0 is the layout now");
+
+static const struct sb_open_desc state_desc = {
+	.kind = SHMBUS_KIND_STATE,
+	.size = sizeof(shmbus_state_opts_t),
+	.size_1_0 = SB_STATE_OPTS_1_0,
+	.create_off = offsetof(shmbus_state_opts_t, create),
+	.init = state_opts_init,
+	.check = state_opts_check,
+};
+
 int shmbus_state_open(shmbus_bus_t *bus, const char *name,
                       const shmbus_state_opts_t *opts, shmbus_state_t **out)
 {
 	shmbus_state_opts_t o;
-	struct sb_params want;
 	shmbus_state_t *st;
 	int r;
 
 	if (!bus || !out)
 		return sb_err(SHMBUS_EINVAL, "shmbus_state_open: NULL argument");
 	*out = NULL;
-	shmbus_state_opts_init(&o);
-	if (opts) {
-		if (opts->size_of < offsetof(shmbus_state_opts_t, spin_ns) || opts->size_of > 4096)
-			return sb_err(SHMBUS_EINVAL, "state options: size_of is %u; call shmbus_state_opts_init()",
-			              opts->size_of);
-		memcpy(&o, opts, opts->size_of < sizeof(o) ? opts->size_of : sizeof(o));
-	}
-	if (o.wait_policy < 0 || o.wait_policy > SHMBUS_WAIT_PARK || o.spin_ns < 0)
-		return sb_err(SHMBUS_EINVAL, "state options: wait policy %d / spin_ns %lld invalid",
-		              o.wait_policy, (long long)o.spin_ns);
-	if (o.ndim > SHMBUS_MAX_DIMS)
-		return sb_err(SHMBUS_EINVAL, "state '%s': %u dimensions, the limit is %d",
-		              name ? name : "", o.ndim, SHMBUS_MAX_DIMS);
-	if (o.writers < SHMBUS_WRITERS_DEFAULT || o.writers > SHMBUS_WRITERS_MANY)
-		return sb_err(SHMBUS_EINVAL, "state '%s': writers %d; use SHMBUS_WRITERS_ONE or _MANY",
-		              name ? name : "", o.writers);
-	memset(&want, 0, sizeof(want));
-	want.kind = SHMBUS_KIND_STATE;
-	want.dtype = o.dtype;
-	want.ndim = o.ndim;
-	memcpy(want.shape, o.shape, sizeof(want.shape));
-	if (o.create && o.ndim == 0) {  /* a scalar */
-		want.ndim = 1;
-		want.shape[0] = 1;
-	}
-	if (want.ndim != 0) {
-		uint64_t bytes;
-
-		if (!shmbus_dtype_name(o.dtype))
-			return sb_err(SHMBUS_EINVAL, "state '%s': invalid dtype %d", name ? name : "",
-			              o.dtype);
-		r = sb_shape_bytes(want.dtype, want.ndim, want.shape, &bytes);
-		if (r)
-			return sb_err(r, "state '%s': %s", name ? name : "", shmbus_last_error());
-		want.value_size = bytes;
-	}
-	want.param[0] = o.nbuf;
-	want.param[1] = (uint64_t)o.writers;   /* 0: as the channel is */
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
-	r = sb_chan_open(bus, name, &want, o.create, &st->ch);
+	shmbus_state_opts_init(&o);
+	r = sb_kind_open(bus, name, &state_desc, opts, &o, &st->ch);
 	if (r == SHMBUS_ETYPE && o.writers) {
 		shmbus_channel_info_t ci;
 
@@ -344,12 +362,12 @@ int shmbus_state_close(shmbus_state_t *st)
 	return 0;
 }
 
-size_t shmbus_state_size(shmbus_state_t *st)
+size_t shmbus_state_size(const shmbus_state_t *st)
 {
 	return st ? (size_t)st->size : 0;
 }
 
-int shmbus_state_info(shmbus_state_t *st, shmbus_channel_info_t *info)
+int shmbus_state_info(const shmbus_state_t *st, shmbus_channel_info_t *info)
 {
 	if (!st || !info)
 		return sb_err(SHMBUS_EINVAL, "shmbus_state_info: NULL argument");
@@ -615,7 +633,7 @@ int shmbus_state_write_commit(shmbus_state_t *st)
 
 /* ---- reading -------------------------------------------------------- */
 
-uint64_t shmbus_state_seq(shmbus_state_t *st)
+uint64_t shmbus_state_seq(const shmbus_state_t *st)
 {
 	/* acquire: pairs with publish(); a caller may then read the value. */
 	return st ? atomic_load_explicit(&st->ctl->pub_seq, memory_order_acquire) : 0;

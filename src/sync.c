@@ -122,7 +122,7 @@ static int try_take(struct sb_rlock *l, uint64_t token)
 }
 
 int sb_rlock_acquire(struct sb_rlock *l, const struct sb_chan *ch, uint64_t token,
-                     int64_t timeout_ns)
+                     int64_t timeout_ns, int policy, int64_t spin_ns)
 {
 	const shmbus_bus_t *bus = ch->bus;
 	int64_t liveness_ns = bus->liveness_ns;
@@ -134,7 +134,8 @@ int sb_rlock_acquire(struct sb_rlock *l, const struct sb_chan *ch, uint64_t toke
 	/* relaxed: a hint; the CAS decides. A free lock costs no clock read. */
 	if (atomic_load_explicit(&l->owner, memory_order_relaxed) == 0 && try_take(l, token))
 		return took(l, token);
-	sb_park_start(&p, ch, timeout_ns, SHMBUS_WAIT_SPIN_PARK, 0);
+	sb_park_start(&p, ch, timeout_ns, policy, spin_ns);
+	sb_park_liveness(&p, liveness_ns);
 	for (;;) {
 		/* relaxed: a hint; the CAS decides. */
 		if (atomic_load_explicit(&l->owner, memory_order_relaxed) == 0 &&
@@ -143,6 +144,12 @@ int sb_rlock_acquire(struct sb_rlock *l, const struct sb_chan *ch, uint64_t toke
 		r = sb_park_spin(&p);
 		if (r <= 0)
 			break;
+		/* A spinner that never parks looks for a dead owner once per
+		 * liveness timeout, as a sleeper does. relaxed: only the
+		 * token's value matters; steal's CAS decides. */
+		if (r == SB_PARK_LIVE &&
+		    steal(bus, l, atomic_load_explicit(&l->owner, memory_order_relaxed), token))
+			return took(l, token);
 	}
 	if (r == SHMBUS_ETIMEDOUT && p.poll) {
 		/* relaxed: only the token's value matters; steal's CAS decides. */
@@ -238,27 +245,73 @@ int sb_rlock_reap(const shmbus_bus_t *bus, struct sb_rlock *l, uint64_t token)
 
 /* ---- opening -------------------------------------------------------- */
 
-int sb_chan_open_lenient(shmbus_bus_t *bus, const char *name, struct sb_params *want,
-                         int create, struct sb_chan *ch)
-{
-	struct sb_params any = *want;
-	int r;
+/* The options every sync kind shares: create, wait_policy, spin_ns. */
+struct sync_opts {
+	uint32_t size_of;
+	int32_t create;
+	int32_t wait_policy;
+	uint32_t word;             /* reserved_, initial or max_parties */
+	int64_t spin_ns;
+};
+#define SYNC_OPTS_CHECK(T) \
+	_Static_assert(sizeof(T) == sizeof(struct sync_opts) && \
+	               offsetof(T, create) == offsetof(struct sync_opts, create) && \
+	               offsetof(T, wait_policy) == offsetof(struct sync_opts, wait_policy) && \
+	               offsetof(T, spin_ns) == offsetof(struct sync_opts, spin_ns), \
+	               #T " has the sync layout")
+SYNC_OPTS_CHECK(shmbus_lock_opts_t);
+SYNC_OPTS_CHECK(shmbus_event_opts_t);
+SYNC_OPTS_CHECK(shmbus_sem_opts_t);
+SYNC_OPTS_CHECK(shmbus_turn_opts_t);
+_Static_assert(offsetof(shmbus_sem_opts_t, initial) == offsetof(struct sync_opts, word), "");
+_Static_assert(offsetof(shmbus_turn_opts_t, max_parties) == offsetof(struct sync_opts, word), "");
+/* 1.0's layout, the smallest size_of accepted. */
+#define SB_SYNC_OPTS_1_0 24u
+_Static_assert(sizeof(struct sync_opts) == SB_SYNC_OPTS_1_0, "1.0 is the layout now");
 
-	memset(any.param, 0, sizeof(any.param));
-	r = sb_chan_open(bus, name, &any, 0, ch);
-	if (r != SHMBUS_ENOENT || !create)
-		return r;
-	r = sb_chan_open(bus, name, want, 1, ch);
-	if (r == SHMBUS_ETYPE)     /* another process created it meanwhile */
-		r = sb_chan_open(bus, name, &any, 0, ch);
-	return r;
+void sb_sync_opts_init(void *opts, size_t size)
+{
+	struct sync_opts *o = opts;
+
+	memset(o, 0, size);
+	o->size_of = (uint32_t)size;
+	o->create = 1;
 }
 
-/* The params of a kind with no dtype or shape. */
-void sb_plain_params(struct sb_params *p, int kind)
+int sb_sync_open(shmbus_bus_t *bus, const char *name, int kind,
+                 int (*check)(void *opts, const char *name, struct sb_params *want),
+                 void (*init)(void *opts), const void *opts, struct sb_chan *ch,
+                 int *policy, int64_t *spin_ns)
 {
-	memset(p, 0, sizeof(*p));
-	p->kind = kind;
+	const struct sb_open_desc d = {
+		.kind = kind,
+		/* sem's initial and turn's max_parties only create */
+		.flags = SB_OPEN_ANY_PARAMS,
+		.size = sizeof(struct sync_opts),
+		.size_1_0 = SB_SYNC_OPTS_1_0,
+		.create_off = offsetof(struct sync_opts, create),
+		.init = init,
+		.check = check,
+	};
+	struct sync_opts o;
+	int r;
+
+	if ((r = sb_kind_open(bus, name, &d, opts, &o, ch)) != 0)
+		return r;
+	*policy = o.wait_policy;
+	*spin_ns = o.spin_ns;
+	return 0;
+}
+
+int sb_sync_opts_check(void *opts, const char *name, struct sb_params *want)
+{
+	const struct sync_opts *o = opts;
+
+	if (want->kind != SHMBUS_KIND_SEMAPHORE && want->kind != SHMBUS_KIND_TURN && o->word)
+		return sb_err(SHMBUS_EINVAL, "%s '%s' options: reserved_ is %u, not 0",
+		              shmbus_kind_name(want->kind), name, o->word);
+	return sb_wait_opts_check(shmbus_kind_name(want->kind), name, o->wait_policy,
+	                          o->spin_ns);
 }
 
 int sb_plain_plan(struct sb_params *p, uint64_t area, uint64_t *out)
@@ -299,6 +352,8 @@ struct shmbus_lock {
 	struct sb_lock_area *a;
 	uint64_t token;
 	int held;                  /* 1 held, 2 held with repair pending */
+	int policy;                /* shmbus_wait_policy_t, from the options */
+	int64_t spin_ns;
 };
 _Static_assert(offsetof(struct shmbus_lock, ch) == 0, "wait sets find the channel first");
 
@@ -349,19 +404,29 @@ const struct sb_kind_ops sb_lock_ops = {
 	.info = lock_info,
 };
 
-int shmbus_lock_open(shmbus_bus_t *bus, const char *name, int create, shmbus_lock_t **out)
+void shmbus_lock_opts_init(shmbus_lock_opts_t *opts)
 {
-	struct sb_params want;
+	sb_sync_opts_init(opts, sizeof(*opts));
+}
+
+static void lock_opts_init(void *opts)
+{
+	shmbus_lock_opts_init(opts);
+}
+
+int shmbus_lock_open(shmbus_bus_t *bus, const char *name, const shmbus_lock_opts_t *opts,
+                     shmbus_lock_t **out)
+{
 	shmbus_lock_t *l;
 	int r;
 
 	if (!bus || !out)
 		return sb_err(SHMBUS_EINVAL, "shmbus_lock_open: NULL argument");
 	*out = NULL;
-	sb_plain_params(&want, SHMBUS_KIND_LOCK);
 	if (!(l = calloc(1, sizeof(*l))))
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
-	if ((r = sb_chan_open(bus, name, &want, create, &l->ch)) != 0) {
+	if ((r = sb_sync_open(bus, name, SHMBUS_KIND_LOCK, sb_sync_opts_check, lock_opts_init,
+	                      opts, &l->ch, &l->policy, &l->spin_ns)) != 0) {
 		free(l);
 		return r;
 	}
@@ -392,7 +457,7 @@ int shmbus_lock_lock(shmbus_lock_t *l, int64_t timeout_ns)
 	if (l->held)
 		return sb_err(SHMBUS_ESTATE, "lock '%s' is already held through this handle",
 		              l->ch.name);
-	r = sb_rlock_acquire(&l->a->rl, &l->ch, l->token, timeout_ns);
+	r = sb_rlock_acquire(&l->a->rl, &l->ch, l->token, timeout_ns, l->policy, l->spin_ns);
 	/* Taken on pages lost to a truncation: not a lock anyone else sees. */
 	if ((r == 0 || r == SHMBUS_EOWNERDEAD) && sb_map_damaged(l->ch.bus->base)) {
 		sb_rlock_release(&l->a->rl, l->token);
@@ -465,6 +530,8 @@ _Static_assert(sizeof(struct sb_event_area) == SB_LINE, "event area is a line");
 struct shmbus_event {
 	struct sb_chan ch;
 	struct sb_event_area *a;
+	int policy;                /* shmbus_wait_policy_t, from the options */
+	int64_t spin_ns;
 };
 _Static_assert(offsetof(struct shmbus_event, ch) == 0, "wait sets find the channel first");
 
@@ -508,20 +575,29 @@ const struct sb_kind_ops sb_event_ops = {
 	.info = event_info,
 };
 
-int shmbus_event_open(shmbus_bus_t *bus, const char *name, int create,
+void shmbus_event_opts_init(shmbus_event_opts_t *opts)
+{
+	sb_sync_opts_init(opts, sizeof(*opts));
+}
+
+static void event_opts_init(void *opts)
+{
+	shmbus_event_opts_init(opts);
+}
+
+int shmbus_event_open(shmbus_bus_t *bus, const char *name, const shmbus_event_opts_t *opts,
                       shmbus_event_t **out)
 {
-	struct sb_params want;
 	shmbus_event_t *e;
 	int r;
 
 	if (!bus || !out)
 		return sb_err(SHMBUS_EINVAL, "shmbus_event_open: NULL argument");
 	*out = NULL;
-	sb_plain_params(&want, SHMBUS_KIND_EVENT);
 	if (!(e = calloc(1, sizeof(*e))))
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
-	if ((r = sb_chan_open(bus, name, &want, create, &e->ch)) != 0) {
+	if ((r = sb_sync_open(bus, name, SHMBUS_KIND_EVENT, sb_sync_opts_check, event_opts_init,
+	                      opts, &e->ch, &e->policy, &e->spin_ns)) != 0) {
 		free(e);
 		return r;
 	}
@@ -569,12 +645,10 @@ int shmbus_event_clear(shmbus_event_t *e)
 	return 0;
 }
 
-int shmbus_event_is_set(shmbus_event_t *e)
+bool shmbus_event_is_set(const shmbus_event_t *e)
 {
-	if (!e)
-		return sb_err(SHMBUS_EINVAL, "event is NULL");
 	/* acquire: pairs with the CAS in set. */
-	return (int)(atomic_load_explicit(&e->a->word, memory_order_acquire) & 1u);
+	return e && (atomic_load_explicit(&e->a->word, memory_order_acquire) & 1u);
 }
 
 static int event_err(shmbus_event_t *e, int r)
@@ -598,7 +672,7 @@ int shmbus_event_wait(shmbus_event_t *e, int64_t timeout_ns)
 	w0 = atomic_load_explicit(&e->a->word, memory_order_acquire);
 	if (w0 & 1u)
 		return sb_map_damaged(e->ch.bus->base) ? sb_chan_damage_err(&e->ch) : 0;
-	sb_park_start(&p, &e->ch, timeout_ns, SHMBUS_WAIT_SPIN_PARK, 0);
+	sb_park_start(&p, &e->ch, timeout_ns, e->policy, e->spin_ns);
 	while ((r = sb_park_spin(&p)) > 0) {
 		/* acquire: pairs with the CAS in set. */
 		w = atomic_load_explicit(&e->a->word, memory_order_acquire);
@@ -643,6 +717,8 @@ _Static_assert(sizeof(struct sb_sem_area) == SB_LINE, "semaphore area is a line"
 struct shmbus_sem {
 	struct sb_chan ch;
 	struct sb_sem_area *a;
+	int policy;                /* shmbus_wait_policy_t, from the options */
+	int64_t spin_ns;
 };
 _Static_assert(offsetof(struct shmbus_sem, ch) == 0, "wait sets find the channel first");
 
@@ -688,24 +764,41 @@ const struct sb_kind_ops sb_sem_ops = {
 	.info = sem_info,
 };
 
-int shmbus_sem_open(shmbus_bus_t *bus, const char *name, int create, uint32_t initial,
+void shmbus_sem_opts_init(shmbus_sem_opts_t *opts)
+{
+	sb_sync_opts_init(opts, sizeof(*opts));
+}
+
+static void sem_opts_init(void *opts)
+{
+	shmbus_sem_opts_init(opts);
+}
+
+static int sem_opts_check(void *opts, const char *name, struct sb_params *want)
+{
+	const shmbus_sem_opts_t *o = opts;
+
+	if (o->initial == UINT32_MAX)
+		return sb_err(SHMBUS_EINVAL, "semaphore '%s': initial count %u, the limit is %u",
+		              name, o->initial, UINT32_MAX - 1);
+	/* The directory reads param 0 as "any": the count is stored + 1. */
+	want->param[1] = (uint64_t)o->initial + 1;
+	return sb_sync_opts_check(opts, name, want);
+}
+
+int shmbus_sem_open(shmbus_bus_t *bus, const char *name, const shmbus_sem_opts_t *opts,
                     shmbus_sem_t **out)
 {
-	struct sb_params want;
 	shmbus_sem_t *s;
 	int r;
 
 	if (!bus || !out)
 		return sb_err(SHMBUS_EINVAL, "shmbus_sem_open: NULL argument");
 	*out = NULL;
-	if (initial == UINT32_MAX)
-		return sb_err(SHMBUS_EINVAL, "semaphore initial count %u: the limit is %u",
-		              initial, UINT32_MAX - 1);
-	sb_plain_params(&want, SHMBUS_KIND_SEMAPHORE);
-	want.param[1] = (uint64_t)initial + 1;
 	if (!(s = calloc(1, sizeof(*s))))
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
-	if ((r = sb_chan_open_lenient(bus, name, &want, create, &s->ch)) != 0) {
+	if ((r = sb_sync_open(bus, name, SHMBUS_KIND_SEMAPHORE, sem_opts_check, sem_opts_init,
+	                      opts, &s->ch, &s->policy, &s->spin_ns)) != 0) {
 		free(s);
 		return r;
 	}
@@ -793,7 +886,7 @@ int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
 		return sb_err(SHMBUS_EINVAL, "semaphore is NULL");
 	if (sem_take(s->a))             /* a unit there costs no clock read */
 		return sem_taken(s);
-	sb_park_start(&p, &s->ch, timeout_ns, SHMBUS_WAIT_SPIN_PARK, 0);
+	sb_park_start(&p, &s->ch, timeout_ns, s->policy, s->spin_ns);
 	for (;;) {
 		if (sem_take(s->a))
 			return sem_taken(s);
@@ -831,7 +924,7 @@ int shmbus_sem_wait(shmbus_sem_t *s, int64_t timeout_ns)
 	}
 }
 
-int shmbus_sem_value(shmbus_sem_t *s, uint32_t *value)
+int shmbus_sem_value(const shmbus_sem_t *s, uint32_t *value)
 {
 	if (!s || !value)
 		return sb_err(SHMBUS_EINVAL, "shmbus_sem_value: NULL argument");

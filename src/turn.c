@@ -44,6 +44,8 @@ struct shmbus_turn {
 	uint32_t party;
 	uint64_t token;
 	int registered, holding;
+	int policy;                /* shmbus_wait_policy_t, from the options */
+	int64_t spin_ns;
 };
 _Static_assert(offsetof(struct shmbus_turn, ch) == 0, "wait sets find the channel first");
 
@@ -184,21 +186,40 @@ const struct sb_kind_ops sb_turn_ops = {
 	.info = turn_info,
 };
 
-int shmbus_turn_open(shmbus_bus_t *bus, const char *name, int create,
-                     uint32_t max_parties, shmbus_turn_t **out)
+void shmbus_turn_opts_init(shmbus_turn_opts_t *opts)
 {
-	struct sb_params want;
+	sb_sync_opts_init(opts, sizeof(*opts));
+}
+
+static void turn_opts_init(void *opts)
+{
+	shmbus_turn_opts_init(opts);
+}
+
+static int turn_opts_check(void *opts, const char *name, struct sb_params *want)
+{
+	const shmbus_turn_opts_t *o = opts;
+
+	if (o->max_parties > SB_TURN_MAX)
+		return sb_err(SHMBUS_EINVAL, "turn '%s': %u parties, the limit is %u", name,
+		              o->max_parties, SB_TURN_MAX);
+	want->param[0] = o->max_parties;  /* 0: the default, 16 (turn_plan) */
+	return sb_sync_opts_check(opts, name, want);
+}
+
+int shmbus_turn_open(shmbus_bus_t *bus, const char *name, const shmbus_turn_opts_t *opts,
+                     shmbus_turn_t **out)
+{
 	shmbus_turn_t *t;
 	int r;
 
 	if (!bus || !out)
 		return sb_err(SHMBUS_EINVAL, "shmbus_turn_open: NULL argument");
 	*out = NULL;
-	sb_plain_params(&want, SHMBUS_KIND_TURN);
-	want.param[0] = max_parties;
 	if (!(t = calloc(1, sizeof(*t))))
 		return sb_err(SHMBUS_ENOMEM, "out of memory");
-	if ((r = sb_chan_open_lenient(bus, name, &want, create, &t->ch)) != 0) {
+	if ((r = sb_sync_open(bus, name, SHMBUS_KIND_TURN, turn_opts_check, turn_opts_init, opts,
+	                      &t->ch, &t->policy, &t->spin_ns)) != 0) {
 		free(t);
 		return r;
 	}
@@ -296,7 +317,8 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 	 * costs no clock read. */
 	if (atomic_load_explicit(&t->c->turn, memory_order_acquire) == t->party)
 		return turn_taken(t);
-	sb_park_start(&p, &t->ch, timeout_ns, SHMBUS_WAIT_SPIN_PARK, 0);
+	sb_park_start(&p, &t->ch, timeout_ns, t->policy, t->spin_ns);
+	sb_park_liveness(&p, live);
 	for (;;) {
 		/* acquire: pairs with the seq_cst CAS in turn_pass. */
 		cur = atomic_load_explicit(&t->c->turn, memory_order_acquire);
@@ -309,6 +331,10 @@ int shmbus_turn_acquire(shmbus_turn_t *t, int64_t timeout_ns)
 			break;
 		if (r < 0)
 			return r;
+		/* A spinner that never parks skips a dead party once per
+		 * liveness timeout, as a sleeper does. */
+		if (r == SB_PARK_LIVE && cur < t->max)
+			turn_skip_dead(&t->ch, t->c, t->slot, t->max, cur);
 	}
 	for (;;) {
 		sb_park_prepare(&t->c->waiters);

@@ -250,7 +250,15 @@ uint64_t sb_park_start(struct sb_park *p, const struct sb_chan *ch, int64_t time
 	            : policy == SHMBUS_WAIT_SPIN ? UINT64_MAX
 	            : policy == SHMBUS_WAIT_PARK ? 0 : now + (uint64_t)spin_ns;
 	p->yield_at = now + SB_PURE_SPIN_NS;
+	p->live_every = 0;
+	p->live_at = 0;
 	return now;
+}
+
+void sb_park_liveness(struct sb_park *p, int64_t ns)
+{
+	p->live_every = ns > 0 ? (uint64_t)ns : 0;
+	p->live_at = ns > 0 ? sb_now_ns() + (uint64_t)ns : 0;
 }
 
 int sb_park_spin_slow(struct sb_park *p)
@@ -265,6 +273,10 @@ int sb_park_spin_slow(struct sb_park *p)
 		return SHMBUS_ETIMEDOUT;
 	if (now >= p->spin_end)
 		return 0;
+	if (p->live_every && now >= p->live_at) {
+		p->live_at = now + p->live_every;
+		return SB_PARK_LIVE;
+	}
 	if (now < p->yield_at) {
 		sb_cpu_relax();
 		return 1;

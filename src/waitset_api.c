@@ -330,15 +330,18 @@ int shmbus_waitset_remove(shmbus_waitset_t *ws, uint64_t tag)
 	return 0;
 }
 
-size_t shmbus_waitset_size(shmbus_waitset_t *ws)
+size_t shmbus_waitset_size(const shmbus_waitset_t *ws)
 {
+	/* The set only looks: its mutex is taken to read n whole, and left
+	 * as it was. */
+	pthread_mutex_t *mu = (pthread_mutex_t *)&ws->mu;
 	size_t n;
 
 	if (!ws)
 		return 0;
-	pthread_mutex_lock(&ws->mu);
+	pthread_mutex_lock(mu);
 	n = ws->n;
-	pthread_mutex_unlock(&ws->mu);
+	pthread_mutex_unlock(mu);
 	return n;
 }
 

@@ -17,25 +17,29 @@ static void test_open_and_types(void)
 	shmbus_array_t *a, *b;
 	int64_t v = 0;
 
-	OK(shmbus_array_open(bus, "a", SHMBUS_INT64, 1000, 1, &a));
+	OK(shmbus_array_open(bus, "a", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 1000, .create = 1), &a));
 	CHECK(shmbus_array_length(a) == 1000 && shmbus_array_dtype(a) == SHMBUS_INT64,
 	      "length %llu dtype %d", (unsigned long long)shmbus_array_length(a),
 	      shmbus_array_dtype(a));
-	OK(shmbus_array_open(bus, "a", -1, 0, 0, &b));
+	OK(shmbus_array_open(bus, "a", T_OPTS(shmbus_array_opts_t, .create = 0), &b));
 	CHECK(shmbus_array_length(b) == 1000, "any-type open sees length %llu",
 	      (unsigned long long)shmbus_array_length(b));
 	shmbus_array_close(b);
-	OK(shmbus_array_open(bus, "a", SHMBUS_INT64, 0, 1, &b));
+	OK(shmbus_array_open(bus, "a", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 0, .create = 1), &b));
 	shmbus_array_close(b);
-	EXPECT_CODE(shmbus_array_open(bus, "a", SHMBUS_INT32, 0, 0, &b), SHMBUS_ETYPE);
-	EXPECT_CODE(shmbus_array_open(bus, "a", SHMBUS_INT32, 1000, 1, &b), SHMBUS_ETYPE);
-	EXPECT_CODE(shmbus_array_open(bus, "a", SHMBUS_INT64, 999, 1, &b), SHMBUS_ETYPE);
-	EXPECT_CODE(shmbus_array_open(bus, "none", SHMBUS_INT64, 0, 1, &b), SHMBUS_ENOENT);
-	EXPECT_CODE(shmbus_array_open(bus, "none", SHMBUS_INT64, 10, 0, &b), SHMBUS_ENOENT);
-	EXPECT_CODE(shmbus_array_open(bus, "bad", 99, 10, 1, &b), SHMBUS_EINVAL);
-	EXPECT_CODE(shmbus_array_open(bus, "huge", SHMBUS_INT64, 1ull << 40, 1, &b),
+	/* Length 0 opens whatever array is there: the dtype is not asked. */
+	OK(shmbus_array_open(bus, "a", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT32, .length = 0, .create = 0), &b));
+	CHECK(shmbus_array_dtype(b) == SHMBUS_INT64, "length-0 open sees dtype %d",
+	      shmbus_array_dtype(b));
+	shmbus_array_close(b);
+	EXPECT_CODE(shmbus_array_open(bus, "a", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT32, .length = 1000, .create = 1), &b), SHMBUS_ETYPE);
+	EXPECT_CODE(shmbus_array_open(bus, "a", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 999, .create = 1), &b), SHMBUS_ETYPE);
+	EXPECT_CODE(shmbus_array_open(bus, "none", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 0, .create = 1), &b), SHMBUS_ENOENT);
+	EXPECT_CODE(shmbus_array_open(bus, "none", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 10, .create = 0), &b), SHMBUS_ENOENT);
+	EXPECT_CODE(shmbus_array_open(bus, "bad", T_OPTS(shmbus_array_opts_t, .dtype = 99, .length = 10, .create = 1), &b), SHMBUS_EINVAL);
+	EXPECT_CODE(shmbus_array_open(bus, "huge", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 1ull << 40, .create = 1), &b),
 	            SHMBUS_ETOOBIG);
-	EXPECT_CODE(shmbus_array_open(bus, "big", SHMBUS_INT64, 1ull << 22, 1, &b),
+	EXPECT_CODE(shmbus_array_open(bus, "big", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 1ull << 22, .create = 1), &b),
 	            SHMBUS_ENOSPC);
 	EXPECT_CODE(shmbus_array_get(a, 1000, &v), SHMBUS_EINVAL);
 	CHECK(strstr(shmbus_last_error(), "1000"), "message names the index: %s",
@@ -44,7 +48,7 @@ static void test_open_and_types(void)
 	EXPECT_CODE(shmbus_array_add_i64(a, 1000, 1, NULL), SHMBUS_EINVAL);
 	EXPECT_CODE(shmbus_array_add_f64(a, 0, 1.0, NULL), SHMBUS_ETYPE);
 	shmbus_array_close(a);
-	OK(shmbus_array_open(bus, "f", SHMBUS_FLOAT64, 4, 1, &a));
+	OK(shmbus_array_open(bus, "f", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_FLOAT64, .length = 4, .create = 1), &a));
 	EXPECT_CODE(shmbus_array_add_i64(a, 0, 1, NULL), SHMBUS_ETYPE);
 	EXPECT_CODE(shmbus_array_cas_i64(a, 0, &v, 1), SHMBUS_ETYPE);
 	shmbus_array_close(a);
@@ -66,7 +70,7 @@ static void test_every_dtype(void)
 		uint64_t i;
 
 		snprintf(name, sizeof(name), "dt%zu", k);
-		OK(shmbus_array_open(bus, name, dts[k], 17, 1, &a));
+		OK(shmbus_array_open(bus, name, T_OPTS(shmbus_array_opts_t, .dtype = dts[k], .length = 17, .create = 1), &a));
 		for (i = 0; i < 17; i++) {
 			for (j = 0; j < es; j++)
 				in[j] = (uint8_t)(i * 31 + j * 7 + 1);
@@ -92,21 +96,21 @@ static void test_atomics(void)
 	int64_t old, exp;
 	double dold;
 
-	OK(shmbus_array_open(bus, "i8", SHMBUS_INT8, 2, 1, &a));
+	OK(shmbus_array_open(bus, "i8", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT8, .length = 2, .create = 1), &a));
 	OK(shmbus_array_add_i64(a, 0, 127, &old));
 	OK(shmbus_array_add_i64(a, 0, 1, &old));
 	CHECK(old == 127, "int8 old 127, got %lld", (long long)old);
 	OK(shmbus_array_add_i64(a, 0, 0, &old));
 	CHECK(old == -128, "int8 wraps to -128, got %lld", (long long)old);
 	shmbus_array_close(a);
-	OK(shmbus_array_open(bus, "u8", SHMBUS_UINT8, 2, 1, &a));
+	OK(shmbus_array_open(bus, "u8", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_UINT8, .length = 2, .create = 1), &a));
 	OK(shmbus_array_add_i64(a, 1, 255, NULL));
 	OK(shmbus_array_add_i64(a, 1, 1, &old));
 	CHECK(old == 255, "uint8 old zero-extended 255, got %lld", (long long)old);
 	OK(shmbus_array_add_i64(a, 1, 0, &old));
 	CHECK(old == 0, "uint8 wraps to 0, got %lld", (long long)old);
 	shmbus_array_close(a);
-	OK(shmbus_array_open(bus, "i32", SHMBUS_INT32, 3, 1, &a));
+	OK(shmbus_array_open(bus, "i32", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT32, .length = 3, .create = 1), &a));
 	OK(shmbus_array_xchg_i64(a, 2, -5, &old));
 	CHECK(old == 0, "xchg old 0, got %lld", (long long)old);
 	exp = 7;
@@ -118,7 +122,7 @@ static void test_atomics(void)
 	OK(shmbus_array_add_i64(a, 2, 0, &old));
 	CHECK(old == -1, "9 - 10 = -1, got %lld", (long long)old);
 	shmbus_array_close(a);
-	OK(shmbus_array_open(bus, "f32", SHMBUS_FLOAT32, 1, 1, &a));
+	OK(shmbus_array_open(bus, "f32", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_FLOAT32, .length = 1, .create = 1), &a));
 	OK(shmbus_array_add_f64(a, 0, 1.5, &dold));
 	OK(shmbus_array_add_f64(a, 0, 0.25, &dold));
 	CHECK(dold == 1.5, "float32 old 1.5, got %g", dold);
@@ -135,8 +139,8 @@ static void *adder(void *arg)
 	int i;
 
 	(void)arg;
-	OK(shmbus_array_open(bus, "hot", SHMBUS_INT64, 16, 0, &ai));
-	OK(shmbus_array_open(bus, "hotf", SHMBUS_FLOAT64, 16, 0, &af));
+	OK(shmbus_array_open(bus, "hot", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 16, .create = 0), &ai));
+	OK(shmbus_array_open(bus, "hotf", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_FLOAT64, .length = 16, .create = 0), &af));
 	for (i = 0; i < iters; i++) {
 		int64_t e, cur;
 
@@ -162,8 +166,8 @@ static void test_threads_exact(void)
 	int k;
 
 	iters = (int)(100000 * test_scale());
-	OK(shmbus_array_open(bus, "hot", SHMBUS_INT64, 16, 1, &ai));
-	OK(shmbus_array_open(bus, "hotf", SHMBUS_FLOAT64, 16, 1, &af));
+	OK(shmbus_array_open(bus, "hot", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 16, .create = 1), &ai));
+	OK(shmbus_array_open(bus, "hotf", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_FLOAT64, .length = 16, .create = 1), &af));
 	for (k = 0; k < THREADS; k++)
 		CHECK(pthread_create(&th[k], NULL, adder, NULL) == 0, "create");
 	for (k = 0; k < THREADS; k++)
@@ -191,12 +195,12 @@ static void test_hostile(void)
 	shmbus_array_t *a;
 	uint32_t i;
 
-	OK(shmbus_array_open(bus, "victim", SHMBUS_INT64, 8, 1, &a));
+	OK(shmbus_array_open(bus, "victim", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 8, .create = 1), &a));
 	shmbus_array_close(a);
 	for (i = 0; i < bus->max_channels; i++)
 		if (bus->dir[i].state == SB_DIR_READY && strcmp(bus->dir[i].name, "victim") == 0)
 			*(uint64_t *)(bus->base + bus->dir[i].off + 8) = 1ull << 50; /* length */
-	EXPECT_CODE(shmbus_array_open(bus, "victim", -1, 0, 0, &a), SHMBUS_ECORRUPT);
+	EXPECT_CODE(shmbus_array_open(bus, "victim", T_OPTS(shmbus_array_opts_t, .create = 0), &a), SHMBUS_ECORRUPT);
 	printf("  a control block disagreeing with the directory is refused\n");
 }
 

@@ -40,7 +40,7 @@ static void test_dict_basics(void)
 	size_t n = 0;
 	uint64_t len;
 
-	OK(shmbus_dict_open(bus, "d0", 1, 0, &d));
+	OK(shmbus_dict_open(bus, "d0", NULL, &d));
 	OK(shmbus_dict_len(d, &len));
 	CHECK(len == 0, "empty dict len %llu", (unsigned long long)len);
 	EXPECT_CODE(shmbus_dict_get(d, "a", 1, buf, sizeof(buf), &n), SHMBUS_ENOENT);
@@ -69,10 +69,10 @@ static void test_dict_basics(void)
 		shmbus_list_t *l;
 		shmbus_dict_t *d2;
 
-		EXPECT_CODE(shmbus_dict_open(bus, "d0-none", 0, 0, &d2), SHMBUS_ENOENT);
+		EXPECT_CODE(shmbus_dict_open(bus, "d0-none", T_OPTS(shmbus_dict_opts_t, .create = 0), &d2), SHMBUS_ENOENT);
 
-		EXPECT_CODE(shmbus_list_open(bus, "d0", 1, 0, &l), SHMBUS_ETYPE);
-		EXPECT_CODE(shmbus_list_open(bus, "tiny", 1, 100, &l), SHMBUS_EINVAL);
+		EXPECT_CODE(shmbus_list_open(bus, "d0", NULL, &l), SHMBUS_ETYPE);
+		EXPECT_CODE(shmbus_list_open(bus, "tiny", T_OPTS(shmbus_list_opts_t, .create = 1, .area_bytes = 100), &l), SHMBUS_EINVAL);
 	}
 	shmbus_dict_close(d);
 	printf("  dict: set/get/del/len, empty and binary keys, ETOOBIG with length\n");
@@ -91,7 +91,7 @@ static void test_dict_model(void)
 
 	for (k = 0; k < NKEYS; k++)
 		lens[k] = -1;
-	OK(shmbus_dict_open(bus, "dm", 1, 4u << 20, &d));
+	OK(shmbus_dict_open(bus, "dm", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 4u << 20), &d));
 	for (op = 0; op < ops; op++) {
 		uint64_t x = rnd();
 		int kn;
@@ -156,14 +156,14 @@ static void test_dict_model(void)
 static void test_dict_growth(void)
 {
 	shmbus_dict_t *d;
-	shmbus_channel_info_t info;
+	shmbus_channel_info_t info = {.size_of = sizeof(info)};
 	int i, n = (int)(20000 * test_scale());
 	char key[32];
 	int64_t v;
 	size_t vl;
 	uint64_t len;
 
-	OK(shmbus_dict_open(bus, "dg", 1, n * 256ull > (8u << 20) ? n * 256ull : 8u << 20, &d));
+	OK(shmbus_dict_open(bus, "dg", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = n * 256ull > (8u << 20) ? n * 256ull : 8u << 20), &d));
 	for (i = 0; i < n; i++) {
 		int kn = snprintf(key, sizeof(key), "k%d", i);
 
@@ -233,7 +233,7 @@ static void test_dict_update(void)
 	static char big[10000];
 	size_t n;
 
-	OK(shmbus_dict_open(bus, "du", 1, 0, &d));
+	OK(shmbus_dict_open(bus, "du", NULL, &d));
 	OK(shmbus_dict_update(d, "c", 1, add_fn, &delta));
 	OK(shmbus_dict_update(d, "c", 1, add_fn, &delta));
 	OK(shmbus_dict_get(d, "c", 1, &v, sizeof(v), &n));
@@ -262,7 +262,7 @@ static void test_dict_nospace(void)
 	size_t n;
 
 	memset(val, 'v', sizeof(val));
-	OK(shmbus_dict_open(bus, "dn", 1, 64u << 10, &d));
+	OK(shmbus_dict_open(bus, "dn", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 64u << 10), &d));
 	for (i = 0; i < 100000; i++) {
 		kn = snprintf(key, sizeof(key), "key%d", i);
 		r = shmbus_dict_set(d, key, (size_t)kn, val, sizeof(val));
@@ -304,7 +304,7 @@ static void test_space_comes_back(void)
 
 	memset(big, 'B', sizeof(big));
 	memset(small, 's', sizeof(small));
-	OK(shmbus_dict_open(bus, "dfrag", 1, 256u << 10, &d));
+	OK(shmbus_dict_open(bus, "dfrag", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 256u << 10), &d));
 	for (round = 0; round < 3; round++) {
 		/* Small values until full, then all deleted. */
 		for (i = 0;; i++) {
@@ -332,7 +332,7 @@ static void test_space_comes_back(void)
 	shmbus_dict_close(d);
 	/* A list: small elements, cleared, then large ones, popped, then small
 	 * ones again (the large free blocks split). */
-	OK(shmbus_list_open(bus, "lfrag", 1, 256u << 10, &l));
+	OK(shmbus_list_open(bus, "lfrag", T_OPTS(shmbus_list_opts_t, .create = 1, .area_bytes = 256u << 10), &l));
 	for (round = 0; round < 3; round++) {
 		for (i = 0; i < 800; i++)
 			OK(shmbus_list_append(l, small, sizeof(small)));
@@ -360,7 +360,7 @@ static void test_rebuild_cut_short(void)
 	int i;
 
 	memset(val, 'r', sizeof(val));
-	OK(shmbus_dict_open(bus, "drb", 1, 128u << 10, &d));
+	OK(shmbus_dict_open(bus, "drb", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 128u << 10), &d));
 	for (i = 0; i < 100; i++)
 		OK(shmbus_dict_set(d, key, (size_t)snprintf(key, sizeof(key), "k%d", i), val,
 		                   (size_t)(20 + i * 2)));
@@ -417,7 +417,7 @@ static void test_list_model(void)
 	size_t got;
 	uint64_t len;
 
-	OK(shmbus_list_open(bus, "lm", 1, 4u << 20, &l));
+	OK(shmbus_list_open(bus, "lm", T_OPTS(shmbus_list_opts_t, .create = 1, .area_bytes = 4u << 20), &l));
 	EXPECT_CODE(shmbus_list_get(l, 0, buf, sizeof(buf), &got), SHMBUS_ENOENT);
 	EXPECT_CODE(shmbus_list_pop(l, -1, NULL, 0, NULL), SHMBUS_ENOENT);
 	for (op = 0; op < ops; op++) {
@@ -500,7 +500,7 @@ static void test_list_growth_and_nospace(void)
 	int64_t v;
 	size_t got;
 
-	OK(shmbus_list_open(bus, "lg", 1, n * 128ull > (8u << 20) ? n * 128ull : 8u << 20, &l));
+	OK(shmbus_list_open(bus, "lg", T_OPTS(shmbus_list_opts_t, .create = 1, .area_bytes = n * 128ull > (8u << 20) ? n * 128ull : 8u << 20), &l));
 	for (i = 0; i < n; i++) {
 		v = i;
 		OK(shmbus_list_append(l, &v, sizeof(v)));
@@ -511,7 +511,7 @@ static void test_list_growth_and_nospace(void)
 	}
 	OK(shmbus_list_validate(l));
 	shmbus_list_close(l);
-	OK(shmbus_list_open(bus, "ln", 1, 64u << 10, &l));
+	OK(shmbus_list_open(bus, "ln", T_OPTS(shmbus_list_opts_t, .create = 1, .area_bytes = 64u << 10), &l));
 	for (i = 0; i < 100000; i++) {
 		v = i;
 		if ((r = shmbus_list_append(l, &v, sizeof(v))) != 0)
@@ -571,8 +571,8 @@ static void *hammer(void *arg)
 	int i;
 
 	(void)arg;
-	OK(shmbus_dict_open(bus, "th", 0, 0, &d));
-	OK(shmbus_list_open(bus, "tl", 0, 0, &l));
+	OK(shmbus_dict_open(bus, "th", T_OPTS(shmbus_dict_opts_t, .create = 0), &d));
+	OK(shmbus_list_open(bus, "tl", T_OPTS(shmbus_list_opts_t, .create = 0), &l));
 	for (i = 0; i < titers; i++) {
 		OK(shmbus_dict_update(d, i & 1 ? "odd" : "even", i & 1 ? 3 : 4, add_fn, &one));
 		OK(shmbus_list_update(l, i % 3, add_f, &half));
@@ -593,8 +593,8 @@ static void test_threads_exact(void)
 	int i;
 
 	titers = (int)(20000 * test_scale());
-	OK(shmbus_dict_open(bus, "th", 1, 0, &d));
-	OK(shmbus_list_open(bus, "tl", 1, 0, &l));
+	OK(shmbus_dict_open(bus, "th", NULL, &d));
+	OK(shmbus_list_open(bus, "tl", NULL, &l));
 	for (i = 0; i < 3; i++)
 		OK(shmbus_list_append(l, &z, sizeof(z)));
 	for (i = 0; i < THREADS; i++)
@@ -630,7 +630,7 @@ static void test_hostile(void)
 	uint64_t len, *slots;
 	int i, r;
 
-	OK(shmbus_dict_open(bus, "hd", 1, 0, &d));
+	OK(shmbus_dict_open(bus, "hd", NULL, &d));
 	for (i = 0; i < 20; i++)
 		OK(shmbus_dict_set(d, key, (size_t)snprintf(key, sizeof(key), "h%d", i), "v", 1));
 	OK(shmbus_dict_del(d, "h3", 2));
@@ -697,7 +697,7 @@ static void test_hostile(void)
 	OK(shmbus_dict_validate(d));
 	shmbus_dict_close(d);
 
-	OK(shmbus_list_open(bus, "hl", 1, 0, &l));
+	OK(shmbus_list_open(bus, "hl", NULL, &l));
 	for (i = 0; i < 10; i++)
 		OK(shmbus_list_append(l, "abc", 3));
 	b = (struct sb_box *)area_of("hl");
@@ -727,8 +727,8 @@ static void test_random_garbage(void)
 	size_t n, kl;
 	uint64_t len, cur;
 
-	OK(shmbus_dict_open(bus, "gd", 1, sizeof(snap_d), &d));
-	OK(shmbus_list_open(bus, "gl", 1, sizeof(snap_l), &l));
+	OK(shmbus_dict_open(bus, "gd", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = sizeof(snap_d)), &d));
+	OK(shmbus_list_open(bus, "gl", T_OPTS(shmbus_list_opts_t, .create = 1, .area_bytes = sizeof(snap_l)), &l));
 	for (i = 0; i < 100; i++) {
 		OK(shmbus_dict_set(d, key, (size_t)snprintf(key, sizeof(key), "g%d", i), key, 5));
 		OK(shmbus_list_append(l, key, (size_t)(i % 9)));

@@ -95,7 +95,7 @@ static int run()
 		shmbus::State<std::array<float, 9>> r(bus, "rot");
 		r.write(m);
 		CHECK(r.read() == m, "array read back");
-		shmbus_channel_info_t ci;
+		shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 		ci.size_of = sizeof(ci);
 		CHECK(shmbus_channel_info(bus.handle(), "rot", &ci) == 0 && ci.dtype == SHMBUS_FLOAT32 &&
 		      ci.ndim == 1 && ci.shape[0] == 9, "rot: dtype %d ndim %u shape %llu", ci.dtype, ci.ndim,

@@ -7,7 +7,7 @@
 #      with `dpkg-buildpackage -b -us -uc`: the worktree is never written;
 #   2. checks that the four packages came out, each with the version of
 #      the VERSION file, and runs lintian on them (no error, no warning);
-#   3. installs libshmbus0, libshmbus-dev, shmbus-tools and python3-shmbus:
+#   3. installs libshmbus1, libshmbus-dev, shmbus-tools and python3-shmbus:
 #      as root with `apt-get install ./*.deb` (then purges them, and
 #      whatever that install pulled in, at exit, even on failure or
 #      Ctrl+C), otherwise unpacked into a throwaway root;
@@ -29,7 +29,7 @@ set -u
 cd "$(dirname "$0")/.."
 SRC=$PWD
 V=$(cat VERSION)
-PKGS=(libshmbus0 libshmbus-dev shmbus-tools python3-shmbus)
+PKGS=(libshmbus1 libshmbus-dev shmbus-tools python3-shmbus)
 fail=0; checks=0
 bad() { echo "FAIL  $*"; fail=$((fail + 1)); }
 ok() { checks=$((checks + 1)); echo "ok    $*"; }
@@ -213,10 +213,10 @@ if cc -Wall -Wextra -Werror -DVERSION="\"$V\"" $(pkg-config --cflags shmbus) -o 
 else
 	bad "building against the installed libshmbus-dev:"; cat cc.err
 fi
-so=$(ldd ./writer 2>/dev/null | awk '$1 == "libshmbus.so.0" { print $3 }')
+so=$(ldd ./writer 2>/dev/null | awk '$1 == "libshmbus.so.1" { print $3 }')
 # (compared resolved: with merged /usr, the loader names /lib/MA)
-[ -n "$so" ] && [ "$(readlink -f "$so")" = "$(readlink -f "$R/usr/lib/$MA/libshmbus.so.0")" ] \
-	&& ok "writer runs with $so" || bad "writer links '$so', not $R/usr/lib/$MA/libshmbus.so.0"
+[ -n "$so" ] && [ "$(readlink -f "$so")" = "$(readlink -f "$R/usr/lib/$MA/libshmbus.so.1")" ] \
+	&& ok "writer runs with $so" || bad "writer links '$so', not $R/usr/lib/$MA/libshmbus.so.1"
 if ./writer "$BUS" 2>run.err; then ok "writer ran"; else bad "writer:"; cat run.err; fi
 got=$(shmbus get "$BUS" y 2>&1)
 [ "$got" = 2.5 ] && ok "shmbus get reads the C program's value: $got" || bad "shmbus get $BUS y says '$got', not 2.5"

@@ -36,7 +36,7 @@ int main(void)
 	shmbus_state_opts_t so;
 	shmbus_queue_opts_t qo;
 	shmbus_queue_t *prod, *cons, *cons2;
-	shmbus_queue_info_t qi;
+	shmbus_queue_info_t qi = {.size_of = sizeof(qi)};
 	shmbus_group_info_t gi[2];
 	shmbus_peer_info_t peers[8];
 	shmbus_msg_t m;

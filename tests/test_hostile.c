@@ -96,15 +96,15 @@ static void make_bus(const char *name, uint64_t size)
 		shmbus_list_t *l;
 		shmbus_lock_t *lk;
 
-		if (shmbus_dict_open(b, "d", 1, 8192, &d) == 0) {
+		if (shmbus_dict_open(b, "d", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 8192), &d) == 0) {
 			OK(shmbus_dict_set(d, "k", 1, "v", 1));
 			shmbus_dict_close(d);
 		}
-		if (shmbus_list_open(b, "l", 1, 8192, &l) == 0) {
+		if (shmbus_list_open(b, "l", T_OPTS(shmbus_list_opts_t, .create = 1, .area_bytes = 8192), &l) == 0) {
 			OK(shmbus_list_append(l, "x", 1));
 			shmbus_list_close(l);
 		}
-		if (shmbus_lock_open(b, "lk", 1, &lk) == 0)
+		if (shmbus_lock_open(b, "lk", NULL, &lk) == 0)
 			shmbus_lock_close(lk);
 	}
 	OK(shmbus_bus_close(b));
@@ -126,8 +126,8 @@ static int code_ok(int r)
 /* Everything a reader does with a bus it did not make. */
 static void drive(const char *name)
 {
-	shmbus_channel_info_t infos[16];
-	shmbus_bus_info_t bi;
+	shmbus_channel_info_t infos[16] = {{.size_of = sizeof(infos[0])}};
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	shmbus_state_opts_t so;
 	shmbus_queue_opts_t qo;
 	shmbus_bus_t *b;
@@ -174,7 +174,7 @@ static void drive(const char *name)
 		size_t kl, vl;
 		int i;
 
-		if (shmbus_dict_open(b, "d", 0, 0, &d) == 0) {
+		if (shmbus_dict_open(b, "d", T_OPTS(shmbus_dict_opts_t, .create = 0), &d) == 0) {
 			for (i = 0; i < 32; i++)
 				if (shmbus_dict_next(d, &cur, buf, 256, &kl, buf + 256, 256, &vl) != 0)
 					break;
@@ -182,14 +182,14 @@ static void drive(const char *name)
 			TOLERATE(shmbus_dict_set(d, "k2", 2, "v", 1));
 			shmbus_dict_close(d);
 		}
-		if (shmbus_list_open(b, "l", 0, 0, &l) == 0) {
+		if (shmbus_list_open(b, "l", T_OPTS(shmbus_list_opts_t, .create = 0), &l) == 0) {
 			TOLERATE(shmbus_list_len(l, &cnt));
 			shmbus_list_get(l, 0, buf, 256, &vl);
 			shmbus_list_get(l, -1, buf, 256, &vl);
 			shmbus_list_append(l, "y", 1);
 			shmbus_list_close(l);
 		}
-		if (shmbus_lock_open(b, "lk", 0, &lk) == 0) {
+		if (shmbus_lock_open(b, "lk", T_OPTS(shmbus_lock_opts_t, .create = 0), &lk) == 0) {
 			r = shmbus_lock_lock(lk, 1000000);
 			if (r == SHMBUS_EOWNERDEAD)
 				shmbus_lock_consistent(lk);
@@ -351,9 +351,9 @@ static void test_bad_state_control_refused(void)
 static void truncated_victim(void *arg)
 {
 	const char *name = arg;
-	shmbus_channel_info_t infos[8];
+	shmbus_channel_info_t infos[8] = {{.size_of = sizeof(infos[0])}};
 	shmbus_state_opts_t so;
-	shmbus_bus_info_t bi;
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	shmbus_bus_t *b;
 	shmbus_state_t *s, *big;
 	static uint8_t buf[65536];

@@ -76,7 +76,7 @@ static void *helper_main(void *arg)
 		}
 		break;
 	case DO_SEM:
-		if ((r = shmbus_sem_open(bus, "sem", 1, 0, &s)) == 0) {
+		if ((r = shmbus_sem_open(bus, "sem", NULL, &s)) == 0) {
 			r = shmbus_sem_post(s);
 			shmbus_sem_close(s);
 		}
@@ -149,7 +149,7 @@ static void one_timeout(int64_t timeout, shmbus_queue_t *cons, shmbus_queue_t *p
 	check_waited("state wait", timeout, r, t0);
 	OK(shmbus_state_close(st));
 
-	OK(shmbus_sem_open(bus, "sem", 1, 0, &s));
+	OK(shmbus_sem_open(bus, "sem", NULL, &s));
 	helper_start(&h, DO_SEM);
 	t0 = test_now_ns();
 	r = shmbus_sem_wait(s, timeout);

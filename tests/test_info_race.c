@@ -44,7 +44,7 @@ static void *creator(void *arg)
 		shmbus_sem_t *s;
 
 		snprintf(name, sizeof(name), "s%d", i % 32);
-		OK(shmbus_sem_open(b, name, 1, 0, &s));
+		OK(shmbus_sem_open(b, name, NULL, &s));
 		OK(shmbus_sem_close(s));
 		if (i % 32 == 31)   /* free directory entries; the heap only grows */
 			for (int k = 0; k < 32; k++) {
@@ -61,7 +61,7 @@ int main(void)
 	shmbus_bus_t *b;
 	pthread_t ta, tc;
 	shmbus_peer_info_t peers[64];
-	shmbus_bus_info_t bi;
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	uint64_t last_used = 0, reads = 0, stamped = 0;
 	struct timespec ts;
 

@@ -175,8 +175,8 @@ static void test_defaults_follow_the_bus(void)
 	shmbus_list_t *l;
 	shmbus_queue_t *q;
 	shmbus_array_t *a;
-	shmbus_channel_info_t ci;
-	shmbus_bus_info_t bi;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	char buf[16];
 	size_t n;
 	int64_t v;
@@ -184,10 +184,10 @@ static void test_defaults_follow_the_bus(void)
 	shmbus_bus_opts_init(&o);
 	o.size = 1 << 20;
 	OK(shmbus_bus_create(name, &o, &b));
-	OK(shmbus_dict_open(b, "d", 1, 0, &d));
-	OK(shmbus_list_open(b, "l", 1, 0, &l));
+	OK(shmbus_dict_open(b, "d", NULL, &d));
+	OK(shmbus_list_open(b, "l", NULL, &l));
 	OK(shmbus_queue_open(b, "q", NULL, &q));
-	OK(shmbus_array_open(b, "a", SHMBUS_INT64, 1000, 1, &a));
+	OK(shmbus_array_open(b, "a", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 1000, .create = 1), &a));
 	/* A state of 2/5 of what is left: three buffers do not fit, two do. */
 	{
 		shmbus_state_t *st;
@@ -235,7 +235,7 @@ static void test_defaults_follow_the_bus(void)
 	OK(shmbus_bus_unlink(name));
 
 	OK(shmbus_bus_create(name, NULL, &b));  /* 16 MiB: the documented defaults */
-	OK(shmbus_dict_open(b, "d", 1, 0, &d));
+	OK(shmbus_dict_open(b, "d", NULL, &d));
 	OK(shmbus_queue_open(b, "q", NULL, &q));
 	OK(shmbus_channel_info(b, "d", &ci));
 	CHECK(ci.area_size == 1 << 20, "default dict area on a 16 MiB bus: %llu, expected 1 MiB",
@@ -269,7 +269,7 @@ static void test_ring_of_one_slot(void)
 	const char *name = test_bus_name("lone");
 	shmbus_bus_t *b;
 	shmbus_queue_t *p, *c;
-	shmbus_queue_info_t qi;
+	shmbus_queue_info_t qi = {.size_of = sizeof(qi)};
 	uint32_t v, i;
 	size_t len;
 
@@ -428,7 +428,7 @@ static void test_1gib_segment(void)
 	const char *name = test_bus_name("l1g");
 	shmbus_bus_opts_t o;
 	shmbus_state_opts_t so;
-	shmbus_bus_info_t bi;
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	shmbus_bus_t *b;
 	shmbus_state_t *st;
 	size_t bytes = 64u << 20, i;

@@ -39,7 +39,7 @@ static void test_many_writers(void)
 	shmbus_bus_t *bus;
 	shmbus_state_t *st, *st1;
 	shmbus_state_opts_t o;
-	shmbus_channel_info_t ci;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 	enum { NPROC = 3, NWRITES = 2000 };
 	pid_t pids[NPROC];
 	int64_t v[4];
@@ -565,9 +565,12 @@ static void child_writes(const char *name, int what)
 	shmbus_state_t *y;
 	shmbus_queue_t *q;
 	shmbus_event_t *e;
+	shmbus_event_opts_t eo;
 	shmbus_state_opts_t so;
 	int64_t v = 7 + what;
 
+	shmbus_event_opts_init(&eo);
+	eo.create = 0;          /* the parent made it */
 	shmbus_state_opts_init(&so);
 	so.dtype = SHMBUS_INT64;
 	if (shmbus_bus_open(name, NULL, &b) || shmbus_state_open(b, "y", &so, &y) ||
@@ -576,7 +579,7 @@ static void child_writes(const char *name, int what)
 		_exit(1);
 	}
 	if (what == 0 && (shmbus_queue_open(b, "q", NULL, &q) || shmbus_queue_put(q, "hi", 2, 0) ||
-	                  shmbus_event_open(b, "e", 0, &e) || shmbus_event_set(e)))
+	                  shmbus_event_open(b, "e", &eo, &e) || shmbus_event_set(e)))
 		_exit(2);
 	_exit(0);
 }
@@ -615,7 +618,7 @@ static void test_waitset(void)
 	so.dtype = SHMBUS_INT64;
 	OK(shmbus_state_open(bus, "y", &so, &y));
 	OK(shmbus_queue_open(bus, "q", NULL, &q));
-	OK(shmbus_event_open(bus, "e", 1, &e));
+	OK(shmbus_event_open(bus, "e", NULL, &e));
 	OK(shmbus_waitset_new(&ws));
 	EXPECT_CODE(shmbus_waitset_wait(ws, -1, t, 4, &n), SHMBUS_EINVAL);  /* empty, no timeout */
 	EXPECT_CODE(shmbus_waitset_add_queue(ws, q, SHMBUS_ON_MESSAGE, 2), SHMBUS_ESTATE);

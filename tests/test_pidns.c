@@ -91,7 +91,7 @@ static void take_roles(const char *name, shmbus_bus_t **b, shmbus_state_t **st,
 	OK(shmbus_bus_open(name, NULL, b));
 	OK(test_state_1d(*b, "st", SHMBUS_UINT64, 1, st));
 	OK(shmbus_state_write(*st, &v, sizeof(v)));
-	OK(shmbus_lock_open(*b, "lk", 0, lk));
+	OK(shmbus_lock_open(*b, "lk", T_OPTS(shmbus_lock_opts_t, .create = 0), lk));
 	OK(shmbus_lock_lock(*lk, 0));
 	shmbus_queue_opts_init(&qo);
 	qo.create = 0;
@@ -141,7 +141,7 @@ static int holder(const char *name, int fork_child)
 static int checker(const char *name, int expect_alive)
 {
 	shmbus_bus_opts_t o;
-	shmbus_bus_info_t bi;
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	shmbus_bus_t *nb, *b;
 	shmbus_state_t *st;
 	shmbus_lock_t *lk;
@@ -170,7 +170,7 @@ static int checker(const char *name, int expect_alive)
 	OK(shmbus_bus_open(name, NULL, &b));
 	OK(shmbus_bus_set_liveness(b, 20000000));
 	OK(test_state_1d(b, "st", SHMBUS_UINT64, 1, &st));
-	OK(shmbus_lock_open(b, "lk", 0, &lk));
+	OK(shmbus_lock_open(b, "lk", T_OPTS(shmbus_lock_opts_t, .create = 0), &lk));
 	r = shmbus_state_write(st, &v, sizeof(v));
 	CHECK(r == (expect_alive ? SHMBUS_EBUSY : 0),
 	      "state write returned %d (%s), expected %s: %s", r, shmbus_strerror(r),
@@ -294,7 +294,7 @@ static int reuse(const char *name)
 		CHECK(alive == 1, "%d of the two pid-%d peers judged alive", alive, (int)h);
 		OK(test_state_1d(b, "st", SHMBUS_UINT64, 1, &st));
 		OK(shmbus_state_write(st, &v, sizeof(v)));
-		OK(shmbus_lock_open(b, "lk", 0, &lk));
+		OK(shmbus_lock_open(b, "lk", T_OPTS(shmbus_lock_opts_t, .create = 0), &lk));
 		EXPECT_CODE(shmbus_lock_lock(lk, 0), SHMBUS_EOWNERDEAD);
 		OK(shmbus_lock_consistent(lk));
 		OK(shmbus_lock_unlock(lk));
@@ -508,7 +508,7 @@ static void make_bus(void)
 	shmbus_bus_unlink(bus_name);
 	OK(shmbus_bus_create(bus_name, NULL, &b));
 	OK(test_state_1d(b, "st", SHMBUS_UINT64, 1, &st));
-	OK(shmbus_lock_open(b, "lk", 1, &lk));
+	OK(shmbus_lock_open(b, "lk", NULL, &lk));
 	OK(shmbus_queue_open(b, "q", NULL, &q));
 	OK(shmbus_queue_join(q, "g", SHMBUS_GROUP_EARLIEST));
 	OK(shmbus_queue_put(q, "m1", 2, 0));

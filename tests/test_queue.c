@@ -57,8 +57,8 @@ static uint64_t get_u64(shmbus_queue_t *q, int64_t timeout, uint32_t *flags)
 static void test_sizes_and_validation(void)
 {
 	shmbus_queue_opts_t o;
-	shmbus_queue_info_t info;
-	shmbus_channel_info_t ci;
+	shmbus_queue_info_t info = {.size_of = sizeof(info)};
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 	shmbus_queue_t *q, *q2;
 	char big[5000] = {0};
 
@@ -296,9 +296,9 @@ static void test_shut_drain_closed(void)
 	for (i = 0; i < 3; i++)
 		put_u64(p, (uint64_t)i);
 	OK(shmbus_queue_reserve(p, 8, &ptr, 0));   /* claimed before the shut */
-	CHECK(shmbus_queue_is_shut(c) == 0, "not shut yet");
+	CHECK(!shmbus_queue_is_shut(c), "not shut yet");
 	OK(shmbus_queue_shut(p));
-	CHECK(shmbus_queue_is_shut(c) == 1, "shut");
+	CHECK(shmbus_queue_is_shut(c), "shut");
 	EXPECT_CODE(shmbus_queue_put(p, &i, sizeof(i), 0), SHMBUS_ESTATE);  /* reservation open */
 	*(uint64_t *)ptr = 3;
 	OK(shmbus_queue_commit(p, 8));             /* ... still completes */
@@ -449,7 +449,7 @@ static void test_durable_resume(void)
 static void test_drop_group(void)
 {
 	shmbus_queue_t *p = open_q("drop", 8, 64), *fast, *d, *x;
-	shmbus_queue_info_t info;
+	shmbus_queue_info_t info = {.size_of = sizeof(info)};
 	shmbus_group_info_t gi[4];
 	shmbus_msg_t msg;
 	uint32_t flags = 0;
@@ -577,7 +577,7 @@ static void test_detached_and_durable_groups(void)
 	 * messages were overwritten, then reads on in order from the oldest
 	 * retained, up to the newest. */
 	{
-		shmbus_queue_info_t info;
+		shmbus_queue_info_t info = {.size_of = sizeof(info)};
 		shmbus_group_info_t gi[3];
 		unsigned long long lost = 0;
 		const char *e;
@@ -611,7 +611,7 @@ static void test_info(void)
 {
 	shmbus_queue_t *p = open_q("inf", 16, 64), *a = member("inf", "a", 0),
 	               *b1 = member("inf", "b", 0), *b2 = member("inf", "b", 0);
-	shmbus_queue_info_t info;
+	shmbus_queue_info_t info = {.size_of = sizeof(info)};
 	shmbus_group_info_t g[4];
 	int i;
 
@@ -875,7 +875,7 @@ static void test_threads_mpmc(void)
 		CHECK(pthread_create(&ct[i], NULL, mt_consume, &cons[i]) == 0, "thread");
 	/* The groups exist before the first message (else LATEST skips some). */
 	for (;;) {
-		shmbus_queue_info_t info;
+		shmbus_queue_info_t info = {.size_of = sizeof(info)};
 
 		OK(shmbus_queue_info(q, &info, NULL, 0));
 		if (info.groups == 2)

@@ -25,7 +25,7 @@ static void test_create_open_close_unlink(void)
 {
 	const char *name = test_bus_name("seg");
 	shmbus_bus_t *a, *b;
-	shmbus_bus_info_t info;
+	shmbus_bus_info_t info = {.size_of = sizeof(info)};
 	struct stat st;
 
 	OK(shmbus_bus_create(name, NULL, &a));
@@ -256,7 +256,7 @@ static void test_zombie_peer_is_dead(void)
 {
 	const char *name = test_bus_name("zomb");
 	shmbus_bus_t *a;
-	shmbus_bus_info_t info;
+	shmbus_bus_info_t info = {.size_of = sizeof(info)};
 	pid_t dead, threaded;
 	int i, st;
 

@@ -50,7 +50,7 @@ static void test_type_mismatch_and_validation(void)
 {
 	shmbus_state_opts_t o;
 	shmbus_state_t *st;
-	shmbus_channel_info_t info;
+	shmbus_channel_info_t info = {.size_of = sizeof(info)};
 
 	shmbus_state_t *a = open_f64("m", 4);
 	shmbus_state_opts_init(&o);

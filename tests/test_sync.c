@@ -34,7 +34,7 @@ static void *lock_worker(void *arg)
 	int i;
 
 	(void)arg;
-	OK(shmbus_lock_open(bus, "L", 0, &l));
+	OK(shmbus_lock_open(bus, "L", T_OPTS(shmbus_lock_opts_t, .create = 0), &l));
 	for (i = 0; i < lock_iters; i++) {
 		OK(shmbus_lock_lock(l, 10000000000ll));
 		plain_counter++;        /* a data race unless the lock excludes */
@@ -51,8 +51,8 @@ static void test_lock_excludes_threads(void)
 	int i;
 
 	lock_iters = (int)(20000 * test_scale());
-	OK(shmbus_lock_open(bus, "L", 1, &l));
-	OK(shmbus_lock_open(bus, "L", 0, &l2));
+	OK(shmbus_lock_open(bus, "L", NULL, &l));
+	OK(shmbus_lock_open(bus, "L", T_OPTS(shmbus_lock_opts_t, .create = 0), &l2));
 	OK(shmbus_lock_lock(l, 0));
 	EXPECT_CODE(shmbus_lock_lock(l, 0), SHMBUS_ESTATE);
 	EXPECT_CODE(shmbus_lock_lock(l2, 0), SHMBUS_ETIMEDOUT);
@@ -87,7 +87,7 @@ static void die_holding(const char *name)
 		int r = shmbus_bus_open(bus_name, NULL, &b);
 
 		if (!r)
-			r = shmbus_lock_open(b, name, 0, &l);
+			r = shmbus_lock_open(b, name, T_OPTS(shmbus_lock_opts_t, .create = 0), &l);
 		if (!r)
 			r = shmbus_lock_lock(l, 1000000000);
 		if (r && r != SHMBUS_EOWNERDEAD) {
@@ -107,7 +107,7 @@ static void test_owner_died(void)
 	uint64_t t0;
 
 	OK(shmbus_bus_set_liveness(bus, 20000000));
-	OK(shmbus_lock_open(bus, "D", 1, &l));
+	OK(shmbus_lock_open(bus, "D", NULL, &l));
 	/* Repaired: EOWNERDEAD, consistent, then the lock is healthy. */
 	die_holding("D");
 	t0 = test_now_ns();
@@ -129,7 +129,7 @@ static void test_owner_died(void)
 	EXPECT_CODE(shmbus_lock_lock(l, 1000000), SHMBUS_ENOTRECOVERABLE);
 	shmbus_lock_close(l);
 	/* A dying repairer passes EOWNERDEAD on. */
-	OK(shmbus_lock_open(bus, "D2", 1, &l));
+	OK(shmbus_lock_open(bus, "D2", NULL, &l));
 	die_holding("D2");
 	die_holding("D2");      /* its child gets EOWNERDEAD, which counts as taken */
 	EXPECT_CODE(shmbus_lock_lock(l, 5000000000ll), SHMBUS_EOWNERDEAD);
@@ -151,7 +151,7 @@ static void test_dead_waiter_leaves_nothing(void)
 	pid_t pid;
 	int status;
 
-	OK(shmbus_lock_open(bus, "W", 1, &l));
+	OK(shmbus_lock_open(bus, "W", NULL, &l));
 	contended = (_Atomic uint32_t *)(area_of("W") + 8);
 	OK(shmbus_lock_lock(l, 0));
 	fflush(stdout);
@@ -160,7 +160,7 @@ static void test_dead_waiter_leaves_nothing(void)
 		shmbus_bus_t *b;
 		shmbus_lock_t *c;
 
-		if (shmbus_bus_open(bus_name, NULL, &b) || shmbus_lock_open(b, "W", 0, &c))
+		if (shmbus_bus_open(bus_name, NULL, &b) || shmbus_lock_open(b, "W", T_OPTS(shmbus_lock_opts_t, .create = 0), &c))
 			_exit(2);
 		shmbus_lock_lock(c, 30000000000ll);    /* sleeps until killed */
 		_exit(3);
@@ -190,7 +190,7 @@ static void *event_waiter(void *arg)
 	int r;
 
 	(void)arg;
-	OK(shmbus_event_open(bus, "E", 0, &e));
+	OK(shmbus_event_open(bus, "E", T_OPTS(shmbus_event_opts_t, .create = 0), &e));
 	r = shmbus_event_wait(e, 10000000000ll);
 	CHECK(r == 0, "waiter got %d (%s)", r, shmbus_strerror(r));
 	atomic_fetch_add(&event_woken, 1);
@@ -200,7 +200,7 @@ static void *event_waiter(void *arg)
 
 static void wait_event_waiters(unsigned n)
 {
-	shmbus_channel_info_t info;
+	shmbus_channel_info_t info = {.size_of = sizeof(info)};
 	uint64_t t0 = test_now_ns();
 
 	for (;;) {
@@ -219,13 +219,13 @@ static void test_event(void)
 	shmbus_event_t *e;
 	int i, round;
 
-	OK(shmbus_event_open(bus, "E", 1, &e));
-	CHECK(shmbus_event_is_set(e) == 0, "new event is clear");
+	OK(shmbus_event_open(bus, "E", NULL, &e));
+	CHECK(!shmbus_event_is_set(e), "new event is clear");
 	EXPECT_CODE(shmbus_event_wait(e, 0), SHMBUS_ETIMEDOUT);
 	EXPECT_CODE(shmbus_event_wait(e, 10000000), SHMBUS_ETIMEDOUT);
 	OK(shmbus_event_set(e));
 	OK(shmbus_event_set(e));
-	CHECK(shmbus_event_is_set(e) == 1, "event is set");
+	CHECK(shmbus_event_is_set(e), "event is set");
 	OK(shmbus_event_wait(e, 0));
 	OK(shmbus_event_clear(e));
 	CHECK(shmbus_event_is_set(e) == 0, "event cleared");
@@ -261,7 +261,7 @@ static void *sem_consumer(void *arg)
 	int i;
 
 	(void)arg;
-	OK(shmbus_sem_open(bus, "S", 0, 0, &s));
+	OK(shmbus_sem_open(bus, "S", T_OPTS(shmbus_sem_opts_t, .create = 0), &s));
 	for (i = 0; i < sem_iters; i++) {
 		OK(shmbus_sem_wait(s, 10000000000ll));
 		atomic_fetch_add(&sem_taken, 1);
@@ -276,7 +276,7 @@ static void *sem_producer(void *arg)
 	int i;
 
 	(void)arg;
-	OK(shmbus_sem_open(bus, "S", 0, 0, &s));
+	OK(shmbus_sem_open(bus, "S", T_OPTS(shmbus_sem_opts_t, .create = 0), &s));
 	for (i = 0; i < sem_iters; i++)
 		OK(shmbus_sem_post(s));
 	shmbus_sem_close(s);
@@ -290,8 +290,8 @@ static void test_sem(void)
 	uint32_t v;
 	int i;
 
-	OK(shmbus_sem_open(bus, "S", 1, 2, &s));
-	OK(shmbus_sem_open(bus, "S", 1, 7, &s2));   /* initial ignored: exists */
+	OK(shmbus_sem_open(bus, "S", T_OPTS(shmbus_sem_opts_t, .create = 1, .initial = 2), &s));
+	OK(shmbus_sem_open(bus, "S", T_OPTS(shmbus_sem_opts_t, .create = 1, .initial = 7), &s2));   /* initial ignored: exists */
 	OK(shmbus_sem_value(s2, &v));
 	CHECK(v == 2, "initial value 2 kept, got %u", v);
 	OK(shmbus_sem_wait(s, 0));
@@ -299,7 +299,7 @@ static void test_sem(void)
 	EXPECT_CODE(shmbus_sem_wait(s, 0), SHMBUS_ETIMEDOUT);
 	EXPECT_CODE(shmbus_sem_wait(s, 10000000), SHMBUS_ETIMEDOUT);
 	shmbus_sem_close(s2);
-	EXPECT_CODE(shmbus_sem_open(bus, "S-none", 0, 0, &s2), SHMBUS_ENOENT);
+	EXPECT_CODE(shmbus_sem_open(bus, "S-none", T_OPTS(shmbus_sem_opts_t, .create = 0), &s2), SHMBUS_ENOENT);
 	sem_iters = (int)(50000 * test_scale());
 	for (i = 0; i < THREADS; i++)
 		CHECK(pthread_create(&th[i], NULL, i & 1 ? sem_producer : sem_consumer, NULL) == 0,
@@ -323,7 +323,7 @@ static void *sem_once(void *arg)
 	shmbus_sem_t *s;
 	int r;
 
-	OK(shmbus_sem_open(bus, "S2", 0, 0, &s));
+	OK(shmbus_sem_open(bus, "S2", T_OPTS(shmbus_sem_opts_t, .create = 0), &s));
 	r = shmbus_sem_wait(s, 10000000000ll);
 	*(int *)arg = r;
 	shmbus_sem_close(s);
@@ -339,7 +339,7 @@ static void test_sem_burst(void)
 
 	if (rounds < 20)
 		rounds = 20;
-	OK(shmbus_sem_open(bus, "S2", 1, 0, &s));
+	OK(shmbus_sem_open(bus, "S2", NULL, &s));
 	for (round = 0; round < rounds; round++) {
 		uint64_t t0 = test_now_ns();
 
@@ -396,7 +396,7 @@ static void test_turn_order(void)
 	turn_rounds = (int)(1000 * test_scale());
 	turn_log = calloc((size_t)turn_rounds * 3, sizeof(int));
 	for (i = 0; i < 3; i++)
-		OK(shmbus_turn_open(bus, "T", 1, 8, &t[i]));
+		OK(shmbus_turn_open(bus, "T", T_OPTS(shmbus_turn_opts_t, .create = 1, .max_parties = 8), &t[i]));
 	EXPECT_CODE(shmbus_turn_acquire(t[0], 0), SHMBUS_ESTATE);
 	/* Register in order so that party k is thread k. */
 	for (i = 0; i < 3; i++) {
@@ -429,7 +429,7 @@ static void test_turn_skips_dead(void)
 	uint64_t t0;
 
 	OK(shmbus_bus_set_liveness(bus, 20000000));
-	OK(shmbus_turn_open(bus, "T2", 1, 4, &t));
+	OK(shmbus_turn_open(bus, "T2", T_OPTS(shmbus_turn_opts_t, .create = 1, .max_parties = 4), &t));
 	OK(shmbus_turn_register(t, &p));
 	CHECK(p == 0, "first party is 0, got %u", p);
 	fflush(stdout);
@@ -438,7 +438,7 @@ static void test_turn_skips_dead(void)
 		shmbus_bus_t *b;
 		shmbus_turn_t *c;
 
-		if (shmbus_bus_open(bus_name, NULL, &b) || shmbus_turn_open(b, "T2", 0, 0, &c) ||
+		if (shmbus_bus_open(bus_name, NULL, &b) || shmbus_turn_open(b, "T2", T_OPTS(shmbus_turn_opts_t, .create = 0), &c) ||
 		    shmbus_turn_register(c, &p) || p != 1)
 			_exit(2);
 		_exit(0);               /* dies registered */
@@ -463,21 +463,21 @@ static void test_turn_skips_dead(void)
 
 static void test_kinds_and_corruption(void)
 {
-	shmbus_channel_info_t info;
+	shmbus_channel_info_t info = {.size_of = sizeof(info)};
 	shmbus_lock_t *l;
 	shmbus_event_t *e;
 	shmbus_turn_t *t;
 	uint32_t p;
 
-	EXPECT_CODE(shmbus_event_open(bus, "L", 1, &e), SHMBUS_ETYPE);
-	EXPECT_CODE(shmbus_lock_open(bus, "nolock", 0, &l), SHMBUS_ENOENT);
-	EXPECT_CODE(shmbus_lock_open(bus, "bad/name", 1, &l), SHMBUS_EINVAL);
-	EXPECT_CODE(shmbus_turn_open(bus, "Tbig", 1, 100000, &t), SHMBUS_EINVAL);
+	EXPECT_CODE(shmbus_event_open(bus, "L", NULL, &e), SHMBUS_ETYPE);
+	EXPECT_CODE(shmbus_lock_open(bus, "nolock", T_OPTS(shmbus_lock_opts_t, .create = 0), &l), SHMBUS_ENOENT);
+	EXPECT_CODE(shmbus_lock_open(bus, "bad/name", NULL, &l), SHMBUS_EINVAL);
+	EXPECT_CODE(shmbus_turn_open(bus, "Tbig", T_OPTS(shmbus_turn_opts_t, .create = 1, .max_parties = 100000), &t), SHMBUS_EINVAL);
 	OK(shmbus_channel_info(bus, "T", &info));
 	CHECK(info.kind == SHMBUS_KIND_TURN && info.capacity == 8, "turn info: kind %d cap %llu",
 	      info.kind, (unsigned long long)info.capacity);
-	OK(shmbus_lock_open(bus, "X", 1, &l));
-	OK(shmbus_turn_open(bus, "XT", 1, 2, &t));
+	OK(shmbus_lock_open(bus, "X", NULL, &l));
+	OK(shmbus_turn_open(bus, "XT", T_OPTS(shmbus_turn_opts_t, .create = 1, .max_parties = 2), &t));
 	OK(shmbus_turn_register(t, &p));
 	/* The turn word (first of the area) names party 999 of 2. */
 	*(uint32_t *)area_of("XT") = 999;
@@ -485,9 +485,9 @@ static void test_kinds_and_corruption(void)
 	/* The lock's magic (after its 64-byte lock line) is overwritten. */
 	shmbus_lock_close(l);
 	*(uint32_t *)(area_of("X") + 64) = 0xdeadbeef;
-	EXPECT_CODE(shmbus_lock_open(bus, "X", 0, &l), SHMBUS_ECORRUPT);
+	EXPECT_CODE(shmbus_lock_open(bus, "X", T_OPTS(shmbus_lock_opts_t, .create = 0), &l), SHMBUS_ECORRUPT);
 	/* A lock word holding garbage health is refused, not trusted. */
-	OK(shmbus_lock_open(bus, "L", 0, &l));
+	OK(shmbus_lock_open(bus, "L", T_OPTS(shmbus_lock_opts_t, .create = 0), &l));
 	*(uint32_t *)(area_of("L") + 12) = 77;
 	EXPECT_CODE(shmbus_lock_lock(l, 0), SHMBUS_ENOTRECOVERABLE);
 	shmbus_lock_close(l);

@@ -50,7 +50,7 @@ static int find(const char *n, void *arg)
 int main(void)
 {
 	char path[256], want[64], ours[64];
-	shmbus_bus_info_t bi;
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	shmbus_bus_opts_t o, np;
 	shmbus_bus_t *b;
 	shmbus_state_t *st;

@@ -192,7 +192,7 @@ static void ev_set(shmbus_bus_t *b, int arg)
 	shmbus_event_t *e;
 
 	(void)arg;
-	OK(shmbus_event_open(b, "e", 0, &e));
+	OK(shmbus_event_open(b, "e", T_OPTS(shmbus_event_opts_t, .create = 0), &e));
 	OK(shmbus_event_set(e));
 	shmbus_event_close(e);
 }
@@ -202,7 +202,7 @@ static shmbus_lock_t *child_lock;
 static void lock_take(shmbus_bus_t *b, int arg)
 {
 	(void)arg;
-	OK(shmbus_lock_open(b, "l", 0, &child_lock));
+	OK(shmbus_lock_open(b, "l", T_OPTS(shmbus_lock_opts_t, .create = 0), &child_lock));
 	OK(shmbus_lock_lock(child_lock, 0));
 }
 
@@ -218,7 +218,7 @@ static void sem_post(shmbus_bus_t *b, int arg)
 	shmbus_sem_t *s;
 
 	(void)arg;
-	OK(shmbus_sem_open(b, "m", 0, 0, &s));
+	OK(shmbus_sem_open(b, "m", T_OPTS(shmbus_sem_opts_t, .create = 0), &s));
 	OK(shmbus_sem_post(s));
 	shmbus_sem_close(s);
 }
@@ -230,7 +230,7 @@ static void turn_take(shmbus_bus_t *b, int arg)
 	uint32_t party;
 
 	(void)arg;
-	OK(shmbus_turn_open(b, "t", 0, 2, &child_turn));
+	OK(shmbus_turn_open(b, "t", T_OPTS(shmbus_turn_opts_t, .create = 0, .max_parties = 2), &child_turn));
 	OK(shmbus_turn_register(child_turn, &party));
 	CHECK(party == 0, "child's party is %u", party);
 	OK(shmbus_turn_acquire(child_turn, 0));
@@ -336,10 +336,10 @@ static void test_every_kind(void)
 	EXPECT_CODE(shmbus_queue_put(qs, "c", 1, 0), SHMBUS_EAGAIN);
 	OK(shmbus_queue_open(bus, "qe", &qo, &qe));
 	OK(shmbus_queue_join(qe, "g", 0));
-	OK(shmbus_event_open(bus, "e", 1, &e));
-	OK(shmbus_lock_open(bus, "l", 1, &l));
-	OK(shmbus_sem_open(bus, "m", 1, 0, &s));
-	OK(shmbus_turn_open(bus, "t", 1, 2, &t));
+	OK(shmbus_event_open(bus, "e", NULL, &e));
+	OK(shmbus_lock_open(bus, "l", NULL, &l));
+	OK(shmbus_sem_open(bus, "m", NULL, &s));
+	OK(shmbus_turn_open(bus, "t", T_OPTS(shmbus_turn_opts_t, .create = 1, .max_parties = 2), &t));
 
 	OK(shmbus_waitset_new(&ws));
 	OK(shmbus_waitset_add_state(ws, st, 0, T_STATE));
@@ -643,7 +643,7 @@ static void test_bus_limit(void)
 	for (i = 0; i < NB; i++) {
 		snprintf(name, sizeof(name), "t-wslim%d-%d", i, (int)getpid());
 		OK(shmbus_bus_create(name, &bo, &b[i]));
-		OK(shmbus_event_open(b[i], "e", 1, &e[i]));
+		OK(shmbus_event_open(b[i], "e", NULL, &e[i]));
 		if (i < NB - 1)
 			OK(shmbus_waitset_add_event(ws, e[i], (uint64_t)i));
 	}

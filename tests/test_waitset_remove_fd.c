@@ -23,7 +23,7 @@ static void test_remove_last_member_with_fd_thread_parked(void)
 
 	OK(shmbus_bus_create(bn, NULL, &bus));
 	OK(shmbus_state_open(bus, "s", NULL, &st));
-	OK(shmbus_event_open(bus, "e", 1, &ev));
+	OK(shmbus_event_open(bus, "e", NULL, &ev));
 	OK(shmbus_waitset_new(&ws));
 	OK(shmbus_waitset_fd(ws, &fd));
 	alarm(LIMIT_S);

@@ -54,7 +54,7 @@ trap 'exit 130' INT TERM
 for m in build setuptools wheel venv pytest; do
 	"$PY" -c "import $m" 2>/dev/null || { echo "FAIL  $PY cannot import $m: bash scripts/deps.sh installs it"; exit 1; }
 done
-for f in "$BUILD/shmbus" "$BUILD/libshmbus.so.0"; do
+for f in "$BUILD/shmbus" "$BUILD/libshmbus.so.1"; do
 	[ -e "$f" ] || { echo "FAIL  $f is not built (make all)"; exit 1; }
 done
 

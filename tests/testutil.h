@@ -44,6 +44,13 @@
 
 #define CHECK(cond, ...) do { if (!(cond)) FAIL(__VA_ARGS__); } while (0)
 
+/* Options of type T for one call: size_of set, the members named, every
+ * other member 0 -- name create when it matters (0 means "must exist"),
+ * e.g. shmbus_sem_open(b, "s", T_OPTS(shmbus_sem_opts_t, .create = 1,
+ * .initial = 3), &s). Tests that read as a newcomer's code use
+ * shmbus_KIND_opts_init instead (test_outsider.c, test_opts.c). */
+#define T_OPTS(T, ...) (&(T){.size_of = sizeof(T), __VA_ARGS__})
+
 /*
  * Nothing left behind, whatever way a test ends. Every bus a test makes is
  * named "t-<tag>-<pid>..." after the process that names it

@@ -31,6 +31,7 @@ static void bus_classify(const char *name, struct bus_state *s)
 	shmbus_bus_t *bus = NULL;
 
 	memset(s, 0, sizeof(*s));
+	s->info.size_of = sizeof(s->info);
 	shmbus_bus_opts_init(&o);
 	o.flags = SHMBUS_BUS_NO_PEER | cli_bus_flags;
 	s->rc = shmbus_bus_open(name, &o, &bus);
@@ -372,7 +373,7 @@ int cmd_info(int argc, char **argv)
 	shmbus_peer_info_t *peers = NULL;
 	shmbus_channel_info_t *ch = NULL;
 	size_t npeers = 0, nch = 0;
-	shmbus_bus_info_t bi;
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	struct cli_args a;
 	shmbus_bus_t *bus;
 	int json = 0, o, r;
@@ -401,6 +402,7 @@ int cmd_info(int argc, char **argv)
 			r = cli_msg(EX_ERROR, "out of memory");
 			goto out;
 		}
+		ch[0].size_of = sizeof(*ch);   /* the size of every entry */
 		r = shmbus_bus_peers(bus, peers, bi.max_peers, &npeers);
 	}
 	if (!r)
@@ -545,7 +547,7 @@ int cmd_rm(int argc, char **argv)
 {
 	static const struct cli_opt opts[] = {{"force", 'f', 0, 'f'}, {"group", 'g', 1, 'g'}, {0}};
 	shmbus_bus_opts_t bo;
-	shmbus_bus_info_t bi;
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	struct cli_args a;
 	shmbus_bus_t *bus;
 	int force = 0, o, r;

@@ -15,6 +15,12 @@
 
 #include "cli.h"
 
+/* Reading or writing an existing dict or list: never create one. */
+static const shmbus_list_opts_t list_must_exist = {.size_of = sizeof(shmbus_list_opts_t),
+                                                   .create = 0};
+static const shmbus_dict_opts_t dict_must_exist = {.size_of = sizeof(shmbus_dict_opts_t),
+                                                   .create = 0};
+
 /* A growable buffer for elements of unknown size. */
 struct buf {
 	void *p;
@@ -64,7 +70,13 @@ static int array_open_buf(shmbus_bus_t *bus, const char *chan, shmbus_array_t **
 {
 	uint64_t len;
 	size_t esz;
-	int r = shmbus_array_open(bus, chan, -1, 0, 0, ap);
+	shmbus_array_opts_t o;
+	int r;
+
+	shmbus_array_opts_init(&o);
+	o.create = 0;
+	o.length = 0;          /* an existing array, whatever its dtype and length */
+	r = shmbus_array_open(bus, chan, &o, ap);
 
 	if (r)
 		return cli_fail(r, "array '%s' of bus '%s'", chan, shmbus_bus_name(bus));
@@ -126,7 +138,7 @@ static int list_get(shmbus_bus_t *bus, const char *chan, int json, int hex)
 	uint64_t n = 0, i;
 	int r, rc = EX_OK;
 
-	r = shmbus_list_open(bus, chan, 0, 0, &l);
+	r = shmbus_list_open(bus, chan, &list_must_exist, &l);
 	if (!r)
 		r = shmbus_list_len(l, &n);
 	if (r) {
@@ -180,7 +192,7 @@ static int dict_get(shmbus_bus_t *bus, const char *chan, int json, int hex)
 		rc = cli_msg(EX_ERROR, "out of memory");
 		goto out;
 	}
-	r = shmbus_dict_open(bus, chan, 0, 0, &d);
+	r = shmbus_dict_open(bus, chan, &dict_must_exist, &d);
 	if (r) {
 		rc = cli_fail(r, "dict '%s' of bus '%s'", chan, shmbus_bus_name(bus));
 		goto out;
@@ -307,12 +319,18 @@ int container_create(shmbus_bus_t *bus, const char *chan, int kind, int dtype,
 	shmbus_dict_t *d = NULL;
 	int r;
 
-	if (kind == SHMBUS_KIND_ARRAY)
-		r = shmbus_array_open(bus, chan, dtype, length, 1, &a);
-	else if (kind == SHMBUS_KIND_LIST)
-		r = shmbus_list_open(bus, chan, 1, 0, &l);
-	else
-		r = shmbus_dict_open(bus, chan, 1, 0, &d);
+	if (kind == SHMBUS_KIND_ARRAY) {
+		shmbus_array_opts_t o;
+
+		shmbus_array_opts_init(&o);
+		o.dtype = dtype;
+		o.length = length;
+		r = shmbus_array_open(bus, chan, &o, &a);
+	} else if (kind == SHMBUS_KIND_LIST) {
+		r = shmbus_list_open(bus, chan, NULL, &l);
+	} else {
+		r = shmbus_dict_open(bus, chan, NULL, &d);
+	}
 	shmbus_array_close(a);
 	shmbus_list_close(l);
 	shmbus_dict_close(d);
@@ -334,8 +352,8 @@ int container_put(shmbus_bus_t *bus, const char *chan, int kind, char **vals, in
 			return cli_usage_error("--hex does not apply to an array; give its elements");
 		return array_put(bus, chan, vals, nvals);
 	}
-	r = kind == SHMBUS_KIND_LIST ? shmbus_list_open(bus, chan, 0, 0, &l)
-	                             : shmbus_dict_open(bus, chan, 0, 0, &d);
+	r = kind == SHMBUS_KIND_LIST ? shmbus_list_open(bus, chan, &list_must_exist, &l)
+	                             : shmbus_dict_open(bus, chan, &dict_must_exist, &d);
 	if (r)
 		return cli_fail(r, "%s '%s' of bus '%s'", shmbus_kind_name(kind), chan,
 		                shmbus_bus_name(bus));

@@ -128,7 +128,7 @@ static const char get_help[] =
 static int state_get(shmbus_bus_t *bus, const char *chan, int json, int hex, int with_seq,
                      int64_t timeout_ns)
 {
-	shmbus_channel_info_t ci;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 	shmbus_state_t *st = NULL;
 	void *buf = NULL;
 	uint64_t seq = 0;
@@ -177,7 +177,7 @@ int cmd_get(int argc, char **argv)
 		{"count", 'n', 1, O_COUNT}, {"follow", 'f', 0, O_FOLLOW},
 		{"latest", 0, 0, O_LATEST}, {0}};
 	struct queue_get_opts qo;
-	shmbus_channel_info_t ci;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 	int json = 0, hex = 0, with_seq = 0, have_timeout = 0, have_count = 0, o, rc;
 	int64_t timeout_ns = 0;
 	struct cli_args a;

@@ -219,7 +219,7 @@ static int write_one(shmbus_state_t *st, const shmbus_channel_info_t *ci, char *
 static int state_put(shmbus_bus_t *bus, const char *chan, const struct put_opts *po,
                      int exists, char **vals, int nvals)
 {
-	shmbus_channel_info_t ci;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 	shmbus_state_t *st = NULL;
 	char *line = NULL;
 	size_t cap = 0;
@@ -373,7 +373,7 @@ int cmd_put(int argc, char **argv)
 		{"timeout", 't', 1, P_TIMEOUT}, {"shut", 0, 0, P_SHUT},
 		{"wait-groups", 0, 1, P_WAIT_GROUPS}, {"writers", 0, 1, P_WRITERS}, {0}};
 	struct put_opts po;
-	shmbus_channel_info_t ci;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 	struct cli_args a;
 	shmbus_bus_t *bus;
 	const char *chan;

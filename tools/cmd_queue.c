@@ -221,7 +221,7 @@ int queue_put(shmbus_bus_t *bus, const char *chan, char **vals, int nvals, int h
 int queue_info(shmbus_bus_t *bus, const char *chan, int json)
 {
 	shmbus_group_info_t *g = NULL;
-	shmbus_queue_info_t qi;
+	shmbus_queue_info_t qi = {.size_of = sizeof(qi)};
 	shmbus_queue_t *q = NULL;
 	size_t cap = 16, i, n;
 	int r;

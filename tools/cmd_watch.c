@@ -63,7 +63,7 @@ static const char watch_help[] =
 static int state_watch(shmbus_bus_t *bus, const char *chan, int json, int hex,
                        uint64_t count, int64_t timeout_ns)
 {
-	shmbus_channel_info_t ci;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 	shmbus_state_t *st = NULL;
 	uint64_t last = 0, printed = 0, seq;
 	void *buf = NULL;
@@ -111,7 +111,7 @@ out:
 static int watch_one(const char *bus_name, const char *chan, struct queue_get_opts *qo,
                      int64_t timeout_ns)
 {
-	shmbus_channel_info_t ci;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 	shmbus_bus_t *bus;
 	int rc;
 
@@ -320,11 +320,9 @@ static int print_event(struct watch *w, struct wmember *m, int set)
  * it leaves the set until it is seen clear (poll_events). */
 static int on_event(struct watch *w, struct wmember *m, uint64_t tag)
 {
-	int r = shmbus_event_is_set(m->ev);
+	int r;
 
-	if (r < 0)
-		return r;
-	if (!r)
+	if (!shmbus_event_is_set(m->ev))
 		return 0;
 	r = shmbus_waitset_remove(w->ws, tag);
 	if (r)
@@ -345,10 +343,7 @@ static int poll_events(struct watch *w)
 			continue;
 		if (w->o->count && w->printed >= w->o->count)
 			return 1;
-		r = shmbus_event_is_set(m->ev);
-		if (r < 0)
-			return r;
-		if (r)
+		if (shmbus_event_is_set(m->ev))
 			continue;
 		r = shmbus_waitset_add_event(w->ws, m->ev, i);
 		if (r)
@@ -411,12 +406,17 @@ static int open_member(struct watch *w, struct wmember *m, uint64_t tag)
 		r = shmbus_waitset_add_queue(w->ws, m->q, SHMBUS_ON_MESSAGE, tag);
 		break;
 	}
-	case SHMBUS_KIND_EVENT:
-		r = shmbus_event_open(m->b->bus, cn, 0, &m->ev);
+	case SHMBUS_KIND_EVENT: {
+		shmbus_event_opts_t eo;
+
+		shmbus_event_opts_init(&eo);
+		eo.create = 0;
+		r = shmbus_event_open(m->b->bus, cn, &eo, &m->ev);
 		if (r)
 			return member_fail(m, r);
 		r = shmbus_waitset_add_event(w->ws, m->ev, tag);
 		break;
+	}
 	default: {
 		const char *k = shmbus_kind_name(m->ci.kind);
 
@@ -482,7 +482,7 @@ static int add_target(struct watch *w, const char *bus_name, const char *chan, s
 		w->nbus++;
 	}
 	if (chan) {
-		shmbus_channel_info_t ci;
+		shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 
 		r = shmbus_channel_info(b->bus, chan, &ci);
 		if (r)
@@ -495,8 +495,10 @@ static int add_target(struct watch *w, const char *bus_name, const char *chan, s
 		r = shmbus_channel_list(b->bus, NULL, 0, &count);
 		if (!r && count) {
 			all = calloc(count, sizeof(*all));
-			if (all)
+			if (all) {
+				all[0].size_of = sizeof(*all);   /* every entry's size */
 				r = shmbus_channel_list(b->bus, all, count, &count);
+			}
 		}
 		if (r)
 			return cli_fail(r, "cannot list the channels of bus '%s'", bus_name);

@@ -22,7 +22,7 @@ int main(int argc, char **argv)
 {
 	const char *name = argc > 1 && argv[1][0] != '-' ? argv[1] : "matrix";
 	shmbus_state_opts_t so;
-	shmbus_channel_info_t info;
+	shmbus_channel_info_t info = {.size_of = sizeof(info)};
 	shmbus_bus_t *bus;
 	shmbus_state_t *frame, *done, *ready;
 	uint64_t seq = 0, last = 0, seen = 0, skipped = 0, retries = 0, k, n;

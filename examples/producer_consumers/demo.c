@@ -143,7 +143,7 @@ static int consumer(const char *bus_name, int id, const char *group, int fd)
 static int wait_joined(shmbus_queue_t *q, int work, int n)
 {
 	shmbus_group_info_t g[MAX_CONSUMERS];
-	shmbus_queue_info_t info;
+	shmbus_queue_info_t info = {.size_of = sizeof(info)};
 	int tries, r;
 
 	for (tries = 0; tries < 1000; tries++) {

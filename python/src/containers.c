@@ -320,6 +320,7 @@ PyObject *sbpy_bus_array(PyObject *self, PyObject *args, PyObject *kw)
 	const char *cname;
 	PyObject *name, *dtype_o = Py_None;
 	Py_ssize_t length = 0;
+	shmbus_array_opts_t o;
 	shmbus_array_t *ah;
 	sbpy_array *a;
 	int create = 1, dtype = -1, r;
@@ -339,9 +340,21 @@ PyObject *sbpy_bus_array(PyObject *self, PyObject *args, PyObject *kw)
 		dtype = SHMBUS_INT64;
 	if (!(cname = sbpy_name_arg(name, "channel")))
 		return NULL;
-	if ((r = shmbus_array_open(bus->bus, cname, dtype, (uint64_t)length,
-	                           create, &ah)))
+	shmbus_array_opts_init(&o);
+	o.create = create;
+	o.length = (uint64_t)length;
+	if (dtype >= 0)
+		o.dtype = dtype;
+	if ((r = shmbus_array_open(bus->bus, cname, &o, &ah)))
 		return sbpy_raise(r);
+	/* A dtype named without a length must be the array's (the library
+	 * takes any type then). */
+	if (dtype >= 0 && length == 0 && shmbus_array_dtype(ah) != dtype) {
+		sbpy_fail(SHMBUS_ETYPE, "array %R has dtype %s, asked for %s", name,
+		          shmbus_dtype_name(shmbus_array_dtype(ah)), shmbus_dtype_name(dtype));
+		shmbus_array_close(ah);
+		return NULL;
+	}
 	a = PyObject_New(sbpy_array, &sbpy_ArrayType);
 	if (!a) {
 		shmbus_array_close(ah);
@@ -959,10 +972,21 @@ static PyObject *raw_open(PyObject *self, PyObject *args, PyObject *kw, int list
 	}
 	if (!(cname = sbpy_name_arg(name, "channel")))
 		return NULL;
-	rc = list ? shmbus_list_open(bus->bus, cname, create, (uint64_t)area,
-	                             (shmbus_list_t **)&c)
-	          : shmbus_dict_open(bus->bus, cname, create, (uint64_t)area,
-	                             (shmbus_dict_t **)&c);
+	if (list) {
+		shmbus_list_opts_t o;
+
+		shmbus_list_opts_init(&o);
+		o.create = create;
+		o.area_bytes = (uint64_t)area;
+		rc = shmbus_list_open(bus->bus, cname, &o, (shmbus_list_t **)&c);
+	} else {
+		shmbus_dict_opts_t o;
+
+		shmbus_dict_opts_init(&o);
+		o.create = create;
+		o.area_bytes = (uint64_t)area;
+		rc = shmbus_dict_open(bus->bus, cname, &o, (shmbus_dict_t **)&c);
+	}
 	if (rc)
 		return sbpy_raise(rc);
 	r = PyObject_New(sbpy_raw, list ? &sbpy_RawListType : &sbpy_RawDictType);

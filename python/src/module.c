@@ -752,7 +752,7 @@ static void bus_dealloc(PyObject *self)
 static PyObject *bus_info(PyObject *self, PyObject *unused)
 {
 	sbpy_bus *b = (sbpy_bus *)self;
-	shmbus_bus_info_t i;
+	shmbus_bus_info_t i = {.size_of = sizeof(i)};
 	int r;
 
 	(void)unused;

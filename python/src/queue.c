@@ -94,7 +94,7 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 	Py_ssize_t slots = 0, mg = 0, mm = 0, mp = 0, max_msg = 0;
 	int create = 1, earliest = 0, durable = 0, r;
 	shmbus_queue_opts_t o;
-	shmbus_queue_info_t info;
+	shmbus_queue_info_t info = {.size_of = sizeof(info)};
 	shmbus_queue_t *qh;
 	sbpy_queue *q;
 
@@ -604,7 +604,7 @@ static PyObject *queue_exit(PyObject *self, PyObject *args)
 static PyObject *queue_info(PyObject *self, PyObject *unused)
 {
 	sbpy_queue *q = (sbpy_queue *)self;
-	shmbus_queue_info_t i;
+	shmbus_queue_info_t i = {.size_of = sizeof(i)};
 	shmbus_group_info_t g[64];
 	PyObject *groups, *d;
 	uint32_t k;
@@ -665,7 +665,7 @@ static PyObject *queue_get_closed(PyObject *self, void *c)
 	(void)c;
 	if (queue_check(q) < 0)
 		return NULL;
-	return PyBool_FromLong(shmbus_queue_is_shut(q->q) == 1);
+	return PyBool_FromLong(shmbus_queue_is_shut(q->q));
 }
 
 static PyObject *queue_get_detached(PyObject *self, void *c)

@@ -189,7 +189,7 @@ PyObject *sbpy_bus_state(PyObject *self, PyObject *args, PyObject *kw)
 	int create = 1, r, scalar;
 	Py_ssize_t nbuf = 0;
 	shmbus_state_opts_t o;
-	shmbus_channel_info_t info;
+	shmbus_channel_info_t info = {.size_of = sizeof(info)};
 	shmbus_state_t *st;
 	sbpy_state *s;
 	uint32_t k;
@@ -713,7 +713,7 @@ static PyObject *state_release_writer(PyObject *self, PyObject *unused)
 static PyObject *state_info(PyObject *self, PyObject *unused)
 {
 	sbpy_state *s = (sbpy_state *)self;
-	shmbus_channel_info_t i;
+	shmbus_channel_info_t i = {.size_of = sizeof(i)};
 	PyObject *d, *w = NULL;
 	int r;
 

@@ -102,6 +102,7 @@ PyObject *sbpy_bus_lock(PyObject *self, PyObject *args, PyObject *kw)
 	sbpy_bus *bus = (sbpy_bus *)self;
 	const char *cname;
 	PyObject *name, *res;
+	shmbus_lock_opts_t o;
 	shmbus_lock_t *l;
 	int create = 1, r;
 
@@ -111,7 +112,9 @@ PyObject *sbpy_bus_lock(PyObject *self, PyObject *args, PyObject *kw)
 		return NULL;
 	if (!(cname = sbpy_name_arg(name, "channel")))
 		return NULL;
-	if ((r = shmbus_lock_open(bus->bus, cname, create, &l)))
+	shmbus_lock_opts_init(&o);
+	o.create = create;
+	if ((r = shmbus_lock_open(bus->bus, cname, &o, &l)))
 		return sbpy_raise(r);
 	res = sync_wrap(bus, &sbpy_LockType, K_LOCK, name, l);
 	if (!res)
@@ -125,6 +128,7 @@ PyObject *sbpy_bus_event(PyObject *self, PyObject *args, PyObject *kw)
 	sbpy_bus *bus = (sbpy_bus *)self;
 	const char *cname;
 	PyObject *name, *res;
+	shmbus_event_opts_t o;
 	shmbus_event_t *e;
 	int create = 1, r;
 
@@ -134,7 +138,9 @@ PyObject *sbpy_bus_event(PyObject *self, PyObject *args, PyObject *kw)
 		return NULL;
 	if (!(cname = sbpy_name_arg(name, "channel")))
 		return NULL;
-	if ((r = shmbus_event_open(bus->bus, cname, create, &e)))
+	shmbus_event_opts_init(&o);
+	o.create = create;
+	if ((r = shmbus_event_open(bus->bus, cname, &o, &e)))
 		return sbpy_raise(r);
 	res = sync_wrap(bus, &sbpy_EventType, K_EVENT, name, e);
 	if (!res)
@@ -149,6 +155,7 @@ PyObject *sbpy_bus_semaphore(PyObject *self, PyObject *args, PyObject *kw)
 	const char *cname;
 	PyObject *name, *res;
 	Py_ssize_t initial = 0;
+	shmbus_sem_opts_t o;
 	shmbus_sem_t *s;
 	int create = 1, r;
 
@@ -164,7 +171,10 @@ PyObject *sbpy_bus_semaphore(PyObject *self, PyObject *args, PyObject *kw)
 	}
 	if (!(cname = sbpy_name_arg(name, "channel")))
 		return NULL;
-	if ((r = shmbus_sem_open(bus->bus, cname, create, (uint32_t)initial, &s)))
+	shmbus_sem_opts_init(&o);
+	o.create = create;
+	o.initial = (uint32_t)initial;
+	if ((r = shmbus_sem_open(bus->bus, cname, &o, &s)))
 		return sbpy_raise(r);
 	res = sync_wrap(bus, &sbpy_SemType, K_SEM, name, s);
 	if (!res)
@@ -180,6 +190,7 @@ PyObject *sbpy_bus_turn(PyObject *self, PyObject *args, PyObject *kw)
 	PyObject *name;
 	sbpy_sync *res;
 	Py_ssize_t maxp = 0;
+	shmbus_turn_opts_t o;
 	shmbus_turn_t *t;
 	int create = 1, reg = 1, r;
 
@@ -194,7 +205,10 @@ PyObject *sbpy_bus_turn(PyObject *self, PyObject *args, PyObject *kw)
 	}
 	if (!(cname = sbpy_name_arg(name, "channel")))
 		return NULL;
-	if ((r = shmbus_turn_open(bus->bus, cname, create, (uint32_t)maxp, &t)))
+	shmbus_turn_opts_init(&o);
+	o.create = create;
+	o.max_parties = (uint32_t)maxp;
+	if ((r = shmbus_turn_open(bus->bus, cname, &o, &t)))
 		return sbpy_raise(r);
 	res = (sbpy_sync *)sync_wrap(bus, &sbpy_TurnType, K_TURN, name, t);
 	if (!res) {
@@ -391,15 +405,11 @@ static PyObject *event_clear(PyObject *self, PyObject *unused)
 static PyObject *event_is_set(PyObject *self, PyObject *unused)
 {
 	sbpy_sync *s = (sbpy_sync *)self;
-	int r;
 
 	(void)unused;
 	if (sync_check(s) < 0)
 		return NULL;
-	r = shmbus_event_is_set(s->obj);
-	if (r < 0)
-		return sbpy_raise(r);
-	return PyBool_FromLong(r);
+	return PyBool_FromLong(shmbus_event_is_set(s->obj));
 }
 
 static PyObject *event_wait(PyObject *self, PyObject *args, PyObject *kw)

@@ -312,7 +312,7 @@ def _kill_between_reserve_and_commit(busname):
     import os
     import signal
     from conftest import ROOT
-    lib = os.path.join(ROOT, "build", "libshmbus.so.0")
+    lib = os.path.join(ROOT, "build", "libshmbus.so.1")
     assert os.path.exists(lib), "make lib builds " + lib
     p = subprocess.Popen([sys.executable, "-c", _RESERVER, lib, busname],
                          stdout=subprocess.PIPE, text=True)

@@ -715,13 +715,13 @@ static int chk_state(void)
 
 static int lk_setup(void)
 {
-	KOK(shmbus_lock_open(B, "L", 1, &plk));
+	KOK(shmbus_lock_open(B, "L", NULL, &plk));
 	return 0;
 }
 
 static int lk_prep(shmbus_bus_t *b)
 {
-	return shmbus_lock_open(b, "L", 0, &clk);
+	return shmbus_lock_open(b, "L", T_OPTS(shmbus_lock_opts_t, .create = 0), &clk);
 }
 
 static int op_lock_unlock(shmbus_bus_t *b)
@@ -771,7 +771,7 @@ static int lk_setup_dead(void)
 		shmbus_bus_t *b;
 		shmbus_lock_t *l;
 
-		if (shmbus_bus_open(bus_name, NULL, &b) || shmbus_lock_open(b, "L", 0, &l) ||
+		if (shmbus_bus_open(bus_name, NULL, &b) || shmbus_lock_open(b, "L", T_OPTS(shmbus_lock_opts_t, .create = 0), &l) ||
 		    shmbus_lock_lock(l, T_NS))
 			_exit(3);
 		_exit(0);
@@ -803,13 +803,13 @@ static int chk_lock_consistent(void)
 
 static int ev_setup(void)
 {
-	KOK(shmbus_event_open(B, "E", 1, &pev));
+	KOK(shmbus_event_open(B, "E", NULL, &pev));
 	return 0;
 }
 
 static int ev_prep(shmbus_bus_t *b)
 {
-	return shmbus_event_open(b, "E", 0, &cev);
+	return shmbus_event_open(b, "E", T_OPTS(shmbus_event_opts_t, .create = 0), &cev);
 }
 
 static int op_event_set(shmbus_bus_t *b)
@@ -862,7 +862,7 @@ static int chk_event(void)
 
 static int sem_setup(uint32_t initial)
 {
-	KOK(shmbus_sem_open(B, "S", 1, initial, &psem));
+	KOK(shmbus_sem_open(B, "S", T_OPTS(shmbus_sem_opts_t, .create = 1, .initial = initial), &psem));
 	return 0;
 }
 
@@ -871,7 +871,7 @@ static int sem_setup1(void) { return sem_setup(1); }
 
 static int sem_prep(shmbus_bus_t *b)
 {
-	return shmbus_sem_open(b, "S", 0, 0, &csem);
+	return shmbus_sem_open(b, "S", T_OPTS(shmbus_sem_opts_t, .create = 0), &csem);
 }
 
 static int op_sem_post(shmbus_bus_t *b)
@@ -908,14 +908,14 @@ static int arr_setup(void)
 {
 	int64_t ten = 10;
 
-	KOK(shmbus_array_open(B, "A", SHMBUS_INT64, 4, 1, &parr));
+	KOK(shmbus_array_open(B, "A", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 4, .create = 1), &parr));
 	KOK(shmbus_array_set(parr, 1, &ten));
 	return 0;
 }
 
 static int arr_prep(shmbus_bus_t *b)
 {
-	return shmbus_array_open(b, "A", SHMBUS_INT64, 4, 0, &carr);
+	return shmbus_array_open(b, "A", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 4, .create = 0), &carr);
 }
 
 static int op_array_add(shmbus_bus_t *b)
@@ -1007,7 +1007,7 @@ static int d_setup_merge(void)
 	char key[16];
 	int k;
 
-	KOK(shmbus_dict_open(B, "D", 1, 64u << 10, &pd));
+	KOK(shmbus_dict_open(B, "D", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 64u << 10), &pd));
 	for (k = 0; k < NK; k++)
 		if (dict_put(pd, k, 1, 600) != 0)
 			break;
@@ -1023,7 +1023,7 @@ static int d_setup(void)
 {
 	int k;
 
-	KOK(shmbus_dict_open(B, "D", 1, 256u << 10, &pd));
+	KOK(shmbus_dict_open(B, "D", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 256u << 10), &pd));
 	for (k = 0; k < 8; k++)
 		KOK(dict_put(pd, k, 1, 100));
 	return 0;
@@ -1031,7 +1031,7 @@ static int d_setup(void)
 
 static int d_prep(shmbus_bus_t *b)
 {
-	return shmbus_dict_open(b, "D", 0, 0, &cd);
+	return shmbus_dict_open(b, "D", T_OPTS(shmbus_dict_opts_t, .create = 0), &cd);
 }
 
 static int op_dict_set_merge(shmbus_bus_t *b)
@@ -1082,7 +1082,7 @@ static int chk_dict_fill(void)
 			gap = 1;
 	}
 	if (!killed) {
-		shmbus_channel_info_t ci;
+		shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 
 		KC(!gap, "completed sets not all visible");
 		KOK(shmbus_channel_info(B, "D", &ci));
@@ -1200,7 +1200,7 @@ static int l_setup(void)
 	char buf[256];
 	int k;
 
-	KOK(shmbus_list_open(B, "Li", 1, 256u << 10, &pl));
+	KOK(shmbus_list_open(B, "Li", T_OPTS(shmbus_list_opts_t, .create = 1, .area_bytes = 256u << 10), &pl));
 	for (k = 0; k < 6; k++)
 		KOK(shmbus_list_append(pl, buf, dval(buf, k, 1, 40)));
 	return 0;
@@ -1208,7 +1208,7 @@ static int l_setup(void)
 
 static int l_prep(shmbus_bus_t *b)
 {
-	return shmbus_list_open(b, "Li", 0, 0, &cl);
+	return shmbus_list_open(b, "Li", T_OPTS(shmbus_list_opts_t, .create = 0), &cl);
 }
 
 static int op_list_append(shmbus_bus_t *b)
@@ -1365,13 +1365,13 @@ static int chk_list_insert(void)
 
 static int tn_setup(void)
 {
-	KOK(shmbus_turn_open(B, "T", 1, 4, &ptn));
+	KOK(shmbus_turn_open(B, "T", T_OPTS(shmbus_turn_opts_t, .create = 1, .max_parties = 4), &ptn));
 	return 0;
 }
 
 static int tn_prep(shmbus_bus_t *b)
 {
-	return shmbus_turn_open(b, "T", 0, 0, &ctn);
+	return shmbus_turn_open(b, "T", T_OPTS(shmbus_turn_opts_t, .create = 0), &ctn);
 }
 
 static int op_turn(shmbus_bus_t *b)
@@ -1448,7 +1448,7 @@ static int list_cb(const char *name, void *arg)
 static int chk_bus_create(void)
 {
 	shmbus_bus_t *n = NULL;
-	shmbus_channel_info_t ci[4];
+	shmbus_channel_info_t ci[4] = {{.size_of = sizeof(ci[0])}};
 	size_t cnt = 0;
 	int r = shmbus_bus_open(bus2, NULL, &n);
 
@@ -1490,7 +1490,7 @@ static int chk_bus_open(void)
 	uint32_t reaped = 0;
 
 	KOK(shmbus_bus_open(bus_name, NULL, &n));
-	KOK(shmbus_lock_open(n, "after", 1, &l));
+	KOK(shmbus_lock_open(n, "after", NULL, &l));
 	shmbus_lock_close(l);
 	KOK(shmbus_bus_gc(n, &reaped));
 	KOK(shmbus_bus_close(n));
@@ -1502,7 +1502,7 @@ static int op_chan_create(shmbus_bus_t *b)
 	shmbus_lock_t *l;
 	int r;
 
-	if ((r = shmbus_lock_open(b, "C", 1, &l)) != 0)
+	if ((r = shmbus_lock_open(b, "C", NULL, &l)) != 0)
 		return r;
 	return shmbus_lock_close(l);
 }
@@ -1512,14 +1512,14 @@ static int op_chan_create(shmbus_bus_t *b)
 static int chk_chan_create(void)
 {
 	shmbus_lock_t *l;
-	int r = shmbus_lock_open(B, "C", 0, &l);
+	int r = shmbus_lock_open(B, "C", T_OPTS(shmbus_lock_opts_t, .create = 0), &l);
 
 	KC(r == 0 || r == SHMBUS_ENOENT, "open of a half-created channel: %d (%s) %s", r,
 	   shmbus_strerror(r), shmbus_last_error());
 	if (!killed)
 		KC(r == 0, "completed create not visible");
 	if (r)
-		KOK(shmbus_lock_open(B, "C", 1, &l));
+		KOK(shmbus_lock_open(B, "C", NULL, &l));
 	r = shmbus_lock_lock(l, T_NS);
 	if (r == 0)
 		shmbus_lock_unlock(l);
@@ -1535,7 +1535,7 @@ static int op_chan_delete(shmbus_bus_t *b)
 
 static int chk_chan_delete(void)
 {
-	shmbus_channel_info_t ci;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 	shmbus_lock_t *l;
 	int r = shmbus_channel_info(B, "L", &ci);
 
@@ -1543,7 +1543,7 @@ static int chk_chan_delete(void)
 	   shmbus_strerror(r));
 	if (!killed)
 		KC(r == SHMBUS_ENOENT, "completed delete still visible");
-	KOK(shmbus_lock_open(B, "L", 1, &l));
+	KOK(shmbus_lock_open(B, "L", NULL, &l));
 	KOK(shmbus_lock_lock(l, T_NS));
 	KOK(shmbus_lock_unlock(l));
 	shmbus_lock_close(l);
@@ -1570,7 +1570,7 @@ static int gc_setup(void)
 		uint64_t v[ST_LEN];
 
 		st_val(v, 5);
-		if (shmbus_bus_open(bus_name, NULL, &b) || shmbus_lock_open(b, "L", 0, &l) ||
+		if (shmbus_bus_open(bus_name, NULL, &b) || shmbus_lock_open(b, "L", T_OPTS(shmbus_lock_opts_t, .create = 0), &l) ||
 		    shmbus_lock_lock(l, T_NS) || !(q = queue_handle(b)) ||
 		    shmbus_queue_join(q, "g", 0) < 0 || shmbus_queue_peek(q, &m, T_NS) ||
 		    test_state_1d(b, "s", SHMBUS_UINT64, ST_LEN, &s) ||

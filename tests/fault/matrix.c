@@ -356,8 +356,8 @@ static void victim_lock(const struct point *pt)
 	shmbus_array_t *a;
 	int r, k;
 
-	OK(shmbus_lock_open(b, "lk", 1, &l));
-	OK(shmbus_array_open(b, "a", SHMBUS_INT64, 2, 1, &a));
+	OK(shmbus_lock_open(b, "lk", NULL, &l));
+	OK(shmbus_array_open(b, "a", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 2, .create = 1), &a));
 	arm(pt);
 	for (k = 0; k < 2; k++) {
 		r = shmbus_lock_lock(l, BOUND_NS);
@@ -391,7 +391,7 @@ static void victim_dict(const struct point *pt)
 	struct dval v;
 	uint64_t k;
 
-	OK(shmbus_dict_open(b, "d", 1, 1 << 20, &d));
+	OK(shmbus_dict_open(b, "d", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 1 << 20), &d));
 	arm(pt);
 	for (k = 0; k < 5; k++) {
 		memset(&v, (int)k + 1, sizeof(v));
@@ -569,8 +569,8 @@ static int cli_sees_stale_and_gcs(const char *name, int round)
 static void check_creator(int round)
 {
 	shmbus_bus_opts_t o;
-	shmbus_bus_info_t bi;
-	shmbus_channel_info_t ci[4];
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
+	shmbus_channel_info_t ci[4] = {{.size_of = sizeof(ci[0])}};
 	shmbus_bus_t *b;
 	size_t n;
 	uint32_t reaped;
@@ -853,7 +853,7 @@ int main(void)
 	const char *fs = getenv("FAULT_SECONDS");
 	double secs = fs ? atof(fs) : 15 * test_scale();
 	shmbus_bus_opts_t o;
-	shmbus_bus_info_t bi;
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	uint64_t start, end;
 	uint32_t reaped;
 	int round = 0, role, total = 0, passes = 0, distinct = 0;
@@ -884,9 +884,9 @@ int main(void)
 		S.prod = open_queue(S.b);
 		OK(shmbus_queue_join(S.work, "work", SHMBUS_GROUP_EARLIEST));
 	}
-	has_sync = shmbus_lock_open(S.b, "lk", 1, &S.lk) == 0 &&
-	           shmbus_array_open(S.b, "a", SHMBUS_INT64, 2, 1, &S.a) == 0 &&
-	           shmbus_dict_open(S.b, "d", 1, 1 << 20, &S.d) == 0;
+	has_sync = shmbus_lock_open(S.b, "lk", NULL, &S.lk) == 0 &&
+	           shmbus_array_open(S.b, "a", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 2, .create = 1), &S.a) == 0 &&
+	           shmbus_dict_open(S.b, "d", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 1 << 20), &S.d) == 0;
 	start = test_now_ns();
 	end = start + (uint64_t)(secs * 1e9);
 	do {

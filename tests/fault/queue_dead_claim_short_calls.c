@@ -129,7 +129,7 @@ int main(void)
 	shmbus_bus_t *bus;
 	shmbus_queue_t *prod, *cons[2];
 	shmbus_queue_opts_t o;
-	shmbus_queue_info_t info;
+	shmbus_queue_info_t info = {.size_of = sizeof(info)};
 	uint32_t next[2] = {0, 0}, val, sent = 0;
 	uint64_t t0, worst = 0;
 	int i, k, g;

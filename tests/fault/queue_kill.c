@@ -654,7 +654,7 @@ static void fragile_round(shmbus_queue_t *q)
 {
 	const int slot = NPROD + NWORK + 1;
 	shmbus_group_info_t gi[NGROUPS];
-	shmbus_queue_info_t info;
+	shmbus_queue_info_t info = {.size_of = sizeof(info)};
 	uint64_t cursor, head0, t0;
 
 	/* It dies by the hook in its peek (step 1, 2, ... as the others). */

@@ -90,9 +90,9 @@ static void worker(int survivor, int ready_fd, int tight_only, long kill_at)
 
 	OK(shmbus_bus_open(bus_name, NULL, &b));
 	OK(shmbus_bus_set_liveness(b, 20000000));
-	OK(shmbus_dict_open(b, "d", 0, 0, &d));
-	OK(shmbus_list_open(b, "l", 0, 0, &l));
-	OK(shmbus_dict_open(b, "t", 0, 0, &t));
+	OK(shmbus_dict_open(b, "d", T_OPTS(shmbus_dict_opts_t, .create = 0), &d));
+	OK(shmbus_list_open(b, "l", T_OPTS(shmbus_list_opts_t, .create = 0), &l));
+	OK(shmbus_dict_open(b, "t", T_OPTS(shmbus_dict_opts_t, .create = 0), &t));
 	while (!atomic_load(&sh->stop)) {
 		uint64_t k;
 		size_t kn, vl;
@@ -236,9 +236,9 @@ static void trap_victim(int kind, int fd)
 	trap_fd = fd;
 	OK(shmbus_bus_open(bus_name, NULL, &b));
 	OK(shmbus_bus_set_liveness(b, 20000000));
-	OK(shmbus_dict_open(b, "d", 0, 0, &d));
-	OK(shmbus_list_open(b, "l", 0, 0, &l));
-	OK(shmbus_dict_open(b, "t", 0, 0, &t));
+	OK(shmbus_dict_open(b, "d", T_OPTS(shmbus_dict_opts_t, .create = 0), &d));
+	OK(shmbus_list_open(b, "l", T_OPTS(shmbus_list_opts_t, .create = 0), &l));
+	OK(shmbus_dict_open(b, "t", T_OPTS(shmbus_dict_opts_t, .create = 0), &t));
 	v = trap_value(kind, kind == TRAP_TIGHT_MERGE ? TRAP_TIGHT_LEN : TRAP_LEN);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_trap;
@@ -255,7 +255,7 @@ static void trap_victim(int kind, int fd)
 
 static uint64_t repairs_of(shmbus_bus_t *b, const char *name)
 {
-	shmbus_channel_info_t ci;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 
 	OK(shmbus_channel_info(b, name, &ci));
 	return ci.flags;
@@ -443,7 +443,7 @@ int main(void)
 	uint64_t t0;
 	long before;
 	int mid_rebuild = 0;
-	shmbus_channel_info_t di, li;
+	shmbus_channel_info_t di = {.size_of = sizeof(di)}, li = {.size_of = sizeof(li)};
 
 	if (rounds < 30)
 		rounds = 30;
@@ -452,9 +452,9 @@ int main(void)
 	o.size = 32ull << 20;
 	OK(shmbus_bus_create(bus_name, &o, &b));
 	OK(shmbus_bus_set_liveness(b, 20000000));
-	OK(shmbus_dict_open(b, "d", 1, 4u << 20, &d));
-	OK(shmbus_list_open(b, "l", 1, 4u << 20, &l));
-	OK(shmbus_dict_open(b, "t", 1, 64u << 10, &t));
+	OK(shmbus_dict_open(b, "d", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 4u << 20), &d));
+	OK(shmbus_list_open(b, "l", T_OPTS(shmbus_list_opts_t, .create = 1, .area_bytes = 4u << 20), &l));
+	OK(shmbus_dict_open(b, "t", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 64u << 10), &t));
 	tb = (struct sb_box *)test_area_of(b, "t");
 	OK(shmbus_list_append(l, &zero, sizeof(zero)));
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

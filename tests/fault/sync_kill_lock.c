@@ -50,7 +50,7 @@ static void locker(int survivor)
 
 	OK(shmbus_bus_open(bus_name, NULL, &b));
 	OK(shmbus_bus_set_liveness(b, 20000000));
-	OK(shmbus_lock_open(b, "L", 0, &l));
+	OK(shmbus_lock_open(b, "L", T_OPTS(shmbus_lock_opts_t, .create = 0), &l));
 	while (!atomic_load(&sh->stop)) {
 		int r = shmbus_lock_lock(l, 10000000000ll);
 
@@ -89,7 +89,7 @@ static void party(int survivor)
 
 	OK(shmbus_bus_open(bus_name, NULL, &b));
 	OK(shmbus_bus_set_liveness(b, 20000000));
-	OK(shmbus_turn_open(b, "T", 0, 0, &t));
+	OK(shmbus_turn_open(b, "T", T_OPTS(shmbus_turn_opts_t, .create = 0), &t));
 	OK(shmbus_turn_register(t, &me));
 	while (!atomic_load(&sh->stop)) {
 		int r = shmbus_turn_acquire(t, 200000000);
@@ -188,8 +188,8 @@ int main(void)
 	bus_name = test_bus_name("killl");
 	OK(shmbus_bus_create(bus_name, NULL, &b));
 	OK(shmbus_bus_set_liveness(b, 20000000));
-	OK(shmbus_lock_open(b, "L", 1, &l));
-	OK(shmbus_turn_open(b, "T", 1, 256, &t));
+	OK(shmbus_lock_open(b, "L", NULL, &l));
+	OK(shmbus_turn_open(b, "T", T_OPTS(shmbus_turn_opts_t, .create = 1, .max_parties = 256), &t));
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(sh != MAP_FAILED, "mmap");
 

@@ -252,9 +252,9 @@ static void dead_holder(int to_parent)
 	uint32_t party;
 
 	OK(shmbus_bus_open(bus_name, NULL, &b));
-	OK(shmbus_lock_open(b, "l", 0, &l));
+	OK(shmbus_lock_open(b, "l", T_OPTS(shmbus_lock_opts_t, .create = 0), &l));
 	OK(shmbus_lock_lock(l, 0));
-	OK(shmbus_turn_open(b, "t", 0, 2, &t));
+	OK(shmbus_turn_open(b, "t", T_OPTS(shmbus_turn_opts_t, .create = 0, .max_parties = 2), &t));
 	OK(shmbus_turn_register(t, &party));
 	OK(shmbus_turn_acquire(t, 0));
 	if (write(to_parent, "h", 1) != 1)
@@ -275,8 +275,8 @@ static void test_dead_holder(shmbus_bus_t *bus)
 	char c;
 	pid_t pid;
 
-	OK(shmbus_lock_open(bus, "l", 1, &l));
-	OK(shmbus_turn_open(bus, "t", 1, 2, &t));
+	OK(shmbus_lock_open(bus, "l", NULL, &l));
+	OK(shmbus_turn_open(bus, "t", T_OPTS(shmbus_turn_opts_t, .create = 1, .max_parties = 2), &t));
 	CHECK(pipe(fds) == 0, "pipe");
 	pid = fork();
 	CHECK(pid >= 0, "fork");
@@ -333,7 +333,7 @@ static void test_dead_holder_fd(shmbus_bus_t *bus)
 	char c;
 	pid_t pid;
 
-	OK(shmbus_lock_open(bus, "l2", 1, &l));
+	OK(shmbus_lock_open(bus, "l2", NULL, &l));
 	CHECK(pipe(fds) == 0, "pipe");
 	pid = fork();
 	CHECK(pid >= 0, "fork");
@@ -342,7 +342,7 @@ static void test_dead_holder_fd(shmbus_bus_t *bus)
 		shmbus_lock_t *cl;
 
 		OK(shmbus_bus_open(bus_name, NULL, &b));
-		OK(shmbus_lock_open(b, "l2", 0, &cl));
+		OK(shmbus_lock_open(b, "l2", T_OPTS(shmbus_lock_opts_t, .create = 0), &cl));
 		OK(shmbus_lock_lock(cl, 0));
 		if (write(fds[1], "h", 1) != 1)
 			_exit(21);

@@ -59,7 +59,7 @@ static void drive_state(shmbus_bus_t *b, const char *name)
 static void drive_queue(shmbus_bus_t *b, const char *name)
 {
 	shmbus_queue_opts_t qo;
-	shmbus_queue_info_t qi;
+	shmbus_queue_info_t qi = {.size_of = sizeof(qi)};
 	shmbus_group_info_t gi[4];
 	shmbus_queue_t *q;
 	shmbus_msg_t m;
@@ -100,7 +100,7 @@ static void drive_containers(shmbus_bus_t *b, const shmbus_channel_info_t *ci)
 	case SHMBUS_KIND_ARRAY: {
 		shmbus_array_t *a;
 
-		if (shmbus_array_open(b, ci->name, ci->dtype, 0, 0, &a) != 0)
+		if (shmbus_array_open(b, ci->name, &(shmbus_array_opts_t){.size_of = sizeof(shmbus_array_opts_t), .dtype = ci->dtype, .length = 0, .create = 0}, &a) != 0)
 			return;
 		n = shmbus_array_length(a);
 		for (i = 0; i < 4 && (uint64_t)i < n; i++)
@@ -112,7 +112,7 @@ static void drive_containers(shmbus_bus_t *b, const shmbus_channel_info_t *ci)
 	case SHMBUS_KIND_DICT: {
 		shmbus_dict_t *d;
 
-		if (shmbus_dict_open(b, ci->name, 0, 0, &d) != 0)
+		if (shmbus_dict_open(b, ci->name, &(shmbus_dict_opts_t){.size_of = sizeof(shmbus_dict_opts_t), .create = 0}, &d) != 0)
 			return;
 		shmbus_dict_len(d, &n);
 		for (i = 0; i < 64; i++)
@@ -127,7 +127,7 @@ static void drive_containers(shmbus_bus_t *b, const shmbus_channel_info_t *ci)
 	case SHMBUS_KIND_LIST: {
 		shmbus_list_t *l;
 
-		if (shmbus_list_open(b, ci->name, 0, 0, &l) != 0)
+		if (shmbus_list_open(b, ci->name, &(shmbus_list_opts_t){.size_of = sizeof(shmbus_list_opts_t), .create = 0}, &l) != 0)
 			return;
 		shmbus_list_len(l, &n);
 		for (i = 0; i < 16; i++)
@@ -143,7 +143,7 @@ static void drive_containers(shmbus_bus_t *b, const shmbus_channel_info_t *ci)
 		shmbus_lock_t *l;
 		int r;
 
-		if (shmbus_lock_open(b, ci->name, 0, &l) != 0)
+		if (shmbus_lock_open(b, ci->name, &(shmbus_lock_opts_t){.size_of = sizeof(shmbus_lock_opts_t), .create = 0}, &l) != 0)
 			return;
 		r = shmbus_lock_lock(l, 0);
 		if (r == SHMBUS_EOWNERDEAD)
@@ -156,7 +156,7 @@ static void drive_containers(shmbus_bus_t *b, const shmbus_channel_info_t *ci)
 	case SHMBUS_KIND_EVENT: {
 		shmbus_event_t *e;
 
-		if (shmbus_event_open(b, ci->name, 0, &e) != 0)
+		if (shmbus_event_open(b, ci->name, &(shmbus_event_opts_t){.size_of = sizeof(shmbus_event_opts_t), .create = 0}, &e) != 0)
 			return;
 		shmbus_event_is_set(e);
 		shmbus_event_wait(e, 0);
@@ -167,7 +167,7 @@ static void drive_containers(shmbus_bus_t *b, const shmbus_channel_info_t *ci)
 		shmbus_sem_t *s;
 		uint32_t val;
 
-		if (shmbus_sem_open(b, ci->name, 0, 0, &s) != 0)
+		if (shmbus_sem_open(b, ci->name, &(shmbus_sem_opts_t){.size_of = sizeof(shmbus_sem_opts_t), .create = 0}, &s) != 0)
 			return;
 		shmbus_sem_value(s, &val);
 		if (shmbus_sem_wait(s, 0) == 0)
@@ -182,10 +182,10 @@ static void drive_containers(shmbus_bus_t *b, const shmbus_channel_info_t *ci)
 
 static void drive(void)
 {
-	shmbus_channel_info_t infos[16];
+	shmbus_channel_info_t infos[16] = {{.size_of = sizeof(infos[0])}};
 	shmbus_peer_info_t peers[8];
 	shmbus_bus_opts_t o;
-	shmbus_bus_info_t bi;
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	shmbus_bus_t *b;
 	size_t n = 0, i;
 	uint32_t reaped;
@@ -200,7 +200,7 @@ static void drive(void)
 	shmbus_bus_peers(b, peers, 8, &n);
 	if (shmbus_channel_list(b, infos, 16, &n) == 0) {
 		for (i = 0; i < n && i < 16; i++) {
-			shmbus_channel_info_t one;
+			shmbus_channel_info_t one = {.size_of = sizeof(one)};
 
 			shmbus_channel_info(b, infos[i].name, &one);
 			if (infos[i].kind == SHMBUS_KIND_STATE)

@@ -143,7 +143,7 @@ static void child_hold_lock(void)
 	shmbus_lock_t *l;
 
 	OK(shmbus_bus_open(name, NULL, &b));
-	OK(shmbus_lock_open(b, "lk", 1, &l));
+	OK(shmbus_lock_open(b, "lk", NULL, &l));
 	OK(shmbus_lock_lock(l, 0));
 }
 
@@ -230,24 +230,24 @@ int main(int argc, char **argv)
 		shmbus_sem_t *s;
 		char k[8];
 
-		OK(shmbus_dict_open(b, "d", 1, 8192, &d));
+		OK(shmbus_dict_open(b, "d", &(shmbus_dict_opts_t){.size_of = sizeof(shmbus_dict_opts_t), .create = 1, .area_bytes = 8192}, &d));
 		for (i = 0; i < 6; i++) {
 			snprintf(k, sizeof(k), "k%d", i);
 			OK(shmbus_dict_set(d, k, strlen(k), "value", (size_t)i));
 		}
 		OK(shmbus_dict_set(d, "a", 1, "A", 1));
 		shmbus_dict_close(d);
-		OK(shmbus_list_open(b, "l", 1, 8192, &l));
+		OK(shmbus_list_open(b, "l", &(shmbus_list_opts_t){.size_of = sizeof(shmbus_list_opts_t), .create = 1, .area_bytes = 8192}, &l));
 		for (i = 0; i < 6; i++)
 			OK(shmbus_list_append(l, "item", (size_t)i));
 		shmbus_list_close(l);
-		OK(shmbus_array_open(b, "a", SHMBUS_INT64, 16, 1, &a));
+		OK(shmbus_array_open(b, "a", &(shmbus_array_opts_t){.size_of = sizeof(shmbus_array_opts_t), .dtype = SHMBUS_INT64, .length = 16, .create = 1}, &a));
 		OK(shmbus_array_add_i64(a, 3, 42, NULL));
 		shmbus_array_close(a);
-		OK(shmbus_event_open(b, "ev", 1, &e));
+		OK(shmbus_event_open(b, "ev", NULL, &e));
 		OK(shmbus_event_set(e));
 		shmbus_event_close(e);
-		OK(shmbus_sem_open(b, "sem", 1, 2, &s));
+		OK(shmbus_sem_open(b, "sem", &(shmbus_sem_opts_t){.size_of = sizeof(shmbus_sem_opts_t), .create = 1, .initial = 2}, &s));
 		shmbus_sem_close(s);
 		dies(child_hold_lock);
 	}

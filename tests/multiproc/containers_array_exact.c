@@ -21,10 +21,10 @@ static void child(int iters)
 	int i;
 
 	OK(shmbus_bus_open(bus_name, NULL, &b));
-	OK(shmbus_array_open(b, "i64", SHMBUS_INT64, ELEMS, 0, &i64));
-	OK(shmbus_array_open(b, "i32", SHMBUS_INT32, ELEMS, 0, &i32));
-	OK(shmbus_array_open(b, "f64", SHMBUS_FLOAT64, ELEMS, 0, &f64));
-	OK(shmbus_event_open(b, "go", 0, &go));
+	OK(shmbus_array_open(b, "i64", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = ELEMS, .create = 0), &i64));
+	OK(shmbus_array_open(b, "i32", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT32, .length = ELEMS, .create = 0), &i32));
+	OK(shmbus_array_open(b, "f64", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_FLOAT64, .length = ELEMS, .create = 0), &f64));
+	OK(shmbus_event_open(b, "go", T_OPTS(shmbus_event_opts_t, .create = 0), &go));
 	OK(shmbus_event_wait(go, 10000000000ll));
 	for (i = 0; i < iters; i++) {
 		uint64_t k = (uint64_t)i % ELEMS;
@@ -53,10 +53,10 @@ int main(void)
 
 	bus_name = test_bus_name("arrx");
 	OK(shmbus_bus_create(bus_name, NULL, &b));
-	OK(shmbus_array_open(b, "i64", SHMBUS_INT64, ELEMS, 1, &i64));
-	OK(shmbus_array_open(b, "i32", SHMBUS_INT32, ELEMS, 1, &i32));
-	OK(shmbus_array_open(b, "f64", SHMBUS_FLOAT64, ELEMS, 1, &f64));
-	OK(shmbus_event_open(b, "go", 1, &go));
+	OK(shmbus_array_open(b, "i64", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = ELEMS, .create = 1), &i64));
+	OK(shmbus_array_open(b, "i32", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT32, .length = ELEMS, .create = 1), &i32));
+	OK(shmbus_array_open(b, "f64", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_FLOAT64, .length = ELEMS, .create = 1), &f64));
+	OK(shmbus_event_open(b, "go", NULL, &go));
 	for (i = 0; i < PROCS; i++) {
 		fflush(stdout);
 		pids[i] = fork();

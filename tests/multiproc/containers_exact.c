@@ -42,9 +42,9 @@ static void child(int id, int iters)
 	int i;
 
 	OK(shmbus_bus_open(bus_name, NULL, &b));
-	OK(shmbus_dict_open(b, "d", 0, 0, &d));
-	OK(shmbus_list_open(b, "l", 0, 0, &l));
-	OK(shmbus_event_open(b, "go", 0, &go));
+	OK(shmbus_dict_open(b, "d", T_OPTS(shmbus_dict_opts_t, .create = 0), &d));
+	OK(shmbus_list_open(b, "l", T_OPTS(shmbus_list_opts_t, .create = 0), &l));
+	OK(shmbus_event_open(b, "go", T_OPTS(shmbus_event_opts_t, .create = 0), &go));
 	OK(shmbus_event_wait(go, 10000000000ll));
 	memset(val, id, sizeof(val));
 	for (i = 0; i < iters; i++) {
@@ -85,9 +85,9 @@ int main(void)
 	shmbus_bus_opts_init(&o);
 	o.size = 32ull << 20;
 	OK(shmbus_bus_create(bus_name, &o, &b));
-	OK(shmbus_dict_open(b, "d", 1, 1u << 20, &d));
-	OK(shmbus_list_open(b, "l", 1, 8u << 20, &l));
-	OK(shmbus_event_open(b, "go", 1, &go));
+	OK(shmbus_dict_open(b, "d", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 1u << 20), &d));
+	OK(shmbus_list_open(b, "l", T_OPTS(shmbus_list_opts_t, .create = 1, .area_bytes = 8u << 20), &l));
+	OK(shmbus_event_open(b, "go", NULL, &go));
 	for (i = 0; i < 3; i++)
 		OK(shmbus_list_append(l, &z, sizeof(z)));
 	for (i = 0; i < PROCS; i++) {

@@ -228,7 +228,7 @@ static void run(const struct scenario *s)
 	int n = 0, g, m, p, st, c, bad = 0;
 	shmbus_bus_opts_t bo;
 	shmbus_queue_opts_t qo;
-	shmbus_queue_info_t info;
+	shmbus_queue_info_t info = {.size_of = sizeof(info)};
 	shmbus_bus_t *bus;
 	shmbus_queue_t *q;
 	uint64_t t0, t1, missing = 0, dup = 0, delivered = 0;

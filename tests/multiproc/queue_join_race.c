@@ -175,7 +175,7 @@ int main(void)
 	if (base == 0)
 		reader("base", 0, 0, 1, &sh->base_got);
 	while (atomic_load(&sh->base_got) == 0) {
-		shmbus_queue_info_t info;
+		shmbus_queue_info_t info = {.size_of = sizeof(info)};
 
 		OK(shmbus_queue_info(q, &info, NULL, 0));
 		if (info.groups == 1)

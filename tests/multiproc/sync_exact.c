@@ -35,12 +35,12 @@ static void child(struct shared *sh, int iters, int turns)
 	int i;
 
 	OK(shmbus_bus_open(bus_name, NULL, &b));
-	OK(shmbus_lock_open(b, "L", 0, &l));
-	OK(shmbus_sem_open(b, "S", 0, 0, &s));
-	OK(shmbus_turn_open(b, "T", 0, 0, &t));
-	OK(shmbus_event_open(b, "go", 0, &go));
+	OK(shmbus_lock_open(b, "L", T_OPTS(shmbus_lock_opts_t, .create = 0), &l));
+	OK(shmbus_sem_open(b, "S", T_OPTS(shmbus_sem_opts_t, .create = 0), &s));
+	OK(shmbus_turn_open(b, "T", T_OPTS(shmbus_turn_opts_t, .create = 0), &t));
+	OK(shmbus_event_open(b, "go", T_OPTS(shmbus_event_opts_t, .create = 0), &go));
 	OK(shmbus_turn_register(t, &me));
-	OK(shmbus_sem_open(b, "ready", 0, 0, &r));
+	OK(shmbus_sem_open(b, "ready", T_OPTS(shmbus_sem_opts_t, .create = 0), &r));
 	OK(shmbus_sem_post(r));
 	shmbus_sem_close(r);
 	OK(shmbus_event_wait(go, 10000000000ll));
@@ -90,11 +90,11 @@ int main(void)
 
 	bus_name = test_bus_name("syncx");
 	OK(shmbus_bus_create(bus_name, NULL, &b));
-	OK(shmbus_lock_open(b, "L", 1, &l));
-	OK(shmbus_sem_open(b, "S", 1, 1, &s));
-	OK(shmbus_turn_open(b, "T", 1, PROCS, &t));
-	OK(shmbus_event_open(b, "go", 1, &go));
-	OK(shmbus_sem_open(b, "ready", 1, 0, &ready));
+	OK(shmbus_lock_open(b, "L", NULL, &l));
+	OK(shmbus_sem_open(b, "S", T_OPTS(shmbus_sem_opts_t, .create = 1, .initial = 1), &s));
+	OK(shmbus_turn_open(b, "T", T_OPTS(shmbus_turn_opts_t, .create = 1, .max_parties = PROCS), &t));
+	OK(shmbus_event_open(b, "go", NULL, &go));
+	OK(shmbus_sem_open(b, "ready", NULL, &ready));
 	sh = mmap(NULL, sizeof(*sh) + sizeof(int) * (size_t)turns * PROCS,
 	          PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(sh != MAP_FAILED, "mmap");

@@ -120,17 +120,17 @@ static void make_bus(enum kind k, struct held *h)
 		}
 		break;
 	case K_LOCK:
-		OK(shmbus_lock_open(h->b, "l", 1, &h->l));
+		OK(shmbus_lock_open(h->b, "l", NULL, &h->l));
 		OK(shmbus_lock_lock(h->l, 0));
 		break;
 	case K_EVENT:
-		OK(shmbus_event_open(h->b, "e", 1, &h->e));
+		OK(shmbus_event_open(h->b, "e", NULL, &h->e));
 		break;
 	case K_SEM:
-		OK(shmbus_sem_open(h->b, "m", 1, 0, &h->s));
+		OK(shmbus_sem_open(h->b, "m", NULL, &h->s));
 		break;
 	case K_TURN:
-		OK(shmbus_turn_open(h->b, "t", 1, 2, &h->t));
+		OK(shmbus_turn_open(h->b, "t", T_OPTS(shmbus_turn_opts_t, .create = 1, .max_parties = 2), &h->t));
 		OK(shmbus_turn_register(h->t, &party));
 		CHECK(party == 0, "first party is %u", party);
 		OK(shmbus_turn_acquire(h->t, 0));
@@ -198,22 +198,22 @@ static void waiter(enum kind k)
 			rc = shmbus_queue_put(q, "y", 1, 30 * SECOND);
 		break;
 	case K_LOCK:
-		OK(shmbus_lock_open(b, "l", 0, &l));
+		OK(shmbus_lock_open(b, "l", T_OPTS(shmbus_lock_opts_t, .create = 0), &l));
 		atomic_store(&rep->ready, 1);
 		rc = shmbus_lock_lock(l, SHMBUS_FOREVER);
 		break;
 	case K_EVENT:
-		OK(shmbus_event_open(b, "e", 0, &e));
+		OK(shmbus_event_open(b, "e", T_OPTS(shmbus_event_opts_t, .create = 0), &e));
 		atomic_store(&rep->ready, 1);
 		rc = shmbus_event_wait(e, SHMBUS_FOREVER);
 		break;
 	case K_SEM:
-		OK(shmbus_sem_open(b, "m", 0, 0, &s));
+		OK(shmbus_sem_open(b, "m", T_OPTS(shmbus_sem_opts_t, .create = 0), &s));
 		atomic_store(&rep->ready, 1);
 		rc = shmbus_sem_wait(s, SHMBUS_FOREVER);
 		break;
 	case K_TURN:
-		OK(shmbus_turn_open(b, "t", 0, 2, &t));
+		OK(shmbus_turn_open(b, "t", T_OPTS(shmbus_turn_opts_t, .create = 0, .max_parties = 2), &t));
 		OK(shmbus_turn_register(t, &party));
 		atomic_store(&rep->ready, 1);
 		rc = shmbus_turn_acquire(t, SHMBUS_FOREVER);
@@ -475,7 +475,7 @@ static void test_dict_read_after_truncation(void)
 	shmbus_bus_opts_init(&bo);
 	bo.size = 1 << 20;
 	OK(shmbus_bus_create(bus_name, &bo, &b));
-	OK(shmbus_dict_open(b, "d", 1, 64 << 10, &d));
+	OK(shmbus_dict_open(b, "d", T_OPTS(shmbus_dict_opts_t, .create = 1, .area_bytes = 64 << 10), &d));
 	OK(shmbus_dict_set(d, "k", 1, "v", 1));
 	shmbus_dict_close(d);
 	shmbus_bus_close(b);
@@ -486,7 +486,7 @@ static void test_dict_read_after_truncation(void)
 
 		alarm(20);
 		OK(shmbus_bus_open(bus_name, NULL, &b));
-		OK(shmbus_dict_open(b, "d", 0, 0, &d));
+		OK(shmbus_dict_open(b, "d", T_OPTS(shmbus_dict_opts_t, .create = 0), &d));
 		CHECK(truncate(path, 4096) == 0, "truncate: %s", strerror(errno));
 		r = shmbus_dict_get(d, "k", 1, buf, sizeof(buf), &len);
 		CHECK(r == SHMBUS_ECORRUPT && strstr(shmbus_last_error(), "truncated"),

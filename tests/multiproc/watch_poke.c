@@ -37,14 +37,14 @@ int main(int argc, char **argv)
 	if (strcmp(argv[2], "lock") == 0) {
 		shmbus_lock_t *l;
 
-		r = shmbus_lock_open(bus, argv[3], 1, &l);
+		r = shmbus_lock_open(bus, argv[3], NULL, &l);
 		if (r)
 			return fail("lock", r);
 		shmbus_lock_close(l);
 	} else if (strcmp(argv[2], "event") == 0 && argc == 5) {
 		shmbus_event_t *e;
 
-		r = shmbus_event_open(bus, argv[3], 1, &e);
+		r = shmbus_event_open(bus, argv[3], NULL, &e);
 		if (r)
 			return fail("event", r);
 		if (strcmp(argv[4], "set") == 0)

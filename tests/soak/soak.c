@@ -211,8 +211,8 @@ static void run_locker(void)
 	int64_t x, y;
 	int r;
 
-	if (shmbus_lock_open(b, "lk", 1, &l) != 0 ||
-	    shmbus_array_open(b, "a", SHMBUS_INT64, 2, 1, &a) != 0)
+	if (shmbus_lock_open(b, "lk", NULL, &l) != 0 ||
+	    shmbus_array_open(b, "a", T_OPTS(shmbus_array_opts_t, .dtype = SHMBUS_INT64, .length = 2, .create = 1), &a) != 0)
 		fail("lock open (%llu %llu)", 0, 0);
 	for (;;) {
 		r = shmbus_lock_lock(l, 5000000000ll);
@@ -262,7 +262,7 @@ int main(int argc, char **argv)
 	shmbus_bus_opts_t o;
 	shmbus_bus_t *b;
 	shmbus_queue_t *q;
-	shmbus_bus_info_t bi;
+	shmbus_bus_info_t bi = {.size_of = sizeof(bi)};
 	pid_t pids[NPROC];
 	uint64_t end, kills = 0, committed = 0, lost_work = 0, lost_bc = 0, flagged = 0, i;
 	uint32_t reaped;
