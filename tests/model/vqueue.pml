@@ -84,11 +84,14 @@
  * -DBUG_NO_PAD        no pad at the ring's end (a record wraps);
  * -DBUG_GATE_FIRST    the gate checks only the claim's first seq;
  * -DBUG_SKIP_LIVE     the skip ignores live covering intents;
- * -DBUG_STEP_ONE      consumers advance by 1 instead of the length.
+ * -DBUG_STEP_ONE      consumers advance by 1 instead of the length;
+ * -DBUG_HOLD_NO_RECHECK  the skipper's hold without the cursor re-read: a
+ *     hold taken after the group passed c protects nothing.
  *
  * Bounds: SLOTS cells (any size; the real ring's power of two only makes
  * the index a mask), PRODS producers (2 or 3) sending N0, N1, N2 messages of
- * K0, K1, K2 cells (0: each message 1 or 2 cells, chosen by spin), groups:
+ * K0, K1, K2 cells (up to SLOTS; 0: each message 1 or 2 cells, chosen by
+ * spin), groups:
  * G0M members in group 0 (1 or 2), G1M in group 1 (0 or 1).
  * Simplifications: members take by copy only (the hold/redelivery path of
  * a take is queue.pml's, unchanged); no member deaths; no shut, joins,
@@ -146,8 +149,13 @@
 #define G 1
 #endif
 /* the most seqs the run can claim: each message at most SLOTS - 1 pad
- * cells and 2 cells of its own */
-#define NSEQ ((N0 + N1 + N2) * (SLOTS + 1))
+ * cells and KMAX cells of its own (seqs stay below the SKIP bit) */
+#if K0 > 2 || K1 > 2 || K2 > 2
+#define KMAX SLOTS
+#else
+#define KMAX 2
+#endif
+#define NSEQ ((N0 + N1 + N2) * (SLOTS - 1 + KMAX))
 #define SKIP 64
 #define SEQ(x) ((x) & 63)
 #define NONE 255
@@ -477,12 +485,14 @@ proctype member(byte me; byte gi)
 			fi;
 #ifndef BUG_SKIP_NO_HOLD
 			atomic { held[me] = c + 1 };  /* seq_cst */
+#ifndef BUG_HOLD_NO_RECHECK
 			if
 			:: cursor[gi] != c ->
 				atomic { held[me] = 0 };
 				goto next
 			:: else
 			fi;
+#endif
 #endif
 			/* the length, then the word */
 			atomic { assert(head <= c + SLOTS); ml[c % SLOTS] = L };
