@@ -99,6 +99,9 @@ check vqueue.pml ok -DSLOTS=3 -DN0=1 -DN1=1 -DG1M=1 -DPDEATHS=1
 check vqueue.pml ok -DSLOTS=2 -DN0=1 -DN1=1 -DG1M=1 -DPDEATHS=2
 check vqueue.pml ok -DSLOTS=2 -DN0=1 -DN1=1 -DG0M=2 -DPDEATHS=2
 check vqueue.pml error -DPDEATHS=2 -DREACH_AMBIG
+check vqueue.pml error -DSLOTS=4 -DN0=2 -DN1=2 -DK1=3 -DPDEATHS=2 -DREACH_SPLIT
+check vqueue.pml error -DSLOTS=3 -DN0=2 -DN1=2 -DK1=2 -DPDEATHS=2 -DREACH_WRAP_SKIP
+check vqueue.pml error -DSLOTS=2 -DN0=1 -DN1=1 -DG0M=2 -DPDEATHS=2 -DREACH_SKIP_RACE
 check vqueue.pml error -DSLOTS=4 -DPRODS=3 -DN0=1 -DN1=1 -DN2=1 -DK0=1 -DK1=2 -DK2=1 -DPDEATHS=2 -DBUG_SKIP_LONGEST
 check vqueue.pml error -DSLOTS=3 -DBUG_NO_PAD
 check vqueue.pml error -DSLOTS=3 -DBUG_GATE_FIRST

@@ -77,7 +77,10 @@
  * Ghost `ambig`: the skip rule met two dead intents at the same seq with
  * different lengths (one won the CAS, the other lost it, or never tried,
  * and died); -DREACH_AMBIG asserts it never happens, and spin must refute
- * that.
+ * that. Likewise, the cases the fixes are about are shown reached:
+ * -DREACH_SPLIT a pad claimed alone; -DREACH_WRAP_SKIP one skip passing a
+ * dead claim across the ring's end (its pad and message); -DREACH_SKIP_RACE
+ * two skippers racing for the same seq.
  *
  * Mutants of the design's steps (tests/model/run.sh checks each is caught):
  * -DBUG_SKIP_LONGEST  step by the largest covering length;
@@ -334,7 +337,11 @@ wait:
 		:: else
 		fi;
 		if
-		:: kc == 0 -> atomic { h = 0; pad = 0 }; goto claim   /* now the message */
+		:: kc == 0 ->
+#ifdef REACH_SPLIT
+			assert(false);
+#endif
+			atomic { h = 0; pad = 0 }; goto claim   /* now the message */
 		:: else
 		fi;
 		m0 = h + pad;
@@ -501,8 +508,14 @@ proctype member(byte me; byte gi)
 				:: mw[c % SLOTS] == p ->
 					assert(FREE_CELL(c) && head <= c + SLOTS);
 					ASSERT_SAFE_SKIP(c, L);
+#ifdef REACH_WRAP_SKIP
+					assert(c % SLOTS + L <= SLOTS);
+#endif
 					mw[c % SLOTS] = (c + 1) | SKIP
 				:: else
+#ifdef REACH_SKIP_RACE
+					assert(mw[c % SLOTS] != ((c + 1) | SKIP));
+#endif
 				fi
 			};
 #ifndef BUG_SKIP_NO_HOLD
