@@ -89,5 +89,30 @@ check waitset.pml error -DPUBS=2 -DBUG_PUBLISH_NO_FENCE
 check waitset.pml error -DPUBS=2 -DBUG_PARK_NO_FENCE
 check waitset.pml error -DPUBS=2 -DBUG_RING_NO_FENCE
 
+# Variable-length queue ring (multi-slot records), a design before its C:
+# pads at the ring's end, whole-claim gating, the dead-claim skip rule with
+# ambiguous intents, SIGKILL of producers anywhere.
+check vqueue.pml ok -DSLOTS=3 -DN0=2 -DN1=2 -DK1=2 -DPDEATHS=2
+check vqueue.pml ok -DSLOTS=4 -DN0=2 -DN1=2 -DK1=3 -DPDEATHS=2
+check vqueue.pml ok -DSLOTS=4 -DPRODS=3 -DN0=1 -DN1=1 -DN2=1 -DK0=1 -DK1=2 -DK2=1 -DPDEATHS=2
+check vqueue.pml ok -DSLOTS=3 -DN0=1 -DN1=1 -DG1M=1 -DPDEATHS=1
+check vqueue.pml ok -DSLOTS=2 -DN0=1 -DN1=1 -DG1M=1 -DPDEATHS=2
+check vqueue.pml ok -DSLOTS=2 -DN0=1 -DN1=1 -DG0M=2 -DPDEATHS=2
+check vqueue.pml error -DPDEATHS=2 -DREACH_AMBIG
+check vqueue.pml error -DSLOTS=4 -DN0=2 -DN1=2 -DK1=3 -DPDEATHS=2 -DREACH_SPLIT
+check vqueue.pml error -DSLOTS=3 -DN0=2 -DN1=2 -DK1=2 -DPDEATHS=2 -DREACH_WRAP_SKIP
+check vqueue.pml error -DSLOTS=2 -DN0=1 -DN1=1 -DG0M=2 -DPDEATHS=2 -DREACH_SKIP_RACE
+check vqueue.pml error -DSLOTS=4 -DPRODS=3 -DN0=1 -DN1=1 -DN2=1 -DK0=1 -DK1=2 -DK2=1 -DPDEATHS=2 -DBUG_SKIP_LONGEST
+check vqueue.pml error -DSLOTS=3 -DBUG_NO_PAD
+check vqueue.pml error -DSLOTS=3 -DBUG_GATE_FIRST
+check vqueue.pml error -DSLOTS=3 -DBUG_SKIP_LIVE
+check vqueue.pml error -DSLOTS=3 -DBUG_STEP_ONE
+check vqueue.pml error -DSLOTS=2 -DN0=1 -DN1=1 -DG0M=2 -DBUG_HOLD_NO_RECHECK
+# The design as first proposed (see vqueue.pml): each flaw is caught.
+check vqueue.pml error -DSLOTS=2 -DN0=1 -DN1=1 -DPDEATHS=0 -DBUG_PAD_JOINED
+check vqueue.pml error -DSLOTS=3 -DBUG_KEEP_FAILED_INTENT
+check vqueue.pml error -DSLOTS=3 -DBUG_WORD_FIRST
+check vqueue.pml error -DSLOTS=2 -DN0=1 -DN1=1 -DG0M=2 -DBUG_SKIP_NO_HOLD
+
 [ $fail -eq 0 ] && echo "model: all checks passed" || echo "model: FAILED"
 exit $fail
