@@ -99,7 +99,7 @@ ifeq ($(HAVE_CXX),1)
 EX_BIN  += $(patsubst examples/%.cpp,$(BUILD)/examples/%,$(wildcard examples/*/*.cpp))
 endif
 
-.PHONY: all lib tools tests examples demo test install uninstall clean bench soak python check-header man deb
+.PHONY: all lib tools tests examples demo test install uninstall clean bench soak model model-designs python check-header man deb
 
 all: lib tools examples tests check-header
 
@@ -181,6 +181,14 @@ bench:
 # Release check: the mixed-workload soak with kills, for half an hour.
 soak: all
 	SOAK_SECONDS=$${SOAK_SECONDS:-1800} bash tests/soak/run.sh
+
+# The spin models: those of the code (the suite runs them), and with
+# model-designs also those of designs not built yet (tests/model/run.sh).
+model:
+	bash tests/model/run.sh
+
+model-designs:
+	MODEL_DESIGNS=1 bash tests/model/run.sh
 
 python: lib
 	cd python && $(PYTHON) setup.py build_ext --inplace -q

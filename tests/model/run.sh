@@ -9,7 +9,8 @@
 # removed -- and the run fails unless spin finds an error in every one:
 # that is the proof that the model's assertions can fail.
 #
-# Environment: MODEL_MEM_MB (default 1200) caps pan's memory per run.
+# Environment: MODEL_MEM_MB (default 1200) caps pan's memory per run;
+# MODEL_DESIGNS=1 adds the models of designs not built yet (vqueue.pml).
 set -u
 cd "$(dirname "$0")"
 HERE=$PWD
@@ -91,7 +92,11 @@ check waitset.pml error -DPUBS=2 -DBUG_RING_NO_FENCE
 
 # Variable-length queue ring (multi-slot records), a design before its C:
 # pads at the ring's end, whole-claim gating, the dead-claim skip rule with
-# ambiguous intents, SIGKILL of producers anywhere.
+# ambiguous intents, SIGKILL of producers anywhere. No code follows this
+# model yet, so these checks (about 2.5 minutes) run only when asked:
+# MODEL_DESIGNS=1 bash tests/model/run.sh (or make model-designs). They join
+# the default set with the C that implements them.
+if [ "${MODEL_DESIGNS:-0}" = 1 ]; then
 check vqueue.pml ok -DSLOTS=3 -DN0=2 -DN1=2 -DK1=2 -DPDEATHS=2
 check vqueue.pml ok -DSLOTS=4 -DN0=2 -DN1=2 -DK1=3 -DPDEATHS=2
 check vqueue.pml ok -DSLOTS=4 -DPRODS=3 -DN0=1 -DN1=1 -DN2=1 -DK0=1 -DK1=2 -DK2=1 -DPDEATHS=2
@@ -113,6 +118,7 @@ check vqueue.pml error -DSLOTS=2 -DN0=1 -DN1=1 -DPDEATHS=0 -DBUG_PAD_JOINED
 check vqueue.pml error -DSLOTS=3 -DBUG_KEEP_FAILED_INTENT
 check vqueue.pml error -DSLOTS=3 -DBUG_WORD_FIRST
 check vqueue.pml error -DSLOTS=2 -DN0=1 -DN1=1 -DG0M=2 -DBUG_SKIP_NO_HOLD
+fi
 
 [ $fail -eq 0 ] && echo "model: all checks passed" || echo "model: FAILED"
 exit $fail
