@@ -114,8 +114,8 @@ def produce(name, n, pings):
         if i % (n // pings) == 0:
             put(control, b"ping")
         put(requests, REQ.pack(i, i + 1000))
-    requests.close()
-    control.close()
+    requests.shut()
+    control.shut()
     while len(answered) < n or pongs < pings:
         take_reply(30)
     print("producer: %d requests answered (%d wrong), %d of %d pings answered, factors %s"

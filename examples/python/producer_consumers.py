@@ -87,7 +87,7 @@ def main():
         t0 = time.monotonic()
         for i in range(a.messages):
             q.put(payload(i), timeout=30)
-        q.close()  # end of stream
+        q.shut()  # end of stream
         outs = [parse_result(results.get(timeout=120)) for _ in procs]
         dt = time.monotonic() - t0
         for p in procs:

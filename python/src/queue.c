@@ -268,6 +268,19 @@ static PyObject *queue_shut(PyObject *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+/* close() was the first name of shut(); everywhere else in shmbus "close"
+ * releases a handle, so it says so once per call site and does what it
+ * always did. */
+static PyObject *queue_close_old(PyObject *self, PyObject *unused)
+{
+	if (PyErr_WarnEx(PyExc_DeprecationWarning,
+	                 "Queue.close() marks end of stream: call shut() for that "
+	                 "(close() will release the handle, as every other "
+	                 "handle's close() does, in shmbus 2.0; detach() does it now)", 1) < 0)
+		return NULL;
+	return queue_shut(self, unused);
+}
+
 static PyObject *queue_drop_group(PyObject *self, PyObject *arg)
 {
 	sbpy_queue *q = (sbpy_queue *)self;
@@ -741,10 +754,12 @@ static PyMethodDef queue_methods[] = {
 	 "join(group, earliest=False, durable=False) -> self\n\nBecome a member of consumer group "
 	 "`group`. Every group sees every\nmessage; members of one group share its messages. A "
 	 "new group starts\nat the newest message, or the oldest still queued with earliest=True."},
-	{"close", queue_shut, METH_NOARGS,
-	 "close()\n\nMark end of stream: consumers drain what is queued, then get Closed\n"
+	{"shut", queue_shut, METH_NOARGS,
+	 "shut()\n\nMark end of stream: consumers drain what is queued, then get Closed\n"
 	 "(iteration stops). Later puts raise Closed. Use detach() to free the handle."},
-	{"shut", queue_shut, METH_NOARGS, "shut(): same as close()."},
+	{"close", queue_close_old, METH_NOARGS,
+	 "close(): the old name of shut(); warns (DeprecationWarning). In shmbus 2.0\n"
+	 "close() will release the handle, as detach() does now."},
 	{"drop_group", queue_drop_group, METH_O,
 	 "drop_group(name): remove a consumer group nobody will use again; it stops gating\n"
 	 "producers at once. Busy while it has a live member, NotFound if there is none."},
@@ -768,7 +783,8 @@ static PyMemberDef queue_members[] = {
 };
 
 static PyGetSetDef queue_getset[] = {
-	{"closed", queue_get_closed, NULL, "True once end of stream is marked", NULL},
+	{"is_shut", queue_get_closed, NULL, "True once end of stream is marked (shut())", NULL},
+	{"closed", queue_get_closed, NULL, "the same as is_shut (its first name)", NULL},
 	{"detached", queue_get_detached, NULL, "True once this handle is released", NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };

@@ -202,7 +202,7 @@ def test_wait_groups(name):
         q.wait_groups(1, timeout=15)
         for i in range(100):                     # 100 > 16 slots: gated, none lost
             q.put(b"%d" % i, timeout=10)
-        q.close()
+        q.shut()
         p.join(20)
         assert p.exitcode == 0
         r = cli("put", "--wait-groups", "1", "--timeout", "1", name, "jobs")

@@ -88,13 +88,25 @@ def test_too_big(bus):
     assert q.get_into(big) == 16 and bytes(big[:16]) == b"y" * 16
 
 
-def test_close_ends_iteration_and_refuses_puts(bus):
+def test_close_is_the_old_name_of_shut_and_says_so(bus):
+    # close() releases a handle everywhere else in shmbus; on a queue it
+    # was the first name of shut(): it still marks end of stream, with a
+    # DeprecationWarning naming shut().
+    q = bus.queue("q_old", group="g")
+    q.put(b"a")
+    with pytest.warns(DeprecationWarning, match="shut"):
+        q.close()
+    assert q.is_shut
+    assert list(q) == [b"a"]
+
+
+def test_shut_ends_iteration_and_refuses_puts(bus):
     q = bus.queue("q", group="g")
     for i in range(3):
         q.put(b"%d" % i)
     assert not q.closed
-    q.close()
-    assert q.closed
+    q.shut()
+    assert q.is_shut and q.closed
     with pytest.raises(shmbus.Closed):
         q.put(b"late")
     assert list(q) == [b"0", b"1", b"2"]
@@ -226,7 +238,7 @@ def test_multiprocess_exact_delivery(busname, method):
             p.start()
         for p in prods:
             p.join(60)
-        q.close()
+        q.shut()
         res = helpers.results(out, len(procs))
         for p in procs:
             p.join(10)
@@ -251,7 +263,7 @@ def test_subprocess_consumer(bus, busname, child_env):
         time.sleep(0.001)
     for i in range(500):
         q.put(helpers.msg(9, i), timeout=10)
-    q.close()
+    q.shut()
     out, _ = child.communicate(timeout=30)
     assert child.returncode == 0 and out.strip() == b"500"
 

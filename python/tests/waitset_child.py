@@ -31,7 +31,7 @@ for line in sys.stdin:
     if cmd[0] == "put":
         q.put(cmd[1].encode() if len(cmd) > 1 else b"x", timeout=30)
     elif cmd[0] == "shut":
-        q.close()
+        q.shut()
     elif cmd[0] == "get":
         reply = g2.get(timeout=30).decode()
     elif cmd[0] == "write":
