@@ -52,8 +52,9 @@ namespace shmbus {
 /* Errors                                                               */
 /* ------------------------------------------------------------------ */
 
-/* A failed call: code() is the SHMBUS_E* code, detail() the library's
- * sentence about it (shmbus_last_error() at the time of the failure). */
+/* A failed call: code() is the SHMBUS_E* code, name() its name
+ * ("SHMBUS_ETIMEDOUT"), detail() the library's sentence about it
+ * (shmbus_last_error() at the time of the failure). */
 class error : public std::runtime_error {
 public:
 	error(int code, const std::string &detail)
@@ -61,6 +62,7 @@ public:
 				     (detail.empty() ? "" : ": " + detail)),
 		  code_(code), detail_(detail) {}
 	int code() const noexcept { return code_; }
+	const char *name() const noexcept { return shmbus_errname(code_); }
 	const std::string &detail() const noexcept { return detail_; }
 
 private:

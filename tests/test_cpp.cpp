@@ -27,7 +27,9 @@ static std::string bus_name;
 #define THROWS(code_, ...) do { bool thrown_ = false; \
 	try { __VA_ARGS__; } catch (const shmbus::error &e) { thrown_ = true; \
 		CHECK(e.code() == (code_) && !e.detail().empty() && \
-		      std::strstr(e.what(), shmbus_strerror(code_)), \
+		      std::strstr(e.what(), shmbus_strerror(code_)) && \
+		      std::strcmp(e.name(), shmbus_errname(code_)) == 0 && \
+		      std::strncmp(e.name(), "SHMBUS_E", 8) == 0, \
 		      "%s threw %d (%s), expected %d", #__VA_ARGS__, e.code(), e.what(), (int)(code_)); \
 		std::printf("  %s: %s\n", #__VA_ARGS__, e.what()); } \
 	CHECK(thrown_, "%s did not throw", #__VA_ARGS__); } while (0)
