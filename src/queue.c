@@ -22,10 +22,17 @@
  *                producer died). Consumers acquire-load it.
  *   intent       each producer handle owns a record; before claiming s it
  *                stores intent = s+1 there, so an unpublished claimed seq
- *                can be traced to its owner. A consumer blocked on seq s
- *                for the liveness timeout (timed per group across calls,
- *                live_ns) publishes SKIP for s by CAS if every record
- *                whose intent is s+1 belongs to a dead process.
+ *                can be traced to its owner; a claim CAS that fails
+ *                stores 0 at once (it claimed nothing, and the seq it
+ *                named is another producer's). So from before its claim
+ *                until after its publication (or its skip) a live handle's
+ *                record names its seq, and no live record names a seq it
+ *                did not claim. A consumer blocked on seq s for the
+ *                liveness timeout (timed per group across calls, live_ns)
+ *                publishes SKIP for s by CAS if no record of a live
+ *                process names s+1 (whether a dead one still does or its
+ *                record was freed: reaped, or closed with a skip owed)
+ *                and the slot is free.
  *   group        name, flags, cursor (next seq the group hands out), floor
  *                (see detaching), orphans (hint: dead members' holds).
  *   member       group index, owner token, held = s+1 of the message the

@@ -48,6 +48,20 @@ int sb_q_live_due(struct sb_q_view *v, int32_t gi, uint64_t now, int64_t livenes
 	return now >= last && now - last < 2 * (uint64_t)liveness_ns ? 2 : 1;
 }
 
+/* Skip seq (publish SKIP) if it is claimed, unpublished, its slot is free
+ * and no record of a live process names it (intent == seq+1). The rule
+ * asks for no dead record naming it: the dead owner's record may be gone
+ * already, freed by a reaper that could not skip yet (the slot was not
+ * free) or by a close that left its skip owed, and a rule that needed it
+ * would then never pass the seq. Safe because a live handle's record
+ * names its claimed seq from before its claiming CAS (we read head first,
+ * acquire, so we see that intent) until after its publication, and a
+ * failed claim clears the intent at once, so it names nothing it does not
+ * own: no live record naming seq means its claimer is dead or closed and
+ * will never write it. A stale read of a live record (an intent since
+ * cleared) only makes us skip nothing this time. tests/model/queue.pml
+ * checks both halves: nothing a live producer claimed is ever skipped, and
+ * no dead claim is left unskipped. */
 int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
 {
 	struct sb_q_slot *s = sb_q_slot(v, seq);
@@ -171,7 +185,10 @@ uint32_t sb_q_reap_producers(struct sb_q_view *v)
 		in = atomic_load_explicit(&pr->intent, memory_order_acquire);
 		if (in != 0)
 			sb_q_skip_abandoned(v, in - 1);
-		/* release: the record is free; its intent is reset by the next
+		/* Freed even if that skip did not happen (its slot not free
+		 * yet): a consumer blocked at the seq skips it later, since no
+		 * live record names it (see sb_q_skip_abandoned).
+		 * release: the record is free; its intent is reset by the next
 		 * owner before it takes the record. */
 		SB_STEP("queue.q_reap_producers.token");
 		if (atomic_compare_exchange_strong_explicit(&pr->token, &t, 0,

@@ -271,6 +271,19 @@ static int claim(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w, uin
 		                                          memory_order_seq_cst,
 		                                          memory_order_relaxed))
 			break;
+		/* The failed CAS claimed nothing, but our intent names the seq
+		 * another producer just won. Kept while we wait for space, it
+		 * would forbid the skip of that seq if its winner dies before
+		 * publishing, and the gate we wait for would never come: clear
+		 * it before anything else. release: like the intent store, it
+		 * orders our previous publication before it, for a scanner that
+		 * acquires 0 here and then CASes the slot word it read earlier
+		 * (pairs with the acquire load of intent in
+		 * sb_q_skip_abandoned). A scanner that still reads the stale
+		 * intent only sees a live record naming the seq and skips
+		 * nothing now; it looks again at its next liveness check. */
+		SB_STEP("queue.claim.failed_intent");
+		atomic_store_explicit(&rec->intent, 0, memory_order_release);
 	}
 	/* seq_cst: after our claim; pairs with the epoch bump in create_group
 	 * (a group that missed our claim is visible to us now). */

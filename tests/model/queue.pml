@@ -9,7 +9,10 @@
  *                   (s+1) | SKIP when s carries no message
  *   data[i]         the payload (the model writes s+1: a reader that sees
  *                   anything else read a slot that was reused or unwritten)
- *   intent[p]       s+1 before producer p claims s (traces a claim to it)
+ *   intent[p]       s+1 before producer p claims s (traces a claim to it);
+ *                   0 again after a failed claim CAS, and at close
+ *   ptok[p]         producer record p: OWNED until closed or reaped
+ *   palive[p]       p's token is alive (a death is seen by all at once)
  *   cursor[g]       next seq group g hands out
  *   rtok[r]         member record r: OWNED / ORPHAN / FREE
  *   rown[r]         the member process owning record r (its token)
@@ -18,16 +21,24 @@
  * Producer (claim() / sb_q_gate / sb_q_publish): load head; while the slot
  * would overwrite what a group still needs (h - gate >= SLOTS, gate = min
  * over groups of min(cursor, holds - 1), cursors read before holds), wait;
- * store intent; CAS head; write data; publish (release).
+ * store intent; CAS head (a failed CAS clears the intent, then starts
+ * again from the head); write data; publish (release). Close: intent 0,
+ * record freed.
  *
  * Member (take_one / adopt / drop_hold): adopt an orphan record of its
  * group (redelivery if the dead owner's hold was confirmed and the cursor
  * passed it); else c = cursor, p = pub[c % SLOTS]; if p == c+1: announce
  * held = c+1|TENT, re-read the cursor (still c?), confirm held = c+1, CAS
  * cursor c -> c+1, read the data, release (held = 0). A SKIP is passed by
- * CAS. A missing seq whose claimant is dead is skipped
- * (sb_q_skip_abandoned). A dead member's record is reaped by a live one
- * (sb_q_reap_members): an orphan if its hold was confirmed, else freed.
+ * CAS. A missing seq c is skipped by the C's rule (sb_q_skip_abandoned):
+ * c < head, its word unpublished, no record of a live producer names c+1
+ * (the scan reads the records one at a time, then CASes the word) and
+ * its slot is free; no dead record needs to name it. A dead member's
+ * record is reaped by a live one (sb_q_reap_members): an orphan if its
+ * hold was confirmed, else freed. A dead producer's record is reaped by a
+ * member too (sb_q_reap_producers, which also runs in attach and gc): it
+ * tries the skip of the seq the intent names, then frees the record
+ * whether or not the skip could happen.
  *
  * Members of group 0 and producers may die (SIGKILL) between any two
  * steps, up to MDEATHS and PDEATHS times. Checked:
@@ -37,9 +48,14 @@
  *   - every published message reaches every group (lossless), once, or
  *     again flagged as redelivered only when a member died holding it;
  *   - order: a group of one member gets first deliveries in seq order;
- *   - no deadlock: every process ends (spin's invalid end states).
+ *   - a skip never passes a live producer's claim (ghost owner[s], set by
+ *     the claiming CAS), and every claim of a dead producer is passed: no
+ *     deadlock, every process ends (spin's invalid end states).
  * Simplifications: a fixed set of groups present from the start (no join
- * race, epoch, detaching or floor), no shut; spin interleaves statements
+ * race, epoch, detaching or floor: so no claim whose slot is not free,
+ * which tests/fault/queue_reaped_claim.c covers), no shut, at most 3
+ * producers; a member tries the skip whenever the rule holds (the C tries
+ * once per liveness timeout); spin interleaves statements
  * with sequentially consistent memory (docs/reliability.md).
  *
  * Copying take (take_copy, for get and get_many): with no hold, copy the
@@ -50,7 +66,16 @@
  * Mutants (tests/model/run.sh checks spin rejects each):
  * -DBUG_GATE_NO_HOLDS leaves member holds out of the gate;
  * -DBUG_HOLDS_FIRST reads the holds before the cursors;
- * -DBUG_COPY_AFTER_TAKE copies after advancing the cursor, with no hold.
+ * -DBUG_COPY_AFTER_TAKE copies after advancing the cursor, with no hold;
+ * -DBUG_KEEP_FAILED_INTENT keeps the intent after a failed claim CAS (the
+ *     C before the fix): the loser, waiting for space, names the seq its
+ *     winner claimed; if the winner dies there, no skip passes the seq
+ *     and the loser waits behind it for ever (1 slot and 2 producers, or
+ *     2 slots and 3 producers, one death);
+ * -DBUG_REAP_FORGETS makes the skip need a dead record naming the seq: a
+ *     reaper that frees the dead winner's record while a live loser still
+ *     names the seq (its CAS not yet failed) leaves a seq nobody may skip;
+ * -DBUG_SKIP_LIVE ignores live records: the ghost check fires.
  *
  * Bounds: SLOTS, N messages in all (split over PRODS producers), groups
  * G0M members in group 0 and G1M in group 1.
@@ -78,6 +103,10 @@
 #endif
 
 #define M (G0M + G1M)
+#if PRODS > 3
+#error "the skip rule below reads records 0..2"
+#endif
+#define PMAX 3
 #ifdef BUG_GATE_NO_HOLDS
 #define GATE_NO_HOLDS true
 #else
@@ -97,11 +126,38 @@
 #define OWNED 1
 #define ORPHAN 2
 
+/* sb_q_skip_abandoned's rule for seq x: claimed (x < head), unpublished,
+ * its slot free (every group passed x's previous lap, nobody reads it),
+ * and no record of a live producer names it. No dead record needs to name
+ * it (its record may have been reaped); -DBUG_REAP_FORGETS asks for one,
+ * as a rule that traced the claim to a dead record would. */
+#ifdef BUG_SKIP_LIVE
+#define LIVE_NAMES(r, x) false
+#else
+#define LIVE_NAMES(r, x) (ptok[r] == OWNED && palive[r] && intent[r] == (x) + 1)
+#endif
+#define DEAD_NAMES(r, x) (ptok[r] == OWNED && !palive[r] && intent[r] == (x) + 1)
+#define SLOT_FREE(x) ((x) < SLOTS || (cursor[0] > (x) - SLOTS && CUR1((x) - SLOTS) && \
+	reading[(x) % SLOTS] == 0))
+#ifdef BUG_REAP_FORGETS
+#define NEEDS_DEAD(x) (DEAD_NAMES(0, x) || DEAD_NAMES(1, x) || DEAD_NAMES(2, x))
+#else
+#define NEEDS_DEAD(x) true
+#endif
+#define SKIPPABLE(x) ((x) < head && SEQ(pub[(x) % SLOTS]) < (x) + 1 && \
+	!LIVE_NAMES(0, x) && !LIVE_NAMES(1, x) && !LIVE_NAMES(2, x) && NEEDS_DEAD(x) && SLOT_FREE(x))
+/* the skip itself (the CAS on the slot word): never of a live producer's
+ * claim (the ghost owner) */
+#define DO_SKIP(x) \
+	assert(owner[x] != 0 && !palive[owner[x] - 1]); \
+	pub[(x) % SLOTS] = ((x) + 1) | SKIP; skipped++; skp[x] = true
+
 byte head;
 byte pub[SLOTS];
 byte data[SLOTS];
-byte intent[PRODS];
-bool palive[PRODS];
+byte intent[PMAX];            /* records past PRODS stay FREE */
+bool palive[PMAX];
+byte ptok[PMAX];              /* producer record: OWNED / FREE */
 byte cursor[G];
 byte rtok[M];
 byte rown[M];
@@ -117,6 +173,7 @@ bool diedholding[G * N];      /* a member died holding that seq */
 byte lastfirst[G];            /* highest seq delivered first time + 1 */
 byte mdeaths, pdeaths, produced, skipped;
 bool skp[N];
+byte owner[N];                /* producer + 1 whose CAS claimed the seq */
 byte done, pdone;
 bool mfin[M];
 byte rd[M];
@@ -213,12 +270,14 @@ claim:
 		:: atomic { pdeaths < PDEATHS -> pdeaths++; palive[me] = false }; goto dead
 		:: true -> skip
 		fi;
-		atomic {                                    /* CAS head */
-			if
-			:: head == h -> head = h + 1
-			:: else -> goto claim
-			fi
-		};
+		if
+		:: atomic { head == h -> head = h + 1; owner[h] = me + 1 }   /* CAS head */
+		:: atomic { head != h -> h = 0 } ->
+#ifndef BUG_KEEP_FAILED_INTENT
+			intent[me] = 0;                     /* the failed claim's */
+#endif
+			goto claim
+		fi;
 		if
 		:: atomic { pdeaths < PDEATHS -> pdeaths++; palive[me] = false }; goto dead
 		:: true -> skip
@@ -238,6 +297,7 @@ claim:
 		k++
 	:: else -> break
 	od;
+	atomic { intent[me] = 0; ptok[me] = FREE };  /* close */
 dead:
 	pdone++;
 	done++
@@ -316,6 +376,30 @@ proctype member(byte me; byte gi)
 					:: SEQ(held[r]) != 0 && !(held[r] & TENT) -> rtok[r] = ORPHAN
 					:: else -> rtok[r] = FREE
 					fi
+				:: else -> skip
+				fi;
+				r++
+			:: else -> break
+			od;
+			r = 0
+		};
+		/* reap dead producers' records (sb_q_reap_producers): try to
+		 * skip the seq the intent names, then free the record even if
+		 * the skip could not happen */
+		atomic {
+			r = 0;
+			do
+			:: r < PMAX ->
+				if
+				:: ptok[r] == OWNED && !palive[r] ->
+					if
+					:: intent[r] != 0 && SKIPPABLE(intent[r] - 1) ->
+						s = intent[r] - 1;
+						DO_SKIP(s);
+						s = 0
+					:: else -> skip
+					fi;
+					ptok[r] = FREE
 				:: else -> skip
 				fi;
 				r++
@@ -424,12 +508,30 @@ proctype member(byte me; byte gi)
 				:: (rtok[0] == OWNED && !malive[rown[0]]) ||
 				   (M > 1 && rtok[1] == OWNED && !malive[rown[1]]) ||
 				   (M > 2 && rtok[2] == OWNED && !malive[rown[2]]) -> skip
-				:: atomic { c < head && SEQ(pub[c % SLOTS]) < c + 1 &&
-				   ((!palive[0] && intent[0] == c + 1) ||
-				    (PRODS > 1 && !palive[PRODS - 1] && intent[PRODS - 1] == c + 1)) &&
-				   (c < SLOTS || (cursor[0] > c - SLOTS && CUR1(c - SLOTS) &&
-				    reading[c % SLOTS] == 0)) ->
-					pub[c % SLOTS] = (c + 1) | SKIP; skipped++; skp[c] = true }
+				:: (ptok[0] == OWNED && !palive[0]) || (ptok[1] == OWNED && !palive[1]) ||
+				   (ptok[2] == OWNED && !palive[2]) -> skip
+				:: SKIPPABLE(c) ->
+					/* sb_q_skip_abandoned, once the rule holds (the
+					 * real member retries each liveness timeout): it
+					 * reads head and the word, then the records one by
+					 * one, and CASes the word (which fails if it
+					 * changed) if none names c for a live producer and
+					 * the slot is free */
+					r = 0;
+					do
+					:: r < PMAX && LIVE_NAMES(r, c) -> break
+					:: r < PMAX && !LIVE_NAMES(r, c) -> r++
+					:: r == PMAX -> break
+					od;
+					atomic {
+						if
+						:: r == PMAX && SEQ(pub[c % SLOTS]) < c + 1 && SLOT_FREE(c) &&
+						   NEEDS_DEAD(c) ->
+							DO_SKIP(c)
+						:: else -> skip
+						fi;
+						r = 0
+					}
 				fi
 			fi
 		fi
@@ -445,7 +547,7 @@ init
 	atomic {
 		k = 0;
 		do
-		:: k < PRODS -> palive[k] = true; k++
+		:: k < PRODS -> palive[k] = true; ptok[k] = OWNED; k++
 		:: else -> break
 		od;
 		i = 0;

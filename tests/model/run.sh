@@ -73,6 +73,16 @@ check queue.pml ok -DSLOTS=1 -DN=2 -DPRODS=2 -DG0M=1 -DG1M=1 -DMDEATHS=0 -DPDEAT
 check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=1 -DG0M=2 -DG1M=0 -DBUG_GATE_NO_HOLDS
 check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=1 -DG0M=2 -DG1M=0 -DBUG_HOLDS_FIRST
 check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=1 -DG0M=2 -DG1M=0 -DMDEATHS=0 -DBUG_COPY_AFTER_TAKE
+# Dead claims: a winner dies between claim and publication while losers of
+# its CAS wait for space (1 slot, 2-3 producers, 1-2 deaths; 2 slots, 3
+# producers); records reaped at any moment; no live claim ever skipped.
+check queue.pml ok -DSLOTS=1 -DN=3 -DPRODS=2 -DG0M=1 -DG1M=0 -DMDEATHS=0 -DPDEATHS=1
+check queue.pml ok -DSLOTS=1 -DN=3 -DPRODS=3 -DG0M=1 -DG1M=0 -DMDEATHS=0 -DPDEATHS=2
+check queue.pml ok -DSLOTS=2 -DN=3 -DPRODS=3 -DG0M=1 -DG1M=0 -DMDEATHS=0 -DPDEATHS=1
+check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=2 -DG0M=1 -DG1M=0 -DMDEATHS=0 -DPDEATHS=1 -DBUG_KEEP_FAILED_INTENT
+check queue.pml error -DSLOTS=2 -DN=3 -DPRODS=3 -DG0M=1 -DG1M=0 -DMDEATHS=0 -DPDEATHS=1 -DBUG_KEEP_FAILED_INTENT
+check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=2 -DG0M=1 -DG1M=0 -DMDEATHS=0 -DPDEATHS=1 -DBUG_REAP_FORGETS
+check queue.pml error -DSLOTS=1 -DN=2 -DPRODS=2 -DG0M=1 -DG1M=0 -DMDEATHS=0 -DPDEATHS=1 -DBUG_SKIP_LIVE
 
 # The park primitive (src/wait.c): the store->load pairs every blocking kind
 # relies on; a mutant per side drops the fence between its store and load.
