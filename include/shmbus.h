@@ -549,14 +549,23 @@ typedef struct shmbus_queue_opts {
 	int32_t wait_policy;     /* shmbus_wait_policy_t */
 	int32_t reserved_;
 	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+	/* 1.1: variable-length records. 0 (1.0's layout): one message per
+	 * slot of max_msg bytes. Non-zero (a multiple of 8, at most 1 GiB):
+	 * the ring is `slots` cells of cell_bytes each, a message of n bytes
+	 * takes max(1, ceil(n / cell_bytes)) consecutive cells (and as many
+	 * sequence numbers), max_msg may be anything up to slots x
+	 * cell_bytes (0 means that), and the ring's memory is slots x
+	 * (16 + cell_bytes) bytes. Group cursors, lags and depths then count
+	 * cells. Not yet with SHMBUS_GROUP_EARLIEST (SHMBUS_EINVAL at join). */
+	uint64_t cell_bytes;
 } shmbus_queue_opts_t;
 
 /* Fill opts with the defaults (size_of set). Never fails. */
 void shmbus_queue_opts_init(shmbus_queue_opts_t *opts);
 
 /* Open (and by default create) a queue channel. If it exists, each of
- * slots, max_msg, max_groups, max_members and max_producers that opts sets
- * (non-zero) must match it.
+ * slots, max_msg, max_groups, max_members, max_producers and cell_bytes
+ * that opts sets (non-zero) must match it.
  * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, slots,
  * max_msg, wait policy), SHMBUS_ENOENT (missing and create == 0),
  * SHMBUS_ETYPE (another kind, or a limit that does not match),
