@@ -105,9 +105,27 @@
  * time is also kept per group (live_ns, queue_live.c), so that callers
  * waiting in short calls or polling get the checks too.
  *
+ * Cells (cell_bytes != 0, 1.1; the spec is tests/model/vqueue.pml): the
+ * slots become cells of cell_bytes, their words (published, len, and the
+ * record's length k in seqs) an array of metas apart from the cells. A
+ * message of n bytes is a record of k = max(1, ceil(n / cell)) consecutive
+ * seqs; only its first seq's meta is written. A record never wraps: a
+ * claim at h whose record would cross the ring's end starts with a PAD (a
+ * SKIP whose k is the pad), claimed with the message, or alone when pad
+ * and message exceed the ring. The intent is two words (first seq + 1, the
+ * claim's length: intent_len stored first, intent released after it); the
+ * gate covers the claim's last seq; cursors advance by k (a SKIP's too),
+ * and a hold on the first seq protects the record's cells. A dead claim
+ * is skipped only by a member of the blocked group (sb_q_skip_dead_claim):
+ * a dead intent range covers the seq and no live one does, by the smallest
+ * covering dead range clipped to head; the word is read after the scan,
+ * the length stored under a hold. Producer records with a dead owner stay
+ * until every group passed their claim. Group starts and detached floors
+ * land on record starts (head); EARLIEST is refused for now.
+ *
  * Nothing read from the segment is trusted: slot indices come from the local
  * mask, lengths are checked against the local max_msg, record indices
- * against the local table sizes.
+ * against the local table sizes, a record's k against the ring's end.
  */
 #include <limits.h>
 #include <stdio.h>

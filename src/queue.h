@@ -15,6 +15,9 @@
  *                                          live_ns | cursor, orphans}
  *   members      max_members x 1 line    {token, group, held}
  *   slots        2^n x stride            {published, len, flags, data...}
+ *
+ * With cells (cell_bytes != 0): slots are 16-byte metas {published, len,
+ * k}, then, from the next line, cells: 2^n x cell_bytes.
  */
 #ifndef SHMBUS_QUEUE_H
 #define SHMBUS_QUEUE_H

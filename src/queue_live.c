@@ -128,9 +128,10 @@ int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
  * after the liveness scan (an owner that published and died meanwhile
  * keeps its record), and the length is stored under a hold on c taken
  * before a re-read of the cursor (a second skipper that passed c first
- * cannot let the ring turn under our late store). Needs no dead record
- * naming... unlike sb_q_skip_abandoned it does: a dead producer's record
- * is kept until every group passed its claim (sb_q_reap_producers). */
+ * cannot let the ring turn under our late store). Unlike
+ * sb_q_skip_abandoned it needs the dead record (for the length): a dead
+ * producer's record is kept until every group passed its claim
+ * (sb_q_reap_producers). */
 int sb_q_skip_dead_claim(struct sb_q_view *v, struct sb_q_member *m, struct sb_q_group *g,
                          uint64_t c)
 {
