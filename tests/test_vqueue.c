@@ -23,6 +23,9 @@
  *       killed between reserve and commit, leave no wedge: both groups
  *       pass the dead claims after the liveness timeout and get every
  *       message of the live producer;
+ *   live_claim_is_not_skipped  a producer stopped between its claim and
+ *       its copy is waited for, through ten liveness timeouts, never
+ *       skipped; continued, its message arrives;
  *   mixed_stream_memory  90% 64 B / 10% 64 KiB in a 4 MiB ring holds
  *       about ten times the messages of a 1.0 ring of the same memory
  *       sized for 64 KiB;
@@ -568,12 +571,84 @@ static void kp_round(int reserve)
 	OK(shmbus_channel_delete(bus, "kp"));
 }
 
+/* A live producer's claim is never skipped: a child stopped (SIGSTOP, by
+ * the hook) between its claim and the copy of a 3-cell message keeps the
+ * group waiting, through many liveness timeouts; continued, it delivers. */
+static void lv_child(int to_parent)
+{
+	shmbus_bus_t *b;
+	shmbus_queue_t *q;
+	static uint8_t msg[3 * CELL];
+	int r;
+
+	if (shmbus_bus_open(bus_name, NULL, &b) != 0 || shmbus_bus_set_liveness(b, LIVENESS_NS) ||
+	    shmbus_queue_open(b, "lv", NULL, &q) != 0)
+		_exit(2);
+	fill(msg, 8, 7, 0);
+	if (shmbus_queue_put(q, msg, 8, LONG_NS) != 0)
+		_exit(3);
+	say(to_parent, 'p');
+	fill(msg, sizeof(msg), 7, 1);
+	sb_fault_trace(kp->trace, TRACE);
+	/* intent_len, intent, head, then put.copy: stopped before the copy */
+	sb_fault_arm(4, SIGSTOP);
+	r = shmbus_queue_put(q, msg, sizeof(msg), LONG_NS);
+	sb_fault_disarm();
+	_exit(r == 0 ? 0 : 4);
+}
+
+static void test_live_claim_is_not_skipped(void)
+{
+	shmbus_queue_t *p = open_cells("lv", 64, 64 * CELL), *c = join("lv", "g");
+	static uint8_t msg[64 * CELL], out[64 * CELL];
+	int c2p[2], st, r;
+	uint64_t t0;
+	pid_t kid;
+
+	memset(kp, 0, sizeof(*kp));
+	OK(shmbus_bus_set_liveness(bus, LIVENESS_NS));
+	CHECK(pipe(c2p) == 0, "pipe: %s", strerror(errno));
+	kid = fork();
+	CHECK(kid >= 0, "fork: %s", strerror(errno));
+	if (kid == 0)
+		lv_child(c2p[1]);
+	CHECK(hear(c2p[0]) == 'p', "the child did not put its first message");
+	get_exact(c, out, sizeof(out), 7, 0, 8, "the child's first message");
+	CHECK(waitpid(kid, &st, WUNTRACED) == kid && WIFSTOPPED(st),
+	      "the child did not stop in its put (status %#x)", st);
+	CHECK(kp->trace[2] && kp->trace[3] && strcmp(kp->trace[2], "queue.claim.head") == 0 &&
+	      strcmp(kp->trace[3], "queue.put.copy") == 0,
+	      "the child stopped at steps %s, %s; expected queue.claim.head, queue.put.copy",
+	      kp->trace[2] ? kp->trace[2] : "-", kp->trace[3] ? kp->trace[3] : "-");
+	CHECK(head_of(p) == 4, "head %llu after the child's claim of 3 cells at 1, expected 4",
+	      (unsigned long long)head_of(p));
+	fill(msg, 8, 1, 0);
+	OK(shmbus_queue_put(p, msg, 8, 0));
+	/* 500 ms: ten liveness timeouts; the claim's owner lives. */
+	t0 = test_now_ns();
+	r = shmbus_queue_get(c, out, sizeof(out), NULL, NULL, 500000000ll);
+	CHECK(r == SHMBUS_ETIMEDOUT, "a get past a live producer's claim returned %d (%s) after %.0f ms",
+	      r, shmbus_strerror(r), (test_now_ns() - t0) / 1e6);
+	CHECK(kill(kid, SIGCONT) == 0, "kill: %s", strerror(errno));
+	get_exact(c, out, sizeof(out), 7, 1, 3 * CELL, "the stopped producer's message");
+	get_exact(c, out, sizeof(out), 1, 0, 8, "the message after it");
+	CHECK(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "the child ended with status %#x", st);
+	printf("ok live_claim_is_not_skipped\n");
+	close(c2p[0]);
+	close(c2p[1]);
+	OK(shmbus_queue_close(p));
+	OK(shmbus_queue_close(c));
+	OK(shmbus_channel_delete(bus, "lv"));
+}
+
 static void test_killed_producer_claim_is_passed(void)
 {
 	kp = mmap(NULL, sizeof(*kp), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(kp != MAP_FAILED, "mmap: %s", strerror(errno));
 	kp_round(0);
 	kp_round(1);
+	test_live_claim_is_not_skipped();
 	munmap(kp, sizeof(*kp));
 }
 
