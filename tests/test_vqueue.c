@@ -26,6 +26,8 @@
  *   live_claim_is_not_skipped  a producer stopped between its claim and
  *       its copy is waited for, through ten liveness timeouts, never
  *       skipped; continued, its message arrives;
+ *   redelivery_of_a_record  a member killed holding a 5-cell record: a
+ *       member of its group gets it again, whole and flagged;
  *   mixed_stream_memory  90% 64 B / 10% 64 KiB in a 4 MiB ring holds
  *       about ten times the messages of a 1.0 ring of the same memory
  *       sized for 64 KiB;
@@ -642,6 +644,59 @@ static void test_live_claim_is_not_skipped(void)
 	OK(shmbus_channel_delete(bus, "lv"));
 }
 
+/* A member killed holding a record of 5 cells (peeked, not released):
+ * another member of its group gets it again, whole, flagged, then the
+ * next record. */
+static void rd_child(int to_parent)
+{
+	shmbus_bus_t *b;
+	shmbus_queue_t *q;
+	shmbus_msg_t m;
+
+	if (shmbus_bus_open(bus_name, NULL, &b) != 0 || shmbus_bus_set_liveness(b, LIVENESS_NS) ||
+	    shmbus_queue_open(b, "rd", NULL, &q) != 0 || shmbus_queue_join(q, "w", 0) != 0 ||
+	    shmbus_queue_peek(q, &m, LONG_NS) != 0)
+		_exit(2);
+	say(to_parent, m.len == 5 * CELL - 3 ? 'h' : 'x');
+	for (;;)
+		pause();
+}
+
+static void test_redelivery_of_a_record(void)
+{
+	shmbus_queue_t *p = open_cells("rd", 64, 0), *c = join("rd", "w");
+	static uint8_t msg[64 * CELL], out[64 * CELL];
+	uint32_t flags = 0;
+	size_t len = 0;
+	int c2p[2], st;
+	pid_t kid;
+
+	OK(shmbus_bus_set_liveness(bus, LIVENESS_NS));
+	fill(msg, 5 * CELL - 3, 4, 0);
+	OK(shmbus_queue_put(p, msg, 5 * CELL - 3, 0));
+	fill(msg, 100, 4, 1);
+	OK(shmbus_queue_put(p, msg, 100, 0));
+	CHECK(pipe(c2p) == 0, "pipe: %s", strerror(errno));
+	kid = fork();
+	CHECK(kid >= 0, "fork: %s", strerror(errno));
+	if (kid == 0)
+		rd_child(c2p[1]);
+	CHECK(hear(c2p[0]) == 'h', "the child did not hold the 5-cell record");
+	CHECK(kill(kid, SIGKILL) == 0 && waitpid(kid, &st, 0) == kid, "kill: %s", strerror(errno));
+	/* The next record is ours at once; the dead member's comes again. */
+	get_exact(c, out, sizeof(out), 4, 1, 100, "the record after the held one");
+	OK(shmbus_queue_get(c, out, sizeof(out), &len, &flags, GET_NS));
+	CHECK(len == 5 * CELL - 3 && check_msg(out, len, 4, 0, msg) == 0 &&
+	      (flags & SHMBUS_MSG_REDELIVERED), "redelivery: %zu bytes, flags %#x", len, flags);
+	EXPECT_CODE(shmbus_queue_get(c, out, sizeof(out), NULL, NULL, 0), SHMBUS_EAGAIN);
+	printf("ok redelivery_of_a_record: 5 cells held by a killed member, delivered again, flagged\n");
+	close(c2p[0]);
+	close(c2p[1]);
+	OK(shmbus_queue_close(p));
+	OK(shmbus_queue_close(c));
+	OK(shmbus_channel_delete(bus, "rd"));
+}
+
 static void test_killed_producer_claim_is_passed(void)
 {
 	kp = mmap(NULL, sizeof(*kp), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -649,6 +704,7 @@ static void test_killed_producer_claim_is_passed(void)
 	kp_round(0);
 	kp_round(1);
 	test_live_claim_is_not_skipped();
+	test_redelivery_of_a_record();
 	munmap(kp, sizeof(*kp));
 }
 
