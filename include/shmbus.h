@@ -578,7 +578,10 @@ int shmbus_queue_open(shmbus_bus_t *bus, const char *name,
 int shmbus_queue_close(shmbus_queue_t *q);
 
 /* Producing. A message is 0..max_msg bytes. put copies it in; reserve hands
- * out the slot's memory (valid until commit/abort) for the caller to fill.
+ * out the slot's memory (valid until commit/abort) for the caller to fill;
+ * with cells, len bytes of contiguous cells (the record keeps them all
+ * whatever commit publishes). A ring of cells may claim a pad to its end
+ * before a message that would wrap, also on a try that then finds no room.
  * With timeout 0 a full ring gives SHMBUS_EAGAIN; after shut, SHMBUS_ECLOSED.
  * A message longer than max_msg gives SHMBUS_ETOOBIG.
  * Errors (put, reserve, put_many): SHMBUS_EINVAL (NULL), SHMBUS_ETOOBIG,
@@ -706,7 +709,8 @@ int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs,
 typedef struct shmbus_group_info {
 	char name[SHMBUS_NAME_MAX + 1];
 	uint64_t cursor;        /* next sequence the group hands out */
-	uint64_t lag;           /* committed messages not yet handed out */
+	uint64_t lag;           /* committed messages not yet handed out
+	                           (with cells: sequences, i.e. cells) */
 	uint32_t members;       /* registered members */
 	uint32_t live_members;
 	uint32_t flags;
@@ -718,7 +722,8 @@ typedef struct shmbus_queue_info_s {  /* _s: see shmbus_bus_info_s */
 	uint32_t slots;
 	uint64_t max_msg;
 	uint64_t head;          /* next sequence a producer claims */
-	uint64_t depth;         /* claimed messages not yet released by the slowest group */
+	uint64_t depth;         /* claimed messages not yet released by the slowest group
+	                           (with cells: sequences, i.e. cells) */
 	uint32_t groups;
 	uint32_t producers;
 	int32_t shut;
