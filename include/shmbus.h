@@ -549,14 +549,23 @@ typedef struct shmbus_queue_opts {
 	int32_t wait_policy;     /* shmbus_wait_policy_t */
 	int32_t reserved_;
 	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
+	/* 1.1: variable-length records. 0 (1.0's layout): one message per
+	 * slot of max_msg bytes. Non-zero (a multiple of 8, at most 1 GiB):
+	 * the ring is `slots` cells of cell_bytes each, a message of n bytes
+	 * takes max(1, ceil(n / cell_bytes)) consecutive cells (and as many
+	 * sequence numbers), max_msg may be anything up to slots x
+	 * cell_bytes (0 means that), and the ring's memory is slots x
+	 * (16 + cell_bytes) bytes. Group cursors, lags and depths then count
+	 * cells. Not yet with SHMBUS_GROUP_EARLIEST (SHMBUS_EINVAL at join). */
+	uint64_t cell_bytes;
 } shmbus_queue_opts_t;
 
 /* Fill opts with the defaults (size_of set). Never fails. */
 void shmbus_queue_opts_init(shmbus_queue_opts_t *opts);
 
 /* Open (and by default create) a queue channel. If it exists, each of
- * slots, max_msg, max_groups, max_members and max_producers that opts sets
- * (non-zero) must match it.
+ * slots, max_msg, max_groups, max_members, max_producers and cell_bytes
+ * that opts sets (non-zero) must match it.
  * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, slots,
  * max_msg, wait policy), SHMBUS_ENOENT (missing and create == 0),
  * SHMBUS_ETYPE (another kind, or a limit that does not match),
@@ -569,7 +578,10 @@ int shmbus_queue_open(shmbus_bus_t *bus, const char *name,
 int shmbus_queue_close(shmbus_queue_t *q);
 
 /* Producing. A message is 0..max_msg bytes. put copies it in; reserve hands
- * out the slot's memory (valid until commit/abort) for the caller to fill.
+ * out the slot's memory (valid until commit/abort) for the caller to fill;
+ * with cells, len bytes of contiguous cells (the record keeps them all
+ * whatever commit publishes). A ring of cells may claim a pad to its end
+ * before a message that would wrap, also on a try that then finds no room.
  * With timeout 0 a full ring gives SHMBUS_EAGAIN; after shut, SHMBUS_ECLOSED.
  * A message longer than max_msg gives SHMBUS_ETOOBIG.
  * Errors (put, reserve, put_many): SHMBUS_EINVAL (NULL), SHMBUS_ETOOBIG,
@@ -697,7 +709,8 @@ int shmbus_queue_get_many(shmbus_queue_t *q, void *const *bufs,
 typedef struct shmbus_group_info {
 	char name[SHMBUS_NAME_MAX + 1];
 	uint64_t cursor;        /* next sequence the group hands out */
-	uint64_t lag;           /* committed messages not yet handed out */
+	uint64_t lag;           /* committed messages not yet handed out
+	                           (with cells: sequences, i.e. cells) */
 	uint32_t members;       /* registered members */
 	uint32_t live_members;
 	uint32_t flags;
@@ -709,7 +722,8 @@ typedef struct shmbus_queue_info_s {  /* _s: see shmbus_bus_info_s */
 	uint32_t slots;
 	uint64_t max_msg;
 	uint64_t head;          /* next sequence a producer claims */
-	uint64_t depth;         /* claimed messages not yet released by the slowest group */
+	uint64_t depth;         /* claimed messages not yet released by the slowest group
+	                           (with cells: sequences, i.e. cells) */
 	uint32_t groups;
 	uint32_t producers;
 	int32_t shut;

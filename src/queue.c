@@ -105,9 +105,27 @@
  * time is also kept per group (live_ns, queue_live.c), so that callers
  * waiting in short calls or polling get the checks too.
  *
+ * Cells (cell_bytes != 0, 1.1; the spec is tests/model/vqueue.pml): the
+ * slots become cells of cell_bytes, their words (published, len, and the
+ * record's length k in seqs) an array of metas apart from the cells. A
+ * message of n bytes is a record of k = max(1, ceil(n / cell)) consecutive
+ * seqs; only its first seq's meta is written. A record never wraps: a
+ * claim at h whose record would cross the ring's end starts with a PAD (a
+ * SKIP whose k is the pad), claimed with the message, or alone when pad
+ * and message exceed the ring. The intent is two words (first seq + 1, the
+ * claim's length: intent_len stored first, intent released after it); the
+ * gate covers the claim's last seq; cursors advance by k (a SKIP's too),
+ * and a hold on the first seq protects the record's cells. A dead claim
+ * is skipped only by a member of the blocked group (sb_q_skip_dead_claim):
+ * a dead intent range covers the seq and no live one does, by the smallest
+ * covering dead range clipped to head; the word is read after the scan,
+ * the length stored under a hold. Producer records with a dead owner stay
+ * until every group passed their claim. Group starts and detached floors
+ * land on record starts (head); EARLIEST is refused for now.
+ *
  * Nothing read from the segment is trusted: slot indices come from the local
  * mask, lengths are checked against the local max_msg, record indices
- * against the local table sizes.
+ * against the local table sizes, a record's k against the ring's end.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -144,6 +162,26 @@ int sb_q_geometry(const struct sb_params *p, int line_stride, struct sb_q_geom *
 	g->max_groups = (uint32_t)p->param[2];
 	g->max_members = (uint32_t)p->param[3];
 	g->max_producers = (uint32_t)p->param[4];
+	g->cell_bytes = p->param[5];
+	g->cell_off = 0;
+	g->prod_off = sizeof(struct sb_q_ctl);
+	g->group_off = g->prod_off + (uint64_t)g->max_producers * sizeof(struct sb_q_prod);
+	g->member_off = g->group_off + (uint64_t)g->max_groups * sizeof(struct sb_q_group);
+	g->slot_off = g->member_off + (uint64_t)g->max_members * sizeof(struct sb_q_member);
+	if (g->cell_bytes) {
+		/* Records of whole cells: the metas (a slot without data) in
+		 * one array, the cells in another, so that a record's cells
+		 * are contiguous bytes (see the top of the file). */
+		if (g->cell_bytes % 8 || g->cell_bytes > SB_Q_MAX_MSG ||
+		    g->max_msg > g->slots * g->cell_bytes)
+			return SHMBUS_EINVAL;
+		g->data_off = 0;
+		g->stride = sizeof(struct sb_q_slot);
+		g->cell_off = SB_ALIGN(g->slot_off + g->slots * g->stride, SB_LINE);
+		/* slots <= 2^24 and cell_bytes <= 2^30: no overflow. */
+		g->area = g->cell_off + g->slots * g->cell_bytes;
+		return 0;
+	}
 	/* Small messages share the slot word's line, so an 8-byte message
 	 * reaches a consumer in one line transfer; large ones start on a line.
 	 * Small slots are packed at 16 bytes (the slot word's alignment) rather
@@ -157,10 +195,6 @@ int sb_q_geometry(const struct sb_params *p, int line_stride, struct sb_q_geom *
 	g->data_off = g->max_msg <= 1024 ? sizeof(struct sb_q_slot) : SB_LINE;
 	g->stride = SB_ALIGN(g->data_off + g->max_msg,
 	                     g->max_msg <= 1024 && !line_stride ? 16 : SB_LINE);
-	g->prod_off = sizeof(struct sb_q_ctl);
-	g->group_off = g->prod_off + (uint64_t)g->max_producers * sizeof(struct sb_q_prod);
-	g->member_off = g->group_off + (uint64_t)g->max_groups * sizeof(struct sb_q_group);
-	g->slot_off = g->member_off + (uint64_t)g->max_members * sizeof(struct sb_q_member);
 	if (__builtin_mul_overflow(g->slots, g->stride, &bytes) ||
 	    __builtin_add_overflow(bytes, g->slot_off, &g->area))
 		return SHMBUS_ETOOBIG;
@@ -171,7 +205,7 @@ static int queue_plan(struct sb_params *p, uint64_t *area)
 {
 	struct sb_q_geom g;
 	uint64_t fit;
-	int slots_given, r;
+	int slots_given, msg_given, r;
 
 	slots_given = p->param[0] != 0;
 	if (p->param[0] == 0)
@@ -180,6 +214,18 @@ static int queue_plan(struct sb_params *p, uint64_t *area)
 		return sb_err(SHMBUS_EINVAL, "queue slots %llu: the limit is %u",
 		              (unsigned long long)p->param[0], SB_Q_MAX_SLOTS);
 	p->param[0] = round_pow2(p->param[0]);
+	msg_given = p->param[1] != 0;
+	if (p->param[5] && (p->param[5] % 8 || p->param[5] > SB_Q_MAX_MSG))
+		return sb_err(SHMBUS_EINVAL, "queue cell_bytes %llu: a multiple of 8, at most %llu (1 GiB)",
+		              (unsigned long long)p->param[5], SB_Q_MAX_MSG);
+	if (p->param[5] && !msg_given)
+		/* With cells: the whole ring, up to the limit. */
+		p->param[1] = p->param[0] * p->param[5] < SB_Q_MAX_MSG ?
+		              p->param[0] * p->param[5] : SB_Q_MAX_MSG;
+	if (p->param[5] && p->param[1] > p->param[0] * p->param[5])
+		return sb_err(SHMBUS_EINVAL, "queue max_msg %llu bytes: more than its ring (%llu cells x %llu bytes)",
+		              (unsigned long long)p->param[1], (unsigned long long)p->param[0],
+		              (unsigned long long)p->param[5]);
 	if (p->param[1] == 0)
 		p->param[1] = SB_Q_DEFAULT_MSG;
 	if (p->param[1] > SB_Q_MAX_MSG)
@@ -212,6 +258,13 @@ static int queue_plan(struct sb_params *p, uint64_t *area)
 	 * to SB_Q_MIN_DEFAULT_SLOTS) until it takes at most half of it. */
 	fit = sb_default_size(p, g.area);
 	while (!slots_given && g.area > fit && p->param[0] > SB_Q_MIN_DEFAULT_SLOTS) {
+		/* With cells, a ring no smaller than the message asked for. */
+		if (p->param[5] && p->param[1] > p->param[0] / 2 * p->param[5]) {
+			if (msg_given)
+				break;
+			p->param[1] = p->param[0] / 2 * p->param[5];
+			p->shape[0] = p->value_size = p->param[1];
+		}
 		p->param[0] /= 2;
 		if (sb_q_geometry(p, sb_q_make_line_stride, &g) != 0)
 			return SHMBUS_EINVAL;
@@ -239,6 +292,8 @@ static int queue_init(uint8_t *area, uint64_t size, const struct sb_params *p)
 	ctl->group_off = g.group_off;
 	ctl->member_off = g.member_off;
 	ctl->slot_off = g.slot_off;
+	ctl->cell_bytes = g.cell_bytes;
+	ctl->cell_off = g.cell_off;
 	/* relaxed: the area is not published yet. */
 	SB_STEP("queue.queue_init.prod_need");
 	atomic_store_explicit(&ctl->prod_need, UINT64_MAX, memory_order_relaxed);
@@ -256,7 +311,7 @@ static int queue_check(const uint8_t *area, uint64_t size, const struct sb_param
 	if (sb_q_geometry(p, 0, &g) != 0)
 		return sb_err(SHMBUS_ECORRUPT, "queue parameters out of range");
 	/* A segment made before small slots were packed: its own layout. */
-	if (ctl->stride != g.stride)
+	if (ctl->stride != g.stride && !g.cell_bytes)
 		sb_q_geometry(p, 1, &g);
 	if (p->value_size != g.max_msg)
 		return sb_err(SHMBUS_ECORRUPT, "queue value size disagrees with max_msg");
@@ -268,7 +323,8 @@ static int queue_check(const uint8_t *area, uint64_t size, const struct sb_param
 	    ctl->max_groups != g.max_groups || ctl->max_members != g.max_members ||
 	    ctl->max_producers != g.max_producers || ctl->prod_off != g.prod_off ||
 	    ctl->group_off != g.group_off || ctl->member_off != g.member_off ||
-	    ctl->slot_off != g.slot_off)
+	    ctl->slot_off != g.slot_off || ctl->cell_bytes != g.cell_bytes ||
+	    ctl->cell_off != g.cell_off)
 		return sb_err(SHMBUS_ECORRUPT, "queue control block disagrees with the directory");
 	return 0;
 }
@@ -284,7 +340,7 @@ int sb_q_view_init(struct sb_q_view *v, struct sb_chan *ch)
 	 * by the stride queue_check accepted (read once here: a peer that
 	 * rewrites it can only pick the other layout, itself in bounds). */
 	if (sb_q_geometry(&ch->p, 0, &g) != 0 ||
-	    (((const struct sb_q_ctl *)ch->area)->stride != g.stride &&
+	    (((const struct sb_q_ctl *)ch->area)->stride != g.stride && !g.cell_bytes &&
 	     sb_q_geometry(&ch->p, 1, &g) != 0) ||
 	    g.area > ch->area_size)
 		return sb_err(SHMBUS_ECORRUPT, "queue '%s': bad geometry", ch->name);
@@ -300,6 +356,8 @@ int sb_q_view_init(struct sb_q_view *v, struct sb_chan *ch)
 	v->mask = g.slots - 1;
 	v->stride = g.stride;
 	v->data_off = g.data_off;
+	v->cell = g.cell_bytes;
+	v->cells = g.cell_bytes ? ch->area + g.cell_off : NULL;
 	v->max_msg = g.max_msg;
 	v->max_groups = g.max_groups;
 	v->max_members = g.max_members;
@@ -476,12 +534,12 @@ void shmbus_queue_opts_init(shmbus_queue_opts_t *opts)
 static int check_match(shmbus_queue_t *q, const shmbus_queue_opts_t *o)
 {
 	static const char *const what[] = {"slots", "max_msg", "max_groups", "max_members",
-	                                   "max_producers"};
-	uint64_t asked[5] = {o->slots ? round_pow2(o->slots) : 0, o->max_msg, o->max_groups,
-	                     o->max_members, o->max_producers};
+	                                   "max_producers", "cell_bytes"};
+	uint64_t asked[6] = {o->slots ? round_pow2(o->slots) : 0, o->max_msg, o->max_groups,
+	                     o->max_members, o->max_producers, o->cell_bytes};
 	int i;
 
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 6; i++)
 		if (asked[i] && asked[i] != q->ch.p.param[i])
 			return sb_err(SHMBUS_ETYPE, "queue '%s' exists with %s %llu, asked for %llu",
 			              q->ch.name, what[i], (unsigned long long)q->ch.p.param[i],
@@ -517,12 +575,14 @@ static int queue_opts_check(void *opts, const char *name, struct sb_params *want
 	want->param[2] = o->max_groups;
 	want->param[3] = o->max_members;
 	want->param[4] = o->max_producers;
+	want->param[5] = o->cell_bytes;
 	return 0;
 }
 
 /* 1.0's layout, the smallest size_of accepted. */
 #define SB_QUEUE_OPTS_1_0 48u
-_Static_assert(sizeof(shmbus_queue_opts_t) == SB_QUEUE_OPTS_1_0, "1.0 is the layout now");
+_Static_assert(offsetof(shmbus_queue_opts_t, cell_bytes) == SB_QUEUE_OPTS_1_0,
+               "1.1's cell_bytes follows 1.0's layout");
 
 static const struct sb_open_desc queue_desc = {
 	.kind = SHMBUS_KIND_QUEUE,
@@ -634,12 +694,14 @@ int shmbus_queue_close(shmbus_queue_t *q)
 
 		/* If the slot is not free yet, the record is freed below with the
 		 * skip unpaid: a blocked consumer publishes it (no live record
-		 * names the seq) once the slot is free. */
+		 * names the seq) once the slot is free. With cells the skip
+		 * needs the intent's length: the record stays ours (its token
+		 * our process's) and a consumer skips the claim once we exit. */
 		sb_q_pay_owed(q, 0, &w);
 	}
 	if (q->member >= 0)
 		leave_group(q);
-	if (q->prod >= 0) {
+	if (q->prod >= 0 && !(q->owed && q->v.cell)) {
 		struct sb_q_prod *pr = &q->v.prods[q->prod];
 		uint64_t me = q->token;
 
@@ -795,6 +857,11 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 		return sb_err(r, "group %s", shmbus_last_error());
 	if (flags & ~(SHMBUS_GROUP_EARLIEST | SHMBUS_GROUP_DURABLE))
 		return sb_err(SHMBUS_EINVAL, "group flags 0x%x: unknown bits", flags);
+	/* A ring's lap ago may fall inside a record: its start is not found
+	 * yet (the next step of variable-length records). */
+	if ((flags & SHMBUS_GROUP_EARLIEST) && v->cell)
+		return sb_err(SHMBUS_EINVAL, "queue '%s' has cells of %llu bytes: SHMBUS_GROUP_EARLIEST is not supported with cells yet",
+		              v->name, (unsigned long long)v->cell);
 	if (q->group >= 0) {
 		if (strcmp(q->group_name, group) == 0)
 			return 0;

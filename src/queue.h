@@ -15,6 +15,9 @@
  *                                          live_ns | cursor, orphans}
  *   members      max_members x 1 line    {token, group, held}
  *   slots        2^n x stride            {published, len, flags, data...}
+ *
+ * With cells (cell_bytes != 0): slots are 16-byte metas {published, len,
+ * k}, then, from the next line, cells: 2^n x cell_bytes.
  */
 #ifndef SHMBUS_QUEUE_H
 #define SHMBUS_QUEUE_H
@@ -82,14 +85,18 @@ struct sb_q_ctl {
 	uint32_t max_producers;
 	uint32_t pad4_;
 	uint64_t prod_off, group_off, member_off, slot_off;
-	uint8_t pad5[2 * SB_LINE - 80];
+	uint64_t cell_bytes;                   /* 0: a message per slot (1.0) */
+	uint64_t cell_off;                     /* cells, with cell_bytes */
+	uint8_t pad5[2 * SB_LINE - 96];
 };
 _Static_assert(sizeof(struct sb_q_ctl) == 6 * SB_LINE, "queue control is 6 lines");
 
 struct sb_q_prod {
 	_Atomic uint64_t token;                /* owner; 0 = free */
 	_Atomic uint64_t intent;               /* seq+1 of the last claim attempt */
-	uint8_t pad[SB_LINE - 16];
+	_Atomic uint64_t intent_len;           /* cells: the claim's length in seqs
+	                                          (pad included); 0 unused otherwise */
+	uint8_t pad[SB_LINE - 24];
 };
 _Static_assert(sizeof(struct sb_q_prod) == SB_LINE, "producer record is a line");
 
@@ -117,15 +124,19 @@ struct sb_q_member {
 };
 _Static_assert(sizeof(struct sb_q_member) == SB_LINE, "member record is a line");
 
+/* A slot, or with cells the meta of a cell: only a record's first seq has
+ * its meta written (inner seqs keep older laps' words). */
 struct sb_q_slot {
 	_Atomic uint64_t published;            /* seq+1 of the message here (| SB_Q_SKIP) */
-	uint32_t len;
-	uint32_t flags;
+	uint32_t len;                          /* bytes of the message */
+	uint32_t flags;                        /* cells: the record's length in seqs
+	                                          (a SKIP's too); 0 otherwise */
 };
+_Static_assert(sizeof(struct sb_q_slot) == 16, "a slot's meta is 16 bytes");
 
 /* Where everything lies; computed from validated parameters only. */
 struct sb_q_geom {
-	uint64_t slots, max_msg, stride, data_off;
+	uint64_t slots, max_msg, stride, data_off, cell_bytes, cell_off;
 	uint32_t max_groups, max_members, max_producers;
 	uint64_t prod_off, group_off, member_off, slot_off, area;
 };
@@ -147,7 +158,9 @@ struct sb_q_view {
 	struct sb_q_group *groups;
 	struct sb_q_member *members;
 	uint8_t *slots;
+	uint8_t *cells;                        /* with cell_bytes: the cells */
 	uint64_t size, mask, stride, data_off, max_msg;
+	uint64_t cell;                         /* cell_bytes; 0: a message per slot */
 	uint32_t max_groups, max_members, max_producers;
 	uint64_t *pos;                         /* scratch, max_groups entries */
 };
@@ -167,7 +180,9 @@ struct shmbus_queue {
 	uint64_t epoch;                        /* ctl->epoch when gate was computed */
 	uint64_t claimed;                      /* seq+1 of the open reservation */
 	size_t claimed_len;
+	uint64_t claimed_k;                    /* its cells (1 without cells) */
 	uint64_t owed;                         /* seq+1 claimed, skip not yet published */
+	uint64_t owed_k;                       /* its length in seqs */
 	uint64_t unsignalled;                  /* seq+1 of the last publication made
 	                                          without the waiter check; 0 none */
 	/* consuming */
@@ -188,9 +203,37 @@ static inline struct sb_q_slot *sb_q_slot(const struct sb_q_view *v, uint64_t se
 	return (struct sb_q_slot *)(v->slots + (seq & v->mask) * v->stride);
 }
 
-static inline uint8_t *sb_q_data(const struct sb_q_view *v, struct sb_q_slot *s)
+/* The bytes of the record starting at seq: its slot's data, or its first
+ * cell (a record's cells are contiguous: it never wraps). */
+static inline uint8_t *sb_q_data(const struct sb_q_view *v, uint64_t seq)
 {
-	return (uint8_t *)s + v->data_off;
+	if (v->cell)
+		return v->cells + (seq & v->mask) * v->cell;
+	return (uint8_t *)sb_q_slot(v, seq) + v->data_off;
+}
+
+/* Seqs a message of len bytes takes: 1, or with cells max(1, its cells). */
+static inline uint64_t sb_q_cells(const struct sb_q_view *v, size_t len)
+{
+	return v->cell && len > v->cell ? (len + v->cell - 1) / v->cell : 1;
+}
+
+/* The record length (seqs) of the meta at seq, read once, NOT checked:
+ * callers check it (sb_q_rec_ok) before use. 1 without cells. */
+static inline uint64_t sb_q_rec_k(const struct sb_q_view *v, const struct sb_q_slot *s)
+{
+	/* relaxed: like len (see sb_q_copy); published by the slot word. */
+	return v->cell ? __atomic_load_n(&s->flags, __ATOMIC_RELAXED) : 1;
+}
+
+/* A message record of k seqs and len bytes starting at seq c lies inside
+ * the ring and holds its bytes. */
+static inline int sb_q_rec_ok(const struct sb_q_view *v, uint64_t c, uint64_t k, uint64_t len)
+{
+	if (!v->cell)
+		return k == 1 && len <= v->max_msg;
+	return k >= 1 && (c & v->mask) + k <= v->size && len <= v->max_msg &&
+	       len <= k * v->cell;
 }
 
 /* A copying take may read a slot while a producer rewrites it for its
@@ -222,6 +265,15 @@ static inline void sb_q_set_len(struct sb_q_slot *s, size_t len)
 	/* relaxed: see sb_q_copy; published by the slot word's store. */
 	__atomic_store_n(&s->len, (uint32_t)len, __ATOMIC_RELAXED);
 	s->flags = 0;
+}
+
+/* With cells: the record's length in bytes and seqs. */
+static inline void sb_q_set_rec(struct sb_q_slot *s, size_t len, uint64_t k)
+{
+	/* relaxed: see sb_q_copy; published by the slot word's store (a
+	 * skipper's by its CAS, under its hold). */
+	__atomic_store_n(&s->len, (uint32_t)len, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->flags, (uint32_t)k, __ATOMIC_RELAXED);
 }
 
 static inline uint32_t sb_q_hi(_Atomic uint32_t *w, uint32_t max)
@@ -380,6 +432,10 @@ int sb_q_live_due(struct sb_q_view *v, int32_t gi, uint64_t now, int64_t livenes
 
 /* Liveness repairs, called by blocked peers and gc. */
 int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq);
+/* With cells: member m of group g (cursor at c) passes a dead claim at c
+ * by the rule of tests/model/vqueue.pml. 1 if it published a SKIP. */
+int sb_q_skip_dead_claim(struct sb_q_view *v, struct sb_q_member *m, struct sb_q_group *g,
+                         uint64_t c);
 uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphaned);
 uint32_t sb_q_reap_producers(struct sb_q_view *v);
 /* Stop a group with no live member (and not DURABLE) from gating. Takes

@@ -153,16 +153,20 @@ static int take_copy(shmbus_queue_t *q, struct sb_q_slot *sl, uint64_t c, struct
 {
 	struct sb_q_group *g = &q->v.groups[q->group];
 	uint32_t n = sb_q_len(sl);   /* read once, checked before use */
+	uint64_t k = sb_q_rec_k(&q->v, sl);
 
-	if (n > q->v.max_msg || n > cp->cap)
+	/* A bad k or length (a later lap's, the group having moved on, or a
+	 * corrupt segment) goes the hold path, which re-reads it protected. */
+	if (!sb_q_rec_ok(&q->v, c, k, n) || n > cp->cap)
 		return -1;
 	if (n)
-		sb_q_copy(cp->buf, sb_q_data(&q->v, sl), n);
-	/* seq_cst: the take; orders our reads of the slot before any
-	 * producer that sees the cursor past c rewrites it (sb_q_gate reads
-	 * cursors), and is the store half of sb_q_release_wake's pair. */
+		sb_q_copy(cp->buf, sb_q_data(&q->v, c), n);
+	/* seq_cst: the take of the whole record (its k seqs); orders our
+	 * reads of its cells before any producer that sees the cursor past
+	 * c rewrites them (sb_q_gate reads cursors), and is the store half
+	 * of sb_q_release_wake's pair. */
 	SB_STEP("queue.take_copy.cursor");
-	if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1, memory_order_seq_cst,
+	if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + k, memory_order_seq_cst,
 	                                             memory_order_relaxed))
 		return 0;
 	sb_q_release_wake(&q->v, &g->cursor);
@@ -183,7 +187,7 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 	struct sb_q_view *v = &q->v;
 	struct sb_q_group *g = &v->groups[q->group];
 	struct sb_q_member *m;
-	uint64_t c, p, h;
+	uint64_t c, p, h, k;
 	int tentative = 0, r;
 
 	for (;;) {
@@ -228,14 +232,23 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 			 * half of the hold/gate pair with sb_q_gate. */
 			if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) != c)
 				continue;
+			/* The record's length in seqs, protected now (the gate
+			 * is at most c, so none of its cells is rewritten); its
+			 * bytes are checked by acquire_msg. */
+			k = sb_q_rec_k(v, sb_q_slot(v, c));
+			if (k < 1 || (c & v->mask) + k > v->size) {
+				drop_hold(q, m);
+				return sb_err(SHMBUS_ECORRUPT, "queue '%s': record at seq %llu claims %llu cells",
+				              q->ch.name, (unsigned long long)c, (unsigned long long)k);
+			}
 			/* relaxed: confirms a hold that is already protected. */
 			SB_STEP("queue.take_one.held");
 			atomic_store_explicit(&m->held, c + 1, memory_order_relaxed);
-			/* seq_cst: the take; orders the hold before it, and keeps
-			 * every cursor change in the order sb_q_release_wake's
-			 * reasoning uses. */
+			/* seq_cst: the take of the record's k seqs; orders the
+			 * hold before it, and keeps every cursor change in the
+			 * order sb_q_release_wake's reasoning uses. */
 			SB_STEP("queue.take_one.cursor");
-			if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
+			if (!atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + k,
 			                                             memory_order_seq_cst,
 			                                             memory_order_relaxed))
 				continue;
@@ -244,10 +257,20 @@ static int take_one(shmbus_queue_t *q, uint64_t *wait_c, int exact, struct sb_q_
 			return 0;
 		}
 		if (p == ((c + 1) | SB_Q_SKIP)) {
-			/* seq_cst: passing a skipped seq releases it (the store
-			 * half of the pair completed by sb_q_release_wake). */
+			/* A PAD's or skip's length (1 without cells), stored
+			 * before its word; stable while the cursor is c. */
+			k = sb_q_rec_k(v, sb_q_slot(v, c));
+			if (k < 1 || k > v->size) {
+				/* acquire: moved means a later lap's meta. */
+				if (atomic_load_explicit(&g->cursor, memory_order_acquire) != c)
+					continue;
+				return sb_err(SHMBUS_ECORRUPT, "queue '%s': skip at seq %llu claims %llu seqs",
+				              q->ch.name, (unsigned long long)c, (unsigned long long)k);
+			}
+			/* seq_cst: passing a skipped record releases it (the
+			 * store half of the pair completed by sb_q_release_wake). */
 			SB_STEP("queue.take_one.cursor");
-			if (atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + 1,
+			if (atomic_compare_exchange_strong_explicit(&g->cursor, &c, c + k,
 			                                            memory_order_seq_cst,
 			                                            memory_order_relaxed))
 				sb_q_release_wake(v, &g->cursor);
@@ -324,7 +347,10 @@ static int still_waiting(shmbus_queue_t *q, uint64_t c, int exact)
  * hold seq c; dead members of our group may hold messages. */
 static void check_liveness(shmbus_queue_t *q, uint64_t c)
 {
-	sb_q_skip_abandoned(&q->v, c);
+	if (q->v.cell)
+		sb_q_skip_dead_claim(&q->v, &q->v.members[q->member], &q->v.groups[q->group], c);
+	else
+		sb_q_skip_abandoned(&q->v, c);
 	sb_q_reap_members(&q->v, q->group, NULL);
 	q->scan_orphans = 1;
 }
@@ -466,17 +492,20 @@ static int acquire_msg(shmbus_queue_t *q, int64_t timeout_ns, int defer_elapsed,
 		shmbus_queue_release(q);
 		return sb_chan_damage_err(&q->ch);
 	}
-	if (sl->len > q->v.max_msg) {
-		uint32_t bad = sl->len;
-		uint64_t seq = q->held - 1;
+	{
+		/* Read once each: checked, then used. */
+		uint32_t n = sb_q_len(sl);
+		uint64_t k = sb_q_rec_k(&q->v, sl), seq = q->held - 1;
 
-		shmbus_queue_release(q);
-		return sb_err(SHMBUS_ECORRUPT, "queue '%s': message %llu claims %u bytes, max_msg is %llu",
-		              q->ch.name, (unsigned long long)seq, bad,
-		              (unsigned long long)q->v.max_msg);
+		if (!sb_q_rec_ok(&q->v, seq, k, n)) {
+			shmbus_queue_release(q);
+			return sb_err(SHMBUS_ECORRUPT, "queue '%s': message %llu claims %u bytes in %llu seqs, max_msg is %llu",
+			              q->ch.name, (unsigned long long)seq, n, (unsigned long long)k,
+			              (unsigned long long)q->v.max_msg);
+		}
+		*len = n;
 	}
 	*slp = sl;
-	*len = sl->len;
 	return 0;
 }
 
@@ -502,7 +531,8 @@ int shmbus_queue_peek(shmbus_queue_t *q, shmbus_msg_t *msg, int64_t timeout_ns)
 	r = acquire_msg(q, timeout_ns, 0, NULL, &sl, &len);
 	if (r)
 		return r;
-	msg->data = sb_q_data(&q->v, sl);
+	(void)sl;
+	msg->data = sb_q_data(&q->v, q->held - 1);
 	msg->len = len;
 	msg->seq = q->held - 1;
 	msg->flags = q->held_flags;
@@ -537,8 +567,9 @@ static int copy_out(shmbus_queue_t *q, struct sb_q_slot *sl, size_t mlen, void *
 		              "queue '%s': message of %zu bytes does not fit the %zu-byte buffer; it stays for the next call",
 		              q->ch.name, mlen, cap);
 	}
+	(void)sl;
 	if (mlen)
-		memcpy(buf, sb_q_data(&q->v, sl), mlen);
+		memcpy(buf, sb_q_data(&q->v, q->held - 1), mlen);
 	if (flags)
 		*flags = q->held_flags;
 	if (spend) {

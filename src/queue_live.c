@@ -68,6 +68,11 @@ int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
 	uint64_t h, p;
 	uint32_t n, i;
 
+	/* With cells a skip needs a length and a hold: only a member of the
+	 * blocked group passes a dead claim (sb_q_skip_dead_claim). */
+	if (v->cell)
+		return 0;
+
 	/* acquire: pairs with the producers' claiming CAS (a release RMW after
 	 * their intent store): every intent of a claim below h is visible. */
 	h = atomic_load_explicit(&v->ctl->head, memory_order_acquire) & SB_Q_SEQ;
@@ -111,6 +116,99 @@ int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq)
 		return 0;
 	sb_q_wake_consumers(v);
 	return 1;
+}
+
+/* The skip rule with cells (tests/model/vqueue.pml, the spec): seq c, a
+ * record's first seq where group g waits, is passed only if a DEAD
+ * producer's intent range [a, a + b) covers it and no LIVE one does, by
+ * the smallest covering dead range (two dead intents may name c with
+ * different lengths: one won the claim, the other lost its CAS and died
+ * before clearing its intent; the smallest never passes a live claim),
+ * clipped to head. The fixes the model found: the word is read only
+ * after the liveness scan (an owner that published and died meanwhile
+ * keeps its record), and the length is stored under a hold on c taken
+ * before a re-read of the cursor (a second skipper that passed c first
+ * cannot let the ring turn under our late store). Unlike
+ * sb_q_skip_abandoned it needs the dead record (for the length): a dead
+ * producer's record is kept until every group passed its claim
+ * (sb_q_reap_producers). */
+int sb_q_skip_dead_claim(struct sb_q_view *v, struct sb_q_member *m, struct sb_q_group *g,
+                         uint64_t c)
+{
+	struct sb_q_slot *s = sb_q_slot(v, c);
+	uint64_t h, p, L = UINT64_MAX, gate, ep;
+	uint32_t n, i;
+	int32_t blocker;
+	int done;
+
+	/* acquire: pairs with the producers' claiming CAS (a release RMW
+	 * after their intent stores): every intent of a claim below h is
+	 * visible. */
+	h = atomic_load_explicit(&v->ctl->head, memory_order_acquire) & SB_Q_SEQ;
+	if (c >= h)
+		return 0;
+	n = sb_q_hi(&v->ctl->producers_hi, v->max_producers);
+	for (i = 0; i < n; i++) {
+		struct sb_q_prod *pr = &v->prods[i];
+		/* acquire: pairs with the release that stored this token. */
+		uint64_t t = atomic_load_explicit(&pr->token, memory_order_acquire), a, b;
+
+		if (t == 0)
+			continue;
+		/* acquire: pairs with the release store of intent in claim(),
+		 * which follows its length's store: a, then b. */
+		a = atomic_load_explicit(&pr->intent, memory_order_acquire);
+		/* relaxed: ordered after the intent's acquire. */
+		b = atomic_load_explicit(&pr->intent_len, memory_order_relaxed);
+		/* Checked: a length outside 1..slots names no claim. */
+		if (a == 0 || b == 0 || b > v->size || c < a - 1 || c - (a - 1) >= b)
+			continue;
+		if (sb_token_alive(v->bus, t))
+			return 0;
+		if (a - 1 + b - c < L)
+			L = a - 1 + b - c;
+	}
+	if (L == UINT64_MAX)
+		return 0;
+	/* acquire: the word, only now (flaw 3): an owner found dead that
+	 * published first is seen; unpublished now, it stays so (only
+	 * skippers write it) -- the CAS below still checks. */
+	p = atomic_load_explicit(&s->published, memory_order_acquire);
+	if ((p & SB_Q_SEQ) >= c + 1)
+		return 0;
+	if (L > h - c)
+		L = h - c;
+	/* The cell may still hold an older message some group needs (the
+	 * owner claimed with a stale gate, then found a new group). */
+	gate = sb_q_gate(v, &blocker, &ep);
+	if (!sb_q_fits(c, gate, v->size))
+		return 0;
+	/* seq_cst: a hold on c, before the cursor's re-read (flaw 4): while
+	 * it stands the gate is at most c, so c's cell is not rewritten
+	 * under the length store below; tentative, so that a reaper of ours
+	 * drops it (pairs with sb_q_gate reading cursors then holds). */
+	SB_STEP("queue.skip_dead_claim.held");
+	atomic_store_explicit(&m->held, (c + 1) | SB_Q_TENTATIVE, memory_order_seq_cst);
+	done = 0;
+	/* seq_cst: the re-read after the hold; moved means someone passed c. */
+	if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) == c) {
+		sb_q_set_rec(s, 0, L);
+		/* release: publishes the length (pairs with the consumers'
+		 * acquire of the word, then their read of the length). Fails if
+		 * another skipper won, or the owner published after all. */
+		SB_STEP("queue.skip_dead_claim.published");
+		done = atomic_compare_exchange_strong_explicit(&s->published, &p,
+		                                               (c + 1) | SB_Q_SKIP,
+		                                               memory_order_release,
+		                                               memory_order_relaxed);
+	}
+	/* seq_cst: the hold is dropped after the word is final. */
+	SB_STEP("queue.skip_dead_claim.unhold");
+	atomic_store_explicit(&m->held, 0, memory_order_seq_cst);
+	sb_q_release_wake(v, &g->cursor);
+	if (done)
+		sb_q_wake_consumers(v);
+	return done;
 }
 
 uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphaned)
@@ -183,7 +281,17 @@ uint32_t sb_q_reap_producers(struct sb_q_view *v)
 			continue;
 		/* acquire: pairs with the release store of intent in claim(). */
 		in = atomic_load_explicit(&pr->intent, memory_order_acquire);
-		if (in != 0)
+		if (in != 0 && v->cell) {
+			/* With cells the skip of its claim needs its intent:
+			 * the record stays until every group passed the claim.
+			 * relaxed: ordered after the intent's acquire. */
+			uint64_t b = atomic_load_explicit(&pr->intent_len, memory_order_relaxed);
+			int32_t blocker;
+			uint64_t ep;
+
+			if (b <= v->size && sb_q_gate(v, &blocker, &ep) < in - 1 + b)
+				continue;
+		} else if (in != 0)
 			sb_q_skip_abandoned(v, in - 1);
 		/* Freed even if that skip did not happen (its slot not free
 		 * yet): a consumer blocked at the seq skips it later, since no

@@ -43,6 +43,9 @@ static int attach_producer(shmbus_queue_t *q)
 				continue;
 			SB_STEP("queue.attach_producer.intent");
 			atomic_store_explicit(&pr->intent, 0, memory_order_relaxed);
+			/* relaxed: as the intent (read only while intent is set). */
+			if (v->cell)
+				atomic_store_explicit(&pr->intent_len, 0, memory_order_relaxed);
 			/* release: the reset intent is visible before the record
 			 * counts as ours (scanners acquire the token first). */
 			SB_STEP("queue.attach_producer.token");
@@ -97,6 +100,10 @@ static void raise_floor(struct sb_q_view *v, int32_t gi, uint64_t h)
 	target = need + step < hd ? need + step : hd;
 	if (target < need)
 		target = need;
+	/* With cells a cursor must land on a record's first seq: the head
+	 * is one (claims move it by whole records), and at or past need. */
+	if (v->cell)
+		target = hd > need ? hd : need;
 	/* acquire: pairs with the release CAS of a rejoin that cleared
 	 * DETACHED. */
 	fw = atomic_load_explicit(&g->floor, memory_order_acquire);
@@ -231,30 +238,67 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 	}
 }
 
-/* Claim the next sequence into *seq. */
-static int claim(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w, uint64_t *seq)
+/* The claim's length at head h for a message of k seqs: with cells, a
+ * message that would wrap is preceded by a PAD record filling the ring's
+ * end (*pad); if pad and message together exceed the ring, the pad is
+ * claimed alone (the message then from the ring's start; flaw 1 of
+ * tests/model/vqueue.pml). */
+static uint64_t claim_len(const struct sb_q_view *v, uint64_t h, uint64_t k, uint64_t *pad)
+{
+	uint64_t off = h & v->mask;
+
+	*pad = 0;
+	if (!v->cell || off + k <= v->size)
+		return k;
+	*pad = v->size - off;
+	return *pad + k <= v->size ? *pad + k : *pad;
+}
+
+/* Publish the PAD record of seqs [h, h + pad): no message, its length. */
+static void publish_pad(struct sb_q_view *v, uint64_t h, uint64_t pad)
+{
+	struct sb_q_slot *sl = sb_q_slot(v, h);
+
+	sb_q_set_rec(sl, 0, pad);
+	sb_q_publish(v, sl, (h + 1) | SB_Q_SKIP);
+}
+
+/* Claim k consecutive seqs for a message (k > 1 only with cells) into
+ * *seq, passing the pad a wrap needs. */
+static int claim(shmbus_queue_t *q, uint64_t k, int64_t timeout_ns, struct sb_q_wait *w,
+                 uint64_t *seq)
 {
 	struct sb_q_view *v = &q->v;
 	struct sb_q_ctl *ctl = v->ctl;
 	struct sb_q_prod *rec = &v->prods[q->prod];
 	/* relaxed: a stale value only makes the CAS below fail and reload. */
 	uint64_t h = atomic_load_explicit(&ctl->head, memory_order_relaxed);
+	uint64_t n, pad;
 	int r;
 
+again:
 	for (;;) {
 		if (h & SB_Q_CLOSED)
 			return closed_err(q);
+		n = claim_len(v, h, k, &pad);
 		/* relaxed: a new group seen here is waited for before claiming
 		 * (honouring the timeout); the seq_cst re-check after the claim
-		 * is what guarantees it. */
-		if (!sb_q_fits(h, q->gate, v->size) ||
+		 * is what guarantees it. The gate covers the claim's last seq. */
+		if (!sb_q_fits(h + n - 1, q->gate, v->size) ||
 		    atomic_load_explicit(&ctl->epoch, memory_order_relaxed) != q->epoch) {
-			r = wait_space(q, h, 0, timeout_ns, w);
+			r = wait_space(q, h + n - 1, 0, timeout_ns, w);
 			if (r)
 				return r;
 			/* relaxed: a fresh guess for the claim CAS, which decides. */
 			h = atomic_load_explicit(&ctl->head, memory_order_relaxed);
 			continue;
+		}
+		/* relaxed: the intent's length, before its first seq; the
+		 * release store of the intent below publishes both (a skipper
+		 * acquires the intent, then reads this). */
+		if (v->cell) {
+			SB_STEP("queue.claim.intent_len");
+			atomic_store_explicit(&rec->intent_len, n, memory_order_relaxed);
 		}
 		/* release: orders our previous publication before this intent,
 		 * for a scanner (sb_q_skip_abandoned) that acquires an intent
@@ -267,7 +311,7 @@ static int claim(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w, uin
 		atomic_store_explicit(&rec->intent, h + 1, memory_order_release);
 		/* seq_cst: the claim; a failed CAS reloads h (and sees CLOSED). */
 		SB_STEP("queue.claim.head");
-		if (atomic_compare_exchange_weak_explicit(&ctl->head, &h, h + 1,
+		if (atomic_compare_exchange_weak_explicit(&ctl->head, &h, h + n,
 		                                          memory_order_seq_cst,
 		                                          memory_order_relaxed))
 			break;
@@ -294,13 +338,22 @@ static int claim(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w, uin
 		 * free. If the wait fails, the skip is owed: the next call on
 		 * this handle (or close) publishes it, and meanwhile our intent
 		 * names the seq so that nobody skips it for us while we live. */
-		r = wait_space(q, h, 1, timeout_ns, w);
+		r = wait_space(q, h + n - 1, 1, timeout_ns, w);
 		if (r) {
 			q->owed = h + 1;
+			q->owed_k = n;
 			return r;
 		}
 	}
-	*seq = h;
+	if (pad) {
+		publish_pad(v, h, pad);
+		if (n == pad) {
+			/* The pad alone: now the message, from the ring's start. */
+			h += n;
+			goto again;
+		}
+	}
+	*seq = h + pad;
 	return 0;
 }
 
@@ -308,10 +361,14 @@ static int claim(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w, uin
 int sb_q_pay_owed(shmbus_queue_t *q, int64_t timeout_ns, struct sb_q_wait *w)
 {
 	uint64_t h = q->owed - 1;
-	int r = wait_space(q, h, 1, timeout_ns, w);
+	int r = wait_space(q, h + q->owed_k - 1, 1, timeout_ns, w);
 
 	if (r)
 		return r;
+	/* With cells the skip passes the whole claim (pad included): a SKIP
+	 * carries no bytes, so it may span the ring's end. */
+	if (q->v.cell)
+		sb_q_set_rec(sb_q_slot(&q->v, h), 0, q->owed_k);
 	sb_q_publish(&q->v, sb_q_slot(&q->v, h), q->owed | SB_Q_SKIP);
 	q->owed = 0;
 	return 0;
@@ -323,6 +380,7 @@ static int too_big(shmbus_queue_t *q, size_t len)
 	              len, q->ch.name, (unsigned long long)q->v.max_msg);
 }
 
+/* Claim a record for a message of len bytes into *seq. */
 static int begin(shmbus_queue_t *q, size_t len, int64_t timeout_ns, struct sb_q_wait *w,
                  uint64_t *seq)
 {
@@ -337,7 +395,19 @@ static int begin(shmbus_queue_t *q, size_t len, int64_t timeout_ns, struct sb_q_
 		return r;
 	if (q->owed && (r = sb_q_pay_owed(q, timeout_ns, w)) != 0)
 		return r;
-	return claim(q, timeout_ns, w, seq);
+	return claim(q, sb_q_cells(&q->v, len), timeout_ns, w, seq);
+}
+
+/* Write the record of seq s: the bytes (already copied), length and k. */
+static struct sb_q_slot *set_record(shmbus_queue_t *q, uint64_t s, size_t len, uint64_t k)
+{
+	struct sb_q_slot *sl = sb_q_slot(&q->v, s);
+
+	if (q->v.cell)
+		sb_q_set_rec(sl, len, k);
+	else
+		sb_q_set_len(sl, len);
+	return sl;
 }
 
 int shmbus_queue_reserve(shmbus_queue_t *q, size_t len, void **ptr, int64_t timeout_ns)
@@ -353,7 +423,8 @@ int shmbus_queue_reserve(shmbus_queue_t *q, size_t len, void **ptr, int64_t time
 		return r;
 	q->claimed = s + 1;
 	q->claimed_len = len;
-	*ptr = sb_q_data(&q->v, sb_q_slot(&q->v, s));
+	q->claimed_k = sb_q_cells(&q->v, len);
+	*ptr = sb_q_data(&q->v, s);
 	return 0;
 }
 
@@ -368,8 +439,9 @@ int shmbus_queue_commit(shmbus_queue_t *q, size_t len)
 	if (len > q->claimed_len)
 		return sb_err(SHMBUS_EINVAL, "queue '%s': commit of %zu bytes, %zu were reserved",
 		              q->ch.name, len, q->claimed_len);
-	sl = sb_q_slot(&q->v, q->claimed - 1);
-	sb_q_set_len(sl, len);
+	/* The record keeps the cells reserved (a shorter commit leaves some
+	 * unused). */
+	sl = set_record(q, q->claimed - 1, len, q->claimed_k);
 	sb_q_publish(&q->v, sl, q->claimed);
 	q->claimed = 0;
 	/* Written into pages lost to a truncation: not delivered. */
@@ -382,6 +454,8 @@ int shmbus_queue_abort(shmbus_queue_t *q)
 		return sb_err(SHMBUS_EINVAL, "queue is NULL");
 	if (!q->claimed)
 		return sb_err(SHMBUS_ESTATE, "queue '%s': abort without reserve", q->ch.name);
+	if (q->v.cell)
+		sb_q_set_rec(sb_q_slot(&q->v, q->claimed - 1), 0, q->claimed_k);
 	sb_q_publish(&q->v, sb_q_slot(&q->v, q->claimed - 1), q->claimed | SB_Q_SKIP);
 	q->claimed = 0;
 	return 0;
@@ -399,11 +473,10 @@ int shmbus_queue_put(shmbus_queue_t *q, const void *msg, size_t len, int64_t tim
 	r = begin(q, len, timeout_ns, &w, &s);
 	if (r)
 		return r;
-	sl = sb_q_slot(&q->v, s);
 	SB_STEP("queue.put.copy");
 	if (len)
-		sb_q_copy(sb_q_data(&q->v, sl), msg, len);
-	sb_q_set_len(sl, len);
+		sb_q_copy(sb_q_data(&q->v, s), msg, len);
+	sl = set_record(q, s, len, sb_q_cells(&q->v, len));
 	sb_q_publish(&q->v, sl, s + 1);
 	/* Written into pages lost to a truncation: not delivered. */
 	return sb_map_damaged(q->ch.bus->base) ? sb_chan_damage_err(&q->ch) : 0;
@@ -431,11 +504,10 @@ int shmbus_queue_put_many(shmbus_queue_t *q, const void *const *msgs, const size
 		r = begin(q, lens[i], timeout_ns, &w, &s);
 		if (r)
 			break;
-		sl = sb_q_slot(&q->v, s);
 		SB_STEP("queue.put_many.copy");
 		if (lens[i])
-			sb_q_copy(sb_q_data(&q->v, sl), msgs[i], lens[i]);
-		sb_q_set_len(sl, lens[i]);
+			sb_q_copy(sb_q_data(&q->v, s), msgs[i], lens[i]);
+		sl = set_record(q, s, lens[i], sb_q_cells(&q->v, lens[i]));
 		/* release: publishes the message; the waiter check is done once
 		 * for the batch (signal_consumers), or before any wait. */
 		SB_STEP("queue.queue_put_many.published");

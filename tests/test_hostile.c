@@ -91,6 +91,16 @@ static void make_bus(const char *name, uint64_t size)
 		OK(shmbus_queue_put(q, "hello", 5, 0));
 		shmbus_queue_close(q);
 	}
+	/* A queue of cells: records of several cells, a pad at the wrap. */
+	shmbus_queue_opts_init(&qo);
+	qo.slots = 16;
+	qo.cell_bytes = 16;
+	if (shmbus_queue_open(b, "vq", &qo, &q) == 0) {
+		OK(shmbus_queue_join(q, "g", 0));
+		OK(shmbus_queue_put(q, big, 200, 0));
+		OK(shmbus_queue_put(q, big, 3, 0));
+		shmbus_queue_close(q);
+	}
 	{
 		shmbus_dict_t *d;
 		shmbus_list_t *l;
@@ -163,6 +173,32 @@ static void drive(const char *name)
 		if (shmbus_queue_join(q, "g", SHMBUS_GROUP_EARLIEST) == 0) {
 			TOLERATE(shmbus_queue_get(q, buf, sizeof(buf), &len, NULL, 1000000));
 			TOLERATE(shmbus_queue_put(q, "x", 1, 1000000));
+		}
+		shmbus_queue_close(q);
+	}
+	shmbus_queue_opts_init(&qo);
+	qo.create = 0;
+	if (shmbus_queue_open(b, "vq", &qo, &q) == 0) {
+		if (shmbus_queue_join(q, "g", 0) == 0) {
+			shmbus_msg_t m;
+			void *ptr;
+
+			if (shmbus_queue_peek(q, &m, 1000000) == 0) {
+				/* The record must lie inside the bus's mapping. */
+				volatile uint8_t sum = 0;
+				size_t i;
+
+				for (i = 0; i < m.len; i++)
+					sum += ((const uint8_t *)m.data)[i];
+				(void)sum;
+				TOLERATE(shmbus_queue_release(q));
+			}
+			TOLERATE(shmbus_queue_get(q, buf, sizeof(buf), &len, NULL, 1000000));
+			TOLERATE(shmbus_queue_put(q, buf, 40, 1000000));
+			if (shmbus_queue_reserve(q, 100, &ptr, 1000000) == 0) {
+				memset(ptr, 1, 100);
+				TOLERATE(shmbus_queue_commit(q, 50));
+			}
 		}
 		shmbus_queue_close(q);
 	}
