@@ -549,7 +549,7 @@ typedef struct shmbus_queue_opts {
 	int32_t wait_policy;     /* shmbus_wait_policy_t */
 	int32_t reserved_;
 	int64_t spin_ns;         /* spin budget before parking; 0 means 50 us */
-	/* 1.1: variable-length records. 0 (1.0's layout): one message per
+	/* Variable-length records. 0 (the default): one message per
 	 * slot of max_msg bytes. Non-zero (a multiple of 8, at most 1 GiB):
 	 * the ring is `slots` cells of cell_bytes each, a message of n bytes
 	 * takes max(1, ceil(n / cell_bytes)) consecutive cells (and as many

@@ -39,8 +39,10 @@ static int load_opts(const struct sb_open_desc *d, const void *opts, void *o)
 	if (!opts)
 		return 0;
 	memcpy(&so, opts, sizeof(so));
-	/* Below the library's struct, only 1.0's layout: a size between
-	 * would cut a 1.x member in two. */
+	/* Below the library's struct, only a released layout: a size between
+	 * would cut a member in two. Today every struct is 1.0's; when one
+	 * grows in 1.x, the size it had in each release is accepted here
+	 * too (a program built against that release passes it). */
 	if (so < d->size_1_0 || so > SB_STRUCT_MAX || (so < d->size && so != d->size_1_0))
 		return sb_err(SHMBUS_EINVAL,
 		              "%s options: size_of is %u, the struct has %zu bytes; call shmbus_%s_opts_init()",

@@ -105,7 +105,7 @@
  * time is also kept per group (live_ns, queue_live.c), so that callers
  * waiting in short calls or polling get the checks too.
  *
- * Cells (cell_bytes != 0, 1.1; the spec is tests/model/vqueue.pml): the
+ * Cells (cell_bytes != 0; the spec is tests/model/vqueue.pml): the
  * slots become cells of cell_bytes, their words (published, len, and the
  * record's length k in seqs) an array of metas apart from the cells. A
  * message of n bytes is a record of k = max(1, ceil(n / cell)) consecutive
@@ -579,10 +579,11 @@ static int queue_opts_check(void *opts, const char *name, struct sb_params *want
 	return 0;
 }
 
-/* 1.0's layout, the smallest size_of accepted. */
-#define SB_QUEUE_OPTS_1_0 48u
-_Static_assert(offsetof(shmbus_queue_opts_t, cell_bytes) == SB_QUEUE_OPTS_1_0,
-               "1.1's cell_bytes follows 1.0's layout");
+/* 1.0's layout, the smallest size_of accepted (cell_bytes is part of it:
+ * it came before 1.0 was released). */
+#define SB_QUEUE_OPTS_1_0 56u
+_Static_assert(sizeof(shmbus_queue_opts_t) == SB_QUEUE_OPTS_1_0,
+               "shmbus_queue_opts_t is 1.0's layout");
 
 static const struct sb_open_desc queue_desc = {
 	.kind = SHMBUS_KIND_QUEUE,
