@@ -971,11 +971,14 @@ static PyMethodDef bus_methods[] = {
 	 "otherwise than asked is TypeMismatch."},
 	{"queue", (PyCFunction)(void (*)(void))sbpy_bus_queue, METH_VARARGS | METH_KEYWORDS,
 	 "queue(name, slots=0, max_msg=0, create=True, group=None, earliest=False, durable=False,\n"
-	 "      max_groups=0, max_members=0, max_producers=0) -> Queue\n\n"
+	 "      max_groups=0, max_members=0, max_producers=0, wait_policy=None, spin=None,\n"
+	 "      cell_bytes=0) -> Queue\n\n"
 	 "Open (by default create) the queue channel `name` (0 means the library\n"
 	 "default: 1024 slots of up to 4096 bytes, fewer slots on a bus with less\n"
 	 "room). With group=..., join that\n"
-	 "consumer group at once."},
+	 "consumer group at once. cell_bytes > 0 makes a queue of cells: `slots`\n"
+	 "cells of cell_bytes, a message taking as many as it needs, so small and\n"
+	 "large messages share the ring's memory (max_msg 0: the whole ring)."},
 	{"lock", (PyCFunction)(void (*)(void))sbpy_bus_lock, METH_VARARGS | METH_KEYWORDS,
 	 "lock(name, create=True) -> Lock: a robust process-shared mutex."},
 	{"event", (PyCFunction)(void (*)(void))sbpy_bus_event, METH_VARARGS | METH_KEYWORDS,

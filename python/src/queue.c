@@ -87,29 +87,29 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"name", "slots", "max_msg", "create", "group", "earliest",
 	                         "durable", "max_groups", "max_members", "max_producers",
-	                         "wait_policy", "spin", NULL};
+	                         "wait_policy", "spin", "cell_bytes", NULL};
 	sbpy_bus *bus = (sbpy_bus *)self;
 	const char *cname;
 	PyObject *name, *group = Py_None, *pol = NULL, *spin = NULL;
-	Py_ssize_t slots = 0, mg = 0, mm = 0, mp = 0, max_msg = 0;
+	Py_ssize_t slots = 0, mg = 0, mm = 0, mp = 0, max_msg = 0, cell = 0;
 	int create = 1, earliest = 0, durable = 0, r;
 	shmbus_queue_opts_t o;
 	shmbus_queue_info_t info = {.size_of = sizeof(info)};
 	shmbus_queue_t *qh;
 	sbpy_queue *q;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|nnpOppnnnOO:queue", kwlist, &name, &slots,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|nnpOppnnnOOn:queue", kwlist, &name, &slots,
 	                                 &max_msg, &create, &group, &earliest, &durable, &mg, &mm,
-	                                 &mp, &pol, &spin))
+	                                 &mp, &pol, &spin, &cell))
 		return NULL;
 	if (sbpy_closed(bus->bus, "bus") < 0)
 		return NULL;
 	if (slots < 0 || slots > UINT32_MAX || max_msg < 0 || mg < 0 || mg > UINT32_MAX ||
-	    mm < 0 || mm > UINT32_MAX || mp < 0 || mp > UINT32_MAX) {
+	    mm < 0 || mm > UINT32_MAX || mp < 0 || mp > UINT32_MAX || cell < 0) {
 		sbpy_fail(SHMBUS_EINVAL,
 		          "queue %R: slots %zd, max_msg %zd, max_groups %zd, max_members %zd, "
-		          "max_producers %zd: each must be 0..4294967295", name, slots, max_msg, mg,
-		          mm, mp);
+		          "max_producers %zd, cell_bytes %zd: none may be negative, nor a count "
+		          "above 4294967295", name, slots, max_msg, mg, mm, mp, cell);
 		return NULL;
 	}
 	if (group != Py_None && !PyUnicode_Check(group)) {
@@ -123,6 +123,7 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 	o.max_groups = (uint32_t)mg;
 	o.max_members = (uint32_t)mm;
 	o.max_producers = (uint32_t)mp;
+	o.cell_bytes = (uint64_t)cell;
 	if (sbpy_parse_wait(pol, spin, &o.wait_policy, &o.spin_ns) < 0)
 		return NULL;
 	if (!(cname = sbpy_name_arg(name, "channel")))

@@ -387,3 +387,21 @@ def test_wait_groups_before_putting(bus, busname):
         if p.is_alive():
             p.kill()
     assert p.exitcode == 0
+
+
+def test_cells_carry_small_and_large_messages_in_one_ring(bus):
+    # docs/python.md: cell_bytes=64 with 1024 cells is a 64 KiB ring whose
+    # messages take as many cells as they need.
+    q = bus.queue("cells", slots=1024, cell_bytes=64, group="g")
+    sizes = [8, 64, 100, 4096, 30000, 8, 65536 // 2]
+    msgs = [bytes([i % 251]) * n for i, n in enumerate(sizes * 20)]
+    got = []
+    for m in msgs:                   # interleaved: the ring wraps many times
+        q.put(m, timeout=5)
+        got.append(q.get(timeout=5))
+    assert got == msgs
+    assert q.max_msg == 1024 * 64    # max_msg 0: the whole ring
+    with pytest.raises(shmbus.TooBig):
+        q.put(b"x" * (1024 * 64 + 1), timeout=0)
+    with pytest.raises(shmbus.InvalidArgument):
+        bus.queue("cells_bad", cell_bytes=12)
