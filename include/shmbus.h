@@ -366,6 +366,10 @@ typedef struct shmbus_channel_info_s {  /* _s: see shmbus_bus_info_s */
 	uint64_t seq;           /* state: last published seq; queue: next seq */
 	uint32_t flags;         /* SHMBUS_CHANNEL_* */
 	uint32_t reserved_;
+	/* A queue's cell size (shmbus_queue_opts_t.cell_bytes; capacity
+	 * then counts cells); 0 for a queue of slots and any other kind. A
+	 * caller whose size_of ends before it does not get it. */
+	uint64_t cell_bytes;
 } shmbus_channel_info_t;
 
 /* shmbus_channel_info_t.flags */
@@ -728,6 +732,11 @@ typedef struct shmbus_queue_info_s {  /* _s: see shmbus_bus_info_s */
 	uint32_t producers;
 	int32_t shut;
 	uint32_t reserved_;
+	/* Bytes per cell of a queue of cells (shmbus_queue_opts_t's
+	 * cell_bytes: slots then counts cells, head and depth sequences,
+	 * i.e. cells); 0 for a queue of slots, whose slots hold max_msg
+	 * bytes each. A caller whose size_of ends before it does not get it. */
+	uint64_t cell_bytes;
 } shmbus_queue_info_t;
 
 /* Describe the queue and up to cap of its groups (groups may be NULL with

@@ -510,6 +510,7 @@ static void queue_info_op(struct sb_chan *ch, shmbus_channel_info_t *info)
 	/* relaxed: a snapshot for display. */
 	info->seq = atomic_load_explicit(&ctl->head, memory_order_relaxed) & SB_Q_SEQ;
 	info->capacity = ch->p.param[0];
+	info->cell_bytes = ch->p.param[5];
 }
 
 const struct sb_kind_ops sb_queue_ops = {
@@ -1016,6 +1017,7 @@ int shmbus_queue_info(shmbus_queue_t *q, shmbus_queue_info_t *out,
 	info->size_of = sizeof(*info);
 	info->slots = (uint32_t)v->size;
 	info->max_msg = v->max_msg;
+	info->cell_bytes = v->cell;
 	gate = sb_q_gate(v, &blocker, &ep);
 	/* acquire: a snapshot, at or after the one the gate used. */
 	h = atomic_load_explicit(&v->ctl->head, memory_order_acquire);

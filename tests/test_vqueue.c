@@ -32,7 +32,11 @@
  *       about ten times the messages of a 1.0 ring of the same memory
  *       sized for 64 KiB;
  *   hostile_record_length  a record length that would cross the ring's
- *       end gives SHMBUS_ECORRUPT, never a read outside the ring.
+ *       end gives SHMBUS_ECORRUPT, never a read outside the ring;
+ *   info_says_cells  shmbus_queue_info and shmbus_channel_info give the
+ *       cell size of a queue of cells (0 for a queue of slots), depth in
+ *       cells; a caller's older struct that ends before cell_bytes gets
+ *       nothing written past its size_of.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -792,6 +796,59 @@ static void test_options(void)
 	printf("ok options\n");
 }
 
+static void test_info_says_cells(void)
+{
+	shmbus_queue_info_t qi = {.size_of = sizeof(qi)};
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
+	uint8_t buf[sizeof(qi) + 64], msg[100] = {0};
+	uint32_t old = offsetof(shmbus_queue_info_t, cell_bytes), so;
+	shmbus_queue_t *q = open_cells("info-cells", 16, 0), *s;
+	shmbus_queue_opts_t o;
+	size_t i;
+
+	OK(shmbus_queue_join(q, "g", 0));
+	OK(shmbus_queue_put(q, msg, sizeof(msg), 0));     /* 2 cells of 64 */
+	OK(shmbus_queue_info(q, &qi, NULL, 0));
+	CHECK(qi.cell_bytes == CELL && qi.slots == 16 && qi.max_msg == 16 * CELL &&
+	      qi.head == 2 && qi.depth == 2,
+	      "queue info of 16 cells of %u B after a 100 B message: cell_bytes %llu slots %u "
+	      "max_msg %llu head %llu depth %llu", CELL, (unsigned long long)qi.cell_bytes,
+	      qi.slots, (unsigned long long)qi.max_msg, (unsigned long long)qi.head,
+	      (unsigned long long)qi.depth);
+	OK(shmbus_channel_info(bus, "info-cells", &ci));
+	CHECK(ci.cell_bytes == CELL && ci.capacity == 16 && ci.value_size == 16 * CELL,
+	      "channel info: cell_bytes %llu capacity %llu value_size %llu",
+	      (unsigned long long)ci.cell_bytes, (unsigned long long)ci.capacity,
+	      (unsigned long long)ci.value_size);
+
+	/* A caller built before cell_bytes: nothing past its struct. */
+	memset(buf, 0xa5, sizeof(buf));
+	memcpy(buf, &old, sizeof(old));
+	OK(shmbus_queue_info(q, (shmbus_queue_info_t *)(void *)buf, NULL, 0));
+	memcpy(&so, buf, sizeof(so));
+	CHECK(so == old, "older queue info struct: size_of %u, asked %u", so, old);
+	for (i = old; i < sizeof(buf); i++)
+		CHECK(buf[i] == 0xa5, "older queue info struct of %u B: byte %zu written", old, i);
+	OK(shmbus_queue_close(q));
+
+	/* A queue of slots says 0. */
+	shmbus_queue_opts_init(&o);
+	o.slots = 16;
+	OK(shmbus_queue_open(bus, "info-slots", &o, &s));
+	memset(&qi, 0xff, sizeof(qi));
+	qi.size_of = sizeof(qi);
+	OK(shmbus_queue_info(s, &qi, NULL, 0));
+	CHECK(qi.cell_bytes == 0 && qi.max_msg == 4096, "queue of slots: cell_bytes %llu max_msg %llu",
+	      (unsigned long long)qi.cell_bytes, (unsigned long long)qi.max_msg);
+	memset(&ci, 0xff, sizeof(ci));
+	ci.size_of = sizeof(ci);
+	OK(shmbus_channel_info(bus, "info-slots", &ci));
+	CHECK(ci.cell_bytes == 0, "channel info of a queue of slots: cell_bytes %llu",
+	      (unsigned long long)ci.cell_bytes);
+	OK(shmbus_queue_close(s));
+	printf("ok info_says_cells\n");
+}
+
 static void cleanup(void)
 {
 	if (getpid() == parent && bus_name)
@@ -810,6 +867,7 @@ int main(void)
 	bo.size = 64ull << 20;
 	OK(shmbus_bus_create(bus_name, &bo, &bus));
 	test_options();
+	test_info_says_cells();
 	test_hostile_record_length();
 	test_reserve_commit_abort_peek_many();
 	test_big_message_at_wrap();
