@@ -331,9 +331,9 @@ run put -c --kind queue --slots 4 --max-msg 64 "$Q" jobs m1 'm 2'
 expect "put --create --kind queue with two messages" code 0
 run info --json "$Q"
 expect "info --json: queue with slots, max_msg, head, no groups" \
-	json "[(q['slots'],q['max_msg'],q['head'],q['shut'],q['groups']) for c in d['channels'] if c['name']=='jobs' and c['kind']=='queue' for q in [c['queue']]]==[(4,64,2,False,[])]"
+	json "[(q['slots'],q['cell_bytes'],q['max_msg'],q['head'],q['shut'],q['groups']) for c in d['channels'] if c['name']=='jobs' and c['kind']=='queue' for q in [c['queue']]]==[(4,0,64,2,False,[])]"
 run info "$Q"
-expect "info shows the queue line" out_has '^      queue: 4 slots, max message 64 B, head 2'
+expect "info shows the queue line" out_has '^      queue: 4 slots of 64 B, head 2'
 run get "$Q" jobs
 expect "get takes the first message" eval "code 0 && out_is m1"
 run info --json "$Q"
@@ -369,6 +369,34 @@ run put "$Q" jobs more
 expect "put after shut: exit 6" eval "code 6 && err_has 'shut'"
 run info --json "$Q"
 expect "info --json: shut" json "[c for c in d['channels'] if c['name']=='jobs' and c['queue']['shut']]"
+
+run put -c -k queue --slots 16 --cell-bytes 64 "$Q" cells before
+expect "put --create --kind queue --cell-bytes makes a queue of cells" code 0
+run info "$Q"
+expect "info: a queue of slots says 'slots of N B'" out_has '^      queue: 4 slots of 64 B, head 5'
+expect "info: a queue of cells says 'cells of N B', its largest message and depth in cells" \
+	out_has '^      queue: 16 cells of 64 B, max message 1024 B, head 1, depth 0 cells, '
+run get -g cg -t 0 "$Q" cells
+expect "get on a queue of cells makes its group (nothing new yet: exit 3)" \
+	eval "code 3 && err_has \"no message for group 'cg'\""
+big=$(printf 'c%.0s' $(seq 150))        # 3 cells of 64 B
+run put "$Q" cells small "$big" tail
+expect "put to the queue of cells" code 0
+run info --json "$Q"
+expect "info --json: cell_bytes 64 for the queue of cells (depth in cells), 0 for slots" \
+	json "sorted((c['name'],c['queue']['cell_bytes'],c['queue']['slots'],c['queue']['max_msg'],c['queue']['head'],c['queue']['depth'] if c['name']=='cells' else None) for c in d['channels'] if c['name'] in ('jobs','cells'))==[('cells',64,16,1024,6,5),('jobs',0,4,64,5,None)]"
+run get -g cg -n 3 -s "$Q" cells
+expect "get takes its messages whole, seqs counting cells" \
+	eval "code 0 && out_is \$'1: small\n2: $big\n5: tail'"
+run put "$Q" cells "$(printf 'c%.0s' $(seq 1025))"
+expect "a message over the queue of cells' max_msg: exit 1, both sizes" \
+	eval "code 1 && err_has '1025' && err_has '1024'"
+run put -c -k queue --cell-bytes 12 "$Q" badcells x
+expect "--cell-bytes not a multiple of 8: exit 1, the library's words" \
+	eval "code 1 && err_has 'multiple of 8'"
+run put -c --cell-bytes 64 "$Q" y 1
+expect "--cell-bytes alone makes a queue, as --slots does" \
+	eval "code 0 && \"$S\" info --json \"$Q\" | grep -q '\"cell_bytes\": 64, \"max_msg\": 65536'"
 
 run put -c -k queue --stdin "$Q" lines <<<$'x1\nx2\nx3'
 expect "put --stdin: one message per line" code 0

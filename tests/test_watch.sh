@@ -6,8 +6,9 @@
 #
 # Proves: each change prints one line naming BUS:CHANNEL (state: the current
 # value first, then each new one with its seq; queue: each message put
-# after watch started; end of stream; event set and clear); --json gives
-# one object per line with bus, channel and kind; watching a queue takes no
+# after watch started, on a queue of cells too; end of stream; event set
+# and clear); --json gives one object per line with bus, channel and
+# kind; watching a queue takes no
 # message from the consumer groups that were there, and watch's own group
 # is gone once it ends; --count, --timeout (exit 3), Ctrl+C (exit 0) and
 # every queue ending (exit 0) stop it; names from outside are printed
@@ -142,6 +143,23 @@ if got != want:
     print(got, file=sys.stderr)
     sys.exit(1)
 EOF"
+
+echo "== a queue of cells"
+"$S" put --create --kind queue --slots 16 --cell-bytes 64 "$C" cells before >/dev/null
+big=$(printf 'z%.0s' $(seq 150))                  # 3 cells of 64 B
+start -n 3 -t 60 "$C:cells"
+wait_for 30 has_watch_group "$C"
+step 1 "$S" put "$C" cells small
+step 2 "$S" put "$C" cells "$big"
+step 3 "$S" put "$C" cells tail
+finish
+expect "watch BUS:Q on a queue of cells: each message whole, its seq counting cells" \
+	eval "code 0 && out_is \"\$(printf '%s\n' '$C:cells 1: small' '$C:cells 2: $big' '$C:cells 5: tail')\""
+"$S" get -g mine -t 0 "$C" cells >/dev/null 2>&1    # makes the group (nothing new yet)
+"$S" put "$C" cells mine1 >/dev/null
+run watch -n 1 -t 30 -g mine "$C:cells"
+expect "watch -g GROUP BUS:Q on a queue of cells: the group's next message" \
+	eval "code 0 && out_is '$C:cells 6: mine1'"
 
 echo "== a whole bus, stops, errors"
 "$P" "$B" event go set

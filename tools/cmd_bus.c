@@ -197,11 +197,12 @@ static const char info_help[] =
 	"Describe a bus: size and heap use, attached peers (pid, alive, attach\n"
 	"time), and every channel with its kind, dtype, shape, value size and\n"
 	"sequence number (state: the last value's; queue: the next message's).\n"
-	"For a queue also: slots, largest message, depth (messages not yet\n"
-	"consumed by the slowest group), producers, whether it is shut, and per\n"
-	"consumer group its cursor, lag and members (live/registered). A NATS\n"
-	"bridge's status channel (_bridge.NAME) is decoded: connection, links,\n"
-	"rates, lag, errors.\n"
+	"For a queue also: its ring ('N slots of M B', or 'N cells of M B' and\n"
+	"the largest message for a queue of cells), head, depth (messages not\n"
+	"yet consumed by the slowest group; with cells, counted in cells),\n"
+	"producers, whether it is shut, and per consumer group its cursor, lag\n"
+	"and members (live/registered). A NATS bridge's status channel\n"
+	"(_bridge.NAME) is decoded: connection, links, rates, lag, errors.\n"
 	"\n"
 	"  --json   one JSON object (fields as above)\n";
 

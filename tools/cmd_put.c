@@ -39,7 +39,13 @@ static const char put_help[] =
 	"                      process may write, in turn; recorded in the channel)\n"
 	"      --slots N       with --create --kind queue: ring slots (default 1024, fewer\n"
 	"                      on a bus with less room; see shmbus.h)\n"
-	"      --max-msg SIZE  with --create --kind queue: largest message (4K)\n"
+	"      --max-msg SIZE  with --create --kind queue: largest message (4K; with\n"
+	"                      --cell-bytes: the whole ring)\n"
+	"      --cell-bytes SIZE\n"
+	"                      with --create --kind queue: a queue of cells of SIZE\n"
+	"                      bytes (a multiple of 8; --slots then counts cells),\n"
+	"                      a message taking the cells it needs (default 0: a\n"
+	"                      message per slot of --max-msg bytes)\n"
 	"  -x, --hex           VALUES are hex bytes (bytes channels and queues)\n"
 	"      --stdin         read values from standard input, one per line: each\n"
 	"                      line a state value (written in turn) or a message\n"
@@ -51,7 +57,7 @@ static const char put_help[] =
 
 enum { P_CREATE = 'c', P_DTYPE = 'd', P_SHAPE = 'S', P_KIND = 'k', P_SLOTS = 1,
        P_MAXMSG = 2, P_HEX = 'x', P_STDIN = 3, P_TIMEOUT = 't', P_SHUT = 4,
-       P_WAIT_GROUPS = 5, P_WRITERS = 6 };
+       P_WAIT_GROUPS = 5, P_WRITERS = 6, P_CELL = 7 };
 
 struct put_opts {
 	int create, hex, from_stdin, shut;
@@ -60,7 +66,7 @@ struct put_opts {
 	uint64_t shape[SHMBUS_MAX_DIMS];
 	int kind;
 	int writers;            /* shmbus_writers_t; 0: not given */
-	uint64_t slots, max_msg;
+	uint64_t slots, max_msg, cell_bytes;
 	int64_t timeout_ns;
 	uint64_t wait_groups;   /* 0: do not wait */
 };
@@ -275,6 +281,7 @@ static int create_queue(shmbus_bus_t *bus, const char *chan, const struct put_op
 	shmbus_queue_opts_init(&qo);
 	qo.slots = (uint32_t)po->slots;
 	qo.max_msg = po->max_msg;
+	qo.cell_bytes = po->cell_bytes;
 	r = shmbus_queue_open(bus, chan, &qo, &q);
 	if (r)
 		return cli_fail(r, "cannot create queue '%s' on bus '%s'", chan, shmbus_bus_name(bus));
@@ -330,6 +337,10 @@ static int parse_put_opt(int o, const char *arg, struct put_opts *po)
 		if (cli_parse_size(arg, "max-msg", &po->max_msg))
 			return EX_USAGE;
 		break;
+	case P_CELL:
+		if (cli_parse_size(arg, "cell-bytes", &po->cell_bytes))
+			return EX_USAGE;
+		break;
 	case P_TIMEOUT:
 		if (cli_parse_duration(arg, "timeout", &po->timeout_ns))
 			return EX_USAGE;
@@ -371,7 +382,8 @@ int cmd_put(int argc, char **argv)
 		{"slots", 0, 1, P_SLOTS}, {"max-msg", 0, 1, P_MAXMSG},
 		{"hex", 'x', 0, P_HEX}, {"stdin", 0, 0, P_STDIN},
 		{"timeout", 't', 1, P_TIMEOUT}, {"shut", 0, 0, P_SHUT},
-		{"wait-groups", 0, 1, P_WAIT_GROUPS}, {"writers", 0, 1, P_WRITERS}, {0}};
+		{"wait-groups", 0, 1, P_WAIT_GROUPS}, {"writers", 0, 1, P_WRITERS},
+		{"cell-bytes", 0, 1, P_CELL}, {0}};
 	struct put_opts po;
 	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
 	struct cli_args a;
@@ -409,8 +421,8 @@ int cmd_put(int argc, char **argv)
 			fprintf(stderr, "(--create makes a new channel)\n");
 		goto out;
 	}
-	kind = exists ? ci.kind : (po.kind ? po.kind : (po.slots || po.max_msg)
-	                                   ? SHMBUS_KIND_QUEUE : SHMBUS_KIND_STATE);
+	kind = exists ? ci.kind : (po.kind ? po.kind : (po.slots || po.max_msg ||
+	                                    po.cell_bytes) ? SHMBUS_KIND_QUEUE : SHMBUS_KIND_STATE);
 	if (exists && po.kind && po.kind != kind) {
 		rc = cli_msg(cli_exit_code(SHMBUS_ETYPE), "channel '%s' of bus '%s' is a %s, not a %s",
 		             chan, a.pos[0], shmbus_kind_name(kind), shmbus_kind_name(po.kind));
@@ -422,8 +434,8 @@ int cmd_put(int argc, char **argv)
 		goto out;
 	}
 	if (kind == SHMBUS_KIND_STATE) {
-		if (po.shut || po.slots || po.max_msg || po.wait_groups)
-			rc = cli_usage_error("--shut, --slots, --max-msg and --wait-groups are for queues; '%s' is a state channel",
+		if (po.shut || po.slots || po.max_msg || po.cell_bytes || po.wait_groups)
+			rc = cli_usage_error("--shut, --slots, --max-msg, --cell-bytes and --wait-groups are for queues; '%s' is a state channel",
 			                     chan);
 		else if (po.writers && !po.create)
 			rc = cli_usage_error("--writers applies with --create");
@@ -445,7 +457,8 @@ int cmd_put(int argc, char **argv)
 	           kind == SHMBUS_KIND_DICT) {
 		uint64_t length = po.ndim ? po.shape[0] : count_tokens(a.pos + 2, a.npos - 2);
 
-		if (po.shut || po.slots || po.max_msg || po.from_stdin || po.wait_groups ||
+		if (po.shut || po.slots || po.max_msg || po.cell_bytes || po.from_stdin ||
+		    po.wait_groups ||
 		    ((exists || kind != SHMBUS_KIND_ARRAY) && (po.ndim || po.dtype >= 0)))
 			rc = cli_usage_error("'%s' is a %s: only --hex applies%s", chan,
 			                     shmbus_kind_name(kind),

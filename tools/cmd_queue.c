@@ -5,7 +5,8 @@
  * unless --group says otherwise). Groups are durable in the bus, so two
  * `shmbus get` runs in a row take consecutive messages, and a group the
  * command creates starts at the oldest message still queued, which is what
- * someone looking at a queue by hand expects. Messages are taken
+ * someone looking at a queue by hand expects (on a queue of cells, while
+ * the library refuses that, at the newest). Messages are taken
  * zero-copy (peek, print, release): a message is released only after it
  * was written to stdout.
  */
@@ -49,6 +50,21 @@ static void print_msg(const shmbus_msg_t *m, const struct queue_get_opts *o)
 	putchar('\n');
 }
 
+/* Join group as `get` and `watch -g` do: a group they make starts at the
+ * oldest message still queued. A library that cannot start a group of a
+ * queue of cells there (SHMBUS_GROUP_EARLIEST refused with cells) starts
+ * it at the newest instead; an existing group resumes at its cursor
+ * either way. */
+int queue_join_earliest(shmbus_queue_t *q, const char *group)
+{
+	shmbus_queue_info_t qi = {.size_of = sizeof(qi)};
+	int r = shmbus_queue_join(q, group, SHMBUS_GROUP_EARLIEST);
+
+	if (r == SHMBUS_EINVAL && shmbus_queue_info(q, &qi, NULL, 0) == 0 && qi.cell_bytes)
+		r = shmbus_queue_join(q, group, SHMBUS_GROUP_LATEST);
+	return r;
+}
+
 int queue_get(shmbus_bus_t *bus, const char *chan, const struct queue_get_opts *o)
 {
 	const char *bn = shmbus_bus_name(bus);
@@ -59,7 +75,8 @@ int queue_get(shmbus_bus_t *bus, const char *chan, const struct queue_get_opts *
 	r = open_queue(bus, chan, &q);
 	if (r)
 		return cli_fail(r, "queue '%s' of bus '%s'", chan, bn);
-	r = shmbus_queue_join(q, o->group, o->latest ? SHMBUS_GROUP_LATEST : SHMBUS_GROUP_EARLIEST);
+	r = o->latest ? shmbus_queue_join(q, o->group, SHMBUS_GROUP_LATEST) :
+	                queue_join_earliest(q, o->group);
 	if (r) {
 		rc = cli_fail(r, "cannot join group '%s' of queue '%s'", o->group, chan);
 		goto out;
@@ -257,10 +274,10 @@ int queue_info(shmbus_bus_t *bus, const char *chan, int json)
 	}
 	n = qi.groups < cap ? qi.groups : cap;
 	if (json) {
-		printf("\"queue\": {\"slots\": %u, \"max_msg\": %" PRIu64 ", \"head\": %" PRIu64
-		       ", \"depth\": %" PRIu64 ", \"producers\": %u, \"shut\": %s, \"groups\": [",
-		       qi.slots, qi.max_msg, qi.head, qi.depth, qi.producers,
-		       qi.shut ? "true" : "false");
+		printf("\"queue\": {\"slots\": %u, \"cell_bytes\": %" PRIu64 ", \"max_msg\": %" PRIu64
+		       ", \"head\": %" PRIu64 ", \"depth\": %" PRIu64 ", \"producers\": %u"
+		       ", \"shut\": %s, \"groups\": [", qi.slots, qi.cell_bytes, qi.max_msg, qi.head,
+		       qi.depth, qi.producers, qi.shut ? "true" : "false");
 		for (i = 0; i < n; i++) {
 			printf("%s{\"name\": ", i ? ", " : "");
 			json_str(stdout, g[i].name, strnlen(g[i].name, sizeof(g[i].name)));
@@ -272,9 +289,16 @@ int queue_info(shmbus_bus_t *bus, const char *chan, int json)
 		printf("]}");
 		goto out;
 	}
-	printf("      queue: %u slots, max message %" PRIu64 " B, head %" PRIu64 ", depth %" PRIu64
-	       ", %u producer%s, %s\n", qi.slots, qi.max_msg, qi.head, qi.depth,
-	       qi.producers, qi.producers == 1 ? "" : "s", qi.shut ? "shut" : "open");
+	/* With cells, head, depth and lags count cells: say so. */
+	if (qi.cell_bytes)
+		printf("      queue: %u cells of %" PRIu64 " B, max message %" PRIu64 " B, head %"
+		       PRIu64 ", depth %" PRIu64 " cells", qi.slots, qi.cell_bytes, qi.max_msg,
+		       qi.head, qi.depth);
+	else
+		printf("      queue: %u slots of %" PRIu64 " B, head %" PRIu64 ", depth %" PRIu64,
+		       qi.slots, qi.max_msg, qi.head, qi.depth);
+	printf(", %u producer%s, %s\n", qi.producers, qi.producers == 1 ? "" : "s",
+	       qi.shut ? "shut" : "open");
 	for (i = 0; i < n; i++)
 		printf("      group %-16s cursor %-8" PRIu64 " lag %-8" PRIu64
 		       " members %u/%u%s\n", term_text(g[i].name), g[i].cursor, g[i].lag,
