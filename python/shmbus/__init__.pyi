@@ -169,6 +169,7 @@ class Queue:
     group: Optional[str]
     max_msg: int
     slots: int
+    cell_bytes: int          # 0 for a queue of slots
     @property
     def closed(self) -> bool: ...
     @property

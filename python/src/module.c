@@ -802,7 +802,7 @@ const char *sbpy_name_arg(PyObject *name, const char *what)
 
 PyObject *sbpy_channel_info_dict(const shmbus_channel_info_t *c)
 {
-	PyObject *shape, *name = sbpy_shm_name(c->name, sizeof(c->name), "channel");
+	PyObject *d, *shape, *name = sbpy_shm_name(c->name, sizeof(c->name), "channel");
 	uint32_t k;
 
 	if (!name)
@@ -814,12 +814,21 @@ PyObject *sbpy_channel_info_dict(const shmbus_channel_info_t *c)
 	}
 	for (k = 0; k < c->ndim && k < SHMBUS_MAX_DIMS; k++)
 		PyTuple_SET_ITEM(shape, k, PyLong_FromUnsignedLongLong(c->shape[k]));
-	return Py_BuildValue("{s:N,s:s,s:s,s:N,s:K,s:K,s:K,s:K}", "name", name, "kind",
-	                     shmbus_kind_name(c->kind), "dtype",
-	                     shmbus_dtype_name(c->dtype) ? shmbus_dtype_name(c->dtype) : "?",
-	                     "shape", shape, "value_size", (unsigned long long)c->value_size,
-	                     "capacity", (unsigned long long)c->capacity, "area_size",
-	                     (unsigned long long)c->area_size, "seq", (unsigned long long)c->seq);
+	d = Py_BuildValue("{s:N,s:s,s:s,s:N,s:K,s:K,s:K,s:K}", "name", name, "kind",
+	                  shmbus_kind_name(c->kind), "dtype",
+	                  shmbus_dtype_name(c->dtype) ? shmbus_dtype_name(c->dtype) : "?",
+	                  "shape", shape, "value_size", (unsigned long long)c->value_size,
+	                  "capacity", (unsigned long long)c->capacity, "area_size",
+	                  (unsigned long long)c->area_size, "seq", (unsigned long long)c->seq);
+	/* a queue's: its cell size, 0 for a queue of slots */
+	if (d && c->kind == SHMBUS_KIND_QUEUE) {
+		PyObject *cb = PyLong_FromUnsignedLongLong(c->cell_bytes);
+
+		if (!cb || PyDict_SetItemString(d, "cell_bytes", cb) < 0)
+			Py_CLEAR(d);
+		Py_XDECREF(cb);
+	}
+	return d;
 }
 
 static PyObject *bus_channels(PyObject *self, PyObject *unused)

@@ -20,6 +20,7 @@ typedef struct {
 	PyObject *name;
 	PyObject *group;        /* joined group name, or None */
 	uint64_t max_msg;
+	uint64_t cell_bytes;    /* 0: a queue of slots */
 	uint32_t slots;
 	int peeking;            /* a peek() context holds a message */
 } sbpy_queue;
@@ -149,6 +150,7 @@ PyObject *sbpy_bus_queue(PyObject *self, PyObject *args, PyObject *kw)
 	q->group = Py_None;
 	q->max_msg = info.max_msg;
 	q->slots = info.slots;
+	q->cell_bytes = info.cell_bytes;
 	q->peeking = 0;
 	sbpy_child_attach(&q->h, bus, queue_close_fn);
 	if (group != Py_None && do_join(q, group, earliest, durable) < 0) {
@@ -649,7 +651,8 @@ static PyObject *queue_info(PyObject *self, PyObject *unused)
 	}
 	if (!groups)
 		return NULL;
-	return Py_BuildValue("{s:I,s:K,s:K,s:K,s:I,s:O,s:N}", "slots", i.slots, "max_msg",
+	return Py_BuildValue("{s:I,s:K,s:K,s:K,s:K,s:I,s:O,s:N}", "slots", i.slots, "cell_bytes",
+	                     (unsigned long long)i.cell_bytes, "max_msg",
 	                     (unsigned long long)i.max_msg, "head", (unsigned long long)i.head,
 	                     "depth", (unsigned long long)i.depth, "producers", i.producers,
 	                     "closed", i.shut ? Py_True : Py_False, "groups", groups);
@@ -692,6 +695,12 @@ static PyObject *queue_repr(PyObject *self)
 {
 	sbpy_queue *q = (sbpy_queue *)self;
 
+	if (q->cell_bytes)
+		return PyUnicode_FromFormat("<shmbus.Queue %R slots=%u cell_bytes=%llu max_msg=%llu "
+		                            "group=%R%s>", q->name, q->slots,
+		                            (unsigned long long)q->cell_bytes,
+		                            (unsigned long long)q->max_msg, q->group,
+		                            q->q ? "" : " detached");
 	return PyUnicode_FromFormat("<shmbus.Queue %R slots=%u max_msg=%llu group=%R%s>", q->name,
 	                            q->slots, (unsigned long long)q->max_msg, q->group,
 	                            q->q ? "" : " detached");
@@ -767,7 +776,9 @@ static PyMethodDef queue_methods[] = {
 	{"detach", queue_detach, METH_NOARGS,
 	 "detach(): release this handle (the queue and its groups stay). Leaving a\n"
 	 "`with bus.queue(...) as q:` block does this."},
-	{"info", queue_info, METH_NOARGS, "info() -> dict: slots, head, depth, groups, closed."},
+	{"info", queue_info, METH_NOARGS,
+	 "info() -> dict: slots, cell_bytes, max_msg, head, depth, producers, closed, groups\n"
+	 "(with cells, head, depth and each group's cursor and lag count cells)."},
 	{"set_wait", (PyCFunction)(void (*)(void))queue_set_wait, METH_VARARGS | METH_KEYWORDS,
 	 "set_wait(policy, spin=None): 'spin_park' (default), 'spin' or 'park'."},
 	{"__enter__", queue_enter, METH_NOARGS, NULL},
@@ -779,7 +790,10 @@ static PyMemberDef queue_members[] = {
 	{"name", T_OBJECT, offsetof(sbpy_queue, name), READONLY, "channel name"},
 	{"group", T_OBJECT, offsetof(sbpy_queue, group), READONLY, "joined group, or None"},
 	{"max_msg", T_ULONGLONG, offsetof(sbpy_queue, max_msg), READONLY, "largest message in bytes"},
-	{"slots", T_UINT, offsetof(sbpy_queue, slots), READONLY, "ring slots"},
+	{"slots", T_UINT, offsetof(sbpy_queue, slots), READONLY,
+	 "ring slots (with cell_bytes: cells)"},
+	{"cell_bytes", T_ULONGLONG, offsetof(sbpy_queue, cell_bytes), READONLY,
+	 "bytes per cell of a queue of cells; 0 for a queue of slots"},
 	{NULL, 0, 0, 0, NULL},
 };
 

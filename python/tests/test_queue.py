@@ -405,3 +405,26 @@ def test_cells_carry_small_and_large_messages_in_one_ring(bus):
         q.put(b"x" * (1024 * 64 + 1), timeout=0)
     with pytest.raises(shmbus.InvalidArgument):
         bus.queue("cells_bad", cell_bytes=12)
+
+
+def test_a_queue_says_whether_it_has_cells(bus):
+    # docs/python.md: Queue.cell_bytes, info()["cell_bytes"] and a queue's
+    # entry in bus.channels() give the cell size, 0 for a queue of slots;
+    # with cells, head and depth count cells.
+    c = bus.queue("cellsinfo", slots=16, cell_bytes=64, group="g")
+    s = bus.queue("slotsinfo", slots=16, max_msg=128)
+    assert (c.cell_bytes, c.slots, c.max_msg) == (64, 16, 16 * 64)
+    assert (s.cell_bytes, s.slots, s.max_msg) == (0, 16, 128)
+    c.put(b"x" * 100)                # 2 cells of 64
+    c.put(b"y")                      # 1 cell
+    i = c.info()
+    assert (i["cell_bytes"], i["slots"], i["head"], i["depth"]) == (64, 16, 3, 3)
+    assert s.info()["cell_bytes"] == 0
+    chans = {ch["name"]: ch for ch in bus.channels()}
+    assert chans["cellsinfo"]["cell_bytes"] == 64 and chans["cellsinfo"]["capacity"] == 16
+    assert chans["slotsinfo"]["cell_bytes"] == 0
+    assert "cell_bytes=64" in repr(c) and "cell_bytes" not in repr(s)
+    # another handle on the same queue, opened without naming the cell size
+    other = bus.queue("cellsinfo", create=False)
+    assert other.cell_bytes == 64
+    assert c.get() == b"x" * 100 and c.info()["depth"] == 1
