@@ -498,7 +498,18 @@ static int queue_gc(struct sb_chan *ch, uint32_t *reaped)
 	*reaped = 0;
 	if (r)
 		return r;
-	*reaped = sb_q_reap_producers(&v) + sb_q_reap_members(&v, -1, NULL);
+	*reaped = sb_q_reap_members(&v, -1, NULL);
+	/* With cells a dead producer's record stays until every group passed
+	 * its claim: pass the dead claims at the groups' cursors first (the
+	 * members' rule; a group with no live member would never do it). */
+	if (v.cell) {
+		uint32_t i, ng = sb_q_hi(&v.ctl->groups_hi, v.max_groups);
+		uint64_t token = ch->bus->token ? ch->bus->token : sb_self_token();
+
+		for (i = 0; i < ng; i++)
+			sb_q_pass_dead_claim(&v, (int32_t)i, token);
+	}
+	*reaped += sb_q_reap_producers(&v);
 	sb_q_view_free(&v);
 	return 0;
 }
@@ -806,7 +817,7 @@ static int create_group(struct sb_q_view *v, const char *name, uint32_t flags)
 /* Called with the bus mutex held (join is the only caller), so two joiners
  * never fill the same free record at once; the CAS below only races
  * reapers and adopters, which never turn a free record into a live one. */
-static int add_member(struct sb_q_view *v, uint32_t gi, uint64_t token)
+int sb_q_add_member(struct sb_q_view *v, uint32_t gi, uint64_t token)
 {
 	int pass;
 	uint32_t i;
@@ -874,7 +885,7 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 		return r;
 	gi = find_group(v, group);
 	/* A new group's member record points nowhere until the group exists. */
-	mi = add_member(v, gi >= 0 ? (uint32_t)gi : UINT32_MAX, q->token);
+	mi = sb_q_add_member(v, gi >= 0 ? (uint32_t)gi : UINT32_MAX, q->token);
 	if (mi < 0) {
 		sb_bus_unlock(v->bus);
 		return mi;

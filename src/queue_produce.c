@@ -134,11 +134,17 @@ static int full_err(shmbus_queue_t *q, int code, int32_t blocker, uint64_t gate)
  * members and, with detach (the group has blocked us for the liveness
  * timeout), stop it gating if it has no live member left (unless DURABLE):
  * a member that restarts within the liveness timeout loses nothing. */
-static void check_liveness(struct sb_q_view *v, int32_t gi, uint64_t gate, int detach)
+static void check_liveness(struct sb_q_view *v, int32_t gi, uint64_t gate, int detach,
+                           uint64_t token)
 {
 	if (gi < 0)
 		return;
-	sb_q_skip_abandoned(v, gate);
+	/* With cells the skip needs a length and a hold: the members' rule,
+	 * with a borrowed member record (sb_q_pass_dead_claim). */
+	if (v->cell)
+		sb_q_pass_dead_claim(v, gi, token);
+	else
+		sb_q_skip_abandoned(v, gate);
 	sb_q_reap_members(v, gi, NULL);
 	if (detach)
 		sb_q_maybe_detach(v, gi);
@@ -181,7 +187,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 			due = polled++ ? 0 : sb_q_live_due(v, blocker, sb_now_ns(),
 			                                    q->ch.bus->liveness_ns);
 			if (due) {
-				check_liveness(v, blocker, gate, due == 2);
+				check_liveness(v, blocker, gate, due == 2, q->token);
 				continue;
 			}
 			return full_err(q, SHMBUS_EAGAIN, blocker, gate);
@@ -196,7 +202,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 		due = now >= w->next_live ? 2 : sb_q_live_due(v, blocker, now, q->ch.bus->liveness_ns);
 		if (due) {
 			w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
-			check_liveness(v, blocker, gate, due == 2);
+			check_liveness(v, blocker, gate, due == 2, q->token);
 			continue;
 		}
 		if (sb_park_left_at(&w->pk, now) == 0)

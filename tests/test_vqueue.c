@@ -708,6 +708,106 @@ static void test_killed_producer_claim_is_passed(void)
 	munmap(kp, sizeof(*kp));
 }
 
+/* ---- dead claims behind a group with no member ----------------------- */
+
+/* A child that reserves 3 cells of queue `name` (seqs 0..2) and holds them
+ * until it is killed. */
+static void dc_child(const char *name, int to_parent)
+{
+	shmbus_bus_t *b;
+	shmbus_queue_t *q;
+	void *ptr;
+
+	if (shmbus_bus_open(bus_name, NULL, &b) != 0 || shmbus_queue_open(b, name, NULL, &q) != 0)
+		_exit(2);
+	if (shmbus_queue_reserve(q, 3 * CELL, &ptr, LONG_NS) != 0)
+		_exit(3);
+	memset(ptr, 0xee, 3 * CELL);
+	say(to_parent, 'r');
+	for (;;)
+		pause();
+}
+
+/* A DURABLE group whose only member left, and a producer killed between
+ * reserve and commit at the group's cursor (seqs 0..2 of 16 cells). The
+ * group's members are not there to pass the dead claim, so the blocked
+ * producer (by_gc 0: a put polling a full ring) or gc (by_gc 1) does, by
+ * the members' rule: a member that joins later gets the next message at
+ * once, with a liveness timeout of 60 s it could not have waited out
+ * (by_gc 0: the producer's poll ran the group's liveness round, so the
+ * member's own checks are a liveness timeout away); gc publishes the
+ * skip, with the claim's length, in the record's first cell (by_gc 1,
+ * looked at through the segment, since the member would run its own
+ * round at once). */
+static void dead_claim_round(int by_gc)
+{
+	const char *name = by_gc ? "dg" : "dp";
+	shmbus_queue_t *p = open_cells(name, 16, 0), *d = open_cells(name, 0, 0);
+	static uint8_t msg[16 * CELL], out[16 * CELL];
+	struct sb_q_slot *sl;
+	uint64_t t0, w;
+	uint32_t i, reaped = 0;
+	int c2p[2], st, r;
+	pid_t kid;
+
+	OK(shmbus_bus_set_liveness(bus, 60000000000ll));
+	OK(shmbus_queue_join(d, "d", SHMBUS_GROUP_DURABLE));
+	OK(shmbus_queue_close(d));
+	CHECK(pipe(c2p) == 0, "pipe: %s", strerror(errno));
+	kid = fork();
+	CHECK(kid >= 0, "fork: %s", strerror(errno));
+	if (kid == 0)
+		dc_child(name, c2p[1]);
+	CHECK(hear(c2p[0]) == 'r', "the child did not reserve");
+	CHECK(kill(kid, SIGKILL) == 0, "kill: %s", strerror(errno));
+	CHECK(waitpid(kid, &st, 0) == kid && WIFSIGNALED(st), "the child ended with %#x", st);
+	CHECK(head_of(p) == 3, "head %llu after the child's reservation, expected 3",
+	      (unsigned long long)head_of(p));
+	/* 13 messages of a cell fill the ring behind the group's cursor (0). */
+	for (i = 0; i < 13; i++) {
+		fill(msg, 8, 1, i);
+		OK(shmbus_queue_put(p, msg, 8, 0));
+	}
+	sl = sb_q_slot(&p->v, 0);
+	if (by_gc) {
+		OK(shmbus_bus_gc(bus, &reaped));
+		/* acquire: the word, then its length. */
+		w = atomic_load_explicit(&sl->published, memory_order_acquire);
+		CHECK(w == (1 | SB_Q_SKIP) && sl->flags == 3,
+		      "after gc the dead claim's first cell has word %#llx, length %u; expected a SKIP of 3",
+		      (unsigned long long)w, sl->flags);
+	} else {
+		fill(msg, 8, 1, 13);
+		EXPECT_CODE(shmbus_queue_put(p, msg, 8, 0), SHMBUS_EAGAIN);
+	}
+	d = open_cells(name, 0, 0);
+	OK(shmbus_queue_join(d, "d", SHMBUS_GROUP_DURABLE));
+	t0 = test_now_ns();
+	for (i = 0; i < 13; i++) {
+		size_t len = 0;
+
+		r = shmbus_queue_get(d, out, sizeof(out), &len, NULL, GET_NS);
+		CHECK(r == 0, "%s: get %u behind the dead claim: %s (%s) after %.0f ms",
+		      by_gc ? "gc" : "producer", i, shmbus_strerror(r), shmbus_last_error(),
+		      (test_now_ns() - t0) / 1e6);
+		CHECK(len == 8 && check_msg(out, 8, 1, i, msg) == 0, "message %u: %zu bytes, not intact", i, len);
+	}
+	printf("ok dead_claim_behind_durable_group (passed by %s): the member got 13 messages in %.0f ms\n",
+	       by_gc ? "gc" : "a blocked producer", (test_now_ns() - t0) / 1e6);
+	OK(shmbus_bus_set_liveness(bus, LIVENESS_NS));
+	close(c2p[0]);
+	close(c2p[1]);
+	OK(shmbus_queue_close(p));
+	OK(shmbus_queue_close(d));
+	OK(shmbus_channel_delete(bus, name));
+}
+
+static void test_dead_claim_behind_durable_group(void)
+{
+	dead_claim_round(0);
+	dead_claim_round(1);
+}
+
 /* ---- memory ---------------------------------------------------------- */
 
 static void test_mixed_stream_memory(void)
@@ -814,6 +914,7 @@ int main(void)
 	test_reserve_commit_abort_peek_many();
 	test_big_message_at_wrap();
 	test_killed_producer_claim_is_passed();
+	test_dead_claim_behind_durable_group();
 	test_mixed_stream_memory();
 	test_mixed_sizes_exactly_once_per_group();
 	OK(shmbus_bus_close(bus));
