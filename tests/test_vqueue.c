@@ -808,6 +808,77 @@ static void test_dead_claim_behind_durable_group(void)
 	dead_claim_round(1);
 }
 
+/* ---- a detached group's floor ---------------------------------------- */
+
+/* A group whose only member left (not DURABLE) stops gating once it has
+ * blocked a producer for the liveness timeout; the producer raises the
+ * group's floor to let itself pass, as with slots by what it needs plus a
+ * quarter ring, and with cells only to a record's first seq. Records of 1
+ * to 5 cells, so that a floor at a lap ago plus a quarter ring mostly
+ * falls inside one. The producer puts until the put that needs seq 64 (the
+ * group's cursor is 0 in a ring of 64 cells); that put waits for the
+ * detach and raises the floor, and is the last. A member that rejoins gets
+ * SHMBUS_ELAPPED once, then whole records in order up to the last: those
+ * in the three quarters of the ring the floor left, at least 44 cells of
+ * records of at most 5 cells (a floor at the head, as before, would leave
+ * it the last message only). */
+static size_t df_len(uint32_t i)
+{
+	return (i % 5 + 1) * CELL - 8;
+}
+
+static void test_detached_floor_on_record_starts(void)
+{
+	shmbus_queue_t *p = open_cells("df", 64, 0), *m = join("df", "g");
+	static uint8_t msg[64 * CELL], out[64 * CELL];
+	uint64_t h, k, pad;
+	uint32_t i, n, first = UINT32_MAX, got = 0;
+	size_t len;
+	int r;
+
+	OK(shmbus_bus_set_liveness(bus, LIVENESS_NS));
+	OK(shmbus_queue_close(m));
+	for (i = 0;; i++) {
+		h = head_of(p);
+		k = cells_of(df_len(i));
+		pad = (h % 64) + k > 64 ? 64 - h % 64 : 0;
+		fill(msg, df_len(i), 2, i);
+		if (h + pad + k - 1 >= 64) {
+			OK(shmbus_queue_put(p, msg, df_len(i), LONG_NS));
+			break;
+		}
+		OK(shmbus_queue_put(p, msg, df_len(i), 0));
+	}
+	n = i + 1;
+	m = join("df", "g");
+	r = shmbus_queue_get(m, out, sizeof(out), &len, NULL, 0);
+	CHECK(r == SHMBUS_ELAPPED, "the rejoined member's first get returned %d (%s), expected SHMBUS_ELAPPED",
+	      r, shmbus_strerror(r));
+	for (;;) {
+		r = shmbus_queue_get(m, out, sizeof(out), &len, NULL, 0);
+		if (r == SHMBUS_EAGAIN)
+			break;
+		CHECK(r == 0, "get %u after the rejoin: %d (%s: %s)", got, r, shmbus_strerror(r),
+		      shmbus_last_error());
+		if (first == UINT32_MAX)
+			first = (uint32_t)(((uint32_t *)out)[1]);
+		i = first + got;
+		CHECK(i < n && len == df_len(i) && check_msg(out, len, 2, i, msg) == 0,
+		      "after the rejoin, get %u: %zu bytes, not message %u of %zu bytes, intact", got,
+		      len, i, i < n ? df_len(i) : 0);
+		got++;
+	}
+	CHECK(got && first + got == n, "the rejoined member got messages %u..%u of 0..%u",
+	      first, first + got - 1, n - 1);
+	CHECK(first > 0 && got >= 44 / 5, "the rejoined member got %u messages (%u..%u): the floor went too far",
+	      got, first, n - 1);
+	printf("ok detached_floor_on_record_starts: %u messages put, the rejoined member lost %u, got %u whole\n",
+	       n, first, got);
+	OK(shmbus_queue_close(p));
+	OK(shmbus_queue_close(m));
+	OK(shmbus_channel_delete(bus, "df"));
+}
+
 /* ---- memory ---------------------------------------------------------- */
 
 static void test_mixed_stream_memory(void)
@@ -915,6 +986,7 @@ int main(void)
 	test_big_message_at_wrap();
 	test_killed_producer_claim_is_passed();
 	test_dead_claim_behind_durable_group();
+	test_detached_floor_on_record_starts();
 	test_mixed_stream_memory();
 	test_mixed_sizes_exactly_once_per_group();
 	OK(shmbus_bus_close(bus));
