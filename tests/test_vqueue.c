@@ -879,6 +879,83 @@ static void test_detached_floor_on_record_starts(void)
 	OK(shmbus_channel_delete(bus, "df"));
 }
 
+/* ---- a group at EARLIEST --------------------------------------------- */
+
+/* SHMBUS_GROUP_EARLIEST on a queue of cells starts at the oldest record
+ * still in the ring, never inside one: 41 records of 1 to 5 cells (with
+ * pads) through a ring of 16 cells, then a group at EARLIEST gets, whole
+ * and in order, every message whose first seq is at or past a lap before
+ * the head (computed from the documented layout: k cells, a pad where a
+ * record would wrap), then what is put after it. Then a record's length
+ * rewritten to 0 or past the ring's end at that start makes a join at
+ * EARLIEST fail with SHMBUS_ECORRUPT (no loop, no crash, no group left
+ * behind), and one at LATEST still works. */
+/* 1 to 5 cells, in an order that puts a lap ago inside a record. */
+static size_t ea_len(uint32_t i)
+{
+	return ((i * 3) % 7 % 5 + 1) * CELL - 8;
+}
+
+static void test_earliest_with_cells(void)
+{
+	shmbus_queue_t *p = open_cells("ea", 16, 0), *e, *l;
+	static uint8_t msg[16 * CELL], out[16 * CELL];
+	uint64_t h = 0, k, start[41], lo;
+	uint32_t i, n = 41, want = UINT32_MAX, got = 0;
+	struct sb_q_slot *sl;
+	uint32_t saved;
+	size_t len;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		k = cells_of(ea_len(i));
+		if (h % 16 + k > 16)
+			h += 16 - h % 16;
+		start[i] = h;
+		h += k;
+		fill(msg, ea_len(i), 3, i);
+		OK(shmbus_queue_put(p, msg, ea_len(i), 0));
+	}
+	CHECK(head_of(p) == h, "head %llu, the layout says %llu", (unsigned long long)head_of(p),
+	      (unsigned long long)h);
+	lo = h - 16;
+	for (i = 0; i < n && want == UINT32_MAX; i++)
+		if (start[i] >= lo)
+			want = i;
+	CHECK(want != UINT32_MAX && start[want] != lo,
+	      "the test wants a lap ago (%llu) inside a record", (unsigned long long)lo);
+	/* Hostile lengths at the oldest record's first cell. */
+	sl = sb_q_slot(&p->v, start[want]);
+	saved = sl->flags;
+	e = open_cells("ea", 0, 0);
+	sl->flags = 0;
+	EXPECT_CODE(shmbus_queue_join(e, "early", SHMBUS_GROUP_EARLIEST), SHMBUS_ECORRUPT);
+	sl->flags = (uint32_t)(17 - start[want] % 16);
+	EXPECT_CODE(shmbus_queue_join(e, "early", SHMBUS_GROUP_EARLIEST), SHMBUS_ECORRUPT);
+	sl->flags = saved;
+	l = join("ea", "late");
+	EXPECT_CODE(shmbus_queue_get(l, out, sizeof(out), NULL, NULL, 0), SHMBUS_EAGAIN);
+	OK(shmbus_queue_join(e, "early", SHMBUS_GROUP_EARLIEST));
+	for (i = want; i < n; i++) {
+		r = shmbus_queue_get(e, out, sizeof(out), &len, NULL, 0);
+		CHECK(r == 0 && len == ea_len(i) && check_msg(out, len, 3, i, msg) == 0,
+		      "EARLIEST: get %u returned %d (%s), %zu bytes; expected message %u of %zu bytes, intact",
+		      got, r, shmbus_strerror(r), len, i, ea_len(i));
+		got++;
+	}
+	EXPECT_CODE(shmbus_queue_get(e, out, sizeof(out), NULL, NULL, 0), SHMBUS_EAGAIN);
+	fill(msg, ea_len(n), 3, n);
+	OK(shmbus_queue_put(p, msg, ea_len(n), 0));
+	get_exact(e, out, sizeof(out), 3, n, ea_len(n), "EARLIEST, a message put after the join");
+	get_exact(l, out, sizeof(out), 3, n, ea_len(n), "LATEST, a message put after the join");
+	printf("ok earliest_with_cells: a lap ago is seq %llu, inside a record; the group started at %llu and got messages %u..%u\n",
+	       (unsigned long long)lo, (unsigned long long)start[want], want, n);
+	OK(shmbus_queue_close(p));
+	OK(shmbus_queue_close(e));
+	OK(shmbus_queue_close(l));
+	OK(shmbus_channel_delete(bus, "ea"));
+}
+
 /* ---- memory ---------------------------------------------------------- */
 
 static void test_mixed_stream_memory(void)
@@ -949,7 +1026,6 @@ static void test_options(void)
 	OK(shmbus_queue_open(bus, "opt", &o, &q));
 	CHECK(q->v.max_msg == 16 * 64, "max_msg %llu, expected the ring's 1024",
 	      (unsigned long long)q->v.max_msg);
-	EXPECT_CODE(shmbus_queue_join(q, "early", SHMBUS_GROUP_EARLIEST), SHMBUS_EINVAL);
 	OK(shmbus_queue_close(q));
 	/* Another cell size is another layout. */
 	o.cell_bytes = 128;
@@ -987,6 +1063,7 @@ int main(void)
 	test_killed_producer_claim_is_passed();
 	test_dead_claim_behind_durable_group();
 	test_detached_floor_on_record_starts();
+	test_earliest_with_cells();
 	test_mixed_stream_memory();
 	test_mixed_sizes_exactly_once_per_group();
 	OK(shmbus_bus_close(bus));
