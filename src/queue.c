@@ -119,9 +119,18 @@
  * is skipped only by a member of the blocked group (sb_q_skip_dead_claim):
  * a dead intent range covers the seq and no live one does, by the smallest
  * covering dead range clipped to head; the word is read after the scan,
- * the length stored under a hold. Producer records with a dead owner stay
- * until every group passed their claim. Group starts and detached floors
- * land on record starts (head); EARLIEST is refused for now.
+ * the length stored under a hold. A blocked producer and gc run the same
+ * code with a member record of the group borrowed under the bus mutex
+ * (sb_q_pass_dead_claim), for groups whose members are not there to do
+ * it. Producer records with a dead owner stay until every group passed
+ * their claim. Group starts and detached floors land on record starts:
+ * LATEST at the head; EARLIEST at the first record start a lap before the
+ * head or later, recognised by its word (own seq + 1) or an intent naming
+ * it, while the CREATING group gates below it (earliest_start); a
+ * detached floor at the first record start past what the blocked producer
+ * needs plus a quarter ring, found by walking the published records from
+ * the group's position, re-validated by the cursor and the floor's CAS
+ * (raise_floor in queue_produce.c).
  *
  * Nothing read from the segment is trusted: slot indices come from the local
  * mask, lengths are checked against the local max_msg, record indices

@@ -31,6 +31,16 @@
  *   mixed_stream_memory  90% 64 B / 10% 64 KiB in a 4 MiB ring holds
  *       about ten times the messages of a 1.0 ring of the same memory
  *       sized for 64 KiB;
+ *   dead_claim_behind_durable_group  a dead claim at the cursor of a
+ *       DURABLE group with no member is passed by a blocked producer, and
+ *       by gc, by the members' rule: the member that joins later gets the
+ *       messages behind it at once;
+ *   detached_floor_on_record_starts  a detached group's floor moves by
+ *       what the producer needs plus a quarter ring, to a record start: a
+ *       rejoining member gets SHMBUS_ELAPPED once, then whole records;
+ *   earliest_with_cells  a group at EARLIEST starts at the oldest record
+ *       still in the ring when a lap ago falls inside one; a corrupt
+ *       length there gives SHMBUS_ECORRUPT;
  *   hostile_record_length  a record length that would cross the ring's
  *       end gives SHMBUS_ECORRUPT, never a read outside the ring.
  */
