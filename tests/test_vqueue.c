@@ -41,6 +41,8 @@
  *   earliest_with_cells  a group at EARLIEST starts at the oldest record
  *       still in the ring when a lap ago falls inside one; a corrupt
  *       length there gives SHMBUS_ECORRUPT;
+ *   earliest_in_flow  groups joined at EARLIEST while a producer laps the
+ *       ring get whole messages in order from their start;
  *   hostile_record_length  a record length that would cross the ring's
  *       end gives SHMBUS_ECORRUPT, never a read outside the ring.
  */
@@ -49,6 +51,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "testutil.h"
@@ -966,6 +969,90 @@ static void test_earliest_with_cells(void)
 	OK(shmbus_channel_delete(bus, "ea"));
 }
 
+/* Groups at EARLIEST joined while a producer (a child process) keeps
+ * writing records of 1 to 5 cells into a ring of 64 with no other group
+ * (so it laps freely until a group gates it): each group's first message
+ * is whole, and the next ones follow it one by one, whole. A start read
+ * from a cell being rewritten, or inside a record, would show as a torn
+ * message, a gap or SHMBUS_ECORRUPT. The child stops once the parent has
+ * checked its groups. */
+#define EF_GROUPS 20
+#define EF_TAKE 40
+
+static void ef_child(_Atomic int *stop)
+{
+	shmbus_bus_t *b;
+	shmbus_queue_t *q;
+	static uint8_t msg[5 * CELL];
+	uint32_t i;
+	int r;
+
+	/* Ends with the parent, also when a check fails there. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+		_exit(1);
+	if (shmbus_bus_open(bus_name, NULL, &b) != 0 || shmbus_bus_set_liveness(b, LIVENESS_NS) ||
+	    shmbus_queue_open(b, "ef", NULL, &q) != 0)
+		_exit(2);
+	for (i = 0; !atomic_load(stop); i++) {
+		fill(msg, ea_len(i), 4, i);
+		r = shmbus_queue_put(q, msg, ea_len(i), LONG_NS);
+		if (r)
+			_exit(3);
+	}
+	_exit(0);
+}
+
+static void test_earliest_in_flow(void)
+{
+	shmbus_queue_t *p = open_cells("ef", 64, 0), *e;
+	static uint8_t out[64 * CELL], scratch[64 * CELL];
+	_Atomic int *stop = mmap(NULL, sizeof(*stop), PROT_READ | PROT_WRITE,
+	                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	uint32_t gi, j, first = 0, idx;
+	char name[32];
+	size_t len;
+	pid_t kid;
+	int st, r;
+
+	CHECK(stop != MAP_FAILED, "mmap: %s", strerror(errno));
+	atomic_store(stop, 0);
+	OK(shmbus_bus_set_liveness(bus, LIVENESS_NS));
+	kid = fork();
+	CHECK(kid >= 0, "fork: %s", strerror(errno));
+	if (kid == 0)
+		ef_child(stop);
+	while (head_of(p) < 1000)
+		usleep(1000);
+	for (gi = 0; gi < EF_GROUPS; gi++) {
+		snprintf(name, sizeof(name), "e%u", gi);
+		e = open_cells("ef", 0, 0);
+		OK(shmbus_queue_join(e, name, SHMBUS_GROUP_EARLIEST));
+		for (j = 0; j < EF_TAKE; j++) {
+			len = 0;
+			r = shmbus_queue_get(e, out, sizeof(out), &len, NULL, GET_NS);
+			CHECK(r == 0 && len >= 8, "group %s, get %u: %d (%s: %s), %zu bytes", name, j, r,
+			      shmbus_strerror(r), shmbus_last_error(), len);
+			memcpy(&idx, out + 4, 4);
+			if (j == 0)
+				first = idx;
+			CHECK(idx == first + j && len == ea_len(idx) &&
+			      check_msg(out, len, 4, idx, scratch) == 0,
+			      "group %s, get %u: message %u of %zu bytes, expected %u, whole", name, j, idx,
+			      len, first + j);
+		}
+		OK(shmbus_queue_close(e));
+		OK(shmbus_queue_drop_group(p, name));
+	}
+	atomic_store(stop, 1);
+	CHECK(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "the producer ended with status %#x", st);
+	printf("ok earliest_in_flow: %u groups joined at EARLIEST in flow, %u whole messages each in order\n",
+	       EF_GROUPS, EF_TAKE);
+	munmap(stop, sizeof(*stop));
+	OK(shmbus_queue_close(p));
+	OK(shmbus_channel_delete(bus, "ef"));
+}
+
 /* ---- memory ---------------------------------------------------------- */
 
 static void test_mixed_stream_memory(void)
@@ -1074,6 +1161,7 @@ int main(void)
 	test_dead_claim_behind_durable_group();
 	test_detached_floor_on_record_starts();
 	test_earliest_with_cells();
+	test_earliest_in_flow();
 	test_mixed_stream_memory();
 	test_mixed_sizes_exactly_once_per_group();
 	OK(shmbus_bus_close(bus));
