@@ -239,6 +239,17 @@ int sb_q_pass_dead_claim(struct sb_q_view *v, int32_t gi, uint64_t token)
 	if (!v->cell || gi < 0 || (uint32_t)gi >= v->max_groups || token == 0)
 		return 0;
 	g = &v->groups[gi];
+	/* Cheap filters before the mutex (a group blocked by a slow member,
+	 * at a published record, is the common case); sb_q_skip_dead_claim
+	 * checks both again. seq_cst: the cursor as a member reads it. */
+	c = atomic_load_explicit(&g->cursor, memory_order_seq_cst);
+	/* acquire: pairs with the claiming CAS. */
+	h = atomic_load_explicit(&v->ctl->head, memory_order_acquire) & SB_Q_SEQ;
+	s = sb_q_slot(v, c);
+	/* acquire: a published record at c is the members' to take. */
+	p = atomic_load_explicit(&s->published, memory_order_acquire);
+	if (c >= h || (p & SB_Q_SEQ) >= c + 1)
+		return 0;
 	if (sb_bus_lock(v->bus) != 0)
 		return 0;
 	/* relaxed (state, floor): groups are created, freed, detached and
@@ -246,17 +257,10 @@ int sb_q_pass_dead_claim(struct sb_q_view *v, int32_t gi, uint64_t token)
 	if (atomic_load_explicit(&g->state, memory_order_relaxed) != SB_Q_GROUP_READY)
 		goto out;
 	fw = atomic_load_explicit(&g->floor, memory_order_relaxed);
-	/* seq_cst: the cursor as a member reads it before its skip. */
-	c = atomic_load_explicit(&g->cursor, memory_order_seq_cst);
-	if ((fw & SB_Q_DETACHED) || (fw >> 1) > c)
-		goto out;
-	/* Cheap filters before borrowing a record; sb_q_skip_dead_claim
-	 * checks both again. acquire: pairs with the claiming CAS. */
-	h = atomic_load_explicit(&v->ctl->head, memory_order_acquire) & SB_Q_SEQ;
-	s = sb_q_slot(v, c);
-	/* acquire: a published record at c is the members' to take. */
-	p = atomic_load_explicit(&s->published, memory_order_acquire);
-	if (c >= h || (p & SB_Q_SEQ) >= c + 1)
+	/* seq_cst: the cursor again, under the mutex; moved, a member is
+	 * there to pass what lies at it. */
+	if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) != c ||
+	    (fw & SB_Q_DETACHED) || (fw >> 1) > c)
 		goto out;
 	mi = sb_q_add_member(v, (uint32_t)gi, token);
 	if (mi < 0)
