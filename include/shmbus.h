@@ -560,7 +560,8 @@ typedef struct shmbus_queue_opts {
 	 * sequence numbers), max_msg may be anything up to slots x
 	 * cell_bytes (0 means that), and the ring's memory is slots x
 	 * (16 + cell_bytes) bytes. Group cursors, lags and depths then count
-	 * cells. Not yet with SHMBUS_GROUP_EARLIEST (SHMBUS_EINVAL at join). */
+	 * cells; a group at SHMBUS_GROUP_EARLIEST starts at the oldest
+	 * record still in the ring (never inside one). */
 	uint64_t cell_bytes;
 } shmbus_queue_opts_t;
 

@@ -119,9 +119,18 @@
  * is skipped only by a member of the blocked group (sb_q_skip_dead_claim):
  * a dead intent range covers the seq and no live one does, by the smallest
  * covering dead range clipped to head; the word is read after the scan,
- * the length stored under a hold. Producer records with a dead owner stay
- * until every group passed their claim. Group starts and detached floors
- * land on record starts (head); EARLIEST is refused for now.
+ * the length stored under a hold. A blocked producer and gc run the same
+ * code with a member record of the group borrowed under the bus mutex
+ * (sb_q_pass_dead_claim), for groups whose members are not there to do
+ * it. Producer records with a dead owner stay until every group passed
+ * their claim. Group starts and detached floors land on record starts:
+ * LATEST at the head; EARLIEST at the first record start a lap before the
+ * head or later, recognised by its word (own seq + 1) or an intent naming
+ * it, while the CREATING group gates below it (earliest_start); a
+ * detached floor at the first record start past what the blocked producer
+ * needs plus a quarter ring, found by walking the published records from
+ * the group's position, re-validated by the cursor and the floor's CAS
+ * (raise_floor in queue_produce.c).
  *
  * Nothing read from the segment is trusted: slot indices come from the local
  * mask, lengths are checked against the local max_msg, record indices
@@ -498,7 +507,18 @@ static int queue_gc(struct sb_chan *ch, uint32_t *reaped)
 	*reaped = 0;
 	if (r)
 		return r;
-	*reaped = sb_q_reap_producers(&v) + sb_q_reap_members(&v, -1, NULL);
+	*reaped = sb_q_reap_members(&v, -1, NULL);
+	/* With cells a dead producer's record stays until every group passed
+	 * its claim: pass the dead claims at the groups' cursors first (the
+	 * members' rule; a group with no live member would never do it). */
+	if (v.cell) {
+		uint32_t i, ng = sb_q_hi(&v.ctl->groups_hi, v.max_groups);
+		uint64_t token = ch->bus->token ? ch->bus->token : sb_self_token();
+
+		for (i = 0; i < ng; i++)
+			sb_q_pass_dead_claim(&v, (int32_t)i, token);
+	}
+	*reaped += sb_q_reap_producers(&v);
 	sb_q_view_free(&v);
 	return 0;
 }
@@ -733,26 +753,102 @@ static int find_group(struct sb_q_view *v, const char *name)
 	return -1;
 }
 
+/* With cells, under the mutex, for a CREATING group gating at a cursor at
+ * or below lo = head - slots: the oldest record still in the ring, i.e.
+ * the first record start in [lo, h), h the head read after the epoch
+ * bump (h itself if none). A lap ago may fall inside a record, so starts
+ * are recognised, not computed: seq x starts a record if its cell's word
+ * is x+1 (| SKIP) -- only a record's first seq has its meta written, and
+ * an inner cell keeps an older lap's word (below x+1) -- or if a
+ * producer's intent names x (a claim not yet published: its first seq is
+ * a record's, the PAD's if it has one; a failed claim's intent names a
+ * head it read, also a record's start). The words are the current lap's:
+ * our group gates from CREATING on with its cursor at most lo, so no
+ * producer writes a seq at or past lo + slots = h (a claim made with a
+ * gate older than the group re-reads the epoch and waits for it, see the
+ * epoch rule), and the cells of [lo, h) are rewritten only by their own
+ * seq's publication. The intents are read before the words: an owner that
+ * published x and moved its intent on (or freed its record) did so after
+ * the publication, and our acquire of its intent (or token) makes the
+ * word visible, so a record start of [lo, h) is either named or seen
+ * published -- or was abandoned (its dead owner's record freed), which a
+ * group would skip anyway. A published start's length is checked: 0, or
+ * past the ring's end, is corrupt (SHMBUS_ECORRUPT), not a start. */
+static int earliest_start(struct sb_q_view *v, uint64_t lo, uint64_t h, uint64_t *start)
+{
+	uint64_t first = h, x;
+	uint32_t n = sb_q_hi(&v->ctl->producers_hi, v->max_producers), i;
+
+	for (i = 0; i < n; i++) {
+		struct sb_q_prod *pr = &v->prods[i];
+		uint64_t a;
+
+		/* acquire: pairs with the release that stored the token (or
+		 * freed the record after its last publication). */
+		if (atomic_load_explicit(&pr->token, memory_order_acquire) == 0)
+			continue;
+		/* acquire: pairs with the release store of intent in claim(),
+		 * made after the owner's previous publication. */
+		a = atomic_load_explicit(&pr->intent, memory_order_acquire);
+		if (a != 0 && a - 1 >= lo && a - 1 < first)
+			first = a - 1;
+	}
+	for (x = lo; x < first; x++) {
+		struct sb_q_slot *s = sb_q_slot(v, x);
+		/* acquire: pairs with the publication's release; the length
+		 * read below is that record's. */
+		uint64_t p = atomic_load_explicit(&s->published, memory_order_acquire), k;
+
+		if ((p & SB_Q_SEQ) != x + 1)
+			continue;
+		k = sb_q_rec_k(v, s);
+		if (k == 0 || (x & v->mask) + k > v->size)
+			return sb_err(SHMBUS_ECORRUPT, "queue '%s': the record at seq %llu has a length of %llu cells in a ring of %llu",
+			              v->name, (unsigned long long)x, (unsigned long long)k,
+			              (unsigned long long)v->size);
+		first = x;
+		break;
+	}
+	*start = first;
+	return 0;
+}
+
 /* Under the mutex: make a CREATING group's start final and the group READY.
  * The group gates producers already; a producer whose claim the head load
  * below misses re-reads the epoch after that claim and sees ours (see the
  * epoch rule at the top of the file). Also finishes a group whose creator
- * died half way: the rule holds at any later time. */
-static void finish_group(struct sb_q_view *v, uint32_t gi)
+ * died half way: the rule holds at any later time. On an error (a corrupt
+ * record at an EARLIEST start) the group stays CREATING: it keeps gating
+ * at its tentative start, never past a record start, and the next join
+ * tries again. */
+static int finish_group(struct sb_q_view *v, uint32_t gi)
 {
 	struct sb_q_ctl *ctl = v->ctl;
 	struct sb_q_group *g = &v->groups[gi];
 	uint64_t h, c;
+	int r;
 
 	/* seq_cst: the group is visible (CREATING) before the epoch changes,
 	 * and the head is read after it. */
 	SB_STEP("queue.finish_group.epoch");
 	atomic_fetch_add_explicit(&ctl->epoch, 1, memory_order_seq_cst);
 	h = atomic_load_explicit(&ctl->head, memory_order_seq_cst) & SB_Q_SEQ;
-	if (g->flags & SHMBUS_GROUP_EARLIEST)
-		h = h > v->size ? h - v->size : 0;
 	/* relaxed: nobody takes from a group that is not READY. */
 	c = atomic_load_explicit(&g->cursor, memory_order_relaxed);
+	if (g->flags & SHMBUS_GROUP_EARLIEST) {
+		if (h > v->size && v->cell) {
+			/* The tentative start (create_group) is a lap before a
+			 * head read earlier: at most h - slots. */
+			if (c > h - v->size)
+				return sb_err(SHMBUS_ECORRUPT, "queue '%s': group '%.63s' starts at seq %llu, past a lap before the head %llu",
+				              v->name, g->name, (unsigned long long)c,
+				              (unsigned long long)h);
+			r = earliest_start(v, h - v->size, h, &h);
+			if (r)
+				return r;
+		} else
+			h = h > v->size ? h - v->size : 0;
+	}
 	SB_STEP("queue.finish_group.cursor");
 	if (h > c)
 		/* seq_cst: the start moves forward only. */
@@ -761,6 +857,7 @@ static void finish_group(struct sb_q_view *v, uint32_t gi)
 	 * start from the final cursor. */
 	SB_STEP("queue.finish_group.state");
 	atomic_store_explicit(&g->state, SB_Q_GROUP_READY, memory_order_release);
+	return 0;
 }
 
 /* Under the mutex. The new group's start must not precede anything a
@@ -770,6 +867,7 @@ static int create_group(struct sb_q_view *v, const char *name, uint32_t flags)
 	struct sb_q_group *g = NULL;
 	uint64_t h;
 	uint32_t i;
+	int r;
 
 	/* relaxed: groups are created and freed under the bus mutex we hold. */
 	for (i = 0; i < v->max_groups; i++)
@@ -800,14 +898,23 @@ static int create_group(struct sb_q_view *v, const char *name, uint32_t flags)
 	SB_STEP("queue.create_group.state");
 	atomic_store_explicit(&g->state, SB_Q_GROUP_CREATING, memory_order_release);
 	sb_q_raise_hi(&v->ctl->groups_hi, i + 1);
-	finish_group(v, i);
+	r = finish_group(v, i);
+	if (r) {
+		/* release: the group is gone again; it gated at a start at or
+		 * below every other's, and removing a group only raises the
+		 * gate (see drop_group). */
+		SB_STEP("queue.create_group.free");
+		atomic_store_explicit(&g->state, SB_Q_GROUP_FREE, memory_order_release);
+		sb_q_wake_producers(v);
+		return r;
+	}
 	return (int)i;
 }
 
 /* Called with the bus mutex held (join is the only caller), so two joiners
  * never fill the same free record at once; the CAS below only races
  * reapers and adopters, which never turn a free record into a live one. */
-static int add_member(struct sb_q_view *v, uint32_t gi, uint64_t token)
+int sb_q_add_member(struct sb_q_view *v, uint32_t gi, uint64_t token)
 {
 	int pass;
 	uint32_t i;
@@ -859,11 +966,6 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 		return sb_err(r, "group %s", shmbus_last_error());
 	if (flags & ~(SHMBUS_GROUP_EARLIEST | SHMBUS_GROUP_DURABLE))
 		return sb_err(SHMBUS_EINVAL, "group flags 0x%x: unknown bits", flags);
-	/* A ring's lap ago may fall inside a record: its start is not found
-	 * yet (the next step of variable-length records). */
-	if ((flags & SHMBUS_GROUP_EARLIEST) && v->cell)
-		return sb_err(SHMBUS_EINVAL, "queue '%s' has cells of %llu bytes: SHMBUS_GROUP_EARLIEST is not supported with cells yet",
-		              v->name, (unsigned long long)v->cell);
 	if (q->group >= 0) {
 		if (strcmp(q->group_name, group) == 0)
 			return 0;
@@ -875,7 +977,7 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 		return r;
 	gi = find_group(v, group);
 	/* A new group's member record points nowhere until the group exists. */
-	mi = add_member(v, gi >= 0 ? (uint32_t)gi : UINT32_MAX, q->token);
+	mi = sb_q_add_member(v, gi >= 0 ? (uint32_t)gi : UINT32_MAX, q->token);
 	if (mi < 0) {
 		sb_bus_unlock(v->bus);
 		return mi;
@@ -900,7 +1002,18 @@ int shmbus_queue_join(shmbus_queue_t *q, const char *group, uint32_t flags)
 		/* relaxed: under the mutex. */
 		if (atomic_load_explicit(&v->groups[gi].state, memory_order_relaxed) ==
 		    SB_Q_GROUP_CREATING)
-			finish_group(v, (uint32_t)gi);
+			r = finish_group(v, (uint32_t)gi);
+		if (r) {
+			uint64_t me = q->token;
+
+			/* release: the record we filled is free again. */
+			SB_STEP("queue.queue_join.token");
+			atomic_compare_exchange_strong_explicit(&v->members[mi].token, &me, 0,
+			                                        memory_order_release,
+			                                        memory_order_relaxed);
+			sb_bus_unlock(v->bus);
+			return r;
+		}
 		lost = sb_q_reactivate(v, (uint32_t)gi);
 	}
 	sb_bus_unlock(v->bus);

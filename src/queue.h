@@ -436,6 +436,11 @@ int sb_q_skip_abandoned(struct sb_q_view *v, uint64_t seq);
  * by the rule of tests/model/vqueue.pml. 1 if it published a SKIP. */
 int sb_q_skip_dead_claim(struct sb_q_view *v, struct sb_q_member *m, struct sb_q_group *g,
                          uint64_t c);
+/* With cells: a caller that is not a member of group gi (a blocked
+ * producer, gc) passes a dead claim at its cursor by the same rule, with a
+ * member record of the group borrowed for the call. Takes the bus mutex;
+ * 1 if it published a SKIP. */
+int sb_q_pass_dead_claim(struct sb_q_view *v, int32_t gi, uint64_t token);
 uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphaned);
 uint32_t sb_q_reap_producers(struct sb_q_view *v);
 /* Stop a group with no live member (and not DURABLE) from gating. Takes
@@ -449,5 +454,8 @@ uint64_t sb_q_reactivate(struct sb_q_view *v, uint32_t gi);
 /* Under the bus mutex: free the orphan records of group gi whose hold lies
  * below seq `below` (UINT64_MAX: all of them); how many. */
 uint32_t sb_q_drop_orphans(struct sb_q_view *v, uint32_t gi, uint64_t below);
+/* Under the bus mutex: a member record of group gi for token; its index
+ * or SHMBUS_ENOSPC. */
+int sb_q_add_member(struct sb_q_view *v, uint32_t gi, uint64_t token);
 
 #endif /* SHMBUS_QUEUE_H */

@@ -211,6 +211,72 @@ int sb_q_skip_dead_claim(struct sb_q_view *v, struct sb_q_member *m, struct sb_q
 	return done;
 }
 
+/* A dead claim at the cursor of a group whose members are not there to
+ * pass it (a DURABLE group with no live member gates producers and keeps
+ * the dead producer's record until someone does): the blocked producer,
+ * or gc, runs the members' rule (sb_q_skip_dead_claim: the smallest
+ * covering dead range, never while a live intent covers it, the word read
+ * after the scan, the length stored under a hold) with a member record of
+ * the group borrowed for the call, so that its hold gates producers as a
+ * member's does (sb_q_gate scans member records, not producers'). Under
+ * the bus mutex: no join, detach or reactivation runs meanwhile, so the
+ * group stays READY, its floor stays below its cursor (a detached group's
+ * floor would overrule our hold in the gate: we leave those to
+ * raise_floor), and the borrowed record is never counted as a live member
+ * by sb_q_maybe_detach. Members of the group may still skip or take
+ * concurrently: the rule settles that by the cursor re-read under the hold
+ * and the CAS on the word. If we die with the record, it is reaped like
+ * a dead member's (its hold is tentative, so it is dropped). The SKIP is
+ * what the group's next member passes at once; the cursor stays where the
+ * group left it (the group has not consumed anything). */
+int sb_q_pass_dead_claim(struct sb_q_view *v, int32_t gi, uint64_t token)
+{
+	struct sb_q_group *g;
+	struct sb_q_slot *s;
+	uint64_t c, fw, h, p, me = token;
+	int mi, done = 0;
+
+	if (!v->cell || gi < 0 || (uint32_t)gi >= v->max_groups || token == 0)
+		return 0;
+	g = &v->groups[gi];
+	/* Cheap filters before the mutex (a group blocked by a slow member,
+	 * at a published record, is the common case); sb_q_skip_dead_claim
+	 * checks both again. seq_cst: the cursor as a member reads it. */
+	c = atomic_load_explicit(&g->cursor, memory_order_seq_cst);
+	/* acquire: pairs with the claiming CAS. */
+	h = atomic_load_explicit(&v->ctl->head, memory_order_acquire) & SB_Q_SEQ;
+	s = sb_q_slot(v, c);
+	/* acquire: a published record at c is the members' to take. */
+	p = atomic_load_explicit(&s->published, memory_order_acquire);
+	if (c >= h || (p & SB_Q_SEQ) >= c + 1)
+		return 0;
+	if (sb_bus_lock(v->bus) != 0)
+		return 0;
+	/* relaxed (state, floor): groups are created, freed, detached and
+	 * reactivated under the mutex we hold. */
+	if (atomic_load_explicit(&g->state, memory_order_relaxed) != SB_Q_GROUP_READY)
+		goto out;
+	fw = atomic_load_explicit(&g->floor, memory_order_relaxed);
+	/* seq_cst: the cursor again, under the mutex; moved, a member is
+	 * there to pass what lies at it. */
+	if (atomic_load_explicit(&g->cursor, memory_order_seq_cst) != c ||
+	    (fw & SB_Q_DETACHED) || (fw >> 1) > c)
+		goto out;
+	mi = sb_q_add_member(v, (uint32_t)gi, token);
+	if (mi < 0)
+		goto out;
+	done = sb_q_skip_dead_claim(v, &v->members[mi], g, c);
+	/* release: the borrowed record is free again; sb_q_skip_dead_claim
+	 * dropped its hold (seq_cst) before returning. Pairs with the
+	 * scanners' acquire loads of the token. */
+	SB_STEP("queue.pass_dead_claim.token");
+	atomic_compare_exchange_strong_explicit(&v->members[mi].token, &me, 0,
+	                                        memory_order_release, memory_order_relaxed);
+out:
+	sb_bus_unlock(v->bus);
+	return done;
+}
+
 uint32_t sb_q_reap_members(struct sb_q_view *v, int32_t group, uint32_t *orphaned)
 {
 	uint32_t n = sb_q_hi(&v->ctl->members_hi, v->max_members), i, reaped = 0, orph = 0;

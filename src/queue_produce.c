@@ -87,12 +87,50 @@ static void signal_consumers(shmbus_queue_t *q)
 	sb_q_signal_consumers(&q->v, last);
 }
 
+/* With cells, the first record start at or past want, walking record by
+ * record from x (a record start) by the published words and lengths; the
+ * head hd (a record start too: claims move it by whole records) if a record
+ * on the way is not published (its length is not known yet) or its length
+ * is not one (0, or past the ring's end: corrupt), or if the walk reaches
+ * it. The caller makes sure no cell from x on is rewritten meanwhile. */
+static uint64_t record_start_from(const struct sb_q_view *v, uint64_t x, uint64_t want,
+                                  uint64_t hd)
+{
+	while (x < want && x < hd) {
+		struct sb_q_slot *s = sb_q_slot(v, x);
+		/* acquire: pairs with the publication's release; its length
+		 * below is that record's. */
+		uint64_t p = atomic_load_explicit(&s->published, memory_order_acquire), k;
+
+		if ((p & SB_Q_SEQ) != x + 1)
+			return hd;
+		k = sb_q_rec_k(v, s);
+		if (k == 0 || (x & v->mask) + k > v->size)
+			return hd;
+		x += k;
+	}
+	return x < hd ? x : hd;
+}
+
 /* A detached group blocks seq h: raise its floor so that h fits, plus a
- * quarter ring so that a dead group costs one scan per quarter ring. */
+ * quarter ring so that a dead group costs one scan per quarter ring. With
+ * cells the floor lands on a record start (a rejoining member's cursor
+ * jumps to it): the first one at or past that target, found by walking
+ * the records from the group's position x0 = max(cursor, floor), itself a
+ * record start. The lengths read on the way are the current lap's: while
+ * the floor word and the cursor are what we read before the walk, the
+ * group's gating position is at most x0 (holds only lower it), so no
+ * producer writes a seq at or past x0 + slots, and the walk stays in
+ * [x0, head) with head <= x0 + slots. The cursor re-read after the walk
+ * and the floor CAS (it fails if the floor moved) check that; a floor
+ * value never goes back and a cursor never does, so an equal value is an
+ * unchanged one (a rejoin that cleared DETACHED and took nothing left
+ * the position at most x0). */
 static void raise_floor(struct sb_q_view *v, int32_t gi, uint64_t h)
 {
 	struct sb_q_group *g = &v->groups[gi];
 	uint64_t need = h - v->size + 1, step = v->size / 4 ? v->size / 4 : 1, target, hd, fw;
+	uint64_t c0, x0;
 	int raised = 0;
 
 	/* acquire: the floor never passes what was claimed. */
@@ -100,10 +138,6 @@ static void raise_floor(struct sb_q_view *v, int32_t gi, uint64_t h)
 	target = need + step < hd ? need + step : hd;
 	if (target < need)
 		target = need;
-	/* With cells a cursor must land on a record's first seq: the head
-	 * is one (claims move it by whole records), and at or past need. */
-	if (v->cell)
-		target = hd > need ? hd : need;
 	/* acquire: pairs with the release CAS of a rejoin that cleared
 	 * DETACHED. */
 	fw = atomic_load_explicit(&g->floor, memory_order_acquire);
@@ -111,11 +145,32 @@ static void raise_floor(struct sb_q_view *v, int32_t gi, uint64_t h)
 	 * it read bounds every gate computed from it); pairs with the acquire
 	 * load of floor in sb_q_gate and reactivate. */
 	SB_STEP("queue.raise_floor.floor");
-	while ((fw & SB_Q_DETACHED) && (fw >> 1) < target)
-		if (atomic_compare_exchange_weak_explicit(&g->floor, &fw, target << 1 | SB_Q_DETACHED,
+	while (fw & SB_Q_DETACHED) {
+		uint64_t t = target;
+
+		if (v->cell) {
+			/* acquire: pairs with the cursor CAS of the group's
+			 * last take. */
+			c0 = atomic_load_explicit(&g->cursor, memory_order_acquire);
+			x0 = c0 > (fw >> 1) ? c0 : fw >> 1;
+			t = record_start_from(v, x0, target, hd > need ? hd : need);
+			/* acquire: the cursor again, after the walk: moved, the
+			 * lengths read may be another lap's. */
+			if (atomic_load_explicit(&g->cursor, memory_order_acquire) != c0) {
+				/* acquire: as above. */
+				fw = atomic_load_explicit(&g->floor, memory_order_acquire);
+				continue;
+			}
+		}
+		if ((fw >> 1) >= t)
+			break;
+		if (atomic_compare_exchange_weak_explicit(&g->floor, &fw, t << 1 | SB_Q_DETACHED,
 		                                          memory_order_release,
-		                                          memory_order_acquire))
+		                                          memory_order_acquire)) {
 			raised = 1;
+			break;
+		}
+	}
 	if (raised)
 		sb_q_wake_producers(v);
 }
@@ -134,11 +189,17 @@ static int full_err(shmbus_queue_t *q, int code, int32_t blocker, uint64_t gate)
  * members and, with detach (the group has blocked us for the liveness
  * timeout), stop it gating if it has no live member left (unless DURABLE):
  * a member that restarts within the liveness timeout loses nothing. */
-static void check_liveness(struct sb_q_view *v, int32_t gi, uint64_t gate, int detach)
+static void check_liveness(struct sb_q_view *v, int32_t gi, uint64_t gate, int detach,
+                           uint64_t token)
 {
 	if (gi < 0)
 		return;
-	sb_q_skip_abandoned(v, gate);
+	/* With cells the skip needs a length and a hold: the members' rule,
+	 * with a borrowed member record (sb_q_pass_dead_claim). */
+	if (v->cell)
+		sb_q_pass_dead_claim(v, gi, token);
+	else
+		sb_q_skip_abandoned(v, gate);
 	sb_q_reap_members(v, gi, NULL);
 	if (detach)
 		sb_q_maybe_detach(v, gi);
@@ -181,7 +242,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 			due = polled++ ? 0 : sb_q_live_due(v, blocker, sb_now_ns(),
 			                                    q->ch.bus->liveness_ns);
 			if (due) {
-				check_liveness(v, blocker, gate, due == 2);
+				check_liveness(v, blocker, gate, due == 2, q->token);
 				continue;
 			}
 			return full_err(q, SHMBUS_EAGAIN, blocker, gate);
@@ -196,7 +257,7 @@ static int wait_space(shmbus_queue_t *q, uint64_t h, int owned, int64_t timeout_
 		due = now >= w->next_live ? 2 : sb_q_live_due(v, blocker, now, q->ch.bus->liveness_ns);
 		if (due) {
 			w->next_live = now + (uint64_t)q->ch.bus->liveness_ns;
-			check_liveness(v, blocker, gate, due == 2);
+			check_liveness(v, blocker, gate, due == 2, q->token);
 			continue;
 		}
 		if (sb_park_left_at(&w->pk, now) == 0)

@@ -155,7 +155,7 @@ step 3 "$S" put "$C" cells tail
 finish
 expect "watch BUS:Q on a queue of cells: each message whole, its seq counting cells" \
 	eval "code 0 && out_is \"\$(printf '%s\n' '$C:cells 1: small' '$C:cells 2: $big' '$C:cells 5: tail')\""
-"$S" get -g mine -t 0 "$C" cells >/dev/null 2>&1    # makes the group (nothing new yet)
+"$S" get -g mine --latest -t 0 "$C" cells >/dev/null 2>&1    # makes the group at the newest
 "$S" put "$C" cells mine1 >/dev/null
 run watch -n 1 -t 30 -g mine "$C:cells"
 expect "watch -g GROUP BUS:Q on a queue of cells: the group's next message" \

@@ -181,7 +181,6 @@ int container_create(shmbus_bus_t *bus, const char *chan, int kind, int dtype,
 int queue_info(shmbus_bus_t *bus, const char *chan, int json);
 /* Join GROUP; a group it makes starts at the oldest message still queued
  * (at the newest on a queue of cells, where the library refuses that). */
-int queue_join_earliest(shmbus_queue_t *q, const char *group);
 /* rm BUS QUEUE --group GROUP: remove the group; prints the error and
  * returns the exit code. */
 int queue_drop_group(shmbus_bus_t *bus, const char *chan, const char *group);

@@ -50,21 +50,6 @@ static void print_msg(const shmbus_msg_t *m, const struct queue_get_opts *o)
 	putchar('\n');
 }
 
-/* Join group as `get` and `watch -g` do: a group they make starts at the
- * oldest message still queued. A library that cannot start a group of a
- * queue of cells there (SHMBUS_GROUP_EARLIEST refused with cells) starts
- * it at the newest instead; an existing group resumes at its cursor
- * either way. */
-int queue_join_earliest(shmbus_queue_t *q, const char *group)
-{
-	shmbus_queue_info_t qi = {.size_of = sizeof(qi)};
-	int r = shmbus_queue_join(q, group, SHMBUS_GROUP_EARLIEST);
-
-	if (r == SHMBUS_EINVAL && shmbus_queue_info(q, &qi, NULL, 0) == 0 && qi.cell_bytes)
-		r = shmbus_queue_join(q, group, SHMBUS_GROUP_LATEST);
-	return r;
-}
-
 int queue_get(shmbus_bus_t *bus, const char *chan, const struct queue_get_opts *o)
 {
 	const char *bn = shmbus_bus_name(bus);
@@ -75,8 +60,7 @@ int queue_get(shmbus_bus_t *bus, const char *chan, const struct queue_get_opts *
 	r = open_queue(bus, chan, &q);
 	if (r)
 		return cli_fail(r, "queue '%s' of bus '%s'", chan, bn);
-	r = o->latest ? shmbus_queue_join(q, o->group, SHMBUS_GROUP_LATEST) :
-	                queue_join_earliest(q, o->group);
+	r = shmbus_queue_join(q, o->group, o->latest ? SHMBUS_GROUP_LATEST : SHMBUS_GROUP_EARLIEST);
 	if (r) {
 		rc = cli_fail(r, "cannot join group '%s' of queue '%s'", o->group, chan);
 		goto out;

@@ -400,8 +400,7 @@ static int open_member(struct watch *w, struct wmember *m, uint64_t tag)
 			         groups_made++);
 			m->own_group = 1;
 		}
-		r = flags == SHMBUS_GROUP_EARLIEST ? queue_join_earliest(m->q, m->group) :
-		                                     shmbus_queue_join(m->q, m->group, flags);
+		r = shmbus_queue_join(m->q, m->group, flags);
 		if (r)
 			return cli_fail(r, "cannot join group '%s' of queue '%s'", m->group, cn);
 		r = shmbus_waitset_add_queue(w->ws, m->q, SHMBUS_ON_MESSAGE, tag);

@@ -99,7 +99,14 @@
  * Simplifications: members take by copy only (the hold/redelivery path of
  * a take is queue.pml's, unchanged); no member deaths; no shut, joins,
  * epoch or detaching; producer records are never reaped or reused; spin
- * interleaves statements with sequentially consistent memory.
+ * interleaves statements with sequentially consistent memory. The
+ * skippers that are not members (a blocked producer, gc) run the
+ * member's code with a member record of the group borrowed under the bus
+ * mutex (sb_q_pass_dead_claim), so the member here stands for them too.
+ * An EARLIEST start and a detached group's floor (record starts found by
+ * words, intents and lengths while the group gates below them) are argued
+ * in src/queue.c (earliest_start) and src/queue_produce.c (raise_floor),
+ * not modelled.
  */
 #ifndef SLOTS
 #define SLOTS 3
