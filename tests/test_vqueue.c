@@ -466,23 +466,6 @@ struct kp_shared {
 
 static struct kp_shared *kp;
 
-static void say(int fd, char ch)
-{
-	if (write(fd, &ch, 1) != 1)
-		_exit(1);
-}
-
-static char hear(int fd)
-{
-	char ch = 0;
-	ssize_t n;
-
-	do
-		n = read(fd, &ch, 1);
-	while (n < 0 && errno == EINTR);
-	return n == 1 ? ch : 0;
-}
-
 /* A child producer: one 8-byte put (seq 50), then, told to, either a put
  * of 20 cells killed by the hook at queue.put.copy (its pad published, its
  * message not), or a reservation of 20 cells that it holds until killed. */
@@ -500,8 +483,8 @@ static void kp_child(int to_parent, int from_parent, int reserve)
 	fill(msg, 8, 9, 0);
 	if (shmbus_queue_put(q, msg, 8, LONG_NS) != 0)
 		_exit(3);
-	say(to_parent, 'p');
-	if (hear(from_parent) != 'g')
+	test_say(to_parent, 'p');
+	if (test_hear(from_parent) != 'g')
 		_exit(4);
 	fill(msg, sizeof(msg), 9, 1);
 	if (reserve) {
@@ -509,7 +492,7 @@ static void kp_child(int to_parent, int from_parent, int reserve)
 		if (r)
 			_exit(5);
 		memcpy(ptr, msg, sizeof(msg));
-		say(to_parent, 'r');
+		test_say(to_parent, 'r');
 		for (;;)
 			pause();
 	}
@@ -544,13 +527,13 @@ static void kp_round(int reserve)
 	CHECK(kid >= 0, "fork: %s", strerror(errno));
 	if (kid == 0)
 		kp_child(c2p[1], p2c[0], reserve);
-	CHECK(hear(c2p[0]) == 'p', "the child did not put its first message");
+	CHECK(test_hear(c2p[0]) == 'p', "the child did not put its first message");
 	get_exact(g1, out, sizeof(out), 9, 0, 8, "g1: the child's first message");
 	get_exact(g2, out, sizeof(out), 9, 0, 8, "g2: the child's first message");
 	/* Its next claim at 51: a pad of 13 (51..63) and 20 cells at 64. */
-	say(p2c[1], 'g');
+	test_say(p2c[1], 'g');
 	if (reserve) {
-		CHECK(hear(c2p[0]) == 'r', "the child did not reserve");
+		CHECK(test_hear(c2p[0]) == 'r', "the child did not reserve");
 		CHECK(head_of(p) == 84, "head %llu after the child's reservation, expected 84",
 		      (unsigned long long)head_of(p));
 		CHECK(kill(kid, SIGKILL) == 0, "kill: %s", strerror(errno));
@@ -606,7 +589,7 @@ static void lv_child(int to_parent)
 	fill(msg, 8, 7, 0);
 	if (shmbus_queue_put(q, msg, 8, LONG_NS) != 0)
 		_exit(3);
-	say(to_parent, 'p');
+	test_say(to_parent, 'p');
 	fill(msg, sizeof(msg), 7, 1);
 	sb_fault_trace(kp->trace, TRACE);
 	/* intent_len, intent, head, then put.copy: stopped before the copy */
@@ -631,7 +614,7 @@ static void test_live_claim_is_not_skipped(void)
 	CHECK(kid >= 0, "fork: %s", strerror(errno));
 	if (kid == 0)
 		lv_child(c2p[1]);
-	CHECK(hear(c2p[0]) == 'p', "the child did not put its first message");
+	CHECK(test_hear(c2p[0]) == 'p', "the child did not put its first message");
 	get_exact(c, out, sizeof(out), 7, 0, 8, "the child's first message");
 	CHECK(waitpid(kid, &st, WUNTRACED) == kid && WIFSTOPPED(st),
 	      "the child did not stop in its put (status %#x)", st);
@@ -674,7 +657,7 @@ static void rd_child(int to_parent)
 	    shmbus_queue_open(b, "rd", NULL, &q) != 0 || shmbus_queue_join(q, "w", 0) != 0 ||
 	    shmbus_queue_peek(q, &m, LONG_NS) != 0)
 		_exit(2);
-	say(to_parent, m.len == 5 * CELL - 3 ? 'h' : 'x');
+	test_say(to_parent, m.len == 5 * CELL - 3 ? 'h' : 'x');
 	for (;;)
 		pause();
 }
@@ -698,7 +681,7 @@ static void test_redelivery_of_a_record(void)
 	CHECK(kid >= 0, "fork: %s", strerror(errno));
 	if (kid == 0)
 		rd_child(c2p[1]);
-	CHECK(hear(c2p[0]) == 'h', "the child did not hold the 5-cell record");
+	CHECK(test_hear(c2p[0]) == 'h', "the child did not hold the 5-cell record");
 	CHECK(kill(kid, SIGKILL) == 0 && waitpid(kid, &st, 0) == kid, "kill: %s", strerror(errno));
 	/* The next record is ours at once; the dead member's comes again. */
 	get_exact(c, out, sizeof(out), 4, 1, 100, "the record after the held one");
@@ -740,7 +723,7 @@ static void dc_child(const char *name, int to_parent)
 	if (shmbus_queue_reserve(q, 3 * CELL, &ptr, LONG_NS) != 0)
 		_exit(3);
 	memset(ptr, 0xee, 3 * CELL);
-	say(to_parent, 'r');
+	test_say(to_parent, 'r');
 	for (;;)
 		pause();
 }
@@ -775,7 +758,7 @@ static void dead_claim_round(int by_gc)
 	CHECK(kid >= 0, "fork: %s", strerror(errno));
 	if (kid == 0)
 		dc_child(name, c2p[1]);
-	CHECK(hear(c2p[0]) == 'r', "the child did not reserve");
+	CHECK(test_hear(c2p[0]) == 'r', "the child did not reserve");
 	CHECK(kill(kid, SIGKILL) == 0, "kill: %s", strerror(errno));
 	CHECK(waitpid(kid, &st, 0) == kid && WIFSIGNALED(st), "the child ended with %#x", st);
 	CHECK(head_of(p) == 3, "head %llu after the child's reservation, expected 3",

@@ -7,6 +7,7 @@
 #define SHMBUS_TESTUTIL_H
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -267,6 +268,26 @@ static inline void test_fail_shared(atomic_int *failed, char *why, size_t cap,
 		va_end(ap);
 	}
 	_exit(1);
+}
+
+/* One byte over a pipe between a test and its children: test_say exits
+ * the process if it cannot be written; test_hear returns it, or 0 at end
+ * of file (the other side died). */
+static inline void test_say(int fd, char ch)
+{
+	if (write(fd, &ch, 1) != 1)
+		_exit(1);
+}
+
+static inline char test_hear(int fd)
+{
+	char ch = 0;
+	ssize_t n;
+
+	do
+		n = read(fd, &ch, 1);
+	while (n < 0 && errno == EINTR);
+	return n == 1 ? ch : 0;
 }
 
 /* At exit after a failed check: kill and reap the children still running

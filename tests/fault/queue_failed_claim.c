@@ -73,23 +73,6 @@ static shmbus_queue_t *open_queue(shmbus_bus_t **b)
 	return q;
 }
 
-static void say(int fd, char c)
-{
-	if (write(fd, &c, 1) != 1)
-		_exit(1);
-}
-
-static char hear(int fd)
-{
-	char c = 0;
-	ssize_t n;
-
-	do
-		n = read(fd, &c, 1);
-	while (n < 0 && errno == EINTR);
-	return n == 1 ? c : 0;
-}
-
 /* P: message 0, then (after the parent took it) message 1 with the stop
  * armed, then 2 and 3. */
 static void producer_p(int to_parent, int from_parent)
@@ -101,7 +84,7 @@ static void producer_p(int to_parent, int from_parent)
 
 	for (i = 0; i < MSGS; i++) {
 		if (i == 1) {
-			if (hear(from_parent) != 'g')
+			if (test_hear(from_parent) != 'g')
 				_exit(1);
 			sb_fault_trace(sh->trace, TRACE);
 			sb_fault_arm(2, SIGSTOP);
@@ -117,7 +100,7 @@ static void producer_p(int to_parent, int from_parent)
 			_exit(1);
 		}
 		if (i == 0)
-			say(to_parent, 'p');
+			test_say(to_parent, 'p');
 	}
 	shmbus_queue_close(q);
 	shmbus_bus_close(b);
@@ -138,7 +121,7 @@ static void producer_w(int to_parent)
 		_exit(1);
 	}
 	memset(ptr, 0xee, sizeof(uint32_t));
-	say(to_parent, 'w');
+	test_say(to_parent, 'w');
 	for (;;)
 		pause();
 }
@@ -188,10 +171,10 @@ int main(void)
 	CHECK(kids[0] >= 0, "fork: %s", strerror(errno));
 	if (kids[0] == 0)
 		producer_p(c2p[1], p2c[0]);
-	CHECK(hear(c2p[0]) == 'p', "P did not put its first message: %s", sh->why);
+	CHECK(test_hear(c2p[0]) == 'p', "P did not put its first message: %s", sh->why);
 	get_one(cons, 0, "before the race");
 	/* P's next claim: intent (step 1), then the CAS on head (step 2). */
-	say(p2c[1], 'g');
+	test_say(p2c[1], 'g');
 	CHECK(waitpid(kids[0], &st, WUNTRACED) == kids[0] && WIFSTOPPED(st),
 	      "P did not stop at its claim (status %#x): %s", st, sh->why);
 	CHECK(sh->trace[0] && sh->trace[1] && strcmp(sh->trace[0], "queue.claim.intent") == 0 &&
@@ -204,7 +187,7 @@ int main(void)
 	CHECK(kids[1] >= 0, "fork: %s", strerror(errno));
 	if (kids[1] == 0)
 		producer_w(w2p[1]);
-	CHECK(hear(w2p[0]) == 'w', "W did not claim a seq: %s", sh->why);
+	CHECK(test_hear(w2p[0]) == 'w', "W did not claim a seq: %s", sh->why);
 	OK(shmbus_queue_info(cons, &info, NULL, 0));
 	CHECK(info.head == 2, "head %llu after W's claim, expected 2 (W holds seq 1)",
 	      (unsigned long long)info.head);

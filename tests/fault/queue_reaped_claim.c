@@ -65,23 +65,6 @@ static void cleanup(void)
 		shmbus_bus_unlink(bus_name);
 }
 
-static void say(int fd, char c)
-{
-	if (write(fd, &c, 1) != 1)
-		_exit(1);
-}
-
-static char hear(int fd)
-{
-	char c = 0;
-	ssize_t n;
-
-	do
-		n = read(fd, &c, 1);
-	while (n < 0 && errno == EINTR);
-	return n == 1 ? c : 0;
-}
-
 /* W: two messages, then (told to) a reserve stopped at its claim, which
  * then times out waiting for the new group; wait for the SIGKILL. */
 static void producer_w(int to_parent, int from_parent)
@@ -106,8 +89,8 @@ static void producer_w(int to_parent, int from_parent)
 			         shmbus_strerror(r), shmbus_last_error());
 			_exit(1);
 		}
-	say(to_parent, 'p');
-	if (hear(from_parent) != 'g')
+	test_say(to_parent, 'p');
+	if (test_hear(from_parent) != 'g')
 		_exit(1);
 	sb_fault_trace(sh->trace, TRACE);
 	sb_fault_arm(2, SIGSTOP);
@@ -115,7 +98,7 @@ static void producer_w(int to_parent, int from_parent)
 	sb_fault_disarm();
 	sb_fault_trace(NULL, 0);
 	snprintf(sh->why, sizeof(sh->why), "W's reserve: %s", shmbus_last_error());
-	say(to_parent, 'w');
+	test_say(to_parent, 'w');
 	for (;;)
 		pause();
 }
@@ -167,12 +150,12 @@ int main(void)
 	CHECK(w_pid >= 0, "fork: %s", strerror(errno));
 	if (w_pid == 0)
 		producer_w(from_w[1], to_w[0]);
-	CHECK(hear(from_w[0]) == 'p', "W did not put its messages: %s", sh->why);
+	CHECK(test_hear(from_w[0]) == 'p', "W did not put its messages: %s", sh->why);
 	get_one(ca, 100, "group a");
 	get_one(ca, 101, "group a");
 
 	/* W's reserve: intent (step 1), then the CAS on head (step 2). */
-	say(to_w[1], 'g');
+	test_say(to_w[1], 'g');
 	CHECK(waitpid(w_pid, &st, WUNTRACED) == w_pid && WIFSTOPPED(st),
 	      "W did not stop at its claim (status %#x): %s", st, sh->why);
 	CHECK(sh->trace[0] && sh->trace[1] && strcmp(sh->trace[0], "queue.claim.intent") == 0 &&
@@ -182,7 +165,7 @@ int main(void)
 	OK(shmbus_queue_open(bus, "q", &o, &ce));
 	OK(shmbus_queue_join(ce, "e", SHMBUS_GROUP_EARLIEST));
 	CHECK(kill(w_pid, SIGCONT) == 0, "kill: %s", strerror(errno));
-	CHECK(hear(from_w[0]) == 'w', "W's reserve did not return");
+	CHECK(test_hear(from_w[0]) == 'w', "W's reserve did not return");
 	CHECK(sh->reserve_rc == SHMBUS_ETIMEDOUT,
 	      "W's reserve returned %d (%s), expected SHMBUS_ETIMEDOUT (the new group holds the slot): %s",
 	      sh->reserve_rc, shmbus_strerror(sh->reserve_rc), sh->why);
