@@ -164,6 +164,10 @@ static void raise_floor(struct sb_q_view *v, int32_t gi, uint64_t h)
 		}
 		if ((fw >> 1) >= t)
 			break;
+		/* release: the floor only rises, and only while DETACHED (a
+		 * rejoin that cleared the bit makes this CAS fail); pairs with
+		 * the acquire loads of floor above and in the rejoin, which then
+		 * see the record starts this walk read. */
 		if (atomic_compare_exchange_weak_explicit(&g->floor, &fw, t << 1 | SB_Q_DETACHED,
 		                                          memory_order_release,
 		                                          memory_order_acquire)) {
