@@ -391,6 +391,17 @@ expect "get takes its messages whole, seqs counting cells" \
 run put "$Q" cells "$(printf 'c%.0s' $(seq 1025))"
 expect "a message over the queue of cells' max_msg: exit 1, both sizes" \
 	eval "code 1 && err_has '1025' && err_has '1024'"
+run put --cell-bytes 128 "$Q" cells other
+expect "put --cell-bytes to a queue of other cells: exit 1, both sizes, puts nothing" \
+	eval "code 1 && err_has 'cell_bytes 64, asked for 128' && \"$S\" info --json \"$Q\" | grep -q '\"cell_bytes\": 64, \"max_msg\": 1024, \"head\": 6,'"
+run put --slots 8 "$Q" jobs other
+expect "put --slots to a queue of other slots: exit 1, both counts, puts nothing" \
+	eval "code 1 && err_has 'slots 4, asked for 8' && \"$S\" info --json \"$Q\" | grep -q '\"cell_bytes\": 0, \"max_msg\": 64, \"head\": 5,'"
+run put --slots 16 --cell-bytes 64 "$Q" cells same
+expect "put with the queue's own --slots and --cell-bytes puts" \
+	eval "code 0 && \"$S\" info --json \"$Q\" | grep -q '\"cell_bytes\": 64, \"max_msg\": 1024, \"head\": 7,'"
+run info "$Q"
+expect "info: one cell deep is 'depth 1 cell'" out_has '^      queue: 16 cells of 64 B, max message 1024 B, head 7, depth 1 cell, '
 run put -c -k queue --cell-bytes 12 "$Q" badcells x
 expect "--cell-bytes not a multiple of 8: exit 1, the library's words" \
 	eval "code 1 && err_has 'multiple of 8'"

@@ -46,6 +46,8 @@ static const char put_help[] =
 	"                      bytes (a multiple of 8; --slots then counts cells),\n"
 	"                      a message taking the cells it needs (default 0: a\n"
 	"                      message per slot of --max-msg bytes)\n"
+	"                      On an existing queue, --slots, --max-msg and\n"
+	"                      --cell-bytes are checked: an error if they differ\n"
 	"  -x, --hex           VALUES are hex bytes (bytes channels and queues)\n"
 	"      --stdin         read values from standard input, one per line: each\n"
 	"                      line a state value (written in turn) or a message\n"
@@ -270,7 +272,9 @@ out:
 	return rc;
 }
 
-static int create_queue(shmbus_bus_t *bus, const char *chan, const struct put_opts *po)
+/* Create the queue, or check that the existing one has the limits the
+ * command line names (the library refuses one that does not). */
+static int create_queue(shmbus_bus_t *bus, const char *chan, const struct put_opts *po, int exists)
 {
 	shmbus_queue_opts_t qo;
 	shmbus_queue_t *q;
@@ -283,6 +287,9 @@ static int create_queue(shmbus_bus_t *bus, const char *chan, const struct put_op
 	qo.max_msg = po->max_msg;
 	qo.cell_bytes = po->cell_bytes;
 	r = shmbus_queue_open(bus, chan, &qo, &q);
+	if (r && exists)
+		return cli_fail(r, "queue '%s' on bus '%s' does not match the command line",
+		                chan, shmbus_bus_name(bus));
 	if (r)
 		return cli_fail(r, "cannot create queue '%s' on bus '%s'", chan, shmbus_bus_name(bus));
 	shmbus_queue_close(q);
@@ -448,7 +455,8 @@ int cmd_put(int argc, char **argv)
 			rc = cli_usage_error("missing the messages to put (or --stdin, --shut, --wait-groups)");
 		else if (po.from_stdin && a.npos > 2)
 			rc = cli_usage_error("give messages or --stdin, not both");
-		else if (!exists && (rc = create_queue(bus, chan, &po)) != 0)
+		else if ((!exists || po.slots || po.max_msg || po.cell_bytes) &&
+		         (rc = create_queue(bus, chan, &po, exists)) != 0)
 			;
 		else
 			rc = queue_put(bus, chan, a.pos + 2, a.npos - 2, po.hex, po.from_stdin,

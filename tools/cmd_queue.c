@@ -276,8 +276,8 @@ int queue_info(shmbus_bus_t *bus, const char *chan, int json)
 	/* With cells, head, depth and lags count cells: say so. */
 	if (qi.cell_bytes)
 		printf("      queue: %u cells of %" PRIu64 " B, max message %" PRIu64 " B, head %"
-		       PRIu64 ", depth %" PRIu64 " cells", qi.slots, qi.cell_bytes, qi.max_msg,
-		       qi.head, qi.depth);
+		       PRIu64 ", depth %" PRIu64 " cell%s", qi.slots, qi.cell_bytes, qi.max_msg,
+		       qi.head, qi.depth, qi.depth == 1 ? "" : "s");
 	else
 		printf("      queue: %u slots of %" PRIu64 " B, head %" PRIu64 ", depth %" PRIu64,
 		       qi.slots, qi.max_msg, qi.head, qi.depth);
