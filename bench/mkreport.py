@@ -21,11 +21,12 @@ import sys
 BEGIN = "<!-- BEGIN GENERATED (bench/mkreport.py) -->"
 END = "<!-- END GENERATED -->"
 
-ORDER = ["shmbus", "shmbus-spin", "shmbus-state", "rawring", "rawline", "futex",
+ORDER = ["shmbus", "shmbus-spin", "shmbus-cells", "shmbus-state", "rawring", "rawline", "futex",
          "pipe", "unix", "mq", "zmq", "iceoryx"]
 WHAT = {
     "shmbus": "shmbus queue, spin-then-park (default)",
     "shmbus-spin": "shmbus queue, busy-spin policy",
+    "shmbus-cells": "shmbus queue of 64-byte cells, spin-then-park",
     "shmbus-state": "shmbus state channels",
     "rawring": "raw SPSC ring (ceiling)",
     "rawline": "raw cache line (latency ceiling)",
@@ -159,6 +160,16 @@ def targets(run, sb, qb):
     add("8 B round trip p50, iceoryx (busy-polling) ÷ shmbus (in brackets: iceoryx ÷ the raw ring, "
         "a pair of one-way rings as shmbus uses)", "≥ 10×", x,
         lambda v: f"{v:.1f}× (raw ring: {ceil:.1f}×)" if ceil else f"{v:.1f}×", lambda v: v >= 10)
+    # Queues at scale: one-way ratios to the raw ring, slots and cells.
+    for t, label in (("shmbus", "slots"), ("shmbus-cells", "cells")):
+        for size, want in ((8, 0.6), (64, 0.8), (4096, 0.9), (1 << 20, 0.9)):
+            x = div(run.rate(t, "oneway", size), run.rate("rawring", "oneway", size))
+            add(f"{size_name(size)} one-way, shmbus queue of {label} ÷ raw ring", f"≥ {want:.2f}", x,
+                lambda v: f"{v:.2f}", lambda v, w=want: v >= w)
+    for t, label in (("shmbus", "slots"), ("shmbus-cells", "cells")):
+        x = div(run.p50(t, 8), run.p50("rawring", 8))
+        add(f"8 B round trip p50, shmbus queue of {label} ÷ raw ring (a pair of one-way rings)", "≤ 1.3×", x,
+            lambda v: f"{v:.2f}×", lambda v: v <= 1.3)
     mp = {m["name"]: m for m in (qb or {}).get("mpmc", []) if m.get("status") == "ok"}
     for name in ("2 producers, 2 groups", "2 producers, 2 groups, batches of 32"):
         m = mp.get(name)

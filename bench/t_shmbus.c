@@ -2,11 +2,14 @@
  * t_shmbus.c -- shmbus itself, through its public API only (include/shmbus.h,
  * linked from the in-tree static library).
  *
- * Three transports:
+ * Four transports:
  *   shmbus        queue channels with the default wait policy (spin for the
  *                 spin budget, then park on a futex): copying put/get, and
  *                 zero-copy reserve/commit + peek/release.
  *   shmbus-spin   the same queues with the busy-spin policy (never parks).
+ *   shmbus-cells  queues of 64-byte cells (shmbus_queue_opts_t.cell_bytes):
+ *                 each message takes the cells its length needs, not a
+ *                 slot of the largest message; default wait policy.
  *   shmbus-state  ping-pong over two state channels (a value written by one
  *                 side, awaited with shmbus_state_wait by the other). A
  *                 state channel keeps only the latest value, so it has no
@@ -24,7 +27,8 @@
  * part. Teardown unlinks the bus.
  *
  * Ring size: about 256 KiB of slots for small messages, as the raw ring of
- * the same run has, and at least 8 slots for large ones.
+ * the same run has, and at least 8 slots for large ones; for cells, 256 KiB
+ * of cells and at least 8 messages' worth.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -38,8 +42,9 @@
  * in the report rather than a hang (the harness kills the run anyway). */
 #define TIMEOUT_NS (30ll * 1000000000ll)
 #define GROUP "g"
+#define CELL 64u                /* shmbus-cells: bytes per cell */
 
-enum variant { V_QUEUE, V_QUEUE_SPIN, V_STATE };
+enum variant { V_QUEUE, V_QUEUE_SPIN, V_QUEUE_CELLS, V_STATE };
 
 struct shared {
 	enum variant v;
@@ -76,6 +81,16 @@ static uint32_t slots_for(size_t max_msg)
 	return s;
 }
 
+/* shmbus-cells: cells for 256 KiB of payload and at least 8 messages. */
+static uint32_t cells_for(size_t max_msg)
+{
+	uint64_t want = 8 * ((max_msg + CELL - 1) / CELL);
+	uint32_t s = (256 * 1024) / CELL;
+	while (s < want)
+		s *= 2;
+	return s;
+}
+
 static void queue_opts(shmbus_queue_opts_t *o, const struct shared *sh, size_t max_msg, int create)
 {
 	shmbus_queue_opts_init(o);
@@ -86,6 +101,8 @@ static void queue_opts(shmbus_queue_opts_t *o, const struct shared *sh, size_t m
 	o->max_producers = 4;
 	o->create = create;
 	o->wait_policy = sh->v == V_QUEUE_SPIN ? SHMBUS_WAIT_SPIN : SHMBUS_WAIT_SPIN_PARK;
+	if (sh->v == V_QUEUE_CELLS)
+		o->cell_bytes = CELL;
 }
 
 static void state_opts(shmbus_state_opts_t *o, size_t max_msg, int create)
@@ -104,13 +121,14 @@ static int setup(struct tctx *ctx, size_t max_msg, enum variant v)
 	if (!sh)
 		return bench_fail(ctx, "out of memory");
 	sh->v = v;
-	sh->slots = slots_for(max_msg);
+	sh->slots = v == V_QUEUE_CELLS ? cells_for(max_msg) : slots_for(max_msg);
 	/* The tag is "ipcbench-<pid>-<n>": a valid bus name. */
 	snprintf(sh->bus, sizeof sh->bus, "%s", ctx->tag);
 	ctx->shared = sh;
 
 	uint64_t per_dir = v == V_STATE ? 4 * BENCH_ALIGN_UP(max_msg + 64, 4096)
-					: (uint64_t)sh->slots * stride_of(max_msg);
+			 : v == V_QUEUE_CELLS ? (uint64_t)sh->slots * (16 + CELL)
+					      : (uint64_t)sh->slots * stride_of(max_msg);
 	shmbus_bus_opts_t bo;
 	shmbus_bus_opts_init(&bo);
 	bo.size = BENCH_ALIGN_UP(2 * per_dir + per_dir / 8 + (1u << 20), 1u << 20);
@@ -166,6 +184,11 @@ static int q_setup(struct tctx *ctx, size_t max_msg)
 static int qs_setup(struct tctx *ctx, size_t max_msg)
 {
 	return setup(ctx, max_msg, V_QUEUE_SPIN);
+}
+
+static int qc_setup(struct tctx *ctx, size_t max_msg)
+{
+	return setup(ctx, max_msg, V_QUEUE_CELLS);
 }
 
 static int st_setup(struct tctx *ctx, size_t max_msg)
@@ -365,6 +388,21 @@ const struct transport t_shmbus_spin = {
 	.name = "shmbus-spin",
 	.what = "shmbus queue channels, busy-spin policy (never parks)",
 	.setup = qs_setup,
+	.open = sb_open,
+	.send = q_send,
+	.recv = q_recv,
+	.send_reserve = q_reserve,
+	.send_commit = q_commit,
+	.recv_peek = q_peek,
+	.recv_release = q_release,
+	.close = sb_close,
+	.teardown = sb_teardown,
+};
+
+const struct transport t_shmbus_cells = {
+	.name = "shmbus-cells",
+	.what = "shmbus queues of 64-byte cells (a message takes the cells its length needs)",
+	.setup = qc_setup,
 	.open = sb_open,
 	.send = q_send,
 	.recv = q_recv,
