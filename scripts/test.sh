@@ -74,11 +74,28 @@ JOBS=$(( $(nproc) * 2 ))
 
 skip() { case " $SKIP " in *" $1 "*) echo "== skipping $1"; return 0;; esac; return 1; }
 
-# run NAME TIMEOUT CMD...: one test case; its output goes to a log shown on failure.
+# Ctrl+C or a kill of this script stops the test case under way (timeout
+# puts it in a process group of its own, out of reach of the terminal's
+# Ctrl+C; timeout passes the TERM on) and the model checks started below.
+cur_pid=; model_pid=
+on_signal() {
+  [ -n "$cur_pid" ] && kill -TERM "$cur_pid" 2>/dev/null
+  if [ -n "$model_pid" ]; then
+    pkill -TERM -P "$model_pid" 2>/dev/null; kill "$model_pid" 2>/dev/null
+  fi
+  exit 130
+}
+trap on_signal INT TERM
+
+# run NAME TIMEOUT CMD...: one test case; its output goes to a log shown on
+# failure. It runs in the background and is waited for, so that a signal
+# to this script is handled now, not when the test case ends.
 run() {
   local name=$1 limit=$2; shift 2
   local log="$LOG/$(echo "$name" | tr '/ ' '__').log" t0=$(date +%s.%N) rc
-  timeout -k 5 "$limit" "$@" >"$log" 2>&1; rc=$?
+  timeout -k 5 "$limit" "$@" >"$log" 2>&1 </dev/null &
+  cur_pid=$!
+  wait "$cur_pid"; rc=$?; cur_pid=
   local dt=$(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)")
   if [ $rc -eq 0 ]; then
     pass=$((pass+1)); printf 'PASS  %-44s %6ss\n' "$name" "$dt"
@@ -116,14 +133,11 @@ fi
 # The model checks need nothing built and touch nothing the tests use
 # (spin and pan in a directory of their own under /tmp): they run from
 # here, beside the tests, and their result is reported in its place below.
-model_pid=
 if ! skip model && [ -f tests/model/run.sh ]; then
   model_t0=$(date +%s.%N)
   ( timeout -k 5 900 bash tests/model/run.sh >"$LOG/model.log" 2>&1; echo $? >"$LOG/model.rc"
     date +%s.%N >"$LOG/model.t1" ) &
-  model_pid=$!
-  # Ctrl+C or a kill of this script stops the checks too (pan included).
-  trap 'pkill -TERM -P "$model_pid" 2>/dev/null; kill "$model_pid" 2>/dev/null; exit 130' INT TERM
+  model_pid=$!   # on_signal stops the checks too (pan included)
 fi
 
 # The Python extension is built with the rest: the shell tests below use
