@@ -707,6 +707,16 @@ static int run_once(int sys, int groups, int idx, unsigned timeout_s, struct fig
 		if ((!WIFEXITED(st) || WEXITSTATUS(st)) && !bad++) {
 			atomic_store(&ctl->failed, 1);
 			kill_kids();
+			int who = -1;
+			for (int i = 0; i < total; i++)
+				if (pids[i] == p)
+					who = i;
+			if (WIFSIGNALED(st) && who == groups)
+				snprintf(err, cap, "%s producer (pid %d) killed by signal %d", sys_name[sys], (int)p,
+					 WTERMSIG(st));
+			else if (WIFSIGNALED(st))
+				snprintf(err, cap, "%s consumer %d (pid %d) killed by signal %d", sys_name[sys], who,
+					 (int)p, WTERMSIG(st));
 		}
 	}
 	alarm(0);
@@ -722,7 +732,7 @@ static int run_once(int sys, int groups, int idx, unsigned timeout_s, struct fig
 			snprintf(err, cap, "no end after %u s (watchdog; --timeout): %u of %d consumers done%s%s",
 				 timeout_s, atomic_load(&ctl->done), groups, ctl->err[0] ? "; first error: " : "",
 				 ctl->err);
-		else if (ctl->err[0])
+		else if (ctl->err[0] && !err[0])
 			snprintf(err, cap, "%s", ctl->err);
 		else if (!err[0])
 			snprintf(err, cap, "a child died");
@@ -823,11 +833,11 @@ static void usage(FILE *out)
 		"gives the median over rounds [min..max].\n"
 		"  --quick       N = 20000, G in 1,4, one round: a smoke run of a few seconds\n"
 		"  --runs R      rounds (default 3, at most %d)\n"
-		"  --n N         messages per run (default 500000)\n"
+		"  --n N         messages per run (default 200000)\n"
 		"  --groups L    the values of G, at most %d each (default 1,4,16,64)\n"
 		"  --only S      only shmbus or only iceoryx\n"
 		"  --json FILE   every raw figure and the summary (bench/plot_fanout.py draws it)\n"
-		"  --timeout S   watchdog of one run: kill everything after S s (default 300)\n"
+		"  --timeout S   watchdog of one run: kill everything after S s (default 600)\n"
 		"  --no-pin      leave placement to the scheduler (default: producer on CPU 0,\n"
 		"                consumers round robin from CPU 1)\n"
 		"iceoryx: starts its own iox-roudi unless IPCBENCH_ROUDI_EXTERNAL=1 (binary from\n"
@@ -851,8 +861,15 @@ static void write_json(const char *path, int runs, int quick, const int *gs, int
 	for (int j = 0; j < ng; j++)
 		fprintf(f, "%s%d", j ? ", " : "", gs[j]);
 	fprintf(f, "],\n \"skipped\": {");
-	if (want[SYS_ICEORYX] && !iox_ok)
-		fprintf(f, "\"iceoryx\": \"%s\"", iox_note);
+	if (want[SYS_ICEORYX] && !iox_ok) {
+		fprintf(f, "\"iceoryx\": \"");
+		for (const char *c = iox_note; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				fputc('\\', f);
+			fputc((unsigned char)*c < 0x20 ? '?' : *c, f);
+		}
+		fprintf(f, "\"");
+	}
 	fprintf(f, "},\n \"raw\": [\n");
 	int first = 1;
 	for (int r = 0; r < runs; r++)
@@ -903,7 +920,7 @@ static void write_json(const char *path, int runs, int quick, const int *gs, int
 int main(int argc, char **argv)
 {
 	int quick = 0, runs = 0, gs[MAXG], ng = 0, want[NSYS] = { 1, 1 }, failed = 0;
-	unsigned timeout_s = 300;
+	unsigned timeout_s = 600;
 	const char *json = NULL, *groups_arg = NULL;
 	uint64_t n = 0;
 
@@ -940,7 +957,7 @@ int main(int argc, char **argv)
 	}
 	if (runs == 0)
 		runs = quick ? 1 : 3;
-	opt_n = n ? n : quick ? 20000 : 500000;
+	opt_n = n ? n : quick ? 20000 : 200000;
 	ng = parse_groups(groups_arg ? groups_arg : quick ? "1,4" : "1,4,16,64", gs, MAXG);
 	if (runs < 1 || runs > MAXRUNS || ng < 1 || timeout_s < 1 || opt_n >= END_SEQ) {
 		usage(stderr);
