@@ -636,6 +636,20 @@ static pid_t spawn(int sys, int who, int groups)
 	_exit(1);
 }
 
+/* What went wrong in a failed run, unless already said (a child killed). */
+static void run_error(int groups, unsigned timeout_s, char *err, size_t cap)
+{
+	if (interrupted)
+		snprintf(err, cap, "interrupted");
+	else if (timed_out)
+		snprintf(err, cap, "no end after %u s (watchdog; --timeout): %u of %d consumers done%s%s", timeout_s,
+			 atomic_load(&ctl->done), groups, ctl->err[0] ? "; first error: " : "", ctl->err);
+	else if (ctl->err[0] && !err[0])
+		snprintf(err, cap, "%s", ctl->err);
+	else if (!err[0])
+		snprintf(err, cap, "a child died");
+}
+
 /* One (system, G) run: fork, start, wait, check. 0 or -1 with err set. */
 static int run_once(int sys, int groups, int idx, unsigned timeout_s, struct fig *f, char *err, size_t cap)
 {
@@ -707,16 +721,9 @@ static int run_once(int sys, int groups, int idx, unsigned timeout_s, struct fig
 		if ((!WIFEXITED(st) || WEXITSTATUS(st)) && !bad++) {
 			atomic_store(&ctl->failed, 1);
 			kill_kids();
-			int who = -1;
-			for (int i = 0; i < total; i++)
-				if (pids[i] == p)
-					who = i;
-			if (WIFSIGNALED(st) && who == groups)
-				snprintf(err, cap, "%s producer (pid %d) killed by signal %d", sys_name[sys], (int)p,
-					 WTERMSIG(st));
-			else if (WIFSIGNALED(st))
-				snprintf(err, cap, "%s consumer %d (pid %d) killed by signal %d", sys_name[sys], who,
-					 (int)p, WTERMSIG(st));
+			if (WIFSIGNALED(st))
+				snprintf(err, cap, "%s %s (pid %d) killed by signal %d", sys_name[sys],
+					 p == pids[groups] ? "producer" : "a consumer", (int)p, WTERMSIG(st));
 		}
 	}
 	alarm(0);
@@ -726,16 +733,7 @@ static int run_once(int sys, int groups, int idx, unsigned timeout_s, struct fig
 		if (sys == SYS_ICEORYX)
 			for (int i = 0; i < total; i++)
 				ix_remove_runtime_files(pids[i]);
-		if (interrupted)
-			snprintf(err, cap, "interrupted");
-		else if (timed_out)
-			snprintf(err, cap, "no end after %u s (watchdog; --timeout): %u of %d consumers done%s%s",
-				 timeout_s, atomic_load(&ctl->done), groups, ctl->err[0] ? "; first error: " : "",
-				 ctl->err);
-		else if (ctl->err[0] && !err[0])
-			snprintf(err, cap, "%s", ctl->err);
-		else if (!err[0])
-			snprintf(err, cap, "a child died");
+		run_error(groups, timeout_s, err, cap);
 		return -1;
 	}
 	for (int i = 0; i < groups; i++)
@@ -797,6 +795,20 @@ static double figure(const struct fig *f, const struct fig *base, int groups, in
 	default:
 		return (double)f->cpu_ns / (double)base->cpu_ns;
 	}
+}
+
+/* Median, min and max over the rounds of each figure of (system s, G
+ * index j); st[k].n = 0 when no round of it succeeded. */
+static void summarise(struct fig (*res)[NSYS][MAXG], int runs, int s, int j, int groups, struct stat3 *st)
+{
+	double v[NF][MAXRUNS];
+	int n[NF] = { 0 };
+	for (int r = 0; r < runs; r++)
+		for (int k = 0; k < NF; k++)
+			if (res[r][s][j].ok && (k != F_RATIO || res[r][s][0].ok))
+				v[k][n[k]++] = figure(&res[r][s][j], &res[r][s][0], groups, k);
+	for (int k = 0; k < NF; k++)
+		st[k] = stat3(v[k], n[k]);
 }
 
 static int parse_groups(const char *s, int *g, int cap)
@@ -894,27 +906,51 @@ static void write_json(const char *path, int runs, int quick, const int *gs, int
 	first = 1;
 	for (int s = 0; s < NSYS; s++)
 		for (int j = 0; j < ng; j++) {
-			double v[NF][MAXRUNS];
-			int n[NF] = { 0 };
-			for (int r = 0; r < runs; r++)
-				for (int k = 0; k < NF; k++)
-					if (res[r][s][j].ok && (k != F_RATIO || res[r][s][0].ok))
-						v[k][n[k]++] = figure(&res[r][s][j], &res[r][s][0], gs[j], k);
-			if (!n[F_CPU])
+			struct stat3 st[NF];
+			summarise(res, runs, s, j, gs[j], st);
+			if (!st[F_CPU].n)
 				continue;
 			fprintf(f, "%s  {\"system\": \"%s\", \"groups\": %d, \"rounds\": %d", first ? "" : ",\n",
-				sys_name[s], gs[j], n[F_CPU]);
-			for (int k = 0; k < NF; k++) {
-				struct stat3 st = stat3(v[k], n[k]);
-				if (n[k])
+				sys_name[s], gs[j], st[F_CPU].n);
+			for (int k = 0; k < NF; k++)
+				if (st[k].n)
 					fprintf(f, ", \"%s\": {\"median\": %.4g, \"min\": %.4g, \"max\": %.4g}",
-						fig_name[k], st.med, st.min, st.max);
-			}
+						fig_name[k], st[k].med, st[k].min, st[k].max);
 			fprintf(f, "}");
 			first = 0;
 		}
 	fprintf(f, "\n ]}\n");
 	fclose(f);
+}
+
+static void print_table(struct fig (*res)[NSYS][MAXG], int runs, const int *gs, int ng, const int *on)
+{
+	printf("  median over rounds [min..max]; CPU ratio = producer CPU per put at G / at G = %d\n", gs[0]);
+	printf("  %-8s %6s %26s %26s %30s %22s\n", "system", "groups", "producer CPU ns/put",
+	       "producer wall ns/put", "delivered msgs/s", "CPU ratio");
+	for (int s = 0; s < NSYS; s++)
+		for (int j = 0; j < ng; j++) {
+			struct stat3 st[NF];
+			char col[NF][48];
+			if (!on[s])
+				continue;
+			summarise(res, runs, s, j, gs[j], st);
+			for (int k = 0; k < NF; k++) {
+				if (!st[k].n)
+					snprintf(col[k], sizeof col[k], "-");
+				else if (k == F_RATE)
+					snprintf(col[k], sizeof col[k], "%.3gM [%.3g..%.3g]", st[k].med / 1e6,
+						 st[k].min / 1e6, st[k].max / 1e6);
+				else if (k == F_RATIO)
+					snprintf(col[k], sizeof col[k], "%.2fx [%.2f..%.2f]", st[k].med, st[k].min,
+						 st[k].max);
+				else
+					snprintf(col[k], sizeof col[k], "%.0f [%.0f..%.0f]", st[k].med, st[k].min,
+						 st[k].max);
+			}
+			printf("  %-8s %6d %26s %26s %30s %22s\n", sys_name[s], gs[j], col[F_CPU], col[F_WALL],
+			       col[F_RATE], col[F_RATIO]);
+		}
 }
 
 int main(int argc, char **argv)
@@ -1008,35 +1044,7 @@ int main(int argc, char **argv)
 				}
 			}
 
-	printf("  median over rounds [min..max]; CPU ratio = producer CPU per put at G / at G = %d\n", gs[0]);
-	printf("  %-8s %6s %26s %26s %30s %22s\n", "system", "groups", "producer CPU ns/put",
-	       "producer wall ns/put", "delivered msgs/s", "CPU ratio");
-	for (int s = 0; s < NSYS; s++)
-		for (int j = 0; j < ng; j++) {
-			double v[NF][MAXRUNS];
-			int cnt[NF] = { 0 };
-			char col[NF][48];
-			if (!on[s])
-				continue;
-			for (int r = 0; r < runs; r++)
-				for (int k = 0; k < NF; k++)
-					if (res[r][s][j].ok && (k != F_RATIO || res[r][s][0].ok))
-						v[k][cnt[k]++] = figure(&res[r][s][j], &res[r][s][0], gs[j], k);
-			for (int k = 0; k < NF; k++) {
-				struct stat3 st = stat3(v[k], cnt[k]);
-				if (!cnt[k])
-					snprintf(col[k], sizeof col[k], "-");
-				else if (k == F_RATE)
-					snprintf(col[k], sizeof col[k], "%.3gM [%.3g..%.3g]", st.med / 1e6,
-						 st.min / 1e6, st.max / 1e6);
-				else if (k == F_RATIO)
-					snprintf(col[k], sizeof col[k], "%.2fx [%.2f..%.2f]", st.med, st.min, st.max);
-				else
-					snprintf(col[k], sizeof col[k], "%.0f [%.0f..%.0f]", st.med, st.min, st.max);
-			}
-			printf("  %-8s %6d %26s %26s %30s %22s\n", sys_name[s], gs[j], col[F_CPU], col[F_WALL],
-			       col[F_RATE], col[F_RATIO]);
-		}
+	print_table(res, runs, gs, ng, on);
 	if (json)
 		write_json(json, runs, quick, gs, ng, want, res, failed);
 	roudi_stop();
