@@ -25,23 +25,25 @@
  *             put / get.
  *   rawring   the ceiling: a single-producer single-consumer byte ring of
  *             4 MiB in shared memory, both sides spinning, one copy in and
- *             one copy out. Its protocol is bench/t_rawring.c's (a stamp
- *             per record, no shared head, PAD records instead of wrapping,
- *             the tail given back every sixteenth of the ring), copied here
- *             because that transport sizes its ring from ipcbench's one
- *             message size; what differs: the ring is 4 MiB, each record's
- *             header follows its own length (8 bytes up to 1 KiB, else a
- *             line, as that file chooses per ring), and an END record ends
- *             the stream.
+ *             one copy out (bench/mixring.h: bench/t_rawring.c's protocol,
+ *             copied, with a 4 MiB ring, a header per record that follows
+ *             its length, and an END record).
  * The shmbus queues use the default wait policy (spin 50 us, then park on
  * a futex), as ipcbench's "shmbus"; --spin makes them busy-spin like the
  * raw ring.
  *
  * A run. Both children open their end and map in every page of it, meet at
  * a barrier, then the producer sends for 1.2 x --time seconds and ends the
- * stream (shmbus_queue_shut; the END record). The consumer lets the first
- * 0.2 x --time pass as a warm-up and counts messages and payload bytes from
- * there to the end of stream: messages/s and MB/s (10^6 payload bytes).
+ * stream (shmbus_queue_shut; the END record). The first 0.2 x --time is a
+ * warm-up: the window opens when the producer passes it, and closes when
+ * the consumer has the end of stream; the figures are the messages the
+ * producer sent in the window, and their payload bytes (from the pattern),
+ * over its length: messages/s and MB/s (10^6 payload bytes). The window
+ * is anchored on the producer so that a consumer descheduled for a while
+ * cannot shrink it to the time it takes to drain a full ring. What the
+ * ring held when it opened (at most 4 MiB) is delivered in the window but
+ * not counted: a figure is low by at most 4 MiB over the bytes its window
+ * carried (under 1% once a run moves 400 MiB).
  * Rounds: for r in 1..R every contender runs once, so that a slow spell of
  * a shared machine falls on all of them alike; a figure is the median of
  * its R runs, and is also given divided by the raw ring's median. The
@@ -77,12 +79,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mixring.h"
 #include "shmbus.h"
 
 #define SMALL 64u
 #define LARGE 65536u
 #define PERIOD 10u                      /* message i is LARGE when i % PERIOD == PERIOD - 1 */
-#define RING_BYTES (4u << 20)           /* payload bytes of every ring */
+#define RING_BYTES MIXRING_BYTES        /* payload bytes of every ring: 4 MiB */
 #define CELL 64u
 #define CELLS (RING_BYTES / CELL)       /* 65536 */
 #define SLOTS (RING_BYTES / LARGE)      /* 64 */
@@ -109,6 +112,12 @@ static size_t msg_len(uint64_t i)
 	return i % PERIOD == PERIOD - 1 ? LARGE : SMALL;
 }
 
+/* Payload bytes of messages 0 .. n-1. */
+static uint64_t stream_bytes(uint64_t n)
+{
+	return n / PERIOD * ((PERIOD - 1) * SMALL + LARGE) + (n % PERIOD) * SMALL;
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -116,24 +125,16 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 /* ---- the parent's control block, shared with the children ------------ */
 
 struct ctl {
 	_Atomic uint32_t ready;         /* children at the start barrier */
 	_Atomic uint32_t abort;         /* a child gave up */
+	/* The window: from the producer's warm-up end (t_first, when it
+	 * was about to send #w_seq) to the consumer's end of stream. */
 	uint64_t sent;                  /* producer: messages sent */
-	uint64_t total;                 /* consumer: messages received */
-	uint64_t counted, bytes;        /* consumer: messages and payload bytes in the window */
-	uint64_t t_first, t_end;        /* the window */
+	uint64_t t_start, t_first, w_seq;  /* producer: barrier, window start */
+	uint64_t total, t_end;          /* consumer: messages received, end of stream */
 	char err[2][400];               /* per role, why it failed */
 };
 
@@ -147,7 +148,7 @@ static struct {
 	int cpu[2];
 	int policy;
 	char bus[SHMBUS_NAME_MAX + 1];
-	struct rring *ring;
+	struct mixring *ring;
 	size_t ring_map;
 } run;
 
@@ -196,7 +197,7 @@ static int barrier(void)
 		if (atomic_load_explicit(&ctl->abort, memory_order_acquire))
 			return -1;
 		if (i < 100000)
-			relax();
+			mixring_relax();
 		else
 			nanosleep(&(struct timespec){ .tv_nsec = 50000 }, NULL);
 	}
@@ -232,132 +233,15 @@ static void prefault_bus(const char *bus)
 	fclose(f);
 }
 
-/* ---- the raw ring (bench/t_rawring.c's protocol) --------------------- *
- *
- * `RING_BYTES` bytes after a header holding the consumer's position alone
- * on its line: tail, bytes consumed so far, written only by the consumer.
- * A record at position p is a stamp (8 bytes; the record's first line to
- * itself for payloads over 1 KiB) and the payload, padded to 8 bytes. The
- * stamp publishes the record: low 24 bits the payload length (or PAD, or
- * END), high 40 bits p + 1, so a stamp left from an earlier lap never
- * matches. A record never wraps: a PAD record fills the end of the ring
- * instead. The producer keeps its head privately and rereads tail only
- * when its copy says the ring is full. */
-
-#define HDR_SMALL 8u
-#define HDR_LARGE 64u
-#define SMALL_MAX 1024u
-#define REC_PAD 0xffffffu
-#define REC_END 0xfffffeu
-#define LEN_BITS 24u
-
-struct rring {
-	_Alignas(LINE) _Atomic uint64_t tail;
-	char pad0[LINE - sizeof(uint64_t)];
-	_Alignas(LINE) unsigned char data[];
-};
-_Static_assert(offsetof(struct rring, data) == LINE, "tail alone on its line");
-
-static uint64_t rec_hdr(uint64_t len)
-{
-	return len <= SMALL_MAX || len == REC_END ? HDR_SMALL : HDR_LARGE;
-}
-
-static uint64_t rec_size(uint64_t len)
-{
-	return rec_hdr(len) + (len == REC_END ? 0 : (len + 7) / 8 * 8);
-}
-
-static uint64_t stamp(uint64_t pos, uint64_t len)
-{
-	return ((pos + 1) << LEN_BITS) | len;
-}
-
-static _Atomic uint64_t *stamp_at(struct rring *r, uint64_t off)
-{
-	return (_Atomic uint64_t *)(void *)(r->data + off);
-}
-
 /* One side's end of a contender. */
 struct end {
 	enum contender c;
 	shmbus_bus_t *bus;
 	shmbus_queue_t *q;
 	int held;               /* a peeked message not yet released */
-	struct rring *r;
-	uint64_t head, tail_seen;       /* raw producer */
-	uint64_t tail, tail_pub;        /* raw consumer */
+	struct mixring_tx tx;   /* the raw ring's producer */
+	struct mixring_rx rx;   /* the raw ring's consumer */
 };
-
-/* Waits for room for a contiguous record of `need` bytes and returns its
- * offset, after a PAD record if it would run past the end. */
-static uint64_t rr_claim(struct end *e, uint64_t need)
-{
-	uint64_t off = e->head & (RING_BYTES - 1);
-	uint64_t skip = RING_BYTES - off < need ? RING_BYTES - off : 0;
-	while (RING_BYTES - (e->head - e->tail_seen) < skip + need) {
-		/* acquire: the consumer is done reading what it gives back;
-		 * pairs with the release store of tail in rr_publish_tail(). */
-		e->tail_seen = atomic_load_explicit(&e->r->tail, memory_order_acquire);
-		if (RING_BYTES - (e->head - e->tail_seen) < skip + need)
-			for (int i = 0; i < 32; i++)
-				relax();
-	}
-	if (skip) {
-		/* release: as a record's stamp (rr_send). */
-		atomic_store_explicit(stamp_at(e->r, off), stamp(e->head, REC_PAD), memory_order_release);
-		e->head += skip;
-		off = 0;
-	}
-	return off;
-}
-
-static void rr_send(struct end *e, const void *buf, uint64_t len)
-{
-	uint64_t off = rr_claim(e, rec_size(len));
-	if (len != REC_END)
-		memcpy(e->r->data + off + rec_hdr(len), buf, len);
-	/* release: publishes the payload written before it; pairs with the
-	 * acquire load of the stamp in rr_next(). */
-	atomic_store_explicit(stamp_at(e->r, off), stamp(e->head, len), memory_order_release);
-	e->head += rec_size(len);
-}
-
-static void rr_publish_tail(struct end *e)
-{
-	e->tail_pub = e->tail;
-	/* release: the records before tail are read, their bytes may be
-	 * reused; pairs with the acquire load in rr_claim(). */
-	atomic_store_explicit(&e->r->tail, e->tail, memory_order_release);
-}
-
-/* Waits for the next record, skipping PAD; returns the offset of its
- * stamp, its length in *len (REC_END at the end of the stream). */
-static uint64_t rr_next(struct end *e, uint64_t *len)
-{
-	for (;;) {
-		uint64_t off = e->tail & (RING_BYTES - 1), want = stamp(e->tail, 0) >> LEN_BITS, st;
-		/* acquire: the payload before the stamp is written; pairs with
-		 * the release store in rr_send() (or of a PAD in rr_claim()). */
-		while ((st = atomic_load_explicit(stamp_at(e->r, off), memory_order_acquire)) >> LEN_BITS !=
-		       want) {
-			if (e->tail_pub != e->tail)
-				rr_publish_tail(e);
-			relax();
-		}
-		*len = st & REC_PAD;
-		if (*len != REC_PAD)
-			return off;
-		e->tail += RING_BYTES - off;
-	}
-}
-
-static void rr_consume(struct end *e, uint64_t len)
-{
-	e->tail += rec_size(len);
-	if (e->tail - e->tail_pub >= RING_BYTES / 16)
-		rr_publish_tail(e);
-}
 
 /* ---- one side's end, for every contender ------------------------------ */
 
@@ -382,7 +266,7 @@ static int end_open(struct end *e, int role)
 	memset(e, 0, sizeof *e);
 	e->c = run.c;
 	if (e->c == C_RAW) {
-		e->r = run.ring;
+		e->tx.r = e->rx.r = run.ring;
 		prefault(run.ring, run.ring_map);
 		return 0;
 	}
@@ -412,7 +296,7 @@ static int send_one(struct end *e, const unsigned char *src, size_t len)
 
 	switch (e->c) {
 	case C_RAW:
-		rr_send(e, src, len);
+		mixring_send(&e->tx, src, len);
 		return 0;
 	case C_CELLS_ZC:
 		if ((rc = shmbus_queue_reserve(e->q, len, &p, TIMEOUT_NS)))
@@ -433,7 +317,7 @@ static int end_stream(struct end *e)
 	int rc;
 
 	if (e->c == C_RAW) {
-		rr_send(e, NULL, REC_END);
+		mixring_send(&e->tx, NULL, MIXRING_END);
 		return 0;
 	}
 	return (rc = shmbus_queue_shut(e->q)) ? sb_err(0, "shmbus_queue_shut", rc) : 0;
@@ -450,17 +334,17 @@ static int recv_one(struct end *e, unsigned char *buf, const unsigned char **m, 
 
 	switch (e->c) {
 	case C_RAW: {
-		uint64_t off = rr_next(e, &n);
-		if (n == REC_END) {
-			rr_consume(e, n);
+		const unsigned char *p = mixring_next(&e->rx, &n);
+		if (n == MIXRING_END) {
+			mixring_consume(&e->rx, n);
 			return 1;
 		}
 		if (n > LARGE) {
 			child_err(1, "raw ring: a record of %llu bytes", (unsigned long long)n);
 			return -1;
 		}
-		memcpy(buf, e->r->data + off + rec_hdr(n), n);
-		rr_consume(e, n);
+		memcpy(buf, p, n);
+		mixring_consume(&e->rx, n);
 		*m = buf;
 		*len = n;
 		return 0;
@@ -549,7 +433,7 @@ static unsigned char *pattern(void)
 static int producer(struct end *e)
 {
 	unsigned char *src = pattern();
-	uint64_t seq;
+	uint64_t seq, now;
 
 	if (!src) {
 		child_err(0, "out of memory");
@@ -557,7 +441,9 @@ static int producer(struct end *e)
 	}
 	if (barrier())
 		return -1;
-	uint64_t deadline = now_ns() + run.budget_ns + run.budget_ns / 5;
+	uint64_t t0 = now_ns(), warm_until = t0 + run.budget_ns / 5;
+	uint64_t deadline = t0 + run.budget_ns + run.budget_ns / 5;
+	ctl->t_start = t0;
 	for (seq = 0;; seq++) {
 		size_t len = msg_len(seq);
 		mark(src, len, seq);
@@ -567,7 +453,14 @@ static int producer(struct end *e)
 			return -1;
 		}
 		/* A clock read every 16 messages: about 1.6 large copies apart. */
-		if (seq % 16 == 15 && now_ns() >= deadline)
+		if (seq % 16 != 15)
+			continue;
+		now = now_ns();
+		if (!ctl->w_seq && now >= warm_until) {
+			ctl->w_seq = seq + 1;
+			ctl->t_first = now;
+		}
+		if (now >= deadline)
 			break;
 	}
 	ctl->sent = seq + 1;
@@ -591,7 +484,7 @@ static volatile uint64_t sink;
 static int consumer(struct end *e)
 {
 	unsigned char *buf = pattern();
-	uint64_t expect = 0, bytes = 0, base = 0, base_bytes = 0, t_first = 0, x = 0;
+	uint64_t expect, x = 0;
 
 	if (!buf) {
 		child_err(1, "out of memory");
@@ -599,8 +492,7 @@ static int consumer(struct end *e)
 	}
 	if (barrier())
 		return -1;
-	uint64_t t_start = now_ns(), warm_until = t_start + run.budget_ns / 5;
-	for (;; expect++) {
+	for (expect = 0;; expect++) {
 		const unsigned char *m;
 		size_t len;
 		int r = recv_one(e, buf, &m, &len);
@@ -612,29 +504,10 @@ static int consumer(struct end *e)
 			x ^= fold(m, len);
 		if (release_one(e))
 			return -1;
-		bytes += len;
-		if (!t_first && expect % 16 == 15) {
-			uint64_t t = now_ns();
-			if (t >= warm_until) {
-				t_first = t;
-				base = expect + 1;
-				base_bytes = bytes;
-			}
-		}
 	}
 	ctl->t_end = now_ns();
-	sink = x;
-	if (!t_first || expect == base) {
-		/* The stream ended inside the warm-up (a loaded machine, a short
-		 * --time): count from the barrier rather than fail. */
-		t_first = t_start;
-		base = 0;
-		base_bytes = 0;
-	}
-	ctl->t_first = t_first;
 	ctl->total = expect;
-	ctl->counted = expect - base;
-	ctl->bytes = bytes - base_bytes;
+	sink = x;
 	free(buf);
 	return 0;
 }
@@ -729,7 +602,7 @@ static int setup(enum contender c, char *err, size_t cap)
 	int rc;
 
 	if (c == C_RAW) {
-		run.ring_map = sizeof(struct rring) + RING_BYTES;
+		run.ring_map = sizeof(struct mixring) + RING_BYTES;
 		run.ring = mmap(NULL, run.ring_map, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 		if (run.ring == MAP_FAILED) {
 			run.ring = NULL;
@@ -835,16 +708,19 @@ static int run_once(enum contender c, unsigned timeout_s, struct run_res *res)
 	if (timed_out || failed >= 0) {
 		char how[96] = "";
 		if (timed_out)
-			append(res->err, sizeof res->err, "timed out after %u s; ", timeout_s);
+			append(res->err, sizeof res->err, "timed out after %u s, both killed; ", timeout_s);
 		if (ctl->err[0][0])
 			append(res->err, sizeof res->err, "producer: %s; ", ctl->err[0]);
 		if (ctl->err[1][0])
 			append(res->err, sizeof res->err, "consumer: %s; ", ctl->err[1]);
-		if (failed >= 0) {
+		if (failed >= 0 && !timed_out) {
 			describe(status[failed], how, sizeof how);
 			append(res->err, sizeof res->err, "the %s ended first (%s)", failed ? "consumer" : "producer",
 			       how);
 		}
+		size_t k = strlen(res->err);
+		if (k >= 2 && !strcmp(res->err + k - 2, "; "))
+			res->err[k - 2] = 0;
 		return -1;
 	}
 	if (ctl->total != ctl->sent) {
@@ -853,11 +729,17 @@ static int run_once(enum contender c, unsigned timeout_s, struct run_res *res)
 		return -1;
 	}
 	res->sent = ctl->sent;
-	res->counted = ctl->counted;
-	res->bytes = ctl->bytes;
+	if (ctl->w_seq >= ctl->sent) {
+		/* No message after the warm-up (one put took the whole run: a
+		 * loaded machine): count from the barrier rather than fail. */
+		ctl->w_seq = 0;
+		ctl->t_first = ctl->t_start;
+	}
+	res->counted = ctl->sent - ctl->w_seq;
+	res->bytes = stream_bytes(ctl->sent) - stream_bytes(ctl->w_seq);
 	res->secs = (double)(ctl->t_end - ctl->t_first) / 1e9;
-	if (res->secs <= 0 || !res->counted) {
-		snprintf(res->err, sizeof res->err, "no message counted (%llu sent)", (unsigned long long)ctl->sent);
+	if (res->secs <= 0) {
+		snprintf(res->err, sizeof res->err, "an empty window (%llu sent)", (unsigned long long)ctl->sent);
 		return -1;
 	}
 	res->msgs_per_s = (double)res->counted / res->secs;
@@ -1077,44 +959,55 @@ static void usage(FILE *f)
 		MAX_RUNS);
 }
 
-int main(int argc, char **argv)
-{
-	int quick = 0, runs = 0, spin = 0;
-	double secs = 0;
-	const char *json = NULL, *only = NULL;
+struct opts {
+	int quick, runs, spin;
+	double secs;
+	const char *json, *only;
+};
 
+/* Everything measured, for the table and the JSON. */
+struct figures {
+	int on[NC], ok[NC], mem_on, failed;
+	struct run_res res[NC][MAX_RUNS];
+	double med_m[NC], med_b[NC], spread[NC];
+	struct mem_res mem[2];  /* cells, slots */
+};
+
+static int bad_arg(const char *opt, const char *val, const char *want)
+{
+	fprintf(stderr, "mixbench: %s %s: %s\n", opt, val, want);
+	return 2;
+}
+
+/* -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	memset(o, 0, sizeof *o);
 	run.cpu[0] = 0;
 	run.cpu[1] = 1;
 	for (int a = 1; a < argc; a++) {
-		const char *o = argv[a], *v = a + 1 < argc ? argv[a + 1] : NULL;
-		if (!strcmp(o, "--quick"))
-			quick = 1;
-		else if (!strcmp(o, "--spin"))
-			spin = 1;
-		else if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+		const char *k = argv[a], *v = a + 1 < argc ? argv[a + 1] : NULL;
+		if (!strcmp(k, "--quick"))
+			o->quick = 1;
+		else if (!strcmp(k, "--spin"))
+			o->spin = 1;
+		else if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
 			usage(stdout);
 			return 0;
-		} else if (v && !strcmp(o, "--json"))
-			json = argv[++a];
-		else if (v && !strcmp(o, "--only"))
-			only = argv[++a];
-		else if (v && !strcmp(o, "--runs")) {
-			runs = atoi(argv[++a]);
-			if (runs < 1 || runs > MAX_RUNS) {
-				fprintf(stderr, "mixbench: --runs %s: 1 to %d\n", v, MAX_RUNS);
-				return 2;
-			}
-		} else if (v && !strcmp(o, "--time")) {
-			secs = atof(argv[++a]);
-			if (!(secs > 0 && secs <= 600)) {
-				fprintf(stderr, "mixbench: --time %s: more than 0, at most 600 seconds\n", v);
-				return 2;
-			}
-		} else if (v && !strcmp(o, "--cpus")) {
-			if (sscanf(argv[++a], "%d,%d", &run.cpu[0], &run.cpu[1]) != 2) {
-				fprintf(stderr, "mixbench: --cpus %s: two CPU numbers, A,B\n", v);
-				return 2;
-			}
+		} else if (v && !strcmp(k, "--json"))
+			o->json = argv[++a];
+		else if (v && !strcmp(k, "--only"))
+			o->only = argv[++a];
+		else if (v && !strcmp(k, "--runs")) {
+			if ((o->runs = atoi(argv[++a])) < 1 || o->runs > MAX_RUNS)
+				return bad_arg(k, v, "1 to 31 rounds");
+		} else if (v && !strcmp(k, "--time")) {
+			o->secs = atof(argv[++a]);
+			if (!(o->secs > 0 && o->secs <= 600))
+				return bad_arg(k, v, "more than 0, at most 600 seconds");
+		} else if (v && !strcmp(k, "--cpus")) {
+			if (sscanf(argv[++a], "%d,%d", &run.cpu[0], &run.cpu[1]) != 2)
+				return bad_arg(k, v, "two CPU numbers, A,B");
 		} else {
 			usage(stderr);
 			return 2;
@@ -1125,7 +1018,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mixbench: --cpus %d,%d but %ld CPUs online\n", run.cpu[0], run.cpu[1], ncpu);
 		return 2;
 	}
-	for (const char *p = only; p && *p;) {
+	for (const char *p = o->only; p && *p;) {
 		const char *q = strchr(p, ',');
 		size_t k = q ? (size_t)(q - p) : strlen(p);
 		int known = k == 6 && !strncmp(p, "memory", 6);
@@ -1138,22 +1031,227 @@ int main(int argc, char **argv)
 		}
 		p = q ? q + 1 : NULL;
 	}
-	if (!runs)
-		runs = quick ? 3 : 5;
-	if (!secs)
-		secs = quick ? 0.1 : 0.5;
-	run.budget_ns = (uint64_t)(secs * 1e9);
-	run.policy = spin ? SHMBUS_WAIT_SPIN : SHMBUS_WAIT_SPIN_PARK;
-	/* A run takes 1.2 x secs plus its opening; a stuck one is killed. */
-	unsigned timeout_s = (unsigned)(secs * 1.2) + 60;
+	if (!o->runs)
+		o->runs = o->quick ? 3 : 5;
+	if (!o->secs)
+		o->secs = o->quick ? 0.1 : 0.5;
+	return -1;
+}
 
+/* Rounds of every contender once, then the medians and the table. */
+static void contenders(const struct opts *o, struct figures *fg)
+{
+	/* A run takes 1.2 x secs plus its opening; a stuck one is killed. */
+	unsigned timeout_s = (unsigned)(o->secs * 1.2) + 60;
+	int any = 0;
+
+	for (int c = 0; c < NC; c++)
+		any |= fg->on[c] = fg->ok[c] = selected(o->only, names[c]);
+	if (!any)
+		return;
+	printf("  %d round%s of %.2f s per contender (after %.2f s of warm-up), medians; "
+	       "shmbus wait policy %s\n", o->runs, o->runs == 1 ? "" : "s", o->secs, o->secs / 5,
+	       o->spin ? "spin" : "spin-then-park");
+	fflush(stdout);
+	for (int r = 0; r < o->runs; r++)
+		for (int c = 0; c < NC; c++) {
+			if (!fg->ok[c] || !run_once((enum contender)c, timeout_s, &fg->res[c][r]))
+				continue;
+			printf("  %-9s FAILED (round %d): %s\n", names[c], r + 1, fg->res[c][r].err);
+			fflush(stdout);
+			fg->ok[c] = 0;
+			fg->failed = 1;
+		}
+	for (int c = 0; c < NC; c++) {
+		double m[MAX_RUNS], b[MAX_RUNS];
+		if (!fg->ok[c])
+			continue;
+		for (int r = 0; r < o->runs; r++) {
+			m[r] = fg->res[c][r].msgs_per_s;
+			b[r] = fg->res[c][r].mb_per_s;
+		}
+		fg->med_m[c] = median(m, o->runs);
+		fg->med_b[c] = median(b, o->runs);
+		qsort(m, (size_t)o->runs, sizeof *m, cmp_double);
+		fg->spread[c] = (m[o->runs - 1] - m[0]) / fg->med_m[c];
+	}
+	for (int c = 0; c < NC && !(any = fg->ok[c]); c++)
+		;
+	if (!any)
+		return;
+	printf("  %-9s %-34s %11s %9s %9s %9s %7s\n", "", "ring", "msgs/s", "MB/s", "msgs/raw", "MB/raw",
+	       "spread");
+	for (int c = 0; c < NC; c++) {
+		if (!fg->ok[c])
+			continue;
+		printf("  %-9s %-34s %10.3fM %9.1f", names[c], rings[c], fg->med_m[c] / 1e6, fg->med_b[c]);
+		if (fg->ok[C_RAW])
+			printf(" %9.3f %9.3f", fg->med_m[c] / fg->med_m[C_RAW], fg->med_b[c] / fg->med_b[C_RAW]);
+		else
+			printf(" %9s %9s", "-", "-");
+		printf(" %6.0f%%\n", fg->spread[c] * 100);
+	}
+}
+
+/* The memory figures of both layouts, and their table. */
+static void memory(const struct opts *o, struct figures *fg)
+{
+	static const char *const lay[2] = { "cells", "slots" };
+	struct mem_res *mem = fg->mem;
+
+	if (!(fg->mem_on = selected(o->only, "memory")))
+		return;
+	printf("memory: how many messages of the stream a ring holds, a group joined, nobody reading\n"
+	       "  (put with timeout 0 until SHMBUS_EAGAIN)\n");
+	for (int k = 0; k < 2; k++)
+		if (mem_figure(!k, &mem[k])) {
+			printf("  %-6s FAILED: %s\n", lay[k], mem[k].err);
+			fg->failed = 1;
+		}
+	/* A 64 KiB slot's bytes, measured: what a queue of slots holding as
+	 * many messages as each layout held would take. */
+	uint64_t stride = mem[1].ok ? mem[1].ring_area / SLOTS : 0;
+	printf("  %-6s %11s %6s %13s %11s %21s %13s\n", "layout", "ring bytes", "held", "payload held",
+	       "ring B/msg", "slots for as many", "their bytes");
+	for (int k = 0; k < 2; k++) {
+		struct mem_res *m = &mem[k];
+		char slots[48];
+		if (!m->ok)
+			continue;
+		m->slot_stride = stride;
+		snprintf(slots, sizeof slots, "%llu (pow2 %llu)", (unsigned long long)m->held,
+			 (unsigned long long)pow2_up(m->held));
+		printf("  %-6s %11llu %6llu %13llu %11.0f %21s %13llu\n", lay[k], (unsigned long long)m->ring,
+		       (unsigned long long)m->held, (unsigned long long)m->payload, m->per_msg, slots,
+		       (unsigned long long)(m->held * stride));
+	}
+	if (mem[0].ok)
+		printf("  cells' ring bytes: slots x (16 + cell_bytes) (shmbus.h) = %llu; area_size of %llu cells "
+		       "less that of %llu = %llu%s\n", (unsigned long long)mem[0].ring_doc,
+		       (unsigned long long)mem[0].slots * 2, (unsigned long long)mem[0].slots,
+		       (unsigned long long)mem[0].ring_area,
+		       mem[0].ring_doc == mem[0].ring_area ? " (they agree)" : " (they DIFFER)");
+	if (mem[1].ok)
+		printf("  slots' ring bytes: area_size of %llu slots less that of %llu = %llu; docs/queue.md's "
+		       "layout, slots x (64 + max_msg) = %llu%s\n", (unsigned long long)mem[1].slots * 2,
+		       (unsigned long long)mem[1].slots, (unsigned long long)mem[1].ring_area,
+		       (unsigned long long)mem[1].ring_doc,
+		       mem[1].ring_doc == mem[1].ring_area ? " (they agree)" : " (they DIFFER)");
+}
+
+/* s as a JSON string. */
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++)
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", (unsigned char)*s);
+		else
+			fputc(*s, f);
+	fputc('"', f);
+}
+
+static void json_contender(FILE *f, const struct opts *o, const struct figures *fg, int c)
+{
+	fprintf(f, "\n  {\"name\": \"%s\", \"ring\": \"%s\", \"status\": \"%s\"", names[c], rings[c],
+		fg->ok[c] ? "ok" : "failed");
+	if (!fg->ok[c]) {
+		/* The run that failed is the last one with an error. */
+		for (int r = o->runs - 1; r >= 0; r--)
+			if (fg->res[c][r].err[0]) {
+				fprintf(f, ", \"round\": %d, \"error\": ", r + 1);
+				json_str(f, fg->res[c][r].err);
+				break;
+			}
+		fprintf(f, "}");
+		return;
+	}
+	fprintf(f, ", \"median_msgs_per_s\": %.1f, \"median_mb_per_s\": %.3f, \"spread\": %.4f", fg->med_m[c],
+		fg->med_b[c], fg->spread[c]);
+	if (fg->ok[C_RAW])
+		fprintf(f, ", \"msgs_over_rawring\": %.4f, \"mb_over_rawring\": %.4f",
+			fg->med_m[c] / fg->med_m[C_RAW], fg->med_b[c] / fg->med_b[C_RAW]);
+	fprintf(f, ",\n   \"runs\": [");
+	for (int r = 0; r < o->runs; r++) {
+		const struct run_res *x = &fg->res[c][r];
+		fprintf(f, "%s{\"sent\": %llu, \"counted\": %llu, \"bytes\": %llu, \"seconds\": %.6f, "
+			   "\"msgs_per_s\": %.1f, \"mb_per_s\": %.3f}", r ? ", " : "", (unsigned long long)x->sent,
+			(unsigned long long)x->counted, (unsigned long long)x->bytes, x->secs, x->msgs_per_s,
+			x->mb_per_s);
+	}
+	fprintf(f, "]}");
+}
+
+static void json_memory(FILE *f, const struct mem_res *m, const char *layout)
+{
+	fprintf(f, "\n  {\"layout\": \"%s\", \"status\": \"%s\"", layout, m->ok ? "ok" : "failed");
+	if (!m->ok) {
+		fprintf(f, ", \"error\": ");
+		json_str(f, m->err);
+		fprintf(f, "}");
+		return;
+	}
+	fprintf(f, ", \"slots\": %llu, \"cell_bytes\": %llu, \"max_msg\": %u, \"ring_bytes\": %llu, "
+		   "\"ring_bytes_documented\": %llu, \"ring_bytes_area_size\": %llu, \"held\": %llu, "
+		   "\"held_payload_bytes\": %llu, \"depth_seqs\": %llu, \"ring_bytes_per_msg\": %.2f, "
+		   "\"slot_bytes\": %llu, \"slot_ring_slots\": %llu, \"slot_ring_slots_pow2\": %llu, "
+		   "\"slot_ring_bytes\": %llu}",
+		(unsigned long long)m->slots, (unsigned long long)m->cell_bytes, LARGE, (unsigned long long)m->ring,
+		(unsigned long long)m->ring_doc, (unsigned long long)m->ring_area, (unsigned long long)m->held,
+		(unsigned long long)m->payload, (unsigned long long)m->depth, m->per_msg,
+		(unsigned long long)m->slot_stride, (unsigned long long)m->held,
+		(unsigned long long)pow2_up(m->held), (unsigned long long)(m->held * m->slot_stride));
+}
+
+static int write_json(const struct opts *o, const struct figures *fg)
+{
+	FILE *f = fopen(o->json, "w");
+	int first = 1;
+
+	if (!f) {
+		fprintf(stderr, "mixbench: %s: %s\n", o->json, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "{\"tool\": \"mixbench\", \"quick\": %s, \"runs\": %d, \"time_s\": %.3f, "
+		   "\"cpus\": [%d, %d], \"policy\": \"%s\",\n"
+		   " \"stream\": {\"small\": %u, \"large\": %u, \"large_every\": %u},\n \"contenders\": [",
+		o->quick ? "true" : "false", o->runs, o->secs, run.cpu[0], run.cpu[1],
+		o->spin ? "spin" : "spin-park", SMALL, LARGE, PERIOD);
+	for (int c = 0; c < NC; c++) {
+		if (!fg->on[c])
+			continue;
+		fprintf(f, "%s", first ? "" : ",");
+		json_contender(f, o, fg, c);
+		first = 0;
+	}
+	fprintf(f, "\n ],\n \"memory\": [");
+	for (int k = 0; fg->mem_on && k < 2; k++) {
+		fprintf(f, "%s", k ? "," : "");
+		json_memory(f, &fg->mem[k], k ? "slots" : "cells");
+	}
+	fprintf(f, "\n ]}\n");
+	return fclose(f) ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct figures fg;
+	struct opts o;
+	struct sigaction sa;
+	int rc = parse_args(argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	run.budget_ns = (uint64_t)(o.secs * 1e9);
+	run.policy = o.spin ? SHMBUS_WAIT_SPIN : SHMBUS_WAIT_SPIN_PARK;
 	parent_pid = getpid();
 	ctl = mmap(NULL, sizeof *ctl, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (ctl == MAP_FAILED) {
 		perror("mixbench: mmap");
 		return 2;
 	}
-	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_alarm;
 	sigaction(SIGALRM, &sa, NULL);
@@ -1162,168 +1260,13 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
-	int on[NC], ok[NC], failed = 0, any = 0;
-	static struct run_res res[NC][MAX_RUNS];
-	for (int c = 0; c < NC; c++) {
-		on[c] = ok[c] = selected(only, names[c]);
-		any |= on[c];
-	}
 	printf("mixbench: 90%% 64 B + 10%% 64 KiB messages (#i is 64 KiB when i %% 10 == 9), "
 	       "CPU %d -> CPU %d\n", run.cpu[0], run.cpu[1]);
-	if (any)
-		printf("  %d round%s of %.2f s per contender (after %.2f s of warm-up), medians; "
-		       "shmbus wait policy %s\n", runs, runs == 1 ? "" : "s", secs, secs / 5,
-		       spin ? "spin" : "spin-then-park");
-	fflush(stdout);
-	for (int r = 0; r < runs; r++)
-		for (int c = 0; c < NC; c++) {
-			if (!ok[c])
-				continue;
-			if (run_once((enum contender)c, timeout_s, &res[c][r])) {
-				printf("  %-9s FAILED (round %d): %s\n", names[c], r + 1, res[c][r].err);
-				fflush(stdout);
-				ok[c] = 0;
-				failed = 1;
-			}
-		}
-	double med_m[NC] = { 0 }, med_b[NC] = { 0 }, spread[NC] = { 0 };
-	for (int c = 0; c < NC; c++) {
-		double m[MAX_RUNS], b[MAX_RUNS];
-		if (!ok[c])
-			continue;
-		for (int r = 0; r < runs; r++) {
-			m[r] = res[c][r].msgs_per_s;
-			b[r] = res[c][r].mb_per_s;
-		}
-		med_m[c] = median(m, runs);
-		med_b[c] = median(b, runs);
-		qsort(m, (size_t)runs, sizeof *m, cmp_double);
-		spread[c] = (m[runs - 1] - m[0]) / med_m[c];
-	}
-	int raw = ok[C_RAW];
-	if (any) {
-		printf("  %-9s %-34s %11s %9s %9s %9s %7s\n", "", "ring", "msgs/s", "MB/s", "msgs/raw", "MB/raw",
-		       "spread");
-		for (int c = 0; c < NC; c++) {
-			if (!ok[c])
-				continue;
-			printf("  %-9s %-34s %10.3fM %9.1f", names[c], rings[c], med_m[c] / 1e6, med_b[c]);
-			if (raw)
-				printf(" %9.3f %9.3f", med_m[c] / med_m[C_RAW], med_b[c] / med_b[C_RAW]);
-			else
-				printf(" %9s %9s", "-", "-");
-			printf(" %6.0f%%\n", spread[c] * 100);
-		}
-	}
-
-	struct mem_res mem[2];
-	int mem_on = selected(only, "memory");
-	if (mem_on) {
-		printf("memory: messages of the same stream a ring holds, a group joined, nobody reading\n"
-		       "  (put with timeout 0 until SHMBUS_EAGAIN)\n");
-		printf("  %-6s %11s %6s %13s %11s  %s\n", "layout", "ring bytes", "held", "payload held", "ring B/msg",
-		       "a queue of 64 KiB slots holding as many");
-	}
-	for (int k = 0; mem_on && k < 2; k++) {
-		struct mem_res *m = &mem[k];
-		const char *ln = k ? "slots" : "cells";
-		if (mem_figure(!k, m)) {
-			printf("  %-6s FAILED: %s\n", ln, m->err);
-			failed = 1;
-			continue;
-		}
-		printf("  %-6s %11llu %6llu %13llu %11.0f  %llu slots", ln, (unsigned long long)m->ring,
-		       (unsigned long long)m->held, (unsigned long long)m->payload, m->per_msg,
-		       (unsigned long long)m->held);
-		if (pow2_up(m->held) != m->held)
-			printf(" (%llu as the library rounds)", (unsigned long long)pow2_up(m->held));
-		printf("\n");
-	}
-	if (mem_on && mem[1].ok) {
-		/* A 64 KiB slot's bytes, measured; what the slot ring for as many
-		 * messages as each layout held would take. */
-		uint64_t stride = mem[1].ring_area / SLOTS;
-		for (int k = 0; k < 2; k++) {
-			struct mem_res *m = &mem[k];
-			if (!m->ok)
-				continue;
-			m->slot_stride = stride;
-			printf("  %-6s: %llu slots x %llu B = %.2f MB of slots (%.2f MB at a power of two); "
-			       "this ring: %.2f MB\n", k ? "slots" : "cells", (unsigned long long)m->held,
-			       (unsigned long long)stride, (double)(m->held * stride) / 1e6,
-			       (double)(pow2_up(m->held) * stride) / 1e6, (double)m->ring / 1e6);
-		}
-	}
-	for (int k = 0; mem_on && k < 2; k++)
-		if (mem[k].ok)
-			printf("  %-6s ring bytes: documented layout %llu, area_size of %llu slots less that of %llu: %llu%s\n",
-			       k ? "slots" : "cells", (unsigned long long)mem[k].ring_doc,
-			       (unsigned long long)mem[k].slots * 2, (unsigned long long)mem[k].slots,
-			       (unsigned long long)mem[k].ring_area,
-			       mem[k].ring_doc == mem[k].ring_area ? " (they agree)" : " (they DIFFER)");
-
-	if (json) {
-		FILE *f = fopen(json, "w");
-		if (!f) {
-			perror(json);
-			return 2;
-		}
-		fprintf(f, "{\"tool\": \"mixbench\", \"quick\": %s, \"runs\": %d, \"time_s\": %.3f, "
-			   "\"cpus\": [%d, %d], \"policy\": \"%s\",\n"
-			   " \"stream\": {\"small\": %u, \"large\": %u, \"large_every\": %u},\n \"contenders\": [",
-			quick ? "true" : "false", runs, secs, run.cpu[0], run.cpu[1], spin ? "spin" : "spin-park",
-			SMALL, LARGE, PERIOD);
-		int first = 1;
-		for (int c = 0; c < NC; c++) {
-			if (!on[c])
-				continue;
-			fprintf(f, "%s\n  {\"name\": \"%s\", \"ring\": \"%s\", \"status\": \"%s\"", first ? "" : ",",
-				names[c], rings[c], ok[c] ? "ok" : "failed");
-			first = 0;
-			if (!ok[c]) {
-				fprintf(f, "}");
-				continue;
-			}
-			fprintf(f, ", \"median_msgs_per_s\": %.1f, \"median_mb_per_s\": %.3f, \"spread\": %.4f",
-				med_m[c], med_b[c], spread[c]);
-			if (raw)
-				fprintf(f, ", \"msgs_over_rawring\": %.4f, \"mb_over_rawring\": %.4f",
-					med_m[c] / med_m[C_RAW], med_b[c] / med_b[C_RAW]);
-			fprintf(f, ",\n   \"runs\": [");
-			for (int r = 0; r < runs; r++)
-				fprintf(f, "%s{\"sent\": %llu, \"counted\": %llu, \"bytes\": %llu, \"seconds\": %.6f, "
-					   "\"msgs_per_s\": %.1f, \"mb_per_s\": %.3f}", r ? ", " : "",
-					(unsigned long long)res[c][r].sent, (unsigned long long)res[c][r].counted,
-					(unsigned long long)res[c][r].bytes, res[c][r].secs, res[c][r].msgs_per_s,
-					res[c][r].mb_per_s);
-			fprintf(f, "]}");
-		}
-		fprintf(f, "\n ],\n \"memory\": [");
-		for (int k = 0; mem_on && k < 2; k++) {
-			struct mem_res *m = &mem[k];
-			fprintf(f, "%s\n  {\"layout\": \"%s\", \"status\": \"%s\"", k ? "," : "", k ? "slots" : "cells",
-				m->ok ? "ok" : "failed");
-			if (m->ok)
-				fprintf(f, ", \"slots\": %llu, \"cell_bytes\": %llu, \"max_msg\": %u, \"ring_bytes\": %llu, "
-					   "\"ring_bytes_documented\": %llu, \"ring_bytes_area_size\": %llu, "
-					   "\"held\": %llu, \"held_payload_bytes\": %llu, \"depth_seqs\": %llu, "
-					   "\"ring_bytes_per_msg\": %.2f, \"slot_bytes\": %llu, "
-					   "\"slot_ring_slots\": %llu, \"slot_ring_slots_pow2\": %llu, "
-					   "\"slot_ring_bytes\": %llu}",
-					(unsigned long long)m->slots, (unsigned long long)m->cell_bytes, LARGE,
-					(unsigned long long)m->ring, (unsigned long long)m->ring_doc,
-					(unsigned long long)m->ring_area, (unsigned long long)m->held,
-					(unsigned long long)m->payload, (unsigned long long)m->depth, m->per_msg,
-					(unsigned long long)m->slot_stride, (unsigned long long)m->held,
-					(unsigned long long)pow2_up(m->held),
-					(unsigned long long)(m->held * m->slot_stride));
-			else
-				fprintf(f, "}");
-		}
-		fprintf(f, "\n ]}\n");
-		fclose(f);
-	}
-	if (failed)
+	contenders(&o, &fg);
+	memory(&o, &fg);
+	if (o.json && write_json(&o, &fg))
+		return 2;
+	if (fg.failed)
 		fprintf(stderr, "mixbench: FAILED (see above)\n");
-	return failed;
+	return fg.failed;
 }
