@@ -27,6 +27,8 @@
 #   bench/queuebench  many producers and consumer groups; frame writing
 #   bench/waitbench   wake-ups through a wait set, its fd in epoll, a set of
 #                     1000, against same-run baselines (park and spin-park)
+#   bench/mixbench    a stream of 90% 64 B and 10% 64 KiB messages: queue of
+#                     cells, of slots, a raw ring; messages a ring holds
 # iceoryx needs its daemon: this script starts iox-roudi with
 # bench/roudi.toml and stops it by pid at the end (also on Ctrl+C).
 set -euo pipefail
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
     --nice) NICE=1 ;;
     --only) [ $# -ge 2 ] || { echo "bench.sh: --only needs a list" >&2; exit 2; }
             ONLY=(--only "$2"); shift ;;
-    -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -164,6 +166,10 @@ echo
 echo "== waitbench ${SB_ARGS[*]}"
 fg bench/waitbench "${SB_ARGS[@]}" --json "$RES/waitbench-park.json" || status=1
 fg bench/waitbench "${SB_ARGS[@]}" --policy spin-park --json "$RES/waitbench-spin-park.json" || status=1
+
+echo
+echo "== mixbench ${QB_ARGS[*]}"
+fg bench/mixbench "${QB_ARGS[@]}" --json "$RES/mixbench.json" || status=1
 
 # The Python binding against multiprocessing, and a queue across the NATS
 # bridge against NATS used directly: full runs only (they write their own
