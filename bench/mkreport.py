@@ -59,8 +59,8 @@ def num(v):
     """3 significant digits with K/M suffix."""
     if v is None:
         return "-"
-    for div, suf in ((1e9, "G"), (1e6, "M"), (1e4, "K")):
-        if v >= div:
+    for lo, div, suf in ((1e9, 1e9, "G"), (1e6, 1e6, "M"), (1e4, 1e3, "K")):
+        if v >= lo:
             v /= div
             return (f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}") + suf
     return f"{v:.0f}"
@@ -134,7 +134,28 @@ def latency_table(run, sizes, out):
             first = False
 
 
-def targets(run, sb, qb):
+def fanout_summary(fo, system, groups):
+    for m in (fo or {}).get("summary", []):
+        if m["system"] == system and m["groups"] == groups:
+            return m
+    return None
+
+
+def mix_contender(mx, name):
+    for c in (mx or {}).get("contenders", []):
+        if c["name"] == name and c.get("status") == "ok":
+            return c
+    return None
+
+
+def mix_memory(mx, layout):
+    for m in (mx or {}).get("memory", []):
+        if m["layout"] == layout and m.get("status") == "ok":
+            return m
+    return None
+
+
+def targets(run, sb, qb, fo=None, mx=None):
     """(what, target, measured, met) rows; met is True/False/None (not measured)."""
     rows = []
 
@@ -170,6 +191,17 @@ def targets(run, sb, qb):
         x = div(run.p50(t, 8), run.p50("rawring", 8))
         add(f"8 B round trip p50, shmbus queue of {label} ÷ raw ring (a pair of one-way rings)", "≤ 1.3×", x,
             lambda v: f"{v:.2f}×", lambda v: v <= 1.3)
+    c = mix_contender(mx, "cells")
+    add("mixed stream (90% 64 B, 10% 64 KiB), 4 MiB queue of cells ÷ 4 MiB raw byte ring, messages/s "
+        "(mixbench)", "-", c["msgs_over_rawring"] if c else None, lambda v: f"{v:.2f}", lambda v: None)
+    mc, ms = mix_memory(mx, "cells"), mix_memory(mx, "slots")
+    add("mixed stream: ring bytes per message in flight, queue of slots (64 KiB each) ÷ queue of cells "
+        "(mixbench)", "-", ms["ring_bytes_per_msg"] / mc["ring_bytes_per_msg"] if mc and ms else None,
+        lambda v: f"{v:.1f}× ({mc['ring_bytes_per_msg']:.0f} B vs {ms['ring_bytes_per_msg']:.0f} B)",
+        lambda v: None)
+    m = fanout_summary(fo, "shmbus", 64)
+    add("fan-out: producer CPU per put at 64 broadcast groups ÷ at 1 group (fanout)", "≤ 2×",
+        m["cpu_ratio"]["median"] if m and "cpu_ratio" in m else None, lambda v: f"{v:.2f}×", lambda v: v <= 2)
     mp = {m["name"]: m for m in (qb or {}).get("mpmc", []) if m.get("status") == "ok"}
     for name in ("2 producers, 2 groups", "2 producers, 2 groups, batches of 32"):
         m = mp.get(name)
@@ -216,6 +248,8 @@ def generate(resdir):
     ipc = load(os.path.join(resdir, "ipcbench.json"))
     sb = load(os.path.join(resdir, "statebench.json"))
     qb = load(os.path.join(resdir, "queuebench.json"))
+    fo = load(os.path.join(resdir, "fanout.json"))
+    mx = load(os.path.join(resdir, "mixbench.json"))
     run = Run(ipc)
     out = []
     if ipc:
@@ -240,13 +274,13 @@ def generate(resdir):
         for r in failed:
             out.append(f"- {r['transport']} {r['test']} {size_name(r['size'])}: {r['status']}: {r.get('note', '')}")
         out.append("")
-    rows = targets(run, sb, qb)
+    rows = targets(run, sb, qb, fo, mx)
     out.append("### Targets")
     out.append("")
     out.append("| target | wanted | measured | |")
     out.append("|---|---:|---:|---|")
     for what, want, got, ok in rows:
-        dist = disturbed(ipc) and not what.startswith(("state:", "MPMC"))
+        dist = disturbed(ipc) and not what.startswith(("state:", "MPMC", "fan-out", "mixed"))
         out.append(f"| {what} | {want} | {got} | {verdict(ok, dist, got != 'not measured')} |")
     out.append("")
     if ipc:
@@ -297,6 +331,57 @@ def generate(resdir):
         for w in qb["write"]:
             out.append(f"| {size_name(w['size'])} | {num(w['writes_per_s'])} | "
                        f"{w['writes_per_s'] * w['size'] / 1e9:.3g} |")
+        out.append("")
+    if mx and mx.get("contenders"):
+        st = mx["stream"]
+        out.append("### A mixed stream in 4 MiB (mixbench)")
+        out.append("")
+        out.append(f"Every {st['large_every']}th message {size_name(st['large'])}, the others "
+                   f"{size_name(st['small'])}; two processes, median of {mx['runs']} runs of {mx['time_s']} s; "
+                   "*÷ raw ring*: messages per second over those of a 4 MiB byte ring of the same run "
+                   "(both sides spinning, one copy in and one out).")
+        out.append("")
+        out.append("| contender | ring | messages/s | MB/s | ÷ raw ring | spread |")
+        out.append("|---|---|---:|---:|---:|---:|")
+        for c in mx["contenders"]:
+            if c.get("status") == "ok":
+                out.append(f"| {c['name']} | {c['ring']} | {num(c['median_msgs_per_s'])} | "
+                           f"{c['median_mb_per_s']:.0f} | {c['msgs_over_rawring']:.2f} | {c['spread'] * 100:.0f}% |")
+            else:
+                out.append(f"| {c['name']} | {c.get('ring', '')} | failed | | | |")
+        out.append("")
+        out.append("What a ring holds of the same stream (one group joined, nobody reading, put until full):")
+        out.append("")
+        out.append("| layout | ring bytes | messages held | ring bytes per message | a slot ring holding as many |")
+        out.append("|---|---:|---:|---:|---:|")
+        for m in mx.get("memory", []):
+            if m.get("status") == "ok":
+                out.append(f"| {m['layout']} | {m['ring_bytes']:,} | {m['held']} | {m['ring_bytes_per_msg']:,.0f} | "
+                           f"{m['slot_ring_bytes']:,} B ({m['slot_ring_slots']} slots) |")
+        out.append("")
+    if fo and fo.get("summary"):
+        out.append("### Fan-out to many consumer groups (fanout)")
+        out.append("")
+        out.append(f"One producer, {fo['size']}-byte messages, {num(fo['n'])} per run, G broadcast groups of "
+                   f"one member process each; median over {fo['runs']} rounds [min..max]. *CPU ratio*: the "
+                   "producer's CPU per message at G ÷ at the smallest G of the same round.")
+        if fo.get("skipped"):
+            for k, v in fo["skipped"].items():
+                out.append(f"(skipped: {k}: {v})")
+        out.append("")
+        out.append("| system | groups | producer CPU ns/message | producer wall ns/message | delivered/s | CPU ratio |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+
+        def cell(m, k, f):
+            v = m.get(k)
+            return f"{f(v['median'])} [{f(v['min'])}..{f(v['max'])}]" if v else "-"
+        for m in fo["summary"]:
+            out.append(f"| {m['system']} | {m['groups']} | {cell(m, 'producer_cpu_ns_per_put', lambda v: f'{v:.0f}')} | "
+                       f"{cell(m, 'producer_wall_ns_per_put', lambda v: f'{v:.0f}')} | "
+                       f"{cell(m, 'delivered_msgs_per_s', num)} | {cell(m, 'cpu_ratio', lambda v: f'{v:.2f}×')} |")
+        out.append("")
+        out.append("![fan-out: producer CPU per message and messages delivered per second against groups]"
+                   "(benchmarks-fanout.png)")
         out.append("")
     if sb:
         out.append("### State channels (statebench)")

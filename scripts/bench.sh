@@ -29,6 +29,8 @@
 #                     1000, against same-run baselines (park and spin-park)
 #   bench/mixbench    a stream of 90% 64 B and 10% 64 KiB messages: queue of
 #                     cells, of slots, a raw ring; messages a ring holds
+#   bench/fanout      one producer to 1, 4, 16, 64 broadcast groups, shmbus
+#                     beside iceoryx (its own iox-roudi, more chunks); plot
 # iceoryx needs its daemon: this script starts iox-roudi with
 # bench/roudi.toml and stops it by pid at the end (also on Ctrl+C).
 set -euo pipefail
@@ -171,6 +173,14 @@ echo
 echo "== mixbench ${QB_ARGS[*]}"
 fg bench/mixbench "${QB_ARGS[@]}" --json "$RES/mixbench.json" || status=1
 
+# fanout starts an iox-roudi of its own, with chunks for 64 subscribers'
+# queues (the one above was stopped after ipcbench).
+if [ $quick -eq 1 ]; then FO_ARGS=(--quick); else FO_ARGS=(--runs 3 --n 100000); fi
+echo
+echo "== fanout ${FO_ARGS[*]}"
+unset IPCBENCH_ROUDI_EXTERNAL
+fg bench/fanout "${FO_ARGS[@]}" --json "$RES/fanout.json" || status=1
+
 # The Python binding against multiprocessing, and a queue across the NATS
 # bridge against NATS used directly: full runs only (they write their own
 # docs/benchmarks-python.md and the table for docs/benchmarks-bridge.md).
@@ -194,6 +204,9 @@ if [ $docs -eq 1 ]; then
   report_args+=(--doc docs/benchmarks.md)
   if "$PY" -c 'import matplotlib' 2>/dev/null; then
     "$PY" bench/plot.py --json "$RES/ipcbench.json" --size 8 --out docs/benchmarks-latency.png || status=1
+    if [ -f "$RES/fanout.json" ]; then
+      "$PY" bench/plot_fanout.py "$RES/fanout.json" docs/benchmarks-fanout.png || status=1
+    fi
   else
     echo "bench.sh: $PY has no matplotlib: no latency plot" >&2
   fi
