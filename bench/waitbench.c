@@ -317,12 +317,27 @@ int main(int argc, char **argv)
 			warm = 200;
 		} else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
 			i++;
+			if (strcmp(argv[i], "spin-park") && strcmp(argv[i], "park")) {
+				fprintf(stderr, "waitbench: --policy is park or spin-park, not '%s'\n", argv[i]);
+				return 2;
+			}
 			policy = strcmp(argv[i], "spin-park") == 0 ? SHMBUS_WAIT_SPIN_PARK : SHMBUS_WAIT_PARK;
 		} else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) {
 			json = argv[++i];
 		} else {
-			fprintf(stderr, "usage: waitbench [--quick] [--policy park|spin-park] [--json FILE]\n");
-			return 2;
+			int help = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+			fprintf(help ? stdout : stderr,
+			        "usage: waitbench [--quick] [--policy park|spin-park] [--json FILE]\n");
+			if (help)
+				printf("Wake-ups through a wait set against shmbus_state_wait, the wait set's fd\n"
+				       "in epoll against a bare eventfd, a set of 1,000 channels against a set\n"
+				       "of 1: round trips between two pinned processes, medians over\n"
+				       "interleaved blocks (docs/benchmarks.md).\n"
+				       "  --quick          a smoke run (figures meaningless)\n"
+				       "  --policy P       park (default: every wake-up through the kernel) or\n"
+				       "                   spin-park (the library default)\n"
+				       "  --json FILE      the figures, as JSON\n");
+			return help ? 0 : 2;
 		}
 	}
 	sh = mmap(NULL, sizeof(*sh) + rounds * sizeof(uint64_t), PROT_READ | PROT_WRITE,
