@@ -74,6 +74,7 @@ struct br_config {
 	int fetch_batch;                   /* importer's pull batch */
 	uint64_t max_msg;                  /* imported queues created here */
 	uint32_t slots;
+	uint64_t cell_bytes;               /* imported queues created here: cells */
 	int status_ms;                     /* status channel refresh period */
 };
 

@@ -33,6 +33,8 @@ static const char usage[] =
 "  --ack-wait MS           importer's redelivery timeout (default 5000)\n"
 "  --fetch-batch N         importer's pull batch (default 128)\n"
 "  --max-msg N --slots N   geometry of imported queues this bridge creates\n"
+"  --cell-bytes N          imported queues it creates are queues of cells of N\n"
+"                          bytes (a multiple of 8; --slots then counts cells)\n"
 "  --status-ms MS          status channel refresh period (default 500)\n"
 "  --config FILE           read settings from FILE (same keys, without dashes)\n";
 
@@ -284,6 +286,16 @@ static int apply(struct bridge *br, const char *key, const char *v, int depth)
 		INTSET(max_msg, 1, 64 << 20);
 	if (!strcmp(key, "slots"))
 		INTSET(slots, 2, 1 << 24);
+	if (!strcmp(key, "cell-bytes")) {
+		if (parse_int(key, v, 8, 1 << 30, &x))
+			return -1;
+		if (x % 8) {
+			fprintf(stderr, "shmbus-bridge: cell-bytes: %lld is not a multiple of 8\n", x);
+			return -1;
+		}
+		cfg->cell_bytes = (uint64_t)x;
+		return 0;
+	}
 	if (!strcmp(key, "status-ms"))
 		INTSET(status_ms, 10, 60000);
 	if (!strcmp(key, "export"))

@@ -386,6 +386,7 @@ void *br_queue_import(void *arg)
 		qo.max_msg = br->cfg.max_msg;
 	if (br->cfg.slots)
 		qo.slots = br->cfg.slots;
+	qo.cell_bytes = br->cfg.cell_bytes;
 	r = shmbus_queue_open(im.bus, l->chan, &qo, &im.q);
 	if (r) {
 		br_link_fail(l, "cannot open or create the local queue: %s", shmbus_last_error());

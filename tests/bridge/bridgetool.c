@@ -359,6 +359,10 @@ static void queue_opts(shmbus_queue_opts_t *qo)
 	shmbus_queue_opts_init(qo);
 	qo->slots = 1024;
 	qo->max_msg = 256;
+	/* BRIDGETOOL_CELL_BYTES=N: queues of cells of N bytes (made so, or
+	 * checked to be so). */
+	if (getenv("BRIDGETOOL_CELL_BYTES"))
+		qo->cell_bytes = strtoull(getenv("BRIDGETOOL_CELL_BYTES"), NULL, 10);
 }
 
 static int cmd_produce(int argc, char **argv)

@@ -37,6 +37,9 @@
 #                              bridges reconnect and values cross again
 #   queue_exact_N              N messages (checksums, order, nothing missing or
 #                              duplicated, end of stream) cross the bridge
+#   queue_of_cells_exact_N     the same through queues of 64-byte cells at both
+#                              ends (messages of 1 to 4 cells; the importing
+#                              bridge makes its queue with --cell-bytes)
 #   queue_nats_server_killed   the server is SIGKILLed mid-stream and restarted
 #   queue_bridges_killed       each bridge is SIGKILLed mid-stream and restarted
 #   queue_cluster_node_killed  a 3-node JetStream cluster (3 replicas) loses
@@ -590,6 +593,22 @@ t_exact() {
   return $rc
 }
 
+# A queue of cells at both ends: messages of 24..232 bytes take 1..4 cells
+# of 64 B; the importing bridge makes its queue so (--cell-bytes).
+t_cells() {
+  local A B P=$((BASE + 8)) n=$((20000 * SCALE)) rc
+  A=$(bus ceA); B=$(bus ceB)
+  start_nats ce $P || return 1
+  export BRIDGETOOL_CELL_BYTES=64
+  queue_start "t$TAG.ce" nats://127.0.0.1:$P "$A" "$B" $n --slots 1024 --cell-bytes 64 || return 1
+  queue_finish; rc=$?
+  unset BRIDGETOOL_CELL_BYTES
+  "$BUILD/shmbus" info --json "$B" | grep -q '"cell_bytes": 64, "max_msg": 256,' ||
+    { echo "the importing bridge did not make a queue of 64-byte cells:"; "$BUILD/shmbus" info "$B"; rc=1; }
+  kill_pid ce TERM
+  return $rc
+}
+
 t_server_kill() {
   local A B P=$((BASE + 4)) n=$((30000 * SCALE)) rc
   A=$(bus skA); B=$(bus skB)
@@ -678,6 +697,7 @@ check malformed_nats_url t_bad_url
 check state_survives_server_restart t_state_restart
 check token_auth_and_config_file t_auth
 check "queue_exact_$((100000 * SCALE))" t_exact
+check "queue_of_cells_exact_$((20000 * SCALE))" t_cells
 check queue_nats_server_killed t_server_kill
 check queue_bridges_killed t_bridge_kill
 check queue_cluster_node_killed t_cluster
