@@ -190,6 +190,17 @@ static void test_options(void)
 	      ci.value_size == 64 * CELL, "channel_info: kind %d cell_bytes %llu capacity %llu "
 	      "value_size %llu", ci.kind, (unsigned long long)ci.cell_bytes,
 	      (unsigned long long)ci.capacity, (unsigned long long)ci.value_size);
+	{
+		shmbus_channel_info_t list[4] = {{.size_of = sizeof(list[0])}};
+		size_t cnt = 0, j;
+
+		OK(shmbus_channel_list(bus, list, 4, &cnt));
+		for (j = 0; j < cnt && strcmp(list[j].name, "c") != 0; j++)
+			;
+		CHECK(j < cnt && list[j].cell_bytes == CELL && list[j].capacity == 64,
+		      "channel_list: queue 'c' with cell_bytes %llu", j < cnt ?
+		      (unsigned long long)list[j].cell_bytes : 0ull);
+	}
 	/* "A caller whose size_of ends before it does not get it" */
 	small = offsetof(shmbus_queue_info_t, cell_bytes);
 	memset(&qi, 0, sizeof(qi));
@@ -203,6 +214,8 @@ static void test_options(void)
 	o.max_msg = 0;
 	o.cell_bytes = 128;
 	EXPECT_CODE(shmbus_queue_open(bus, "c", &o, &q2), SHMBUS_ETYPE);
+	CHECK(strstr(shmbus_last_error(), "64") && strstr(shmbus_last_error(), "128"),
+	      "ETYPE detail does not name both cell sizes: '%s'", shmbus_last_error());
 	o.create = 0;
 	EXPECT_CODE(shmbus_queue_open(bus, "c", &o, &q2), SHMBUS_ETYPE);
 	/* "each ... that opts sets (non-zero) must match": 0 opens it as it is */
@@ -284,6 +297,9 @@ static void test_one_process(void)
 
 	/* longer than max_msg: SHMBUS_ETOOBIG, for put and reserve */
 	put_one(q, 9, 0, 64 * CELL + 1, 0, SHMBUS_ETOOBIG);
+	/* "longer ones refused naming both sizes" */
+	CHECK(strstr(shmbus_last_error(), "4097") && strstr(shmbus_last_error(), "4096"),
+	      "ETOOBIG detail does not name 4097 and 4096: '%s'", shmbus_last_error());
 	EXPECT_CODE(shmbus_queue_reserve(q, 64 * CELL + 1, &ptr, 0), SHMBUS_ETOOBIG);
 	q1k = open_cells(bus, "q1k", 64, CELL, 1000);
 	OK(shmbus_queue_join(q1k, "g", 0));
@@ -416,6 +432,24 @@ static void test_one_process(void)
 	      "cursor %llu depth %llu, expected %llu", (unsigned long long)qi.head,
 	      (unsigned long long)g[0].cursor, (unsigned long long)qi.depth, (unsigned long long)h);
 
+	/* full: 60 cells held by the group, a 5-cell message does not fit;
+	 * a try gives EAGAIN, a timed call ETIMEDOUT, for put and reserve */
+	put_one(q, 4, 7, 24 * CELL, 0, 0);       /* to the ring's end */
+	peek_expect(c, 4, 7, 24 * CELL, h);
+	h += 24;
+	CHECK(h % 64 == 0, "setup: at %llu", (unsigned long long)(h % 64));
+	put_one(q, 4, 4, 60 * CELL, 0, 0);
+	put_one(q, 4, 5, 5 * CELL, 0, SHMBUS_EAGAIN);
+	EXPECT_CODE(shmbus_queue_reserve(q, 5 * CELL, &ptr, 0), SHMBUS_EAGAIN);
+	put_one(q, 4, 5, 5 * CELL, SEC / 10, SHMBUS_ETIMEDOUT);
+	EXPECT_CODE(shmbus_queue_reserve(q, 5 * CELL, &ptr, SEC / 10), SHMBUS_ETIMEDOUT);
+	put_one(q, 4, 6, 4 * CELL, 0, 0);        /* 4 cells still fit */
+	peek_expect(c, 4, 4, 60 * CELL, h);
+	peek_expect(c, 4, 6, 4 * CELL, h + 60);
+	h += 64;
+	put_one(q, 4, 5, 5 * CELL, 0, 0);
+	peek_expect(c, 4, 5, 5 * CELL, h);
+
 	OK(shmbus_queue_close(c));
 	OK(shmbus_queue_close(q));
 	OK(shmbus_bus_close(bus));
@@ -504,6 +538,306 @@ static void test_earliest(void)
 	printf("  EARLIEST: starts at seq %llu, the first record at or past %llu (%d messages, "
 	       "%d of them still in the ring): ok\n", (unsigned long long)start[first],
 	       (unsigned long long)(pos - R), n, n - (int)first);
+}
+
+/* "Starts are recognised ...: a cell whose word is its own seq + 1 starts
+ * a record ..., and so does a seq a producer's intent names (a claim not
+ * yet published)": a lap before the head is a reservation not committed
+ * yet; the group joined at EARLIEST starts there and gets it once it is
+ * committed, then the rest */
+static void test_earliest_at_claim(void)
+{
+	const char *name = test_bus_name("oc-early2");
+	enum { R = 32 };
+	shmbus_bus_t *bus;
+	shmbus_queue_t *a, *b, *e;
+	shmbus_queue_info_t qi;
+	shmbus_group_info_t g[1];
+	shmbus_msg_t m;
+	void *ptr;
+	uint32_t i;
+
+	OK(shmbus_bus_create(name, NULL, &bus));
+	a = open_cells(bus, "q", R, CELL, 0);
+	b = open_cells(bus, "q", R, CELL, 0);
+	for (i = 0; i < 5; i++)                         /* seqs 0..19 */
+		put_one(b, 6, i, 4 * CELL, 0, 0);
+	OK(shmbus_queue_reserve(a, 4 * CELL, &ptr, 0)); /* seqs 20..23 */
+	msg_fill(6, 5, ptr, 4 * CELL);
+	for (i = 6; i < 13; i++)                        /* seqs 24..51 */
+		put_one(b, 6, i, 4 * CELL, 0, 0);
+	qinfo(b, &qi, NULL, 0);
+	CHECK(qi.head == 52, "head %llu", (unsigned long long)qi.head);
+	e = open_cells(bus, "q", R, CELL, 0);
+	OK(shmbus_queue_join(e, "early", SHMBUS_GROUP_EARLIEST));
+	qinfo(b, &qi, g, 1);
+	CHECK(g[0].cursor == 20, "EARLIEST at an unpublished claim a lap back: cursor %llu, "
+	      "expected 20", (unsigned long long)g[0].cursor);
+	EXPECT_CODE(shmbus_queue_peek(e, &m, 0), SHMBUS_EAGAIN);
+	OK(shmbus_queue_commit(a, 4 * CELL));
+	for (i = 5; i < 13; i++)
+		peek_expect(e, 6, i, 4 * CELL, 4 * i);
+	EXPECT_CODE(shmbus_queue_peek(e, &m, 0), SHMBUS_EAGAIN);
+	OK(shmbus_queue_close(e));
+	OK(shmbus_queue_close(b));
+	OK(shmbus_queue_close(a));
+	OK(shmbus_bus_close(bus));
+	OK(shmbus_bus_unlink(name));
+	printf("  EARLIEST where a lap back is a claim not yet committed: starts there: ok\n");
+}
+
+/* 8-byte cells (the smallest), slots rounded up to a power of two, the
+ * default ring */
+static void test_small_cells(void)
+{
+	const char *name = test_bus_name("oc-c8");
+	shmbus_bus_t *bus;
+	shmbus_queue_t *q, *c, *d;
+	shmbus_queue_info_t qi;
+	shmbus_channel_info_t ci = {.size_of = sizeof(ci)};
+	uint64_t h = 0;
+	uint32_t i;
+
+	OK(shmbus_bus_create(name, NULL, &bus));
+	/* "Ring slots, rounded up to a power of two" */
+	q = open_cells(bus, "q", 100, 8, 0);
+	qinfo(q, &qi, NULL, 0);
+	CHECK(qi.slots == 128 && qi.cell_bytes == 8 && qi.max_msg == 128 * 8,
+	      "100 slots of 8 B: slots %u max_msg %llu", qi.slots, (unsigned long long)qi.max_msg);
+	c = open_cells(bus, "q", 0, 8, 0);
+	OK(shmbus_queue_join(c, "g", 0));
+	for (i = 0; i < 400; i++) {
+		size_t len = (size_t)(mix64(i) % 120);
+
+		if (i % 50 == 49)
+			len = 1024;             /* the whole ring */
+		if (h % 128 + cells_of(len, 8) > 128) {
+			uint64_t pad = 128 - h % 128;
+
+			if (pad + cells_of(len, 8) > 128) {
+				/* the pad alone; the consumer passes it */
+				shmbus_msg_t m;
+
+				put_one(q, 7, i, len, 0, SHMBUS_EAGAIN);
+				EXPECT_CODE(shmbus_queue_peek(c, &m, 0), SHMBUS_EAGAIN);
+			}
+			h += pad;
+		}
+		put_one(q, 7, i, len, 0, 0);
+		peek_expect(c, 7, i, len, h);
+		h += cells_of(len, 8);
+	}
+	qinfo(q, &qi, NULL, 0);
+	CHECK(qi.head == h, "head %llu, expected %llu", (unsigned long long)qi.head,
+	      (unsigned long long)h);
+	/* the default ring follows the bus (1024 when it fits) */
+	d = open_cells(bus, "d", 0, 8, 0);
+	OK(shmbus_channel_info(bus, "d", &ci));
+	qinfo(d, &qi, NULL, 0);
+	CHECK(qi.slots > 0 && (qi.slots & (qi.slots - 1)) == 0 && ci.capacity == qi.slots &&
+	      qi.max_msg == (uint64_t)qi.slots * 8, "default ring: %u cells, capacity %llu, "
+	      "max_msg %llu", qi.slots, (unsigned long long)ci.capacity,
+	      (unsigned long long)qi.max_msg);
+	OK(shmbus_queue_close(d));
+	OK(shmbus_queue_close(c));
+	OK(shmbus_queue_close(q));
+	OK(shmbus_bus_close(bus));
+	OK(shmbus_bus_unlink(name));
+	printf("  8-byte cells: 400 messages of 0..1024 bytes with pads, slots rounded: ok\n");
+}
+
+/* "a hold on a record's first seq protects all its cells": a work member
+ * holds a message of 10 cells while the other member takes what follows
+ * and a producer fills the ring; the held bytes stay as they were, and the
+ * producer waits for the release */
+static void test_hold_protects(void)
+{
+	const char *name = test_bus_name("oc-hold");
+	shmbus_bus_t *bus;
+	shmbus_queue_t *q, *a, *b;
+	shmbus_msg_t m;
+	unsigned char want[10 * CELL], buf[CELL];
+	size_t len;
+	uint32_t i;
+
+	OK(shmbus_bus_create(name, NULL, &bus));
+	q = open_cells(bus, "q", 64, CELL, 0);
+	a = open_cells(bus, "q", 64, CELL, 0);
+	b = open_cells(bus, "q", 64, CELL, 0);
+	OK(shmbus_queue_join(a, "w", 0));
+	OK(shmbus_queue_join(b, "w", 0));
+	put_one(q, 8, 0, 10 * CELL, 0, 0);      /* seqs 0..9 */
+	for (i = 1; i <= 3; i++)
+		put_one(q, 8, i, CELL, 0, 0);    /* 10, 11, 12 */
+	OK(shmbus_queue_peek(a, &m, 5 * SEC));
+	CHECK(m.seq == 0 && m.len == 10 * CELL, "a: seq %llu len %zu", (unsigned long long)m.seq, m.len);
+	for (i = 1; i <= 3; i++) {
+		OK(shmbus_queue_get(b, buf, sizeof(buf), &len, NULL, 5 * SEC));
+		CHECK(len == CELL && buf[0] == 8 && buf[1] == i, "b: message %u", i);
+	}
+	for (i = 4; i < 4 + 51; i++)            /* 13..63: the rest of the ring */
+		put_one(q, 8, i, CELL - 8, 0, 0);
+	put_one(q, 8, 99, 1, 0, SHMBUS_EAGAIN);  /* seq 64 is the held cell 0 */
+	put_one(q, 8, 99, 1, SEC / 5, SHMBUS_ETIMEDOUT);
+	msg_fill(8, 0, want, sizeof(want));
+	CHECK(!memcmp(m.data, want, sizeof(want)), "the held message changed under its hold");
+	OK(shmbus_queue_release(a));
+	put_one(q, 8, 99, 1, 0, 0);
+	OK(shmbus_queue_close(b));
+	OK(shmbus_queue_close(a));
+	OK(shmbus_queue_close(q));
+	OK(shmbus_bus_close(bus));
+	OK(shmbus_bus_unlink(name));
+	printf("  a held record of 10 cells stays intact while the ring fills: ok\n");
+}
+
+/* "A dead producer's ... A producer blocked by a group for the liveness
+ * timeout, and shmbus_bus_gc, pass a dead claim at a group's cursor by the
+ * same rule (a DURABLE group with no live member has nobody else to do
+ * it) ... The group's cursor stays where it was; its next member passes
+ * the SKIP at once." The member joins with a liveness timeout of 60 s: it
+ * cannot have passed the claim itself within the 10 s it waits. */
+static void test_dead_claim_durable(int by_gc)
+{
+	const char *name = test_bus_name(by_gc ? "oc-dgc" : "oc-dprod");
+	shmbus_bus_t *bus;
+	shmbus_queue_t *q, *j;
+	shmbus_queue_info_t qi;
+	shmbus_group_info_t g[1];
+	uint32_t reaped = 0, i;
+	uint64_t t;
+	pid_t p;
+	int pfd[2];
+
+	OK(shmbus_bus_create(name, NULL, &bus));
+	q = open_cells(bus, "q", 64, CELL, 0);
+	/* a DURABLE group whose only member waits on it for longer than the
+	 * liveness timeout (so the group's checks were just run: the next
+	 * member, with a liveness timeout of 60 s, does not run them again
+	 * for a minute), then leaves */
+	{
+		shmbus_msg_t m;
+
+		j = open_cells(bus, "q", 64, CELL, 0);
+		OK(shmbus_queue_join(j, "d", SHMBUS_GROUP_DURABLE));
+		EXPECT_CODE(shmbus_queue_peek(j, &m, SEC / 2), SHMBUS_ETIMEDOUT);
+		OK(shmbus_queue_close(j));
+	}
+	/* a producer dies between reserve and commit at the group's cursor */
+	CHECK(pipe(pfd) == 0, "pipe");
+	p = fork();
+	CHECK(p >= 0, "fork");
+	if (p == 0) {
+		shmbus_bus_t *cb;
+		shmbus_queue_t *cq;
+		void *ptr;
+
+		close(pfd[0]);
+		if (shmbus_bus_open(name, NULL, &cb) || shmbus_queue_open(cb, "q", NULL, &cq) ||
+		    shmbus_queue_reserve(cq, 5 * CELL, &ptr, TMO))
+			_exit(1);
+		test_say(pfd[1], 'R');
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	CHECK(test_hear(pfd[0]) == 'R', "the victim failed before its reservation");
+	close(pfd[0]);
+	CHECK(kill(p, SIGKILL) == 0 && waitpid(p, NULL, 0) == p, "kill");
+	/* messages behind the dead claim: 5..8, 9..10, then to the ring's end */
+	put_one(q, 10, 0, 4 * CELL, 0, 0);
+	put_one(q, 10, 1, 2 * CELL, 0, 0);
+	for (i = 2; i < 2 + 53; i++)
+		put_one(q, 10, i, 1, 0, 0);      /* 11..63 */
+	if (by_gc)
+		OK(shmbus_bus_gc(bus, &reaped));
+	else    /* blocked by the group for more than the liveness timeout */
+		put_one(q, 10, 99, 1, 2 * SEC, SHMBUS_ETIMEDOUT);
+	qinfo(q, &qi, g, 1);
+	CHECK(g[0].cursor == 0, "the group's cursor moved to %llu", (unsigned long long)g[0].cursor);
+	OK(shmbus_bus_set_liveness(bus, 60 * SEC));
+	j = open_cells(bus, "q", 64, CELL, 0);
+	OK(shmbus_queue_join(j, "d", 0));
+	t = test_now_ns();
+	peek_expect(j, 10, 0, 4 * CELL, 5);
+	CHECK(test_now_ns() - t < 30 * (uint64_t)SEC, "the member waited %.1f s at the dead claim",
+	      (test_now_ns() - t) / 1e9);
+	peek_expect(j, 10, 1, 2 * CELL, 9);
+	for (i = 2; i < 2 + 53; i++)
+		peek_expect(j, 10, i, 1, 9 + i);
+	OK(shmbus_queue_close(j));
+	OK(shmbus_queue_close(q));
+	OK(shmbus_bus_close(bus));
+	OK(shmbus_bus_unlink(name));
+	printf("  a dead claim at a DURABLE group's cursor with no member, passed by %s: ok "
+	       "(%.3f s)\n", by_gc ? "shmbus_bus_gc" : "a blocked producer", (test_now_ns() - t) / 1e9);
+}
+
+/* A detached group: "A producer blocked by a detached group raises its
+ * floor ... to the first record start at or past that ... A member that
+ * rejoins gets SHMBUS_ELAPPED once, then whole records." */
+static void test_detached(void)
+{
+	const char *name = test_bus_name("oc-det");
+	shmbus_bus_t *bus;
+	shmbus_queue_t *q, *j;
+	shmbus_msg_t m;
+	unsigned char want[1 << 12];
+	uint32_t i, n = 0, last = 0, got = 0;
+	pid_t p;
+	int status, r;
+
+	OK(shmbus_bus_create(name, NULL, &bus));
+	q = open_cells(bus, "q", 64, CELL, 0);
+	p = fork();
+	CHECK(p >= 0, "fork");
+	if (p == 0) {   /* a broadcast group whose member leaves */
+		shmbus_bus_t *cb;
+		shmbus_queue_t *cq;
+
+		if (shmbus_bus_open(name, NULL, &cb) || shmbus_queue_open(cb, "q", NULL, &cq) ||
+		    shmbus_queue_join(cq, "gone", 0))
+			_exit(1);
+		shmbus_queue_close(cq);
+		shmbus_bus_close(cb);
+		_exit(0);
+	}
+	CHECK(waitpid(p, &status, 0) == p && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "member child failed");
+	/* records of 1 to 9 cells, 6 laps: the group stops gating after the
+	 * liveness timeout (each put may wait 30 s, far more than needed) */
+	for (n = 0; n < 120; n++) {
+		size_t len = (size_t)(mix64(n + 77) % (9 * CELL)) + 1;
+
+		put_one(q, 11, n, len, 30 * SEC, 0);
+	}
+	j = open_cells(bus, "q", 64, CELL, 0);
+	OK(shmbus_queue_join(j, "gone", 0));
+	r = shmbus_queue_peek(j, &m, 5 * SEC);
+	CHECK(r == SHMBUS_ELAPPED, "the rejoined member's first peek: %s, expected SHMBUS_ELAPPED",
+	      shmbus_errname(r));
+	for (;;) {
+		r = shmbus_queue_peek(j, &m, 0);
+		if (r == SHMBUS_EAGAIN)
+			break;
+		CHECK(r == 0, "after ELAPPED: %s (%s)", shmbus_errname(r), shmbus_last_error());
+		CHECK(m.len >= 5 && ((const unsigned char *)m.data)[0] == 11, "not a whole record: "
+		      "len %zu at seq %llu", m.len, (unsigned long long)m.seq);
+		memcpy(&i, (const unsigned char *)m.data + 1, 4);
+		CHECK(i < n && (got == 0 || i == last + 1), "message %u after %u", i, last);
+		CHECK(m.len == (size_t)(mix64(i + 77) % (9 * CELL)) + 1, "message %u: len %zu", i, m.len);
+		msg_fill(11, i, want, m.len);
+		CHECK(!memcmp(m.data, want, m.len), "message %u: bytes differ", i);
+		last = i;
+		got++;
+		OK(shmbus_queue_release(j));
+	}
+	CHECK(got > 0 && last == n - 1, "after ELAPPED: %u messages, the last %u of %u", got, last, n);
+	OK(shmbus_queue_close(j));
+	OK(shmbus_queue_close(q));
+	OK(shmbus_bus_close(bus));
+	OK(shmbus_bus_unlink(name));
+	printf("  a detached group: ELAPPED once, then %u whole records up to the last: ok\n", got);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1031,6 +1365,12 @@ int main(void)
 	test_options();
 	test_one_process();
 	test_earliest();
+	test_earliest_at_claim();
+	test_small_cells();
+	test_hold_protects();
+	test_dead_claim_durable(1);
+	test_dead_claim_durable(0);
+	test_detached();
 	test_shut();
 	run_procs(0);
 	run_procs(1);
