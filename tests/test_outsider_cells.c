@@ -1188,7 +1188,7 @@ static void wait_exit(pid_t pid, const char *what, uint64_t deadline)
 static void run_procs(int with_victim)
 {
 	const char *name = test_bus_name(with_victim ? "oc-kill" : "oc-mp");
-	uint32_t n = (uint32_t)(1500 * test_scale());
+	uint32_t n = (uint32_t)(6000 * test_scale());
 	shmbus_bus_t *bus;
 	shmbus_queue_t *q;
 	shmbus_queue_info_t qi;
