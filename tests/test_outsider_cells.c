@@ -47,7 +47,7 @@ static uint64_t cells_of(size_t len, uint64_t cell)
 enum { NPROD = 3, VICTIM = 3, NVICTIM = 7 };
 /* the victim producer's committed messages, then its dead reservation */
 static const size_t victim_lens[NVICTIM] = {5, 100, 1000, 64, 65, 3000, 7};
-#define VICTIM_RESERVE 300      /* 5 cells of 64 */
+#define VICTIM_RESERVE 300      /* 5 cells of 64 B, 38 of 8 */
 
 /* The length of message i of producer p (n messages, max_msg at most):
  * 0..16, 17..64, 65..512, 513..4096 bytes and, now and then, up to
@@ -176,6 +176,22 @@ static void test_options(void)
 	o.cell_bytes = CELL;
 	o.max_msg = 64 * CELL + 1;
 	EXPECT_CODE(shmbus_queue_open(bus, "bad", &o, &q), SHMBUS_EINVAL);
+
+	/* at most 1 GiB: 1 GiB itself is valid (too big for this bus) */
+	o.max_msg = 0;
+	o.slots = 2;
+	o.cell_bytes = 1ull << 30;
+	EXPECT_CODE(shmbus_queue_open(bus, "bad", &o, &q), SHMBUS_ENOSPC);
+	/* the ring is the rounded slots: 100 -> 128 cells, max_msg up to 128 x 64 */
+	o.slots = 100;
+	o.cell_bytes = CELL;
+	o.max_msg = 128 * CELL;
+	OK(shmbus_queue_open(bus, "r", &o, &q));
+	qinfo(q, &qi, NULL, 0);
+	CHECK(qi.slots == 128 && qi.max_msg == 128 * CELL, "100 slots: %u, max_msg %llu", qi.slots,
+	      (unsigned long long)qi.max_msg);
+	OK(shmbus_queue_close(q));
+	o.slots = 64;
 
 	/* 0 means the whole ring */
 	q = open_cells(bus, "c", 64, CELL, 0);
@@ -920,7 +936,8 @@ static void test_shut(void)
 /*    group of two                                                      */
 /* ------------------------------------------------------------------ */
 
-enum { NCONS = 4, RING = 256 };
+enum { NCONS = 4 };
+#define RING_BYTES 16384u     /* the multi-process rings: 256 cells of 64 B, 2048 of 8 B */
 enum { C_GET, C_PEEK };
 
 struct logent {
@@ -936,6 +953,7 @@ struct shared {
 	uint32_t n;             /* messages per producer */
 	uint32_t nvictim;       /* committed messages of the victim */
 	size_t max_msg;
+	uint64_t cell;           /* bytes per cell of this run */
 	uint64_t count[NCONS];
 	uint64_t t_first_other[NCONS];  /* first message of producers 0..2 */
 	uint64_t seq_first_other[NCONS];
@@ -958,7 +976,7 @@ static shmbus_queue_t *child_queue(const char *busname, shmbus_bus_t **bus)
 		CFAIL("child %d: bus_open: %s", (int)getpid(), shmbus_last_error());
 	shmbus_queue_opts_init(&o);
 	o.create = 0;
-	o.cell_bytes = CELL;
+	o.cell_bytes = sh->cell;
 	if ((r = shmbus_queue_open(*bus, "q", &o, &q)) != 0)
 		CFAIL("child %d: queue_open: %s", (int)getpid(), shmbus_last_error());
 	return q;
@@ -1185,9 +1203,10 @@ static void wait_exit(pid_t pid, const char *what, uint64_t deadline)
 	      what, (int)pid, status, atomic_load(&sh->failed) ? sh->why : "no reason recorded");
 }
 
-static void run_procs(int with_victim)
+static void run_procs(int with_victim, uint64_t cell)
 {
 	const char *name = test_bus_name(with_victim ? "oc-kill" : "oc-mp");
+	uint32_t ring = (uint32_t)(RING_BYTES / cell);
 	uint32_t n = (uint32_t)(6000 * test_scale());
 	shmbus_bus_t *bus;
 	shmbus_queue_t *q;
@@ -1212,11 +1231,12 @@ static void run_procs(int with_victim)
 	sh->n = n;
 	sh->nvictim = with_victim ? NVICTIM : 0;
 	sh->maxlog = maxlog;
+	sh->cell = cell;
 
 	OK(shmbus_bus_create(name, NULL, &bus));
-	q = open_cells(bus, "q", RING, CELL, 0);
+	q = open_cells(bus, "q", ring, cell, 0);
 	qinfo(q, &qi, NULL, 0);
-	CHECK(qi.max_msg == RING * CELL, "max_msg %llu", (unsigned long long)qi.max_msg);
+	CHECK(qi.max_msg == RING_BYTES && qi.slots == ring && qi.cell_bytes == cell, "max_msg %llu", (unsigned long long)qi.max_msg);
 	sh->max_msg = (size_t)qi.max_msg;
 
 	cons[0] = spawn(run_consumer, name, 0, C_GET);
@@ -1248,11 +1268,11 @@ static void run_procs(int with_victim)
 		CHECK(waitpid(vic, NULL, 0) == vic, "waitpid victim");
 		t_kill = test_now_ns();
 		for (k = 0; k < NVICTIM; k++)
-			end_victim += cells_of(victim_lens[k], CELL);
+			end_victim += cells_of(victim_lens[k], cell);
 		qinfo(q, &qi, NULL, 0);
-		CHECK(qi.head == end_victim + cells_of(VICTIM_RESERVE, CELL),
+		CHECK(qi.head == end_victim + cells_of(VICTIM_RESERVE, cell),
 		      "head %llu after the victim, expected %llu", (unsigned long long)qi.head,
-		      (unsigned long long)(end_victim + cells_of(VICTIM_RESERVE, CELL)));
+		      (unsigned long long)(end_victim + cells_of(VICTIM_RESERVE, cell)));
 	}
 	for (i = 0; i < NPROD; i++)
 		prod[i] = spawn(run_producer, name, i, 0);
@@ -1306,7 +1326,7 @@ static void run_procs(int with_victim)
 	      (unsigned long long)sh->count[2], (unsigned long long)sh->count[3]);
 
 	qinfo(q, &qi, g, 4);
-	CHECK(qi.shut && qi.groups == 3 && qi.depth == 0 && qi.cell_bytes == CELL,
+	CHECK(qi.shut && qi.groups == 3 && qi.depth == 0 && qi.cell_bytes == cell,
 	      "info at the end: shut %d groups %u depth %llu", qi.shut, qi.groups,
 	      (unsigned long long)qi.depth);
 	for (i = 0; i < 3; i++)
@@ -1322,13 +1342,13 @@ static void run_procs(int with_victim)
 		 * asserted at 5 s for a loaded 2-CPU machine) */
 		for (i = 0; i < NCONS; i++)
 			if (sh->t_first_other[i] && i != 0)
-				CHECK(sh->seq_first_other[i] >= end_victim + cells_of(VICTIM_RESERVE, CELL),
+				CHECK(sh->seq_first_other[i] >= end_victim + cells_of(VICTIM_RESERVE, cell),
 				      "consumer %d: first message after the dead claim at seq %llu",
 				      i, (unsigned long long)sh->seq_first_other[i]);
-		CHECK(sh->seq_first_other[1] == end_victim + cells_of(VICTIM_RESERVE, CELL),
+		CHECK(sh->seq_first_other[1] == end_victim + cells_of(VICTIM_RESERVE, cell),
 		      "b2: first message after the dead claim at seq %llu, expected %llu",
 		      (unsigned long long)sh->seq_first_other[1],
-		      (unsigned long long)(end_victim + cells_of(VICTIM_RESERVE, CELL)));
+		      (unsigned long long)(end_victim + cells_of(VICTIM_RESERVE, cell)));
 		wmin = UINT64_MAX;
 		for (i = 2; i < NCONS; i++)
 			if (sh->t_first_other[i] && sh->t_first_other[i] < wmin)
@@ -1344,15 +1364,17 @@ static void run_procs(int with_victim)
 					worst = d[i];
 			}
 		}
-		printf("  producer killed between reserve and commit: every group passed its 5 cells "
-		       "(at most %.3f s after the kill)\n", worst / 1e9);
+		printf("  producer killed between reserve and commit: every group passed its %llu cells "
+		       "(at most %.3f s after the kill)\n",
+		       (unsigned long long)cells_of(VICTIM_RESERVE, cell), worst / 1e9);
 	}
 	OK(shmbus_queue_close(q));
 	OK(shmbus_bus_close(bus));
 	OK(shmbus_bus_unlink(name));
-	printf("  %d producer processes%s x groups b1, b2 and w (2 members): %llu messages of 0..%zu "
-	       "bytes, exactly once per group, in order, intact (%.2f s)\n", NPROD,
-	       with_victim ? " + a killed one" : "", (unsigned long long)total, sh->max_msg,
+	printf("  %d producer processes%s x groups b1, b2 and w (2 members), %u cells of %llu B: "
+	       "%llu messages of 0..%zu bytes, exactly once per group, in order, intact (%.2f s)\n",
+	       NPROD, with_victim ? " + a killed one" : "", ring, (unsigned long long)cell,
+	       (unsigned long long)total, sh->max_msg,
 	       (test_now_ns() - t0) / 1e9);
 	munmap(sh, shsize);
 	sh = NULL;
@@ -1372,8 +1394,10 @@ int main(void)
 	test_dead_claim_durable(0);
 	test_detached();
 	test_shut();
-	run_procs(0);
-	run_procs(1);
+	run_procs(0, 64);
+	run_procs(1, 64);
+	run_procs(0, 8);
+	run_procs(1, 8);
 	printf("test_outsider_cells: all passed\n");
 	return 0;
 }
