@@ -856,6 +856,126 @@ static void test_detached(void)
 	printf("  a detached group: ELAPPED once, then %u whole records up to the last: ok\n", got);
 }
 
+/* get_many with a buffer too small for the second message: "only when no
+ * message was taken (after one, the call returns 0 and the next call
+ * reports the error)", and the message "stays queued for a larger buffer" */
+static void test_small_buffers(void)
+{
+	const char *name = test_bus_name("oc-small");
+	shmbus_bus_t *bus;
+	shmbus_queue_t *q, *c;
+	unsigned char b0[64], b1[64], big[1024], want[1024];
+	void *bufs[2] = {b0, b1};
+	size_t caps[2] = {sizeof(b0), sizeof(b1)}, lens[2] = {0, 0}, got = 0, len;
+
+	OK(shmbus_bus_create(name, NULL, &bus));
+	q = open_cells(bus, "q", 64, CELL, 0);
+	c = open_cells(bus, "q", 64, CELL, 0);
+	OK(shmbus_queue_join(c, "g", 0));
+	put_one(q, 12, 0, 10, 0, 0);
+	put_one(q, 12, 1, 500, 0, 0);
+	put_one(q, 12, 2, 20, 0, 0);
+	OK(shmbus_queue_get_many(c, bufs, caps, lens, NULL, 2, 5 * SEC, &got));
+	msg_fill(12, 0, want, 10);
+	CHECK(got == 1 && lens[0] == 10 && !memcmp(b0, want, 10), "get_many: got %zu", got);
+	EXPECT_CODE(shmbus_queue_get_many(c, bufs, caps, lens, NULL, 2, 5 * SEC, &got), SHMBUS_ETOOBIG);
+	CHECK(got == 0, "get_many ETOOBIG: got %zu", got);
+	OK(shmbus_queue_get(c, big, sizeof(big), &len, NULL, 5 * SEC));
+	msg_fill(12, 1, want, 500);
+	CHECK(len == 500 && !memcmp(big, want, 500), "after ETOOBIG: len %zu", len);
+	peek_expect(c, 12, 2, 20, 1 + 8);
+	OK(shmbus_queue_close(c));
+	OK(shmbus_queue_close(q));
+	OK(shmbus_bus_close(bus));
+	OK(shmbus_bus_unlink(name));
+	printf("  get_many with a small buffer: what fits, then ETOOBIG, the message kept: ok\n");
+}
+
+/* A work member that closes, or is killed, while it holds a record of
+ * several cells (peek): "it is delivered again, flagged", whole. */
+static void test_redelivery(void)
+{
+	const char *name = test_bus_name("oc-redeliver");
+	shmbus_bus_t *bus;
+	shmbus_queue_t *q, *a, *b;
+	shmbus_msg_t m;
+	unsigned char want[20 * CELL];
+	int pfd[2];
+	pid_t p;
+
+	OK(shmbus_bus_create(name, NULL, &bus));
+	q = open_cells(bus, "q", 64, CELL, 0);
+	b = open_cells(bus, "q", 64, CELL, 0);
+	OK(shmbus_queue_join(b, "w", 0));
+	put_one(q, 13, 0, 20 * CELL - 3, 0, 0); /* seqs 0..19 */
+	put_one(q, 13, 1, 7 * CELL, 0, 0);      /* 20..26 */
+	put_one(q, 13, 2, 3, 0, 0);             /* 27 */
+
+	/* closed while holding */
+	a = open_cells(bus, "q", 64, CELL, 0);
+	OK(shmbus_queue_join(a, "w", 0));
+	OK(shmbus_queue_peek(a, &m, 5 * SEC));
+	CHECK(m.seq == 0, "a: seq %llu", (unsigned long long)m.seq);
+	OK(shmbus_queue_close(a));
+	OK(shmbus_queue_peek(b, &m, 5 * SEC));
+	msg_fill(13, 0, want, 20 * CELL - 3);
+	CHECK(m.seq == 0 && m.len == 20 * CELL - 3 && (m.flags & SHMBUS_MSG_REDELIVERED) &&
+	      !memcmp(m.data, want, m.len), "after a close while holding: seq %llu len %zu flags 0x%x",
+	      (unsigned long long)m.seq, m.len, m.flags);
+	OK(shmbus_queue_release(b));
+
+	/* killed while holding */
+	CHECK(pipe(pfd) == 0, "pipe");
+	p = fork();
+	CHECK(p >= 0, "fork");
+	if (p == 0) {
+		shmbus_bus_t *cb;
+		shmbus_queue_t *cq;
+		shmbus_msg_t cm;
+
+		close(pfd[0]);
+		if (shmbus_bus_open(name, NULL, &cb) || shmbus_queue_open(cb, "q", NULL, &cq) ||
+		    shmbus_queue_join(cq, "w", 0) || shmbus_queue_peek(cq, &cm, TMO) || cm.seq != 20)
+			_exit(1);
+		test_say(pfd[1], 'P');
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	CHECK(test_hear(pfd[0]) == 'P', "the member child failed before its peek");
+	close(pfd[0]);
+	CHECK(kill(p, SIGKILL) == 0 && waitpid(p, NULL, 0) == p, "kill");
+	/* the next message comes first or after; the held one comes flagged
+	 * (within a liveness timeout: 30 s allowed) */
+	{
+		int seen20 = 0, seen27 = 0, k;
+
+		for (k = 0; k < 2; k++) {
+			OK(shmbus_queue_peek(b, &m, 30 * SEC));
+			if (m.seq == 20) {
+				msg_fill(13, 1, want, 7 * CELL);
+				CHECK(m.len == 7 * CELL && (m.flags & SHMBUS_MSG_REDELIVERED) &&
+				      !memcmp(m.data, want, m.len), "redelivered after a kill: len %zu "
+				      "flags 0x%x", m.len, m.flags);
+				seen20 = 1;
+			} else {
+				CHECK(m.seq == 27 && m.len == 3 && !(m.flags & SHMBUS_MSG_REDELIVERED),
+				      "seq %llu len %zu flags 0x%x", (unsigned long long)m.seq, m.len, m.flags);
+				seen27 = 1;
+			}
+			OK(shmbus_queue_release(b));
+		}
+		CHECK(seen20 && seen27, "seen 20: %d, 27: %d", seen20, seen27);
+		EXPECT_CODE(shmbus_queue_peek(b, &m, 0), SHMBUS_EAGAIN);
+	}
+	OK(shmbus_queue_close(b));
+	OK(shmbus_queue_close(q));
+	OK(shmbus_bus_close(bus));
+	OK(shmbus_bus_unlink(name));
+	printf("  a work member closed or killed holding a record of cells: redelivered whole, "
+	       "flagged: ok\n");
+}
+
 /* ------------------------------------------------------------------ */
 /* 4. end of stream                                                     */
 /* ------------------------------------------------------------------ */
@@ -1393,6 +1513,8 @@ int main(void)
 	test_dead_claim_durable(1);
 	test_dead_claim_durable(0);
 	test_detached();
+	test_small_buffers();
+	test_redelivery();
 	test_shut();
 	run_procs(0, 64);
 	run_procs(1, 64);
