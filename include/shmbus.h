@@ -545,7 +545,8 @@ typedef struct shmbus_queue_opts {
 	 * else halved (to 16 at least) until it takes at most half of what is
 	 * free; shmbus_channel_info's capacity tells what it got. */
 	uint32_t slots;
-	uint64_t max_msg;        /* largest message in bytes; 0 means 4096 */
+	uint64_t max_msg;        /* largest message in bytes; 0 means 4096
+	                            (with cell_bytes: the whole ring) */
 	uint32_t max_groups;     /* consumer groups; 0 means 16 */
 	uint32_t max_members;    /* members over all groups; 0 means 64 */
 	uint32_t max_producers;  /* producer records; 0 means 64 */
@@ -572,7 +573,7 @@ void shmbus_queue_opts_init(shmbus_queue_opts_t *opts);
  * slots, max_msg, max_groups, max_members, max_producers and cell_bytes
  * that opts sets (non-zero) must match it.
  * Errors: SHMBUS_EINVAL (NULL, bad name or options: size_of, slots,
- * max_msg, wait policy), SHMBUS_ENOENT (missing and create == 0),
+ * max_msg, cell_bytes, wait policy), SHMBUS_ENOENT (missing and create == 0),
  * SHMBUS_ETYPE (another kind, or a limit that does not match),
  * SHMBUS_ENOSPC (directory
  * or heap full), SHMBUS_ETIMEDOUT (the directory lock held past 2 s),

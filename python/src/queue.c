@@ -734,7 +734,7 @@ static PyMethodDef queue_methods[] = {
 	{"put", (PyCFunction)(void (*)(void))queue_put, METH_FASTCALL | METH_KEYWORDS,
 	 "put(data, timeout=None)\n\nAppend one message (any bytes-like object of up to max_msg "
 	 "bytes).\nWaits for room while the slowest group is a ring behind; Timeout after\n"
-	 "`timeout` seconds (0: never wait). Closed after close(); TooBig if too long."},
+	 "`timeout` seconds (0: never wait). Closed after shut(); TooBig if too long."},
 	{"wait_groups", (PyCFunction)(void (*)(void))queue_wait_groups, METH_VARARGS | METH_KEYWORDS,
 	 "wait_groups(n=1, timeout=None)\n\nWait until at least n consumer groups receive this "
 	 "queue's messages\n(joined, not detached); every message put afterwards reaches each of "
