@@ -651,10 +651,12 @@ static PyObject *queue_info(PyObject *self, PyObject *unused)
 	}
 	if (!groups)
 		return NULL;
-	return Py_BuildValue("{s:I,s:K,s:K,s:K,s:K,s:I,s:O,s:N}", "slots", i.slots, "cell_bytes",
+	/* "shut" as in C and the CLI's JSON; "closed" is its first name. */
+	return Py_BuildValue("{s:I,s:K,s:K,s:K,s:K,s:I,s:O,s:O,s:N}", "slots", i.slots, "cell_bytes",
 	                     (unsigned long long)i.cell_bytes, "max_msg",
 	                     (unsigned long long)i.max_msg, "head", (unsigned long long)i.head,
 	                     "depth", (unsigned long long)i.depth, "producers", i.producers,
+	                     "shut", i.shut ? Py_True : Py_False,
 	                     "closed", i.shut ? Py_True : Py_False, "groups", groups);
 }
 
@@ -777,7 +779,8 @@ static PyMethodDef queue_methods[] = {
 	 "detach(): release this handle (the queue and its groups stay). Leaving a\n"
 	 "`with bus.queue(...) as q:` block does this."},
 	{"info", queue_info, METH_NOARGS,
-	 "info() -> dict: slots, cell_bytes, max_msg, head, depth, producers, closed, groups\n"
+	 "info() -> dict: slots, cell_bytes, max_msg, head, depth, producers, shut (also\n"
+	 "under its first name, closed), groups\n"
 	 "(with cells, head, depth and each group's cursor and lag count cells)."},
 	{"set_wait", (PyCFunction)(void (*)(void))queue_set_wait, METH_VARARGS | METH_KEYWORDS,
 	 "set_wait(policy, spin=None): 'spin_park' (default), 'spin' or 'park'."},

@@ -105,8 +105,11 @@ def test_shut_ends_iteration_and_refuses_puts(bus):
     for i in range(3):
         q.put(b"%d" % i)
     assert not q.closed
+    assert not q.info()["shut"] and not q.info()["closed"]
     q.shut()
     assert q.is_shut and q.closed
+    # info() names it as C and `shmbus info --json` do, and by its first name
+    assert q.info()["shut"] is True and q.info()["closed"] is True
     with pytest.raises(shmbus.Closed):
         q.put(b"late")
     assert list(q) == [b"0", b"1", b"2"]
