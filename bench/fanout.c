@@ -93,6 +93,10 @@ enum { SYS_SHMBUS, SYS_ICEORYX, NSYS };
 static const char *const sys_name[NSYS] = { "shmbus", "iceoryx" };
 
 /* Shared by the parent and the children of one run (MAP_SHARED). */
+/* Every atomic here is seq_cst (the C default): each is a counter or flag
+ * set once per run by one side and read by the other, and seq_cst makes
+ * what was written before it visible with it. Pairings are named at each
+ * use. */
 struct ctl {
 	_Atomic uint32_t ready;         /* children at the start barrier */
 	_Atomic uint32_t go;            /* futex word: 1 = start */
@@ -151,7 +155,9 @@ static void fail(const char *fmt, ...)
 {
 	va_list ap;
 	uint32_t zero = 0;
-	/* Only the first failure writes its text. */
+	/* Only the first failure writes its text: the CAS from 0 elects one
+	 * writer; the parent reads err after every child has exited (waitpid
+	 * orders it), never while it may be written. */
 	if (atomic_compare_exchange_strong(&ctl->failed, &zero, 1)) {
 		va_start(ap, fmt);
 		vsnprintf(ctl->err, sizeof ctl->err, fmt, ap);
@@ -170,6 +176,9 @@ static void sbfail(const char *what, int rc)
  * saw everyone in, sets it. */
 static void start_barrier(void)
 {
+	/* ready counts us in (read by the parent's loop, which then stores
+	 * t_start and go); the load of go pairs with that store, so t_start
+	 * is set once go is seen. */
 	atomic_fetch_add(&ctl->ready, 1);
 	while (!atomic_load(&ctl->go)) {
 		struct timespec ts = { .tv_sec = 1 };
@@ -181,6 +190,9 @@ static void start_barrier(void)
 
 static void consumer_done(int i, uint64_t got)
 {
+	/* t_end only rises (a CAS max); got[i] is stored before done counts
+	 * this consumer in, and the parent reads them after its load of done
+	 * reaches the number of consumers (pairs with this fetch_add). */
 	uint64_t t = now_ns(), prev = atomic_load(&ctl->t_end);
 	while (t > prev && !atomic_compare_exchange_weak(&ctl->t_end, &prev, t))
 		;
@@ -687,6 +699,8 @@ static int run_once(int sys, int groups, int idx, unsigned timeout_s, struct fig
 		if (!t_go && !stopping && atomic_load(&ctl->ready) == (uint32_t)total) {
 			ctl->t_start = now_ns();
 			t_go = ctl->t_start;
+			/* publishes t_start with go; pairs with the children's
+			 * load of go in start_barrier() */
 			atomic_store(&ctl->go, 1);
 			syscall(SYS_futex, &ctl->go, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 		}

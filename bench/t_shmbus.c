@@ -369,50 +369,29 @@ static void sb_teardown(struct tctx *ctx)
 	ctx->shared = NULL;
 }
 
-const struct transport t_shmbus = {
-	.name = "shmbus",
-	.what = "shmbus queue channels, spin-then-park (default policy)",
-	.setup = q_setup,
-	.open = sb_open,
-	.send = q_send,
-	.recv = q_recv,
-	.send_reserve = q_reserve,
-	.send_commit = q_commit,
-	.recv_peek = q_peek,
-	.recv_release = q_release,
-	.close = sb_close,
-	.teardown = sb_teardown,
-};
+/* The queue transports differ only in name and setup (the variant). */
+#define QUEUE_TRANSPORT(var, nm, desc, setup_fn) \
+	const struct transport var = { \
+		.name = nm, \
+		.what = desc, \
+		.setup = setup_fn, \
+		.open = sb_open, \
+		.send = q_send, \
+		.recv = q_recv, \
+		.send_reserve = q_reserve, \
+		.send_commit = q_commit, \
+		.recv_peek = q_peek, \
+		.recv_release = q_release, \
+		.close = sb_close, \
+		.teardown = sb_teardown, \
+	}
 
-const struct transport t_shmbus_spin = {
-	.name = "shmbus-spin",
-	.what = "shmbus queue channels, busy-spin policy (never parks)",
-	.setup = qs_setup,
-	.open = sb_open,
-	.send = q_send,
-	.recv = q_recv,
-	.send_reserve = q_reserve,
-	.send_commit = q_commit,
-	.recv_peek = q_peek,
-	.recv_release = q_release,
-	.close = sb_close,
-	.teardown = sb_teardown,
-};
-
-const struct transport t_shmbus_cells = {
-	.name = "shmbus-cells",
-	.what = "shmbus queues of 64-byte cells (a message takes the cells its length needs)",
-	.setup = qc_setup,
-	.open = sb_open,
-	.send = q_send,
-	.recv = q_recv,
-	.send_reserve = q_reserve,
-	.send_commit = q_commit,
-	.recv_peek = q_peek,
-	.recv_release = q_release,
-	.close = sb_close,
-	.teardown = sb_teardown,
-};
+QUEUE_TRANSPORT(t_shmbus, "shmbus", "shmbus queue channels, spin-then-park (default policy)",
+		q_setup);
+QUEUE_TRANSPORT(t_shmbus_spin, "shmbus-spin", "shmbus queue channels, busy-spin policy (never parks)",
+		qs_setup);
+QUEUE_TRANSPORT(t_shmbus_cells, "shmbus-cells",
+		"shmbus queues of 64-byte cells (a message takes the cells its length needs)", qc_setup);
 
 const struct transport t_shmbus_state = {
 	.name = "shmbus-state",
